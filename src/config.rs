@@ -1,0 +1,515 @@
+//! `driftless.toml`: parsed, validated and resolved into plain values.
+//!
+//! Every error names the file, the line and the key, because a deploy tool that
+//! guesses at a broken config is how the wrong thing reaches production.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobMatcher};
+use serde::Deserialize;
+use toml::Spanned;
+
+pub const FILE_NAME: &str = "driftless.toml";
+pub const DEFAULT_STATE_PREFIX: &str = ".driftless/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "no {FILE_NAME} in {dir} or any parent directory\n  → create one with: driftless init"
+    )]
+    NotFound { dir: String },
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{col}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        col: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Semantic { path: String, message: String },
+    #[error("unknown environment {name:?}; {FILE_NAME} defines: {known}")]
+    UnknownEnv { name: String, known: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    site: Spanned<String>,
+    #[serde(default)]
+    env: BTreeMap<String, Spanned<RawEnv>>,
+    #[serde(default)]
+    rules: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    features: Vec<Spanned<Feature>>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    ignore: Vec<String>,
+    /// Edge behaviour (headers, rewrites) for the preview server and CDN; validated
+    /// as a table now, interpreted by `serve`/`verify`.
+    #[serde(default)]
+    edge: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnv {
+    store: Spanned<String>,
+    #[serde(default)]
+    promote_from: Option<Spanned<String>>,
+    #[serde(default)]
+    state_prefix: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    endpoint: Option<String>,
+    #[serde(default)]
+    profile: Option<String>,
+    #[serde(default)]
+    account: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    cdn: Option<toml::Table>,
+    #[serde(default)]
+    limits: Option<Limits>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(rename = "match")]
+    pattern: String,
+    #[serde(default)]
+    cache_control: Option<String>,
+    #[serde(default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    content_encoding: Option<String>,
+}
+
+/// A feature that must never silently disappear from the site.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feature {
+    pub name: String,
+    pub file: String,
+    pub contains: String,
+}
+
+/// Guard thresholds for deletes.
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Refuse a deploy deleting more than this many files.
+    #[serde(default = "default_max_deletes")]
+    pub max_deletes: usize,
+    /// Refuse a deploy deleting more than this share (0–1) of the live files.
+    #[serde(default = "default_max_delete_share")]
+    pub max_delete_share: f64,
+}
+
+fn default_max_deletes() -> usize {
+    256
+}
+fn default_max_delete_share() -> f64 {
+    0.5
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_deletes: default_max_deletes(),
+            max_delete_share: default_max_delete_share(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// A local directory (absolute).
+    File(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "file://{}", p.display()),
+            Self::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvConfig {
+    pub name: String,
+    pub store: StoreUrl,
+    pub promote_from: Option<String>,
+    pub state_prefix: String,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub profile: Option<String>,
+    pub account: Option<String>,
+    pub url: Option<String>,
+    pub limits: Limits,
+}
+
+/// Header rule: the first whose glob matches a key sets its headers.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub pattern: String,
+    matcher: GlobMatcher,
+    pub cache_control: Option<String>,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+}
+
+impl Rule {
+    pub fn matches(&self, key: &str) -> bool {
+        self.matcher.is_match(key)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    /// The directory holding `driftless.toml`; relative paths are resolved against it.
+    pub dir: PathBuf,
+    pub site: PathBuf,
+    pub envs: BTreeMap<String, EnvConfig>,
+    pub rules: Vec<Rule>,
+    pub features: Vec<Feature>,
+    pub ignore: Vec<String>,
+    pub edge: Option<toml::Table>,
+}
+
+impl Config {
+    /// Find `driftless.toml` in `start` or its parents.
+    pub fn discover(start: &Path) -> Result<PathBuf, ConfigError> {
+        start
+            .ancestors()
+            .map(|d| d.join(FILE_NAME))
+            .find(|p| p.is_file())
+            .ok_or_else(|| ConfigError::NotFound {
+                dir: start.display().to_string(),
+            })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        Self::parse(&text, path, &dir)
+    }
+
+    pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let at = |span: Option<Range<usize>>, message: String| {
+            let (line, col) = line_col(text, span.map_or(0, |s| s.start));
+            ConfigError::Invalid {
+                path: shown.clone(),
+                line,
+                col,
+                message,
+            }
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().to_owned();
+            at(e.span(), message)
+        })?;
+
+        if raw.site.get_ref().trim().is_empty() {
+            return Err(at(Some(raw.site.span()), "site: must name the build directory".into()));
+        }
+        let site = dir.join(raw.site.get_ref());
+
+        let mut envs = BTreeMap::new();
+        for (name, env) in &raw.env {
+            let span = env.span();
+            let env = env.get_ref();
+            if !valid_env_name(name) {
+                return Err(at(
+                    Some(span),
+                    format!("env.{name}: environment names use letters, digits, '-' and '_'"),
+                ));
+            }
+            let store = parse_store_url(env.store.get_ref(), dir)
+                .map_err(|m| at(Some(env.store.span()), format!("env.{name}.store: {m}")))?;
+            let state_prefix = match &env.state_prefix {
+                None => DEFAULT_STATE_PREFIX.to_owned(),
+                Some(p) => {
+                    let p = p.trim_matches('/');
+                    if p.is_empty() || crate::store::validate_key(p).is_err() {
+                        return Err(at(
+                            Some(span),
+                            format!("env.{name}.state_prefix: {p:?} is not a relative key prefix"),
+                        ));
+                    }
+                    format!("{p}/")
+                }
+            };
+            envs.insert(
+                name.clone(),
+                EnvConfig {
+                    name: name.clone(),
+                    store,
+                    promote_from: env.promote_from.as_ref().map(|p| p.get_ref().clone()),
+                    state_prefix,
+                    region: env.region.clone(),
+                    endpoint: env.endpoint.clone(),
+                    profile: env.profile.clone(),
+                    account: env.account.clone(),
+                    url: env.url.clone(),
+                    limits: env.limits.unwrap_or(raw.limits),
+                },
+            );
+        }
+        for (name, env) in &raw.env {
+            if let Some(from) = &env.get_ref().promote_from {
+                let f = from.get_ref();
+                if f == name || !raw.env.contains_key(f) {
+                    return Err(at(
+                        Some(from.span()),
+                        format!(
+                            "env.{name}.promote_from: {f:?} is not another environment (known: {})",
+                            raw.env.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+
+        let mut rules = Vec::new();
+        for (i, rule) in raw.rules.iter().enumerate() {
+            let span = rule.span();
+            let r = rule.get_ref();
+            let glob = Glob::new(&r.pattern).map_err(|e| {
+                at(Some(span.clone()), format!("rules[{i}].match: {e}"))
+            })?;
+            rules.push(Rule {
+                pattern: r.pattern.clone(),
+                matcher: glob.compile_matcher(),
+                cache_control: r.cache_control.clone(),
+                content_type: r.content_type.clone(),
+                content_encoding: r.content_encoding.clone(),
+            });
+        }
+
+        let mut features = Vec::new();
+        for (i, f) in raw.features.iter().enumerate() {
+            let feature = f.get_ref();
+            if crate::store::validate_key(&feature.file).is_err() || feature.contains.is_empty() {
+                return Err(at(
+                    Some(f.span()),
+                    format!(
+                        "features[{i}] ({}): `file` must be a path inside the site and `contains` non-empty",
+                        feature.name
+                    ),
+                ));
+            }
+            features.push(feature.clone());
+        }
+        for pattern in &raw.ignore {
+            Glob::new(pattern).map_err(|e| ConfigError::Semantic {
+                path: shown.clone(),
+                message: format!("ignore: {pattern:?}: {e}"),
+            })?;
+        }
+
+        Ok(Self {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+            site,
+            envs,
+            rules,
+            features,
+            ignore: raw.ignore,
+            edge: raw.edge,
+        })
+    }
+
+    pub fn env(&self, name: &str) -> Result<&EnvConfig, ConfigError> {
+        self.envs.get(name).ok_or_else(|| ConfigError::UnknownEnv {
+            name: name.to_owned(),
+            known: if self.envs.is_empty() {
+                "(none; add an [env.NAME] table)".to_owned()
+            } else {
+                self.envs.keys().cloned().collect::<Vec<_>>().join(", ")
+            },
+        })
+    }
+
+    /// Where this working copy keeps its own (never shared) state.
+    pub fn workdir_state(&self) -> PathBuf {
+        self.dir.join(".driftless")
+    }
+}
+
+fn valid_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    (line, col)
+}
+
+/// `file://relative/dir`, `file:///absolute/dir`, or `s3://bucket[/prefix]`.
+pub fn parse_store_url(url: &str, base: &Path) -> Result<StoreUrl, String> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        if rest.is_empty() {
+            return Err("file:// needs a directory, e.g. file://.driftless/local".into());
+        }
+        let p = Path::new(rest);
+        return Ok(StoreUrl::File(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }));
+    }
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        validate_bucket(bucket)?;
+        let prefix = prefix.trim_matches('/');
+        if !prefix.is_empty() {
+            crate::store::validate_key(prefix).map_err(|e| e.to_string())?;
+        }
+        return Ok(StoreUrl::S3 {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        });
+    }
+    Err(format!(
+        "{url:?} is not a store URL; use file://DIR or s3://BUCKET[/PREFIX]"
+    ))
+}
+
+fn validate_bucket(b: &str) -> Result<(), String> {
+    let ok_chars = b
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    let ends_ok = b
+        .chars()
+        .next()
+        .zip(b.chars().last())
+        .is_some_and(|(f, l)| f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric());
+    if (3..=63).contains(&b.len()) && ok_chars && ends_ok && !b.contains("..") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{b:?} is not a valid S3 bucket name (3–63 lowercase letters, digits, '-' or '.')"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("driftless.toml"), Path::new("/proj"))
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let c = parse(
+            r#"
+site = "dist"
+[env.local]
+store = "file://.driftless/local"
+[env.staging]
+store = "s3://example-site-staging/www"
+region = "us-east-1"
+url = "https://staging.example.com"
+cdn = { cloudfront = "E2EXAMPLE" }
+[env.prod]
+store = "s3://example-site-prod"
+account = "123456789012"
+promote_from = "staging"
+[[rules]]
+match = "assets/**"
+cache_control = "public, max-age=31536000, immutable"
+[[features]]
+name = "checkout"
+file = "index.html"
+contains = 'id="stripe-checkout"'
+[limits]
+max_deletes = 10
+[edge]
+spa_fallback = "index.html"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.site, Path::new("/proj/dist"));
+        assert_eq!(c.envs["local"].store, StoreUrl::File("/proj/.driftless/local".into()));
+        assert_eq!(
+            c.envs["staging"].store,
+            StoreUrl::S3 {
+                bucket: "example-site-staging".into(),
+                prefix: "www".into()
+            }
+        );
+        assert_eq!(c.envs["prod"].promote_from.as_deref(), Some("staging"));
+        assert_eq!(c.envs["prod"].limits.max_deletes, 10);
+        assert!(c.rules[0].matches("assets/app.1234.js"));
+        assert!(!c.rules[0].matches("index.html"));
+    }
+
+    #[test]
+    fn errors_point_at_line_and_key() {
+        let err = parse("site = \"dist\"\n[env.prod]\nstore = \"ftp://x\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("driftless.toml:3:9: env.prod.store:"), "{msg}");
+
+        let err = parse("site = \"dist\"\n[env.prod]\nstor = \"file://x\"\n").unwrap_err();
+        assert!(err.to_string().contains("driftless.toml:3:1"), "{err}");
+        assert!(err.to_string().contains("stor"), "{err}");
+
+        let err = parse("site = \"dist\"\n[env.a]\nstore = \"file://a\"\npromote_from = \"nope\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("promote_from"), "{err}");
+
+        let err = parse("site = [").unwrap_err();
+        assert!(err.to_string().starts_with("driftless.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_env_lists_known_ones() {
+        let c = parse("site = \"d\"\n[env.staging]\nstore=\"file://s\"\n[env.prod]\nstore=\"file://p\"\n")
+            .unwrap();
+        let err = c.env("production").unwrap_err().to_string();
+        assert!(err.contains("\"production\""), "{err}");
+        assert!(err.contains("prod, staging"), "{err}");
+    }
+
+    #[test]
+    fn store_urls() {
+        let base = Path::new("/p");
+        assert_eq!(parse_store_url("file:///srv/x", base).unwrap(), StoreUrl::File("/srv/x".into()));
+        assert_eq!(parse_store_url("file://rel", base).unwrap(), StoreUrl::File("/p/rel".into()));
+        assert!(parse_store_url("s3://Bad_Bucket", base).is_err());
+        assert!(parse_store_url("s3://ok-bucket/a/../b", base).is_err());
+        assert!(parse_store_url("https://x", base).is_err());
+    }
+}

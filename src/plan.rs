@@ -1,0 +1,645 @@
+//! The plan: per key what a deploy (or rollback) would do and why, plus every guard's
+//! verdict and the identities of what it saw (HEAD ETag, listing digest, local digest).
+//!
+//! The plan is data. Reasons are for people and never drive apply; apply reads only the
+//! actions, the planned manifest and the ETags seen. This module is pure: gathering
+//! the facts (I/O) happens in `commands`, so the diff and guards are table-tested and
+//! property-tested here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::git::GitInfo;
+use crate::ledger::{Actor, Entry, Head, Manifest, Release, ReleaseRef};
+use crate::scan::ScanStats;
+
+pub const PLAN_FORMAT: u32 = 1;
+
+/// Where apply gets a key's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// A file of the local site (re-hashed at apply; refused if it changed).
+    Local(PathBuf),
+    /// The content-addressed copy in the environment's state (`objects/<sha256>`).
+    Object,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desired {
+    pub entry: Entry,
+    pub source: Source,
+}
+
+/// What the store actually holds at a key, as read at plan time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteObject {
+    pub size: u64,
+    pub etag: String,
+    /// Content hash: from the live manifest when the ETag matches it, else computed
+    /// from the bytes.
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    Create,
+    Update,
+    HeaderUpdate,
+    Delete,
+}
+
+impl ActionKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::HeaderUpdate => "headers",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub key: String,
+    pub kind: ActionKind,
+    pub reason: String,
+    /// What will be written (absent for deletes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<Entry>,
+    /// What the store held when planned (absent for creates); writes are conditional on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteObject>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftKind {
+    /// The store's bytes differ from the live release's.
+    Changed,
+    /// In the store, not in the live release.
+    Added,
+    /// In the live release, not in the store.
+    Missing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    pub key: String,
+    pub kind: DriftKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guard {
+    /// The site itself is unusable (symlink leaving it, bad names, empty).
+    Site,
+    Protected,
+    Hold,
+    Lock,
+    /// An earlier apply was interrupted and must be finished first.
+    Pending,
+    Drift,
+    StaleBase,
+    /// Per-file: the deploy would revert a newer live file, or both sides changed it.
+    Revert,
+    Feature,
+    Deletes,
+}
+
+impl Guard {
+    /// Guards a person may override with `--force GUARD`.
+    pub const FORCEABLE: [Self; 5] = [Self::Drift, Self::StaleBase, Self::Revert, Self::Feature, Self::Deletes];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Site => "site",
+            Self::Protected => "protected",
+            Self::Hold => "hold",
+            Self::Lock => "lock",
+            Self::Pending => "pending",
+            Self::Drift => "drift",
+            Self::StaleBase => "stale-base",
+            Self::Revert => "revert",
+            Self::Feature => "feature",
+            Self::Deletes => "deletes",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::FORCEABLE.into_iter().find(|g| g.name() == s)
+    }
+}
+
+/// A guard's refusal: what is wrong, who and what it concerns, how to resolve it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub guard: Guard,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseRef>,
+    pub resolve: String,
+}
+
+/// The identities of what the plan saw; a saved plan is refused when any moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub head: Head,
+    pub listing_digest: String,
+    pub local_digest: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub create: usize,
+    pub update: usize,
+    pub header_update: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+    /// Bytes that will be uploaded (creates and updates).
+    pub upload_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum PlanKind {
+    Deploy,
+    Rollback { to: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub format: u32,
+    pub kind: PlanKind,
+    pub env: String,
+    pub store: String,
+    pub created_at: Timestamp,
+    pub actor: Actor,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub live: Option<ReleaseRef>,
+    pub base: Option<ReleaseRef>,
+    pub new_release: String,
+    pub actions: Vec<Action>,
+    pub totals: Totals,
+    pub drift: Vec<Drift>,
+    /// Guards that block this plan.
+    pub refusals: Vec<Refusal>,
+    /// Guards that would have blocked but were overridden with `--force`.
+    pub overrides: Vec<Refusal>,
+    pub seen: Seen,
+    /// The complete manifest of the release this plan would make live.
+    pub manifest: BTreeMap<String, Desired>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanStats>,
+}
+
+impl Plan {
+    pub fn is_noop(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    pub fn refused(&self) -> bool {
+        !self.refusals.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileConflictKind {
+    /// Local still has the base's content; live has newer content.
+    WouldRevert,
+    /// Local and live both changed the key since the base, differently.
+    Conflict,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileConflict {
+    pub key: String,
+    pub kind: FileConflictKind,
+}
+
+/// The result of comparing desired, base, live and the store.
+#[derive(Debug, Default)]
+pub struct Diff {
+    pub actions: Vec<Action>,
+    pub unchanged: usize,
+    pub drift: Vec<Drift>,
+    pub conflicts: Vec<FileConflict>,
+    /// The new release's manifest; ETags filled for keys left unchanged.
+    pub manifest: BTreeMap<String, Desired>,
+}
+
+fn sha_of(e: Option<&Entry>) -> Option<&str> {
+    e.map(|e| e.sha256.as_str())
+}
+
+/// Three-way diff. `desired` is the new site, `base` the release it was derived from
+/// (`None`: unknown), `live` the live manifest and `remote` what the store holds.
+///
+/// Actions compare desired with the store (so writes are conditional on what was
+/// seen); drift compares the store with live; conflicts compare desired, base and live.
+pub fn diff(
+    desired: &BTreeMap<String, Desired>,
+    base: Option<&Manifest>,
+    live: Option<&Manifest>,
+    remote: &BTreeMap<String, RemoteObject>,
+) -> Diff {
+    let empty = Manifest::new();
+    let live_m = live.unwrap_or(&empty);
+    let keys: BTreeSet<&String> = desired.keys().chain(live_m.keys()).chain(remote.keys()).collect();
+    let mut out = Diff::default();
+    for key in keys {
+        let d = desired.get(key);
+        let v = live_m.get(key);
+        let r = remote.get(key);
+
+        // Drift: the store against the live manifest.
+        match (v, r) {
+            (Some(_), None) => out.drift.push(Drift { key: key.clone(), kind: DriftKind::Missing }),
+            (None, Some(_)) => out.drift.push(Drift { key: key.clone(), kind: DriftKind::Added }),
+            (Some(v), Some(r)) if r.sha256.as_deref() != Some(v.sha256.as_str()) => {
+                out.drift.push(Drift { key: key.clone(), kind: DriftKind::Changed });
+            }
+            _ => {}
+        }
+
+        // Per-file three-way check against the base, when it is known.
+        let d_sha = d.map(|d| d.entry.sha256.as_str());
+        if let Some(base) = base
+            && d_sha != sha_of(v)
+        {
+            let b_sha = sha_of(base.get(key));
+            if b_sha != sha_of(v) {
+                let kind = if d_sha == b_sha {
+                    FileConflictKind::WouldRevert
+                } else {
+                    FileConflictKind::Conflict
+                };
+                out.conflicts.push(FileConflict { key: key.clone(), kind });
+            }
+        }
+
+        // The action: desired against what the store holds.
+        let remote_entry_headers = |r: &RemoteObject| v.filter(|v| Some(v.sha256.as_str()) == r.sha256.as_deref());
+        let action = match (d, r) {
+            (None, None) => None,
+            (Some(d), None) => Some((
+                ActionKind::Create,
+                if v.is_some() {
+                    "missing from the store: restored".to_owned()
+                } else {
+                    "new file".to_owned()
+                },
+            )),
+            (None, Some(_)) => Some((
+                ActionKind::Delete,
+                if v.is_some() {
+                    "no longer in the site".to_owned()
+                } else {
+                    "in the store but not in the site".to_owned()
+                },
+            )),
+            (Some(d), Some(r)) if r.sha256.as_deref() == Some(d.entry.sha256.as_str()) => {
+                match remote_entry_headers(r) {
+                    Some(v) if v.same_headers(&d.entry) => None,
+                    Some(v) => Some((ActionKind::HeaderUpdate, header_change(v, &d.entry))),
+                    None => Some((ActionKind::HeaderUpdate, "same bytes, headers not known to driftless".into())),
+                }
+            }
+            (Some(_), Some(_)) => Some((ActionKind::Update, "content changed".to_owned())),
+        };
+        match action {
+            None => {
+                out.unchanged += 1;
+                if let (Some(d), Some(r)) = (d, r) {
+                    let mut desired = d.clone();
+                    desired.entry.etag.clone_from(&r.etag);
+                    out.manifest.insert(key.clone(), desired);
+                }
+            }
+            Some((kind, reason)) => {
+                if let Some(d) = d {
+                    out.manifest.insert(key.clone(), d.clone());
+                }
+                out.actions.push(Action {
+                    key: key.clone(),
+                    kind,
+                    reason,
+                    local: d.map(|d| d.entry.clone()),
+                    remote: r.cloned(),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn header_change(from: &Entry, to: &Entry) -> String {
+    let mut parts = Vec::new();
+    let mut cmp = |name: &str, a: &Option<String>, b: &Option<String>| {
+        if a != b {
+            parts.push(format!(
+                "{name}: {} → {}",
+                a.as_deref().unwrap_or("(none)"),
+                b.as_deref().unwrap_or("(none)")
+            ));
+        }
+    };
+    cmp("content-type", &from.content_type, &to.content_type);
+    cmp("cache-control", &from.cache_control, &to.cache_control);
+    cmp("content-encoding", &from.content_encoding, &to.content_encoding);
+    parts.join("; ")
+}
+
+pub fn totals(actions: &[Action], unchanged: usize) -> Totals {
+    let mut t = Totals {
+        unchanged,
+        ..Totals::default()
+    };
+    for a in actions {
+        match a.kind {
+            ActionKind::Create => t.create += 1,
+            ActionKind::Update => t.update += 1,
+            ActionKind::HeaderUpdate => t.header_update += 1,
+            ActionKind::Delete => t.delete += 1,
+        }
+        if matches!(a.kind, ActionKind::Create | ActionKind::Update) {
+            t.upload_bytes += a.local.as_ref().map_or(0, |e| e.size);
+        }
+    }
+    t
+}
+
+/// Digest of a listing: key, size and ETag of every site object.
+pub fn listing_digest(remote: &BTreeMap<String, RemoteObject>) -> String {
+    let mut h = Sha256::new();
+    for (k, r) in remote {
+        h.update(format!("{k}\t{}\t{}\n", r.size, r.etag));
+    }
+    hex::encode(h.finalize())
+}
+
+/// Digest of the desired site: key, content and headers.
+pub fn local_digest(desired: &BTreeMap<String, Desired>) -> String {
+    let mut h = Sha256::new();
+    for (k, d) in desired {
+        let e = &d.entry;
+        h.update(format!(
+            "{k}\t{}\t{}\t{:?}\t{:?}\t{:?}\n",
+            e.sha256, e.size, e.content_type, e.cache_control, e.content_encoding
+        ));
+    }
+    hex::encode(h.finalize())
+}
+
+/// Turn per-file conflicts into refusals naming the file and the live release.
+pub fn conflict_refusals(conflicts: &[FileConflict], live: Option<&Release>, env: &str) -> Vec<Refusal> {
+    conflicts
+        .iter()
+        .map(|c| {
+            let who = live.map_or_else(|| "the live release".to_owned(), |l| l.summary().to_string());
+            let message = match c.kind {
+                FileConflictKind::WouldRevert => format!(
+                    "{}: would revert a newer live version (live since release {who}); your copy still has the older content",
+                    c.key
+                ),
+                FileConflictKind::Conflict => format!(
+                    "{}: changed both in your copy and in live release {who} since your base",
+                    c.key
+                ),
+            };
+            Refusal {
+                guard: Guard::Revert,
+                message,
+                key: Some(c.key.clone()),
+                release: live.map(Release::summary),
+                resolve: format!(
+                    "see the live change with `driftless diff {env} {}`, bring it into your copy (git pull, or `driftless pull {env} DIR`), rebuild and re-run; or overwrite it with --force revert",
+                    c.key
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The too-many-deletes guard.
+pub fn delete_refusal(
+    deletes: usize,
+    live_files: usize,
+    limits: &crate::config::Limits,
+    env: &str,
+) -> Option<Refusal> {
+    if deletes == 0 {
+        return None;
+    }
+    #[expect(clippy::cast_precision_loss, reason = "file counts are far below 2^52")]
+    let share = deletes as f64 / live_files.max(1) as f64;
+    let too_many = deletes > limits.max_deletes;
+    // The share rule only means something on a site of some size.
+    let too_much = share > limits.max_delete_share && live_files >= 10;
+    (too_many || too_much).then(|| Refusal {
+        guard: Guard::Deletes,
+        message: format!(
+            "would delete {deletes} of {live_files} live files ({:.0}%; limits: {} files, {:.0}%)",
+            share * 100.0,
+            limits.max_deletes,
+            limits.max_delete_share * 100.0
+        ),
+        key: None,
+        release: None,
+        resolve: format!(
+            "check the build output is complete (`driftless plan {env}` lists every delete); if the deletes are intended, re-run with --force deletes or raise [limits] in driftless.toml"
+        ),
+    })
+}
+
+/// Move refusals the user explicitly forced into `overrides`.
+pub fn apply_forces(refusals: Vec<Refusal>, forced: &[Guard]) -> (Vec<Refusal>, Vec<Refusal>) {
+    refusals.into_iter().partition(|r| !forced.contains(&r.guard))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry(sha: &str) -> Entry {
+        Entry {
+            sha256: sha.into(),
+            size: sha.len() as u64,
+            content_type: Some("text/html".into()),
+            cache_control: None,
+            content_encoding: None,
+            etag: format!("e-{sha}"),
+        }
+    }
+
+    fn desired(files: &[(&str, &str)]) -> BTreeMap<String, Desired> {
+        files
+            .iter()
+            .map(|(k, s)| {
+                let mut e = entry(s);
+                e.etag.clear();
+                ((*k).to_owned(), Desired { entry: e, source: Source::Object })
+            })
+            .collect()
+    }
+
+    fn manifest(files: &[(&str, &str)]) -> Manifest {
+        files.iter().map(|(k, s)| ((*k).to_owned(), entry(s))).collect()
+    }
+
+    fn remote_of(m: &Manifest) -> BTreeMap<String, RemoteObject> {
+        m.iter()
+            .map(|(k, e)| {
+                (k.clone(), RemoteObject { size: e.size, etag: e.etag.clone(), sha256: Some(e.sha256.clone()) })
+            })
+            .collect()
+    }
+
+    struct Case {
+        name: &'static str,
+        local: &'static [(&'static str, &'static str)],
+        base: Option<&'static [(&'static str, &'static str)]>,
+        live: &'static [(&'static str, &'static str)],
+        actions: &'static [(&'static str, ActionKind)],
+        conflicts: &'static [(&'static str, FileConflictKind)],
+    }
+
+    #[test]
+    fn three_way_table() {
+        use ActionKind::*;
+        use FileConflictKind::*;
+        let cases = [
+            Case { name: "first deploy", local: &[("a", "1")], base: None, live: &[], actions: &[("a", Create)], conflicts: &[] },
+            Case { name: "no-op", local: &[("a", "1")], base: Some(&[("a", "1")]), live: &[("a", "1")], actions: &[], conflicts: &[] },
+            Case { name: "local edit", local: &[("a", "2")], base: Some(&[("a", "1")]), live: &[("a", "1")], actions: &[("a", Update)], conflicts: &[] },
+            Case { name: "local delete", local: &[], base: Some(&[("a", "1")]), live: &[("a", "1")], actions: &[("a", Delete)], conflicts: &[] },
+            Case { name: "stale copy reverts newer live", local: &[("a", "1")], base: Some(&[("a", "1")]), live: &[("a", "2")], actions: &[("a", Update)], conflicts: &[("a", WouldRevert)] },
+            Case { name: "both changed", local: &[("a", "3")], base: Some(&[("a", "1")]), live: &[("a", "2")], actions: &[("a", Update)], conflicts: &[("a", Conflict)] },
+            Case { name: "both made the same change", local: &[("a", "2")], base: Some(&[("a", "1")]), live: &[("a", "2")], actions: &[], conflicts: &[] },
+            Case { name: "stale copy lacks a file live added", local: &[], base: Some(&[]), live: &[("n", "1")], actions: &[("n", Delete)], conflicts: &[("n", WouldRevert)] },
+            Case { name: "stale copy resurrects a file live deleted", local: &[("o", "1")], base: Some(&[("o", "1")]), live: &[], actions: &[("o", Create)], conflicts: &[("o", WouldRevert)] },
+            Case { name: "unrelated files are fine", local: &[("a", "2"), ("b", "1")], base: Some(&[("a", "1"), ("b", "1")]), live: &[("a", "1"), ("b", "1")], actions: &[("a", Update)], conflicts: &[] },
+        ];
+        for c in cases {
+            let live = manifest(c.live);
+            let base = c.base.map(manifest);
+            let d = diff(&desired(c.local), base.as_ref(), Some(&live), &remote_of(&live));
+            let got: Vec<_> = d.actions.iter().map(|a| (a.key.as_str(), a.kind)).collect();
+            assert_eq!(got, c.actions, "{}: actions", c.name);
+            let got: Vec<_> = d.conflicts.iter().map(|f| (f.key.as_str(), f.kind)).collect();
+            assert_eq!(got, c.conflicts, "{}: conflicts", c.name);
+            assert!(d.drift.is_empty(), "{}: no drift", c.name);
+        }
+    }
+
+    #[test]
+    fn drift_is_seen_and_writes_target_what_the_store_holds() {
+        let live = manifest(&[("a", "1"), ("b", "1"), ("c", "1")]);
+        let mut remote = remote_of(&live);
+        remote.get_mut("a").unwrap().sha256 = Some("x".into());
+        remote.get_mut("a").unwrap().etag = "e-x".into();
+        remote.remove("b");
+        remote.insert("z".into(), RemoteObject { size: 1, etag: "e-z".into(), sha256: Some("z".into()) });
+        let d = diff(&desired(&[("a", "1"), ("b", "1"), ("c", "1")]), Some(&live), Some(&live), &remote);
+        let drift: Vec<_> = d.drift.iter().map(|x| (x.key.as_str(), x.kind)).collect();
+        assert_eq!(drift, [("a", DriftKind::Changed), ("b", DriftKind::Missing), ("z", DriftKind::Added)]);
+        let a = d.actions.iter().find(|a| a.key == "a").unwrap();
+        assert_eq!(a.kind, ActionKind::Update);
+        assert_eq!(a.remote.as_ref().unwrap().etag, "e-x", "conditional on the drifted ETag");
+    }
+
+    #[test]
+    fn header_only_change_is_not_an_upload() {
+        let live = manifest(&[("a", "1")]);
+        let mut want = desired(&[("a", "1")]);
+        want.get_mut("a").unwrap().entry.cache_control = Some("no-cache".into());
+        let d = diff(&want, Some(&live), Some(&live), &remote_of(&live));
+        assert_eq!(d.actions.len(), 1);
+        assert_eq!(d.actions[0].kind, ActionKind::HeaderUpdate);
+        assert!(d.actions[0].reason.contains("cache-control"), "{}", d.actions[0].reason);
+        assert_eq!(totals(&d.actions, d.unchanged).upload_bytes, 0);
+    }
+
+    #[test]
+    fn delete_guard() {
+        let limits = crate::config::Limits { max_deletes: 5, max_delete_share: 0.5 };
+        assert!(delete_refusal(0, 100, &limits, "p").is_none());
+        assert!(delete_refusal(5, 100, &limits, "p").is_none());
+        assert!(delete_refusal(6, 100, &limits, "p").is_some());
+        assert!(delete_refusal(5, 10, &limits, "p").is_none());
+        assert!(delete_refusal(4, 4, &limits, "p").is_none(), "tiny sites: count rule only");
+        assert!(delete_refusal(3, 5, &crate::config::Limits { max_deletes: 2, max_delete_share: 1.0 }, "p").is_some());
+    }
+
+    fn arb_state() -> impl Strategy<Value = BTreeMap<String, String>> {
+        proptest::collection::btree_map(
+            prop::sample::select(vec!["a", "b", "c", "d"]).prop_map(str::to_owned),
+            prop::sample::select(vec!["1", "2", "3"]).prop_map(str::to_owned),
+            0..4,
+        )
+    }
+
+    fn to_manifest(s: &BTreeMap<String, String>) -> Manifest {
+        s.iter().map(|(k, v)| (k.clone(), entry(v))).collect()
+    }
+
+    proptest! {
+        /// For any local / base / live / store states: every write or delete the plan
+        /// makes to an existing key is conditional on exactly the ETag the store showed,
+        /// and every key whose live content the local copy would change without the
+        /// base agreeing with live is flagged (so it is refused unless forced).
+        #[test]
+        fn no_plan_overwrites_what_it_did_not_see(
+            local in arb_state(), base in arb_state(), live in arb_state(), store in arb_state()
+        ) {
+            let live_m = to_manifest(&live);
+            let base_m = to_manifest(&base);
+            let store_m: Manifest = store.iter().map(|(k, v)| {
+                let mut e = entry(v);
+                e.etag = format!("store-{k}-{v}");
+                (k.clone(), e)
+            }).collect();
+            let remote = remote_of(&store_m);
+            let want: BTreeMap<String, Desired> = local.iter().map(|(k, v)| {
+                let mut e = entry(v); e.etag.clear();
+                (k.clone(), Desired { entry: e, source: Source::Object })
+            }).collect();
+            let d = diff(&want, Some(&base_m), Some(&live_m), &remote);
+            for a in &d.actions {
+                match (a.kind, remote.get(&a.key)) {
+                    (ActionKind::Create, r) => prop_assert!(r.is_none(), "create over an existing key {}", a.key),
+                    (_, Some(r)) => prop_assert_eq!(a.remote.as_ref(), Some(r), "write not conditional on what was seen"),
+                    (_, None) => prop_assert!(false, "update/delete of a key the store does not hold"),
+                }
+                let changes_live = local.get(&a.key) != live.get(&a.key);
+                let base_is_live = base.get(&a.key) == live.get(&a.key);
+                if changes_live && !base_is_live {
+                    prop_assert!(d.conflicts.iter().any(|c| c.key == a.key), "unflagged revert of {}", a.key);
+                }
+                let store_is_live = store.get(&a.key) == live.get(&a.key);
+                if !store_is_live {
+                    prop_assert!(d.drift.iter().any(|x| x.key == a.key), "unflagged drift at {}", a.key);
+                }
+            }
+            // Keys the plan leaves alone must already hold the desired content.
+            for (k, v) in &local {
+                if !d.actions.iter().any(|a| &a.key == k) {
+                    prop_assert_eq!(store.get(k), Some(v));
+                }
+            }
+        }
+    }
+}

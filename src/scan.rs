@@ -1,0 +1,550 @@
+//! Walk the site, decide each file's key and headers, and hash it.
+//!
+//! Hashing is parallel and cached by (key, size, mtime, ctime, inode), so a no-op
+//! deploy of an unchanged site reads no file contents. The scan must never follow a
+//! symlink out of the site, never include secrets the defaults exclude, and never
+//! produce two files with one key.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ignore::WalkBuilder;
+use ignore::overrides::OverrideBuilder;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use unicode_normalization::UnicodeNormalization as _;
+
+use crate::config::Rule;
+use crate::store::Attributes;
+
+/// Excluded from every scan (on top of the config's `ignore` and `.driftlessignore`).
+pub const DEFAULT_IGNORES: &[&str] = &[
+    ".git/",
+    ".hg/",
+    ".svn/",
+    ".driftless/",
+    ".driftlessignore",
+    ".env",
+    ".env.*",
+    ".npmrc",
+    ".htpasswd",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "id_rsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".DS_Store",
+    "Thumbs.db",
+    "desktop.ini",
+    "*.swp",
+    "*~",
+];
+
+pub const IGNORE_FILE: &str = ".driftlessignore";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("site directory {path} does not exist\n  → build the site first, or fix `site` in driftless.toml")]
+    SiteMissing { path: String },
+    #[error("site {path} is not a directory")]
+    NotADirectory { path: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("walking the site: {0}")]
+    Walk(#[from] ignore::Error),
+}
+
+/// Problems with the site's content: refused (exit 3), naming every culprit.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteProblem {
+    pub path: String,
+    pub problem: String,
+}
+
+/// One file of the local site, ready to upload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LocalFile {
+    pub key: String,
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+    pub attrs: Attributes,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScanStats {
+    pub files: usize,
+    pub bytes: u64,
+    /// Files whose contents were read and hashed in this scan.
+    pub hashed: usize,
+    /// Files whose hash came from the cache without reading them.
+    pub cached: usize,
+}
+
+#[derive(Debug)]
+pub struct Scan {
+    pub files: BTreeMap<String, LocalFile>,
+    pub problems: Vec<SiteProblem>,
+    pub stats: ScanStats,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct HashCache {
+    entries: HashMap<String, CacheEntry>,
+}
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+struct CacheEntry {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    inode: u64,
+    sha256: String,
+}
+
+struct Candidate {
+    key: String,
+    path: PathBuf,
+    stamp: CacheEntry, // sha256 empty until known
+}
+
+pub struct Scanner<'a> {
+    pub site: &'a Path,
+    pub ignore: &'a [String],
+    pub rules: &'a [Rule],
+    /// Where the hash cache lives (`None`: no cache).
+    pub cache: Option<PathBuf>,
+    pub progress: &'a dyn Fn(u64, u64),
+}
+
+impl Scanner<'_> {
+    pub fn scan(&self) -> Result<Scan, ScanError> {
+        let site = match std::fs::metadata(self.site) {
+            Ok(m) if m.is_dir() => self.site,
+            Ok(_) => {
+                return Err(ScanError::NotADirectory {
+                    path: self.site.display().to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(ScanError::SiteMissing {
+                    path: self.site.display().to_string(),
+                });
+            }
+        };
+        let root = site.canonicalize().map_err(|source| ScanError::Io {
+            path: site.display().to_string(),
+            source,
+        })?;
+        let (candidates, mut problems) = self.walk(site, &root)?;
+
+        let cache_file = self.cache.as_ref().map(|c| c.join("hashes.json"));
+        let cache: HashCache = cache_file
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+
+        let total = candidates.len() as u64;
+        let done = AtomicU64::new(0);
+        let hashed = AtomicU64::new(0);
+        let results: Vec<Result<(Candidate, String), SiteProblem>> = candidates
+            .into_par_iter()
+            .map(|c| {
+                let cached = cache.entries.get(&c.key).filter(|e| {
+                    let mut want = c.stamp.clone();
+                    want.sha256.clone_from(&e.sha256);
+                    **e == want
+                });
+                let sha = match cached {
+                    Some(e) => e.sha256.clone(),
+                    None => {
+                        hashed.fetch_add(1, Ordering::Relaxed);
+                        hash_file(&c.path).map_err(|e| SiteProblem {
+                            path: c.key.clone(),
+                            problem: format!("cannot read: {e}"),
+                        })?
+                    }
+                };
+                (self.progress)(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                Ok((c, sha))
+            })
+            .collect();
+
+        let now_ns = now_ns();
+        let mut new_cache = HashCache::default();
+        let mut files = BTreeMap::new();
+        let mut stats = ScanStats::default();
+        for r in results {
+            match r {
+                Err(p) => problems.push(p),
+                Ok((c, sha)) => {
+                    // A file modified within the clock's granularity of this scan could
+                    // change again without changing its stamp: never cache it ("racy git").
+                    if now_ns - c.stamp.mtime_ns > 2_000_000_000 {
+                        let mut e = c.stamp.clone();
+                        e.sha256.clone_from(&sha);
+                        new_cache.entries.insert(c.key.clone(), e);
+                    }
+                    stats.files += 1;
+                    stats.bytes += c.stamp.size;
+                    let attrs = attributes(&c.key, self.rules, &sha);
+                    files.insert(
+                        c.key.clone(),
+                        LocalFile {
+                            key: c.key,
+                            path: c.path,
+                            size: c.stamp.size,
+                            sha256: sha,
+                            attrs,
+                        },
+                    );
+                }
+            }
+        }
+        stats.hashed = usize::try_from(hashed.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+        stats.cached = stats.files - stats.hashed.min(stats.files);
+        if let Some(p) = &cache_file {
+            // The cache is an optimisation: failing to write it must not fail a deploy.
+            if let Some(dir) = p.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Ok(json) = serde_json::to_vec(&new_cache) {
+                let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+                if std::fs::write(&tmp, json).is_ok() {
+                    let _ = std::fs::rename(&tmp, p);
+                }
+            }
+        }
+        problems.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Scan {
+            files,
+            problems,
+            stats,
+        })
+    }
+
+    fn walk(&self, site: &Path, root: &Path) -> Result<(Vec<Candidate>, Vec<SiteProblem>), ScanError> {
+        let mut ob = OverrideBuilder::new(site);
+        for pattern in DEFAULT_IGNORES.iter().copied().chain(self.ignore.iter().map(String::as_str)) {
+            ob.add(&format!("!{pattern}"))?;
+        }
+        let overrides = ob.build()?;
+        let walker = WalkBuilder::new(site)
+            .standard_filters(false)
+            .hidden(false)
+            .follow_links(true)
+            .add_custom_ignore_filename(IGNORE_FILE)
+            .overrides(overrides)
+            .sort_by_file_name(std::cmp::Ord::cmp)
+            .build();
+
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        let mut seen: HashMap<String, PathBuf> = HashMap::new();
+        for entry in walker {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    // Loops and unreadable entries are problems with the site, named.
+                    problems.push(SiteProblem {
+                        path: e
+                            .to_string()
+                            .split(':')
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        problem: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let path = entry.path();
+            if path == site {
+                continue;
+            }
+            let rel = path.strip_prefix(site).unwrap_or(path);
+            if entry.path_is_symlink() {
+                match path.canonicalize() {
+                    Ok(target) if target.starts_with(root) => {}
+                    Ok(target) => {
+                        problems.push(SiteProblem {
+                            path: rel.display().to_string(),
+                            problem: format!(
+                                "symlink leaves the site (points to {})",
+                                target.display()
+                            ),
+                        });
+                        continue;
+                    }
+                    Err(_) => {
+                        problems.push(SiteProblem {
+                            path: rel.display().to_string(),
+                            problem: "dangling symlink".into(),
+                        });
+                        continue;
+                    }
+                }
+            }
+            let Some(ft) = entry.file_type() else { continue };
+            if ft.is_dir() {
+                continue;
+            }
+            let Some(rel_str) = rel.to_str() else {
+                problems.push(SiteProblem {
+                    path: rel.to_string_lossy().into_owned(),
+                    problem: "file name is not valid UTF-8; rename it (object keys are UTF-8)"
+                        .into(),
+                });
+                continue;
+            };
+            let key: String = rel_str
+                .split(std::path::MAIN_SEPARATOR)
+                .collect::<Vec<_>>()
+                .join("/")
+                .nfc()
+                .collect();
+            if let Err(e) = crate::store::validate_key(&key) {
+                problems.push(SiteProblem {
+                    path: rel_str.to_owned(),
+                    problem: e.to_string(),
+                });
+                continue;
+            }
+            if let Some(other) = seen.insert(key.clone(), rel.to_path_buf()) {
+                problems.push(SiteProblem {
+                    path: rel_str.to_owned(),
+                    problem: format!(
+                        "has the same key {key:?} as {} after Unicode NFC normalisation",
+                        other.display()
+                    ),
+                });
+                continue;
+            }
+            let meta = std::fs::metadata(path).map_err(|source| ScanError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            out.push(Candidate {
+                key,
+                path: path.to_path_buf(),
+                stamp: stamp(&meta),
+            });
+        }
+        Ok((out, problems))
+    }
+}
+
+fn stamp(meta: &std::fs::Metadata) -> CacheEntry {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        CacheEntry {
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            inode: meta.ino(),
+            sha256: String::new(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i128);
+        CacheEntry {
+            size: meta.len(),
+            mtime_ns,
+            ctime_ns: 0,
+            inode: 0,
+            sha256: String::new(),
+        }
+    }
+}
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
+}
+
+pub fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+pub fn hash_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Headers for `key`: the first matching rule, then defaults by extension.
+pub fn attributes(key: &str, rules: &[Rule], sha256: &str) -> Attributes {
+    let rule = rules.iter().find(|r| r.matches(key));
+    Attributes {
+        content_type: rule
+            .and_then(|r| r.content_type.clone())
+            .or_else(|| Some(content_type(key))),
+        cache_control: rule.and_then(|r| r.cache_control.clone()),
+        content_encoding: rule.and_then(|r| r.content_encoding.clone()),
+        sha256: Some(sha256.to_owned()),
+    }
+}
+
+/// Content-Type by extension. Web-critical types are pinned here because generic MIME
+/// tables get them wrong or old (`application/javascript` for modules, no avif, ...).
+pub fn content_type(key: &str) -> String {
+    let ext = key
+        .rsplit('/')
+        .next()
+        .and_then(|name| name.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    let pinned = match ext.as_str() {
+        "html" | "htm" => Some("text/html; charset=utf-8"),
+        "css" => Some("text/css; charset=utf-8"),
+        "js" | "mjs" | "cjs" => Some("text/javascript; charset=utf-8"),
+        "json" | "map" => Some("application/json"),
+        "webmanifest" => Some("application/manifest+json"),
+        "txt" => Some("text/plain; charset=utf-8"),
+        "xml" => Some("application/xml"),
+        "svg" => Some("image/svg+xml"),
+        "wasm" => Some("application/wasm"),
+        "woff2" => Some("font/woff2"),
+        "woff" => Some("font/woff"),
+        "ttf" => Some("font/ttf"),
+        "otf" => Some("font/otf"),
+        "webp" => Some("image/webp"),
+        "avif" => Some("image/avif"),
+        "ico" => Some("image/x-icon"),
+        "md" => Some("text/markdown; charset=utf-8"),
+        _ => None,
+    };
+    if let Some(t) = pinned {
+        return t.to_owned();
+    }
+    match mime_guess::from_ext(&ext).first() {
+        Some(m) if m.type_() == mime_guess::mime::TEXT => format!("{m}; charset=utf-8"),
+        Some(m) => m.to_string(),
+        None => "application/octet-stream".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scanner<'a>(site: &'a Path, cache: Option<PathBuf>) -> Scanner<'a> {
+        Scanner {
+            site,
+            ignore: &[],
+            rules: &[],
+            cache,
+            progress: &|_, _| {},
+        }
+    }
+
+    #[test]
+    fn content_types_for_the_modern_web() {
+        for (k, t) in [
+            ("a.wasm", "application/wasm"),
+            ("f/x.woff2", "font/woff2"),
+            ("i.webp", "image/webp"),
+            ("i.AVIF", "image/avif"),
+            ("m.mjs", "text/javascript; charset=utf-8"),
+            ("s.svg", "image/svg+xml"),
+            ("d.json", "application/json"),
+            ("index.html", "text/html; charset=utf-8"),
+            ("p.png", "image/png"),
+            ("noext", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(k), t, "{k}");
+        }
+    }
+
+    #[test]
+    fn ignores_secrets_and_junk_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = dir.path();
+        for f in ["index.html", ".env", ".env.production", "certs/site.pem", ".DS_Store", ".git/config", "a/.well-known/x.txt", "skip.log", "notes.tmp"] {
+            let p = s.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, f).unwrap();
+        }
+        std::fs::write(s.join(IGNORE_FILE), "*.log\n").unwrap();
+        let ignore = vec!["*.tmp".to_owned()];
+        let mut sc = scanner(s, None);
+        sc.ignore = &ignore;
+        let scan = sc.scan().unwrap();
+        let keys: Vec<_> = scan.files.keys().cloned().collect();
+        assert_eq!(keys, ["a/.well-known/x.txt", "index.html"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_leaving_the_site_is_a_named_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        std::fs::create_dir(&site).unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "s").unwrap();
+        std::fs::write(site.join("index.html"), "i").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), site.join("leak.txt")).unwrap();
+        std::os::unix::fs::symlink(site.join("index.html"), site.join("alias.html")).unwrap();
+        let scan = scanner(&site, None).scan().unwrap();
+        assert_eq!(scan.problems.len(), 1, "{:?}", scan.problems);
+        assert_eq!(scan.problems[0].path, "leak.txt");
+        assert!(scan.problems[0].problem.contains("leaves the site"));
+        assert!(scan.files.contains_key("alias.html"), "in-site symlinks are fine");
+    }
+
+    #[test]
+    fn keys_are_nfc() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cafe\u{301}.html"), "x").unwrap();
+        let scan = scanner(dir.path(), None).scan().unwrap();
+        assert!(scan.files.contains_key("caf\u{e9}.html"), "{:?}", scan.files.keys());
+    }
+
+    #[test]
+    fn cache_skips_reading_unchanged_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        std::fs::create_dir(&site).unwrap();
+        for i in 0..20 {
+            std::fs::write(site.join(format!("{i}.html")), format!("page {i}")).unwrap();
+        }
+        // Backdate so the entries are not "racy" and get cached.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for i in 0..20 {
+            let f = std::fs::File::options().write(true).open(site.join(format!("{i}.html"))).unwrap();
+            f.set_modified(old).unwrap();
+        }
+        let cache = Some(dir.path().join("cache"));
+        let first = scanner(&site, cache.clone()).scan().unwrap();
+        assert_eq!(first.stats.hashed, 20);
+        let second = scanner(&site, cache.clone()).scan().unwrap();
+        assert_eq!((second.stats.hashed, second.stats.cached), (0, 20));
+        std::fs::write(site.join("3.html"), "changed").unwrap();
+        let third = scanner(&site, cache).scan().unwrap();
+        assert_eq!(third.stats.hashed, 1);
+        assert_eq!(third.files["3.html"].sha256, hash_bytes(b"changed"));
+    }
+}

@@ -1,0 +1,457 @@
+//! A local directory as an object store (`file://`), the embedded default.
+//!
+//! It must behave like S3, including compare-and-swap that holds between two processes:
+//! every write takes an exclusive `flock` on `<root>/.driftless-store/lock`, checks the
+//! condition, writes a temporary file and renames it into place.
+//!
+//! The ETag of an object is a per-write nonce kept in a sidecar (`.driftless-store/meta/`)
+//! together with the file's stat fingerprint (inode, ctime, size). A file changed by
+//! anything other than this backend no longer matches its fingerprint, so its ETag
+//! becomes the fingerprint itself and its stored attributes are dropped: an out-of-band
+//! edit is always visible as a changed ETag, never mistaken for what driftless wrote.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fs_err as fs;
+use serde::{Deserialize, Serialize};
+
+use super::{Attributes, Object, ObjectMeta, PutMode, Result, Store, StoreError, validate_key};
+
+/// Backend-private directory inside the root; never listed, never a valid key.
+const INTERNAL: &str = ".driftless-store";
+
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Sidecar {
+    etag: String,
+    fingerprint: String,
+    attrs: Attributes,
+}
+
+fn io(op: &'static str, path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        op,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// fs-err already puts the path in its message; keep the operation.
+fn fs_io(op: &'static str, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        op,
+        path: String::new(),
+        source,
+    }
+}
+
+fn fingerprint(meta: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        format!(
+            "{:x}-{:x}.{:x}-{:x}",
+            meta.ino(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+            meta.len()
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        format!("{mtime:x}-{:x}", meta.len())
+    }
+}
+
+impl LocalStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn check_key(key: &str) -> Result<()> {
+        validate_key(key)?;
+        if key == INTERNAL || key.starts_with(&format!("{INTERNAL}/")) {
+            return Err(StoreError::InvalidKey {
+                key: key.to_owned(),
+                reason: "reserved by the local store",
+            });
+        }
+        Ok(())
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        key.split('/').fold(self.root.clone(), |p, s| p.join(s))
+    }
+
+    fn sidecar_path(&self, key: &str) -> PathBuf {
+        let mut p = self.root.join(INTERNAL).join("meta");
+        for s in key.split('/') {
+            p.push(s);
+        }
+        p.set_file_name(format!(
+            "{}.json",
+            p.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        p
+    }
+
+    /// Run `f` holding the store-wide write lock (an OS file lock, so it also excludes
+    /// other processes; released when the file is closed, even if the process dies).
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let dir = self.root.join(INTERNAL);
+        fs::create_dir_all(&dir).map_err(|e| fs_io("create", e))?;
+        let path = dir.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io("open", &path, e))?;
+        file.lock().map_err(|e| io("lock", &path, e))?;
+        let out = f();
+        drop(file);
+        out
+    }
+
+    /// The object's current listing facts and attributes, from stat + sidecar.
+    fn current(&self, key: &str) -> Result<Option<Object>> {
+        let path = self.path(key);
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(None),
+            Err(e) => return Err(io("stat", &path, e)),
+        };
+        let fp = fingerprint(&meta);
+        let sidecar = std::fs::read(self.sidecar_path(key))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
+            .filter(|s| s.fingerprint == fp);
+        let (etag, attrs) = match sidecar {
+            Some(s) => (s.etag, s.attrs),
+            None => (format!("x{fp}"), Attributes::default()),
+        };
+        Ok(Some(Object {
+            meta: ObjectMeta {
+                key: key.to_owned(),
+                size: meta.len(),
+                etag,
+            },
+            attrs,
+        }))
+    }
+
+    fn check_mode(&self, key: &str, mode: &PutMode) -> Result<()> {
+        match mode {
+            PutMode::Overwrite => Ok(()),
+            PutMode::Create => match self.current(key)? {
+                None => Ok(()),
+                Some(_) => Err(StoreError::AlreadyExists { key: key.into() }),
+            },
+            PutMode::IfMatch(want) => match self.current(key)? {
+                Some(o) if &o.meta.etag == want => Ok(()),
+                _ => Err(StoreError::Precondition {
+                    key: key.into(),
+                    expected: want.clone(),
+                }),
+            },
+        }
+    }
+
+    /// Write via a temporary file and rename, then record the sidecar. Caller holds the lock.
+    fn write(&self, key: &str, body: &[u8], attrs: &Attributes) -> Result<String> {
+        let tmp_dir = self.root.join(INTERNAL).join("tmp");
+        fs::create_dir_all(&tmp_dir).map_err(|e| fs_io("create", e))?;
+        let nonce = crate::unique_token();
+        let tmp = tmp_dir.join(&nonce);
+        let mut f = fs::File::create(&tmp).map_err(|e| fs_io("create", e))?;
+        f.write_all(body).map_err(|e| fs_io("write", e))?;
+        drop(f);
+        let dest = self.path(key);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|e| fs_io("create", e))?;
+        }
+        fs::rename(&tmp, &dest).map_err(|e| fs_io("rename", e))?;
+        let meta = fs::metadata(&dest).map_err(|e| fs_io("stat", e))?;
+        let sidecar = Sidecar {
+            etag: nonce.clone(),
+            fingerprint: fingerprint(&meta),
+            attrs: attrs.clone(),
+        };
+        let sc_path = self.sidecar_path(key);
+        if let Some(parent) = sc_path.parent() {
+            fs::create_dir_all(parent).map_err(|e| fs_io("create", e))?;
+        }
+        let json = serde_json::to_vec(&sidecar).map_err(|e| StoreError::Other(e.to_string()))?;
+        fs::write(&sc_path, json).map_err(|e| fs_io("write", e))?;
+        Ok(nonce)
+    }
+
+    fn remove(&self, key: &str) -> Result<()> {
+        let path = self.path(key);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("delete", &path, e)),
+        }
+        let _ = std::fs::remove_file(self.sidecar_path(key));
+        // Remove now-empty parent directories, as S3 has no directories.
+        let mut dir = path.parent().map(Path::to_path_buf);
+        while let Some(d) = dir {
+            if d == self.root || std::fs::remove_dir(&d).is_err() {
+                break;
+            }
+            dir = d.parent().map(Path::to_path_buf);
+        }
+        Ok(())
+    }
+
+    fn list_sync(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let mut out = Vec::new();
+        let mut stack = vec![(self.root.clone(), String::new())];
+        while let Some((dir, key_prefix)) = stack.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("list", &dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| io("list", &dir, e))?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue; // not representable as a key; never written by driftless
+                };
+                if key_prefix.is_empty() && name == INTERNAL {
+                    continue;
+                }
+                let key = format!("{key_prefix}{name}");
+                let ft = entry.file_type().map_err(|e| io("list", &entry.path(), e))?;
+                if ft.is_dir() {
+                    let dir_key = format!("{key}/");
+                    if dir_key.starts_with(prefix) || prefix.starts_with(&dir_key) {
+                        stack.push((entry.path(), dir_key));
+                    }
+                } else if key.starts_with(prefix)
+                    && let Some(o) = self.current(&key)?
+                {
+                    out.push(o.meta);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Other(format!("local store task failed: {e}")))?
+}
+
+#[async_trait]
+impl Store for LocalStore {
+    fn location(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let this = self.clone();
+        let prefix = prefix.to_owned();
+        blocking(move || this.list_sync(&prefix)).await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<Object>> {
+        Self::check_key(key)?;
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || this.current(&key)).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<(Object, Bytes)>> {
+        Self::check_key(key)?;
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            // Read under the lock so the body and its ETag belong to the same write.
+            this.locked(|| {
+                let Some(obj) = this.current(&key)? else {
+                    return Ok(None);
+                };
+                let path = this.path(&key);
+                match std::fs::read(&path) {
+                    Ok(body) => Ok(Some((obj, Bytes::from(body)))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(io("read", &path, e)),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        attrs: &Attributes,
+        mode: PutMode,
+    ) -> Result<String> {
+        Self::check_key(key)?;
+        let this = self.clone();
+        let key = key.to_owned();
+        let attrs = attrs.clone();
+        blocking(move || {
+            this.locked(|| {
+                this.check_mode(&key, &mode)?;
+                this.write(&key, &body, &attrs)
+            })
+        })
+        .await
+    }
+
+    async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        attrs: &Attributes,
+        mode: PutMode,
+    ) -> Result<String> {
+        Self::check_key(from)?;
+        Self::check_key(to)?;
+        let this = self.clone();
+        let (from, to) = (from.to_owned(), to.to_owned());
+        let attrs = attrs.clone();
+        blocking(move || {
+            this.locked(|| {
+                let src = this.path(&from);
+                let body = match std::fs::read(&src) {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(StoreError::NotFound { key: from.clone() });
+                    }
+                    Err(e) => return Err(io("read", &src, e)),
+                };
+                this.check_mode(&to, &mode)?;
+                this.write(&to, &body, &attrs)
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {
+        Self::check_key(key)?;
+        let this = self.clone();
+        let key = key.to_owned();
+        let if_match = if_match.map(str::to_owned);
+        blocking(move || {
+            this.locked(|| {
+                if let Some(want) = &if_match {
+                    match this.current(&key)? {
+                        None => return Err(StoreError::NotFound { key: key.clone() }),
+                        Some(o) if &o.meta.etag != want => {
+                            return Err(StoreError::Precondition {
+                                key: key.clone(),
+                                expected: want.clone(),
+                            });
+                        }
+                        Some(_) => {}
+                    }
+                }
+                this.remove(&key)
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        super::super::conformance::run(&LocalStore::new(dir.path().join("store"))).await;
+    }
+
+    #[tokio::test]
+    async fn out_of_band_edit_changes_etag_and_drops_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let attrs = Attributes {
+            content_type: Some("text/html".into()),
+            sha256: Some("abc".into()),
+            ..Attributes::default()
+        };
+        let etag = store
+            .put("index.html", Bytes::from_static(b"one"), &attrs, PutMode::Create)
+            .await
+            .unwrap();
+        std::fs::write(dir.path().join("index.html"), b"two").unwrap();
+        let now = store.head("index.html").await.unwrap().unwrap();
+        assert_ne!(now.meta.etag, etag);
+        assert_eq!(now.attrs, Attributes::default());
+        let err = store
+            .put("index.html", Bytes::from_static(b"three"), &attrs, PutMode::IfMatch(etag))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Precondition { .. }), "{err}");
+    }
+
+    #[test]
+    fn compare_and_swap_holds_between_independent_handles() {
+        // Each thread has its own store handle (its own lock file descriptor), as two
+        // processes would; every increment must be serialised by If-Match.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(
+            LocalStore::new(&root).put("n", Bytes::from_static(b"0"), &Attributes::default(), PutMode::Create),
+        )
+        .unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                    let store = LocalStore::new(root);
+                    let mut done = 0;
+                    while done < 25 {
+                        let (obj, body) = rt.block_on(store.get("n")).unwrap().unwrap();
+                        let n: u32 = std::str::from_utf8(&body).unwrap().parse().unwrap();
+                        let next = Bytes::from((n + 1).to_string());
+                        let put = store.put("n", next, &Attributes::default(), PutMode::IfMatch(obj.meta.etag));
+                        match rt.block_on(put) {
+                            Ok(_) => done += 1,
+                            Err(StoreError::Precondition { .. }) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let (_, body) = rt.block_on(LocalStore::new(&root).get("n")).unwrap().unwrap();
+        assert_eq!(&body[..], b"100");
+    }
+}

@@ -1,0 +1,161 @@
+//! The narrow object-store interface driftless needs, and its backends.
+//!
+//! Everything above this module (ledger, plan, apply) talks to a `dyn Store`, so a
+//! guarantee proven on one backend holds on all of them. Every backend must pass
+//! [`conformance::run`]; in particular a backend must never turn a conditional write
+//! (`PutMode::Create`, `PutMode::IfMatch`) into an unconditional one: those conditions
+//! are what order two concurrent deployers.
+//!
+//! ETags are opaque change tokens, returned unquoted. Content identity is driftless's
+//! own SHA-256 (stored in [`Attributes::sha256`]), never the ETag.
+
+pub mod conformance;
+mod local;
+mod memory;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+pub use local::LocalStore;
+pub use memory::MemoryStore;
+
+/// Headers and metadata stored with an object.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Attributes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    /// driftless's content identity (hex SHA-256 of the stored bytes), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// What a listing says about one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+}
+
+/// What a `head` says about one object: the listing facts plus its attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub meta: ObjectMeta,
+    pub attrs: Attributes,
+}
+
+/// How a write treats an existing object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutMode {
+    /// Write whatever is there (only for keys nobody else writes, e.g. journal events
+    /// with unique names).
+    Overwrite,
+    /// Only if the key does not exist (`If-None-Match: *`).
+    Create,
+    /// Only if the key exists with exactly this ETag (`If-Match`).
+    IfMatch(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{key}: no such object")]
+    NotFound { key: String },
+    #[error("{key}: already exists")]
+    AlreadyExists { key: String },
+    #[error("{key}: changed since it was read (expected ETag {expected})")]
+    Precondition { key: String, expected: String },
+    #[error("invalid object key {key:?}: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// A human-readable location, e.g. `file:///srv/site` (never with credentials).
+    fn location(&self) -> String;
+
+    /// Every object whose key starts with `prefix`, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+
+    async fn head(&self, key: &str) -> Result<Option<Object>>;
+
+    async fn get(&self, key: &str) -> Result<Option<(Object, Bytes)>>;
+
+    /// Write `body` under `key`; returns the new ETag.
+    async fn put(&self, key: &str, body: Bytes, attrs: &Attributes, mode: PutMode)
+    -> Result<String>;
+
+    /// Server-side copy `from` → `to`, replacing the attributes; `mode` applies to `to`.
+    async fn copy(&self, from: &str, to: &str, attrs: &Attributes, mode: PutMode)
+    -> Result<String>;
+
+    /// Delete `key`. Without `if_match` a missing key is not an error (as on S3); with
+    /// it, the key must exist with that ETag.
+    async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()>;
+}
+
+/// Keys are `/`-separated relative paths: no empty, `.` or `..` segments, no NUL.
+pub fn validate_key(key: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(StoreError::InvalidKey {
+            key: key.to_owned(),
+            reason,
+        })
+    };
+    if key.is_empty() {
+        return bad("empty");
+    }
+    if key.contains('\0') {
+        return bad("contains NUL");
+    }
+    if key.starts_with('/') || key.ends_with('/') {
+        return bad("starts or ends with '/'");
+    }
+    if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return bad("has an empty, '.' or '..' segment");
+    }
+    Ok(())
+}
+
+/// S3 and friends quote ETags in some places and not in others.
+pub fn normalize_etag(etag: &str) -> String {
+    etag.trim().trim_start_matches("W/").trim_matches('"').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_validated() {
+        for ok in ["index.html", "a/b/c.js", "ü/é.html", "with space.txt", ".well-known/x"] {
+            assert!(validate_key(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "/abs", "a//b", "a/../b", "./a", "dir/", "a\0b"] {
+            assert!(validate_key(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn etags_are_normalized() {
+        assert_eq!(normalize_etag("\"abc\""), "abc");
+        assert_eq!(normalize_etag("abc-3"), "abc-3");
+        assert_eq!(normalize_etag("W/\"abc\""), "abc");
+    }
+}
