@@ -161,6 +161,8 @@ pub struct EnvConfig {
     pub profile: Option<String>,
     pub account: Option<String>,
     pub url: Option<String>,
+    /// CDN settings (e.g. `{ cloudfront = "E2EXAMPLE" }`), used by invalidation.
+    pub cdn: Option<toml::Table>,
     pub limits: Limits,
 }
 
@@ -276,6 +278,7 @@ impl Config {
                     profile: env.profile.clone(),
                     account: env.account.clone(),
                     url: env.url.clone(),
+                    cdn: env.cdn.clone(),
                     limits: env.limits.unwrap_or(raw.limits),
                 },
             );

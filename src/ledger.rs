@@ -239,8 +239,8 @@ pub struct Pending {
     pub release: Release,
     /// HEAD as the apply saw it (compare-and-swap target).
     pub head: Head,
-    /// Keys to delete once HEAD has moved.
-    pub deletes: Vec<String>,
+    /// Keys to delete once HEAD has moved, with the ETag each delete is conditional on.
+    pub deletes: Vec<(String, String)>,
 }
 
 /// One environment's state, inside its store.

@@ -1,1 +1,121 @@
+//! driftless: deploy a static site to object storage so that the classic deploy
+//! disasters cannot happen — a stale copy overwriting newer production files, a change
+//! made outside the tool silently reverted, a deploy with no way back, two people
+//! deploying at once.
+//!
+//! The binary is a thin wrapper around [`run`]. The pieces: [`config`] (driftless.toml),
+//! [`scan`] (the local site), [`store`] (object stores), [`ledger`] (state kept in the
+//! store), [`plan`] (what a deploy would do, as data) and the apply engine.
 
+pub mod cli;
+pub mod config;
+pub mod git;
+pub mod ledger;
+pub mod plan;
+pub mod scan;
+pub mod store;
+
+mod apply;
+mod commands;
+mod output;
+mod remote;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use clap::Parser as _;
+use sha2::{Digest, Sha256};
+
+/// Everything that can stop a command, mapped to exit statuses in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Scan(#[from] scan::ScanError),
+    /// A guard refused; the details were already shown with the plan.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// 0 success; 1 error; 2 usage or configuration; 3 refused by a guard.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) | Self::Usage(_) | Self::Scan(_) => 2,
+            Self::Refused(_) => 3,
+            Self::Store(_) | Self::Ledger(_) | Self::Other(_) => 1,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Self::Other(e.to_string())
+    }
+}
+
+/// Parse `args`, run the command, and return the process exit status.
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let json = cli.global.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("driftless: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e.exit_code();
+            match &e {
+                Error::Refused(msg) => eprintln!("driftless: refused: {msg}"),
+                other => eprintln!("driftless: error: {other}"),
+            }
+            if json && !matches!(e, Error::Refused(_)) {
+                let doc = serde_json::json!({ "error": e.to_string(), "exit_status": code });
+                println!("{doc}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// A unique hex token (release ids, temp names, journal keys): time, process, counter.
+pub fn unique_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = Sha256::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.update(now.as_nanos().to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    h.update(format!("{:?}", std::thread::current().id()));
+    hex::encode(&h.finalize()[..16])
+}

@@ -294,7 +294,7 @@ pub fn diff(
         let remote_entry_headers = |r: &RemoteObject| v.filter(|v| Some(v.sha256.as_str()) == r.sha256.as_deref());
         let action = match (d, r) {
             (None, None) => None,
-            (Some(d), None) => Some((
+            (Some(_), None) => Some((
                 ActionKind::Create,
                 if v.is_some() {
                     "missing from the store: restored".to_owned()

@@ -79,7 +79,7 @@ pub struct LocalFile {
     pub attrs: Attributes,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScanStats {
     pub files: usize,
     pub bytes: u64,
@@ -122,7 +122,7 @@ pub struct Scanner<'a> {
     pub rules: &'a [Rule],
     /// Where the hash cache lives (`None`: no cache).
     pub cache: Option<PathBuf>,
-    pub progress: &'a dyn Fn(u64, u64),
+    pub progress: &'a (dyn Fn(u64, u64) + Sync),
 }
 
 impl Scanner<'_> {

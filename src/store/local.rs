@@ -438,7 +438,8 @@ mod tests {
                         let (obj, body) = rt.block_on(store.get("n")).unwrap().unwrap();
                         let n: u32 = std::str::from_utf8(&body).unwrap().parse().unwrap();
                         let next = Bytes::from((n + 1).to_string());
-                        let put = store.put("n", next, &Attributes::default(), PutMode::IfMatch(obj.meta.etag));
+                        let attrs = Attributes::default();
+                        let put = store.put("n", next, &attrs, PutMode::IfMatch(obj.meta.etag));
                         match rt.block_on(put) {
                             Ok(_) => done += 1,
                             Err(StoreError::Precondition { .. }) => {}

@@ -1,0 +1,3 @@
+document.querySelector("#stripe-checkout")?.addEventListener("click", () => {
+  document.querySelector("#stripe-checkout").textContent = "Thanks!";
+});

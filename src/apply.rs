@@ -1,0 +1,415 @@
+//! Apply a plan, in an order that keeps the environment whole at every instant:
+//!
+//! verify nothing moved → content into `objects/` (invisible to visitors) → snapshot of
+//! anything about to be replaced → pending record → assets → entry points (HTML) →
+//! release record → compare-and-swap HEAD → deletes → clear pending.
+//!
+//! Every write to a site key is conditional on exactly what the plan saw. If one is
+//! refused (someone changed the key meanwhile), the keys already written are put back
+//! and the run is refused: a refused run changes nothing but journal and holds. If the
+//! process dies, the pending record lets the next run finish the release (every byte it
+//! needs is already in `objects/`).
+
+use std::collections::BTreeMap;
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use jiff::Timestamp;
+
+use crate::Error;
+use crate::ledger::{Actor, Entry, Ledger, Lock, Pending, Release, ReleaseKind};
+use crate::output::Output;
+use crate::plan::{Action, ActionKind, Plan, PlanKind, Source, listing_digest};
+use crate::remote::{CONCURRENCY, list_site};
+use crate::scan::hash_bytes;
+use crate::store::{PutMode, StoreError};
+
+pub(crate) const LEASE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// HTML is what visitors enter through: written after the assets it references.
+fn is_entry_point(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.ends_with(".html") || k.ends_with(".htm")
+}
+
+fn moved(what: String) -> Error {
+    Error::Refused(format!(
+        "{what}; nothing was changed — re-run the command to plan against the new state"
+    ))
+}
+
+/// What the release record says about who made it and why.
+pub(crate) struct Provenance<'a> {
+    pub(crate) actor: &'a Actor,
+    pub(crate) message: Option<String>,
+}
+
+/// Apply `plan` while holding `lock`. Returns the release that is now live.
+pub(crate) async fn apply(
+    ledger: &Ledger,
+    plan: &Plan,
+    who: &Provenance<'_>,
+    lock: &mut Lock,
+    out: &Output,
+) -> Result<Release, Error> {
+    // 1. Nothing the plan saw may have moved.
+    let head = ledger.head().await?;
+    if head != plan.seen.head {
+        let now = match &head.release {
+            Some(id) => ledger.release(id).await?.summary().to_string(),
+            None => "(none)".into(),
+        };
+        return Err(moved(format!("the live release changed since the plan: it is now {now}")));
+    }
+    if listing_digest(&list_site(ledger).await?) != plan.seen.listing_digest {
+        return Err(moved(
+            "objects in the store changed since the plan (see `driftless status`)".into(),
+        ));
+    }
+    let live = match &head.release {
+        Some(id) => Some(ledger.release(id).await?),
+        None => None,
+    };
+
+    // 2. Content into objects/, and a snapshot of everything about to be replaced.
+    store_content(ledger, plan, out).await?;
+    snapshot(ledger, &plan.actions).await?;
+    ledger.renew(lock, LEASE).await?;
+
+    // 3. Pending record: from here on a crash is finished by the next run.
+    let mut release = Release {
+        id: plan.new_release.clone(),
+        parent: head.release.clone(),
+        env: plan.env.clone(),
+        kind: match &plan.kind {
+            PlanKind::Deploy => ReleaseKind::Deploy,
+            PlanKind::Rollback { to } => ReleaseKind::Rollback { to: to.clone() },
+        },
+        created_at: Timestamp::now(),
+        actor: who.actor.clone(),
+        git: plan.git.clone(),
+        message: who.message.clone().or_else(|| plan.message.clone()),
+        overrides: plan.overrides.iter().map(|r| r.guard.name().to_owned()).collect(),
+        manifest: plan.manifest.iter().map(|(k, d)| (k.clone(), d.entry.clone())).collect(),
+    };
+    let deletes: Vec<(String, String)> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind == ActionKind::Delete)
+        .filter_map(|a| a.remote.as_ref().map(|r| (a.key.clone(), r.etag.clone())))
+        .collect();
+    let pending_etag = ledger
+        .set_pending(&Pending {
+            release: release.clone(),
+            head: head.clone(),
+            deletes: deletes.clone(),
+        })
+        .await?;
+
+    // 4. Site writes: assets, then entry points.
+    let writes: Vec<&Action> = plan.actions.iter().filter(|a| a.kind != ActionKind::Delete).collect();
+    let (html, assets): (Vec<&Action>, Vec<&Action>) = writes.into_iter().partition(|a| is_entry_point(&a.key));
+    let mut written: Vec<(&Action, String)> = Vec::new();
+    let bar = out.bar((html.len() + assets.len()) as u64, "writing");
+    for group in [assets, html] {
+        let results: Vec<(&Action, Result<String, StoreError>)> = futures::stream::iter(group)
+            .map(|a| {
+                let bar = &bar;
+                async move {
+                    let r = write_key(ledger, a).await;
+                    bar.inc(1);
+                    (a, r)
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut failure = None;
+        for (a, r) in results {
+            match r {
+                Ok(etag) => written.push((a, etag)),
+                Err(e) => failure = failure.or(Some((a.key.clone(), e))),
+            }
+        }
+        if let Some((key, e)) = failure {
+            bar.finish_and_clear();
+            undo(ledger, &written, live.as_ref()).await;
+            ledger.clear_pending(&pending_etag).await?;
+            return Err(match e {
+                StoreError::Precondition { .. } | StoreError::AlreadyExists { .. } => moved(format!(
+                    "{key} was changed in the store by someone else during the deploy; the keys already written were put back"
+                )),
+                other => Error::Other(format!(
+                    "writing {key} failed: {other}; the keys already written were put back"
+                )),
+            });
+        }
+    }
+    bar.finish_and_clear();
+    for (a, etag) in &written {
+        if let Some(e) = release.manifest.get_mut(&a.key) {
+            e.etag.clone_from(etag);
+        }
+    }
+
+    // 5. The release record, then the single linearisation point: HEAD.
+    ledger.renew(lock, LEASE).await?;
+    ledger.write_release(&release).await?;
+    if let Err(e) = ledger.swap_head(&head, &release.id).await {
+        undo(ledger, &written, live.as_ref()).await;
+        ledger.clear_pending(&pending_etag).await?;
+        return Err(match e {
+            crate::ledger::LedgerError::Store(StoreError::Precondition { .. }) => moved(
+                "HEAD was moved by someone else during the deploy (was the lock broken?); the keys already written were put back".into(),
+            ),
+            other => other.into(),
+        });
+    }
+
+    // 6. Deletes, only now that no live release references them.
+    let kept = delete_keys(ledger, &deletes).await;
+    ledger.clear_pending(&pending_etag).await?;
+    if !kept.is_empty() {
+        out.say(format!(
+            "warning: {} key(s) changed in the store during the deploy and were not deleted: {}",
+            kept.len(),
+            kept.join(", ")
+        ));
+        ledger
+            .journal(who.actor, "drift-seen", Some(&release.id), serde_json::json!({ "kept": kept }))
+            .await;
+    }
+    Ok(release)
+}
+
+/// Put every byte the new release needs into `objects/`.
+async fn store_content(ledger: &Ledger, plan: &Plan, out: &Output) -> Result<(), Error> {
+    let needed: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a.kind, ActionKind::Create | ActionKind::Update | ActionKind::HeaderUpdate))
+        .collect();
+    let bar = out.bar(needed.len() as u64, "uploading");
+    futures::stream::iter(needed)
+        .map(|a| {
+            let bar = &bar;
+            async move {
+                let entry = a.local.as_ref().expect("writes carry the local entry");
+                let source = &plan.manifest[&a.key].source;
+                if ledger.has_object(&entry.sha256).await? {
+                    bar.inc(1);
+                    return Ok(());
+                }
+                match source {
+                    Source::Local(path) => {
+                        let body = tokio::fs::read(path)
+                            .await
+                            .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+                        if hash_bytes(&body) != entry.sha256 {
+                            return Err(moved(format!(
+                                "{}: the local file changed since the plan",
+                                a.key
+                            )));
+                        }
+                        ledger.put_object(&entry.sha256, body.into()).await?;
+                    }
+                    Source::Object if a.kind == ActionKind::HeaderUpdate => {
+                        // Same bytes as the store holds at the key: snapshot them.
+                        snapshot_key(ledger, &a.key, a.remote.as_ref().map(|r| r.etag.as_str()), &entry.sha256).await?;
+                    }
+                    Source::Object => {
+                        return Err(Error::Other(format!(
+                            "{}: content {} is missing from the store's objects/ area",
+                            a.key, entry.sha256
+                        )));
+                    }
+                }
+                bar.inc(1);
+                Ok::<_, Error>(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Make sure the bytes every replaced or deleted key holds now are in `objects/`
+/// (they are, unless they came from outside driftless).
+async fn snapshot(ledger: &Ledger, actions: &[Action]) -> Result<(), Error> {
+    futures::stream::iter(actions.iter().filter(|a| a.kind != ActionKind::Create))
+        .map(|a| async move {
+            let Some(r) = &a.remote else { return Ok(()) };
+            let Some(sha) = &r.sha256 else { return Ok(()) };
+            if ledger.has_object(sha).await? {
+                return Ok(());
+            }
+            snapshot_key(ledger, &a.key, Some(&r.etag), sha).await
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+async fn snapshot_key(ledger: &Ledger, key: &str, etag: Option<&str>, sha: &str) -> Result<(), Error> {
+    let got = ledger.store().get(key).await?;
+    match got {
+        Some((obj, body)) if etag.is_none_or(|e| e == obj.meta.etag) && hash_bytes(&body) == sha => {
+            ledger.put_object(sha, body).await?;
+            Ok(())
+        }
+        _ => Err(moved(format!("{key} changed in the store since the plan"))),
+    }
+}
+
+async fn write_key(ledger: &Ledger, a: &Action) -> Result<String, StoreError> {
+    let entry = a.local.as_ref().expect("writes carry the local entry");
+    let mode = match (&a.kind, &a.remote) {
+        (ActionKind::Create, _) | (_, None) => PutMode::Create,
+        (_, Some(r)) => PutMode::IfMatch(r.etag.clone()),
+    };
+    ledger
+        .store()
+        .copy(&ledger.object_key(&entry.sha256), &a.key, &entry.attributes(), mode)
+        .await
+}
+
+/// Put back what a failed apply wrote (best effort, each conditional on our own write).
+async fn undo(ledger: &Ledger, written: &[(&Action, String)], live: Option<&Release>) {
+    for (a, etag) in written {
+        let result = match (&a.remote, a.remote.as_ref().and_then(|r| r.sha256.as_ref())) {
+            (None, _) => ledger.store().delete(&a.key, Some(etag)).await.map(|()| String::new()),
+            (Some(_), Some(sha)) => {
+                let attrs = live
+                    .and_then(|l| l.manifest.get(&a.key))
+                    .filter(|e| &e.sha256 == sha)
+                    .map_or_else(
+                        || crate::store::Attributes {
+                            sha256: Some(sha.clone()),
+                            ..Default::default()
+                        },
+                        Entry::attributes,
+                    );
+                ledger
+                    .store()
+                    .copy(&ledger.object_key(sha), &a.key, &attrs, PutMode::IfMatch(etag.clone()))
+                    .await
+            }
+            (Some(_), None) => Ok(String::new()),
+        };
+        if let Err(e) = result {
+            eprintln!("warning: could not put back {}: {e}", a.key);
+        }
+    }
+}
+
+/// Delete each key if it still holds what was seen; returns the keys kept.
+async fn delete_keys(ledger: &Ledger, deletes: &[(String, String)]) -> Vec<String> {
+    let results: Vec<(String, Result<(), StoreError>)> = futures::stream::iter(deletes)
+        .map(|(k, etag)| async move { (k.clone(), ledger.store().delete(k, Some(etag)).await) })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut kept: Vec<String> = results
+        .into_iter()
+        .filter_map(|(k, r)| match r {
+            Ok(()) | Err(StoreError::NotFound { .. }) => None,
+            Err(_) => Some(k),
+        })
+        .collect();
+    kept.sort();
+    kept
+}
+
+/// Finish an apply that was interrupted (the process died) from its pending record.
+/// Every byte the release needs is in `objects/`, so this needs no local files.
+pub(crate) async fn recover(
+    ledger: &Ledger,
+    pending: Pending,
+    pending_etag: &str,
+    actor: &Actor,
+) -> Result<Release, Error> {
+    let mut release = pending.release;
+    let head = ledger.head().await?;
+    let already_written = match ledger.release(&release.id).await {
+        Ok(r) => Some(r),
+        Err(crate::ledger::LedgerError::MissingRelease { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(written) = already_written {
+        // Died after writing the release record: only HEAD may be left to move.
+        release = written;
+        if head.release.as_deref() != Some(release.id.as_str()) {
+            if head != pending.head {
+                return Err(Error::Other(format!(
+                    "an interrupted apply of release {} is pending, but HEAD has moved since; inspect with `driftless status {}`",
+                    release.id, release.env
+                )));
+            }
+            ledger.swap_head(&head, &release.id).await?;
+        }
+    } else {
+        if head != pending.head {
+            return Err(Error::Other(format!(
+                "an interrupted apply of release {} is pending, but HEAD has moved since; inspect with `driftless status {}`",
+                release.id, release.env
+            )));
+        }
+        let keys: Vec<(String, Entry)> = release.manifest.clone().into_iter().collect();
+        let etags: BTreeMap<String, String> = futures::stream::iter(keys)
+            .map(|(key, entry)| async move {
+                let now = ledger.store().head(&key).await?;
+                let etag = match now {
+                    Some(o) if !entry.etag.is_empty() && o.meta.etag == entry.etag => o.meta.etag,
+                    Some(o)
+                        if o.attrs.sha256.as_deref() == Some(entry.sha256.as_str())
+                            && o.attrs.content_type == entry.content_type
+                            && o.attrs.cache_control == entry.cache_control
+                            && o.attrs.content_encoding == entry.content_encoding =>
+                    {
+                        o.meta.etag
+                    }
+                    other => {
+                        let mode = other.map_or(PutMode::Create, |o| PutMode::IfMatch(o.meta.etag));
+                        ledger
+                            .store()
+                            .copy(&ledger.object_key(&entry.sha256), &key, &entry.attributes(), mode)
+                            .await?
+                    }
+                };
+                Ok::<_, Error>((key, etag))
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        for (k, etag) in etags {
+            if let Some(e) = release.manifest.get_mut(&k) {
+                e.etag = etag;
+            }
+        }
+        ledger.write_release(&release).await?;
+        ledger.swap_head(&head, &release.id).await?;
+    }
+    let kept = delete_keys(ledger, &pending.deletes).await;
+    ledger.clear_pending(pending_etag).await?;
+    ledger
+        .journal(
+            actor,
+            "recovered",
+            Some(&release.id),
+            serde_json::json!({ "interrupted_by": release.actor, "kept": kept }),
+        )
+        .await;
+    Ok(release)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn html_is_an_entry_point() {
+        assert!(super::is_entry_point("index.html"));
+        assert!(super::is_entry_point("docs/A.HTM"));
+        assert!(!super::is_entry_point("assets/app.js"));
+    }
+}

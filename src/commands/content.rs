@@ -1,0 +1,311 @@
+//! Commands that move content between the store and people: `rollback`, `adopt`,
+//! `pull` and `diff`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use bytes::Bytes;
+use jiff::Timestamp;
+
+use super::deploy::{Request, build_plan, confirm_and_execute};
+use super::{Ctx, EnvCtx};
+use crate::Error;
+use crate::ledger::{Entry, Manifest, Release, ReleaseKind, new_release_id};
+use crate::output::Style;
+use crate::plan::{Desired, PlanKind, Source, diff as plan_diff};
+use crate::remote::read_site;
+use crate::scan::hash_bytes;
+
+pub(super) async fn rollback(
+    ctx: &Ctx,
+    env: &str,
+    to: Option<String>,
+    message: Option<String>,
+    yes: bool,
+) -> Result<(), Error> {
+    let ec = ctx.env(env)?;
+    ec.finish_interrupted().await?;
+    let history = ec.ledger.history(10_000).await?;
+    let Some(live) = history.first() else {
+        return Err(Error::Usage(format!("{env} has no live release to roll back from")));
+    };
+    let target = match &to {
+        Some(id) => history.iter().find(|r| &r.id == id).cloned().ok_or_else(|| {
+            Error::Usage(format!(
+                "{id} is not a release that was live on {env}; see `driftless log {env}`"
+            ))
+        })?,
+        None => history.get(1).cloned().ok_or_else(|| {
+            Error::Usage(format!("live release {} on {env} has no previous release", live.id))
+        })?,
+    };
+    let desired = target
+        .manifest
+        .iter()
+        .map(|(k, e)| {
+            let mut entry = e.clone();
+            entry.etag.clear();
+            (k.clone(), Desired { entry, source: Source::Object })
+        })
+        .collect();
+    let plan = build_plan(
+        &ec,
+        Request {
+            kind: PlanKind::Rollback { to: target.id.clone() },
+            desired,
+            scan: None,
+            refusals: Vec::new(),
+            forced: Vec::new(),
+            message: Some(message.unwrap_or_else(|| format!("rollback to {}", target.id))),
+        },
+    )
+    .await?;
+    ctx.out.say(crate::output::proof_block(&ctx.out, &plan));
+    confirm_and_execute(&ec, plan, yes).await
+}
+
+/// Record the store's current objects as a new release.
+pub(super) async fn adopt(ctx: &Ctx, env: &str, message: Option<String>, yes: bool) -> Result<(), Error> {
+    let ec = ctx.env(env)?;
+    ec.finish_interrupted().await?;
+    let mut lock = ec.lock("adopt").await?;
+    let result = adopt_locked(&ec, message, yes, &mut lock).await;
+    ec.ledger.unlock(lock).await?;
+    result
+}
+
+async fn adopt_locked(
+    ec: &EnvCtx<'_>,
+    message: Option<String>,
+    yes: bool,
+    lock: &mut crate::ledger::Lock,
+) -> Result<(), Error> {
+    let ctx = ec.ctx;
+    let env = &ec.cfg.name;
+    let (head, live) = ec.ledger.live().await?;
+    let remote = read_site(&ec.ledger, live.as_ref()).await?;
+    let live_manifest = live.as_ref().map(|l| l.manifest.clone()).unwrap_or_default();
+    let mut manifest = Manifest::new();
+    for (key, r) in &remote {
+        let known = live_manifest
+            .get(key)
+            .filter(|e| e.etag == r.etag && Some(&e.sha256) == r.sha256.as_ref());
+        if let Some(e) = known {
+            manifest.insert(key.clone(), e.clone());
+            continue;
+        }
+        // Not what driftless wrote: snapshot its bytes and record its headers.
+        let Some((obj, body)) = ec.ledger.store().get(key).await? else {
+            continue;
+        };
+        let sha = hash_bytes(&body);
+        ec.ledger.put_object(&sha, body).await?;
+        manifest.insert(key.clone(), Entry::from_attributes(&sha, obj.meta.size, &obj.attrs, &obj.meta.etag));
+    }
+    let as_desired: BTreeMap<String, Desired> = manifest
+        .iter()
+        .map(|(k, e)| (k.clone(), Desired { entry: e.clone(), source: Source::Object }))
+        .collect();
+    let drift = plan_diff(&as_desired, None, Some(&live_manifest), &remote).drift;
+    if live.is_some() && drift.is_empty() {
+        ctx.out.say(format!("Nothing to adopt: the store matches the live release of {env}."));
+        ctx.out.document(&serde_json::json!({ "result": "no-op", "env": env }));
+        return Ok(());
+    }
+    ctx.out.say(format!(
+        "{} {} object(s) in {} as a new release of {env}{}:",
+        ctx.out.paint("Adopt", Style::Strong),
+        manifest.len(),
+        ec.ledger.store().location(),
+        live.as_ref().map(|l| format!(" (replacing live {})", l.summary())).unwrap_or_default()
+    ));
+    for d in &drift {
+        ctx.out.say(format!("  {:<8} {}", format!("{:?}", d.kind).to_lowercase(), d.key));
+    }
+    if !ctx.out.confirm(&format!("Record these as the live release of {env}?"), yes)? {
+        return Err(Error::Other("not confirmed; nothing was changed".into()));
+    }
+    ec.ledger.renew(lock, crate::apply::LEASE).await?;
+    let release = Release {
+        id: new_release_id(Timestamp::now()),
+        parent: head.release.clone(),
+        env: env.clone(),
+        kind: ReleaseKind::Adopt,
+        created_at: Timestamp::now(),
+        actor: ctx.actor.clone(),
+        git: None,
+        message,
+        overrides: Vec::new(),
+        manifest,
+    };
+    ec.ledger.write_release(&release).await?;
+    ec.ledger.swap_head(&head, &release.id).await.map_err(|e| match e {
+        crate::ledger::LedgerError::Store(crate::store::StoreError::Precondition { .. }) => {
+            Error::Refused(format!("the live release of {env} changed while adopting; re-run"))
+        }
+        other => other.into(),
+    })?;
+    ec.ledger
+        .journal(&ctx.actor, "adopt", Some(&release.id), serde_json::json!({ "drift": drift }))
+        .await;
+    ctx.out.say(format!(
+        "{} release {} (adopted, {} files) is live on {env}.",
+        ctx.out.paint("✓", Style::Good),
+        release.id,
+        release.manifest.len()
+    ));
+    ctx.out.document(&serde_json::json!({ "result": "adopted", "release": release.summary(), "drift": drift }));
+    Ok(())
+}
+
+/// Bytes of one release entry: from `objects/`, or the site key if it still matches.
+async fn entry_bytes(ec: &EnvCtx<'_>, key: &str, entry: &Entry) -> Result<Bytes, Error> {
+    if let Some(b) = ec.ledger.get_object(&entry.sha256).await? {
+        return Ok(b);
+    }
+    match ec.ledger.store().get(key).await? {
+        Some((_, b)) if hash_bytes(&b) == entry.sha256 => Ok(b),
+        _ => Err(Error::Other(format!(
+            "{key}: content {} is in neither objects/ nor the site",
+            entry.sha256
+        ))),
+    }
+}
+
+pub(super) async fn pull(ctx: &Ctx, env: &str, dir: &Path) -> Result<(), Error> {
+    let ec = ctx.env(env)?;
+    let (_, live) = ec.ledger.live().await?;
+    let Some(live) = live else {
+        return Err(Error::Usage(format!("{env} has no live release to pull")));
+    };
+    let bar = ctx.out.bar(live.manifest.len() as u64, "pulling");
+    for (key, entry) in &live.manifest {
+        let body = entry_bytes(&ec, key, entry).await?;
+        let path = key.split('/').fold(dir.to_path_buf(), |p, s| p.join(s));
+        if let Some(parent) = path.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        fs_err::write(&path, &body)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    ec.set_working_base(&live.id)?;
+    ctx.out.say(format!(
+        "Pulled release {} ({} files) into {}; it is now this working copy's base for {env}.",
+        live.summary(),
+        live.manifest.len(),
+        dir.display()
+    ));
+    ctx.out.document(&serde_json::json!({ "release": live.summary(), "dir": dir, "files": live.manifest.len() }));
+    Ok(())
+}
+
+/// One side of a diff: a manifest and where to read its bytes.
+enum Side<'a> {
+    Local(BTreeMap<String, Desired>),
+    Release(&'a EnvCtx<'a>, Manifest),
+}
+
+impl Side<'_> {
+    fn shas(&self) -> BTreeMap<String, (String, Option<String>)> {
+        match self {
+            Side::Local(d) => d
+                .iter()
+                .map(|(k, d)| (k.clone(), (d.entry.sha256.clone(), d.entry.content_type.clone())))
+                .collect(),
+            Side::Release(_, m) => m
+                .iter()
+                .map(|(k, e)| (k.clone(), (e.sha256.clone(), e.content_type.clone())))
+                .collect(),
+        }
+    }
+
+    async fn bytes(&self, key: &str) -> Result<Option<Bytes>, Error> {
+        match self {
+            Side::Local(d) => match d.get(key).map(|d| &d.source) {
+                Some(Source::Local(p)) => Ok(Some(fs_err::read(p)?.into())),
+                _ => Ok(None),
+            },
+            Side::Release(ec, m) => match m.get(key) {
+                Some(e) => Ok(Some(entry_bytes(ec, key, e).await?)),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
+fn is_text(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|t| {
+        t.starts_with("text/") || ["json", "javascript", "xml", "svg"].iter().any(|w| t.contains(w))
+    })
+}
+
+pub(super) async fn diff(ctx: &Ctx, env: &str, against: &str, paths: &[String]) -> Result<(), Error> {
+    let ec = ctx.env(env)?;
+    let (_, live) = ec.ledger.live().await?;
+    let left_manifest = live.as_ref().map(|l| l.manifest.clone()).unwrap_or_default();
+    let left_name = format!("{env}");
+    let other_env;
+    let (right, right_name) = if against == "local" {
+        let (desired, _, _) = super::deploy::scan_site(ctx)?;
+        (Side::Local(desired), "local".to_owned())
+    } else if ctx.config.envs.contains_key(against) {
+        other_env = ctx.env(against)?;
+        let (_, other_live) = other_env.ledger.live().await?;
+        let m = other_live.map(|l| l.manifest).unwrap_or_default();
+        (Side::Release(&other_env, m), against.to_owned())
+    } else {
+        let r = ec.ledger.release(against).await.map_err(|_| {
+            Error::Usage(format!(
+                "--against {against}: not `local`, an environment ({}), or a release of {env}",
+                ctx.config.envs.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        (Side::Release(&ec, r.manifest), against.to_owned())
+    };
+    let left = Side::Release(&ec, left_manifest);
+    let (ls, rs) = (left.shas(), right.shas());
+    let keys: BTreeSet<&String> = ls.keys().chain(rs.keys()).collect();
+    let mut changes = Vec::new();
+    let mut text_out = String::new();
+    for key in keys {
+        if !paths.is_empty() && !paths.iter().any(|p| key == p || key.starts_with(&format!("{}/", p.trim_end_matches('/')))) {
+            continue;
+        }
+        let (l, r) = (ls.get(key), rs.get(key));
+        if l.map(|x| &x.0) == r.map(|x| &x.0) {
+            continue;
+        }
+        let status = match (l, r) {
+            (None, _) => "added",
+            (_, None) => "removed",
+            _ => "changed",
+        };
+        let ct = r.or(l).and_then(|x| x.1.as_deref());
+        let mut unified = None;
+        if is_text(ct) {
+            let a = left.bytes(key).await?.unwrap_or_default();
+            let b = right.bytes(key).await?.unwrap_or_default();
+            if let (Ok(a), Ok(b)) = (std::str::from_utf8(&a), std::str::from_utf8(&b)) {
+                let d = similar::TextDiff::from_lines(a, b)
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(&format!("{left_name}/{key}"), &format!("{right_name}/{key}"))
+                    .to_string();
+                unified = Some(d);
+            }
+        }
+        match &unified {
+            Some(d) => text_out.push_str(d),
+            None => text_out.push_str(&format!("Binary files {left_name}/{key} and {right_name}/{key} differ\n")),
+        }
+        changes.push(serde_json::json!({ "key": key, "status": status, "diff": unified }));
+    }
+    if changes.is_empty() {
+        ctx.out.say(format!("No differences between {left_name} (live) and {right_name}."));
+    } else {
+        ctx.out.say(text_out.trim_end());
+    }
+    ctx.out.document(&serde_json::json!({ "left": left_name, "right": right_name, "changes": changes }));
+    Ok(())
+}

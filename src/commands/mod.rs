@@ -1,0 +1,188 @@
+//! One function per command, each a plain function of resolved settings.
+//!
+//! `Ctx` is the settings layer: the loaded config, the output mode and who is acting;
+//! `EnvCtx` adds one environment's store and ledger.
+
+mod content;
+mod deploy;
+mod init;
+mod state;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::cli::{Cli, Command};
+use crate::config::{Config, EnvConfig, StoreUrl};
+use crate::ledger::{Actor, Ledger, Lock};
+use crate::output::Output;
+use crate::store::{LocalStore, Store};
+
+pub(crate) async fn dispatch(cli: Cli) -> Result<(), Error> {
+    let out = Output::new(cli.global.json, cli.global.no_color);
+    if let Command::Init { site } = &cli.command {
+        return init::init(&out, site.as_deref());
+    }
+    let ctx = Ctx::load(cli.global.config.as_deref(), out)?;
+    match cli.command {
+        Command::Init { .. } => unreachable!("handled above"),
+        Command::Plan {
+            env,
+            out: file,
+            message,
+            force,
+        } => deploy::plan(&ctx, &env, file.as_deref(), message, &force.force).await,
+        Command::Deploy {
+            env,
+            message,
+            confirm,
+            force,
+        } => deploy::deploy(&ctx, &env, message, confirm.yes, &force.force).await,
+        Command::Apply { file, confirm } => deploy::apply_saved(&ctx, &file, confirm.yes).await,
+        Command::Status { env } => state::status(&ctx, &env).await,
+        Command::Log { env, limit } => state::log(&ctx, &env, limit).await,
+        Command::Diff {
+            env,
+            against,
+            paths,
+        } => content::diff(&ctx, &env, &against, &paths).await,
+        Command::Pull { env, dir } => content::pull(&ctx, &env, &dir).await,
+        Command::Adopt {
+            env,
+            message,
+            confirm,
+        } => content::adopt(&ctx, &env, message, confirm.yes).await,
+        Command::Rollback {
+            env,
+            to,
+            message,
+            confirm,
+        } => content::rollback(&ctx, &env, to, message, confirm.yes).await,
+        Command::Hold { env, reason } => state::hold(&ctx, &env, &reason).await,
+        Command::Unhold { env, confirm } => state::unhold(&ctx, &env, confirm.yes).await,
+        Command::Unlock { env, confirm } => state::unlock(&ctx, &env, confirm.yes).await,
+    }
+}
+
+pub(crate) struct Ctx {
+    pub(crate) config: Config,
+    pub(crate) out: Output,
+    pub(crate) actor: Actor,
+}
+
+pub(crate) struct EnvCtx<'a> {
+    pub(crate) ctx: &'a Ctx,
+    pub(crate) cfg: &'a EnvConfig,
+    pub(crate) ledger: Ledger,
+}
+
+impl Ctx {
+    fn load(config: Option<&std::path::Path>, out: Output) -> Result<Self, Error> {
+        let path = match config {
+            Some(p) => p.to_path_buf(),
+            None => Config::discover(&std::env::current_dir()?)?,
+        };
+        let config = Config::load(&path)?;
+        let actor = Actor::current(&config.dir);
+        Ok(Self { config, out, actor })
+    }
+
+    pub(crate) fn env(&self, name: &str) -> Result<EnvCtx<'_>, Error> {
+        let cfg = self.config.env(name)?;
+        let store = open_store(cfg)?;
+        Ok(EnvCtx {
+            ctx: self,
+            cfg,
+            ledger: Ledger::new(store, &cfg.state_prefix, &cfg.name),
+        })
+    }
+}
+
+fn open_store(env: &EnvConfig) -> Result<Arc<dyn Store>, Error> {
+    match &env.store {
+        StoreUrl::File(root) => Ok(Arc::new(LocalStore::new(root))),
+        StoreUrl::S3 { .. } => Err(Error::Usage(format!(
+            "env.{}: {} — s3:// stores are not supported by this build yet; use a file:// store",
+            env.name, env.store
+        ))),
+    }
+}
+
+/// This working copy's last-known release per environment (never shared, never in git).
+#[derive(Serialize, Deserialize)]
+struct WorkingBase {
+    release: String,
+}
+
+impl EnvCtx<'_> {
+    fn base_file(&self) -> PathBuf {
+        self.ctx
+            .config
+            .workdir_state()
+            .join("bases")
+            .join(format!("{}.json", self.cfg.name))
+    }
+
+    pub(crate) fn working_base(&self) -> Option<String> {
+        let bytes = std::fs::read(self.base_file()).ok()?;
+        serde_json::from_slice::<WorkingBase>(&bytes).ok().map(|b| b.release)
+    }
+
+    pub(crate) fn set_working_base(&self, release: &str) -> Result<(), Error> {
+        let path = self.base_file();
+        if let Some(dir) = path.parent() {
+            fs_err::create_dir_all(dir)?;
+        }
+        let json = serde_json::to_vec(&WorkingBase {
+            release: release.to_owned(),
+        })
+        .expect("serialises");
+        fs_err::write(&path, json)?;
+        Ok(())
+    }
+
+    /// Take the environment's lease or refuse, naming the holder.
+    pub(crate) async fn lock(&self, operation: &str) -> Result<Lock, Error> {
+        match self
+            .ledger
+            .lock(&self.ctx.actor, operation, crate::apply::LEASE)
+            .await?
+        {
+            Ok(lock) => Ok(lock),
+            Err(held) => Err(Error::Refused(format!(
+                "{} is locked: {} on {} is running `{}` since {} (lease until {})\n  → wait for it to finish; if that run is dead: driftless unlock {}",
+                self.cfg.name,
+                held.holder.author,
+                held.holder.host,
+                held.operation,
+                crate::ledger::short_time(held.started_at),
+                crate::ledger::short_time(held.expires_at),
+                self.cfg.name
+            ))),
+        }
+    }
+
+    /// If an earlier apply died midway, finish it (under the lock) before anything else.
+    pub(crate) async fn finish_interrupted(&self) -> Result<(), Error> {
+        if self.ledger.pending().await?.is_none() {
+            return Ok(());
+        }
+        let lock = self.lock("recover").await?;
+        let result = async {
+            if let Some((pending, etag)) = self.ledger.pending().await? {
+                let by = pending.release.actor.author.clone();
+                let release = crate::apply::recover(&self.ledger, pending, &etag, &self.ctx.actor).await?;
+                self.ctx.out.say(format!(
+                    "Finished an interrupted apply: release {} (started by {by}) is now live on {}.",
+                    release.id, self.cfg.name
+                ));
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        self.ledger.unlock(lock).await?;
+        result
+    }
+}

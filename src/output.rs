@@ -1,0 +1,268 @@
+//! How driftless talks to people and machines: the proof block, colour (off for
+//! `NO_COLOR`, `--no-color` and non-terminals), progress bars on stderr, JSON on stdout
+//! with `--json`, and confirmation prompts only when stdin is a terminal.
+
+use std::fmt::Write as _;
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use owo_colors::OwoColorize as _;
+use serde::Serialize;
+
+use crate::Error;
+use crate::ledger::ReleaseRef;
+use crate::plan::{ActionKind, Plan, PlanKind, Refusal};
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Output {
+    pub(crate) json: bool,
+    color: bool,
+    interactive: bool,
+    progress: bool,
+}
+
+impl Output {
+    pub(crate) fn new(json: bool, no_color: bool) -> Self {
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Self {
+            json,
+            color: !json && !no_color && !no_color_env && std::io::stdout().is_terminal(),
+            interactive: std::io::stdin().is_terminal(),
+            progress: !json && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Human output (suppressed with `--json`).
+    pub(crate) fn say(&self, text: impl AsRef<str>) {
+        if !self.json {
+            println!("{}", text.as_ref());
+        }
+    }
+
+    /// The one JSON document of a `--json` run.
+    pub(crate) fn document<T: Serialize>(&self, value: &T) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).expect("output serialises")
+            );
+        }
+    }
+
+    pub(crate) fn paint(&self, text: &str, style: Style) -> String {
+        if !self.color {
+            return text.to_owned();
+        }
+        match style {
+            Style::Good => text.green().to_string(),
+            Style::Bad => text.red().bold().to_string(),
+            Style::Warn => text.yellow().to_string(),
+            Style::Strong => text.bold().to_string(),
+            Style::Dim => text.dimmed().to_string(),
+        }
+    }
+
+    pub(crate) fn bar(&self, len: u64, what: &str) -> ProgressBar {
+        if !self.progress || len < 50 {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len);
+        bar.set_style(
+            ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {elapsed}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(what.to_owned());
+        bar
+    }
+
+    /// Ask before changing an environment: `--yes` answers; without a terminal there is
+    /// nobody to ask, so the caller must have said `--yes`.
+    pub(crate) fn confirm(&self, question: &str, yes: bool) -> Result<bool, Error> {
+        if yes {
+            return Ok(true);
+        }
+        if !self.interactive {
+            return Err(Error::Usage(
+                "stdin is not a terminal, so nobody can confirm: re-run with --yes once you have reviewed the plan"
+                    .into(),
+            ));
+        }
+        eprint!("{question} [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Style {
+    Good,
+    Bad,
+    Warn,
+    Strong,
+    Dim,
+}
+
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    #[expect(clippy::cast_precision_loss, reason = "display only")]
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+fn release_line(r: Option<&ReleaseRef>) -> String {
+    r.map_or_else(
+        || "(none)".to_owned(),
+        |r| {
+            let msg = r.message.as_deref().map(|m| format!("  \"{m}\"")).unwrap_or_default();
+            format!("{r}{msg}")
+        },
+    )
+}
+
+pub(crate) fn refusals(out: &Output, list: &[Refusal]) -> String {
+    let mut s = String::new();
+    for r in list {
+        let _ = writeln!(
+            s,
+            "  {} [{}] {}",
+            out.paint("✗", Style::Bad),
+            r.guard.name(),
+            r.message
+        );
+        let _ = writeln!(s, "      → {}", r.resolve);
+    }
+    s
+}
+
+/// The proof block: every change with local and remote size and SHA-256, totals, the
+/// releases involved, and every guard's verdict.
+pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
+    let mut s = String::new();
+    let what = match &plan.kind {
+        PlanKind::Deploy => "deploy".to_owned(),
+        PlanKind::Rollback { to } => format!("rollback to {to}"),
+    };
+    let _ = writeln!(
+        s,
+        "{} {} → {} ({})",
+        out.paint("Plan:", Style::Strong),
+        what,
+        out.paint(&plan.env, Style::Strong),
+        plan.store
+    );
+    let _ = writeln!(s, "  live  {}", release_line(plan.live.as_ref()));
+    let base = match (&plan.base, &plan.live) {
+        (Some(b), Some(l)) if b.id == l.id => "same as live".to_owned(),
+        (b, _) => release_line(b.as_ref()),
+    };
+    let _ = writeln!(s, "  base  {base}");
+    let _ = writeln!(s, "  new   {}", plan.new_release);
+    if let Some(g) = &plan.git {
+        let _ = writeln!(
+            s,
+            "  from  commit {}{}",
+            g.commit,
+            if g.dirty { " (uncommitted changes)" } else { "" }
+        );
+    }
+    if let Some(st) = &plan.scan {
+        let _ = writeln!(
+            s,
+            "  site  {} files, {} ({} hashed, {} from cache)",
+            st.files,
+            bytes(st.bytes),
+            st.hashed,
+            st.cached
+        );
+    }
+    s.push('\n');
+    for a in &plan.actions {
+        let style = match a.kind {
+            ActionKind::Create => Style::Good,
+            ActionKind::Update | ActionKind::HeaderUpdate => Style::Warn,
+            ActionKind::Delete => Style::Bad,
+        };
+        let _ = writeln!(
+            s,
+            "  {:<8} {}  {}",
+            out.paint(a.kind.label(), style),
+            out.paint(&a.key, Style::Strong),
+            out.paint(&format!("({})", a.reason), Style::Dim)
+        );
+        if let Some(l) = &a.local {
+            let headers: Vec<&str> = [&l.content_type, &l.cache_control, &l.content_encoding]
+                .into_iter()
+                .filter_map(|h| h.as_deref())
+                .collect();
+            let _ = writeln!(
+                s,
+                "           local   {:>10}  sha256 {}  [{}]",
+                bytes(l.size),
+                l.sha256,
+                headers.join(" · ")
+            );
+        }
+        match &a.remote {
+            Some(r) => {
+                let _ = writeln!(
+                    s,
+                    "           remote  {:>10}  sha256 {}  {}",
+                    bytes(r.size),
+                    r.sha256.as_deref().unwrap_or("(unknown)"),
+                    a.key
+                );
+            }
+            None => {
+                let _ = writeln!(s, "           remote  (none)");
+            }
+        }
+    }
+    let t = &plan.totals;
+    let _ = writeln!(
+        s,
+        "{}{} to create, {} to update, {} header-only, {} to delete, {} unchanged; {} to upload",
+        if plan.actions.is_empty() { "" } else { "\n" },
+        t.create,
+        t.update,
+        t.header_update,
+        t.delete,
+        t.unchanged,
+        bytes(t.upload_bytes)
+    );
+    if !plan.drift.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{} (the store differs from the live release):",
+            out.paint("Drift", Style::Warn)
+        );
+        for d in &plan.drift {
+            let _ = writeln!(s, "  {:<8} {}", format!("{:?}", d.kind).to_lowercase(), d.key);
+        }
+    }
+    if !plan.overrides.is_empty() {
+        let _ = writeln!(s, "\n{}", out.paint("Overridden guards (journalled):", Style::Warn));
+        for r in &plan.overrides {
+            let _ = writeln!(s, "  ! [{}] {}", r.guard.name(), r.message);
+        }
+    }
+    if plan.refused() {
+        let _ = writeln!(
+            s,
+            "\n{}",
+            out.paint("REFUSED — nothing will be changed:", Style::Bad)
+        );
+        s.push_str(&refusals(out, &plan.refusals));
+    }
+    s
+}
