@@ -31,6 +31,15 @@ fn is_entry_point(key: &str) -> bool {
     k.ends_with(".html") || k.ends_with(".htm")
 }
 
+/// Fault injection for the crash tests: with `DRIFTLESS_FAILPOINT=NAME` the process
+/// aborts at that point of an apply — no cleanup, no unlock, as if killed with SIGKILL.
+fn failpoint(name: &str) {
+    if std::env::var("DRIFTLESS_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("driftless: failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
 fn moved(what: String) -> Error {
     Error::Refused(format!(
         "{what}; nothing was changed — re-run the command to plan against the new state"
@@ -74,6 +83,7 @@ pub(crate) async fn apply(
     store_content(ledger, plan, out).await?;
     snapshot(ledger, &plan.actions).await?;
     ledger.renew(lock, LEASE).await?;
+    failpoint("after-objects");
 
     // 3. Pending record: from here on a crash is finished by the next run.
     let mut release = Release {
@@ -104,13 +114,17 @@ pub(crate) async fn apply(
             deletes: deletes.clone(),
         })
         .await?;
+    failpoint("after-pending");
 
     // 4. Site writes: assets, then entry points.
     let writes: Vec<&Action> = plan.actions.iter().filter(|a| a.kind != ActionKind::Delete).collect();
     let (html, assets): (Vec<&Action>, Vec<&Action>) = writes.into_iter().partition(|a| is_entry_point(&a.key));
     let mut written: Vec<(&Action, String)> = Vec::new();
     let bar = out.bar((html.len() + assets.len()) as u64, "writing");
-    for group in [assets, html] {
+    for (i, group) in [assets, html].into_iter().enumerate() {
+        if i == 1 {
+            failpoint("after-assets");
+        }
         let results: Vec<(&Action, Result<String, StoreError>)> = futures::stream::iter(group)
             .map(|a| {
                 let bar = &bar;
@@ -154,6 +168,7 @@ pub(crate) async fn apply(
     // 5. The release record, then the single linearisation point: HEAD.
     ledger.renew(lock, LEASE).await?;
     ledger.write_release(&release).await?;
+    failpoint("after-release");
     if let Err(e) = ledger.swap_head(&head, &release.id).await {
         undo(ledger, &written, live.as_ref()).await;
         ledger.clear_pending(&pending_etag).await?;
@@ -164,6 +179,8 @@ pub(crate) async fn apply(
             other => other.into(),
         });
     }
+
+    failpoint("after-head");
 
     // 6. Deletes, only now that no live release references them.
     let kept = delete_keys(ledger, &deletes).await;

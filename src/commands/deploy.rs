@@ -437,14 +437,17 @@ fn refused_summary(plan: &Plan) -> String {
 
 /// Journal a refusal and turn it into the exit-3 error.
 pub(super) async fn refuse(ec: &EnvCtx<'_>, plan: &Plan) -> Error {
-    ec.ledger
-        .journal(
+    // An environment that was never deployed has no history to audit: write nothing.
+    if plan.live.is_some() {
+        ec.ledger
+            .journal(
             &ec.ctx.actor,
             "refused",
             None,
-            serde_json::json!({ "kind": plan.kind, "refusals": plan.refusals }),
-        )
-        .await;
+                serde_json::json!({ "kind": plan.kind, "refusals": plan.refusals }),
+            )
+            .await;
+    }
     Error::Refused(refused_summary(plan))
 }
 
@@ -520,6 +523,9 @@ pub(super) async fn confirm_and_execute(ec: &EnvCtx<'_>, plan: Plan, yes: bool) 
     );
     if !ctx.out.confirm(&question, yes)? {
         return Err(Error::Other("not confirmed; nothing was changed".into()));
+    }
+    if plan.kind == PlanKind::Deploy {
+        ec.set_working_pending(&plan.new_release)?;
     }
     let release = execute(ec, &plan).await?;
     if plan.kind == PlanKind::Deploy {

@@ -111,9 +111,13 @@ fn open_store(env: &EnvConfig) -> Result<Arc<dyn Store>, Error> {
 }
 
 /// This working copy's last-known release per environment (never shared, never in git).
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Default)]
 struct WorkingBase {
-    release: String,
+    release: Option<String>,
+    /// A release this working copy started to apply; becomes the base if a later run
+    /// finishes it after a crash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending: Option<String>,
 }
 
 impl EnvCtx<'_> {
@@ -125,22 +129,38 @@ impl EnvCtx<'_> {
             .join(format!("{}.json", self.cfg.name))
     }
 
-    pub(crate) fn working_base(&self) -> Option<String> {
-        let bytes = std::fs::read(self.base_file()).ok()?;
-        serde_json::from_slice::<WorkingBase>(&bytes).ok().map(|b| b.release)
+    fn read_working_base(&self) -> WorkingBase {
+        std::fs::read(self.base_file())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
     }
 
-    pub(crate) fn set_working_base(&self, release: &str) -> Result<(), Error> {
+    fn write_working_base(&self, base: &WorkingBase) -> Result<(), Error> {
         let path = self.base_file();
         if let Some(dir) = path.parent() {
             fs_err::create_dir_all(dir)?;
         }
-        let json = serde_json::to_vec(&WorkingBase {
-            release: release.to_owned(),
-        })
-        .expect("serialises");
-        fs_err::write(&path, json)?;
+        fs_err::write(&path, serde_json::to_vec(base).expect("serialises"))?;
         Ok(())
+    }
+
+    pub(crate) fn working_base(&self) -> Option<String> {
+        self.read_working_base().release
+    }
+
+    pub(crate) fn set_working_base(&self, release: &str) -> Result<(), Error> {
+        self.write_working_base(&WorkingBase {
+            release: Some(release.to_owned()),
+            pending: None,
+        })
+    }
+
+    /// Remember that this working copy is about to apply `release`.
+    pub(crate) fn set_working_pending(&self, release: &str) -> Result<(), Error> {
+        let mut base = self.read_working_base();
+        base.pending = Some(release.to_owned());
+        self.write_working_base(&base)
     }
 
     /// Take the environment's lease or refuse, naming the holder.
@@ -174,6 +194,9 @@ impl EnvCtx<'_> {
             if let Some((pending, etag)) = self.ledger.pending().await? {
                 let by = pending.release.actor.author.clone();
                 let release = crate::apply::recover(&self.ledger, pending, &etag, &self.ctx.actor).await?;
+                if self.read_working_base().pending.as_deref() == Some(release.id.as_str()) {
+                    self.set_working_base(&release.id)?;
+                }
                 self.ctx.out.say(format!(
                     "Finished an interrupted apply: release {} (started by {by}) is now live on {}.",
                     release.id, self.cfg.name

@@ -291,6 +291,10 @@ impl Store for LocalStore {
         let this = self.clone();
         let key = key.to_owned();
         blocking(move || {
+            // A missing object needs no lock (and a read must never create the store).
+            if this.current(&key)?.is_none() {
+                return Ok(None);
+            }
             // Read under the lock so the body and its ETag belong to the same write.
             this.locked(|| {
                 let Some(obj) = this.current(&key)? else {

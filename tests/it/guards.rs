@@ -1,0 +1,110 @@
+//! Holds, locks, protected environments, features and delete limits.
+
+use crate::util::{Project, files, head, site_files, store_bytes};
+
+#[test]
+fn hold_refuses_deploys_until_lifted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::new(tmp.path(), &store, "");
+    p.write("index.html", "v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.cmd(&["hold", "prod", "--reason", "launch freeze"]).expect(0);
+    p.write("index.html", "v2");
+    let before = store_bytes(&store);
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["[hold]", "launch freeze", "Alice", "driftless unhold prod"]);
+    // A refused run changes nothing but journal and hold records.
+    assert_eq!(store_bytes(&store), before);
+    p.cmd(&["unhold", "prod"]).expect(2);
+    p.cmd(&["unhold", "prod", "--yes"]).expect(0);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    assert_eq!(site_files(&store), files(&[("index.html", "v2")]));
+}
+
+#[test]
+fn lock_held_by_another_deployer_is_named_and_can_be_broken() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::new(tmp.path(), &store, "");
+    p.write("index.html", "v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+
+    // Carol, on another machine, holds the lease.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ledger = driftless::ledger::Ledger::new(
+        std::sync::Arc::new(driftless::store::LocalStore::new(&store)),
+        ".driftless/",
+        "prod",
+    );
+    let carol = driftless::ledger::Actor { author: "Carol".into(), host: "ci-runner-7".into(), pid: 1 };
+    rt.block_on(ledger.lock(&carol, "deploy", std::time::Duration::from_secs(600)))
+        .unwrap()
+        .unwrap();
+
+    p.write("index.html", "v2");
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["Carol", "ci-runner-7", "driftless unlock prod"]);
+    p.cmd(&["status", "prod"]).expect(0).mentions(&["held by Carol"]);
+    p.cmd(&["unlock", "prod", "--yes"]).expect(0).mentions(&["Carol"]);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+}
+
+#[test]
+fn protected_environment_accepts_no_direct_deploy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::new(
+        tmp.path(),
+        &store,
+        "promote_from = \"staging\"\n[env.staging]\nstore = \"file://staging-store\"\n",
+    );
+    p.write("index.html", "v1");
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["[protected]", "driftless deploy staging"]);
+    assert!(!store.join(".driftless/HEAD").exists());
+    p.cmd(&["deploy", "staging", "--yes"]).expect(0);
+}
+
+#[test]
+fn a_live_feature_may_not_silently_disappear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let features = "[[features]]\nname = \"checkout\"\nfile = \"index.html\"\ncontains = 'id=\"stripe-checkout\"'\n";
+    let config = format!("site = \"site\"\n{features}\n[env.prod]\nstore = \"file://{}\"\n", store.display());
+    let p = Project::new(tmp.path(), &store, "");
+    std::fs::write(tmp.path().join("driftless.toml"), config).unwrap();
+
+    p.write("index.html", "<p>shop</p>");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&["\"checkout\" is missing from your build"]);
+    p.write("index.html", "<p>shop</p><div id=\"stripe-checkout\"></div>");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let live = head(&store);
+    p.write("index.html", "<p>shop, redesigned</p>");
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["\"checkout\" is live", &live, "--force feature"]);
+    p.cmd(&["deploy", "prod", "--yes", "--force", "feature"]).expect(0);
+}
+
+#[test]
+fn too_many_deletes_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::new(tmp.path(), &store, "");
+    for i in 0..20 {
+        p.write(&format!("p{i}.html"), "x");
+    }
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    for i in 0..15 {
+        p.remove(&format!("p{i}.html"));
+    }
+    let before = store_bytes(&store);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&["would delete 15 of 20", "--force deletes"]);
+    assert_eq!(store_bytes(&store), before);
+    p.cmd(&["deploy", "prod", "--yes", "--force", "deletes"]).expect(0);
+    assert_eq!(site_files(&store).len(), 5);
+}

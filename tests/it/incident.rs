@@ -1,0 +1,95 @@
+//! The incident driftless exists to prevent, replayed: a developer on a stale copy
+//! overwrites a newer production `index.html`.
+
+use crate::util::{Project, git, head, store_bytes};
+
+/// Regression guard for the seed incident: stale copy A must not overwrite B's release.
+#[test]
+fn stale_working_copy_cannot_overwrite_a_newer_release() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let seed = tmp.path().join("seed");
+    let origin = tmp.path().join("origin.git");
+
+    // The shared repository: a site and its config (state dir ignored by git).
+    let p = Project::new(&seed, &store, "");
+    p.write("index.html", "<h1>Shop</h1>\n<p>Welcome</p>\n")
+        .write("assets/app.js", "console.log('v1')\n");
+    std::fs::write(seed.join(".gitignore"), ".driftless/\n").unwrap();
+    git(&seed, &["init", "-q", "-b", "main"]);
+    git(&seed, &["add", "-A"]);
+    git(&seed, &["commit", "-q", "-m", "v1"]);
+    git(tmp.path(), &["clone", "-q", "--bare", seed.to_str().unwrap(), origin.to_str().unwrap()]);
+    let a_dir = tmp.path().join("a");
+    let b_dir = tmp.path().join("b");
+    git(tmp.path(), &["clone", "-q", origin.to_str().unwrap(), a_dir.to_str().unwrap()]);
+    git(tmp.path(), &["clone", "-q", origin.to_str().unwrap(), b_dir.to_str().unwrap()]);
+    let a = Project::at(&a_dir).author("Alice <alice@example.com>");
+    let b = Project::at(&b_dir).author("Bob <bob@example.com>");
+
+    // A deploys v1 (both copies agree on it).
+    a.cmd(&["deploy", "prod", "--yes", "-m", "v1"]).expect(0);
+
+    // B adds the hero animation and the checkout, commits and deploys.
+    b.write(
+        "index.html",
+        "<h1>Shop</h1>\n<div class=\"hero-animation\"></div>\n<p>Welcome</p>\n<div id=\"stripe-checkout\"></div>\n",
+    );
+    git(&b_dir, &["commit", "-q", "-am", "hero + checkout"]);
+    git(&b_dir, &["push", "-q", "origin", "main"]);
+    b.cmd(&["deploy", "prod", "--yes", "-m", "hero + checkout"]).expect(0);
+    let b_release = head(&store);
+    let before = store_bytes(&store);
+
+    // A, still on the older commit, edits its stale index.html and deploys.
+    a.write("index.html", "<h1>Shop</h1>\n<p>Welcome, friends</p>\n");
+    let refused = a.cmd(&["deploy", "prod", "--yes"]).expect(3);
+    refused.mentions(&["index.html", &b_release, "Bob", "stale-base", "git"]);
+
+    assert_eq!(store_bytes(&store), before, "a refused deploy changed the store");
+    assert_eq!(head(&store), b_release);
+
+    // The way out the message names works: merge B's commit, keep both changes.
+    git(&a_dir, &["checkout", "-q", "--", "."]);
+    git(&a_dir, &["pull", "-q", "--no-rebase", "origin", "main"]);
+    a.write(
+        "index.html",
+        "<h1>Shop</h1>\n<div class=\"hero-animation\"></div>\n<p>Welcome, friends</p>\n<div id=\"stripe-checkout\"></div>\n",
+    );
+    git(&a_dir, &["commit", "-q", "-am", "friendlier welcome"]);
+    a.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let live = std::fs::read_to_string(store.join("index.html")).unwrap();
+    assert!(live.contains("hero-animation") && live.contains("friends"), "{live}");
+}
+
+/// Without git, the working copy's last-known release is the base: a per-file revert
+/// of a newer live file is refused, naming the file, the release and its author.
+#[test]
+fn would_revert_is_refused_outside_git() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let a = Project::new(&tmp.path().join("a"), &store, "");
+    a.write("index.html", "v1").write("about.html", "about v1");
+    a.cmd(&["deploy", "prod", "--yes"]).expect(0);
+
+    // B starts from live (pull), changes about.html, deploys.
+    let b = Project::new(&tmp.path().join("b"), &store, "").author("Bob <bob@example.com>");
+    b.cmd(&["pull", "prod", "site"]).expect(0);
+    b.write("about.html", "about v2 by Bob");
+    b.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let bobs = head(&store);
+
+    // A changes only index.html; its about.html is stale.
+    a.write("index.html", "v2");
+    let before = store_bytes(&store);
+    a.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["about.html", &bobs, "Bob", "would revert", "stale-base"]);
+    assert_eq!(store_bytes(&store), before);
+
+    // Overriding stale-base alone is not enough: the per-file guard still holds.
+    a.cmd(&["deploy", "prod", "--yes", "--force", "stale-base"])
+        .expect(3)
+        .mentions(&["about.html", "revert"]);
+    assert_eq!(store_bytes(&store), before);
+}

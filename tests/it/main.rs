@@ -1,0 +1,9 @@
+//! Integration tests: the real `driftless` binary against real stores.
+#![expect(unreachable_pub, reason = "helpers are shared between the test modules")]
+
+mod bad_input;
+mod crash;
+mod guards;
+mod incident;
+mod lifecycle;
+mod util;

@@ -1,0 +1,226 @@
+//! A small fluent builder around the real `driftless` binary, plus helpers to build
+//! sites and to snapshot a store directory byte for byte.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_driftless");
+
+/// One working copy: a directory with `driftless.toml` and a `site/` build directory.
+pub struct Project {
+    pub dir: PathBuf,
+    author: String,
+}
+
+impl Project {
+    /// A project deploying `site/` to `store` (an absolute directory) as env `prod`
+    /// (plus `extra` TOML appended to the config).
+    pub fn new(dir: &Path, store: &Path, extra: &str) -> Self {
+        std::fs::create_dir_all(dir.join("site")).unwrap();
+        let config = format!(
+            "site = \"site\"\n\n[env.prod]\nstore = \"file://{}\"\n{extra}",
+            store.display()
+        );
+        std::fs::write(dir.join("driftless.toml"), config).unwrap();
+        Self {
+            dir: dir.to_path_buf(),
+            author: "Alice <alice@example.com>".into(),
+        }
+    }
+
+    /// An existing directory (e.g. a git clone) that already has its config.
+    pub fn at(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            author: "Alice <alice@example.com>".into(),
+        }
+    }
+
+    pub fn author(mut self, who: &str) -> Self {
+        self.author = who.into();
+        self
+    }
+
+    pub fn write(&self, key: &str, content: &str) -> &Self {
+        let p = self.dir.join("site").join(key);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+        self
+    }
+
+    pub fn remove(&self, key: &str) -> &Self {
+        std::fs::remove_file(self.dir.join("site").join(key)).unwrap();
+        self
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Run {
+        Run::new(&self.dir, args).env("DRIFTLESS_AUTHOR", &self.author)
+    }
+}
+
+pub struct Run {
+    cmd: Command,
+    shown: String,
+}
+
+impl Run {
+    pub fn new(dir: &Path, args: &[&str]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(dir)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("DRIFTLESS_CONFIG")
+            .env_remove("DRIFTLESS_FAILPOINT")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::null());
+        Self {
+            cmd,
+            shown: format!("driftless {}", args.join(" ")),
+        }
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn spawn(mut self) -> std::process::Child {
+        self.cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn run(mut self) -> Done {
+        let out = self.cmd.output().unwrap();
+        Done::from(self.shown, out)
+    }
+
+    /// Run and assert the exit status.
+    pub fn expect(self, code: i32) -> Done {
+        let d = self.run();
+        assert_eq!(
+            d.code, code,
+            "`{}` exited {} (expected {code})\n--- stdout\n{}\n--- stderr\n{}",
+            d.shown, d.code, d.stdout, d.stderr
+        );
+        d
+    }
+}
+
+pub struct Done {
+    pub shown: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Done {
+    pub fn from(shown: String, out: Output) -> Self {
+        Self {
+            shown,
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("`{}` did not print JSON ({e}):\n{}", self.shown, self.stdout))
+    }
+
+    /// Assert the combined output mentions every needle.
+    pub fn mentions(&self, needles: &[&str]) -> &Self {
+        let all = self.all();
+        for n in needles {
+            assert!(all.contains(n), "`{}` output does not mention {n:?}:\n{all}", self.shown);
+        }
+        self
+    }
+}
+
+/// Every file under `root` (relative path → bytes), skipping `skip` prefixes.
+pub fn tree(root: &Path, skip: &[&str]) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            if skip.iter().any(|s| rel == s.trim_end_matches('/') || rel.starts_with(s)) {
+                continue;
+            }
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The store as a visitor sees it: site files only.
+pub fn site_files(store: &Path) -> BTreeMap<String, Vec<u8>> {
+    tree(store, &[".driftless/", ".driftless-store/"])
+}
+
+/// Everything in the store that a refused run must not touch, as path → SHA-256
+/// (journal events, their sidecars and the local backend's lock file may change).
+pub fn store_bytes(store: &Path) -> BTreeMap<String, String> {
+    use sha2::Digest as _;
+    tree(
+        store,
+        &[
+            ".driftless/journal/",
+            ".driftless-store/meta/.driftless/journal/",
+            ".driftless-store/lock",
+            ".driftless-store/tmp/",
+        ],
+    )
+    .into_iter()
+    .map(|(k, v)| (k, hex::encode(sha2::Sha256::digest(&v))))
+    .collect()
+}
+
+pub fn files(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// HEAD's release id in a local store.
+pub fn head(store: &Path) -> String {
+    std::fs::read_to_string(store.join(".driftless/HEAD"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
