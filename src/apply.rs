@@ -67,7 +67,9 @@ pub(crate) async fn apply(
             Some(id) => ledger.release(id).await?.summary().to_string(),
             None => "(none)".into(),
         };
-        return Err(moved(format!("the live release changed since the plan: it is now {now}")));
+        return Err(moved(format!(
+            "the live release changed since the plan: it is now {now}"
+        )));
     }
     if listing_digest(&list_site(ledger).await?) != plan.seen.listing_digest {
         return Err(moved(
@@ -98,8 +100,16 @@ pub(crate) async fn apply(
         actor: who.actor.clone(),
         git: plan.git.clone(),
         message: who.message.clone().or_else(|| plan.message.clone()),
-        overrides: plan.overrides.iter().map(|r| r.guard.name().to_owned()).collect(),
-        manifest: plan.manifest.iter().map(|(k, d)| (k.clone(), d.entry.clone())).collect(),
+        overrides: plan
+            .overrides
+            .iter()
+            .map(|r| r.guard.name().to_owned())
+            .collect(),
+        manifest: plan
+            .manifest
+            .iter()
+            .map(|(k, d)| (k.clone(), d.entry.clone()))
+            .collect(),
     };
     let deletes: Vec<(String, String)> = plan
         .actions
@@ -117,8 +127,13 @@ pub(crate) async fn apply(
     failpoint("after-pending");
 
     // 4. Site writes: assets, then entry points.
-    let writes: Vec<&Action> = plan.actions.iter().filter(|a| a.kind != ActionKind::Delete).collect();
-    let (html, assets): (Vec<&Action>, Vec<&Action>) = writes.into_iter().partition(|a| is_entry_point(&a.key));
+    let writes: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind != ActionKind::Delete)
+        .collect();
+    let (html, assets): (Vec<&Action>, Vec<&Action>) =
+        writes.into_iter().partition(|a| is_entry_point(&a.key));
     let mut written: Vec<(&Action, String)> = Vec::new();
     let bar = out.bar((html.len() + assets.len()) as u64, "writing");
     for (i, group) in [assets, html].into_iter().enumerate() {
@@ -149,9 +164,11 @@ pub(crate) async fn apply(
             undo(ledger, &written, live.as_ref()).await;
             ledger.clear_pending(&pending_etag).await?;
             return Err(match e {
-                StoreError::Precondition { .. } | StoreError::AlreadyExists { .. } => moved(format!(
-                    "{key} was changed in the store by someone else during the deploy; the keys already written were put back"
-                )),
+                StoreError::Precondition { .. } | StoreError::AlreadyExists { .. } => {
+                    moved(format!(
+                        "{key} was changed in the store by someone else during the deploy; the keys already written were put back"
+                    ))
+                }
                 other => Error::Other(format!(
                     "writing {key} failed: {other}; the keys already written were put back"
                 )),
@@ -192,7 +209,12 @@ pub(crate) async fn apply(
             kept.join(", ")
         ));
         ledger
-            .journal(who.actor, "drift-seen", Some(&release.id), serde_json::json!({ "kept": kept }))
+            .journal(
+                who.actor,
+                "drift-seen",
+                Some(&release.id),
+                serde_json::json!({ "kept": kept }),
+            )
             .await;
     }
     Ok(release)
@@ -203,7 +225,12 @@ async fn store_content(ledger: &Ledger, plan: &Plan, out: &Output) -> Result<(),
     let needed: Vec<&Action> = plan
         .actions
         .iter()
-        .filter(|a| matches!(a.kind, ActionKind::Create | ActionKind::Update | ActionKind::HeaderUpdate))
+        .filter(|a| {
+            matches!(
+                a.kind,
+                ActionKind::Create | ActionKind::Update | ActionKind::HeaderUpdate
+            )
+        })
         .collect();
     let bar = out.bar(needed.len() as u64, "uploading");
     futures::stream::iter(needed)
@@ -231,7 +258,13 @@ async fn store_content(ledger: &Ledger, plan: &Plan, out: &Output) -> Result<(),
                     }
                     Source::Object if a.kind == ActionKind::HeaderUpdate => {
                         // Same bytes as the store holds at the key: snapshot them.
-                        snapshot_key(ledger, &a.key, a.remote.as_ref().map(|r| r.etag.as_str()), &entry.sha256).await?;
+                        snapshot_key(
+                            ledger,
+                            &a.key,
+                            a.remote.as_ref().map(|r| r.etag.as_str()),
+                            &entry.sha256,
+                        )
+                        .await?;
                     }
                     Source::Object => {
                         return Err(Error::Other(format!(
@@ -269,10 +302,17 @@ async fn snapshot(ledger: &Ledger, actions: &[Action]) -> Result<(), Error> {
     Ok(())
 }
 
-async fn snapshot_key(ledger: &Ledger, key: &str, etag: Option<&str>, sha: &str) -> Result<(), Error> {
+async fn snapshot_key(
+    ledger: &Ledger,
+    key: &str,
+    etag: Option<&str>,
+    sha: &str,
+) -> Result<(), Error> {
     let got = ledger.store().get(key).await?;
     match got {
-        Some((obj, body)) if etag.is_none_or(|e| e == obj.meta.etag) && hash_bytes(&body) == sha => {
+        Some((obj, body))
+            if etag.is_none_or(|e| e == obj.meta.etag) && hash_bytes(&body) == sha =>
+        {
             ledger.put_object(sha, body).await?;
             Ok(())
         }
@@ -288,7 +328,12 @@ async fn write_key(ledger: &Ledger, a: &Action) -> Result<String, StoreError> {
     };
     ledger
         .store()
-        .copy(&ledger.object_key(&entry.sha256), &a.key, &entry.attributes(), mode)
+        .copy(
+            &ledger.object_key(&entry.sha256),
+            &a.key,
+            &entry.attributes(),
+            mode,
+        )
         .await
 }
 
@@ -296,7 +341,11 @@ async fn write_key(ledger: &Ledger, a: &Action) -> Result<String, StoreError> {
 async fn undo(ledger: &Ledger, written: &[(&Action, String)], live: Option<&Release>) {
     for (a, etag) in written {
         let result = match (&a.remote, a.remote.as_ref().and_then(|r| r.sha256.as_ref())) {
-            (None, _) => ledger.store().delete(&a.key, Some(etag)).await.map(|()| String::new()),
+            (None, _) => ledger
+                .store()
+                .delete(&a.key, Some(etag))
+                .await
+                .map(|()| String::new()),
             (Some(_), Some(sha)) => {
                 let attrs = live
                     .and_then(|l| l.manifest.get(&a.key))
@@ -310,7 +359,12 @@ async fn undo(ledger: &Ledger, written: &[(&Action, String)], live: Option<&Rele
                     );
                 ledger
                     .store()
-                    .copy(&ledger.object_key(sha), &a.key, &attrs, PutMode::IfMatch(etag.clone()))
+                    .copy(
+                        &ledger.object_key(sha),
+                        &a.key,
+                        &attrs,
+                        PutMode::IfMatch(etag.clone()),
+                    )
                     .await
             }
             (Some(_), None) => Ok(String::new()),
@@ -391,7 +445,12 @@ pub(crate) async fn recover(
                         let mode = other.map_or(PutMode::Create, |o| PutMode::IfMatch(o.meta.etag));
                         ledger
                             .store()
-                            .copy(&ledger.object_key(&entry.sha256), &key, &entry.attributes(), mode)
+                            .copy(
+                                &ledger.object_key(&entry.sha256),
+                                &key,
+                                &entry.attributes(),
+                                mode,
+                            )
                             .await?
                     }
                 };

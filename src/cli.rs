@@ -56,14 +56,18 @@ pub struct ForceArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a commented driftless.toml, detecting the build directory.
-    #[command(after_help = "Example:\n  driftless init            # detects dist/, build/, public/, _site/ or out/")]
+    #[command(
+        after_help = "Example:\n  driftless init            # detects dist/, build/, public/, _site/ or out/"
+    )]
     Init {
         /// Build directory to deploy (default: detected).
         #[arg(long)]
         site: Option<String>,
     },
     /// Show what a deploy would do (the proof block); change nothing.
-    #[command(after_help = "Examples:\n  driftless plan staging\n  driftless plan staging --out plan.json   # review, then: driftless apply plan.json")]
+    #[command(
+        after_help = "Examples:\n  driftless plan staging\n  driftless plan staging --out plan.json   # review, then: driftless apply plan.json"
+    )]
     Plan {
         /// Environment (one, by name).
         env: String,
@@ -77,7 +81,9 @@ pub enum Command {
         force: ForceArgs,
     },
     /// Plan, show the proof block, confirm, and apply.
-    #[command(after_help = "Examples:\n  driftless deploy staging -m 'Fix checkout copy'\n  driftless deploy staging --yes           # in CI (no terminal)")]
+    #[command(
+        after_help = "Examples:\n  driftless deploy staging -m 'Fix checkout copy'\n  driftless deploy staging --yes           # in CI (no terminal)"
+    )]
     Deploy {
         /// Environment (exactly one: staging and production are never deployed together).
         env: String,
@@ -89,7 +95,9 @@ pub enum Command {
         force: ForceArgs,
     },
     /// Apply a plan saved with `plan --out`, if nothing it saw has moved.
-    #[command(after_help = "Example:\n  driftless plan prod --out prod.plan.json && driftless apply prod.plan.json")]
+    #[command(
+        after_help = "Example:\n  driftless plan prod --out prod.plan.json && driftless apply prod.plan.json"
+    )]
     Apply {
         file: PathBuf,
         #[command(flatten)]
@@ -106,7 +114,9 @@ pub enum Command {
         limit: usize,
     },
     /// Unified diff of text files between the live release and another state.
-    #[command(after_help = "Examples:\n  driftless diff staging                      # live → your local build\n  driftless diff staging index.html\n  driftless diff prod --against staging       # prod live → staging live\n  driftless diff staging --against 20261121T101500Z-3fa9c1")]
+    #[command(
+        after_help = "Examples:\n  driftless diff staging                      # live → your local build\n  driftless diff staging index.html\n  driftless diff prod --against staging       # prod live → staging live\n  driftless diff staging --against 20261121T101500Z-3fa9c1"
+    )]
     Diff {
         env: String,
         /// `local` (default), another environment's name, or a release id of ENV.
@@ -119,7 +129,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  driftless pull staging ./live-copy")]
     Pull { env: String, dir: PathBuf },
     /// Record the store's current objects as a new release (first use, or accepting drift).
-    #[command(after_help = "Examples:\n  driftless adopt staging      # take over an existing bucket\n  driftless adopt prod -m 'accept hotfix to pricing.html'")]
+    #[command(
+        after_help = "Examples:\n  driftless adopt staging      # take over an existing bucket\n  driftless adopt prod -m 'accept hotfix to pricing.html'"
+    )]
     Adopt {
         env: String,
         #[arg(long, short = 'm')]
@@ -128,7 +140,9 @@ pub enum Command {
         confirm: ConfirmArgs,
     },
     /// Make a previous release live again (a new release with the old content).
-    #[command(after_help = "Examples:\n  driftless rollback staging                  # to the previous release\n  driftless rollback staging --to 20261121T101500Z-3fa9c1")]
+    #[command(
+        after_help = "Examples:\n  driftless rollback staging                  # to the previous release\n  driftless rollback staging --to 20261121T101500Z-3fa9c1"
+    )]
     Rollback {
         env: String,
         /// Release id to restore (default: the parent of the live release).

@@ -17,9 +17,7 @@ pub const DEFAULT_STATE_PREFIX: &str = ".driftless/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error(
-        "no {FILE_NAME} in {dir} or any parent directory\n  → create one with: driftless init"
-    )]
+    #[error("no {FILE_NAME} in {dir} or any parent directory\n  → create one with: driftless init")]
     NotFound { dir: String },
     #[error("{path}: {source}")]
     Read {
@@ -137,7 +135,10 @@ impl Default for Limits {
 pub enum StoreUrl {
     /// A local directory (absolute).
     File(PathBuf),
-    S3 { bucket: String, prefix: String },
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
 }
 
 impl fmt::Display for StoreUrl {
@@ -237,7 +238,10 @@ impl Config {
         })?;
 
         if raw.site.get_ref().trim().is_empty() {
-            return Err(at(Some(raw.site.span()), "site: must name the build directory".into()));
+            return Err(at(
+                Some(raw.site.span()),
+                "site: must name the build directory".into(),
+            ));
         }
         let site = dir.join(raw.site.get_ref());
 
@@ -302,9 +306,8 @@ impl Config {
         for (i, rule) in raw.rules.iter().enumerate() {
             let span = rule.span();
             let r = rule.get_ref();
-            let glob = Glob::new(&r.pattern).map_err(|e| {
-                at(Some(span.clone()), format!("rules[{i}].match: {e}"))
-            })?;
+            let glob = Glob::new(&r.pattern)
+                .map_err(|e| at(Some(span.clone()), format!("rules[{i}].match: {e}")))?;
             rules.push(Rule {
                 pattern: r.pattern.clone(),
                 matcher: glob.compile_matcher(),
@@ -374,7 +377,10 @@ fn valid_env_name(name: &str) -> bool {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
     (line, col)
 }
 
@@ -465,7 +471,10 @@ spa_fallback = "index.html"
         )
         .unwrap();
         assert_eq!(c.site, Path::new("/proj/dist"));
-        assert_eq!(c.envs["local"].store, StoreUrl::File("/proj/.driftless/local".into()));
+        assert_eq!(
+            c.envs["local"].store,
+            StoreUrl::File("/proj/.driftless/local".into())
+        );
         assert_eq!(
             c.envs["staging"].store,
             StoreUrl::S3 {
@@ -483,14 +492,18 @@ spa_fallback = "index.html"
     fn errors_point_at_line_and_key() {
         let err = parse("site = \"dist\"\n[env.prod]\nstore = \"ftp://x\"\n").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("driftless.toml:3:9: env.prod.store:"), "{msg}");
+        assert!(
+            msg.starts_with("driftless.toml:3:9: env.prod.store:"),
+            "{msg}"
+        );
 
         let err = parse("site = \"dist\"\n[env.prod]\nstor = \"file://x\"\n").unwrap_err();
         assert!(err.to_string().contains("driftless.toml:3:1"), "{err}");
         assert!(err.to_string().contains("stor"), "{err}");
 
-        let err = parse("site = \"dist\"\n[env.a]\nstore = \"file://a\"\npromote_from = \"nope\"\n")
-            .unwrap_err();
+        let err =
+            parse("site = \"dist\"\n[env.a]\nstore = \"file://a\"\npromote_from = \"nope\"\n")
+                .unwrap_err();
         assert!(err.to_string().contains("promote_from"), "{err}");
 
         let err = parse("site = [").unwrap_err();
@@ -499,8 +512,10 @@ spa_fallback = "index.html"
 
     #[test]
     fn unknown_env_lists_known_ones() {
-        let c = parse("site = \"d\"\n[env.staging]\nstore=\"file://s\"\n[env.prod]\nstore=\"file://p\"\n")
-            .unwrap();
+        let c = parse(
+            "site = \"d\"\n[env.staging]\nstore=\"file://s\"\n[env.prod]\nstore=\"file://p\"\n",
+        )
+        .unwrap();
         let err = c.env("production").unwrap_err().to_string();
         assert!(err.contains("\"production\""), "{err}");
         assert!(err.contains("prod, staging"), "{err}");
@@ -509,8 +524,14 @@ spa_fallback = "index.html"
     #[test]
     fn store_urls() {
         let base = Path::new("/p");
-        assert_eq!(parse_store_url("file:///srv/x", base).unwrap(), StoreUrl::File("/srv/x".into()));
-        assert_eq!(parse_store_url("file://rel", base).unwrap(), StoreUrl::File("/p/rel".into()));
+        assert_eq!(
+            parse_store_url("file:///srv/x", base).unwrap(),
+            StoreUrl::File("/srv/x".into())
+        );
+        assert_eq!(
+            parse_store_url("file://rel", base).unwrap(),
+            StoreUrl::File("/p/rel".into())
+        );
         assert!(parse_store_url("s3://Bad_Bucket", base).is_err());
         assert!(parse_store_url("s3://ok-bucket/a/../b", base).is_err());
         assert!(parse_store_url("https://x", base).is_err());

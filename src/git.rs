@@ -60,7 +60,7 @@ impl Repo {
     pub fn head(&self) -> Option<GitInfo> {
         let commit = stdout(&git(&self.dir, &["rev-parse", "--verify", "-q", "HEAD"])?)?;
         let dirty = git(&self.dir, &["status", "--porcelain"])
-            .and_then(|o| o.status.success().then(|| !o.stdout.is_empty()))
+            .and_then(|o| o.status.success().then_some(!o.stdout.is_empty()))
             .unwrap_or(true);
         let branch = git(&self.dir, &["symbolic-ref", "--short", "-q", "HEAD"])
             .as_ref()
@@ -74,7 +74,9 @@ impl Repo {
 
     /// Does the checked-out HEAD contain `commit`?
     pub fn contains(&self, commit: &str) -> Ancestry {
-        match git(&self.dir, &["merge-base", "--is-ancestor", commit, "HEAD"]).map(|o| o.status.code()) {
+        match git(&self.dir, &["merge-base", "--is-ancestor", commit, "HEAD"])
+            .map(|o| o.status.code())
+        {
             Some(Some(0)) => Ancestry::Contained,
             Some(Some(1)) => Ancestry::NotContained,
             _ => Ancestry::Unknown,
@@ -89,7 +91,11 @@ pub fn author(dir: &Path) -> String {
     {
         return a;
     }
-    let cfg = |key| git(dir, &["config", "--get", key]).as_ref().and_then(stdout);
+    let cfg = |key| {
+        git(dir, &["config", "--get", key])
+            .as_ref()
+            .and_then(stdout)
+    };
     match (cfg("user.name"), cfg("user.email")) {
         (Some(n), Some(e)) => format!("{n} <{e}>"),
         (Some(n), None) => n,

@@ -109,6 +109,16 @@ pub enum ReleaseKind {
     Rollback { to: String },
 }
 
+impl std::fmt::Display for ReleaseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Deploy => f.write_str("deploy"),
+            Self::Adopt => f.write_str("adopt"),
+            Self::Rollback { to } => write!(f, "rollback to {to}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {
     pub id: String,
@@ -160,9 +170,20 @@ pub struct ReleaseRef {
 
 impl std::fmt::Display for ReleaseRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} by {} at {}", self.id, self.author, short_time(self.created_at))?;
+        write!(
+            f,
+            "{} by {} at {}",
+            self.id,
+            self.author,
+            short_time(self.created_at)
+        )?;
         if let Some(c) = &self.commit {
-            write!(f, " (commit {}{})", &c[..c.len().min(10)], if self.dirty { ", dirty" } else { "" })?;
+            write!(
+                f,
+                " (commit {}{})",
+                &c[..c.len().min(10)],
+                if self.dirty { ", dirty" } else { "" }
+            )?;
         }
         Ok(())
     }
@@ -298,7 +319,10 @@ impl Ledger {
         self.key(&format!("objects/{sha256}"))
     }
 
-    async fn read_json<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Result<Option<(T, String)>> {
+    async fn read_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        key: &str,
+    ) -> Result<Option<(T, String)>> {
         let Some((obj, body)) = self.store.get(key).await? else {
             return Ok(None);
         };
@@ -311,7 +335,9 @@ impl Ledger {
         Ok(match self.store.get(&key).await? {
             None => Head::default(),
             Some((obj, body)) => {
-                let id = std::str::from_utf8(&body).map_err(|e| corrupt(&key, e))?.trim();
+                let id = std::str::from_utf8(&body)
+                    .map_err(|e| corrupt(&key, e))?
+                    .trim();
                 Head {
                     release: (!id.is_empty()).then(|| id.to_owned()),
                     etag: Some(obj.meta.etag),
@@ -331,7 +357,11 @@ impl Ledger {
             content_type: Some("text/plain".into()),
             ..Attributes::default()
         };
-        match self.store.put(&key, Bytes::from(format!("{id}\n")), &attrs, mode).await {
+        match self
+            .store
+            .put(&key, Bytes::from(format!("{id}\n")), &attrs, mode)
+            .await
+        {
             Ok(_) => Ok(()),
             // A Create that lost the race is the same as a moved HEAD.
             Err(StoreError::AlreadyExists { key }) => Err(StoreError::Precondition {
@@ -348,15 +378,26 @@ impl Ledger {
         self.read_json(&key)
             .await?
             .map(|(r, _)| r)
-            .ok_or(LedgerError::MissingRelease { id: id.to_owned(), key })
+            .ok_or(LedgerError::MissingRelease {
+                id: id.to_owned(),
+                key,
+            })
     }
 
     pub async fn write_release(&self, release: &Release) -> Result<()> {
         let key = self.key(&format!("releases/{}.json", release.id));
-        match self.store.put(&key, json(release), &json_attrs(), PutMode::Create).await {
+        match self
+            .store
+            .put(&key, json(release), &json_attrs(), PutMode::Create)
+            .await
+        {
             Ok(_) => Ok(()),
             // Re-written by a recovery: fine if it is the same record.
-            Err(StoreError::AlreadyExists { .. }) if self.release(&release.id).await? == *release => Ok(()),
+            Err(StoreError::AlreadyExists { .. })
+                if self.release(&release.id).await? == *release =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -396,14 +437,22 @@ impl Ledger {
             sha256: Some(sha256.to_owned()),
             ..Attributes::default()
         };
-        match self.store.put(&self.object_key(sha256), body, &attrs, PutMode::Create).await {
+        match self
+            .store
+            .put(&self.object_key(sha256), body, &attrs, PutMode::Create)
+            .await
+        {
             Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
     pub async fn get_object(&self, sha256: &str) -> Result<Option<Bytes>> {
-        Ok(self.store.get(&self.object_key(sha256)).await?.map(|(_, b)| b))
+        Ok(self
+            .store
+            .get(&self.object_key(sha256))
+            .await?
+            .map(|(_, b)| b))
     }
 
     // --- lock -------------------------------------------------------------------
@@ -429,7 +478,11 @@ impl Ledger {
                 started_at: now,
                 expires_at: now + jiff::SignedDuration::try_from(lease).unwrap_or_default(),
             };
-            match self.store.put(&key, json(&info), &json_attrs(), PutMode::Create).await {
+            match self
+                .store
+                .put(&key, json(&info), &json_attrs(), PutMode::Create)
+                .await
+            {
                 Ok(etag) => return Ok(Ok(Lock { info, etag })),
                 Err(StoreError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e.into()),
@@ -440,28 +493,43 @@ impl Ledger {
             if !(held.expired(now) || held.holder_is_dead_here()) {
                 return Ok(Err(held));
             }
-            match self.store.put(&key, json(&info), &json_attrs(), PutMode::IfMatch(etag)).await {
+            match self
+                .store
+                .put(&key, json(&info), &json_attrs(), PutMode::IfMatch(etag))
+                .await
+            {
                 Ok(etag) => {
-                    self.journal(actor, "lock-taken-over", None, serde_json::json!({ "previous": held }))
-                        .await;
+                    self.journal(
+                        actor,
+                        "lock-taken-over",
+                        None,
+                        serde_json::json!({ "previous": held }),
+                    )
+                    .await;
                     return Ok(Ok(Lock { info, etag }));
                 }
                 Err(StoreError::Precondition { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Err(self.read_lock().await?.map(|(i, _)| i).ok_or_else(|| {
-            corrupt(&key, "lock kept changing while being taken")
-        })?))
+        Ok(Err(self.read_lock().await?.map(|(i, _)| i).ok_or_else(
+            || corrupt(&key, "lock kept changing while being taken"),
+        )?))
     }
 
     /// Extend our lease; fails if someone broke it.
     pub async fn renew(&self, lock: &mut Lock, lease: std::time::Duration) -> Result<()> {
         let mut info = lock.info.clone();
-        info.expires_at = Timestamp::now() + jiff::SignedDuration::try_from(lease).unwrap_or_default();
+        info.expires_at =
+            Timestamp::now() + jiff::SignedDuration::try_from(lease).unwrap_or_default();
         let etag = self
             .store
-            .put(&self.key("lock"), json(&info), &json_attrs(), PutMode::IfMatch(lock.etag.clone()))
+            .put(
+                &self.key("lock"),
+                json(&info),
+                &json_attrs(),
+                PutMode::IfMatch(lock.etag.clone()),
+            )
             .await?;
         lock.info = info;
         lock.etag = etag;
@@ -485,7 +553,13 @@ impl Ledger {
 
     /// Append an event. Journalling is best effort: it must never turn a successful
     /// deploy into a failure, so errors are reported on stderr and swallowed.
-    pub async fn journal(&self, actor: &Actor, event: &str, release: Option<&str>, detail: serde_json::Value) {
+    pub async fn journal(
+        &self,
+        actor: &Actor,
+        event: &str,
+        release: Option<&str>,
+        detail: serde_json::Value,
+    ) {
         let at = Timestamp::now();
         let ev = Event {
             at,
@@ -500,7 +574,11 @@ impl Ledger {
             at.strftime("%Y%m%dT%H%M%S%.6fZ"),
             &crate::unique_token()[..8]
         ));
-        if let Err(e) = self.store.put(&key, json(&ev), &json_attrs(), PutMode::Create).await {
+        if let Err(e) = self
+            .store
+            .put(&key, json(&ev), &json_attrs(), PutMode::Create)
+            .await
+        {
             eprintln!("warning: could not write journal event {event}: {e}");
         }
     }
@@ -529,7 +607,9 @@ impl Ledger {
 
     pub async fn set_hold(&self, hold: &Hold) -> Result<()> {
         let key = self.key(&format!("holds/{}.json", hold.id));
-        self.store.put(&key, json(hold), &json_attrs(), PutMode::Create).await?;
+        self.store
+            .put(&key, json(hold), &json_attrs(), PutMode::Create)
+            .await?;
         Ok(())
     }
 
@@ -547,11 +627,19 @@ impl Ledger {
     pub async fn set_pending(&self, pending: &Pending) -> Result<String> {
         Ok(self
             .store
-            .put(&self.key("pending.json"), json(pending), &json_attrs(), PutMode::Create)
+            .put(
+                &self.key("pending.json"),
+                json(pending),
+                &json_attrs(),
+                PutMode::Create,
+            )
             .await?)
     }
 
     pub async fn clear_pending(&self, etag: &str) -> Result<()> {
-        Ok(self.store.delete(&self.key("pending.json"), Some(etag)).await?)
+        Ok(self
+            .store
+            .delete(&self.key("pending.json"), Some(etag))
+            .await?)
     }
 }

@@ -82,7 +82,10 @@ where
         }
     };
     let json = cli.global.json;
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("driftless: cannot start the async runtime: {e}");

@@ -124,7 +124,11 @@ fn release_line(r: Option<&ReleaseRef>) -> String {
     r.map_or_else(
         || "(none)".to_owned(),
         |r| {
-            let msg = r.message.as_deref().map(|m| format!("  \"{m}\"")).unwrap_or_default();
+            let msg = r
+                .message
+                .as_deref()
+                .map(|m| format!("  \"{m}\""))
+                .unwrap_or_default();
             format!("{r}{msg}")
         },
     )
@@ -173,7 +177,11 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
             s,
             "  from  commit {}{}",
             g.commit,
-            if g.dirty { " (uncommitted changes)" } else { "" }
+            if g.dirty {
+                " (uncommitted changes)"
+            } else {
+                ""
+            }
         );
     }
     if let Some(st) = &plan.scan {
@@ -247,11 +255,20 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
             out.paint("Drift", Style::Warn)
         );
         for d in &plan.drift {
-            let _ = writeln!(s, "  {:<8} {}", format!("{:?}", d.kind).to_lowercase(), d.key);
+            let _ = writeln!(
+                s,
+                "  {:<8} {}",
+                format!("{:?}", d.kind).to_lowercase(),
+                d.key
+            );
         }
     }
     if !plan.overrides.is_empty() {
-        let _ = writeln!(s, "\n{}", out.paint("Overridden guards (journalled):", Style::Warn));
+        let _ = writeln!(
+            s,
+            "\n{}",
+            out.paint("Overridden guards (journalled):", Style::Warn)
+        );
         for r in &plan.overrides {
             let _ = writeln!(s, "  ! [{}] {}", r.guard.name(), r.message);
         }

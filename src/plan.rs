@@ -115,7 +115,13 @@ pub enum Guard {
 
 impl Guard {
     /// Guards a person may override with `--force GUARD`.
-    pub const FORCEABLE: [Self; 5] = [Self::Drift, Self::StaleBase, Self::Revert, Self::Feature, Self::Deletes];
+    pub const FORCEABLE: [Self; 5] = [
+        Self::Drift,
+        Self::StaleBase,
+        Self::Revert,
+        Self::Feature,
+        Self::Deletes,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -257,7 +263,11 @@ pub fn diff(
 ) -> Diff {
     let empty = Manifest::new();
     let live_m = live.unwrap_or(&empty);
-    let keys: BTreeSet<&String> = desired.keys().chain(live_m.keys()).chain(remote.keys()).collect();
+    let keys: BTreeSet<&String> = desired
+        .keys()
+        .chain(live_m.keys())
+        .chain(remote.keys())
+        .collect();
     let mut out = Diff::default();
     for key in keys {
         let d = desired.get(key);
@@ -266,10 +276,19 @@ pub fn diff(
 
         // Drift: the store against the live manifest.
         match (v, r) {
-            (Some(_), None) => out.drift.push(Drift { key: key.clone(), kind: DriftKind::Missing }),
-            (None, Some(_)) => out.drift.push(Drift { key: key.clone(), kind: DriftKind::Added }),
+            (Some(_), None) => out.drift.push(Drift {
+                key: key.clone(),
+                kind: DriftKind::Missing,
+            }),
+            (None, Some(_)) => out.drift.push(Drift {
+                key: key.clone(),
+                kind: DriftKind::Added,
+            }),
             (Some(v), Some(r)) if r.sha256.as_deref() != Some(v.sha256.as_str()) => {
-                out.drift.push(Drift { key: key.clone(), kind: DriftKind::Changed });
+                out.drift.push(Drift {
+                    key: key.clone(),
+                    kind: DriftKind::Changed,
+                });
             }
             _ => {}
         }
@@ -286,12 +305,16 @@ pub fn diff(
                 } else {
                     FileConflictKind::Conflict
                 };
-                out.conflicts.push(FileConflict { key: key.clone(), kind });
+                out.conflicts.push(FileConflict {
+                    key: key.clone(),
+                    kind,
+                });
             }
         }
 
         // The action: desired against what the store holds.
-        let remote_entry_headers = |r: &RemoteObject| v.filter(|v| Some(v.sha256.as_str()) == r.sha256.as_deref());
+        let remote_entry_headers =
+            |r: &RemoteObject| v.filter(|v| Some(v.sha256.as_str()) == r.sha256.as_deref());
         let action = match (d, r) {
             (None, None) => None,
             (Some(_), None) => Some((
@@ -314,7 +337,10 @@ pub fn diff(
                 match remote_entry_headers(r) {
                     Some(v) if v.same_headers(&d.entry) => None,
                     Some(v) => Some((ActionKind::HeaderUpdate, header_change(v, &d.entry))),
-                    None => Some((ActionKind::HeaderUpdate, "same bytes, headers not known to driftless".into())),
+                    None => Some((
+                        ActionKind::HeaderUpdate,
+                        "same bytes, headers not known to driftless".into(),
+                    )),
                 }
             }
             (Some(_), Some(_)) => Some((ActionKind::Update, "content changed".to_owned())),
@@ -358,7 +384,11 @@ fn header_change(from: &Entry, to: &Entry) -> String {
     };
     cmp("content-type", &from.content_type, &to.content_type);
     cmp("cache-control", &from.cache_control, &to.cache_control);
-    cmp("content-encoding", &from.content_encoding, &to.content_encoding);
+    cmp(
+        "content-encoding",
+        &from.content_encoding,
+        &to.content_encoding,
+    );
     parts.join("; ")
 }
 
@@ -404,7 +434,11 @@ pub fn local_digest(desired: &BTreeMap<String, Desired>) -> String {
 }
 
 /// Turn per-file conflicts into refusals naming the file and the live release.
-pub fn conflict_refusals(conflicts: &[FileConflict], live: Option<&Release>, env: &str) -> Vec<Refusal> {
+pub fn conflict_refusals(
+    conflicts: &[FileConflict],
+    live: Option<&Release>,
+    env: &str,
+) -> Vec<Refusal> {
     conflicts
         .iter()
         .map(|c| {
@@ -466,7 +500,9 @@ pub fn delete_refusal(
 
 /// Move refusals the user explicitly forced into `overrides`.
 pub fn apply_forces(refusals: Vec<Refusal>, forced: &[Guard]) -> (Vec<Refusal>, Vec<Refusal>) {
-    refusals.into_iter().partition(|r| !forced.contains(&r.guard))
+    refusals
+        .into_iter()
+        .partition(|r| !forced.contains(&r.guard))
 }
 
 #[cfg(test)]
@@ -491,19 +527,35 @@ mod tests {
             .map(|(k, s)| {
                 let mut e = entry(s);
                 e.etag.clear();
-                ((*k).to_owned(), Desired { entry: e, source: Source::Object })
+                (
+                    (*k).to_owned(),
+                    Desired {
+                        entry: e,
+                        source: Source::Object,
+                    },
+                )
             })
             .collect()
     }
 
     fn manifest(files: &[(&str, &str)]) -> Manifest {
-        files.iter().map(|(k, s)| ((*k).to_owned(), entry(s))).collect()
+        files
+            .iter()
+            .map(|(k, s)| ((*k).to_owned(), entry(s)))
+            .collect()
     }
 
     fn remote_of(m: &Manifest) -> BTreeMap<String, RemoteObject> {
         m.iter()
             .map(|(k, e)| {
-                (k.clone(), RemoteObject { size: e.size, etag: e.etag.clone(), sha256: Some(e.sha256.clone()) })
+                (
+                    k.clone(),
+                    RemoteObject {
+                        size: e.size,
+                        etag: e.etag.clone(),
+                        sha256: Some(e.sha256.clone()),
+                    },
+                )
             })
             .collect()
     }
@@ -522,24 +574,103 @@ mod tests {
         use ActionKind::*;
         use FileConflictKind::*;
         let cases = [
-            Case { name: "first deploy", local: &[("a", "1")], base: None, live: &[], actions: &[("a", Create)], conflicts: &[] },
-            Case { name: "no-op", local: &[("a", "1")], base: Some(&[("a", "1")]), live: &[("a", "1")], actions: &[], conflicts: &[] },
-            Case { name: "local edit", local: &[("a", "2")], base: Some(&[("a", "1")]), live: &[("a", "1")], actions: &[("a", Update)], conflicts: &[] },
-            Case { name: "local delete", local: &[], base: Some(&[("a", "1")]), live: &[("a", "1")], actions: &[("a", Delete)], conflicts: &[] },
-            Case { name: "stale copy reverts newer live", local: &[("a", "1")], base: Some(&[("a", "1")]), live: &[("a", "2")], actions: &[("a", Update)], conflicts: &[("a", WouldRevert)] },
-            Case { name: "both changed", local: &[("a", "3")], base: Some(&[("a", "1")]), live: &[("a", "2")], actions: &[("a", Update)], conflicts: &[("a", Conflict)] },
-            Case { name: "both made the same change", local: &[("a", "2")], base: Some(&[("a", "1")]), live: &[("a", "2")], actions: &[], conflicts: &[] },
-            Case { name: "stale copy lacks a file live added", local: &[], base: Some(&[]), live: &[("n", "1")], actions: &[("n", Delete)], conflicts: &[("n", WouldRevert)] },
-            Case { name: "stale copy resurrects a file live deleted", local: &[("o", "1")], base: Some(&[("o", "1")]), live: &[], actions: &[("o", Create)], conflicts: &[("o", WouldRevert)] },
-            Case { name: "unrelated files are fine", local: &[("a", "2"), ("b", "1")], base: Some(&[("a", "1"), ("b", "1")]), live: &[("a", "1"), ("b", "1")], actions: &[("a", Update)], conflicts: &[] },
+            Case {
+                name: "first deploy",
+                local: &[("a", "1")],
+                base: None,
+                live: &[],
+                actions: &[("a", Create)],
+                conflicts: &[],
+            },
+            Case {
+                name: "no-op",
+                local: &[("a", "1")],
+                base: Some(&[("a", "1")]),
+                live: &[("a", "1")],
+                actions: &[],
+                conflicts: &[],
+            },
+            Case {
+                name: "local edit",
+                local: &[("a", "2")],
+                base: Some(&[("a", "1")]),
+                live: &[("a", "1")],
+                actions: &[("a", Update)],
+                conflicts: &[],
+            },
+            Case {
+                name: "local delete",
+                local: &[],
+                base: Some(&[("a", "1")]),
+                live: &[("a", "1")],
+                actions: &[("a", Delete)],
+                conflicts: &[],
+            },
+            Case {
+                name: "stale copy reverts newer live",
+                local: &[("a", "1")],
+                base: Some(&[("a", "1")]),
+                live: &[("a", "2")],
+                actions: &[("a", Update)],
+                conflicts: &[("a", WouldRevert)],
+            },
+            Case {
+                name: "both changed",
+                local: &[("a", "3")],
+                base: Some(&[("a", "1")]),
+                live: &[("a", "2")],
+                actions: &[("a", Update)],
+                conflicts: &[("a", Conflict)],
+            },
+            Case {
+                name: "both made the same change",
+                local: &[("a", "2")],
+                base: Some(&[("a", "1")]),
+                live: &[("a", "2")],
+                actions: &[],
+                conflicts: &[],
+            },
+            Case {
+                name: "stale copy lacks a file live added",
+                local: &[],
+                base: Some(&[]),
+                live: &[("n", "1")],
+                actions: &[("n", Delete)],
+                conflicts: &[("n", WouldRevert)],
+            },
+            Case {
+                name: "stale copy resurrects a file live deleted",
+                local: &[("o", "1")],
+                base: Some(&[("o", "1")]),
+                live: &[],
+                actions: &[("o", Create)],
+                conflicts: &[("o", WouldRevert)],
+            },
+            Case {
+                name: "unrelated files are fine",
+                local: &[("a", "2"), ("b", "1")],
+                base: Some(&[("a", "1"), ("b", "1")]),
+                live: &[("a", "1"), ("b", "1")],
+                actions: &[("a", Update)],
+                conflicts: &[],
+            },
         ];
         for c in cases {
             let live = manifest(c.live);
             let base = c.base.map(manifest);
-            let d = diff(&desired(c.local), base.as_ref(), Some(&live), &remote_of(&live));
+            let d = diff(
+                &desired(c.local),
+                base.as_ref(),
+                Some(&live),
+                &remote_of(&live),
+            );
             let got: Vec<_> = d.actions.iter().map(|a| (a.key.as_str(), a.kind)).collect();
             assert_eq!(got, c.actions, "{}: actions", c.name);
-            let got: Vec<_> = d.conflicts.iter().map(|f| (f.key.as_str(), f.kind)).collect();
+            let got: Vec<_> = d
+                .conflicts
+                .iter()
+                .map(|f| (f.key.as_str(), f.kind))
+                .collect();
             assert_eq!(got, c.conflicts, "{}: conflicts", c.name);
             assert!(d.drift.is_empty(), "{}: no drift", c.name);
         }
@@ -552,13 +683,36 @@ mod tests {
         remote.get_mut("a").unwrap().sha256 = Some("x".into());
         remote.get_mut("a").unwrap().etag = "e-x".into();
         remote.remove("b");
-        remote.insert("z".into(), RemoteObject { size: 1, etag: "e-z".into(), sha256: Some("z".into()) });
-        let d = diff(&desired(&[("a", "1"), ("b", "1"), ("c", "1")]), Some(&live), Some(&live), &remote);
+        remote.insert(
+            "z".into(),
+            RemoteObject {
+                size: 1,
+                etag: "e-z".into(),
+                sha256: Some("z".into()),
+            },
+        );
+        let d = diff(
+            &desired(&[("a", "1"), ("b", "1"), ("c", "1")]),
+            Some(&live),
+            Some(&live),
+            &remote,
+        );
         let drift: Vec<_> = d.drift.iter().map(|x| (x.key.as_str(), x.kind)).collect();
-        assert_eq!(drift, [("a", DriftKind::Changed), ("b", DriftKind::Missing), ("z", DriftKind::Added)]);
+        assert_eq!(
+            drift,
+            [
+                ("a", DriftKind::Changed),
+                ("b", DriftKind::Missing),
+                ("z", DriftKind::Added)
+            ]
+        );
         let a = d.actions.iter().find(|a| a.key == "a").unwrap();
         assert_eq!(a.kind, ActionKind::Update);
-        assert_eq!(a.remote.as_ref().unwrap().etag, "e-x", "conditional on the drifted ETag");
+        assert_eq!(
+            a.remote.as_ref().unwrap().etag,
+            "e-x",
+            "conditional on the drifted ETag"
+        );
     }
 
     #[test]
@@ -569,19 +723,40 @@ mod tests {
         let d = diff(&want, Some(&live), Some(&live), &remote_of(&live));
         assert_eq!(d.actions.len(), 1);
         assert_eq!(d.actions[0].kind, ActionKind::HeaderUpdate);
-        assert!(d.actions[0].reason.contains("cache-control"), "{}", d.actions[0].reason);
+        assert!(
+            d.actions[0].reason.contains("cache-control"),
+            "{}",
+            d.actions[0].reason
+        );
         assert_eq!(totals(&d.actions, d.unchanged).upload_bytes, 0);
     }
 
     #[test]
     fn delete_guard() {
-        let limits = crate::config::Limits { max_deletes: 5, max_delete_share: 0.5 };
+        let limits = crate::config::Limits {
+            max_deletes: 5,
+            max_delete_share: 0.5,
+        };
         assert!(delete_refusal(0, 100, &limits, "p").is_none());
         assert!(delete_refusal(5, 100, &limits, "p").is_none());
         assert!(delete_refusal(6, 100, &limits, "p").is_some());
         assert!(delete_refusal(5, 10, &limits, "p").is_none());
-        assert!(delete_refusal(4, 4, &limits, "p").is_none(), "tiny sites: count rule only");
-        assert!(delete_refusal(3, 5, &crate::config::Limits { max_deletes: 2, max_delete_share: 1.0 }, "p").is_some());
+        assert!(
+            delete_refusal(4, 4, &limits, "p").is_none(),
+            "tiny sites: count rule only"
+        );
+        assert!(
+            delete_refusal(
+                3,
+                5,
+                &crate::config::Limits {
+                    max_deletes: 2,
+                    max_delete_share: 1.0
+                },
+                "p"
+            )
+            .is_some()
+        );
     }
 
     fn arb_state() -> impl Strategy<Value = BTreeMap<String, String>> {

@@ -51,7 +51,13 @@ pub(crate) async fn read_site(
                 .filter(|e| e.etag == r.etag && e.size == r.size)
                 .map(|e| e.sha256.clone());
             if let Some(sha) = known {
-                return Ok::<_, Error>(Some((key, RemoteObject { sha256: Some(sha), ..r })));
+                return Ok::<_, Error>(Some((
+                    key,
+                    RemoteObject {
+                        sha256: Some(sha),
+                        ..r
+                    },
+                )));
             }
             // Unknown to the live release: judge it by its bytes.
             Ok(store.get(&key).await?.map(|(obj, body)| {

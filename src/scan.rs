@@ -49,7 +49,9 @@ pub const IGNORE_FILE: &str = ".driftlessignore";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("site directory {path} does not exist\n  → build the site first, or fix `site` in driftless.toml")]
+    #[error(
+        "site directory {path} does not exist\n  → build the site first, or fix `site` in driftless.toml"
+    )]
     SiteMissing { path: String },
     #[error("site {path} is not a directory")]
     NotADirectory { path: String },
@@ -232,9 +234,17 @@ impl Scanner<'_> {
         })
     }
 
-    fn walk(&self, site: &Path, root: &Path) -> Result<(Vec<Candidate>, Vec<SiteProblem>), ScanError> {
+    fn walk(
+        &self,
+        site: &Path,
+        root: &Path,
+    ) -> Result<(Vec<Candidate>, Vec<SiteProblem>), ScanError> {
         let mut ob = OverrideBuilder::new(site);
-        for pattern in DEFAULT_IGNORES.iter().copied().chain(self.ignore.iter().map(String::as_str)) {
+        for pattern in DEFAULT_IGNORES
+            .iter()
+            .copied()
+            .chain(self.ignore.iter().map(String::as_str))
+        {
             ob.add(&format!("!{pattern}"))?;
         }
         let overrides = ob.build()?;
@@ -294,7 +304,9 @@ impl Scanner<'_> {
                     }
                 }
             }
-            let Some(ft) = entry.file_type() else { continue };
+            let Some(ft) = entry.file_type() else {
+                continue;
+            };
             if ft.is_dir() {
                 continue;
             }
@@ -484,7 +496,17 @@ mod tests {
     fn ignores_secrets_and_junk_by_default() {
         let dir = tempfile::tempdir().unwrap();
         let s = dir.path();
-        for f in ["index.html", ".env", ".env.production", "certs/site.pem", ".DS_Store", ".git/config", "a/.well-known/x.txt", "skip.log", "notes.tmp"] {
+        for f in [
+            "index.html",
+            ".env",
+            ".env.production",
+            "certs/site.pem",
+            ".DS_Store",
+            ".git/config",
+            "a/.well-known/x.txt",
+            "skip.log",
+            "notes.tmp",
+        ] {
             let p = s.join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, f).unwrap();
@@ -512,7 +534,10 @@ mod tests {
         assert_eq!(scan.problems.len(), 1, "{:?}", scan.problems);
         assert_eq!(scan.problems[0].path, "leak.txt");
         assert!(scan.problems[0].problem.contains("leaves the site"));
-        assert!(scan.files.contains_key("alias.html"), "in-site symlinks are fine");
+        assert!(
+            scan.files.contains_key("alias.html"),
+            "in-site symlinks are fine"
+        );
     }
 
     #[test]
@@ -520,7 +545,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cafe\u{301}.html"), "x").unwrap();
         let scan = scanner(dir.path(), None).scan().unwrap();
-        assert!(scan.files.contains_key("caf\u{e9}.html"), "{:?}", scan.files.keys());
+        assert!(
+            scan.files.contains_key("caf\u{e9}.html"),
+            "{:?}",
+            scan.files.keys()
+        );
     }
 
     #[test]
@@ -534,7 +563,10 @@ mod tests {
         // Backdate so the entries are not "racy" and get cached.
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
         for i in 0..20 {
-            let f = std::fs::File::options().write(true).open(site.join(format!("{i}.html"))).unwrap();
+            let f = std::fs::File::options()
+                .write(true)
+                .open(site.join(format!("{i}.html")))
+                .unwrap();
             f.set_modified(old).unwrap();
         }
         let cache = Some(dir.path().join("cache"));

@@ -27,16 +27,25 @@ pub(super) async fn rollback(
     ec.finish_interrupted().await?;
     let history = ec.ledger.history(10_000).await?;
     let Some(live) = history.first() else {
-        return Err(Error::Usage(format!("{env} has no live release to roll back from")));
+        return Err(Error::Usage(format!(
+            "{env} has no live release to roll back from"
+        )));
     };
     let target = match &to {
-        Some(id) => history.iter().find(|r| &r.id == id).cloned().ok_or_else(|| {
-            Error::Usage(format!(
-                "{id} is not a release that was live on {env}; see `driftless log {env}`"
-            ))
-        })?,
+        Some(id) => history
+            .iter()
+            .find(|r| &r.id == id)
+            .cloned()
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{id} is not a release that was live on {env}; see `driftless log {env}`"
+                ))
+            })?,
         None => history.get(1).cloned().ok_or_else(|| {
-            Error::Usage(format!("live release {} on {env} has no previous release", live.id))
+            Error::Usage(format!(
+                "live release {} on {env} has no previous release",
+                live.id
+            ))
         })?,
     };
     let desired = target
@@ -45,13 +54,21 @@ pub(super) async fn rollback(
         .map(|(k, e)| {
             let mut entry = e.clone();
             entry.etag.clear();
-            (k.clone(), Desired { entry, source: Source::Object })
+            (
+                k.clone(),
+                Desired {
+                    entry,
+                    source: Source::Object,
+                },
+            )
         })
         .collect();
     let plan = build_plan(
         &ec,
         Request {
-            kind: PlanKind::Rollback { to: target.id.clone() },
+            kind: PlanKind::Rollback {
+                to: target.id.clone(),
+            },
             desired,
             scan: None,
             refusals: Vec::new(),
@@ -65,7 +82,12 @@ pub(super) async fn rollback(
 }
 
 /// Record the store's current objects as a new release.
-pub(super) async fn adopt(ctx: &Ctx, env: &str, message: Option<String>, yes: bool) -> Result<(), Error> {
+pub(super) async fn adopt(
+    ctx: &Ctx,
+    env: &str,
+    message: Option<String>,
+    yes: bool,
+) -> Result<(), Error> {
     let ec = ctx.env(env)?;
     ec.finish_interrupted().await?;
     let mut lock = ec.lock("adopt").await?;
@@ -84,7 +106,10 @@ async fn adopt_locked(
     let env = &ec.cfg.name;
     let (head, live) = ec.ledger.live().await?;
     let remote = read_site(&ec.ledger, live.as_ref()).await?;
-    let live_manifest = live.as_ref().map(|l| l.manifest.clone()).unwrap_or_default();
+    let live_manifest = live
+        .as_ref()
+        .map(|l| l.manifest.clone())
+        .unwrap_or_default();
     let mut manifest = Manifest::new();
     for (key, r) in &remote {
         let known = live_manifest
@@ -100,16 +125,30 @@ async fn adopt_locked(
         };
         let sha = hash_bytes(&body);
         ec.ledger.put_object(&sha, body).await?;
-        manifest.insert(key.clone(), Entry::from_attributes(&sha, obj.meta.size, &obj.attrs, &obj.meta.etag));
+        manifest.insert(
+            key.clone(),
+            Entry::from_attributes(&sha, obj.meta.size, &obj.attrs, &obj.meta.etag),
+        );
     }
     let as_desired: BTreeMap<String, Desired> = manifest
         .iter()
-        .map(|(k, e)| (k.clone(), Desired { entry: e.clone(), source: Source::Object }))
+        .map(|(k, e)| {
+            (
+                k.clone(),
+                Desired {
+                    entry: e.clone(),
+                    source: Source::Object,
+                },
+            )
+        })
         .collect();
     let drift = plan_diff(&as_desired, None, Some(&live_manifest), &remote).drift;
     if live.is_some() && drift.is_empty() {
-        ctx.out.say(format!("Nothing to adopt: the store matches the live release of {env}."));
-        ctx.out.document(&serde_json::json!({ "result": "no-op", "env": env }));
+        ctx.out.say(format!(
+            "Nothing to adopt: the store matches the live release of {env}."
+        ));
+        ctx.out
+            .document(&serde_json::json!({ "result": "no-op", "env": env }));
         return Ok(());
     }
     ctx.out.say(format!(
@@ -117,12 +156,21 @@ async fn adopt_locked(
         ctx.out.paint("Adopt", Style::Strong),
         manifest.len(),
         ec.ledger.store().location(),
-        live.as_ref().map(|l| format!(" (replacing live {})", l.summary())).unwrap_or_default()
+        live.as_ref()
+            .map(|l| format!(" (replacing live {})", l.summary()))
+            .unwrap_or_default()
     ));
     for d in &drift {
-        ctx.out.say(format!("  {:<8} {}", format!("{:?}", d.kind).to_lowercase(), d.key));
+        ctx.out.say(format!(
+            "  {:<8} {}",
+            format!("{:?}", d.kind).to_lowercase(),
+            d.key
+        ));
     }
-    if !ctx.out.confirm(&format!("Record these as the live release of {env}?"), yes)? {
+    if !ctx
+        .out
+        .confirm(&format!("Record these as the live release of {env}?"), yes)?
+    {
         return Err(Error::Other("not confirmed; nothing was changed".into()));
     }
     ec.ledger.renew(lock, crate::apply::LEASE).await?;
@@ -139,14 +187,24 @@ async fn adopt_locked(
         manifest,
     };
     ec.ledger.write_release(&release).await?;
-    ec.ledger.swap_head(&head, &release.id).await.map_err(|e| match e {
-        crate::ledger::LedgerError::Store(crate::store::StoreError::Precondition { .. }) => {
-            Error::Refused(format!("the live release of {env} changed while adopting; re-run"))
-        }
-        other => other.into(),
-    })?;
     ec.ledger
-        .journal(&ctx.actor, "adopt", Some(&release.id), serde_json::json!({ "drift": drift }))
+        .swap_head(&head, &release.id)
+        .await
+        .map_err(|e| match e {
+            crate::ledger::LedgerError::Store(crate::store::StoreError::Precondition {
+                ..
+            }) => Error::Refused(format!(
+                "the live release of {env} changed while adopting; re-run"
+            )),
+            other => other.into(),
+        })?;
+    ec.ledger
+        .journal(
+            &ctx.actor,
+            "adopt",
+            Some(&release.id),
+            serde_json::json!({ "drift": drift }),
+        )
         .await;
     ctx.out.say(format!(
         "{} release {} (adopted, {} files) is live on {env}.",
@@ -154,7 +212,9 @@ async fn adopt_locked(
         release.id,
         release.manifest.len()
     ));
-    ctx.out.document(&serde_json::json!({ "result": "adopted", "release": release.summary(), "drift": drift }));
+    ctx.out.document(
+        &serde_json::json!({ "result": "adopted", "release": release.summary(), "drift": drift }),
+    );
     Ok(())
 }
 
@@ -196,7 +256,9 @@ pub(super) async fn pull(ctx: &Ctx, env: &str, dir: &Path) -> Result<(), Error> 
         live.manifest.len(),
         dir.display()
     ));
-    ctx.out.document(&serde_json::json!({ "release": live.summary(), "dir": dir, "files": live.manifest.len() }));
+    ctx.out.document(
+        &serde_json::json!({ "release": live.summary(), "dir": dir, "files": live.manifest.len() }),
+    );
     Ok(())
 }
 
@@ -211,7 +273,12 @@ impl Side<'_> {
         match self {
             Side::Local(d) => d
                 .iter()
-                .map(|(k, d)| (k.clone(), (d.entry.sha256.clone(), d.entry.content_type.clone())))
+                .map(|(k, d)| {
+                    (
+                        k.clone(),
+                        (d.entry.sha256.clone(), d.entry.content_type.clone()),
+                    )
+                })
                 .collect(),
             Side::Release(_, m) => m
                 .iter()
@@ -236,19 +303,32 @@ impl Side<'_> {
 
 fn is_text(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|t| {
-        t.starts_with("text/") || ["json", "javascript", "xml", "svg"].iter().any(|w| t.contains(w))
+        t.starts_with("text/")
+            || ["json", "javascript", "xml", "svg"]
+                .iter()
+                .any(|w| t.contains(w))
     })
 }
 
-pub(super) async fn diff(ctx: &Ctx, env: &str, against: &str, paths: &[String]) -> Result<(), Error> {
+pub(super) async fn diff(
+    ctx: &Ctx,
+    env: &str,
+    against: &str,
+    paths: &[String],
+) -> Result<(), Error> {
     let ec = ctx.env(env)?;
     let (_, live) = ec.ledger.live().await?;
-    let left_manifest = live.as_ref().map(|l| l.manifest.clone()).unwrap_or_default();
-    let left_name = format!("{env}");
+    let left_manifest = live
+        .as_ref()
+        .map(|l| l.manifest.clone())
+        .unwrap_or_default();
+    let left_name = env.to_owned();
     let other_env;
     let (right, right_name) = if against == "local" {
-        let (desired, _, _) = super::deploy::scan_site(ctx)?;
-        (Side::Local(desired), "local".to_owned())
+        (
+            Side::Local(super::deploy::scan_site(ctx)?.desired),
+            "local".to_owned(),
+        )
     } else if ctx.config.envs.contains_key(against) {
         other_env = ctx.env(against)?;
         let (_, other_live) = other_env.ledger.live().await?;
@@ -258,7 +338,12 @@ pub(super) async fn diff(ctx: &Ctx, env: &str, against: &str, paths: &[String]) 
         let r = ec.ledger.release(against).await.map_err(|_| {
             Error::Usage(format!(
                 "--against {against}: not `local`, an environment ({}), or a release of {env}",
-                ctx.config.envs.keys().cloned().collect::<Vec<_>>().join(", ")
+                ctx.config
+                    .envs
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })?;
         (Side::Release(&ec, r.manifest), against.to_owned())
@@ -269,7 +354,11 @@ pub(super) async fn diff(ctx: &Ctx, env: &str, against: &str, paths: &[String]) 
     let mut changes = Vec::new();
     let mut text_out = String::new();
     for key in keys {
-        if !paths.is_empty() && !paths.iter().any(|p| key == p || key.starts_with(&format!("{}/", p.trim_end_matches('/')))) {
+        if !paths.is_empty()
+            && !paths
+                .iter()
+                .any(|p| key == p || key.starts_with(&format!("{}/", p.trim_end_matches('/'))))
+        {
             continue;
         }
         let (l, r) = (ls.get(key), rs.get(key));
@@ -290,22 +379,31 @@ pub(super) async fn diff(ctx: &Ctx, env: &str, against: &str, paths: &[String]) 
                 let d = similar::TextDiff::from_lines(a, b)
                     .unified_diff()
                     .context_radius(3)
-                    .header(&format!("{left_name}/{key}"), &format!("{right_name}/{key}"))
+                    .header(
+                        &format!("{left_name}/{key}"),
+                        &format!("{right_name}/{key}"),
+                    )
                     .to_string();
                 unified = Some(d);
             }
         }
         match &unified {
             Some(d) => text_out.push_str(d),
-            None => text_out.push_str(&format!("Binary files {left_name}/{key} and {right_name}/{key} differ\n")),
+            None => text_out.push_str(&format!(
+                "Binary files {left_name}/{key} and {right_name}/{key} differ\n"
+            )),
         }
         changes.push(serde_json::json!({ "key": key, "status": status, "diff": unified }));
     }
     if changes.is_empty() {
-        ctx.out.say(format!("No differences between {left_name} (live) and {right_name}."));
+        ctx.out.say(format!(
+            "No differences between {left_name} (live) and {right_name}."
+        ));
     } else {
         ctx.out.say(text_out.trim_end());
     }
-    ctx.out.document(&serde_json::json!({ "left": left_name, "right": right_name, "changes": changes }));
+    ctx.out.document(
+        &serde_json::json!({ "left": left_name, "right": right_name, "changes": changes }),
+    );
     Ok(())
 }

@@ -33,8 +33,15 @@ pub(super) fn parse_forces(names: &[String]) -> Result<Vec<Guard>, Error> {
         .collect()
 }
 
+/// The local site as a desired state, with its problems as refusals.
+pub(super) struct SiteScan {
+    pub(super) desired: BTreeMap<String, Desired>,
+    pub(super) stats: ScanStats,
+    pub(super) refusals: Vec<Refusal>,
+}
+
 /// Scan the local site into the desired state, with site problems as refusals.
-pub(super) fn scan_site(ctx: &Ctx) -> Result<(BTreeMap<String, Desired>, ScanStats, Vec<Refusal>), Error> {
+pub(super) fn scan_site(ctx: &Ctx) -> Result<SiteScan, Error> {
     let bar = ctx.out.bar(0, "hashing");
     let progress = |done: u64, total: u64| {
         if bar.length() != Some(total) {
@@ -59,7 +66,8 @@ pub(super) fn scan_site(ctx: &Ctx) -> Result<(BTreeMap<String, Desired>, ScanSta
             message: format!("{}: {}", p.path, p.problem),
             key: Some(p.path.clone()),
             release: None,
-            resolve: "fix the build output (or exclude the file in .driftlessignore) and re-run".into(),
+            resolve: "fix the build output (or exclude the file in .driftlessignore) and re-run"
+                .into(),
         })
         .collect();
     if scan.files.is_empty() && scan.problems.is_empty() {
@@ -79,10 +87,20 @@ pub(super) fn scan_site(ctx: &Ctx) -> Result<(BTreeMap<String, Desired>, ScanSta
         .into_values()
         .map(|f| {
             let entry = Entry::from_attributes(&f.sha256, f.size, &f.attrs, "");
-            (f.key, Desired { entry, source: Source::Local(f.path) })
+            (
+                f.key,
+                Desired {
+                    entry,
+                    source: Source::Local(f.path),
+                },
+            )
         })
         .collect();
-    Ok((desired, scan.stats, refusals))
+    Ok(SiteScan {
+        desired,
+        stats: scan.stats,
+        refusals,
+    })
 }
 
 /// Everything a plan needs besides the desired state.
@@ -120,10 +138,14 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
     if deploy && let Some(from) = &ec.cfg.promote_from {
         refusals.push(Refusal {
             guard: Guard::Protected,
-            message: format!("{env} is protected: it only accepts promotions of what {from} verified"),
+            message: format!(
+                "{env} is protected: it only accepts promotions of what {from} verified"
+            ),
             key: None,
             release: None,
-            resolve: format!("deploy to {from} (`driftless deploy {from}`), verify it, then promote it to {env}"),
+            resolve: format!(
+                "deploy to {from} (`driftless deploy {from}`), verify it, then promote it to {env}"
+            ),
         });
     }
     if deploy {
@@ -182,9 +204,15 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
         let message = format!(
             "{} object(s) in the store differ from the live release{}: {}{}",
             d.drift.len(),
-            live.as_ref().map(|l| format!(" {}", l.summary())).unwrap_or_default(),
+            live.as_ref()
+                .map(|l| format!(" {}", l.summary()))
+                .unwrap_or_default(),
             list.join(", "),
-            if more > 0 { format!(" and {more} more") } else { String::new() }
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         );
         let refusal = Refusal {
             guard: Guard::Drift,
@@ -207,7 +235,11 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
         refusals.extend(stale);
         refusals.extend(conflict_refusals(&d.conflicts, live.as_ref(), env));
         refusals.extend(feature_refusals(ec, &req.desired, live.as_ref()).await?);
-        let deletes = d.actions.iter().filter(|a| a.kind == ActionKind::Delete).count();
+        let deletes = d
+            .actions
+            .iter()
+            .filter(|a| a.kind == ActionKind::Delete)
+            .count();
         let live_files = live.as_ref().map_or(0, |l| l.manifest.len());
         refusals.extend(delete_refusal(deletes, live_files, &ec.cfg.limits, env));
     }
@@ -222,7 +254,11 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
         store: ec.ledger.store().location(),
         created_at: Timestamp::now(),
         actor: ec.ctx.actor.clone(),
-        git: if deploy { git } else { live.as_ref().and_then(|l| l.git.clone()) },
+        git: if deploy {
+            git
+        } else {
+            live.as_ref().and_then(|l| l.git.clone())
+        },
         message: req.message,
         live: live.as_ref().map(Release::summary),
         base: base.as_ref().map(Release::summary),
@@ -253,7 +289,9 @@ async fn resolve_base(
     repo: Option<&Repo>,
     git: Option<&GitInfo>,
 ) -> Result<(Option<Release>, Option<Refusal>), Error> {
-    let Some(live) = live else { return Ok((None, None)) };
+    let Some(live) = live else {
+        return Ok((None, None));
+    };
     let env = &ec.cfg.name;
     if let (Some(repo), Some(git)) = (repo, git) {
         if let Some(commit) = live.git.as_ref().map(|g| g.commit.clone()) {
@@ -273,7 +311,9 @@ async fn resolve_base(
                     "live release {} was built from commit {commit}, {why} (you are at {}{})",
                     live.summary(),
                     &git.commit[..git.commit.len().min(10)],
-                    base.as_ref().map(|b| format!("; your base is release {}", b.id)).unwrap_or_default()
+                    base.as_ref()
+                        .map(|b| format!("; your base is release {}", b.id))
+                        .unwrap_or_default()
                 ),
                 key: None,
                 release: Some(live.summary()),
@@ -328,7 +368,11 @@ async fn resolve_base(
 }
 
 /// The newest release in live's ancestry (live included) built from a commit `repo` contains.
-async fn contained_ancestor(ec: &EnvCtx<'_>, live: &Release, repo: &Repo) -> Result<Option<Release>, Error> {
+async fn contained_ancestor(
+    ec: &EnvCtx<'_>,
+    live: &Release,
+    repo: &Repo,
+) -> Result<Option<Release>, Error> {
     let mut next = Some(live.clone());
     for _ in 0..100 {
         let Some(r) = next else { break };
@@ -355,8 +399,9 @@ async fn feature_refusals(
     let mut out = Vec::new();
     for f in &ec.ctx.config.features {
         let local_has = match desired.get(&f.file).map(|d| &d.source) {
-            Some(Source::Local(path)) => std::fs::read(path)
-                .is_ok_and(|b| contains(&b, f.contains.as_bytes())),
+            Some(Source::Local(path)) => {
+                std::fs::read(path).is_ok_and(|b| contains(&b, f.contains.as_bytes()))
+            }
             _ => false,
         };
         if local_has {
@@ -403,16 +448,20 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-async fn deploy_plan(ec: &EnvCtx<'_>, message: Option<String>, force: &[String]) -> Result<Plan, Error> {
+async fn deploy_plan(
+    ec: &EnvCtx<'_>,
+    message: Option<String>,
+    force: &[String],
+) -> Result<Plan, Error> {
     let forced = parse_forces(force)?;
-    let (desired, stats, refusals) = scan_site(ec.ctx)?;
+    let site = scan_site(ec.ctx)?;
     build_plan(
         ec,
         Request {
             kind: PlanKind::Deploy,
-            desired,
-            scan: Some(stats),
-            refusals,
+            desired: site.desired,
+            scan: Some(site.stats),
+            refusals: site.refusals,
             forced,
             message,
         },
@@ -441,9 +490,9 @@ pub(super) async fn refuse(ec: &EnvCtx<'_>, plan: &Plan) -> Error {
     if plan.live.is_some() {
         ec.ledger
             .journal(
-            &ec.ctx.actor,
-            "refused",
-            None,
+                &ec.ctx.actor,
+                "refused",
+                None,
                 serde_json::json!({ "kind": plan.kind, "refusals": plan.refusals }),
             )
             .await;
@@ -492,11 +541,16 @@ pub(super) async fn deploy(
 }
 
 /// Shared tail of deploy, apply and rollback: refuse, no-op, confirm, apply, report.
-pub(super) async fn confirm_and_execute(ec: &EnvCtx<'_>, plan: Plan, yes: bool) -> Result<(), Error> {
+pub(super) async fn confirm_and_execute(
+    ec: &EnvCtx<'_>,
+    plan: Plan,
+    yes: bool,
+) -> Result<(), Error> {
     let ctx = ec.ctx;
     let env = &ec.cfg.name;
     if plan.refused() {
-        ctx.out.document(&serde_json::json!({ "plan": plan, "result": "refused" }));
+        ctx.out
+            .document(&serde_json::json!({ "plan": plan, "result": "refused" }));
         return Err(refuse(ec, &plan).await);
     }
     if plan.is_noop() {
@@ -507,9 +561,13 @@ pub(super) async fn confirm_and_execute(ec: &EnvCtx<'_>, plan: Plan, yes: bool) 
         }
         ctx.out.say(format!(
             "Nothing to do: {env} already serves exactly this{}.",
-            plan.live.as_ref().map(|l| format!(" (release {})", l.id)).unwrap_or_default()
+            plan.live
+                .as_ref()
+                .map(|l| format!(" (release {})", l.id))
+                .unwrap_or_default()
         ));
-        ctx.out.document(&serde_json::json!({ "plan": plan, "result": "no-op" }));
+        ctx.out
+            .document(&serde_json::json!({ "plan": plan, "result": "no-op" }));
         return Ok(());
     }
     let t = &plan.totals;
@@ -540,7 +598,9 @@ pub(super) async fn confirm_and_execute(ec: &EnvCtx<'_>, plan: Plan, yes: bool) 
         t.header_update,
         t.delete
     ));
-    ctx.out.document(&serde_json::json!({ "plan": plan, "result": "applied", "release": release.summary() }));
+    ctx.out.document(
+        &serde_json::json!({ "plan": plan, "result": "applied", "release": release.summary() }),
+    );
     Ok(())
 }
 
@@ -576,13 +636,23 @@ async fn execute(ec: &EnvCtx<'_>, plan: &Plan) -> Result<Release, Error> {
                 .await;
             if !plan.overrides.is_empty() {
                 ec.ledger
-                    .journal(&ec.ctx.actor, "forced", Some(&release.id), serde_json::json!(plan.overrides))
+                    .journal(
+                        &ec.ctx.actor,
+                        "forced",
+                        Some(&release.id),
+                        serde_json::json!(plan.overrides),
+                    )
                     .await;
             }
         }
         Err(Error::Refused(why)) => {
             ec.ledger
-                .journal(&ec.ctx.actor, "refused", None, serde_json::json!({ "at": "apply", "why": why }))
+                .journal(
+                    &ec.ctx.actor,
+                    "refused",
+                    None,
+                    serde_json::json!({ "at": "apply", "why": why }),
+                )
                 .await;
         }
         Err(_) => {}
@@ -608,8 +678,8 @@ pub(super) async fn apply_saved(ctx: &Ctx, file: &Path, yes: bool) -> Result<(),
         return Err(refuse(&ec, &plan).await);
     }
     if plan.kind == PlanKind::Deploy {
-        let (desired, _, problems) = scan_site(ctx)?;
-        if !problems.is_empty() || local_digest(&desired) != plan.seen.local_digest {
+        let site = scan_site(ctx)?;
+        if !site.refusals.is_empty() || local_digest(&site.desired) != plan.seen.local_digest {
             return Err(Error::Refused(format!(
                 "the local site changed since the plan was saved — nothing was changed\n  → re-plan: driftless plan {} --out {}",
                 plan.env,

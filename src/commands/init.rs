@@ -79,7 +79,11 @@ pub(super) fn init(out: &Output, site: Option<&str>) -> Result<(), Error> {
     };
     fs_err::write(&path, template(site, found))?;
     let ignored = ensure_gitignored(&dir)?;
-    out.say(format!("Wrote {} (site = \"{site}\"{}).", path.display(), if found { "" } else { ", not built yet" }));
+    out.say(format!(
+        "Wrote {} (site = \"{site}\"{}).",
+        path.display(),
+        if found { "" } else { ", not built yet" }
+    ));
     if ignored {
         out.say("Added .driftless/ (local state and the local store) to .gitignore.");
     }
@@ -95,10 +99,19 @@ fn ensure_gitignored(dir: &Path) -> Result<bool, Error> {
     }
     let path = dir.join(".gitignore");
     let current = std::fs::read_to_string(&path).unwrap_or_default();
-    if current.lines().any(|l| matches!(l.trim(), ".driftless" | ".driftless/" | "/.driftless/" | "/.driftless")) {
+    if current.lines().any(|l| {
+        matches!(
+            l.trim(),
+            ".driftless" | ".driftless/" | "/.driftless/" | "/.driftless"
+        )
+    }) {
         return Ok(false);
     }
-    let sep = if current.is_empty() || current.ends_with('\n') { "" } else { "\n" };
+    let sep = if current.is_empty() || current.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
     fs_err::write(&path, format!("{current}{sep}.driftless/\n"))?;
     Ok(true)
 }

@@ -15,19 +15,40 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     let ec = ctx.env(env)?;
     let (_, live) = ec.ledger.live().await?;
     let remote = read_site(&ec.ledger, live.as_ref()).await?;
-    let live_manifest = live.as_ref().map(|l| l.manifest.clone()).unwrap_or_default();
+    let live_manifest = live
+        .as_ref()
+        .map(|l| l.manifest.clone())
+        .unwrap_or_default();
     let as_desired: BTreeMap<String, Desired> = live_manifest
         .iter()
-        .map(|(k, e)| (k.clone(), Desired { entry: e.clone(), source: Source::Object }))
+        .map(|(k, e)| {
+            (
+                k.clone(),
+                Desired {
+                    entry: e.clone(),
+                    source: Source::Object,
+                },
+            )
+        })
         .collect();
     let drift = diff(&as_desired, None, Some(&live_manifest), &remote).drift;
-    let holds: Vec<Hold> = ec.ledger.holds().await?.into_iter().map(|(h, _)| h).collect();
+    let holds: Vec<Hold> = ec
+        .ledger
+        .holds()
+        .await?
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect();
     let lock = ec.ledger.read_lock().await?.map(|(l, _)| l);
     let pending = ec.ledger.pending().await?.map(|(p, _)| p.release.summary());
     let base = ec.working_base();
 
     let out = &ctx.out;
-    out.say(format!("{} ({})", out.paint(env, Style::Strong), ec.ledger.store().location()));
+    out.say(format!(
+        "{} ({})",
+        out.paint(env, Style::Strong),
+        ec.ledger.store().location()
+    ));
     match &live {
         Some(l) => {
             let s = l.summary();
@@ -35,19 +56,29 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             if let Some(m) = &s.message {
                 out.say(format!("           \"{m}\""));
             }
-            out.say(format!("           {} files, {:?}", s.files, l.kind).to_lowercase().replace("           ", "           "));
+            out.say(format!("           {} files, {}", s.files, l.kind));
         }
         None => out.say("  live     (none yet: `driftless deploy` or `driftless adopt` makes the first release)"),
     }
     if drift.is_empty() {
-        out.say(format!("  drift    {}", out.paint("none: the store matches the live release", Style::Good)));
+        out.say(format!(
+            "  drift    {}",
+            out.paint("none: the store matches the live release", Style::Good)
+        ));
     } else {
         out.say(format!(
             "  drift    {}",
-            out.paint(&format!("{} object(s) differ from the live release", drift.len()), Style::Warn)
+            out.paint(
+                &format!("{} object(s) differ from the live release", drift.len()),
+                Style::Warn
+            )
         ));
         for d in &drift {
-            out.say(format!("           {:<8} {}", format!("{:?}", d.kind).to_lowercase(), d.key));
+            out.say(format!(
+                "           {:<8} {}",
+                format!("{:?}", d.kind).to_lowercase(),
+                d.key
+            ));
         }
     }
     if holds.is_empty() {
@@ -71,7 +102,11 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             l.operation,
             short_time(l.started_at),
             short_time(l.expires_at),
-            if l.expired(Timestamp::now()) { " — expired" } else { "" }
+            if l.expired(Timestamp::now()) {
+                " — expired"
+            } else {
+                ""
+            }
         )),
     }
     if let Some(p) = &pending {
@@ -110,15 +145,15 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
     }
     for (i, r) in history.iter().enumerate() {
         let s = r.summary();
-        let kind = match &r.kind {
-            crate::ledger::ReleaseKind::Deploy => "deploy".to_owned(),
-            crate::ledger::ReleaseKind::Adopt => "adopt".to_owned(),
-            crate::ledger::ReleaseKind::Rollback { to } => format!("rollback to {to}"),
-        };
         out.say(format!(
-            "{} {}  {kind}, {} files{}",
+            "{} {}  {}, {} files{}",
             out.paint(&s.id, Style::Strong),
-            if i == 0 { out.paint("(live)", Style::Good) } else { String::new() },
+            if i == 0 {
+                out.paint("(live)", Style::Good)
+            } else {
+                String::new()
+            },
+            r.kind,
             s.files,
             if r.overrides.is_empty() {
                 String::new()
@@ -133,7 +168,11 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
             short_time(s.created_at),
             s.commit
                 .as_ref()
-                .map(|c| format!(", commit {}{}", &c[..c.len().min(10)], if s.dirty { " (dirty)" } else { "" }))
+                .map(|c| format!(
+                    ", commit {}{}",
+                    &c[..c.len().min(10)],
+                    if s.dirty { " (dirty)" } else { "" }
+                ))
                 .unwrap_or_default()
         ));
         if let Some(m) = &s.message {
@@ -150,17 +189,28 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
 pub(super) async fn hold(ctx: &Ctx, env: &str, reason: &str) -> Result<(), Error> {
     let ec = ctx.env(env)?;
     if reason.trim().is_empty() {
-        return Err(Error::Usage("--reason must say why (it is shown to whoever is refused)".into()));
+        return Err(Error::Usage(
+            "--reason must say why (it is shown to whoever is refused)".into(),
+        ));
     }
     let hold = Hold {
-        id: format!("{}-{}", Timestamp::now().strftime("%Y%m%dT%H%M%SZ"), &crate::unique_token()[..6]),
+        id: format!(
+            "{}-{}",
+            Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
+            &crate::unique_token()[..6]
+        ),
         reason: reason.to_owned(),
         by: ctx.actor.clone(),
         at: Timestamp::now(),
     };
     ec.ledger.set_hold(&hold).await?;
     ec.ledger
-        .journal(&ctx.actor, "hold", None, serde_json::json!({ "reason": reason, "id": hold.id }))
+        .journal(
+            &ctx.actor,
+            "hold",
+            None,
+            serde_json::json!({ "reason": reason, "id": hold.id }),
+        )
         .await;
     ctx.out.say(format!(
         "{env} is on hold: deploys are refused until `driftless unhold {env}`."
@@ -178,19 +228,35 @@ pub(super) async fn unhold(ctx: &Ctx, env: &str, yes: bool) -> Result<(), Error>
         return Ok(());
     }
     for (h, _) in &holds {
-        ctx.out.say(format!("hold by {} since {}: {}", h.by.author, short_time(h.at), h.reason));
+        ctx.out.say(format!(
+            "hold by {} since {}: {}",
+            h.by.author,
+            short_time(h.at),
+            h.reason
+        ));
     }
-    if !ctx.out.confirm(&format!("Lift {} hold(s) on {env}?", holds.len()), yes)? {
+    if !ctx
+        .out
+        .confirm(&format!("Lift {} hold(s) on {env}?", holds.len()), yes)?
+    {
         return Err(Error::Other("not confirmed; the holds stay".into()));
     }
     for (h, etag) in &holds {
         ec.ledger.lift_hold(h, etag).await?;
         ec.ledger
-            .journal(&ctx.actor, "unhold", None, serde_json::json!({ "lifted": h }))
+            .journal(
+                &ctx.actor,
+                "unhold",
+                None,
+                serde_json::json!({ "lifted": h }),
+            )
             .await;
     }
-    ctx.out.say(format!("Lifted {} hold(s) on {env}.", holds.len()));
-    ctx.out.document(&serde_json::json!({ "lifted": holds.iter().map(|(h, _)| h).collect::<Vec<_>>() }));
+    ctx.out
+        .say(format!("Lifted {} hold(s) on {env}.", holds.len()));
+    ctx.out.document(
+        &serde_json::json!({ "lifted": holds.iter().map(|(h, _)| h).collect::<Vec<_>>() }),
+    );
     Ok(())
 }
 
@@ -209,19 +275,33 @@ pub(super) async fn unlock(ctx: &Ctx, env: &str, yes: bool) -> Result<(), Error>
         lock.operation,
         short_time(lock.started_at),
         short_time(lock.expires_at),
-        if lock.expired(Timestamp::now()) { " (expired)" } else { "" }
+        if lock.expired(Timestamp::now()) {
+            " (expired)"
+        } else {
+            ""
+        }
     ));
-    if !ctx.out.confirm("Break this lock? Only do so if that run is dead.", yes)? {
+    if !ctx
+        .out
+        .confirm("Break this lock? Only do so if that run is dead.", yes)?
+    {
         return Err(Error::Other("not confirmed; the lock stays".into()));
     }
     ec.ledger.break_lock(&etag).await.map_err(|e| match e {
         crate::ledger::LedgerError::Store(crate::store::StoreError::Precondition { .. }) => {
-            Error::Refused("the lock changed while you were looking; run `driftless unlock` again".into())
+            Error::Refused(
+                "the lock changed while you were looking; run `driftless unlock` again".into(),
+            )
         }
         other => other.into(),
     })?;
     ec.ledger
-        .journal(&ctx.actor, "unlock", None, serde_json::json!({ "broken": lock }))
+        .journal(
+            &ctx.actor,
+            "unlock",
+            None,
+            serde_json::json!({ "broken": lock }),
+        )
         .await;
     ctx.out.say(format!("Broke the lock on {env}."));
     ctx.out.document(&serde_json::json!({ "broken": lock }));

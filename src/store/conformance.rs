@@ -31,17 +31,36 @@ pub async fn run(store: &dyn Store) {
 
 async fn round_trip(store: &dyn Store) {
     let a = attrs("text/html; charset=utf-8", "aa");
-    assert!(store.head("rt/x.html").await.unwrap().is_none(), "head of a missing key is None");
-    assert!(store.get("rt/x.html").await.unwrap().is_none(), "get of a missing key is None");
+    assert!(
+        store.head("rt/x.html").await.unwrap().is_none(),
+        "head of a missing key is None"
+    );
+    assert!(
+        store.get("rt/x.html").await.unwrap().is_none(),
+        "get of a missing key is None"
+    );
     let etag = store
-        .put("rt/x.html", Bytes::from_static(b"<p>hi</p>"), &a, PutMode::Overwrite)
+        .put(
+            "rt/x.html",
+            Bytes::from_static(b"<p>hi</p>"),
+            &a,
+            PutMode::Overwrite,
+        )
         .await
         .unwrap();
-    let head = store.head("rt/x.html").await.unwrap().expect("head after put");
+    let head = store
+        .head("rt/x.html")
+        .await
+        .unwrap()
+        .expect("head after put");
     assert_eq!(head.meta.etag, etag, "head returns the ETag put returned");
     assert_eq!(head.meta.size, 9);
     assert_eq!(head.attrs, a, "attributes survive a round trip");
-    let (obj, body) = store.get("rt/x.html").await.unwrap().expect("get after put");
+    let (obj, body) = store
+        .get("rt/x.html")
+        .await
+        .unwrap()
+        .expect("get after put");
     assert_eq!(&body[..], b"<p>hi</p>");
     assert_eq!(obj.meta.etag, etag);
     assert!(!etag.starts_with('"'), "ETags are returned unquoted");
@@ -57,9 +76,16 @@ async fn create_only(store: &dyn Store) {
         .put("co/lock", Bytes::from_static(b"two"), &a, PutMode::Create)
         .await
         .expect_err("create on an existing key must fail");
-    assert!(matches!(err, StoreError::AlreadyExists { .. }), "create-only: {err}");
+    assert!(
+        matches!(err, StoreError::AlreadyExists { .. }),
+        "create-only: {err}"
+    );
     let (_, body) = store.get("co/lock").await.unwrap().unwrap();
-    assert_eq!(&body[..], b"one", "a refused create leaves the object unchanged");
+    assert_eq!(
+        &body[..],
+        b"one",
+        "a refused create leaves the object unchanged"
+    );
 }
 
 async fn if_match(store: &dyn Store) {
@@ -69,29 +95,59 @@ async fn if_match(store: &dyn Store) {
         .await
         .unwrap();
     let e2 = store
-        .put("im/HEAD", Bytes::from_static(b"r2"), &a, PutMode::IfMatch(e1.clone()))
+        .put(
+            "im/HEAD",
+            Bytes::from_static(b"r2"),
+            &a,
+            PutMode::IfMatch(e1.clone()),
+        )
         .await
         .expect("If-Match with the current ETag succeeds");
     assert_ne!(e1, e2, "new content gets a new ETag");
     let err = store
-        .put("im/HEAD", Bytes::from_static(b"r3"), &a, PutMode::IfMatch(e1))
+        .put(
+            "im/HEAD",
+            Bytes::from_static(b"r3"),
+            &a,
+            PutMode::IfMatch(e1),
+        )
         .await
         .expect_err("If-Match with a stale ETag must fail");
-    assert!(matches!(err, StoreError::Precondition { .. }), "stale If-Match: {err}");
+    assert!(
+        matches!(err, StoreError::Precondition { .. }),
+        "stale If-Match: {err}"
+    );
     let (_, body) = store.get("im/HEAD").await.unwrap().unwrap();
-    assert_eq!(&body[..], b"r2", "a refused write leaves the object unchanged");
+    assert_eq!(
+        &body[..],
+        b"r2",
+        "a refused write leaves the object unchanged"
+    );
     let err = store
-        .put("im/missing", Bytes::from_static(b"x"), &a, PutMode::IfMatch(e2))
+        .put(
+            "im/missing",
+            Bytes::from_static(b"x"),
+            &a,
+            PutMode::IfMatch(e2),
+        )
         .await
         .expect_err("If-Match on a missing key must fail");
-    assert!(matches!(err, StoreError::Precondition { .. }), "missing If-Match: {err}");
+    assert!(
+        matches!(err, StoreError::Precondition { .. }),
+        "missing If-Match: {err}"
+    );
     assert!(store.head("im/missing").await.unwrap().is_none());
 }
 
 async fn copy(store: &dyn Store) {
     let src = attrs("text/css", "cc");
     store
-        .put("cp/a.css", Bytes::from_static(b"body{}"), &src, PutMode::Overwrite)
+        .put(
+            "cp/a.css",
+            Bytes::from_static(b"body{}"),
+            &src,
+            PutMode::Overwrite,
+        )
         .await
         .unwrap();
     let dst = Attributes {
@@ -117,7 +173,10 @@ async fn copy(store: &dyn Store) {
         .await
         .expect("copy onto itself with new attributes");
     let now = store.head("cp/a.css").await.unwrap().unwrap();
-    assert_eq!(now.attrs.cache_control.as_deref(), Some("public, max-age=60"));
+    assert_eq!(
+        now.attrs.cache_control.as_deref(),
+        Some("public, max-age=60")
+    );
     let err = store
         .copy("cp/missing", "cp/c.css", &dst, PutMode::Overwrite)
         .await
@@ -136,8 +195,14 @@ async fn delete(store: &dyn Store) {
         .await
         .expect_err("delete with a stale If-Match must fail");
     assert!(matches!(err, StoreError::Precondition { .. }), "{err}");
-    assert!(store.head("del/x").await.unwrap().is_some(), "refused delete keeps the object");
-    store.delete("del/x", Some(&etag)).await.expect("conditional delete");
+    assert!(
+        store.head("del/x").await.unwrap().is_some(),
+        "refused delete keeps the object"
+    );
+    store
+        .delete("del/x", Some(&etag))
+        .await
+        .expect("conditional delete");
     assert!(store.head("del/x").await.unwrap().is_none());
     store
         .delete("del/x", None)
@@ -147,7 +212,12 @@ async fn delete(store: &dyn Store) {
 
 async fn listing(store: &dyn Store) {
     let a = Attributes::default();
-    for k in ["ls/a.html", "ls/sub/b.js", "ls/sub/deeper/c.css", "lsx/other"] {
+    for k in [
+        "ls/a.html",
+        "ls/sub/b.js",
+        "ls/sub/deeper/c.css",
+        "lsx/other",
+    ] {
         store
             .put(k, Bytes::from(k.to_owned()), &a, PutMode::Overwrite)
             .await
@@ -160,7 +230,11 @@ async fn listing(store: &dyn Store) {
         .into_iter()
         .map(|m| m.key)
         .collect();
-    assert_eq!(keys, ["ls/a.html", "ls/sub/b.js", "ls/sub/deeper/c.css"], "list is sorted and prefix-bounded");
+    assert_eq!(
+        keys,
+        ["ls/a.html", "ls/sub/b.js", "ls/sub/deeper/c.css"],
+        "list is sorted and prefix-bounded"
+    );
     let listed = store.list("ls/sub/b").await.unwrap();
     assert_eq!(listed.len(), 1);
     let head = store.head("ls/sub/b.js").await.unwrap().unwrap();
@@ -169,12 +243,21 @@ async fn listing(store: &dyn Store) {
 
 async fn odd_names(store: &dyn Store) {
     let a = Attributes::default();
-    for k in ["odd/with space.html", "odd/ümlaut/é.txt", "odd/100%.html", "odd/a+b=c&d.txt"] {
+    for k in [
+        "odd/with space.html",
+        "odd/ümlaut/é.txt",
+        "odd/100%.html",
+        "odd/a+b=c&d.txt",
+    ] {
         store
             .put(k, Bytes::from_static(b"odd"), &a, PutMode::Create)
             .await
             .unwrap_or_else(|e| panic!("{k}: {e}"));
-        let (_, body) = store.get(k).await.unwrap().unwrap_or_else(|| panic!("{k} missing"));
+        let (_, body) = store
+            .get(k)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{k} missing"));
         assert_eq!(&body[..], b"odd");
     }
     assert_eq!(store.list("odd/").await.unwrap().len(), 4);
@@ -184,7 +267,12 @@ async fn odd_names(store: &dyn Store) {
 async fn racing_compare_and_swap(store: &dyn Store) {
     let a = Attributes::default();
     let etag = store
-        .put("race/HEAD", Bytes::from_static(b"base"), &a, PutMode::Create)
+        .put(
+            "race/HEAD",
+            Bytes::from_static(b"base"),
+            &a,
+            PutMode::Create,
+        )
         .await
         .unwrap();
     let attempts = (0..8).map(|i| {
@@ -192,7 +280,12 @@ async fn racing_compare_and_swap(store: &dyn Store) {
         let a = a.clone();
         async move {
             store
-                .put("race/HEAD", Bytes::from(format!("w{i}")), &a, PutMode::IfMatch(etag))
+                .put(
+                    "race/HEAD",
+                    Bytes::from(format!("w{i}")),
+                    &a,
+                    PutMode::IfMatch(etag),
+                )
                 .await
         }
     });
@@ -200,6 +293,9 @@ async fn racing_compare_and_swap(store: &dyn Store) {
     let wins = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(wins, 1, "exactly one compare-and-swap wins: {results:?}");
     for r in results.iter().filter_map(|r| r.as_ref().err()) {
-        assert!(matches!(r, StoreError::Precondition { .. }), "losers see a precondition failure: {r}");
+        assert!(
+            matches!(r, StoreError::Precondition { .. }),
+            "losers see a precondition failure: {r}"
+        );
     }
 }

@@ -241,7 +241,9 @@ impl LocalStore {
                     continue;
                 }
                 let key = format!("{key_prefix}{name}");
-                let ft = entry.file_type().map_err(|e| io("list", &entry.path(), e))?;
+                let ft = entry
+                    .file_type()
+                    .map_err(|e| io("list", &entry.path(), e))?;
                 if ft.is_dir() {
                     let dir_key = format!("{key}/");
                     if dir_key.starts_with(prefix) || prefix.starts_with(&dir_key) {
@@ -259,9 +261,7 @@ impl LocalStore {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StoreError::Other(format!("local store task failed: {e}")))?
@@ -406,7 +406,12 @@ mod tests {
             ..Attributes::default()
         };
         let etag = store
-            .put("index.html", Bytes::from_static(b"one"), &attrs, PutMode::Create)
+            .put(
+                "index.html",
+                Bytes::from_static(b"one"),
+                &attrs,
+                PutMode::Create,
+            )
             .await
             .unwrap();
         std::fs::write(dir.path().join("index.html"), b"two").unwrap();
@@ -414,7 +419,12 @@ mod tests {
         assert_ne!(now.meta.etag, etag);
         assert_eq!(now.attrs, Attributes::default());
         let err = store
-            .put("index.html", Bytes::from_static(b"three"), &attrs, PutMode::IfMatch(etag))
+            .put(
+                "index.html",
+                Bytes::from_static(b"three"),
+                &attrs,
+                PutMode::IfMatch(etag),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Precondition { .. }), "{err}");
@@ -427,15 +437,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(
-            LocalStore::new(&root).put("n", Bytes::from_static(b"0"), &Attributes::default(), PutMode::Create),
-        )
+        rt.block_on(LocalStore::new(&root).put(
+            "n",
+            Bytes::from_static(b"0"),
+            &Attributes::default(),
+            PutMode::Create,
+        ))
         .unwrap();
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let root = root.clone();
                 std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
                     let store = LocalStore::new(root);
                     let mut done = 0;
                     while done < 25 {
@@ -456,7 +471,10 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let (_, body) = rt.block_on(LocalStore::new(&root).get("n")).unwrap().unwrap();
+        let (_, body) = rt
+            .block_on(LocalStore::new(&root).get("n"))
+            .unwrap()
+            .unwrap();
         assert_eq!(&body[..], b"100");
     }
 }

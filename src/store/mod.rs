@@ -98,8 +98,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn get(&self, key: &str) -> Result<Option<(Object, Bytes)>>;
 
     /// Write `body` under `key`; returns the new ETag.
-    async fn put(&self, key: &str, body: Bytes, attrs: &Attributes, mode: PutMode)
-    -> Result<String>;
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        attrs: &Attributes,
+        mode: PutMode,
+    ) -> Result<String>;
 
     /// Server-side copy `from` → `to`, replacing the attributes; `mode` applies to `to`.
     async fn copy(&self, from: &str, to: &str, attrs: &Attributes, mode: PutMode)
@@ -127,7 +132,10 @@ pub fn validate_key(key: &str) -> Result<()> {
     if key.starts_with('/') || key.ends_with('/') {
         return bad("starts or ends with '/'");
     }
-    if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+    if key
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
         return bad("has an empty, '.' or '..' segment");
     }
     Ok(())
@@ -135,7 +143,10 @@ pub fn validate_key(key: &str) -> Result<()> {
 
 /// S3 and friends quote ETags in some places and not in others.
 pub fn normalize_etag(etag: &str) -> String {
-    etag.trim().trim_start_matches("W/").trim_matches('"').to_owned()
+    etag.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -144,7 +155,13 @@ mod tests {
 
     #[test]
     fn keys_are_validated() {
-        for ok in ["index.html", "a/b/c.js", "ü/é.html", "with space.txt", ".well-known/x"] {
+        for ok in [
+            "index.html",
+            "a/b/c.js",
+            "ü/é.html",
+            "with space.txt",
+            ".well-known/x",
+        ] {
             assert!(validate_key(ok).is_ok(), "{ok}");
         }
         for bad in ["", "/abs", "a//b", "a/../b", "./a", "dir/", "a\0b"] {

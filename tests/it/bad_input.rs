@@ -3,16 +3,32 @@
 use crate::util::{Project, Run};
 
 fn nothing_written(store: &std::path::Path) {
-    assert!(!store.exists(), "the store was created or written: {}", store.display());
+    assert!(
+        !store.exists(),
+        "the store was created or written: {}",
+        store.display()
+    );
 }
 
 #[test]
 fn malformed_toml_points_at_the_line() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("driftless.toml"), "site = \"site\"\n[env.prod]\nstore = \"file://s\"\nregion = [\n").unwrap();
-    Run::new(tmp.path(), &["plan", "prod"]).expect(2).mentions(&["driftless.toml:4:"]);
-    std::fs::write(tmp.path().join("driftless.toml"), "site = \"site\"\n[env.prod]\nstroe = \"file://s\"\n").unwrap();
-    Run::new(tmp.path(), &["deploy", "prod", "--yes"]).expect(2).mentions(&["driftless.toml:3:1", "stroe"]);
+    std::fs::write(
+        tmp.path().join("driftless.toml"),
+        "site = \"site\"\n[env.prod]\nstore = \"file://s\"\nregion = [\n",
+    )
+    .unwrap();
+    Run::new(tmp.path(), &["plan", "prod"])
+        .expect(2)
+        .mentions(&["driftless.toml:4:"]);
+    std::fs::write(
+        tmp.path().join("driftless.toml"),
+        "site = \"site\"\n[env.prod]\nstroe = \"file://s\"\n",
+    )
+    .unwrap();
+    Run::new(tmp.path(), &["deploy", "prod", "--yes"])
+        .expect(2)
+        .mentions(&["driftless.toml:3:1", "stroe"]);
     nothing_written(&tmp.path().join("s"));
 }
 
@@ -31,11 +47,15 @@ fn unknown_environment_lists_the_known_ones() {
 #[test]
 fn missing_config_and_missing_site() {
     let tmp = tempfile::tempdir().unwrap();
-    Run::new(tmp.path(), &["status", "prod"]).expect(2).mentions(&["no driftless.toml", "driftless init"]);
+    Run::new(tmp.path(), &["status", "prod"])
+        .expect(2)
+        .mentions(&["no driftless.toml", "driftless init"]);
     let store = tmp.path().join("store");
     let p = Project::new(tmp.path(), &store, "");
     std::fs::remove_dir(tmp.path().join("site")).unwrap();
-    p.cmd(&["deploy", "prod", "--yes"]).expect(2).mentions(&["site directory", "does not exist"]);
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(2)
+        .mentions(&["site directory", "does not exist"]);
     nothing_written(&store);
 }
 
@@ -44,7 +64,9 @@ fn empty_site_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let p = Project::new(tmp.path(), &store, "");
-    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&["is empty", "did the build fail"]);
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["is empty", "did the build fail"]);
     nothing_written(&store);
 }
 
@@ -56,8 +78,14 @@ fn symlink_escaping_the_site_is_refused_by_name() {
     let p = Project::new(tmp.path(), &store, "");
     p.write("index.html", "x");
     std::fs::write(tmp.path().join("id_secret"), "secret").unwrap();
-    std::os::unix::fs::symlink(tmp.path().join("id_secret"), tmp.path().join("site/leak.txt")).unwrap();
-    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&["leak.txt", "symlink leaves the site"]);
+    std::os::unix::fs::symlink(
+        tmp.path().join("id_secret"),
+        tmp.path().join("site/leak.txt"),
+    )
+    .unwrap();
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["leak.txt", "symlink leaves the site"]);
     nothing_written(&store);
 }
 
@@ -71,7 +99,9 @@ fn non_utf8_file_name_is_refused_by_name() {
     p.write("index.html", "x");
     let name = std::ffi::OsStr::from_bytes(b"caf\xe9.html");
     std::fs::write(tmp.path().join("site").join(name), "latin-1 name").unwrap();
-    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&["caf", "not valid UTF-8"]);
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["caf", "not valid UTF-8"]);
     nothing_written(&store);
 }
 
@@ -81,7 +111,9 @@ fn no_terminal_means_yes_is_required_and_force_names_are_checked() {
     let store = tmp.path().join("store");
     let p = Project::new(tmp.path(), &store, "");
     p.write("index.html", "x");
-    p.cmd(&["deploy", "prod"]).expect(2).mentions(&["not a terminal", "--yes"]);
+    p.cmd(&["deploy", "prod"])
+        .expect(2)
+        .mentions(&["not a terminal", "--yes"]);
     p.cmd(&["deploy", "prod", "--yes", "--force", "everything"])
         .expect(2)
         .mentions(&["drift, stale-base, revert, feature, deletes"]);
@@ -95,6 +127,8 @@ fn one_target_per_deploy() {
     let store = tmp.path().join("store");
     let p = Project::new(tmp.path(), &store, "[env.staging]\nstore = \"file://st\"\n");
     p.write("index.html", "x");
-    p.cmd(&["deploy", "staging", "prod", "--yes"]).expect(2).mentions(&["unexpected argument"]);
+    p.cmd(&["deploy", "staging", "prod", "--yes"])
+        .expect(2)
+        .mentions(&["unexpected argument"]);
     nothing_written(&store);
 }

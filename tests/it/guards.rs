@@ -9,12 +9,16 @@ fn hold_refuses_deploys_until_lifted() {
     let p = Project::new(tmp.path(), &store, "");
     p.write("index.html", "v1");
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
-    p.cmd(&["hold", "prod", "--reason", "launch freeze"]).expect(0);
+    p.cmd(&["hold", "prod", "--reason", "launch freeze"])
+        .expect(0);
     p.write("index.html", "v2");
     let before = store_bytes(&store);
-    p.cmd(&["deploy", "prod", "--yes"])
-        .expect(3)
-        .mentions(&["[hold]", "launch freeze", "Alice", "driftless unhold prod"]);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&[
+        "[hold]",
+        "launch freeze",
+        "Alice",
+        "driftless unhold prod",
+    ]);
     // A refused run changes nothing but journal and hold records.
     assert_eq!(store_bytes(&store), before);
     p.cmd(&["unhold", "prod"]).expect(2);
@@ -38,17 +42,27 @@ fn lock_held_by_another_deployer_is_named_and_can_be_broken() {
         ".driftless/",
         "prod",
     );
-    let carol = driftless::ledger::Actor { author: "Carol".into(), host: "ci-runner-7".into(), pid: 1 };
+    let carol = driftless::ledger::Actor {
+        author: "Carol".into(),
+        host: "ci-runner-7".into(),
+        pid: 1,
+    };
     rt.block_on(ledger.lock(&carol, "deploy", std::time::Duration::from_secs(600)))
         .unwrap()
         .unwrap();
 
     p.write("index.html", "v2");
-    p.cmd(&["deploy", "prod", "--yes"])
-        .expect(3)
-        .mentions(&["Carol", "ci-runner-7", "driftless unlock prod"]);
-    p.cmd(&["status", "prod"]).expect(0).mentions(&["held by Carol"]);
-    p.cmd(&["unlock", "prod", "--yes"]).expect(0).mentions(&["Carol"]);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&[
+        "Carol",
+        "ci-runner-7",
+        "driftless unlock prod",
+    ]);
+    p.cmd(&["status", "prod"])
+        .expect(0)
+        .mentions(&["held by Carol"]);
+    p.cmd(&["unlock", "prod", "--yes"])
+        .expect(0)
+        .mentions(&["Carol"]);
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
 }
 
@@ -74,20 +88,31 @@ fn a_live_feature_may_not_silently_disappear() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let features = "[[features]]\nname = \"checkout\"\nfile = \"index.html\"\ncontains = 'id=\"stripe-checkout\"'\n";
-    let config = format!("site = \"site\"\n{features}\n[env.prod]\nstore = \"file://{}\"\n", store.display());
+    let config = format!(
+        "site = \"site\"\n{features}\n[env.prod]\nstore = \"file://{}\"\n",
+        store.display()
+    );
     let p = Project::new(tmp.path(), &store, "");
     std::fs::write(tmp.path().join("driftless.toml"), config).unwrap();
 
     p.write("index.html", "<p>shop</p>");
-    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&["\"checkout\" is missing from your build"]);
-    p.write("index.html", "<p>shop</p><div id=\"stripe-checkout\"></div>");
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["\"checkout\" is missing from your build"]);
+    p.write(
+        "index.html",
+        "<p>shop</p><div id=\"stripe-checkout\"></div>",
+    );
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
     let live = head(&store);
     p.write("index.html", "<p>shop, redesigned</p>");
-    p.cmd(&["deploy", "prod", "--yes"])
-        .expect(3)
-        .mentions(&["\"checkout\" is live", &live, "--force feature"]);
-    p.cmd(&["deploy", "prod", "--yes", "--force", "feature"]).expect(0);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&[
+        "\"checkout\" is live",
+        &live,
+        "--force feature",
+    ]);
+    p.cmd(&["deploy", "prod", "--yes", "--force", "feature"])
+        .expect(0);
 }
 
 #[test]
@@ -103,8 +128,11 @@ fn too_many_deletes_are_refused() {
         p.remove(&format!("p{i}.html"));
     }
     let before = store_bytes(&store);
-    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&["would delete 15 of 20", "--force deletes"]);
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["would delete 15 of 20", "--force deletes"]);
     assert_eq!(store_bytes(&store), before);
-    p.cmd(&["deploy", "prod", "--yes", "--force", "deletes"]).expect(0);
+    p.cmd(&["deploy", "prod", "--yes", "--force", "deletes"])
+        .expect(0);
     assert_eq!(site_files(&store).len(), 5);
 }

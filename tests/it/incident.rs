@@ -19,11 +19,36 @@ fn stale_working_copy_cannot_overwrite_a_newer_release() {
     git(&seed, &["init", "-q", "-b", "main"]);
     git(&seed, &["add", "-A"]);
     git(&seed, &["commit", "-q", "-m", "v1"]);
-    git(tmp.path(), &["clone", "-q", "--bare", seed.to_str().unwrap(), origin.to_str().unwrap()]);
+    git(
+        tmp.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            seed.to_str().unwrap(),
+            origin.to_str().unwrap(),
+        ],
+    );
     let a_dir = tmp.path().join("a");
     let b_dir = tmp.path().join("b");
-    git(tmp.path(), &["clone", "-q", origin.to_str().unwrap(), a_dir.to_str().unwrap()]);
-    git(tmp.path(), &["clone", "-q", origin.to_str().unwrap(), b_dir.to_str().unwrap()]);
+    git(
+        tmp.path(),
+        &[
+            "clone",
+            "-q",
+            origin.to_str().unwrap(),
+            a_dir.to_str().unwrap(),
+        ],
+    );
+    git(
+        tmp.path(),
+        &[
+            "clone",
+            "-q",
+            origin.to_str().unwrap(),
+            b_dir.to_str().unwrap(),
+        ],
+    );
     let a = Project::at(&a_dir).author("Alice <alice@example.com>");
     let b = Project::at(&b_dir).author("Bob <bob@example.com>");
 
@@ -37,7 +62,8 @@ fn stale_working_copy_cannot_overwrite_a_newer_release() {
     );
     git(&b_dir, &["commit", "-q", "-am", "hero + checkout"]);
     git(&b_dir, &["push", "-q", "origin", "main"]);
-    b.cmd(&["deploy", "prod", "--yes", "-m", "hero + checkout"]).expect(0);
+    b.cmd(&["deploy", "prod", "--yes", "-m", "hero + checkout"])
+        .expect(0);
     let b_release = head(&store);
     let before = store_bytes(&store);
 
@@ -46,7 +72,11 @@ fn stale_working_copy_cannot_overwrite_a_newer_release() {
     let refused = a.cmd(&["deploy", "prod", "--yes"]).expect(3);
     refused.mentions(&["index.html", &b_release, "Bob", "stale-base", "git"]);
 
-    assert_eq!(store_bytes(&store), before, "a refused deploy changed the store");
+    assert_eq!(
+        store_bytes(&store),
+        before,
+        "a refused deploy changed the store"
+    );
     assert_eq!(head(&store), b_release);
 
     // The way out the message names works: merge B's commit, keep both changes.
@@ -59,7 +89,10 @@ fn stale_working_copy_cannot_overwrite_a_newer_release() {
     git(&a_dir, &["commit", "-q", "-am", "friendlier welcome"]);
     a.cmd(&["deploy", "prod", "--yes"]).expect(0);
     let live = std::fs::read_to_string(store.join("index.html")).unwrap();
-    assert!(live.contains("hero-animation") && live.contains("friends"), "{live}");
+    assert!(
+        live.contains("hero-animation") && live.contains("friends"),
+        "{live}"
+    );
 }
 
 /// Without git, the working copy's last-known release is the base: a per-file revert
@@ -82,9 +115,13 @@ fn would_revert_is_refused_outside_git() {
     // A changes only index.html; its about.html is stale.
     a.write("index.html", "v2");
     let before = store_bytes(&store);
-    a.cmd(&["deploy", "prod", "--yes"])
-        .expect(3)
-        .mentions(&["about.html", &bobs, "Bob", "would revert", "stale-base"]);
+    a.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&[
+        "about.html",
+        &bobs,
+        "Bob",
+        "would revert",
+        "stale-base",
+    ]);
     assert_eq!(store_bytes(&store), before);
 
     // Overriding stale-base alone is not enough: the per-file guard still holds.

@@ -14,27 +14,41 @@ fn project(tmp: &tempfile::TempDir) -> (Project, std::path::PathBuf) {
 fn drift_is_refused_then_adopted_and_kept() {
     let tmp = tempfile::tempdir().unwrap();
     let (p, store) = project(&tmp);
-    p.write("index.html", "home v1").write("pricing.html", "price: 10");
+    p.write("index.html", "home v1")
+        .write("pricing.html", "price: 10");
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
 
     // A hotfix made directly in the store, outside driftless.
     std::fs::write(store.join("pricing.html"), "price: 12 (hotfix)").unwrap();
-    p.cmd(&["status", "prod"]).expect(0).mentions(&["pricing.html", "changed"]);
+    p.cmd(&["status", "prod"])
+        .expect(0)
+        .mentions(&["pricing.html", "changed"]);
 
     p.write("index.html", "home v2");
     let before = store_bytes(&store);
-    p.cmd(&["deploy", "prod", "--yes"])
-        .expect(3)
-        .mentions(&["[drift]", "pricing.html", "driftless adopt prod"]);
-    assert_eq!(store_bytes(&store), before, "refused deploy wrote something");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&[
+        "[drift]",
+        "pricing.html",
+        "driftless adopt prod",
+    ]);
+    assert_eq!(
+        store_bytes(&store),
+        before,
+        "refused deploy wrote something"
+    );
 
     // Accept the hotfix as a release.
-    p.cmd(&["adopt", "prod", "--yes", "-m", "accept pricing hotfix"]).expect(0);
+    p.cmd(&["adopt", "prod", "--yes", "-m", "accept pricing hotfix"])
+        .expect(0);
     let adopted = head(&store);
-    p.cmd(&["log", "prod"]).expect(0).mentions(&[&adopted, "adopt", "accept pricing hotfix"]);
+    p.cmd(&["log", "prod"])
+        .expect(0)
+        .mentions(&[&adopted, "adopt", "accept pricing hotfix"]);
 
     // The stale copy still may not revert the hotfix...
-    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&["pricing.html"]);
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["pricing.html"]);
     assert_eq!(head(&store), adopted);
 
     // ...but once it starts from live, its own change deploys on top of the hotfix.
@@ -43,7 +57,10 @@ fn drift_is_refused_then_adopted_and_kept() {
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
     assert_eq!(
         site_files(&store),
-        files(&[("index.html", "home v2"), ("pricing.html", "price: 12 (hotfix)")])
+        files(&[
+            ("index.html", "home v2"),
+            ("pricing.html", "price: 12 (hotfix)")
+        ])
     );
 }
 
@@ -61,10 +78,15 @@ fn forced_drift_keeps_the_overwritten_bytes_recoverable() {
     assert_eq!(site_files(&store), files(&[("index.html", "v2")]));
     // The out-of-band bytes are in the content store, and the override is journalled.
     let objects = crate::util::tree(&store.join(".driftless/objects"), &[]);
-    assert!(objects.values().any(|b| b == b"edited in the bucket"), "drifted bytes lost");
+    assert!(
+        objects.values().any(|b| b == b"edited in the bucket"),
+        "drifted bytes lost"
+    );
     let journal = crate::util::tree(&store.join(".driftless/journal"), &[]);
     assert!(
-        journal.values().any(|b| String::from_utf8_lossy(b).contains("\"forced\"")),
+        journal
+            .values()
+            .any(|b| String::from_utf8_lossy(b).contains("\"forced\"")),
         "override not journalled"
     );
 }
@@ -73,15 +95,24 @@ fn forced_drift_keeps_the_overwritten_bytes_recoverable() {
 fn rollback_restores_every_file_byte_identically() {
     let tmp = tempfile::tempdir().unwrap();
     let (p, store) = project(&tmp);
-    let v1 = [("index.html", "home 1"), ("a.css", "a 1"), ("old.html", "old"), ("img/x.bin", "\u{0}\u{1}binary")];
+    let v1 = [
+        ("index.html", "home 1"),
+        ("a.css", "a 1"),
+        ("old.html", "old"),
+        ("img/x.bin", "\u{0}\u{1}binary"),
+    ];
     for (k, v) in v1 {
         p.write(k, v);
     }
     p.cmd(&["deploy", "prod", "--yes", "-m", "first"]).expect(0);
     let first = head(&store);
 
-    p.write("index.html", "home 2").write("a.css", "a 2").write("new.js", "new").remove("old.html");
-    p.cmd(&["deploy", "prod", "--yes", "-m", "second"]).expect(0);
+    p.write("index.html", "home 2")
+        .write("a.css", "a 2")
+        .write("new.js", "new")
+        .remove("old.html");
+    p.cmd(&["deploy", "prod", "--yes", "-m", "second"])
+        .expect(0);
     p.write("index.html", "home 3");
     p.cmd(&["deploy", "prod", "--yes", "-m", "third"]).expect(0);
 
@@ -92,7 +123,11 @@ fn rollback_restores_every_file_byte_identically() {
     p.cmd(&["rollback", "prod", "--to", &first, "--yes"])
         .expect(0)
         .mentions(&["rollback to", &first, "a.css"]);
-    assert_eq!(site_files(&store), files(&v1), "rollback is not byte-identical");
+    assert_eq!(
+        site_files(&store),
+        files(&v1),
+        "rollback is not byte-identical"
+    );
 
     // The rollback is a new release; log lists it; rolling back again (to "third") works.
     let log = p.cmd(&["log", "prod", "--json"]).expect(0).json();
@@ -100,14 +135,27 @@ fn rollback_restores_every_file_byte_identically() {
     assert_eq!(releases.len(), 4);
     assert_eq!(releases[0]["kind"]["type"], "rollback");
     let third = releases[1]["id"].as_str().unwrap().to_owned();
-    p.cmd(&["rollback", "prod", "--to", &third, "--yes"]).expect(0);
+    p.cmd(&["rollback", "prod", "--to", &third, "--yes"])
+        .expect(0);
     assert_eq!(
         site_files(&store),
-        files(&[("index.html", "home 3"), ("a.css", "a 2"), ("new.js", "new"), ("img/x.bin", "\u{0}\u{1}binary")])
+        files(&[
+            ("index.html", "home 3"),
+            ("a.css", "a 2"),
+            ("new.js", "new"),
+            ("img/x.bin", "\u{0}\u{1}binary")
+        ])
     );
     // Every release log lists can be rolled back to.
     for r in releases {
-        p.cmd(&["rollback", "prod", "--to", r["id"].as_str().unwrap(), "--yes"]).expect(0);
+        p.cmd(&[
+            "rollback",
+            "prod",
+            "--to",
+            r["id"].as_str().unwrap(),
+            "--yes",
+        ])
+        .expect(0);
     }
 }
 
@@ -121,11 +169,23 @@ fn two_deploys_at_once_never_mix() {
         a.write("index.html", "base").write("x.css", "base");
         a.cmd(&["deploy", "prod", "--yes"]).expect(0);
         b.cmd(&["pull", "prod", "site"]).expect(0);
-        let mut site_a = vec![("index.html", "alice".to_owned()), ("x.css", "alice".to_owned())];
-        let mut site_b = vec![("index.html", "bob".to_owned()), ("x.css", "bob".to_owned())];
+        let mut site_a = vec![
+            ("index.html", "alice".to_owned()),
+            ("x.css", "alice".to_owned()),
+        ];
+        let mut site_b = vec![
+            ("index.html", "bob".to_owned()),
+            ("x.css", "bob".to_owned()),
+        ];
         for i in 0..40 {
-            site_a.push((Box::leak(format!("a{i}.html").into_boxed_str()), format!("a{i}")));
-            site_b.push((Box::leak(format!("b{i}.html").into_boxed_str()), format!("b{i}")));
+            site_a.push((
+                Box::leak(format!("a{i}.html").into_boxed_str()),
+                format!("a{i}"),
+            ));
+            site_b.push((
+                Box::leak(format!("b{i}.html").into_boxed_str()),
+                format!("b{i}"),
+            ));
         }
         for (k, v) in &site_a {
             a.write(k, v);
@@ -139,10 +199,18 @@ fn two_deploys_at_once_never_mix() {
         let rb = Done::from("b".into(), cb.wait_with_output().unwrap());
         let mut codes = [ra.code, rb.code];
         codes.sort_unstable();
-        assert_eq!(codes, [0, 3], "round {round}: exactly one wins\nA: {}\nB: {}", ra.all(), rb.all());
+        assert_eq!(
+            codes,
+            [0, 3],
+            "round {round}: exactly one wins\nA: {}\nB: {}",
+            ra.all(),
+            rb.all()
+        );
         let loser = if ra.code == 3 { &ra } else { &rb };
         assert!(
-            loser.all().contains("locked") || loser.all().contains("changed since the plan") || loser.all().contains("[lock]"),
+            loser.all().contains("locked")
+                || loser.all().contains("changed since the plan")
+                || loser.all().contains("[lock]"),
             "the loser says why: {}",
             loser.all()
         );
@@ -150,7 +218,11 @@ fn two_deploys_at_once_never_mix() {
             .iter()
             .map(|(k, v)| (*k, v.as_str()))
             .collect();
-        assert_eq!(site_files(&store), files(&want), "round {round}: the store holds a mix");
+        assert_eq!(
+            site_files(&store),
+            files(&want),
+            "round {round}: the store holds a mix"
+        );
     }
 }
 
@@ -165,23 +237,31 @@ fn saved_plan_applies_only_if_nothing_moved() {
     p.write("index.html", "v2");
     p.cmd(&["plan", "prod", "--out", "plan.json"]).expect(0);
     p.write("index.html", "v3");
-    p.cmd(&["apply", "plan.json", "--yes"]).expect(3).mentions(&["local site changed"]);
+    p.cmd(&["apply", "plan.json", "--yes"])
+        .expect(3)
+        .mentions(&["local site changed"]);
     assert_eq!(site_files(&store), files(&[("index.html", "v1")]));
 
     // The store changed after planning.
     p.cmd(&["plan", "prod", "--out", "plan.json"]).expect(0);
     std::fs::write(store.join("extra.html"), "someone else").unwrap();
-    p.cmd(&["apply", "plan.json", "--yes"]).expect(3).mentions(&["changed since the plan"]);
+    p.cmd(&["apply", "plan.json", "--yes"])
+        .expect(3)
+        .mentions(&["changed since the plan"]);
     std::fs::remove_file(store.join("extra.html")).unwrap();
 
     // Nothing moved: it applies, and without a terminal it demands --yes.
     p.cmd(&["plan", "prod", "--out", "plan.json"]).expect(0);
-    p.cmd(&["apply", "plan.json"]).expect(2).mentions(&["--yes"]);
+    p.cmd(&["apply", "plan.json"])
+        .expect(2)
+        .mentions(&["--yes"]);
     p.cmd(&["apply", "plan.json", "--yes"]).expect(0);
     assert_eq!(site_files(&store), files(&[("index.html", "v3")]));
 
     // A plan is single-use: HEAD has moved since.
-    p.cmd(&["apply", "plan.json", "--yes"]).expect(3).mentions(&["live release changed"]);
+    p.cmd(&["apply", "plan.json", "--yes"])
+        .expect(3)
+        .mentions(&["live release changed"]);
 }
 
 #[test]
@@ -192,16 +272,28 @@ fn no_op_deploy_of_2000_files_reads_no_file_contents() {
     for i in 0..2000 {
         let key = format!("pages/{}/{i}.html", i % 20);
         p.write(&key, &format!("<p>page {i}</p>"));
-        let f = std::fs::File::options().write(true).open(p.dir.join("site").join(&key)).unwrap();
+        let f = std::fs::File::options()
+            .write(true)
+            .open(p.dir.join("site").join(&key))
+            .unwrap();
         f.set_modified(old).unwrap();
     }
-    let first = p.cmd(&["deploy", "prod", "--yes", "--json"]).expect(0).json();
+    let first = p
+        .cmd(&["deploy", "prod", "--yes", "--json"])
+        .expect(0)
+        .json();
     assert_eq!(first["plan"]["scan"]["hashed"], 2000);
     assert_eq!(site_files(&store).len(), 2000);
 
-    let again = p.cmd(&["deploy", "prod", "--yes", "--json"]).expect(0).json();
+    let again = p
+        .cmd(&["deploy", "prod", "--yes", "--json"])
+        .expect(0)
+        .json();
     assert_eq!(again["result"], "no-op");
-    assert_eq!(again["plan"]["scan"]["hashed"], 0, "unchanged files were re-read");
+    assert_eq!(
+        again["plan"]["scan"]["hashed"], 0,
+        "unchanged files were re-read"
+    );
     assert_eq!(again["plan"]["scan"]["cached"], 2000);
     assert_eq!(again["plan"]["totals"]["unchanged"], 2000);
 }
@@ -214,7 +306,12 @@ fn diff_status_and_json_output() {
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
     p.write("index.html", "line 1\nline two\n");
     let d = p.cmd(&["diff", "prod"]).expect(0);
-    d.mentions(&["--- prod/index.html", "+++ local/index.html", "-line 2", "+line two"]);
+    d.mentions(&[
+        "--- prod/index.html",
+        "+++ local/index.html",
+        "-line 2",
+        "+line two",
+    ]);
     let s = p.cmd(&["status", "prod", "--json"]).expect(0).json();
     assert_eq!(s["drift"].as_array().unwrap().len(), 0);
     assert_eq!(s["working_copy_base"], s["live"]["id"]);

@@ -1,5 +1,8 @@
 //! Integration tests: the real `driftless` binary against real stores.
-#![expect(unreachable_pub, reason = "helpers are shared between the test modules")]
+#![expect(
+    unreachable_pub,
+    reason = "helpers are shared between the test modules"
+)]
 
 mod bad_input;
 mod crash;

@@ -132,15 +132,23 @@ impl Done {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("`{}` did not print JSON ({e}):\n{}", self.shown, self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "`{}` did not print JSON ({e}):\n{}",
+                self.shown, self.stdout
+            )
+        })
     }
 
     /// Assert the combined output mentions every needle.
     pub fn mentions(&self, needles: &[&str]) -> &Self {
         let all = self.all();
         for n in needles {
-            assert!(all.contains(n), "`{}` output does not mention {n:?}:\n{all}", self.shown);
+            assert!(
+                all.contains(n),
+                "`{}` output does not mention {n:?}:\n{all}",
+                self.shown
+            );
         }
         self
     }
@@ -151,12 +159,21 @@ pub fn tree(root: &Path, skip: &[&str]) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries {
             let e = e.unwrap();
             let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
-            if skip.iter().any(|s| rel == s.trim_end_matches('/') || rel.starts_with(s)) {
+            let rel = p
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if skip
+                .iter()
+                .any(|s| rel == s.trim_end_matches('/') || rel.starts_with(s))
+            {
                 continue;
             }
             if e.file_type().unwrap().is_dir() {
