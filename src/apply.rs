@@ -126,15 +126,69 @@ pub(crate) async fn apply(
         .await?;
     failpoint("after-pending");
 
-    // 4. Site writes: assets, then entry points.
-    let writes: Vec<&Action> = plan
+    // 4–5. Site writes, release record, HEAD. Any failure here puts back what was
+    // written, so a failed run leaves the old release complete.
+    let mut written: Vec<(&Action, String)> = Vec::new();
+    let swapped = write_and_swap(ledger, plan, &head, &mut release, &mut written, lock, out).await;
+    if let Err(e) = swapped {
+        // A swap whose answer was lost may still have landed: never undo a live release.
+        if ledger.head().await.ok().and_then(|h| h.release).as_deref() != Some(release.id.as_str())
+        {
+            let restored = undo(ledger, plan, &written, live.as_ref()).await;
+            if !restored || ledger.clear_pending(&pending_etag).await.is_err() {
+                return Err(Error::Other(format!(
+                    "{e}\n  the store could not be put back completely: the next `driftless deploy {}` finishes release {} first",
+                    plan.env, release.id
+                )));
+            }
+            return Err(match e {
+                Error::Refused(m) => {
+                    Error::Refused(format!("{m}; everything it wrote was put back"))
+                }
+                Error::Other(m) => Error::Other(format!("{m}; everything it wrote was put back")),
+                other => other,
+            });
+        }
+    }
+
+    failpoint("after-head");
+
+    // 6. Deletes, only now that no live release references them.
+    let kept = delete_keys(ledger, &deletes).await;
+    ledger.clear_pending(&pending_etag).await?;
+    if !kept.is_empty() {
+        out.say(format!(
+            "warning: {} key(s) changed in the store during the deploy and were not deleted: {}",
+            kept.len(),
+            kept.join(", ")
+        ));
+        ledger
+            .journal(
+                who.actor,
+                "drift-seen",
+                Some(&release.id),
+                serde_json::json!({ "kept": kept }),
+            )
+            .await;
+    }
+    Ok(release)
+}
+
+/// Site writes (assets, then entry points), the release record, and the HEAD swap.
+async fn write_and_swap<'p>(
+    ledger: &Ledger,
+    plan: &'p Plan,
+    head: &crate::ledger::Head,
+    release: &mut Release,
+    written: &mut Vec<(&'p Action, String)>,
+    lock: &mut Lock,
+    out: &Output,
+) -> Result<(), Error> {
+    let (html, assets): (Vec<&Action>, Vec<&Action>) = plan
         .actions
         .iter()
         .filter(|a| a.kind != ActionKind::Delete)
-        .collect();
-    let (html, assets): (Vec<&Action>, Vec<&Action>) =
-        writes.into_iter().partition(|a| is_entry_point(&a.key));
-    let mut written: Vec<(&Action, String)> = Vec::new();
+        .partition(|a| is_entry_point(&a.key));
     let bar = out.bar((html.len() + assets.len()) as u64, "writing");
     for (i, group) in [assets, html].into_iter().enumerate() {
         if i == 1 {
@@ -161,63 +215,34 @@ pub(crate) async fn apply(
         }
         if let Some((key, e)) = failure {
             bar.finish_and_clear();
-            undo(ledger, &written, live.as_ref()).await;
-            ledger.clear_pending(&pending_etag).await?;
             return Err(match e {
-                StoreError::Precondition { .. } | StoreError::AlreadyExists { .. } => {
-                    moved(format!(
-                        "{key} was changed in the store by someone else during the deploy; the keys already written were put back"
-                    ))
-                }
-                other => Error::Other(format!(
-                    "writing {key} failed: {other}; the keys already written were put back"
-                )),
+                StoreError::Precondition { .. } | StoreError::AlreadyExists { .. } => moved(
+                    format!("{key} was changed in the store by someone else during the deploy"),
+                ),
+                other => Error::Other(format!("writing {key} failed: {other}")),
             });
         }
     }
     bar.finish_and_clear();
-    for (a, etag) in &written {
+    for (a, etag) in written.iter() {
         if let Some(e) = release.manifest.get_mut(&a.key) {
             e.etag.clone_from(etag);
         }
     }
 
-    // 5. The release record, then the single linearisation point: HEAD.
+    // The release record, then the single linearisation point: HEAD.
     ledger.renew(lock, LEASE).await?;
-    ledger.write_release(&release).await?;
+    ledger.write_release(release).await?;
     failpoint("after-release");
-    if let Err(e) = ledger.swap_head(&head, &release.id).await {
-        undo(ledger, &written, live.as_ref()).await;
-        ledger.clear_pending(&pending_etag).await?;
-        return Err(match e {
+    ledger
+        .swap_head(head, &release.id)
+        .await
+        .map_err(|e| match e {
             crate::ledger::LedgerError::Store(StoreError::Precondition { .. }) => moved(
-                "HEAD was moved by someone else during the deploy (was the lock broken?); the keys already written were put back".into(),
+                "HEAD was moved by someone else during the deploy (was the lock broken?)".into(),
             ),
             other => other.into(),
-        });
-    }
-
-    failpoint("after-head");
-
-    // 6. Deletes, only now that no live release references them.
-    let kept = delete_keys(ledger, &deletes).await;
-    ledger.clear_pending(&pending_etag).await?;
-    if !kept.is_empty() {
-        out.say(format!(
-            "warning: {} key(s) changed in the store during the deploy and were not deleted: {}",
-            kept.len(),
-            kept.join(", ")
-        ));
-        ledger
-            .journal(
-                who.actor,
-                "drift-seen",
-                Some(&release.id),
-                serde_json::json!({ "kept": kept }),
-            )
-            .await;
-    }
-    Ok(release)
+        })
 }
 
 /// Put every byte the new release needs into `objects/`.
@@ -337,40 +362,76 @@ async fn write_key(ledger: &Ledger, a: &Action) -> Result<String, StoreError> {
         .await
 }
 
-/// Put back what a failed apply wrote (best effort, each conditional on our own write).
-async fn undo(ledger: &Ledger, written: &[(&Action, String)], live: Option<&Release>) {
-    for (a, etag) in written {
-        let result = match (&a.remote, a.remote.as_ref().and_then(|r| r.sha256.as_ref())) {
-            (None, _) => ledger
-                .store()
-                .delete(&a.key, Some(etag))
-                .await
-                .map(|()| String::new()),
-            (Some(_), Some(sha)) => {
-                let attrs = live
-                    .and_then(|l| l.manifest.get(&a.key))
-                    .filter(|e| &e.sha256 == sha)
-                    .map_or_else(
-                        || crate::store::Attributes {
-                            sha256: Some(sha.clone()),
-                            ..Default::default()
-                        },
-                        Entry::attributes,
-                    );
-                ledger
-                    .store()
-                    .copy(
-                        &ledger.object_key(sha),
-                        &a.key,
-                        &attrs,
-                        PutMode::IfMatch(etag.clone()),
-                    )
-                    .await
+/// Put back what a failed apply wrote. Every key the apply may have touched is checked
+/// in the store — a write whose answer was lost may have landed — and each put-back is
+/// conditional on the store holding our write. Returns false if anything could not be
+/// checked or put back (the pending record then stays for the next run to finish).
+async fn undo(
+    ledger: &Ledger,
+    plan: &Plan,
+    written: &[(&Action, String)],
+    live: Option<&Release>,
+) -> bool {
+    let ours: BTreeMap<&str, &str> = written
+        .iter()
+        .map(|(a, e)| (a.key.as_str(), e.as_str()))
+        .collect();
+    let attempted = plan.actions.iter().filter(|a| a.kind != ActionKind::Delete);
+    let results: Vec<bool> = futures::stream::iter(attempted)
+        .map(|a| {
+            let ours = ours.get(a.key.as_str()).copied();
+            async move {
+                let result = undo_key(ledger, a, ours, live).await;
+                if let Err(e) = &result {
+                    eprintln!("warning: could not put back {}: {e}", a.key);
+                }
+                result.is_ok()
             }
-            (Some(_), None) => Ok(String::new()),
-        };
-        if let Err(e) = result {
-            eprintln!("warning: could not put back {}: {e}", a.key);
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().all(|ok| ok)
+}
+
+async fn undo_key(
+    ledger: &Ledger,
+    a: &Action,
+    ours: Option<&str>,
+    live: Option<&Release>,
+) -> Result<(), Error> {
+    let Some(now) = ledger.store().head(&a.key).await? else {
+        return Ok(()); // nothing there: a create that never landed
+    };
+    let seen = a.remote.as_ref().map(|r| r.etag.as_str());
+    let wanted = a.local.as_ref().map(|e| e.sha256.as_str());
+    let is_ours = ours == Some(now.meta.etag.as_str())
+        || (Some(now.meta.etag.as_str()) != seen && now.attrs.sha256.as_deref() == wanted);
+    if !is_ours {
+        return Ok(()); // untouched: still what the plan saw
+    }
+    let mode = PutMode::IfMatch(now.meta.etag.clone());
+    match a.remote.as_ref().and_then(|r| r.sha256.as_ref()) {
+        None if a.remote.is_none() => {
+            Ok(ledger.store().delete(&a.key, Some(&now.meta.etag)).await?)
+        }
+        None => Err(Error::Other(format!("{}: previous content unknown", a.key))),
+        Some(sha) => {
+            let attrs = live
+                .and_then(|l| l.manifest.get(&a.key))
+                .filter(|e| &e.sha256 == sha)
+                .map_or_else(
+                    || crate::store::Attributes {
+                        sha256: Some(sha.clone()),
+                        ..Default::default()
+                    },
+                    Entry::attributes,
+                );
+            ledger
+                .store()
+                .copy(&ledger.object_key(sha), &a.key, &attrs, mode)
+                .await?;
+            Ok(())
         }
     }
 }

@@ -307,10 +307,6 @@ impl Ledger {
         &self.prefix
     }
 
-    pub fn is_state_key(&self, key: &str) -> bool {
-        key.starts_with(&self.prefix)
-    }
-
     fn key(&self, rel: &str) -> String {
         format!("{}{rel}", self.prefix)
     }
@@ -616,6 +612,43 @@ impl Ledger {
     pub async fn lift_hold(&self, hold: &Hold, etag: &str) -> Result<()> {
         let key = self.key(&format!("holds/{}.json", hold.id));
         Ok(self.store.delete(&key, Some(etag)).await?)
+    }
+
+    // --- store probe --------------------------------------------------------------
+
+    /// The cached probe result, if this store was probed and trusted before; applies
+    /// what it learned (e.g. emulated conditional copies) to the store. Read-only.
+    pub async fn load_probe(&self) -> Result<Option<crate::store::ProbeReport>> {
+        let cached = self
+            .read_json::<crate::store::ProbeReport>(&self.key("store-probe.json"))
+            .await?
+            .map(|(r, _)| r)
+            .filter(crate::store::ProbeReport::trusted);
+        if cached.as_ref().is_some_and(|r| r.copy_emulated) {
+            self.store.emulate_conditional_copy();
+        }
+        Ok(cached)
+    }
+
+    /// Prove the store honours conditional writes before trusting it with
+    /// compare-and-swap (once per store: a trusted result is cached in the state; a
+    /// negative one is not, so fixing the server is noticed on the next run).
+    pub async fn probe(&self) -> Result<crate::store::ProbeReport> {
+        if let Some(cached) = self.load_probe().await? {
+            return Ok(cached);
+        }
+        let report = crate::store::probe(self.store.as_ref(), &self.key("probe/")).await?;
+        if report.trusted() {
+            self.store
+                .put(
+                    &self.key("store-probe.json"),
+                    json(&report),
+                    &json_attrs(),
+                    PutMode::Overwrite,
+                )
+                .await?;
+        }
+        Ok(report)
     }
 
     // --- pending apply ------------------------------------------------------------

@@ -111,16 +111,19 @@ pub enum Guard {
     Revert,
     Feature,
     Deletes,
+    /// The store ignores conditional writes, so compare-and-swap cannot be trusted.
+    UnsafeStore,
 }
 
 impl Guard {
     /// Guards a person may override with `--force GUARD`.
-    pub const FORCEABLE: [Self; 5] = [
+    pub const FORCEABLE: [Self; 6] = [
         Self::Drift,
         Self::StaleBase,
         Self::Revert,
         Self::Feature,
         Self::Deletes,
+        Self::UnsafeStore,
     ];
 
     pub fn name(self) -> &'static str {
@@ -135,6 +138,7 @@ impl Guard {
             Self::Revert => "revert",
             Self::Feature => "feature",
             Self::Deletes => "deletes",
+            Self::UnsafeStore => "unsafe-store",
         }
     }
 

@@ -20,10 +20,9 @@ pub(crate) const CONCURRENCY: usize = 16;
 pub(crate) async fn list_site(ledger: &Ledger) -> Result<BTreeMap<String, RemoteObject>, Error> {
     Ok(ledger
         .store()
-        .list("")
+        .list_except(ledger.prefix())
         .await?
         .into_iter()
-        .filter(|m| !ledger.is_state_key(&m.key))
         .map(|m| {
             (
                 m.key,

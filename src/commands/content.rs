@@ -23,7 +23,7 @@ pub(super) async fn rollback(
     message: Option<String>,
     yes: bool,
 ) -> Result<(), Error> {
-    let ec = ctx.env(env)?;
+    let ec = ctx.env(env).await?;
     ec.finish_interrupted().await?;
     let history = ec.ledger.history(10_000).await?;
     let Some(live) = history.first() else {
@@ -78,7 +78,7 @@ pub(super) async fn rollback(
     )
     .await?;
     ctx.out.say(crate::output::proof_block(&ctx.out, &plan));
-    confirm_and_execute(&ec, plan, yes).await
+    confirm_and_execute(&ec, plan, yes, false).await
 }
 
 /// Record the store's current objects as a new release.
@@ -88,7 +88,7 @@ pub(super) async fn adopt(
     message: Option<String>,
     yes: bool,
 ) -> Result<(), Error> {
-    let ec = ctx.env(env)?;
+    let ec = ctx.env(env).await?;
     ec.finish_interrupted().await?;
     let mut lock = ec.lock("adopt").await?;
     let result = adopt_locked(&ec, message, yes, &mut lock).await;
@@ -167,6 +167,7 @@ async fn adopt_locked(
             d.key
         ));
     }
+    ec.ensure_store_trusted(false).await?;
     if !ctx
         .out
         .confirm(&format!("Record these as the live release of {env}?"), yes)?
@@ -233,7 +234,7 @@ async fn entry_bytes(ec: &EnvCtx<'_>, key: &str, entry: &Entry) -> Result<Bytes,
 }
 
 pub(super) async fn pull(ctx: &Ctx, env: &str, dir: &Path) -> Result<(), Error> {
-    let ec = ctx.env(env)?;
+    let ec = ctx.env(env).await?;
     let (_, live) = ec.ledger.live().await?;
     let Some(live) = live else {
         return Err(Error::Usage(format!("{env} has no live release to pull")));
@@ -316,7 +317,7 @@ pub(super) async fn diff(
     against: &str,
     paths: &[String],
 ) -> Result<(), Error> {
-    let ec = ctx.env(env)?;
+    let ec = ctx.env(env).await?;
     let (_, live) = ec.ledger.live().await?;
     let left_manifest = live
         .as_ref()
@@ -330,7 +331,7 @@ pub(super) async fn diff(
             "local".to_owned(),
         )
     } else if ctx.config.envs.contains_key(against) {
-        other_env = ctx.env(against)?;
+        other_env = ctx.env(against).await?;
         let (_, other_live) = other_env.ledger.live().await?;
         let m = other_live.map(|l| l.manifest).unwrap_or_default();
         (Side::Release(&other_env, m), against.to_owned())

@@ -507,7 +507,7 @@ pub(super) async fn plan(
     message: Option<String>,
     force: &[String],
 ) -> Result<(), Error> {
-    let ec = ctx.env(env)?;
+    let ec = ctx.env(env).await?;
     let plan = deploy_plan(&ec, message, force).await?;
     ctx.out.say(proof_block(&ctx.out, &plan));
     ctx.out.document(&plan);
@@ -533,11 +533,12 @@ pub(super) async fn deploy(
     yes: bool,
     force: &[String],
 ) -> Result<(), Error> {
-    let ec = ctx.env(env)?;
+    let ec = ctx.env(env).await?;
     ec.finish_interrupted().await?;
     let plan = deploy_plan(&ec, message, force).await?;
     ctx.out.say(proof_block(&ctx.out, &plan));
-    confirm_and_execute(&ec, plan, yes).await
+    let allow_unsafe = parse_forces(force)?.contains(&Guard::UnsafeStore);
+    confirm_and_execute(&ec, plan, yes, allow_unsafe).await
 }
 
 /// Shared tail of deploy, apply and rollback: refuse, no-op, confirm, apply, report.
@@ -545,6 +546,7 @@ pub(super) async fn confirm_and_execute(
     ec: &EnvCtx<'_>,
     plan: Plan,
     yes: bool,
+    allow_unsafe_store: bool,
 ) -> Result<(), Error> {
     let ctx = ec.ctx;
     let env = &ec.cfg.name;
@@ -582,6 +584,7 @@ pub(super) async fn confirm_and_execute(
     if !ctx.out.confirm(&question, yes)? {
         return Err(Error::Other("not confirmed; nothing was changed".into()));
     }
+    ec.ensure_store_trusted(allow_unsafe_store).await?;
     if plan.kind == PlanKind::Deploy {
         ec.set_working_pending(&plan.new_release)?;
     }
@@ -672,7 +675,7 @@ pub(super) async fn apply_saved(ctx: &Ctx, file: &Path, yes: bool) -> Result<(),
             plan.format
         )));
     }
-    let ec = ctx.env(&plan.env)?;
+    let ec = ctx.env(&plan.env).await?;
     ctx.out.say(proof_block(&ctx.out, &plan));
     if plan.refused() {
         return Err(refuse(&ec, &plan).await);
@@ -687,5 +690,5 @@ pub(super) async fn apply_saved(ctx: &Ctx, file: &Path, yes: bool) -> Result<(),
             )));
         }
     }
-    confirm_and_execute(&ec, plan, yes).await
+    confirm_and_execute(&ec, plan, yes, false).await
 }

@@ -18,7 +18,7 @@ use crate::cli::{Cli, Command};
 use crate::config::{Config, EnvConfig, StoreUrl};
 use crate::ledger::{Actor, Ledger, Lock};
 use crate::output::Output;
-use crate::store::{LocalStore, Store};
+use crate::store::{LocalStore, S3Settings, S3Store, Store};
 
 pub(crate) async fn dispatch(cli: Cli) -> Result<(), Error> {
     let out = Output::new(cli.global.json, cli.global.no_color);
@@ -89,24 +89,32 @@ impl Ctx {
         Ok(Self { config, out, actor })
     }
 
-    pub(crate) fn env(&self, name: &str) -> Result<EnvCtx<'_>, Error> {
+    pub(crate) async fn env(&self, name: &str) -> Result<EnvCtx<'_>, Error> {
         let cfg = self.config.env(name)?;
-        let store = open_store(cfg)?;
+        let store = open_store(cfg).await;
+        let ledger = Ledger::new(store, &cfg.state_prefix, &cfg.name);
         Ok(EnvCtx {
             ctx: self,
             cfg,
-            ledger: Ledger::new(store, &cfg.state_prefix, &cfg.name),
+            ledger,
         })
     }
 }
 
-fn open_store(env: &EnvConfig) -> Result<Arc<dyn Store>, Error> {
+async fn open_store(env: &EnvConfig) -> Arc<dyn Store> {
     match &env.store {
-        StoreUrl::File(root) => Ok(Arc::new(LocalStore::new(root))),
-        StoreUrl::S3 { .. } => Err(Error::Usage(format!(
-            "env.{}: {} — s3:// stores are not supported by this build yet; use a file:// store",
-            env.name, env.store
-        ))),
+        StoreUrl::File(root) => Arc::new(LocalStore::new(root)),
+        StoreUrl::S3 { bucket, prefix } => Arc::new(
+            S3Store::connect(&S3Settings {
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+                region: env.region.clone(),
+                endpoint: env.endpoint.clone(),
+                profile: env.profile.clone(),
+                static_credentials: None,
+            })
+            .await,
+        ),
     }
 }
 
@@ -184,8 +192,41 @@ impl EnvCtx<'_> {
         }
     }
 
+    /// Refuse to write to a store that ignores conditional writes, unless the user
+    /// explicitly accepted the risk (`--force unsafe-store`, printed and journalled).
+    pub(crate) async fn ensure_store_trusted(&self, allow_unsafe: bool) -> Result<(), Error> {
+        let report = self.ledger.probe().await?;
+        if report.trusted() {
+            return Ok(());
+        }
+        let ignored = report.ignored.join("; ");
+        let what = format!(
+            "{} ignores conditional writes — {ignored}; on such a store driftless cannot stop two deployers from overwriting each other",
+            self.ledger.store().location()
+        );
+        if allow_unsafe {
+            self.ctx.out.say(format!(
+                "warning: {what}; continuing because of --force unsafe-store"
+            ));
+            self.ledger
+                .journal(
+                    &self.ctx.actor,
+                    "forced",
+                    None,
+                    serde_json::json!({ "guard": "unsafe-store", "ignored": ignored }),
+                )
+                .await;
+            return Ok(());
+        }
+        Err(Error::Refused(format!(
+            "{what}\n  → use a store that honours them (AWS S3, MinIO, Cloudflare R2, SeaweedFS, Ceph), or accept the risk with --force unsafe-store"
+        )))
+    }
+
     /// If an earlier apply died midway, finish it (under the lock) before anything else.
     pub(crate) async fn finish_interrupted(&self) -> Result<(), Error> {
+        // Recovery copies objects: apply what the store probe learned first.
+        self.ledger.load_probe().await?;
         if self.ledger.pending().await?.is_none() {
             return Ok(());
         }

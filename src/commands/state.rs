@@ -12,7 +12,7 @@ use crate::plan::{Desired, Source, diff};
 use crate::remote::read_site;
 
 pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
-    let ec = ctx.env(env)?;
+    let ec = ctx.env(env).await?;
     let (_, live) = ec.ledger.live().await?;
     let remote = read_site(&ec.ledger, live.as_ref()).await?;
     let live_manifest = live
@@ -137,7 +137,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
 }
 
 pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error> {
-    let ec = ctx.env(env)?;
+    let ec = ctx.env(env).await?;
     let history = ec.ledger.history(limit).await?;
     let out = &ctx.out;
     if history.is_empty() {
@@ -187,7 +187,7 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
 }
 
 pub(super) async fn hold(ctx: &Ctx, env: &str, reason: &str) -> Result<(), Error> {
-    let ec = ctx.env(env)?;
+    let ec = ctx.env(env).await?;
     if reason.trim().is_empty() {
         return Err(Error::Usage(
             "--reason must say why (it is shown to whoever is refused)".into(),
@@ -220,7 +220,7 @@ pub(super) async fn hold(ctx: &Ctx, env: &str, reason: &str) -> Result<(), Error
 }
 
 pub(super) async fn unhold(ctx: &Ctx, env: &str, yes: bool) -> Result<(), Error> {
-    let ec = ctx.env(env)?;
+    let ec = ctx.env(env).await?;
     let holds = ec.ledger.holds().await?;
     if holds.is_empty() {
         ctx.out.say(format!("{env} has no holds."));
@@ -261,7 +261,7 @@ pub(super) async fn unhold(ctx: &Ctx, env: &str, yes: bool) -> Result<(), Error>
 }
 
 pub(super) async fn unlock(ctx: &Ctx, env: &str, yes: bool) -> Result<(), Error> {
-    let ec = ctx.env(env)?;
+    let ec = ctx.env(env).await?;
     let Some((lock, etag)) = ec.ledger.read_lock().await? else {
         ctx.out.say(format!("{env} is not locked."));
         ctx.out.document(&serde_json::json!({ "broken": null }));

@@ -17,8 +17,19 @@ fn attrs(ct: &str, sha: &str) -> Attributes {
     }
 }
 
-/// Run every check against `store`, which must be empty (or a fresh prefix).
+/// Run every check against `store`, which must be empty (or a fresh prefix). The store
+/// is probed first, as driftless does before trusting one.
 pub async fn run(store: &dyn Store) {
+    let report = super::probe(store, "probe/").await.expect("probe");
+    assert!(
+        report.trusted(),
+        "the store ignores conditional writes: {:?}",
+        report.ignored
+    );
+    assert!(
+        store.list("probe/").await.unwrap().is_empty(),
+        "the probe left objects behind"
+    );
     round_trip(store).await;
     create_only(store).await;
     if_match(store).await;
@@ -239,6 +250,28 @@ async fn listing(store: &dyn Store) {
     assert_eq!(listed.len(), 1);
     let head = store.head("ls/sub/b.js").await.unwrap().unwrap();
     assert_eq!(listed[0], head.meta, "list and head agree on size and ETag");
+    // Everything but one prefix: keys sorting before it and after it are both kept.
+    let rest: Vec<_> = store
+        .list_except("ls/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    assert!(
+        rest.iter().all(|k| !k.starts_with("ls/")),
+        "list_except leaked the excluded prefix: {rest:?}"
+    );
+    for k in ["lsx/other", "im/HEAD", "cp/a.css"] {
+        assert!(
+            rest.iter().any(|r| r == k),
+            "list_except lost {k}: {rest:?}"
+        );
+    }
+    assert!(
+        rest.windows(2).all(|w| w[0] < w[1]),
+        "list_except is sorted"
+    );
 }
 
 async fn odd_names(store: &dyn Store) {

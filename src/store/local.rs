@@ -224,6 +224,10 @@ impl LocalStore {
     }
 
     fn list_sync(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        self.walk(prefix, None)
+    }
+
+    fn walk(&self, prefix: &str, exclude: Option<&str>) -> Result<Vec<ObjectMeta>> {
         let mut out = Vec::new();
         let mut stack = vec![(self.root.clone(), String::new())];
         while let Some((dir, key_prefix)) = stack.pop() {
@@ -246,10 +250,14 @@ impl LocalStore {
                     .map_err(|e| io("list", &entry.path(), e))?;
                 if ft.is_dir() {
                     let dir_key = format!("{key}/");
+                    if exclude.is_some_and(|x| dir_key.starts_with(x)) {
+                        continue;
+                    }
                     if dir_key.starts_with(prefix) || prefix.starts_with(&dir_key) {
                         stack.push((entry.path(), dir_key));
                     }
                 } else if key.starts_with(prefix)
+                    && !exclude.is_some_and(|x| key.starts_with(x))
                     && let Some(o) = self.current(&key)?
                 {
                     out.push(o.meta);
@@ -277,6 +285,12 @@ impl Store for LocalStore {
         let this = self.clone();
         let prefix = prefix.to_owned();
         blocking(move || this.list_sync(&prefix)).await
+    }
+
+    async fn list_except(&self, exclude: &str) -> Result<Vec<ObjectMeta>> {
+        let this = self.clone();
+        let exclude = exclude.to_owned();
+        blocking(move || this.walk("", Some(&exclude))).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<Object>> {

@@ -12,6 +12,8 @@
 pub mod conformance;
 mod local;
 mod memory;
+mod probe;
+mod s3;
 
 use std::fmt;
 
@@ -21,6 +23,8 @@ use serde::{Deserialize, Serialize};
 
 pub use local::LocalStore;
 pub use memory::MemoryStore;
+pub use probe::{ProbeReport, probe};
+pub use s3::{S3Settings, S3Store};
 
 /// Headers and metadata stored with an object.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -71,6 +75,9 @@ pub enum StoreError {
     AlreadyExists { key: String },
     #[error("{key}: changed since it was read (expected ETag {expected})")]
     Precondition { key: String, expected: String },
+    /// A conflicting conditional write raced this one (S3 409); safe to retry.
+    #[error("{key}: a concurrent conditional write conflicted")]
+    Conflict { key: String },
     #[error("invalid object key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
     #[error("{op} {path}: {source}")]
@@ -93,6 +100,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Every object whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
 
+    /// Every object except those under `exclude` (a prefix ending in `/`), sorted.
+    /// Backends override this to skip the excluded range instead of listing it.
+    async fn list_except(&self, exclude: &str) -> Result<Vec<ObjectMeta>> {
+        let mut all = self.list("").await?;
+        all.retain(|m| !m.key.starts_with(exclude));
+        Ok(all)
+    }
+
     async fn head(&self, key: &str) -> Result<Option<Object>>;
 
     async fn get(&self, key: &str) -> Result<Option<(Object, Bytes)>>;
@@ -109,6 +124,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Server-side copy `from` → `to`, replacing the attributes; `mode` applies to `to`.
     async fn copy(&self, from: &str, to: &str, attrs: &Attributes, mode: PutMode)
     -> Result<String>;
+
+    /// The store ignores conditions on server-side copies: emulate conditional copies
+    /// (download, then conditional upload). Returns false if the backend cannot.
+    fn emulate_conditional_copy(&self) -> bool {
+        false
+    }
 
     /// Delete `key`. Without `if_match` a missing key is not an error (as on S3); with
     /// it, the key must exist with that ETag.

@@ -1,6 +1,8 @@
 //! A deploy killed at any point of apply is finished by the next run, and the
 //! environment then serves exactly one complete release.
 
+use std::collections::BTreeMap;
+
 use crate::util::{Project, files, head, site_files};
 
 const POINTS: [&str; 5] = [
@@ -11,17 +13,25 @@ const POINTS: [&str; 5] = [
     "after-head",
 ];
 
-#[test]
-fn a_killed_deploy_is_finished_by_the_next_run() {
+/// Kill a deploy at every failpoint of apply; after each, the live release is complete
+/// (old before the HEAD swap, new after) and the next run finishes the new one.
+/// A store as a scenario sees it: its site files, and the id HEAD names.
+pub type SiteView = Box<dyn Fn() -> BTreeMap<String, Vec<u8>>>;
+pub type HeadView = Box<dyn Fn() -> String>;
+
+pub fn killed_deploys_are_finished(
+    make: &dyn Fn(&std::path::Path) -> Project,
+    view: &dyn Fn(&std::path::Path) -> (SiteView, HeadView),
+) {
     for point in POINTS {
         let tmp = tempfile::tempdir().unwrap();
-        let store = tmp.path().join("store");
-        let p = Project::new(tmp.path(), &store, "");
+        let p = make(tmp.path());
+        let (site, head) = view(tmp.path());
         p.write("index.html", "v1")
             .write("app.css", "css v1")
             .write("gone.js", "old");
         p.cmd(&["deploy", "prod", "--yes"]).expect(0);
-        let v1 = head(&store);
+        let v1 = head();
 
         p.write("index.html", "v2")
             .write("app.css", "css v2")
@@ -31,10 +41,14 @@ fn a_killed_deploy_is_finished_by_the_next_run() {
             .cmd(&["deploy", "prod", "--yes"])
             .env("DRIFTLESS_FAILPOINT", point)
             .run();
-        assert_ne!(killed.code, 0, "{point}: the failpoint did not fire");
+        assert_ne!(
+            killed.code,
+            0,
+            "{point}: the failpoint did not fire: {}",
+            killed.all()
+        );
 
-        // HEAD names a complete release: the old one, or (after the swap) the new one.
-        let live = head(&store);
+        let live = head();
         let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
         assert_eq!(status["live"]["id"], live.as_str());
         if point == "after-head" {
@@ -52,10 +66,10 @@ fn a_killed_deploy_is_finished_by_the_next_run() {
             );
         }
 
-        // The next run (same host, the dead process's lease is taken over) finishes it.
+        // The next run (same host: the dead process's lease is taken over) finishes it.
         p.cmd(&["deploy", "prod", "--yes"]).expect(0);
         assert_eq!(
-            site_files(&store),
+            site(),
             files(&[
                 ("index.html", "v2"),
                 ("app.css", "css v2"),
@@ -75,4 +89,19 @@ fn a_killed_deploy_is_finished_by_the_next_run() {
             .expect(0)
             .mentions(&["Nothing to do"]);
     }
+}
+
+#[test]
+fn a_killed_deploy_is_finished_by_the_next_run() {
+    killed_deploys_are_finished(
+        &|dir| Project::new(&dir.join("work"), &dir.join("store"), ""),
+        &|dir| {
+            let store = dir.join("store");
+            let s2 = store.clone();
+            (
+                Box::new(move || site_files(&store)),
+                Box::new(move || head(&s2)),
+            )
+        },
+    );
 }

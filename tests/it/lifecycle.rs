@@ -159,34 +159,34 @@ fn rollback_restores_every_file_byte_identically() {
     }
 }
 
-#[test]
-fn two_deploys_at_once_never_mix() {
-    for round in 0..4 {
+/// Two working copies deploy different sites at the same instant: exactly one release
+/// wins, the other is refused (exit 3), and the store never holds a mix.
+pub fn two_deploys_race(
+    rounds: usize,
+    make: &dyn Fn(&std::path::Path, &str, &str) -> Project,
+    site: &dyn Fn(&std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>>,
+) {
+    for round in 0..rounds {
         let tmp = tempfile::tempdir().unwrap();
-        let store = tmp.path().join("store");
-        let a = Project::new(&tmp.path().join("a"), &store, "").author("Alice <a@example.com>");
-        let b = Project::new(&tmp.path().join("b"), &store, "").author("Bob <b@example.com>");
+        let a = make(tmp.path(), "a", "Alice <a@example.com>");
+        let b = make(tmp.path(), "b", "Bob <b@example.com>");
         a.write("index.html", "base").write("x.css", "base");
         a.cmd(&["deploy", "prod", "--yes"]).expect(0);
         b.cmd(&["pull", "prod", "site"]).expect(0);
-        let mut site_a = vec![
-            ("index.html", "alice".to_owned()),
-            ("x.css", "alice".to_owned()),
-        ];
-        let mut site_b = vec![
-            ("index.html", "bob".to_owned()),
-            ("x.css", "bob".to_owned()),
-        ];
-        for i in 0..40 {
-            site_a.push((
-                Box::leak(format!("a{i}.html").into_boxed_str()),
-                format!("a{i}"),
-            ));
-            site_b.push((
-                Box::leak(format!("b{i}.html").into_boxed_str()),
-                format!("b{i}"),
-            ));
-        }
+        let site_a: Vec<(String, String)> = (0..40)
+            .map(|i| (format!("a{i}.html"), format!("a{i}")))
+            .chain([
+                ("index.html".into(), "alice".into()),
+                ("x.css".into(), "alice".into()),
+            ])
+            .collect();
+        let site_b: Vec<(String, String)> = (0..40)
+            .map(|i| (format!("b{i}.html"), format!("b{i}")))
+            .chain([
+                ("index.html".into(), "bob".into()),
+                ("x.css".into(), "bob".into()),
+            ])
+            .collect();
         for (k, v) in &site_a {
             a.write(k, v);
         }
@@ -214,16 +214,26 @@ fn two_deploys_at_once_never_mix() {
             "the loser says why: {}",
             loser.all()
         );
-        let want: Vec<(&str, &str)> = if ra.code == 0 { &site_a } else { &site_b }
+        let winner = if ra.code == 0 { &site_a } else { &site_b };
+        let want: Vec<(&str, &str)> = winner
             .iter()
-            .map(|(k, v)| (*k, v.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         assert_eq!(
-            site_files(&store),
+            site(tmp.path()),
             files(&want),
             "round {round}: the store holds a mix"
         );
     }
+}
+
+#[test]
+fn two_deploys_at_once_never_mix() {
+    two_deploys_race(
+        4,
+        &|dir, name, who| Project::new(&dir.join(name), &dir.join("store"), "").author(who),
+        &|dir| site_files(&dir.join("store")),
+    );
 }
 
 #[test]

@@ -6,7 +6,10 @@
 
 mod bad_input;
 mod crash;
+mod faults;
 mod guards;
 mod incident;
 mod lifecycle;
+mod s3;
+mod servers;
 mod util;

@@ -11,6 +11,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_driftless");
 pub struct Project {
     pub dir: PathBuf,
     author: String,
+    env: Vec<(&'static str, String)>,
 }
 
 impl Project {
@@ -22,11 +23,14 @@ impl Project {
             "site = \"site\"\n\n[env.prod]\nstore = \"file://{}\"\n{extra}",
             store.display()
         );
+        Self::with_config(dir, &config)
+    }
+
+    /// A project with this exact `driftless.toml` and an empty `site/`.
+    pub fn with_config(dir: &Path, config: &str) -> Self {
+        std::fs::create_dir_all(dir.join("site")).unwrap();
         std::fs::write(dir.join("driftless.toml"), config).unwrap();
-        Self {
-            dir: dir.to_path_buf(),
-            author: "Alice <alice@example.com>".into(),
-        }
+        Self::at(dir)
     }
 
     /// An existing directory (e.g. a git clone) that already has its config.
@@ -34,7 +38,14 @@ impl Project {
         Self {
             dir: dir.to_path_buf(),
             author: "Alice <alice@example.com>".into(),
+            env: Vec::new(),
         }
+    }
+
+    /// Environment variables for every command this project runs (e.g. credentials).
+    pub fn envs(mut self, vars: Vec<(&'static str, String)>) -> Self {
+        self.env.extend(vars);
+        self
     }
 
     pub fn author(mut self, who: &str) -> Self {
@@ -55,7 +66,11 @@ impl Project {
     }
 
     pub fn cmd(&self, args: &[&str]) -> Run {
-        Run::new(&self.dir, args).env("DRIFTLESS_AUTHOR", &self.author)
+        let mut run = Run::new(&self.dir, args).env("DRIFTLESS_AUTHOR", &self.author);
+        for (k, v) in &self.env {
+            run = run.env(k, v);
+        }
+        run
     }
 }
 

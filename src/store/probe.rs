@@ -1,0 +1,83 @@
+//! Prove that a store honours conditional writes before trusting it with
+//! compare-and-swap. Some S3 servers (rclone, s3rver) answer 200 and overwrite; some
+//! (moto) honour conditions on PutObject but not on CopyObject — there copies are
+//! emulated with GET + conditional PUT instead of being trusted.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{Attributes, PutMode, Result, Store, StoreError};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    /// Conditions the store ignored on PutObject: it cannot be trusted with CAS.
+    pub ignored: Vec<String>,
+    /// CopyObject ignores its conditions; the backend emulates conditional copies.
+    #[serde(default)]
+    pub copy_emulated: bool,
+}
+
+impl ProbeReport {
+    pub fn trusted(&self) -> bool {
+        self.ignored.is_empty()
+    }
+}
+
+/// Probe `store` with scratch objects under `scratch` (removed afterwards).
+pub async fn probe(store: &dyn Store, scratch: &str) -> Result<ProbeReport> {
+    let key = format!("{scratch}{}", crate::unique_token());
+    let copy_target = format!("{key}-copy");
+    let plain = Attributes::default();
+    let put = |body: &'static str, mode: PutMode| {
+        store.put(&key, Bytes::from_static(body.as_bytes()), &plain, mode)
+    };
+    let mut report = ProbeReport::default();
+    let first = put("first", PutMode::Create).await?;
+    match put("second", PutMode::Create).await {
+        Ok(_) => report
+            .ignored
+            .push("If-None-Match: * on PutObject (an existing object was overwritten)".into()),
+        Err(StoreError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    match put("third", PutMode::IfMatch(format!("{first}-stale"))).await {
+        Ok(_) => report
+            .ignored
+            .push("If-Match on PutObject (a write with a stale ETag was accepted)".into()),
+        Err(StoreError::Precondition { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    store
+        .put(
+            &copy_target,
+            Bytes::from_static(b"x"),
+            &plain,
+            PutMode::Overwrite,
+        )
+        .await?;
+    let copy_refused = |r: &Result<String>| matches!(r, Err(StoreError::AlreadyExists { .. }));
+    let copy = store
+        .copy(&key, &copy_target, &plain, PutMode::Create)
+        .await;
+    if !copy_refused(&copy) {
+        copy?;
+        if report.trusted() && store.emulate_conditional_copy() {
+            let again = store
+                .copy(&key, &copy_target, &plain, PutMode::Create)
+                .await;
+            if !copy_refused(&again) {
+                report
+                    .ignored
+                    .push("If-None-Match: * on CopyObject, even emulated".into());
+            }
+            report.copy_emulated = true;
+        } else {
+            report
+                .ignored
+                .push("If-None-Match: * on CopyObject (an existing object was overwritten)".into());
+        }
+    }
+    let _ = store.delete(&key, None).await;
+    let _ = store.delete(&copy_target, None).await;
+    Ok(report)
+}

@@ -1,0 +1,706 @@
+//! S3 and S3-compatible object storage (`s3://bucket/prefix`), through the AWS SDK.
+//!
+//! Every conditional write is sent with its condition (`If-None-Match: *` or
+//! `If-Match`), including retries: the SDK retries 5xx, throttling and connection resets
+//! with backoff and jitter by re-sending the same request, so a retry can never become an
+//! unconditional write. A retried write whose first attempt did land answers 412; each
+//! write therefore carries a unique token in its metadata, and a 412 on an object holding
+//! our own token is recognised as our success.
+//!
+//! Whether a store honours conditions at all is probed elsewhere (`ledger::probe`): some
+//! servers (rclone, s3rver) silently ignore them.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
+use bytes::Bytes;
+use futures::{StreamExt as _, TryStreamExt as _};
+
+use super::{
+    Attributes, Object, ObjectMeta, PutMode, Result, Store, StoreError, normalize_etag,
+    validate_key,
+};
+
+/// Bodies above this are uploaded in parts.
+const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
+const PART_SIZE: usize = 8 * 1024 * 1024;
+const META_SHA256: &str = "sha256";
+const META_WRITE: &str = "driftless-write";
+
+/// Where and how to reach one bucket.
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    pub bucket: String,
+    pub prefix: String,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub profile: Option<String>,
+    /// Fixed credentials, for embedding driftless as a library (and its tests). The CLI
+    /// never sets these: it always uses the standard AWS credential chain.
+    pub static_credentials: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    /// Empty, or ending in `/`.
+    prefix: String,
+    endpoint: Option<String>,
+    /// CopyObject ignores conditions on this server: copy by GET + conditional PUT.
+    copy_emulated: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl S3Store {
+    /// Resolve credentials and region with the standard AWS chain (environment,
+    /// `AWS_PROFILE`/`profile`, shared config and credentials files, SSO, assume role,
+    /// container and instance roles). No request is made.
+    pub async fn connect(s: &S3Settings) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(r) = &s.region {
+            loader = loader.region(Region::new(r.clone()));
+        }
+        if let Some(p) = &s.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(e) = &s.endpoint {
+            loader = loader.endpoint_url(e);
+        }
+        if let Some((id, secret)) = &s.static_credentials {
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                id,
+                secret,
+                None,
+                None,
+                "driftless-static",
+            ));
+        }
+        let sdk = loader.load().await;
+        let endpoint = s
+            .endpoint
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+        let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+            // Some S3-compatible servers reject streaming checksum trailers.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(RetryConfig::standard().with_max_attempts(6))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(120))
+                    .build(),
+            );
+        if sdk.region().is_none() {
+            conf = conf.region(Region::new("us-east-1"));
+        }
+        if endpoint.is_some() {
+            // Custom endpoints (MinIO, SeaweedFS, loopback) need path-style addressing.
+            conf = conf.force_path_style(true);
+        }
+        let prefix = if s.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", s.prefix.trim_matches('/'))
+        };
+        Self {
+            client: Client::from_conf(conf.build()),
+            bucket: s.bucket.clone(),
+            prefix,
+            endpoint,
+            copy_emulated: std::sync::Arc::default(),
+        }
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Turn an SDK error into a one-line, actionable store error.
+    fn error<E>(
+        &self,
+        key: &str,
+        err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let code = err.code().unwrap_or_default().to_owned();
+        let where_ = || match &self.endpoint {
+            Some(e) => format!("s3://{} at {e}", self.bucket),
+            None => format!("s3://{}", self.bucket),
+        };
+        match (status, code.as_str()) {
+            (Some(412), _) | (_, "PreconditionFailed") => StoreError::Precondition {
+                key: key.to_owned(),
+                expected: String::new(),
+            },
+            (Some(409), "ConditionalRequestConflict") => StoreError::Conflict {
+                key: key.to_owned(),
+            },
+            (_, "NoSuchBucket") => StoreError::Other(format!(
+                "bucket {} does not exist (create it, or fix `store` in driftless.toml)",
+                where_()
+            )),
+            (Some(404), _) | (_, "NoSuchKey" | "NotFound") => StoreError::NotFound {
+                key: key.to_owned(),
+            },
+            (
+                _,
+                "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "AccessDenied"
+                | "InvalidToken"
+                | "ExpiredToken",
+            )
+            | (Some(401 | 403), _) => StoreError::Other(format!(
+                "access denied by {} ({}): check the credentials (AWS_PROFILE / profile, AWS_ACCESS_KEY_ID) and the bucket policy",
+                where_(),
+                if code.is_empty() {
+                    "HTTP 403".to_owned()
+                } else {
+                    code.clone()
+                }
+            )),
+            (Some(301), _)
+            | (
+                _,
+                "PermanentRedirect"
+                | "AuthorizationHeaderMalformed"
+                | "IllegalLocationConstraintException",
+            ) => StoreError::Other(format!(
+                "bucket {} is in another region than the one configured: set `region` for this environment in driftless.toml ({code})",
+                where_()
+            )),
+            _ => match &err {
+                SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => {
+                    StoreError::Other(format!(
+                        "cannot reach {} ({}): is the endpoint right and the server up?",
+                        where_(),
+                        first_line(&DisplayErrorContext(&err).to_string())
+                    ))
+                }
+                SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
+                    StoreError::Other(format!(
+                        "cannot send requests to {}: {}",
+                        where_(),
+                        first_line(&DisplayErrorContext(&err).to_string())
+                    ))
+                }
+                SdkError::TimeoutError(_) => StoreError::Other(format!("{} timed out", where_())),
+                _ => StoreError::Other(format!(
+                    "{key}: {} answered {}: {}",
+                    where_(),
+                    status.map_or_else(|| "an error".to_owned(), |s| format!("HTTP {s}")),
+                    err.message().map_or_else(|| code.clone(), str::to_owned)
+                )),
+            },
+        }
+    }
+
+    /// After a 412 on a conditional write: did our own earlier attempt land?
+    async fn landed(&self, key: &str, token: &str) -> Option<String> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await
+            .ok()?;
+        let ours = head
+            .metadata()
+            .and_then(|m| m.get(META_WRITE))
+            .is_some_and(|t| t == token);
+        ours.then(|| normalize_etag(head.e_tag().unwrap_or_default()))
+    }
+
+    /// 412/409 handling shared by every conditional write.
+    async fn conditional<F, Fut>(
+        &self,
+        key: &str,
+        mode: &PutMode,
+        token: &str,
+        send: F,
+    ) -> Result<String>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<String>>,
+    {
+        let mut backoff = Duration::from_millis(100);
+        for _ in 0..6 {
+            match send().await {
+                Ok(etag) => return Ok(etag),
+                Err(StoreError::Conflict { .. }) => {
+                    // A conflicting conditional write raced ours: re-evaluate.
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(StoreError::NotFound { key: k })
+                    if k != key || !matches!(mode, PutMode::IfMatch(_)) =>
+                {
+                    return Err(StoreError::NotFound { key: k });
+                }
+                Err(StoreError::Precondition { .. } | StoreError::NotFound { .. }) => {
+                    if let Some(etag) = self.landed(key, token).await {
+                        return Ok(etag);
+                    }
+                    return Err(match mode {
+                        PutMode::Create => StoreError::AlreadyExists {
+                            key: key.to_owned(),
+                        },
+                        PutMode::IfMatch(e) => StoreError::Precondition {
+                            key: key.to_owned(),
+                            expected: e.clone(),
+                        },
+                        PutMode::Overwrite => {
+                            StoreError::Other(format!("{key}: unexpected precondition failure"))
+                        }
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Other(format!(
+            "{key}: conditional write kept conflicting; try again"
+        )))
+    }
+
+    /// Objects under `prefix`, optionally starting after the full key `start_after`
+    /// and stopping at the first full key at or past `stop_at`.
+    async fn list_prefix(
+        &self,
+        prefix: &str,
+        start_after: Option<String>,
+        stop_at: Option<&str>,
+    ) -> Result<Vec<ObjectMeta>> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(self.full(prefix))
+            .set_start_after(start_after)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        'pages: while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error(prefix, e))?;
+            for o in page.contents() {
+                let Some(full) = o.key() else { continue };
+                if stop_at.is_some_and(|s| full >= s) {
+                    break 'pages;
+                }
+                let Some(key) = full.strip_prefix(&self.prefix) else {
+                    continue;
+                };
+                if key.is_empty() || key.ends_with('/') {
+                    continue; // "directory" placeholder objects
+                }
+                out.push(ObjectMeta {
+                    key: key.to_owned(),
+                    size: u64::try_from(o.size().unwrap_or_default()).unwrap_or_default(),
+                    etag: normalize_etag(o.e_tag().unwrap_or_default()),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn multipart(
+        &self,
+        key: &str,
+        body: Bytes,
+        attrs: &Attributes,
+        mode: &PutMode,
+        token: &str,
+    ) -> Result<String> {
+        let full = self.full(key);
+        let create = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .set_content_type(attrs.content_type.clone())
+            .set_cache_control(attrs.cache_control.clone())
+            .set_content_encoding(attrs.content_encoding.clone())
+            .set_metadata(Some(metadata(attrs, token)))
+            .send()
+            .await
+            .map_err(|e| self.error(key, e))?;
+        let upload_id = create.upload_id().unwrap_or_default().to_owned();
+        let chunks: Vec<(usize, Bytes)> = (0..body.len().div_ceil(PART_SIZE))
+            .map(|i| {
+                (
+                    i,
+                    body.slice(i * PART_SIZE..((i + 1) * PART_SIZE).min(body.len())),
+                )
+            })
+            .collect();
+        let parts: Result<Vec<CompletedPart>> = futures::stream::iter(chunks)
+            .map(|(i, chunk)| {
+                let upload_id = upload_id.clone();
+                let full = full.clone();
+                async move {
+                    let n = i32::try_from(i + 1).unwrap_or(i32::MAX);
+                    let out = self
+                        .client
+                        .upload_part()
+                        .bucket(&self.bucket)
+                        .key(&full)
+                        .upload_id(&upload_id)
+                        .part_number(n)
+                        .body(ByteStream::from(chunk))
+                        .send()
+                        .await
+                        .map_err(|e| self.error(key, e))?;
+                    Ok(CompletedPart::builder()
+                        .part_number(n)
+                        .set_e_tag(out.e_tag().map(str::to_owned))
+                        .build())
+                }
+            })
+            .buffered(4)
+            .try_collect()
+            .await;
+        let parts = match parts {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&full)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await;
+                return Err(e);
+            }
+        };
+        let mut complete = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            );
+        match mode {
+            PutMode::Create => complete = complete.if_none_match("*"),
+            PutMode::IfMatch(e) => complete = complete.if_match(quote(e)),
+            PutMode::Overwrite => {}
+        }
+        let result = complete.send().await;
+        match result {
+            Ok(out) => Ok(normalize_etag(out.e_tag().unwrap_or_default())),
+            Err(e) => {
+                let _ = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&full)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await;
+                Err(self.error(key, e))
+            }
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
+}
+
+fn quote(etag: &str) -> String {
+    format!("\"{etag}\"")
+}
+
+fn metadata(attrs: &Attributes, token: &str) -> std::collections::HashMap<String, String> {
+    let mut m = std::collections::HashMap::new();
+    if let Some(sha) = &attrs.sha256 {
+        m.insert(META_SHA256.to_owned(), sha.clone());
+    }
+    m.insert(META_WRITE.to_owned(), token.to_owned());
+    m
+}
+
+fn attributes(
+    content_type: Option<&str>,
+    cache_control: Option<&str>,
+    content_encoding: Option<&str>,
+    meta: Option<&std::collections::HashMap<String, String>>,
+) -> Attributes {
+    Attributes {
+        content_type: content_type.map(str::to_owned),
+        cache_control: cache_control.map(str::to_owned),
+        content_encoding: content_encoding.map(str::to_owned),
+        sha256: meta.and_then(|m| m.get(META_SHA256)).cloned(),
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn location(&self) -> String {
+        let path = format!("s3://{}/{}", self.bucket, self.prefix);
+        let path = path.trim_end_matches('/').to_owned();
+        match &self.endpoint {
+            Some(e) => format!("{path} (at {e})"),
+            None => path,
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        self.list_prefix(prefix, None, None).await
+    }
+
+    async fn list_except(&self, exclude: &str) -> Result<Vec<ObjectMeta>> {
+        // Keys sort bytewise: list up to the excluded prefix, then resume just past any
+        // key inside it, so the state area (which grows with every release) is skipped.
+        let skip = self.full(exclude);
+        let mut out = self.list_prefix("", None, Some(&skip)).await?;
+        let after = format!("{skip}{}", "\u{10FFFF}".repeat(8));
+        out.extend(self.list_prefix("", Some(after), None).await?);
+        Ok(out)
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<Object>> {
+        validate_key(key)?;
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await
+        {
+            Ok(h) => Ok(Some(Object {
+                meta: ObjectMeta {
+                    key: key.to_owned(),
+                    size: u64::try_from(h.content_length().unwrap_or_default()).unwrap_or_default(),
+                    etag: normalize_etag(h.e_tag().unwrap_or_default()),
+                },
+                attrs: attributes(
+                    h.content_type(),
+                    h.cache_control(),
+                    h.content_encoding(),
+                    h.metadata(),
+                ),
+            })),
+            Err(e) => match self.error(key, e) {
+                StoreError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<(Object, Bytes)>> {
+        validate_key(key)?;
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                return match self.error(key, e) {
+                    StoreError::NotFound { .. } => Ok(None),
+                    other => Err(other),
+                };
+            }
+        };
+        let obj = Object {
+            meta: ObjectMeta {
+                key: key.to_owned(),
+                size: u64::try_from(out.content_length().unwrap_or_default()).unwrap_or_default(),
+                etag: normalize_etag(out.e_tag().unwrap_or_default()),
+            },
+            attrs: attributes(
+                out.content_type(),
+                out.cache_control(),
+                out.content_encoding(),
+                out.metadata(),
+            ),
+        };
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Other(format!("{key}: reading the body failed: {e}")))?
+            .into_bytes();
+        Ok(Some((obj, body)))
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        attrs: &Attributes,
+        mode: PutMode,
+    ) -> Result<String> {
+        validate_key(key)?;
+        let token = crate::unique_token();
+        if body.len() > MULTIPART_THRESHOLD {
+            return self
+                .conditional(key, &mode, &token, || {
+                    self.multipart(key, body.clone(), attrs, &mode, &token)
+                })
+                .await;
+        }
+        self.conditional(key, &mode, &token, || async {
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.full(key))
+                .body(ByteStream::from(body.clone()))
+                .set_content_type(attrs.content_type.clone())
+                .set_cache_control(attrs.cache_control.clone())
+                .set_content_encoding(attrs.content_encoding.clone())
+                .set_metadata(Some(metadata(attrs, &token)));
+            match &mode {
+                PutMode::Create => req = req.if_none_match("*"),
+                PutMode::IfMatch(e) => req = req.if_match(quote(e)),
+                PutMode::Overwrite => {}
+            }
+            let out = req.send().await.map_err(|e| self.error(key, e))?;
+            Ok(normalize_etag(out.e_tag().unwrap_or_default()))
+        })
+        .await
+    }
+
+    async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        attrs: &Attributes,
+        mode: PutMode,
+    ) -> Result<String> {
+        validate_key(from)?;
+        validate_key(to)?;
+        if mode != PutMode::Overwrite
+            && self
+                .copy_emulated
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let (_, body) = self.get(from).await?.ok_or_else(|| StoreError::NotFound {
+                key: from.to_owned(),
+            })?;
+            return self.put(to, body, attrs, mode).await;
+        }
+        let token = crate::unique_token();
+        let source = format!("{}/{}", self.bucket, urlencode_path(&self.full(from)));
+        self.conditional(to, &mode, &token, || async {
+            let mut req = self
+                .client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(self.full(to))
+                .copy_source(&source)
+                .metadata_directive(MetadataDirective::Replace)
+                .set_content_type(attrs.content_type.clone())
+                .set_cache_control(attrs.cache_control.clone())
+                .set_content_encoding(attrs.content_encoding.clone())
+                .set_metadata(Some(metadata(attrs, &token)));
+            match &mode {
+                PutMode::Create => req = req.if_none_match("*"),
+                PutMode::IfMatch(e) => req = req.if_match(quote(e)),
+                PutMode::Overwrite => {}
+            }
+            match req.send().await {
+                Ok(out) => Ok(normalize_etag(
+                    out.copy_object_result()
+                        .and_then(|r| r.e_tag())
+                        .unwrap_or_default(),
+                )),
+                Err(e) => match self.error(to, e) {
+                    // 404 means a missing source, or (AWS) a missing If-Match destination.
+                    StoreError::NotFound { .. } => match (&mode, self.head(from).await) {
+                        (PutMode::IfMatch(_), Ok(Some(_))) => {
+                            Err(StoreError::NotFound { key: to.to_owned() })
+                        }
+                        _ => Err(StoreError::NotFound {
+                            key: from.to_owned(),
+                        }),
+                    },
+                    other => Err(other),
+                },
+            }
+        })
+        .await
+    }
+
+    fn emulate_conditional_copy(&self) -> bool {
+        self.copy_emulated
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        true
+    }
+
+    async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {
+        validate_key(key)?;
+        let mut req = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.full(key));
+        if let Some(e) = if_match {
+            req = req.if_match(quote(e));
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match self.error(key, e) {
+                StoreError::NotFound { .. } if if_match.is_none() => Ok(()),
+                StoreError::Precondition { .. } => Err(StoreError::Precondition {
+                    key: key.to_owned(),
+                    expected: if_match.unwrap_or_default().to_owned(),
+                }),
+                other => Err(other),
+            },
+        }
+    }
+}
+
+/// Percent-encode a key for `x-amz-copy-source` (keep `/` as the separator).
+fn urlencode_path(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn copy_source_is_percent_encoded() {
+        assert_eq!(
+            super::urlencode_path("a b/ü+%.html"),
+            "a%20b/%C3%BC%2B%25.html"
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! The S3 backend on real S3 servers (SeaweedFS with real SigV4 auth, moto), and the
+//! store probe against one that ignores conditional writes (rclone serve s3).
+//! Objects are checked with the AWS CLI, not with driftless.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::servers::{Servers, servers};
+use crate::util::{Project, files, tree};
+
+const PREFIX: &str = "www";
+
+fn config(endpoint: &str, bucket: &str) -> String {
+    format!(
+        "site = \"site\"\n\n[env.prod]\nstore = \"s3://{bucket}/{PREFIX}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\n[[rules]]\nmatch = \"**.html\"\ncache_control = \"no-cache\"\n[[rules]]\nmatch = \"assets/**\"\ncache_control = \"public, max-age=31536000, immutable\"\n"
+    )
+}
+
+fn project(s: &Servers, dir: &Path, endpoint: &str, bucket: &str) -> Project {
+    Project::with_config(dir, &config(endpoint, bucket)).envs(s.env())
+}
+
+/// The site as a visitor would get it: every object under the prefix but the state.
+fn bucket_site(s: &Servers, endpoint: &str, bucket: &str) -> BTreeMap<String, Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    s.aws(
+        endpoint,
+        &[
+            "s3",
+            "sync",
+            "--quiet",
+            &format!("s3://{bucket}/{PREFIX}"),
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    tree(dir.path(), &[".driftless/"])
+}
+
+fn bucket_head(s: &Servers, endpoint: &str, bucket: &str) -> String {
+    let out = s.aws(
+        endpoint,
+        &[
+            "s3",
+            "cp",
+            &format!("s3://{bucket}/{PREFIX}/.driftless/HEAD"),
+            "-",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_on_seaweedfs() {
+    let s = servers();
+    let bucket = s.bucket(&s.seaweedfs);
+    driftless::store::conformance::run(&s.store(&s.seaweedfs, &bucket, "conformance").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_on_moto() {
+    let s = servers();
+    let bucket = s.bucket(&s.moto);
+    driftless::store::conformance::run(&s.store(&s.moto, &bucket, "").await).await;
+}
+
+#[test]
+fn a_store_that_ignores_conditional_writes_is_refused() {
+    let s = servers();
+    let bucket = s.bucket(&s.rclone);
+    let tmp = tempfile::tempdir().unwrap();
+    let p = project(s, tmp.path(), &s.rclone, &bucket);
+    p.write("index.html", "hello");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&[
+        "ignores conditional writes",
+        "If-None-Match",
+        "--force unsafe-store",
+    ]);
+    assert!(
+        bucket_site(s, &s.rclone, &bucket).is_empty(),
+        "a refused deploy wrote site objects"
+    );
+    // The explicit override is printed (and journalled).
+    p.cmd(&["deploy", "prod", "--yes", "--force", "unsafe-store"])
+        .expect(0)
+        .mentions(&["warning:", "--force unsafe-store"]);
+    assert_eq!(
+        bucket_site(s, &s.rclone, &bucket),
+        files(&[("index.html", "hello")])
+    );
+}
+
+/// The seed incident on SeaweedFS: a stale copy's deploy is refused, and the bucket —
+/// listed and hashed with the AWS CLI — is unchanged.
+#[test]
+fn stale_copy_is_refused_on_seaweedfs() {
+    let s = servers();
+    let bucket = s.bucket(&s.seaweedfs);
+    let tmp = tempfile::tempdir().unwrap();
+    let a = project(s, &tmp.path().join("a"), &s.seaweedfs, &bucket);
+    let b =
+        project(s, &tmp.path().join("b"), &s.seaweedfs, &bucket).author("Bob <bob@example.com>");
+    a.write("index.html", "<h1>Shop</h1>")
+        .write("assets/app.js", "v1");
+    a.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    b.cmd(&["pull", "prod", "site"]).expect(0);
+    b.write(
+        "index.html",
+        "<h1>Shop</h1><div class=hero-animation></div><div id=stripe-checkout></div>",
+    );
+    b.cmd(&["deploy", "prod", "--yes", "-m", "hero + checkout"])
+        .expect(0);
+    let bobs = bucket_head(s, &s.seaweedfs, &bucket);
+
+    let before = s.bucket_hashes(&s.seaweedfs, &bucket, "www/.driftless/journal/");
+    a.write("index.html", "<h1>Shop!</h1>");
+    a.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["index.html", &bobs, "Bob"]);
+    let after = s.bucket_hashes(&s.seaweedfs, &bucket, "www/.driftless/journal/");
+    assert_eq!(after, before, "the refused deploy changed the bucket");
+}
+
+/// What driftless writes reads back right with the AWS CLI, and a file changed with
+/// `aws s3 cp` is reported as drift naming that key.
+#[test]
+fn interoperates_with_the_aws_cli() {
+    let s = servers();
+    for endpoint in [&s.seaweedfs, &s.moto] {
+        let bucket = s.bucket(endpoint);
+        let tmp = tempfile::tempdir().unwrap();
+        let p = project(s, tmp.path(), endpoint, &bucket);
+        p.write("index.html", "<p>hi</p>")
+            .write("assets/app.wasm", "\0asm")
+            .write("assets/font.woff2", "wOF2");
+        p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+        for (key, ct, cc) in [
+            ("index.html", "text/html; charset=utf-8", "no-cache"),
+            (
+                "assets/app.wasm",
+                "application/wasm",
+                "public, max-age=31536000, immutable",
+            ),
+            (
+                "assets/font.woff2",
+                "font/woff2",
+                "public, max-age=31536000, immutable",
+            ),
+        ] {
+            let out = s.aws(
+                endpoint,
+                &[
+                    "s3api",
+                    "head-object",
+                    "--bucket",
+                    &bucket,
+                    "--key",
+                    &format!("{PREFIX}/{key}"),
+                ],
+            );
+            let head: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(head["ContentType"], ct, "{endpoint} {key}");
+            assert_eq!(head["CacheControl"], cc, "{endpoint} {key}");
+        }
+
+        // Header-only change: a rule edit re-deploys as a copy, not an upload.
+        let cfg = config(endpoint, &bucket).replace(
+            "cache_control = \"no-cache\"",
+            "cache_control = \"no-cache, must-revalidate\"",
+        );
+        std::fs::write(tmp.path().join("driftless.toml"), cfg).unwrap();
+        let plan = p
+            .cmd(&["deploy", "prod", "--yes", "--json"])
+            .expect(0)
+            .json();
+        assert_eq!(plan["plan"]["totals"]["header_update"], 1, "{endpoint}");
+        assert_eq!(plan["plan"]["totals"]["upload_bytes"], 0, "{endpoint}");
+        let out = s.aws(
+            endpoint,
+            &[
+                "s3api",
+                "head-object",
+                "--bucket",
+                &bucket,
+                "--key",
+                "www/index.html",
+            ],
+        );
+        let head: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            head["CacheControl"], "no-cache, must-revalidate",
+            "{endpoint}"
+        );
+
+        let hotfix = tmp.path().join("hotfix.html");
+        std::fs::write(&hotfix, "<p>hotfix</p>").unwrap();
+        s.aws(
+            endpoint,
+            &[
+                "s3",
+                "cp",
+                hotfix.to_str().unwrap(),
+                &format!("s3://{bucket}/{PREFIX}/index.html"),
+            ],
+        );
+        p.write("assets/app.wasm", "\0asm2");
+        p.cmd(&["deploy", "prod", "--yes"])
+            .expect(3)
+            .mentions(&["[drift]", "index.html (changed)"]);
+        p.cmd(&["status", "prod"])
+            .expect(0)
+            .mentions(&["index.html"]);
+    }
+}
+
+#[test]
+fn two_deploys_at_once_on_seaweedfs() {
+    let s = servers();
+    let buckets = std::sync::Mutex::new(BTreeMap::new());
+    let bucket_for = |dir: &Path| {
+        buckets
+            .lock()
+            .unwrap()
+            .entry(dir.to_path_buf())
+            .or_insert_with(|| s.bucket(&s.seaweedfs))
+            .clone()
+    };
+    crate::lifecycle::two_deploys_race(
+        2,
+        &|dir, name, who| project(s, &dir.join(name), &s.seaweedfs, &bucket_for(dir)).author(who),
+        &|dir| bucket_site(s, &s.seaweedfs, &bucket_for(dir)),
+    );
+}
+
+#[test]
+fn killed_deploys_are_finished_on_seaweedfs() {
+    let s = servers();
+    let buckets = std::sync::Mutex::new(BTreeMap::new());
+    let bucket_for = |dir: &Path| {
+        buckets
+            .lock()
+            .unwrap()
+            .entry(dir.to_path_buf())
+            .or_insert_with(|| s.bucket(&s.seaweedfs))
+            .clone()
+    };
+    crate::crash::killed_deploys_are_finished(
+        &|dir| project(s, &dir.join("work"), &s.seaweedfs, &bucket_for(dir)),
+        &|dir| {
+            let bucket = bucket_for(dir);
+            let b2 = bucket.clone();
+            (
+                Box::new(move || bucket_site(s, &s.seaweedfs, &bucket)),
+                Box::new(move || bucket_head(s, &s.seaweedfs, &b2)),
+            )
+        },
+    );
+}
+
+#[test]
+fn store_errors_are_one_clear_line() {
+    let s = servers();
+    let bucket = s.bucket(&s.seaweedfs);
+    let tmp = tempfile::tempdir().unwrap();
+    let good = project(s, &tmp.path().join("good"), &s.seaweedfs, &bucket);
+    good.write("index.html", "x");
+
+    // Wrong credentials (SeaweedFS checks SigV4).
+    let d = good
+        .cmd(&["deploy", "prod", "--yes"])
+        .env("AWS_SECRET_ACCESS_KEY", "wrong")
+        .expect(1);
+    d.mentions(&["access denied", "credentials"]);
+    assert!(
+        d.stderr.lines().count() <= 2,
+        "not one clear line: {}",
+        d.stderr
+    );
+    assert!(!d.all().contains("wrong"), "a secret was printed");
+
+    // A bucket that does not exist.
+    let missing = project(
+        s,
+        &tmp.path().join("missing"),
+        &s.seaweedfs,
+        "no-such-bucket-here",
+    );
+    missing.write("index.html", "x");
+    missing
+        .cmd(&["deploy", "prod", "--yes"])
+        .expect(1)
+        .mentions(&["does not exist", "no-such-bucket-here"]);
+
+    // An endpoint nobody listens on.
+    let down = project(s, &tmp.path().join("down"), "http://127.0.0.1:9", &bucket);
+    down.write("index.html", "x");
+    let d = down.cmd(&["deploy", "prod", "--yes"]).expect(1);
+    d.mentions(&["cannot reach", "127.0.0.1:9"]);
+    assert!(
+        d.stderr.lines().count() <= 2,
+        "not one clear line: {}",
+        d.stderr
+    );
+
+    // Nothing was written by any of them.
+    assert!(bucket_site(s, &s.seaweedfs, &bucket).is_empty());
+}

@@ -1,0 +1,145 @@
+//! Real S3 servers for the tests, started through the project's own script
+//! (`scripts/s3-test-servers.sh`). A server that cannot be started fails the test: these
+//! tests never skip.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use driftless::store::{S3Settings, S3Store};
+
+pub struct Servers {
+    pub moto: String,
+    pub seaweedfs: String,
+    pub rclone: String,
+    pub key: String,
+    pub secret: String,
+    pub aws_cli: PathBuf,
+}
+
+/// Start (once per test process) moto, SeaweedFS and rclone on loopback. The script's
+/// watchdog stops them when this process exits.
+pub fn servers() -> &'static Servers {
+    static SERVERS: OnceLock<Servers> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/s3-test-servers.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .args(["start", "--watch", &std::process::id().to_string()])
+            .output()
+            .expect("cannot run scripts/s3-test-servers.sh");
+        assert!(
+            out.status.success(),
+            "the S3 test servers did not start — a failure, not a skip:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let vars: BTreeMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let get = |k: &str| {
+            vars.get(k)
+                .unwrap_or_else(|| panic!("script did not print {k}"))
+                .clone()
+        };
+        Servers {
+            moto: get("MOTO_ENDPOINT"),
+            seaweedfs: get("SEAWEEDFS_ENDPOINT"),
+            rclone: get("RCLONE_ENDPOINT"),
+            key: get("AWS_ACCESS_KEY_ID"),
+            secret: get("AWS_SECRET_ACCESS_KEY"),
+            aws_cli: PathBuf::from(get("AWS_CLI")),
+        }
+    })
+}
+
+impl Servers {
+    /// The AWS CLI, isolated from the developer's own AWS configuration.
+    pub fn aws(&self, endpoint: &str, args: &[&str]) -> std::process::Output {
+        let out = Command::new(&self.aws_cli)
+            .arg("--endpoint-url")
+            .arg(endpoint)
+            .args(args)
+            .envs(self.env())
+            .output()
+            .expect("run the AWS CLI");
+        assert!(
+            out.status.success(),
+            "aws {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Environment for a driftless or AWS CLI process talking to these servers.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", self.key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_DEFAULT_REGION", "us-east-1".into()),
+            ("AWS_CONFIG_FILE", "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    /// A new, empty bucket on `endpoint`.
+    pub fn bucket(&self, endpoint: &str) -> String {
+        let name = format!("dl-{}", &uniq()[..16]);
+        self.aws(endpoint, &["s3api", "create-bucket", "--bucket", &name]);
+        name
+    }
+
+    pub async fn store(&self, endpoint: &str, bucket: &str, prefix: &str) -> S3Store {
+        S3Store::connect(&S3Settings {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            region: Some("us-east-1".into()),
+            endpoint: Some(endpoint.into()),
+            profile: None,
+            static_credentials: Some((self.key.clone(), self.secret.clone())),
+        })
+        .await
+    }
+
+    /// Every object in the bucket as key → SHA-256, read with the AWS CLI (not driftless).
+    pub fn bucket_hashes(
+        &self,
+        endpoint: &str,
+        bucket: &str,
+        skip_prefix: &str,
+    ) -> BTreeMap<String, String> {
+        use sha2::Digest as _;
+        let dir = tempfile::tempdir().unwrap();
+        self.aws(
+            endpoint,
+            &[
+                "s3",
+                "sync",
+                "--quiet",
+                &format!("s3://{bucket}"),
+                dir.path().to_str().unwrap(),
+            ],
+        );
+        crate::util::tree(dir.path(), &[skip_prefix])
+            .into_iter()
+            .map(|(k, v)| (k, hex::encode(sha2::Sha256::digest(&v))))
+            .collect()
+    }
+}
+
+pub fn uniq() -> String {
+    use sha2::Digest as _;
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seed = format!(
+        "{:?}{}{}",
+        std::time::SystemTime::now(),
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    hex::encode(sha2::Sha256::digest(seed.as_bytes()))
+}
