@@ -16,7 +16,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use jiff::Timestamp;
 
 use crate::Error;
-use crate::ledger::{Actor, Entry, Ledger, Lock, Pending, Release, ReleaseKind};
+use crate::ledger::{Actor, Entry, HeldLease, Ledger, Pending, Release, ReleaseKind};
 use crate::output::Output;
 use crate::plan::{Action, ActionKind, Plan, PlanKind, Source, listing_digest};
 use crate::remote::{CONCURRENCY, list_site};
@@ -57,7 +57,7 @@ pub(crate) async fn apply(
     ledger: &Ledger,
     plan: &Plan,
     who: &Provenance<'_>,
-    lock: &mut Lock,
+    lease: &HeldLease,
     out: &Output,
 ) -> Result<Release, Error> {
     // 1. Nothing the plan saw may have moved.
@@ -84,7 +84,6 @@ pub(crate) async fn apply(
     // 2. Content into objects/, and a snapshot of everything about to be replaced.
     store_content(ledger, plan, out).await?;
     snapshot(ledger, &plan.actions).await?;
-    ledger.renew(lock, LEASE).await?;
     failpoint("after-objects");
 
     // 3. Pending record: from here on a crash is finished by the next run.
@@ -129,7 +128,7 @@ pub(crate) async fn apply(
     // 4–5. Site writes, release record, HEAD. Any failure here puts back what was
     // written, so a failed run leaves the old release complete.
     let mut written: Vec<(&Action, String)> = Vec::new();
-    let swapped = write_and_swap(ledger, plan, &head, &mut release, &mut written, lock, out).await;
+    let swapped = write_and_swap(ledger, plan, &head, &mut release, &mut written, lease, out).await;
     if let Err(e) = swapped {
         // A swap whose answer was lost may still have landed: never undo a live release.
         if ledger.head().await.ok().and_then(|h| h.release).as_deref() != Some(release.id.as_str())
@@ -181,7 +180,7 @@ async fn write_and_swap<'p>(
     head: &crate::ledger::Head,
     release: &mut Release,
     written: &mut Vec<(&'p Action, String)>,
-    lock: &mut Lock,
+    lease: &HeldLease,
     out: &Output,
 ) -> Result<(), Error> {
     let (html, assets): (Vec<&Action>, Vec<&Action>) = plan
@@ -231,7 +230,11 @@ async fn write_and_swap<'p>(
     }
 
     // The release record, then the single linearisation point: HEAD.
-    ledger.renew(lock, LEASE).await?;
+    if lease.lost() {
+        return Err(moved(
+            "the deploy lock was broken by someone else during the deploy".into(),
+        ));
+    }
     ledger.write_release(release).await?;
     failpoint("after-release");
     ledger

@@ -227,6 +227,32 @@ impl LockInfo {
     }
 }
 
+/// A lease held while work runs: renewed in the background (every tenth of the lease),
+/// so a long apply never outlives it. If a renewal is refused — someone broke the lock —
+/// `lost()` says so, and the work must not move HEAD.
+#[derive(Debug)]
+pub struct HeldLease {
+    lock: std::sync::Arc<tokio::sync::Mutex<Lock>>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HeldLease {
+    pub fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stop renewing and release the lease (if it is still ours).
+    pub async fn release(self, ledger: &Ledger) -> Result<()> {
+        self.task.abort();
+        let _ = self.task.await;
+        let lock = std::sync::Arc::try_unwrap(self.lock)
+            .map(tokio::sync::Mutex::into_inner)
+            .map_err(|_| corrupt("lock", "lease still in use"))?;
+        ledger.unlock(lock).await
+    }
+}
+
 /// A lease we hold; its ETag is what renew and release are conditional on.
 #[derive(Debug)]
 pub struct Lock {
@@ -513,6 +539,24 @@ impl Ledger {
         )?))
     }
 
+    /// Keep `lock` alive in the background until released.
+    pub fn hold_lease(&self, lock: Lock, lease: std::time::Duration) -> HeldLease {
+        let lock = std::sync::Arc::new(tokio::sync::Mutex::new(lock));
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ledger, l, flag) = (self.clone(), lock.clone(), lost.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 10).await;
+                let mut guard = l.lock().await;
+                if ledger.renew(&mut guard, lease).await.is_err() {
+                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+            }
+        });
+        HeldLease { lock, lost, task }
+    }
+
     /// Extend our lease; fails if someone broke it.
     pub async fn renew(&self, lock: &mut Lock, lease: std::time::Duration) -> Result<()> {
         let mut info = lock.info.clone();
@@ -674,5 +718,79 @@ impl Ledger {
             .store
             .delete(&self.key("pending.json"), Some(etag))
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn actor(name: &str) -> Actor {
+        Actor {
+            author: name.into(),
+            host: "test-host".into(),
+            pid: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_held_lease_is_renewed_and_notices_when_broken() {
+        let ledger = Ledger::new(Arc::new(MemoryStore::new()), ".driftless/", "prod");
+        let lease = Duration::from_millis(300);
+        let lock = ledger
+            .lock(&actor("alice"), "deploy", lease)
+            .await
+            .unwrap()
+            .unwrap();
+        let first_expiry = lock.info.expires_at;
+        let held = ledger.hold_lease(lock, lease);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        // Past the original expiry, the lease is still alive and still refuses others.
+        let (now, _) = ledger.read_lock().await.unwrap().unwrap();
+        assert!(now.expires_at > first_expiry, "the lease was not renewed");
+        assert!(
+            ledger
+                .lock(&actor("bob"), "deploy", lease)
+                .await
+                .unwrap()
+                .is_err()
+        );
+        assert!(!held.lost());
+
+        // Someone breaks it: the holder finds out at its next renewal.
+        let (_, etag) = ledger.read_lock().await.unwrap().unwrap();
+        ledger.break_lock(&etag).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(held.lost(), "a broken lease went unnoticed");
+        held.release(&ledger).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_taken_over_and_head_moves_only_by_cas() {
+        let ledger = Ledger::new(Arc::new(MemoryStore::new()), ".driftless/", "prod");
+        let short = Duration::from_millis(10);
+        let _stale = ledger
+            .lock(&actor("alice"), "deploy", short)
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let taken = ledger
+            .lock(&actor("bob"), "deploy", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(taken.unwrap().info.holder.author, "bob");
+
+        let seen = ledger.head().await.unwrap();
+        ledger.swap_head(&seen, "r1").await.unwrap();
+        assert!(
+            ledger.swap_head(&seen, "r2").await.is_err(),
+            "a stale HEAD swap succeeded"
+        );
+        assert_eq!(ledger.head().await.unwrap().release.as_deref(), Some("r1"));
     }
 }

@@ -90,9 +90,9 @@ pub(super) async fn adopt(
 ) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
     ec.finish_interrupted().await?;
-    let mut lock = ec.lock("adopt").await?;
-    let result = adopt_locked(&ec, message, yes, &mut lock).await;
-    ec.ledger.unlock(lock).await?;
+    let lease = ec.lock("adopt").await?;
+    let result = adopt_locked(&ec, message, yes, &lease).await;
+    lease.release(&ec.ledger).await?;
     result
 }
 
@@ -100,7 +100,7 @@ async fn adopt_locked(
     ec: &EnvCtx<'_>,
     message: Option<String>,
     yes: bool,
-    lock: &mut crate::ledger::Lock,
+    lease: &crate::ledger::HeldLease,
 ) -> Result<(), Error> {
     let ctx = ec.ctx;
     let env = &ec.cfg.name;
@@ -174,7 +174,11 @@ async fn adopt_locked(
     {
         return Err(Error::Other("not confirmed; nothing was changed".into()));
     }
-    ec.ledger.renew(lock, crate::apply::LEASE).await?;
+    if lease.lost() {
+        return Err(Error::Refused(format!(
+            "the lock on {env} was broken while adopting; nothing was recorded"
+        )));
+    }
     let release = Release {
         id: new_release_id(Timestamp::now()),
         parent: head.release.clone(),

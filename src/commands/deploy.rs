@@ -613,7 +613,7 @@ async fn execute(ec: &EnvCtx<'_>, plan: &Plan) -> Result<Release, Error> {
         PlanKind::Deploy => "deploy",
         PlanKind::Rollback { .. } => "rollback",
     };
-    let mut lock = ec.lock(operation).await?;
+    let lease = ec.lock(operation).await?;
     let result = async {
         if plan.kind == PlanKind::Deploy
             && let Some((hold, _)) = ec.ledger.holds().await?.into_iter().next()
@@ -627,10 +627,10 @@ async fn execute(ec: &EnvCtx<'_>, plan: &Plan) -> Result<Release, Error> {
             actor: &ec.ctx.actor,
             message: plan.message.clone(),
         };
-        apply(&ec.ledger, plan, &who, &mut lock, &ec.ctx.out).await
+        apply(&ec.ledger, plan, &who, &lease, &ec.ctx.out).await
     }
     .await;
-    ec.ledger.unlock(lock).await?;
+    lease.release(&ec.ledger).await?;
     match &result {
         Ok(release) => {
             let detail = serde_json::json!({ "totals": plan.totals, "overrides": plan.overrides });

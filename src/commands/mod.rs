@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::cli::{Cli, Command};
 use crate::config::{Config, EnvConfig, StoreUrl};
-use crate::ledger::{Actor, Ledger, Lock};
+use crate::ledger::{Actor, HeldLease, Ledger};
 use crate::output::Output;
 use crate::store::{LocalStore, S3Settings, S3Store, Store};
 
@@ -172,13 +172,13 @@ impl EnvCtx<'_> {
     }
 
     /// Take the environment's lease or refuse, naming the holder.
-    pub(crate) async fn lock(&self, operation: &str) -> Result<Lock, Error> {
+    pub(crate) async fn lock(&self, operation: &str) -> Result<HeldLease, Error> {
         match self
             .ledger
             .lock(&self.ctx.actor, operation, crate::apply::LEASE)
             .await?
         {
-            Ok(lock) => Ok(lock),
+            Ok(lock) => Ok(self.ledger.hold_lease(lock, crate::apply::LEASE)),
             Err(held) => Err(Error::Refused(format!(
                 "{} is locked: {} on {} is running `{}` since {} (lease until {})\n  → wait for it to finish; if that run is dead: driftless unlock {}",
                 self.cfg.name,
@@ -246,7 +246,7 @@ impl EnvCtx<'_> {
             Ok::<_, Error>(())
         }
         .await;
-        self.ledger.unlock(lock).await?;
+        lock.release(&self.ledger).await?;
         result
     }
 }

@@ -304,3 +304,35 @@ fn store_errors_are_one_clear_line() {
     // Nothing was written by any of them.
     assert!(bucket_site(s, &s.seaweedfs, &bucket).is_empty());
 }
+
+/// AWS answers a request signed for the wrong region of a bucket with 301
+/// PermanentRedirect; no local server enforces regions, so a fake endpoint answers that.
+#[test]
+fn region_mismatch_is_explained() {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten().take(20) {
+            let mut buf = [0u8; 8192];
+            let _ = conn.read(&mut buf);
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message><Bucket>site</Bucket><Endpoint>site.s3.eu-west-1.amazonaws.com</Endpoint></Error>";
+            let resp = format!(
+                "HTTP/1.1 301 Moved Permanently\r\nContent-Type: application/xml\r\nx-amz-bucket-region: eu-west-1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes());
+        }
+    });
+    let s = servers();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = project(s, tmp.path(), &endpoint, "site");
+    p.write("index.html", "x");
+    let d = p.cmd(&["deploy", "prod", "--yes"]).expect(1);
+    d.mentions(&["another region", "set `region`"]);
+    assert!(
+        d.stderr.lines().count() <= 2,
+        "not one clear line: {}",
+        d.stderr
+    );
+}
