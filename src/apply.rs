@@ -32,11 +32,14 @@ fn is_entry_point(key: &str) -> bool {
 }
 
 /// Fault injection for the crash tests: with `DRIFTLESS_FAILPOINT=NAME` the process
-/// aborts at that point of an apply — no cleanup, no unlock, as if killed with SIGKILL.
+/// kills itself with SIGKILL at that point of an apply — no cleanup, no unlock.
 fn failpoint(name: &str) {
     if std::env::var("DRIFTLESS_FAILPOINT").is_ok_and(|v| v == name) {
-        eprintln!("driftless: failpoint {name}: aborting");
-        std::process::abort();
+        eprintln!("driftless: failpoint {name}: SIGKILL");
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &std::process::id().to_string()])
+            .status();
+        std::process::abort(); // where `kill` is unavailable
     }
 }
 

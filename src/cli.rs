@@ -159,6 +159,8 @@ pub enum Command {
         env: String,
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
     },
     /// Lift every hold on an environment.
     #[command(after_help = "Example:\n  driftless unhold prod")]

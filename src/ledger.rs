@@ -668,8 +668,8 @@ impl Ledger {
             .await?
             .map(|(r, _)| r)
             .filter(crate::store::ProbeReport::trusted);
-        if cached.as_ref().is_some_and(|r| r.copy_emulated) {
-            self.store.emulate_conditional_copy();
+        for w in cached.iter().flat_map(|r| &r.workarounds) {
+            self.store.apply_workaround(*w);
         }
         Ok(cached)
     }

@@ -60,7 +60,11 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Error> {
             message,
             confirm,
         } => content::rollback(&ctx, &env, to, message, confirm.yes).await,
-        Command::Hold { env, reason } => state::hold(&ctx, &env, &reason).await,
+        Command::Hold {
+            env,
+            reason,
+            confirm,
+        } => state::hold(&ctx, &env, &reason, confirm.yes).await,
         Command::Unhold { env, confirm } => state::unhold(&ctx, &env, confirm.yes).await,
         Command::Unlock { env, confirm } => state::unlock(&ctx, &env, confirm.yes).await,
     }

@@ -186,12 +186,16 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
     Ok(())
 }
 
-pub(super) async fn hold(ctx: &Ctx, env: &str, reason: &str) -> Result<(), Error> {
+pub(super) async fn hold(ctx: &Ctx, env: &str, reason: &str, yes: bool) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
     if reason.trim().is_empty() {
         return Err(Error::Usage(
             "--reason must say why (it is shown to whoever is refused)".into(),
         ));
+    }
+    let question = format!("Put {env} on hold (\"{reason}\"): deploys refused until unhold?");
+    if !ctx.out.confirm(&question, yes)? {
+        return Err(Error::Other("not confirmed; no hold was set".into()));
     }
     let hold = Hold {
         id: format!(

@@ -38,6 +38,7 @@ pub async fn run(store: &dyn Store) {
     listing(store).await;
     odd_names(store).await;
     racing_compare_and_swap(store).await;
+    large_object(store).await;
 }
 
 async fn round_trip(store: &dyn Store) {
@@ -331,4 +332,44 @@ async fn racing_compare_and_swap(store: &dyn Store) {
             "losers see a precondition failure: {r}"
         );
     }
+}
+
+/// Big enough for S3 multipart uploads, which must be completed with the same condition.
+async fn large_object(store: &dyn Store) {
+    let body: Vec<u8> = (0..17 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let body = Bytes::from(body);
+    let a = attrs("application/octet-stream", "big");
+    let etag = store
+        .put("big/blob.bin", body.clone(), &a, PutMode::Create)
+        .await
+        .expect("large create");
+    let err = store
+        .put("big/blob.bin", body.clone(), &a, PutMode::Create)
+        .await
+        .expect_err("a large create over an existing key must fail");
+    assert!(
+        matches!(err, StoreError::AlreadyExists { .. }),
+        "large create-only: {err}"
+    );
+    let err = store
+        .put(
+            "big/blob.bin",
+            body.clone(),
+            &a,
+            PutMode::IfMatch(format!("{etag}-stale")),
+        )
+        .await
+        .expect_err("a large write with a stale If-Match must fail");
+    assert!(
+        matches!(err, StoreError::Precondition { .. }),
+        "large If-Match: {err}"
+    );
+    let (obj, got) = store.get("big/blob.bin").await.unwrap().unwrap();
+    assert_eq!(got.len(), body.len());
+    assert!(got == body, "large object bytes differ");
+    assert_eq!(
+        obj.attrs.sha256.as_deref(),
+        Some("big"),
+        "large object attributes"
+    );
 }

@@ -125,15 +125,32 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn copy(&self, from: &str, to: &str, attrs: &Attributes, mode: PutMode)
     -> Result<String>;
 
-    /// The store ignores conditions on server-side copies: emulate conditional copies
-    /// (download, then conditional upload). Returns false if the backend cannot.
-    fn emulate_conditional_copy(&self) -> bool {
+    /// Work around a store that ignores some conditions (found by [`probe`]). Returns
+    /// false if the backend cannot.
+    fn apply_workaround(&self, _workaround: Workaround) -> bool {
         false
+    }
+
+    /// Do writes large enough to be uploaded in parts honour their conditions? Backends
+    /// without multipart uploads have nothing to prove.
+    async fn probe_large_writes(&self, _scratch_key: &str) -> Result<bool> {
+        Ok(true)
     }
 
     /// Delete `key`. Without `if_match` a missing key is not an error (as on S3); with
     /// it, the key must exist with that ETag.
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()>;
+}
+
+/// How a backend works around a store that ignores some conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workaround {
+    /// CopyObject ignores If-None-Match/If-Match: copy by GET + conditional PUT.
+    EmulateConditionalCopy,
+    /// CompleteMultipartUpload ignores its conditions: write conditional objects in one
+    /// part (S3 allows up to 5 GiB).
+    ConditionalWritesInOnePart,
 }
 
 /// Keys are `/`-separated relative paths: no empty, `.` or `..` segments, no NUL.

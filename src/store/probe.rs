@@ -6,15 +6,15 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Attributes, PutMode, Result, Store, StoreError};
+use super::{Attributes, PutMode, Result, Store, StoreError, Workaround};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeReport {
     /// Conditions the store ignored on PutObject: it cannot be trusted with CAS.
     pub ignored: Vec<String>,
-    /// CopyObject ignores its conditions; the backend emulates conditional copies.
+    /// Conditions the store ignores that the backend works around.
     #[serde(default)]
-    pub copy_emulated: bool,
+    pub workarounds: Vec<Workaround>,
 }
 
 impl ProbeReport {
@@ -61,7 +61,7 @@ pub async fn probe(store: &dyn Store, scratch: &str) -> Result<ProbeReport> {
         .await;
     if !copy_refused(&copy) {
         copy?;
-        if report.trusted() && store.emulate_conditional_copy() {
+        if report.trusted() && store.apply_workaround(Workaround::EmulateConditionalCopy) {
             let again = store
                 .copy(&key, &copy_target, &plain, PutMode::Create)
                 .await;
@@ -70,11 +70,29 @@ pub async fn probe(store: &dyn Store, scratch: &str) -> Result<ProbeReport> {
                     .ignored
                     .push("If-None-Match: * on CopyObject, even emulated".into());
             }
-            report.copy_emulated = true;
+            report.workarounds.push(Workaround::EmulateConditionalCopy);
         } else {
             report
                 .ignored
                 .push("If-None-Match: * on CopyObject (an existing object was overwritten)".into());
+        }
+    }
+    // Only a store whose single-part conditions hold is worth probing further. A
+    // multipart probe that errors proves nothing: fall back to one-part writes too.
+    if report.trusted()
+        && !store
+            .probe_large_writes(&copy_target)
+            .await
+            .unwrap_or(false)
+    {
+        if store.apply_workaround(Workaround::ConditionalWritesInOnePart) {
+            report
+                .workarounds
+                .push(Workaround::ConditionalWritesInOnePart);
+        } else {
+            report
+                .ignored
+                .push("conditions on CompleteMultipartUpload".into());
         }
     }
     let _ = store.delete(&key, None).await;

@@ -24,13 +24,15 @@ use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _};
 
 use super::{
-    Attributes, Object, ObjectMeta, PutMode, Result, Store, StoreError, normalize_etag,
+    Attributes, Object, ObjectMeta, PutMode, Result, Store, StoreError, Workaround, normalize_etag,
     validate_key,
 };
 
 /// Bodies above this are uploaded in parts.
 const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 const PART_SIZE: usize = 8 * 1024 * 1024;
+/// The largest object S3 accepts in one PutObject.
+const MAX_SINGLE_PUT: usize = 5 * 1024 * 1024 * 1024;
 const META_SHA256: &str = "sha256";
 const META_WRITE: &str = "driftless-write";
 
@@ -56,6 +58,8 @@ pub struct S3Store {
     endpoint: Option<String>,
     /// CopyObject ignores conditions on this server: copy by GET + conditional PUT.
     copy_emulated: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// CompleteMultipartUpload ignores conditions: conditional writes go in one part.
+    one_part_conditional: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl S3Store {
@@ -117,6 +121,7 @@ impl S3Store {
             prefix,
             endpoint,
             copy_emulated: std::sync::Arc::default(),
+            one_part_conditional: std::sync::Arc::default(),
         }
     }
 
@@ -560,7 +565,12 @@ impl Store for S3Store {
     ) -> Result<String> {
         validate_key(key)?;
         let token = crate::unique_token();
-        if body.len() > MULTIPART_THRESHOLD {
+        let one_part = mode != PutMode::Overwrite
+            && self
+                .one_part_conditional
+                .load(std::sync::atomic::Ordering::Relaxed)
+            && body.len() <= MAX_SINGLE_PUT;
+        if body.len() > MULTIPART_THRESHOLD && !one_part {
             return self
                 .conditional(key, &mode, &token, || {
                     self.multipart(key, body.clone(), attrs, &mode, &token)
@@ -650,10 +660,38 @@ impl Store for S3Store {
         .await
     }
 
-    fn emulate_conditional_copy(&self) -> bool {
-        self.copy_emulated
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+    fn apply_workaround(&self, workaround: Workaround) -> bool {
+        let flag = match workaround {
+            Workaround::EmulateConditionalCopy => &self.copy_emulated,
+            Workaround::ConditionalWritesInOnePart => &self.one_part_conditional,
+        };
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
         true
+    }
+
+    /// A one-part multipart upload onto an existing key, completed with a stale
+    /// If-Match and with If-None-Match: both must be refused.
+    async fn probe_large_writes(&self, scratch_key: &str) -> Result<bool> {
+        let token = crate::unique_token();
+        let body = Bytes::from_static(b"probe");
+        let attrs = Attributes::default();
+        let existing = self
+            .put(scratch_key, body.clone(), &attrs, PutMode::Overwrite)
+            .await?;
+        for mode in [
+            PutMode::IfMatch(format!("{existing}-stale")),
+            PutMode::Create,
+        ] {
+            match self
+                .multipart(scratch_key, body.clone(), &attrs, &mode, &token)
+                .await
+            {
+                Err(StoreError::Precondition { .. } | StoreError::NotFound { .. }) => {}
+                Ok(_) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
 
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {

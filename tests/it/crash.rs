@@ -41,10 +41,10 @@ pub fn killed_deploys_are_finished(
             .cmd(&["deploy", "prod", "--yes"])
             .env("DRIFTLESS_FAILPOINT", point)
             .run();
-        assert_ne!(
-            killed.code,
-            0,
-            "{point}: the failpoint did not fire: {}",
+        assert_eq!(
+            killed.signal,
+            Some(9),
+            "{point}: not killed by SIGKILL: {}",
             killed.all()
         );
 

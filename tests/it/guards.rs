@@ -10,6 +10,9 @@ fn hold_refuses_deploys_until_lifted() {
     p.write("index.html", "v1");
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
     p.cmd(&["hold", "prod", "--reason", "launch freeze"])
+        .expect(2)
+        .mentions(&["--yes"]);
+    p.cmd(&["hold", "prod", "--reason", "launch freeze", "--yes"])
         .expect(0);
     p.write("index.html", "v2");
     let before = store_bytes(&store);

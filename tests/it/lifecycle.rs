@@ -333,3 +333,26 @@ fn diff_status_and_json_output() {
     assert_eq!(action["remote"]["size"], 14);
     assert_eq!(action["local"]["sha256"].as_str().unwrap().len(), 64);
 }
+
+#[test]
+fn init_detects_the_build_directory_and_the_result_deploys() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("public")).unwrap();
+    std::fs::write(tmp.path().join("public/index.html"), "<h1>hi</h1>").unwrap();
+    crate::util::git(tmp.path(), &["init", "-q"]);
+    crate::util::Run::new(tmp.path(), &["init"])
+        .expect(0)
+        .mentions(&["site = \"public\"", ".gitignore"]);
+    let config = std::fs::read_to_string(tmp.path().join("driftless.toml")).unwrap();
+    assert!(config.contains("site = \"public\""), "{config}");
+    let ignore = std::fs::read_to_string(tmp.path().join(".gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == ".driftless/"), "{ignore}");
+    crate::util::Run::new(tmp.path(), &["init"])
+        .expect(2)
+        .mentions(&["already exists"]);
+    crate::util::Run::new(tmp.path(), &["deploy", "local", "--yes"]).expect(0);
+    assert_eq!(
+        site_files(&tmp.path().join(".driftless/local")),
+        files(&[("index.html", "<h1>hi</h1>")])
+    );
+}

@@ -89,35 +89,88 @@ fn a_store_that_ignores_conditional_writes_is_refused() {
     );
 }
 
-/// The seed incident on SeaweedFS: a stale copy's deploy is refused, and the bucket —
-/// listed and hashed with the AWS CLI — is unchanged.
+/// The seed incident on both servers: a stale copy's deploy is refused, and the
+/// bucket — listed and hashed with the AWS CLI — is unchanged.
 #[test]
-fn stale_copy_is_refused_on_seaweedfs() {
+fn stale_copy_is_refused_on_both_servers() {
     let s = servers();
-    let bucket = s.bucket(&s.seaweedfs);
-    let tmp = tempfile::tempdir().unwrap();
-    let a = project(s, &tmp.path().join("a"), &s.seaweedfs, &bucket);
-    let b =
-        project(s, &tmp.path().join("b"), &s.seaweedfs, &bucket).author("Bob <bob@example.com>");
-    a.write("index.html", "<h1>Shop</h1>")
-        .write("assets/app.js", "v1");
-    a.cmd(&["deploy", "prod", "--yes"]).expect(0);
-    b.cmd(&["pull", "prod", "site"]).expect(0);
-    b.write(
-        "index.html",
-        "<h1>Shop</h1><div class=hero-animation></div><div id=stripe-checkout></div>",
-    );
-    b.cmd(&["deploy", "prod", "--yes", "-m", "hero + checkout"])
-        .expect(0);
-    let bobs = bucket_head(s, &s.seaweedfs, &bucket);
+    for endpoint in [&s.seaweedfs, &s.moto] {
+        let bucket = s.bucket(endpoint);
+        let tmp = tempfile::tempdir().unwrap();
+        let a = project(s, &tmp.path().join("a"), endpoint, &bucket);
+        let b =
+            project(s, &tmp.path().join("b"), endpoint, &bucket).author("Bob <bob@example.com>");
+        a.write("index.html", "<h1>Shop</h1>")
+            .write("assets/app.js", "v1");
+        a.cmd(&["deploy", "prod", "--yes"]).expect(0);
+        b.cmd(&["pull", "prod", "site"]).expect(0);
+        b.write(
+            "index.html",
+            "<h1>Shop</h1><div class=hero-animation></div><div id=stripe-checkout></div>",
+        );
+        b.cmd(&["deploy", "prod", "--yes", "-m", "hero + checkout"])
+            .expect(0);
+        let bobs = bucket_head(s, endpoint, &bucket);
 
-    let before = s.bucket_hashes(&s.seaweedfs, &bucket, "www/.driftless/journal/");
-    a.write("index.html", "<h1>Shop!</h1>");
-    a.cmd(&["deploy", "prod", "--yes"])
-        .expect(3)
-        .mentions(&["index.html", &bobs, "Bob"]);
-    let after = s.bucket_hashes(&s.seaweedfs, &bucket, "www/.driftless/journal/");
-    assert_eq!(after, before, "the refused deploy changed the bucket");
+        let before = s.bucket_hashes(endpoint, &bucket, "www/.driftless/journal/");
+        a.write("index.html", "<h1>Shop!</h1>");
+        a.cmd(&["deploy", "prod", "--yes"])
+            .expect(3)
+            .mentions(&["index.html", &bobs, "Bob"]);
+        let after = s.bucket_hashes(endpoint, &bucket, "www/.driftless/journal/");
+        assert_eq!(
+            after, before,
+            "{endpoint}: the refused deploy changed the bucket"
+        );
+    }
+}
+
+/// Rollback restores every byte — including a file overwritten with the AWS CLI —
+/// with bucket versioning off.
+#[test]
+fn rollback_is_byte_identical_on_both_servers() {
+    let s = servers();
+    for endpoint in [&s.seaweedfs, &s.moto] {
+        let bucket = s.bucket(endpoint);
+        let tmp = tempfile::tempdir().unwrap();
+        let p = project(s, tmp.path(), endpoint, &bucket);
+        let v1 = [
+            ("index.html", "home 1"),
+            ("assets/a.css", "a 1"),
+            ("old.html", "old"),
+        ];
+        for (k, v) in v1 {
+            p.write(k, v);
+        }
+        p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+        let first = bucket_head(s, endpoint, &bucket);
+        p.write("index.html", "home 2")
+            .write("assets/a.css", "a 2")
+            .write("new.js", "new")
+            .remove("old.html");
+        p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+        let tampered = tmp.path().join("tampered");
+        std::fs::write(&tampered, "tampered").unwrap();
+        s.aws(
+            endpoint,
+            &[
+                "s3",
+                "cp",
+                tampered.to_str().unwrap(),
+                &format!("s3://{bucket}/{PREFIX}/assets/a.css"),
+            ],
+        );
+        p.cmd(&["rollback", "prod", "--to", &first, "--yes"])
+            .expect(0);
+        assert_eq!(bucket_site(s, endpoint, &bucket), files(&v1), "{endpoint}");
+        // The tampered bytes were snapshotted before being replaced: nothing is lost.
+        let objects = s.bucket_hashes(endpoint, &bucket, "www/.driftless/journal/");
+        let tampered_sha = driftless::scan::hash_bytes(b"tampered");
+        assert!(
+            objects.contains_key(&format!("www/.driftless/objects/{tampered_sha}")),
+            "{endpoint}: the overwritten bytes are not recoverable"
+        );
+    }
 }
 
 /// What driftless writes reads back right with the AWS CLI, and a file changed with

@@ -128,15 +128,22 @@ impl Run {
 pub struct Done {
     pub shown: String,
     pub code: i32,
+    /// The signal that killed the process, if any.
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Done {
     pub fn from(shown: String, out: Output) -> Self {
+        #[cfg(unix)]
+        let signal = std::os::unix::process::ExitStatusExt::signal(&out.status);
+        #[cfg(not(unix))]
+        let signal = None;
         Self {
             shown,
             code: out.status.code().unwrap_or(-1),
+            signal,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
