@@ -117,12 +117,17 @@ start() {
   exec 9> "$RUN/start.lock"; flock 9   # concurrent starts and the watchdog take turns
   [ -n "$watch_pid" ] && watch "$watch_pid"
   local p=$WEED_PORT
+  # Test data is disposable: a server that is not running starts empty. (Every bucket
+  # is a SeaweedFS collection with its own volumes; old ones would use up the slots.)
+  running weed || rm -rf "$PREFIX/weed-data"
+  running rclone || rm -rf "$PREFIX/rclone-data"
+  mkdir -p "$PREFIX/weed-data" "$PREFIX/rclone-data"
   start_one moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
   AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY \
   start_one weed "$VENV/bin/weed" mini -dir="$PREFIX/weed-data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -s3.port=$p -s3.port.grpc=$((p+1)) -master.port=$((p+2)) -master.port.grpc=$((p+3)) \
     -volume.port=$((p+4)) -volume.port.grpc=$((p+5)) -filer.port=$((p+6)) -filer.port.grpc=$((p+7)) \
-    -admin.ui=false -admin.port=$((p+8)) -admin.port.grpc=$((p+9)) \
+    -admin.ui=false -admin.port=$((p+8)) -admin.port.grpc=$((p+9)) -volume.max=2000 \
     -s3.port.iceberg=0 -s3.port.lance=0 -webdav=false -master.telemetry=false \
     -filer.localSocket="$RUN/weed-filer.sock" -s3.localSocket="$RUN/weed-s3.sock"
   start_one rclone "$VENV/bin/rclone" serve s3 "$PREFIX/rclone-data" --addr "127.0.0.1:$RCLONE_PORT" \

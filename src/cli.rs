@@ -169,6 +169,15 @@ pub enum Command {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+    /// Invalidate CDN paths now (default: everything, as `/*`).
+    #[command(after_help = "Examples:\n  driftless invalidate prod                 # /* (one wildcard path)\n  driftless invalidate prod /index.html /docs/")]
+    Invalidate {
+        env: String,
+        /// URL paths (`/index.html`, `/docs/*`); default `/*`.
+        paths: Vec<String>,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
     /// Break the deploy lock (after showing who holds it).
     #[command(after_help = "Example:\n  driftless unlock staging")]
     Unlock {

@@ -76,7 +76,7 @@ struct RawEnv {
     #[serde(default)]
     url: Option<String>,
     #[serde(default)]
-    cdn: Option<toml::Table>,
+    cdn: Option<CdnConfig>,
     #[serde(default)]
     limits: Option<Limits>,
 }
@@ -101,6 +101,27 @@ pub struct Feature {
     pub name: String,
     pub file: String,
     pub contains: String,
+}
+
+/// The CDN in front of an environment: `cdn = { cloudfront = "E2EXAMPLE" }`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdnConfig {
+    /// CloudFront distribution id.
+    pub cloudfront: String,
+    /// Above this many paths, invalidate by directory wildcards (at most 3,000).
+    #[serde(default = "default_wildcard_threshold")]
+    pub wildcard_threshold: usize,
+    /// How long a deploy waits for the invalidation to complete (it never fails on it).
+    #[serde(default = "default_wait_seconds")]
+    pub wait_seconds: u64,
+}
+
+fn default_wildcard_threshold() -> usize {
+    100
+}
+fn default_wait_seconds() -> u64 {
+    120
 }
 
 /// Guard thresholds for deletes.
@@ -162,8 +183,7 @@ pub struct EnvConfig {
     pub profile: Option<String>,
     pub account: Option<String>,
     pub url: Option<String>,
-    /// CDN settings (e.g. `{ cloudfront = "E2EXAMPLE" }`), used by invalidation.
-    pub cdn: Option<toml::Table>,
+    pub cdn: Option<CdnConfig>,
     pub limits: Limits,
 }
 

@@ -7,6 +7,7 @@
 //! [`scan`] (the local site), [`store`] (object stores), [`ledger`] (state kept in the
 //! store), [`plan`] (what a deploy would do, as data) and the apply engine.
 
+pub mod cdn;
 pub mod cli;
 pub mod config;
 pub mod git;

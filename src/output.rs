@@ -248,6 +248,9 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
         t.unchanged,
         bytes(t.upload_bytes)
     );
+    if let Some(inv) = &plan.invalidation {
+        let _ = writeln!(s, "{}", inv.describe());
+    }
     if !plan.drift.is_empty() {
         let _ = writeln!(
             s,

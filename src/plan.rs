@@ -212,6 +212,9 @@ pub struct Plan {
     pub manifest: BTreeMap<String, Desired>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scan: Option<ScanStats>,
+    /// CDN paths to invalidate once applied (environments with a `cdn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalidation: Option<crate::cdn::Invalidation>,
 }
 
 impl Plan {

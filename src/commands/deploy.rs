@@ -273,6 +273,11 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
         drift: d.drift,
         refusals,
         overrides,
+        invalidation: ec
+            .cfg
+            .cdn
+            .as_ref()
+            .and_then(|c| crate::cdn::invalidation_for(&d.actions, c.wildcard_threshold)),
         manifest: d.manifest,
         scan: req.scan,
     })
@@ -601,10 +606,14 @@ pub(super) async fn confirm_and_execute(
         t.header_update,
         t.delete
     ));
-    ctx.out.document(
-        &serde_json::json!({ "plan": plan, "result": "applied", "release": release.summary() }),
-    );
-    Ok(())
+    let invalidated = ec.invalidate_after(plan.invalidation.as_ref(), &release.id).await;
+    ctx.out.document(&serde_json::json!({
+        "plan": plan,
+        "result": "applied",
+        "release": release.summary(),
+        "invalidation": invalidated.as_ref().ok(),
+    }));
+    invalidated.map(|_| ())
 }
 
 /// Lock, re-check holds, apply, unlock, journal.

@@ -3,6 +3,7 @@
 //! `Ctx` is the settings layer: the loaded config, the output mode and who is acting;
 //! `EnvCtx` adds one environment's store and ledger.
 
+mod cdn;
 mod content;
 mod deploy;
 mod init;
@@ -67,6 +68,11 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Error> {
         } => state::hold(&ctx, &env, &reason, confirm.yes).await,
         Command::Unhold { env, confirm } => state::unhold(&ctx, &env, confirm.yes).await,
         Command::Unlock { env, confirm } => state::unlock(&ctx, &env, confirm.yes).await,
+        Command::Invalidate {
+            env,
+            paths,
+            confirm,
+        } => cdn::invalidate(&ctx, &env, &paths, confirm.yes).await,
     }
 }
 

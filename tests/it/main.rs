@@ -5,6 +5,7 @@
 )]
 
 mod bad_input;
+mod cdn;
 mod crash;
 mod faults;
 mod guards;

@@ -1,0 +1,325 @@
+//! CDN invalidation after a deploy, rollback or on demand (CloudFront).
+//!
+//! Invalidate exactly what visitors could have cached stale: updated, header-changed and
+//! deleted keys (with the directory forms of an `index.html`), and created HTML (a
+//! directory or SPA route may have been cached before it existed) — never newly created
+//! fingerprinted assets, which nobody can have cached. Above a threshold, paths collapse
+//! into wildcards, staying within CloudFront's in-progress limits (3,000 paths, 15
+//! wildcards). The release id is the `CallerReference`, so retrying is idempotent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::plan::{Action, ActionKind};
+
+/// CloudFront's in-progress limits per distribution.
+pub const MAX_PATHS: usize = 3000;
+pub const MAX_WILDCARDS: usize = 15;
+/// Free invalidation paths per account per month, then the price per path (USD).
+pub const FREE_PATHS_PER_MONTH: usize = 1000;
+pub const PRICE_PER_PATH: f64 = 0.005;
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Invalidation {
+    pub paths: Vec<String>,
+    /// Wildcard paths among them (each counts as one path for billing).
+    pub wildcards: usize,
+    /// Paths that were collapsed into wildcards.
+    pub collapsed: bool,
+}
+
+impl Invalidation {
+    /// One line for the proof block: the paths and what they may cost.
+    pub fn describe(&self) -> String {
+        let shown: Vec<&str> = self.paths.iter().take(12).map(String::as_str).collect();
+        format!(
+            "CDN: {} path(s) to invalidate{}: {}{} — the first {FREE_PATHS_PER_MONTH} paths a month are free, then ${PRICE_PER_PATH} each (at most ${:.3} here)",
+            self.paths.len(),
+            if self.collapsed { " (collapsed into wildcards)" } else { "" },
+            shown.join(" "),
+            if self.paths.len() > shown.len() { " …" } else { "" },
+            self.worst_case_cost()
+        )
+    }
+
+    /// What this costs at most, if the free monthly allowance is already used up.
+    pub fn worst_case_cost(&self) -> f64 {
+        #[expect(clippy::cast_precision_loss, reason = "at most 3,000 paths")]
+        let n = self.paths.len() as f64;
+        n * PRICE_PER_PATH
+    }
+}
+
+/// Percent-encode a key for a URL path (keep `/`).
+pub fn encode_path(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 1);
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(char::from(b));
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn is_html(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.ends_with(".html") || k.ends_with(".htm")
+}
+
+/// The URL paths under which visitors may have cached `key`.
+fn url_forms(key: &str) -> Vec<String> {
+    let mut out = vec![format!("/{}", encode_path(key))];
+    if let Some(dir) = key.strip_suffix("index.html") {
+        if dir.is_empty() {
+            out.push("/".into());
+        } else {
+            let d = encode_path(dir.trim_end_matches('/'));
+            out.push(format!("/{d}/"));
+            out.push(format!("/{d}"));
+        }
+    }
+    out
+}
+
+/// The minimal invalidation for a set of applied actions.
+pub fn invalidation_for(actions: &[Action], threshold: usize) -> Option<Invalidation> {
+    let mut paths = BTreeSet::new();
+    for a in actions {
+        let cached_before = match a.kind {
+            ActionKind::Update | ActionKind::HeaderUpdate | ActionKind::Delete => true,
+            ActionKind::Create => is_html(&a.key),
+        };
+        if cached_before {
+            paths.extend(url_forms(&a.key));
+        }
+    }
+    invalidation_of(paths.into_iter().collect(), threshold)
+}
+
+/// Paths as given, collapsed into wildcards when there are more than `threshold`.
+pub fn invalidation_of(paths: Vec<String>, threshold: usize) -> Option<Invalidation> {
+    if paths.is_empty() {
+        return None;
+    }
+    let threshold = threshold.clamp(1, MAX_PATHS);
+    let wildcards = paths.iter().filter(|p| p.ends_with('*')).count();
+    if paths.len() <= threshold && wildcards <= MAX_WILDCARDS {
+        return Some(Invalidation { paths, wildcards, collapsed: false });
+    }
+    // Collapse by top-level directory: `/docs/a`, `/docs/b/c` → `/docs/*`; files at the
+    // root stay exact. If that is still too many, invalidate everything.
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in paths {
+        let top = p[1..].split_once('/').map(|(d, _)| d.to_owned());
+        groups.entry(top.unwrap_or_default()).or_default().push(p);
+    }
+    let mut out = Vec::new();
+    let mut wildcards = 0;
+    for (dir, members) in groups {
+        if dir.is_empty() || members.len() == 1 {
+            out.extend(members);
+        } else {
+            out.push(format!("/{dir}/*"));
+            out.push(format!("/{dir}"));
+            wildcards += 1;
+        }
+    }
+    out.sort();
+    out.dedup();
+    if out.len() > threshold || wildcards > MAX_WILDCARDS {
+        return Some(Invalidation { paths: vec!["/*".into()], wildcards: 1, collapsed: true });
+    }
+    Some(Invalidation { paths: out, wildcards, collapsed: true })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CdnError {
+    #[error("CloudFront distribution {distribution}: {message}")]
+    Failed { distribution: String, message: String },
+}
+
+/// What driftless needs from a CDN, cut down so tests can fake it.
+#[async_trait]
+pub trait Cdn: Send + Sync {
+    /// Request an invalidation; returns its id. Idempotent per `reference`.
+    async fn invalidate(&self, paths: &[String], reference: &str) -> Result<String, CdnError>;
+    /// Whether the invalidation has completed.
+    async fn completed(&self, id: &str) -> Result<bool, CdnError>;
+}
+
+pub struct CloudFront {
+    client: aws_sdk_cloudfront::Client,
+    distribution: String,
+}
+
+impl CloudFront {
+    /// Uses the standard AWS chain; `AWS_ENDPOINT_URL_CLOUDFRONT` / `AWS_ENDPOINT_URL`
+    /// point it at an emulator.
+    pub async fn connect(distribution: &str, profile: Option<&str>) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            // CloudFront is a global service, signed in us-east-1.
+            .region(aws_config::Region::new("us-east-1"));
+        if let Some(p) = profile {
+            loader = loader.profile_name(p);
+        }
+        let sdk = loader.load().await;
+        Self {
+            client: aws_sdk_cloudfront::Client::new(&sdk),
+            distribution: distribution.to_owned(),
+        }
+    }
+
+    fn fail(&self, e: impl std::fmt::Display) -> CdnError {
+        CdnError::Failed {
+            distribution: self.distribution.clone(),
+            message: e.to_string().lines().next().unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl Cdn for CloudFront {
+    async fn invalidate(&self, paths: &[String], reference: &str) -> Result<String, CdnError> {
+        use aws_sdk_cloudfront::error::ProvideErrorMetadata as _;
+        use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
+        let batch = InvalidationBatch::builder()
+            .caller_reference(reference)
+            .paths(
+                Paths::builder()
+                    .quantity(i32::try_from(paths.len()).unwrap_or(i32::MAX))
+                    .set_items(Some(paths.to_vec()))
+                    .build()
+                    .map_err(|e| self.fail(e))?,
+            )
+            .build()
+            .map_err(|e| self.fail(e))?;
+        let mut backoff = Duration::from_secs(2);
+        let mut waited = Duration::ZERO;
+        loop {
+            let sent = self
+                .client
+                .create_invalidation()
+                .distribution_id(&self.distribution)
+                .invalidation_batch(batch.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(out) => {
+                    return Ok(out.invalidation().map(|i| i.id().to_owned()).unwrap_or_default());
+                }
+                Err(e) if e.code() == Some("TooManyInvalidationsInProgress") && waited < Duration::from_secs(300) => {
+                    tokio::time::sleep(backoff).await;
+                    waited += backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => {
+                    let msg = e.message().map_or_else(
+                        || aws_sdk_cloudfront::error::DisplayErrorContext(&e).to_string(),
+                        str::to_owned,
+                    );
+                    return Err(self.fail(format!("{}: {msg}", e.code().unwrap_or("error"))));
+                }
+            }
+        }
+    }
+
+    async fn completed(&self, id: &str) -> Result<bool, CdnError> {
+        let out = self
+            .client
+            .get_invalidation()
+            .distribution_id(&self.distribution)
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| self.fail(aws_sdk_cloudfront::error::DisplayErrorContext(&e)))?;
+        // The API says "Completed"; emulators have said "COMPLETED".
+        Ok(out
+            .invalidation()
+            .is_some_and(|i| i.status().eq_ignore_ascii_case("completed")))
+    }
+}
+
+/// Request `inv` and wait (at most `wait`) for it to complete. Returns the id and
+/// whether it completed in time.
+pub async fn run(cdn: &dyn Cdn, inv: &Invalidation, reference: &str, wait: Duration) -> Result<(String, bool), CdnError> {
+    let id = cdn.invalidate(&inv.paths, reference).await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if cdn.completed(&id).await? {
+            return Ok((id, true));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok((id, false));
+        }
+        tokio::time::sleep(Duration::from_secs(2).min(wait)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Entry;
+    use crate::plan::RemoteObject;
+
+    fn action(key: &str, kind: ActionKind) -> Action {
+        let entry = Entry {
+            sha256: "s".into(),
+            size: 1,
+            content_type: None,
+            cache_control: None,
+            content_encoding: None,
+            etag: String::new(),
+        };
+        let remote = RemoteObject { size: 1, etag: "e".into(), sha256: Some("r".into()) };
+        Action {
+            key: key.into(),
+            kind,
+            reason: String::new(),
+            local: (kind != ActionKind::Delete).then_some(entry),
+            remote: (kind != ActionKind::Create).then_some(remote),
+        }
+    }
+
+    #[test]
+    fn minimal_paths() {
+        let actions = [
+            action("index.html", ActionKind::Update),
+            action("docs/index.html", ActionKind::HeaderUpdate),
+            action("assets/app.3f9a.js", ActionKind::Create),
+            action("new/page.html", ActionKind::Create),
+            action("old.css", ActionKind::Delete),
+            action("a b.html", ActionKind::Update),
+        ];
+        let inv = invalidation_for(&actions, 100).unwrap();
+        assert_eq!(
+            inv.paths,
+            ["/", "/a%20b.html", "/docs", "/docs/", "/docs/index.html", "/index.html", "/new/page.html", "/old.css"]
+        );
+        assert!(!inv.collapsed);
+        assert!(invalidation_for(&[action("assets/x.js", ActionKind::Create)], 100).is_none());
+    }
+
+    #[test]
+    fn many_paths_collapse_within_the_limits() {
+        let actions: Vec<Action> = (0..5000)
+            .map(|i| action(&format!("section{}/page{i}.html", i % 10), ActionKind::Update))
+            .collect();
+        let inv = invalidation_for(&actions, 100).unwrap();
+        assert!(inv.collapsed);
+        assert!(inv.paths.len() <= 100 && inv.wildcards <= MAX_WILDCARDS, "{inv:?}");
+        assert_eq!(inv.wildcards, 10);
+        assert!(inv.paths.contains(&"/section3/*".to_owned()));
+
+        let actions: Vec<Action> = (0..5000)
+            .map(|i| action(&format!("s{i}/index.html"), ActionKind::Update))
+            .collect();
+        let inv = invalidation_for(&actions, 100).unwrap();
+        assert_eq!(inv.paths, ["/*"], "too many directories: everything");
+    }
+}
