@@ -38,9 +38,17 @@ impl Invalidation {
         format!(
             "CDN: {} path(s) to invalidate{}: {}{} — the first {FREE_PATHS_PER_MONTH} paths a month are free, then ${PRICE_PER_PATH} each (at most ${:.3} here)",
             self.paths.len(),
-            if self.collapsed { " (collapsed into wildcards)" } else { "" },
+            if self.collapsed {
+                " (collapsed into wildcards)"
+            } else {
+                ""
+            },
             shown.join(" "),
-            if self.paths.len() > shown.len() { " …" } else { "" },
+            if self.paths.len() > shown.len() {
+                " …"
+            } else {
+                ""
+            },
             self.worst_case_cost()
         )
     }
@@ -110,7 +118,11 @@ pub fn invalidation_of(paths: Vec<String>, threshold: usize) -> Option<Invalidat
     let threshold = threshold.clamp(1, MAX_PATHS);
     let wildcards = paths.iter().filter(|p| p.ends_with('*')).count();
     if paths.len() <= threshold && wildcards <= MAX_WILDCARDS {
-        return Some(Invalidation { paths, wildcards, collapsed: false });
+        return Some(Invalidation {
+            paths,
+            wildcards,
+            collapsed: false,
+        });
     }
     // Collapse by top-level directory: `/docs/a`, `/docs/b/c` → `/docs/*`; files at the
     // root stay exact. If that is still too many, invalidate everything.
@@ -133,15 +145,26 @@ pub fn invalidation_of(paths: Vec<String>, threshold: usize) -> Option<Invalidat
     out.sort();
     out.dedup();
     if out.len() > threshold || wildcards > MAX_WILDCARDS {
-        return Some(Invalidation { paths: vec!["/*".into()], wildcards: 1, collapsed: true });
+        return Some(Invalidation {
+            paths: vec!["/*".into()],
+            wildcards: 1,
+            collapsed: true,
+        });
     }
-    Some(Invalidation { paths: out, wildcards, collapsed: true })
+    Some(Invalidation {
+        paths: out,
+        wildcards,
+        collapsed: true,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CdnError {
     #[error("CloudFront distribution {distribution}: {message}")]
-    Failed { distribution: String, message: String },
+    Failed {
+        distribution: String,
+        message: String,
+    },
 }
 
 /// What driftless needs from a CDN, cut down so tests can fake it.
@@ -211,9 +234,15 @@ impl Cdn for CloudFront {
                 .await;
             match sent {
                 Ok(out) => {
-                    return Ok(out.invalidation().map(|i| i.id().to_owned()).unwrap_or_default());
+                    return Ok(out
+                        .invalidation()
+                        .map(|i| i.id().to_owned())
+                        .unwrap_or_default());
                 }
-                Err(e) if e.code() == Some("TooManyInvalidationsInProgress") && waited < Duration::from_secs(300) => {
+                Err(e)
+                    if e.code() == Some("TooManyInvalidationsInProgress")
+                        && waited < Duration::from_secs(300) =>
+                {
                     tokio::time::sleep(backoff).await;
                     waited += backoff;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -247,7 +276,12 @@ impl Cdn for CloudFront {
 
 /// Request `inv` and wait (at most `wait`) for it to complete. Returns the id and
 /// whether it completed in time.
-pub async fn run(cdn: &dyn Cdn, inv: &Invalidation, reference: &str, wait: Duration) -> Result<(String, bool), CdnError> {
+pub async fn run(
+    cdn: &dyn Cdn,
+    inv: &Invalidation,
+    reference: &str,
+    wait: Duration,
+) -> Result<(String, bool), CdnError> {
     let id = cdn.invalidate(&inv.paths, reference).await?;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -276,7 +310,11 @@ mod tests {
             content_encoding: None,
             etag: String::new(),
         };
-        let remote = RemoteObject { size: 1, etag: "e".into(), sha256: Some("r".into()) };
+        let remote = RemoteObject {
+            size: 1,
+            etag: "e".into(),
+            sha256: Some("r".into()),
+        };
         Action {
             key: key.into(),
             kind,
@@ -299,7 +337,16 @@ mod tests {
         let inv = invalidation_for(&actions, 100).unwrap();
         assert_eq!(
             inv.paths,
-            ["/", "/a%20b.html", "/docs", "/docs/", "/docs/index.html", "/index.html", "/new/page.html", "/old.css"]
+            [
+                "/",
+                "/a%20b.html",
+                "/docs",
+                "/docs/",
+                "/docs/index.html",
+                "/index.html",
+                "/new/page.html",
+                "/old.css"
+            ]
         );
         assert!(!inv.collapsed);
         assert!(invalidation_for(&[action("assets/x.js", ActionKind::Create)], 100).is_none());
@@ -308,11 +355,19 @@ mod tests {
     #[test]
     fn many_paths_collapse_within_the_limits() {
         let actions: Vec<Action> = (0..5000)
-            .map(|i| action(&format!("section{}/page{i}.html", i % 10), ActionKind::Update))
+            .map(|i| {
+                action(
+                    &format!("section{}/page{i}.html", i % 10),
+                    ActionKind::Update,
+                )
+            })
             .collect();
         let inv = invalidation_for(&actions, 100).unwrap();
         assert!(inv.collapsed);
-        assert!(inv.paths.len() <= 100 && inv.wildcards <= MAX_WILDCARDS, "{inv:?}");
+        assert!(
+            inv.paths.len() <= 100 && inv.wildcards <= MAX_WILDCARDS,
+            "{inv:?}"
+        );
         assert_eq!(inv.wildcards, 10);
         assert!(inv.paths.contains(&"/section3/*".to_owned()));
 

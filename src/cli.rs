@@ -170,7 +170,9 @@ pub enum Command {
         confirm: ConfirmArgs,
     },
     /// Invalidate CDN paths now (default: everything, as `/*`).
-    #[command(after_help = "Examples:\n  driftless invalidate prod                 # /* (one wildcard path)\n  driftless invalidate prod /index.html /docs/")]
+    #[command(
+        after_help = "Examples:\n  driftless invalidate prod                 # /* (one wildcard path)\n  driftless invalidate prod /index.html /docs/"
+    )]
     Invalidate {
         env: String,
         /// URL paths (`/index.html`, `/docs/*`); default `/*`.

@@ -38,7 +38,12 @@ impl EnvCtx<'_> {
             })
     }
 
-    async fn invalidate_now(&self, inv: &Invalidation, reference: &str, wait: Duration) -> Result<Invalidated, Error> {
+    async fn invalidate_now(
+        &self,
+        inv: &Invalidation,
+        reference: &str,
+        wait: Duration,
+    ) -> Result<Invalidated, Error> {
         let cfg = self.cfg.cdn.as_ref().expect("caller checked the cdn");
         let cdn = CloudFront::connect(&cfg.cloudfront, self.cfg.profile.as_deref()).await;
         let (id, completed) = run(&cdn, inv, reference, wait)
@@ -71,7 +76,12 @@ impl EnvCtx<'_> {
     }
 }
 
-pub(super) async fn invalidate(ctx: &Ctx, env: &str, paths: &[String], yes: bool) -> Result<(), Error> {
+pub(super) async fn invalidate(
+    ctx: &Ctx,
+    env: &str,
+    paths: &[String],
+    yes: bool,
+) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
     let Some(cfg) = &ec.cfg.cdn else {
         return Err(Error::Usage(format!(
@@ -83,16 +93,30 @@ pub(super) async fn invalidate(ctx: &Ctx, env: &str, paths: &[String], yes: bool
     } else {
         paths
             .iter()
-            .map(|p| if p.starts_with('/') { p.clone() } else { format!("/{p}") })
+            .map(|p| {
+                if p.starts_with('/') {
+                    p.clone()
+                } else {
+                    format!("/{p}")
+                }
+            })
             .collect()
     };
     let inv = invalidation_of(paths, cfg.wildcard_threshold).expect("at least one path");
-    ctx.out.say(format!("CloudFront {}: {}", cfg.cloudfront, inv.describe()));
-    if !ctx.out.confirm(&format!("Invalidate {} path(s)?", inv.paths.len()), yes)? {
-        return Err(Error::Other("not confirmed; nothing was invalidated".into()));
+    ctx.out
+        .say(format!("CloudFront {}: {}", cfg.cloudfront, inv.describe()));
+    if !ctx
+        .out
+        .confirm(&format!("Invalidate {} path(s)?", inv.paths.len()), yes)?
+    {
+        return Err(Error::Other(
+            "not confirmed; nothing was invalidated".into(),
+        ));
     }
     let reference = format!("manual-{}", &crate::unique_token()[..12]);
-    let done = ec.invalidate_now(&inv, &reference, Duration::from_secs(cfg.wait_seconds)).await?;
+    let done = ec
+        .invalidate_now(&inv, &reference, Duration::from_secs(cfg.wait_seconds))
+        .await?;
     ctx.out.document(&done);
     Ok(())
 }

@@ -247,6 +247,11 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
     overrides.extend(automatic_overrides);
 
     let totals = totals(&d.actions, d.unchanged);
+    let invalidation = ec
+        .cfg
+        .cdn
+        .as_ref()
+        .and_then(|c| crate::cdn::invalidation_for(&d.actions, c.wildcard_threshold));
     Ok(Plan {
         format: PLAN_FORMAT,
         kind: req.kind,
@@ -273,11 +278,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
         drift: d.drift,
         refusals,
         overrides,
-        invalidation: ec
-            .cfg
-            .cdn
-            .as_ref()
-            .and_then(|c| crate::cdn::invalidation_for(&d.actions, c.wildcard_threshold)),
+        invalidation,
         manifest: d.manifest,
         scan: req.scan,
     })
@@ -606,7 +607,9 @@ pub(super) async fn confirm_and_execute(
         t.header_update,
         t.delete
     ));
-    let invalidated = ec.invalidate_after(plan.invalidation.as_ref(), &release.id).await;
+    let invalidated = ec
+        .invalidate_after(plan.invalidation.as_ref(), &release.id)
+        .await;
     ctx.out.document(&serde_json::json!({
         "plan": plan,
         "result": "applied",

@@ -6,12 +6,33 @@ use crate::util::Project;
 
 fn invalidation_paths(endpoint: &str, distribution: &str, reference: &str) -> Vec<String> {
     let s = servers();
-    let list = s.aws(endpoint, &["cloudfront", "list-invalidations", "--distribution-id", distribution]);
+    let list = s.aws(
+        endpoint,
+        &[
+            "cloudfront",
+            "list-invalidations",
+            "--distribution-id",
+            distribution,
+        ],
+    );
     let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    let items = list["InvalidationList"]["Items"].as_array().cloned().unwrap_or_default();
+    let items = list["InvalidationList"]["Items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for item in items {
         let id = item["Id"].as_str().unwrap();
-        let got = s.aws(endpoint, &["cloudfront", "get-invalidation", "--distribution-id", distribution, "--id", id]);
+        let got = s.aws(
+            endpoint,
+            &[
+                "cloudfront",
+                "get-invalidation",
+                "--distribution-id",
+                distribution,
+                "--id",
+                id,
+            ],
+        );
         let got: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap();
         let batch = &got["Invalidation"]["InvalidationBatch"];
         if batch["CallerReference"] == reference {
@@ -34,7 +55,12 @@ fn deploys_invalidate_exactly_what_changed() {
     let bucket = s.bucket(&s.moto);
     let created = s.aws(
         &s.moto,
-        &["cloudfront", "create-distribution", "--origin-domain-name", &format!("{bucket}.s3.amazonaws.com")],
+        &[
+            "cloudfront",
+            "create-distribution",
+            "--origin-domain-name",
+            &format!("{bucket}.s3.amazonaws.com"),
+        ],
     );
     let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
     let distribution = created["Distribution"]["Id"].as_str().unwrap().to_owned();
@@ -47,15 +73,22 @@ fn deploys_invalidate_exactly_what_changed() {
     let mut env = s.env();
     env.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
     let p = Project::with_config(tmp.path(), &config).envs(env);
-    p.write("index.html", "home").write("docs/index.html", "docs").write("assets/app.1.js", "v1");
-    p.cmd(&["deploy", "prod", "--yes"]).expect(0).mentions(&["Invalidated", "completed"]);
+    p.write("index.html", "home")
+        .write("docs/index.html", "docs")
+        .write("assets/app.1.js", "v1");
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(0)
+        .mentions(&["Invalidated", "completed"]);
 
     // A deploy touching three files: an update, a delete, a new fingerprinted asset.
     p.write("index.html", "home 2").remove("docs/index.html");
     p.write("assets/app.2.js", "v2");
     let plan = p.cmd(&["plan", "prod"]).expect(0);
     plan.mentions(&["CDN: 5 path(s) to invalidate", "$0.005"]);
-    let deployed = p.cmd(&["deploy", "prod", "--yes", "--json"]).expect(0).json();
+    let deployed = p
+        .cmd(&["deploy", "prod", "--yes", "--json"])
+        .expect(0)
+        .json();
     let release = deployed["release"]["id"].as_str().unwrap().to_owned();
     assert_eq!(deployed["invalidation"]["completed"], true);
     assert_eq!(
@@ -65,14 +98,23 @@ fn deploys_invalidate_exactly_what_changed() {
     );
 
     // On demand: everything, as one wildcard path.
-    let manual = p.cmd(&["invalidate", "prod", "--yes", "--json"]).expect(0).json();
+    let manual = p
+        .cmd(&["invalidate", "prod", "--yes", "--json"])
+        .expect(0)
+        .json();
     assert_eq!(manual["paths"], serde_json::json!(["/*"]));
     assert_eq!(manual["completed"], true);
 
     // An environment without a CDN says how to add one.
     let plain = Project::with_config(
         &tmp.path().join("plain"),
-        &format!("site = \"site\"\n[env.prod]\nstore = \"file://{}\"\n", tmp.path().join("st").display()),
+        &format!(
+            "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\n",
+            tmp.path().join("st").display()
+        ),
     );
-    plain.cmd(&["invalidate", "prod", "--yes"]).expect(2).mentions(&["cloudfront"]);
+    plain
+        .cmd(&["invalidate", "prod", "--yes"])
+        .expect(2)
+        .mentions(&["cloudfront"]);
 }
