@@ -25,6 +25,9 @@ use crate::store::{PutMode, StoreError};
 
 pub(crate) const LEASE: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// Bodies above this size are checked for in `objects/` before being uploaded.
+const HEAD_FIRST_ABOVE: u64 = 256 * 1024;
+
 /// HTML is what visitors enter through: written after the assets it references.
 fn is_entry_point(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
@@ -270,7 +273,10 @@ async fn store_content(ledger: &Ledger, plan: &Plan, out: &Output) -> Result<(),
             async move {
                 let entry = a.local.as_ref().expect("writes carry the local entry");
                 let source = &plan.manifest[&a.key].source;
-                if ledger.has_object(&entry.sha256).await? {
+                // A large body is worth a HEAD to avoid re-sending it; a small one is
+                // cheaper to send create-only (an existing object just answers so).
+                let skip_if_present = entry.size > HEAD_FIRST_ABOVE || *source == Source::Object;
+                if skip_if_present && ledger.has_object(&entry.sha256).await? {
                     bar.inc(1);
                     return Ok(());
                 }

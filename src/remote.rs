@@ -13,7 +13,7 @@ use crate::ledger::{Ledger, Release};
 use crate::plan::RemoteObject;
 use crate::scan::hash_bytes;
 
-pub(crate) const CONCURRENCY: usize = 16;
+pub(crate) const CONCURRENCY: usize = 32;
 
 /// The site objects in the store (state prefix excluded), by key, without content
 /// hashes: enough for the listing digest.
