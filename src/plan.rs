@@ -281,23 +281,11 @@ pub fn diff(
         let v = live_m.get(key);
         let r = remote.get(key);
 
-        // Drift: the store against the live manifest.
-        match (v, r) {
-            (Some(_), None) => out.drift.push(Drift {
+        if let Some(kind) = drift_kind(v, r) {
+            out.drift.push(Drift {
                 key: key.clone(),
-                kind: DriftKind::Missing,
-            }),
-            (None, Some(_)) => out.drift.push(Drift {
-                key: key.clone(),
-                kind: DriftKind::Added,
-            }),
-            (Some(v), Some(r)) if r.sha256.as_deref() != Some(v.sha256.as_str()) => {
-                out.drift.push(Drift {
-                    key: key.clone(),
-                    kind: DriftKind::Changed,
-                });
-            }
-            _ => {}
+                kind,
+            });
         }
 
         // Per-file three-way check against the base, when it is known.
@@ -376,6 +364,33 @@ pub fn diff(
         }
     }
     out
+}
+
+/// How the store's object at a key differs from the live release's entry, if at all.
+fn drift_kind(live: Option<&Entry>, store: Option<&RemoteObject>) -> Option<DriftKind> {
+    match (live, store) {
+        (Some(_), None) => Some(DriftKind::Missing),
+        (None, Some(_)) => Some(DriftKind::Added),
+        (Some(v), Some(r)) if r.sha256.as_deref() != Some(v.sha256.as_str()) => {
+            Some(DriftKind::Changed)
+        }
+        _ => None,
+    }
+}
+
+/// Drift alone: every key where the store differs from the live manifest.
+pub fn drift(live: Option<&Manifest>, remote: &BTreeMap<String, RemoteObject>) -> Vec<Drift> {
+    let empty = Manifest::new();
+    let live = live.unwrap_or(&empty);
+    let keys: BTreeSet<&String> = live.keys().chain(remote.keys()).collect();
+    keys.into_iter()
+        .filter_map(|key| {
+            drift_kind(live.get(key), remote.get(key)).map(|kind| Drift {
+                key: key.clone(),
+                kind,
+            })
+        })
+        .collect()
 }
 
 fn header_change(from: &Entry, to: &Entry) -> String {

@@ -12,7 +12,7 @@ use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::ledger::{Entry, Manifest, Release, ReleaseKind, new_release_id};
 use crate::output::Style;
-use crate::plan::{Desired, PlanKind, Source, diff as plan_diff};
+use crate::plan::{Desired, PlanKind, Source};
 use crate::remote::read_site;
 use crate::scan::hash_bytes;
 
@@ -130,19 +130,7 @@ async fn adopt_locked(
             Entry::from_attributes(&sha, obj.meta.size, &obj.attrs, &obj.meta.etag),
         );
     }
-    let as_desired: BTreeMap<String, Desired> = manifest
-        .iter()
-        .map(|(k, e)| {
-            (
-                k.clone(),
-                Desired {
-                    entry: e.clone(),
-                    source: Source::Object,
-                },
-            )
-        })
-        .collect();
-    let drift = plan_diff(&as_desired, None, Some(&live_manifest), &remote).drift;
+    let drift = crate::plan::drift(Some(&live_manifest), &remote);
     if live.is_some() && drift.is_empty() {
         ctx.out.say(format!(
             "Nothing to adopt: the store matches the live release of {env}."

@@ -1,37 +1,19 @@
 //! Commands about an environment's state: `status`, `log`, `hold`, `unhold`, `unlock`.
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 
 use super::Ctx;
 use crate::Error;
 use crate::ledger::{Hold, Release, short_time};
 use crate::output::Style;
-use crate::plan::{Desired, Source, diff};
+use crate::plan::drift;
 use crate::remote::read_site;
 
 pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
     let (_, live) = ec.ledger.live().await?;
     let remote = read_site(&ec.ledger, live.as_ref()).await?;
-    let live_manifest = live
-        .as_ref()
-        .map(|l| l.manifest.clone())
-        .unwrap_or_default();
-    let as_desired: BTreeMap<String, Desired> = live_manifest
-        .iter()
-        .map(|(k, e)| {
-            (
-                k.clone(),
-                Desired {
-                    entry: e.clone(),
-                    source: Source::Object,
-                },
-            )
-        })
-        .collect();
-    let drift = diff(&as_desired, None, Some(&live_manifest), &remote).drift;
+    let drift = drift(live.as_ref().map(|l| &l.manifest), &remote);
     let holds: Vec<Hold> = ec
         .ledger
         .holds()

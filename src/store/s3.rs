@@ -321,6 +321,19 @@ impl S3Store {
         Ok(out)
     }
 
+    /// Best effort: an abandoned upload only costs storage until the bucket's
+    /// lifecycle rule (or a later abort) removes it.
+    async fn abort_upload(&self, full: &str, upload_id: &str) {
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(full)
+            .upload_id(upload_id)
+            .send()
+            .await;
+    }
+
     async fn multipart(
         &self,
         key: &str,
@@ -380,14 +393,7 @@ impl S3Store {
         let parts = match parts {
             Ok(p) => p,
             Err(e) => {
-                let _ = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&full)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await;
+                self.abort_upload(&full, &upload_id).await;
                 return Err(e);
             }
         };
@@ -411,14 +417,7 @@ impl S3Store {
         match result {
             Ok(out) => Ok(normalize_etag(out.e_tag().unwrap_or_default())),
             Err(e) => {
-                let _ = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&full)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await;
+                self.abort_upload(&full, &upload_id).await;
                 Err(self.error(key, e))
             }
         }
