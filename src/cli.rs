@@ -180,6 +180,26 @@ pub enum Command {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+    /// Preview an environment's live release (or a directory) with the edge rules.
+    #[command(
+        after_help = "Examples:\n  driftless serve                  # the local build (site directory)\n  driftless serve staging --port 8081\n  driftless serve ./live-copy"
+    )]
+    Serve {
+        /// An environment name or a directory (default: the site directory).
+        target: Option<String>,
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+    },
+    /// Check over HTTP, through the environment's `url`, that visitors get the live release.
+    #[command(after_help = "Example:\n  driftless verify staging --timeout 120")]
+    Verify {
+        env: String,
+        /// Keep polling paths that still serve old bytes for this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
     /// Break the deploy lock (after showing who holds it).
     #[command(after_help = "Example:\n  driftless unlock staging")]
     Unlock {

@@ -51,10 +51,8 @@ struct RawConfig {
     limits: Limits,
     #[serde(default)]
     ignore: Vec<String>,
-    /// Edge behaviour (headers, rewrites) for the preview server and CDN; validated
-    /// as a table now, interpreted by `serve`/`verify`.
     #[serde(default)]
-    edge: Option<toml::Table>,
+    edge: crate::edge::EdgeConfig,
 }
 
 #[derive(Deserialize)]
@@ -213,7 +211,7 @@ pub struct Config {
     pub rules: Vec<Rule>,
     pub features: Vec<Feature>,
     pub ignore: Vec<String>,
-    pub edge: Option<toml::Table>,
+    pub edge: crate::edge::EdgeConfig,
 }
 
 impl Config {
@@ -358,6 +356,12 @@ impl Config {
             })?;
         }
 
+        raw.edge
+            .validate()
+            .map_err(|message| ConfigError::Semantic {
+                path: shown.clone(),
+                message,
+            })?;
         Ok(Self {
             path: path.to_path_buf(),
             dir: dir.to_path_buf(),

@@ -695,6 +695,24 @@ impl Ledger {
         Ok(report)
     }
 
+    // --- verification ---------------------------------------------------------------
+
+    /// Record what `verify` found for a release (the promotion gate reads it).
+    pub async fn record_verification<T: Serialize>(&self, release: &str, result: &T) -> Result<()> {
+        let key = self.key(&format!("verifications/{release}.json"));
+        self.store
+            .put(&key, json(result), &json_attrs(), PutMode::Overwrite)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn verification(&self, release: &str) -> Result<Option<serde_json::Value>> {
+        Ok(self
+            .read_json(&self.key(&format!("verifications/{release}.json")))
+            .await?
+            .map(|(v, _)| v))
+    }
+
     // --- pending apply ------------------------------------------------------------
 
     pub async fn pending(&self) -> Result<Option<(Pending, String)>> {

@@ -10,6 +10,7 @@
 pub mod cdn;
 pub mod cli;
 pub mod config;
+pub mod edge;
 pub mod git;
 pub mod ledger;
 pub mod plan;
@@ -101,7 +102,8 @@ where
                 Error::Refused(msg) => eprintln!("driftless: refused: {msg}"),
                 other => eprintln!("driftless: error: {other}"),
             }
-            if json && !matches!(e, Error::Refused(_)) {
+            let printed = output::DOCUMENT_PRINTED.load(std::sync::atomic::Ordering::Relaxed);
+            if json && !printed && !matches!(e, Error::Refused(_)) {
                 let doc = serde_json::json!({ "error": e.to_string(), "exit_status": code });
                 println!("{doc}");
             }

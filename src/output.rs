@@ -13,6 +13,10 @@ use crate::Error;
 use crate::ledger::ReleaseRef;
 use crate::plan::{ActionKind, Plan, PlanKind, Refusal};
 
+/// Whether this run already printed its JSON document (then an error adds none).
+pub(crate) static DOCUMENT_PRINTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Output {
     pub(crate) json: bool,
@@ -42,6 +46,7 @@ impl Output {
     /// The one JSON document of a `--json` run.
     pub(crate) fn document<T: Serialize>(&self, value: &T) {
         if self.json {
+            DOCUMENT_PRINTED.store(true, std::sync::atomic::Ordering::Relaxed);
             println!(
                 "{}",
                 serde_json::to_string_pretty(value).expect("output serialises")

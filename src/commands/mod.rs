@@ -7,7 +7,9 @@ mod cdn;
 mod content;
 mod deploy;
 mod init;
+mod serve;
 mod state;
+mod verify;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,6 +70,10 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Error> {
         } => state::hold(&ctx, &env, &reason, confirm.yes).await,
         Command::Unhold { env, confirm } => state::unhold(&ctx, &env, confirm.yes).await,
         Command::Unlock { env, confirm } => state::unlock(&ctx, &env, confirm.yes).await,
+        Command::Serve { target, port, bind } => {
+            serve::serve(&ctx, target.as_deref(), &bind, port).await
+        }
+        Command::Verify { env, timeout } => verify::verify(&ctx, &env, timeout).await,
         Command::Invalidate {
             env,
             paths,

@@ -12,5 +12,6 @@ mod guards;
 mod incident;
 mod lifecycle;
 mod s3;
+mod serve;
 mod servers;
 mod util;

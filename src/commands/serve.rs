@@ -1,0 +1,292 @@
+//! `driftless serve`: a local preview of an environment's live release (following HEAD)
+//! or of a directory, applying exactly the edge rules. It is also the stand-in CDN that
+//! the `verify` tests run against. It never serves the state prefix.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, Response, StatusCode, header};
+use base64::Engine as _;
+use bytes::Bytes;
+use tokio::sync::Mutex;
+
+use super::Ctx;
+use crate::Error;
+use crate::config::Rule;
+use crate::edge::{EdgeConfig, Outcome, resolve};
+use crate::ledger::{Entry, Ledger, Manifest};
+use crate::store::Attributes;
+
+enum Site {
+    /// An environment's live release, re-read at most once a second.
+    Env {
+        ledger: Ledger,
+        cache: Mutex<Option<(Arc<Manifest>, Instant)>>,
+    },
+    /// A directory on disk, with the config's header rules.
+    Dir { root: PathBuf, rules: Vec<Rule> },
+}
+
+struct Served {
+    edge: EdgeConfig,
+    site: Site,
+    hidden: Vec<String>,
+    /// The exact `Authorization` header value expected, if basic auth is on.
+    auth: Option<String>,
+}
+
+impl Served {
+    async fn manifest(&self) -> Result<Option<Arc<Manifest>>, Error> {
+        let Site::Env { ledger, cache } = &self.site else {
+            return Ok(None);
+        };
+        let mut cache = cache.lock().await;
+        if let Some((m, at)) = cache.as_ref()
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Ok(Some(m.clone()));
+        }
+        let (_, live) = ledger.live().await?;
+        let m = Arc::new(live.map(|l| l.manifest).unwrap_or_default());
+        *cache = Some((m.clone(), Instant::now()));
+        Ok(Some(m))
+    }
+
+    fn dir_path(&self, key: &str) -> Option<PathBuf> {
+        let Site::Dir { root, .. } = &self.site else {
+            return None;
+        };
+        let path = key.split('/').fold(root.clone(), |p, s| p.join(s));
+        // Never follow a symlink out of the directory.
+        let real = path.canonicalize().ok()?;
+        (real.starts_with(root) && real.is_file()).then_some(real)
+    }
+
+    /// The bytes and headers of `key`.
+    async fn content(
+        &self,
+        key: &str,
+        manifest: Option<&Manifest>,
+    ) -> Result<Option<(Bytes, Attributes)>, Error> {
+        match (&self.site, manifest) {
+            (Site::Env { ledger, .. }, Some(m)) => {
+                let Some(entry) = m.get(key) else {
+                    return Ok(None);
+                };
+                let body = match ledger.get_object(&entry.sha256).await? {
+                    Some(b) => b,
+                    None => match ledger.store().get(key).await? {
+                        Some((_, b)) => b,
+                        None => return Ok(None),
+                    },
+                };
+                Ok(Some((body, Entry::attributes(entry))))
+            }
+            (Site::Dir { rules, .. }, _) => {
+                let Some(path) = self.dir_path(key) else {
+                    return Ok(None);
+                };
+                let body = fs_err::read(&path)?;
+                Ok(Some((
+                    Bytes::from(body),
+                    crate::scan::attributes(key, rules, ""),
+                )))
+            }
+            (Site::Env { .. }, None) => Ok(None),
+        }
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    let mut r = Response::new(Body::from(text.to_owned()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+async fn handle(State(s): State<Arc<Served>>, req: Request) -> Response<Body> {
+    // Only owned values cross the awaits below (a request body is not `Sync`).
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    drop(req);
+    let mut resp = match answer(&s, &method, &path, auth.as_deref()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("driftless serve: {e}");
+            plain(
+                StatusCode::BAD_GATEWAY,
+                "driftless serve: the store could not be read\n",
+            )
+        }
+    };
+    for (name, value) in &s.edge.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
+            resp.headers_mut().insert(n, v);
+        }
+    }
+    resp
+}
+
+async fn answer(
+    s: &Served,
+    method: &Method,
+    path: &str,
+    auth: Option<&str>,
+) -> Result<Response<Body>, Error> {
+    if method != Method::GET && method != Method::HEAD {
+        return Ok(plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n",
+        ));
+    }
+    if let Some(expected) = &s.auth
+        && auth != Some(expected.as_str())
+    {
+        let mut r = plain(StatusCode::UNAUTHORIZED, "authentication required\n");
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"driftless\""),
+        );
+        return Ok(r);
+    }
+    let manifest = s.manifest().await?;
+    let exists = |key: &str| match (&manifest, &s.site) {
+        (Some(m), _) => m.contains_key(key),
+        (None, Site::Dir { .. }) => s.dir_path(key).is_some(),
+        (None, Site::Env { .. }) => false,
+    };
+    let hidden: Vec<&str> = s.hidden.iter().map(String::as_str).collect();
+    match resolve(&s.edge, path, &exists, &hidden) {
+        Outcome::BadRequest => Ok(plain(StatusCode::BAD_REQUEST, "bad request\n")),
+        Outcome::NotFound => Ok(plain(StatusCode::NOT_FOUND, "not found\n")),
+        Outcome::Redirect { status, location } => {
+            let mut r = plain(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::MOVED_PERMANENTLY),
+                "",
+            );
+            if let Ok(v) = HeaderValue::try_from(location) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(r)
+        }
+        Outcome::Serve { key, status } => {
+            let Some((body, attrs)) = s.content(&key, manifest.as_deref()).await? else {
+                return Ok(plain(StatusCode::NOT_FOUND, "not found\n"));
+            };
+            let mut r = Response::new(Body::from(body));
+            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let h = r.headers_mut();
+            for (name, value) in [
+                (header::CONTENT_TYPE, attrs.content_type),
+                (header::CACHE_CONTROL, attrs.cache_control),
+                (header::CONTENT_ENCODING, attrs.content_encoding),
+            ] {
+                if let Some(v) = value.and_then(|v| HeaderValue::try_from(v).ok()) {
+                    h.insert(name, v);
+                }
+            }
+            Ok(r)
+        }
+    }
+}
+
+pub(super) async fn serve(
+    ctx: &Ctx,
+    target: Option<&str>,
+    bind: &str,
+    port: u16,
+) -> Result<(), Error> {
+    let config = &ctx.config;
+    let (site, what, hidden) = match target {
+        Some(name) if config.envs.contains_key(name) => {
+            let ec = ctx.env(name).await?;
+            let hidden = vec![ec.cfg.state_prefix.clone(), ".driftless-store/".into()];
+            (
+                Site::Env {
+                    ledger: ec.ledger.clone(),
+                    cache: Mutex::new(None),
+                },
+                format!(
+                    "the live release of {name} ({})",
+                    ec.ledger.store().location()
+                ),
+                hidden,
+            )
+        }
+        other => {
+            let dir = other.map_or_else(|| config.site.clone(), PathBuf::from);
+            let root = dir.canonicalize().map_err(|_| {
+                Error::Usage(format!(
+                    "{}: not an environment ({}) or a directory",
+                    dir.display(),
+                    config.envs.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let hidden = vec![
+                ".driftless/".into(),
+                ".driftless-store/".into(),
+                ".git/".into(),
+            ];
+            let what = format!("the directory {}", root.display());
+            (
+                Site::Dir {
+                    root,
+                    rules: config.rules.clone(),
+                },
+                what,
+                hidden,
+            )
+        }
+    };
+    let auth = match &config.edge.basic_auth {
+        None => None,
+        Some(a) => {
+            let password = std::env::var(&a.password_env).map_err(|_| {
+                Error::Usage(format!(
+                    "edge.basic_auth: set the password in the environment variable {}",
+                    a.password_env
+                ))
+            })?;
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", a.user));
+            Some(format!("Basic {token}"))
+        }
+    };
+    let served = Arc::new(Served {
+        edge: config.edge.clone(),
+        site,
+        hidden,
+        auth,
+    });
+    let mut app = Router::new().fallback(handle).with_state(served);
+    if config.edge.compress {
+        app = app.layer(tower_http::compression::CompressionLayer::new());
+    }
+    let listener = tokio::net::TcpListener::bind((bind, port))
+        .await
+        .map_err(|e| Error::Usage(format!("cannot listen on {bind}:{port}: {e}")))?;
+    ctx.out.say(format!(
+        "Serving {what} on http://{bind}:{port}/ with the [edge] rules (Ctrl-C to stop)"
+    ));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| Error::Other(format!("serve: {e}")))
+}

@@ -1,0 +1,327 @@
+//! `driftless verify ENV`: over real HTTP, through the environment's public `url`, check
+//! that visitors get the live release — every changed path's bytes (SHA-256 of the
+//! decoded body) and headers, the edge behaviour, 404s, and that the state prefix is not
+//! readable. Paths still serving old bytes are polled until they converge or the timeout,
+//! then named (a stale edge). The result is recorded in the environment's state.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::Ctx;
+use crate::Error;
+use crate::cdn::encode_path;
+use crate::ledger::{Entry, Manifest, Release};
+use crate::output::Style;
+use crate::scan::hash_bytes;
+
+#[derive(Debug, Clone, Serialize)]
+struct Check {
+    name: String,
+    path: String,
+    ok: bool,
+    detail: String,
+}
+
+/// What one check expects of one path.
+#[derive(Debug, Clone)]
+enum Expect {
+    /// 200 with these bytes and the entry's headers (plus the edge headers).
+    Content(Entry),
+    Status(u16),
+    NotStatus(u16),
+    Compressed,
+}
+
+#[derive(Serialize)]
+struct Verification<'a> {
+    release: &'a str,
+    url: &'a str,
+    at: jiff::Timestamp,
+    by: &'a str,
+    passed: usize,
+    failed: Vec<Check>,
+}
+
+async fn run_check(
+    client: &reqwest::Client,
+    raw: &reqwest::Client,
+    base: &str,
+    edge_headers: &[(String, String)],
+    name: &str,
+    path: &str,
+    expect: &Expect,
+) -> Check {
+    let url = format!("{base}{path}");
+    let result = match expect {
+        Expect::Compressed => raw
+            .get(&url)
+            .header("Accept-Encoding", "br, gzip")
+            .send()
+            .await
+            .map(|r| {
+                match r
+                    .headers()
+                    .get("content-encoding")
+                    .and_then(|v| v.to_str().ok())
+                {
+                    Some(enc) if enc == "br" || enc == "gzip" => Ok(format!("offered {enc}")),
+                    other => Err(format!(
+                        "no compression offered (content-encoding: {other:?})"
+                    )),
+                }
+            }),
+        _ => match client.get(&url).send().await {
+            Err(e) => Err(e),
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let headers = r.headers().clone();
+                let body = r.bytes().await.unwrap_or_default();
+                Ok(judge(expect, status, &headers, &body, edge_headers))
+            }
+        },
+    };
+    let (ok, detail) = match result {
+        Ok(Ok(d)) => (true, d),
+        Ok(Err(d)) => (false, d),
+        Err(e) => (false, format!("request failed: {e}")),
+    };
+    Check {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        ok,
+        detail,
+    }
+}
+
+fn judge(
+    expect: &Expect,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+    edge_headers: &[(String, String)],
+) -> Result<String, String> {
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    match expect {
+        Expect::Status(want) if status == *want => Ok(format!("HTTP {status}")),
+        Expect::Status(want) => Err(format!("HTTP {status}, expected {want}")),
+        Expect::NotStatus(bad) if status != *bad => Ok(format!("HTTP {status}")),
+        Expect::NotStatus(bad) => Err(format!("HTTP {bad}: readable by anyone")),
+        Expect::Compressed => unreachable!("handled with the raw client"),
+        Expect::Content(entry) => {
+            if status != 200 {
+                return Err(format!("HTTP {status}, expected 200"));
+            }
+            let got = hash_bytes(body);
+            if got != entry.sha256 {
+                return Err(format!(
+                    "serves old bytes (sha256 {} ≠ {})",
+                    &got[..12],
+                    &entry.sha256[..12]
+                ));
+            }
+            for (name, want) in [
+                ("content-type", &entry.content_type),
+                ("cache-control", &entry.cache_control),
+            ] {
+                if let Some(want) = want
+                    && header(name).as_ref() != Some(want)
+                {
+                    return Err(format!("{name}: {:?}, expected {want:?}", header(name)));
+                }
+            }
+            for (name, want) in edge_headers {
+                if header(name).as_ref() != Some(want) {
+                    return Err(format!("{name}: {:?}, expected {want:?}", header(name)));
+                }
+            }
+            Ok("new bytes and headers".into())
+        }
+    }
+}
+
+/// Paths whose content changed in `live` since its parent (all of them for a first release).
+fn changed(live: &Release, parent: Option<&Manifest>) -> Vec<(String, Entry)> {
+    live.manifest
+        .iter()
+        .filter(|(k, e)| {
+            parent
+                .and_then(|p| p.get(*k))
+                .is_none_or(|p| p.sha256 != e.sha256 || !p.same_headers(e))
+        })
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect()
+}
+
+pub(super) async fn verify(ctx: &Ctx, env: &str, timeout: u64) -> Result<(), Error> {
+    let ec = ctx.env(env).await?;
+    let Some(url) = ec.cfg.url.clone() else {
+        return Err(Error::Usage(format!(
+            "env.{env} has no `url`: add the public URL visitors use, e.g. url = \"https://{env}.example.com\""
+        )));
+    };
+    let base = url.trim_end_matches('/').to_owned();
+    let (_, live) = ec.ledger.live().await?;
+    let Some(live) = live else {
+        return Err(Error::Usage(format!("{env} has no live release to verify")));
+    };
+    let parent = match &live.parent {
+        Some(p) => Some(ec.ledger.release(p).await?.manifest),
+        None => None,
+    };
+    let edge = &ctx.config.edge;
+    let state = &ec.cfg.state_prefix;
+    let mut plan: Vec<(String, String, Expect)> = Vec::new();
+    for (key, entry) in changed(&live, parent.as_ref()) {
+        plan.push((
+            "new content".into(),
+            format!("/{}", encode_path(&key)),
+            Expect::Content(entry.clone()),
+        ));
+        if let Some(dir) = key.strip_suffix(&edge.directory_index) {
+            plan.push((
+                "directory index".into(),
+                format!("/{}", encode_path(dir)),
+                Expect::Content(entry),
+            ));
+        }
+    }
+    let token = &crate::unique_token()[..10];
+    if let Some(spa) = edge
+        .spa_fallback
+        .as_ref()
+        .and_then(|k| live.manifest.get(k))
+    {
+        plan.push((
+            "SPA fallback".into(),
+            format!("/driftless-verify-{token}/route"),
+            Expect::Content(spa.clone()),
+        ));
+    }
+    let missing = format!("/driftless-verify-{token}.missing");
+    plan.push(("unknown path is 404".into(), missing, Expect::Status(404)));
+    plan.push((
+        "state prefix denied".into(),
+        format!("/{state}HEAD"),
+        Expect::NotStatus(200),
+    ));
+    // Compression only applies above a minimum size: check the largest HTML page.
+    if edge.compress
+        && let Some((k, _)) = live
+            .manifest
+            .iter()
+            .filter(|(k, e)| k.ends_with(".html") && e.size >= 1024)
+            .max_by_key(|(_, e)| e.size)
+    {
+        plan.push((
+            "compression offered".into(),
+            format!("/{}", encode_path(k)),
+            Expect::Compressed,
+        ));
+    }
+
+    let build = |decode: bool| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(15))
+            .gzip(decode)
+            .brotli(decode)
+            .build()
+            .map_err(|e| Error::Other(format!("HTTP client: {e}")))
+    };
+    let (client, raw) = (build(true)?, build(false)?);
+    let edge_headers: Vec<(String, String)> = edge
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+
+    // Poll until every check passes or the timeout: a CDN converges in its own time.
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let mut results: Vec<Check> = Vec::new();
+    let mut pending: Vec<usize> = (0..plan.len()).collect();
+    let mut passed = 0;
+    loop {
+        let mut still = Vec::new();
+        for i in pending {
+            let (name, path, expect) = &plan[i];
+            let check = run_check(&client, &raw, &base, &edge_headers, name, path, expect).await;
+            if check.ok {
+                passed += 1;
+            } else {
+                still.push(i);
+                results.push(check);
+            }
+        }
+        if still.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        results.clear();
+        pending = still;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let failed = results;
+    let record = Verification {
+        release: &live.id,
+        url: &url,
+        at: jiff::Timestamp::now(),
+        by: &ctx.actor.author,
+        passed,
+        failed: failed.clone(),
+    };
+    ec.ledger.record_verification(&live.id, &record).await?;
+    let event = if failed.is_empty() {
+        "verified"
+    } else {
+        "verify-failed"
+    };
+    ec.ledger
+        .journal(
+            &ctx.actor,
+            event,
+            Some(&live.id),
+            serde_json::json!({ "url": url, "passed": passed, "failed": failed }),
+        )
+        .await;
+    ctx.out.document(&record);
+    if failed.is_empty() {
+        ctx.out.say(format!(
+            "{} {env} ({url}) serves release {}: {passed} checks passed.",
+            ctx.out.paint("✓", Style::Good),
+            live.id
+        ));
+        return Ok(());
+    }
+    for c in &failed {
+        ctx.out.say(format!(
+            "  {} {} {}: {}",
+            ctx.out.paint("✗", Style::Bad),
+            c.name,
+            c.path,
+            c.detail
+        ));
+    }
+    let stale: Vec<&str> = failed
+        .iter()
+        .filter(|c| c.detail.starts_with("serves old bytes"))
+        .map(|c| c.path.as_str())
+        .collect();
+    Err(Error::Other(format!(
+        "{env} ({url}) failed {} of {} checks after {timeout}s{}",
+        failed.len(),
+        failed.len() + passed,
+        if stale.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; still serving old bytes: {} (a stale edge: `driftless invalidate {env}`)",
+                stale.join(" ")
+            )
+        }
+    )))
+}
