@@ -446,6 +446,18 @@ fn metadata(attrs: &Attributes, token: &str) -> std::collections::HashMap<String
     m
 }
 
+/// An `Object` from the fields HeadObject and GetObject both answer with.
+fn object(key: &str, length: Option<i64>, etag: Option<&str>, attrs: Attributes) -> Object {
+    Object {
+        meta: ObjectMeta {
+            key: key.to_owned(),
+            size: u64::try_from(length.unwrap_or_default()).unwrap_or_default(),
+            etag: normalize_etag(etag.unwrap_or_default()),
+        },
+        attrs,
+    }
+}
+
 fn attributes(
     content_type: Option<&str>,
     cache_control: Option<&str>,
@@ -495,19 +507,17 @@ impl Store for S3Store {
             .send()
             .await
         {
-            Ok(h) => Ok(Some(Object {
-                meta: ObjectMeta {
-                    key: key.to_owned(),
-                    size: u64::try_from(h.content_length().unwrap_or_default()).unwrap_or_default(),
-                    etag: normalize_etag(h.e_tag().unwrap_or_default()),
-                },
-                attrs: attributes(
+            Ok(h) => Ok(Some(object(
+                key,
+                h.content_length(),
+                h.e_tag(),
+                attributes(
                     h.content_type(),
                     h.cache_control(),
                     h.content_encoding(),
                     h.metadata(),
                 ),
-            })),
+            ))),
             Err(e) => match self.error(key, e) {
                 StoreError::NotFound { .. } => Ok(None),
                 other => Err(other),
@@ -533,19 +543,17 @@ impl Store for S3Store {
                 };
             }
         };
-        let obj = Object {
-            meta: ObjectMeta {
-                key: key.to_owned(),
-                size: u64::try_from(out.content_length().unwrap_or_default()).unwrap_or_default(),
-                etag: normalize_etag(out.e_tag().unwrap_or_default()),
-            },
-            attrs: attributes(
+        let obj = object(
+            key,
+            out.content_length(),
+            out.e_tag(),
+            attributes(
                 out.content_type(),
                 out.cache_control(),
                 out.content_encoding(),
                 out.metadata(),
             ),
-        };
+        );
         let body = out
             .body
             .collect()
