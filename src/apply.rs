@@ -28,12 +28,6 @@ pub(crate) const LEASE: std::time::Duration = std::time::Duration::from_secs(600
 /// Bodies above this size are checked for in `objects/` before being uploaded.
 const HEAD_FIRST_ABOVE: u64 = 256 * 1024;
 
-/// HTML is what visitors enter through: written after the assets it references.
-fn is_entry_point(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    k.ends_with(".html") || k.ends_with(".htm")
-}
-
 /// Fault injection for the crash tests: with `DRIFTLESS_FAILPOINT=NAME` the process
 /// kills itself with SIGKILL at that point of an apply — no cleanup, no unlock.
 fn failpoint(name: &str) {
@@ -193,7 +187,7 @@ async fn write_and_swap<'p>(
         .actions
         .iter()
         .filter(|a| a.kind != ActionKind::Delete)
-        .partition(|a| is_entry_point(&a.key));
+        .partition(|a| crate::scan::is_html(&a.key));
     let bar = out.bar((html.len() + assets.len()) as u64, "writing");
     for (i, group) in [assets, html].into_iter().enumerate() {
         if i == 1 {
@@ -557,8 +551,8 @@ pub(crate) async fn recover(
 mod tests {
     #[test]
     fn html_is_an_entry_point() {
-        assert!(super::is_entry_point("index.html"));
-        assert!(super::is_entry_point("docs/A.HTM"));
-        assert!(!super::is_entry_point("assets/app.js"));
+        assert!(crate::scan::is_html("index.html"));
+        assert!(crate::scan::is_html("docs/A.HTM"));
+        assert!(!crate::scan::is_html("assets/app.js"));
     }
 }

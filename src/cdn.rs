@@ -61,33 +61,14 @@ impl Invalidation {
     }
 }
 
-/// Percent-encode a key for a URL path (keep `/`).
-pub fn encode_path(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 1);
-    for b in key.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(char::from(b));
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-fn is_html(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    k.ends_with(".html") || k.ends_with(".htm")
-}
-
 /// The URL paths under which visitors may have cached `key`.
 fn url_forms(key: &str) -> Vec<String> {
-    let mut out = vec![format!("/{}", encode_path(key))];
+    let mut out = vec![format!("/{}", crate::store::encode_key(key))];
     if let Some(dir) = key.strip_suffix("index.html") {
         if dir.is_empty() {
             out.push("/".into());
         } else {
-            let d = encode_path(dir.trim_end_matches('/'));
+            let d = crate::store::encode_key(dir.trim_end_matches('/'));
             out.push(format!("/{d}/"));
             out.push(format!("/{d}"));
         }
@@ -101,7 +82,7 @@ pub fn invalidation_for(actions: &[Action], threshold: usize) -> Option<Invalida
     for a in actions {
         let cached_before = match a.kind {
             ActionKind::Update | ActionKind::HeaderUpdate | ActionKind::Delete => true,
-            ActionKind::Create => is_html(&a.key),
+            ActionKind::Create => crate::scan::is_html(&a.key),
         };
         if cached_before {
             paths.extend(url_forms(&a.key));

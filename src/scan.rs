@@ -404,6 +404,12 @@ pub fn hash_file(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// HTML is what visitors enter through (and what a CDN may have cached by route).
+pub fn is_html(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.ends_with(".html") || k.ends_with(".htm")
+}
+
 pub fn hash_bytes(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

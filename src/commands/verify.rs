@@ -10,10 +10,10 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::Error;
-use crate::cdn::encode_path;
 use crate::ledger::{Entry, Manifest, Release};
 use crate::output::Style;
 use crate::scan::hash_bytes;
+use crate::store::encode_key;
 
 #[derive(Debug, Clone, Serialize)]
 struct Check {
@@ -180,13 +180,13 @@ pub(super) async fn verify(ctx: &Ctx, env: &str, timeout: u64) -> Result<(), Err
     for (key, entry) in changed(&live, parent.as_ref()) {
         plan.push((
             "new content".into(),
-            format!("/{}", encode_path(&key)),
+            format!("/{}", encode_key(&key)),
             Expect::Content(entry.clone()),
         ));
         if let Some(dir) = key.strip_suffix(&edge.directory_index) {
             plan.push((
                 "directory index".into(),
-                format!("/{}", encode_path(dir)),
+                format!("/{}", encode_key(dir)),
                 Expect::Content(entry),
             ));
         }
@@ -220,7 +220,7 @@ pub(super) async fn verify(ctx: &Ctx, env: &str, timeout: u64) -> Result<(), Err
     {
         plan.push((
             "compression offered".into(),
-            format!("/{}", encode_path(k)),
+            format!("/{}", encode_key(k)),
             Expect::Compressed,
         ));
     }

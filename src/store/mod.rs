@@ -179,6 +179,20 @@ pub fn validate_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Percent-encode a key for a URL path or `x-amz-copy-source`, keeping `/`.
+pub fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(char::from(b));
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// S3 and friends quote ETags in some places and not in others.
 pub fn normalize_etag(etag: &str) -> String {
     etag.trim()
