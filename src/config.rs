@@ -90,6 +90,27 @@ struct RawRule {
     content_type: Option<String>,
     #[serde(default)]
     content_encoding: Option<String>,
+    #[serde(default)]
+    precompress: Option<Precompress>,
+}
+
+/// Compression done once by driftless before upload: the object holds the compressed
+/// bytes (hashed as uploaded) with the matching `Content-Encoding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precompress {
+    Gzip,
+    Br,
+}
+
+impl Precompress {
+    /// The `Content-Encoding` token, also the cache file suffix.
+    pub fn token(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip",
+            Self::Br => "br",
+        }
+    }
 }
 
 /// A feature that must never silently disappear from the site.
@@ -193,6 +214,7 @@ pub struct Rule {
     pub cache_control: Option<String>,
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
+    pub precompress: Option<Precompress>,
 }
 
 impl Rule {
@@ -326,12 +348,27 @@ impl Config {
             let r = rule.get_ref();
             let glob = Glob::new(&r.pattern)
                 .map_err(|e| at(Some(span.clone()), format!("rules[{i}].match: {e}")))?;
+            if let (Some(p), Some(e)) = (r.precompress, &r.content_encoding)
+                && p.token() != e
+            {
+                return Err(at(
+                    Some(span.clone()),
+                    format!(
+                        "rules[{i}]: precompress = {:?} uploads {0}-encoded bytes, but content_encoding = {e:?}; drop content_encoding (precompress sets it)",
+                        p.token()
+                    ),
+                ));
+            }
             rules.push(Rule {
                 pattern: r.pattern.clone(),
                 matcher: glob.compile_matcher(),
                 cache_control: r.cache_control.clone(),
                 content_type: r.content_type.clone(),
-                content_encoding: r.content_encoding.clone(),
+                content_encoding: r
+                    .precompress
+                    .map(|p| p.token().to_owned())
+                    .or_else(|| r.content_encoding.clone()),
+                precompress: r.precompress,
             });
         }
 

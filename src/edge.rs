@@ -33,6 +33,23 @@ pub struct BasicAuth {
     pub password_env: String,
 }
 
+impl BasicAuth {
+    /// The exact `Authorization` header value, with the password read from
+    /// `password_env` (an error names the variable to set).
+    pub fn header_value(&self) -> Result<String, String> {
+        use base64::Engine as _;
+        let password = std::env::var(&self.password_env).map_err(|_| {
+            format!(
+                "edge.basic_auth: set the password in the environment variable {}",
+                self.password_env
+            )
+        })?;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", self.user));
+        Ok(format!("Basic {token}"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeConfig {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization as _;
 
-use crate::config::Rule;
+use crate::config::{Precompress, Rule};
 use crate::store::Attributes;
 
 /// Excluded from every scan (on top of the config's `ignore` and `.driftlessignore`).
@@ -158,7 +158,12 @@ impl Scanner<'_> {
         let total = candidates.len() as u64;
         let done = AtomicU64::new(0);
         let hashed = AtomicU64::new(0);
-        let results: Vec<Result<(Candidate, String), SiteProblem>> = candidates
+        let compressed_dir = self.cache.as_ref().map_or_else(
+            || std::env::temp_dir().join("driftless-compressed"),
+            |c| c.join("compressed"),
+        );
+        type Hashed = (Candidate, String, Option<Packed>);
+        let results: Vec<Result<Hashed, SiteProblem>> = candidates
             .into_par_iter()
             .map(|c| {
                 let cached = cache.entries.get(&c.key).filter(|e| {
@@ -176,8 +181,22 @@ impl Scanner<'_> {
                         })?
                     }
                 };
+                let packed = match self.rules.iter().find(|r| r.matches(&c.key)) {
+                    Some(Rule {
+                        precompress: Some(enc),
+                        ..
+                    }) => Some(
+                        precompressed(&compressed_dir, &c.path, &sha, *enc).map_err(|e| {
+                            SiteProblem {
+                                path: c.key.clone(),
+                                problem: format!("cannot precompress ({}): {e}", enc.token()),
+                            }
+                        })?,
+                    ),
+                    _ => None,
+                };
                 (self.progress)(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-                Ok((c, sha))
+                Ok((c, sha, packed))
             })
             .collect();
 
@@ -188,7 +207,7 @@ impl Scanner<'_> {
         for r in results {
             match r {
                 Err(p) => problems.push(p),
-                Ok((c, sha)) => {
+                Ok((c, sha, packed)) => {
                     // A file modified within the clock's granularity of this scan could
                     // change again without changing its stamp: never cache it ("racy git").
                     if now_ns - c.stamp.mtime_ns > 2_000_000_000 {
@@ -198,13 +217,18 @@ impl Scanner<'_> {
                     }
                     stats.files += 1;
                     stats.bytes += c.stamp.size;
+                    // A precompressed file is uploaded (and hashed) as its compressed copy.
+                    let (path, size, sha) = match packed {
+                        Some(p) => (p.path, p.size, p.sha256),
+                        None => (c.path, c.stamp.size, sha),
+                    };
                     let attrs = attributes(&c.key, self.rules, &sha);
                     files.insert(
                         c.key.clone(),
                         LocalFile {
                             key: c.key,
-                            path: c.path,
-                            size: c.stamp.size,
+                            path,
+                            size,
                             sha256: sha,
                             attrs,
                         },
@@ -402,6 +426,70 @@ pub fn hash_file(path: &Path) -> std::io::Result<String> {
         hasher.update(&buf[..n]);
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// The compressed copy of a site file, as uploaded.
+struct Packed {
+    path: PathBuf,
+    size: u64,
+    sha256: String,
+}
+
+/// Compress the file whose content hash is `sha` once: the result is kept in `dir` under
+/// that hash, so later scans (and re-runs) reuse it without compressing again. Output is
+/// deterministic (no timestamp in the gzip header), so its hash is stable across machines.
+fn precompressed(dir: &Path, path: &Path, sha: &str, enc: Precompress) -> std::io::Result<Packed> {
+    let out = dir.join(format!("{sha}.{}", enc.token()));
+    let sum = dir.join(format!("{sha}.{}.sha256", enc.token()));
+    if let (Ok(meta), Ok(h)) = (std::fs::metadata(&out), std::fs::read_to_string(&sum))
+        && h.len() == 64
+    {
+        return Ok(Packed {
+            path: out,
+            size: meta.len(),
+            sha256: h,
+        });
+    }
+    let input = std::fs::read(path)?;
+    if hash_bytes(&input) != sha {
+        return Err(std::io::Error::other("the file changed while it was being scanned"));
+    }
+    let bytes = compress(&input, enc)?;
+    let sha256 = hash_bytes(&bytes);
+    std::fs::create_dir_all(dir)?;
+    let tmp = |p: &Path| p.with_extension(format!("tmp{}", crate::unique_token()));
+    for (target, contents) in [(&out, &bytes[..]), (&sum, sha256.as_bytes())] {
+        let t = tmp(target);
+        std::fs::write(&t, contents)?;
+        std::fs::rename(&t, target)?;
+    }
+    Ok(Packed {
+        path: out,
+        size: bytes.len() as u64,
+        sha256,
+    })
+}
+
+/// Compress with the strongest setting: it is done once per content, not per request.
+pub fn compress(input: &[u8], enc: Precompress) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    match enc {
+        Precompress::Gzip => {
+            let mut w = flate2::GzBuilder::new()
+                .mtime(0)
+                .write(Vec::new(), flate2::Compression::best());
+            w.write_all(input)?;
+            w.finish()
+        }
+        Precompress::Br => {
+            let mut out = Vec::new();
+            {
+                let mut w = brotli::CompressorWriter::new(&mut out, 64 * 1024, 11, 22);
+                w.write_all(input)?;
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// HTML is what visitors enter through (and what a CDN may have cached by route).

@@ -10,7 +10,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, Response, StatusCode, header};
-use base64::Engine as _;
 use bytes::Bytes;
 use tokio::sync::Mutex;
 
@@ -91,10 +90,16 @@ impl Served {
                     return Ok(None);
                 };
                 let body = fs_err::read(&path)?;
-                Ok(Some((
-                    Bytes::from(body),
-                    crate::scan::attributes(key, rules, ""),
-                )))
+                let mut attrs = crate::scan::attributes(key, rules, "");
+                // A directory holds the uncompressed source of a precompressed rule.
+                if rules
+                    .iter()
+                    .find(|r| r.matches(key))
+                    .is_some_and(|r| r.precompress.is_some())
+                {
+                    attrs.content_encoding = None;
+                }
+                Ok(Some((Bytes::from(body), attrs)))
             }
             (Site::Env { .. }, None) => Ok(None),
         }
@@ -253,20 +258,13 @@ pub(super) async fn serve(
             )
         }
     };
-    let auth = match &config.edge.basic_auth {
-        None => None,
-        Some(a) => {
-            let password = std::env::var(&a.password_env).map_err(|_| {
-                Error::Usage(format!(
-                    "edge.basic_auth: set the password in the environment variable {}",
-                    a.password_env
-                ))
-            })?;
-            let token =
-                base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", a.user));
-            Some(format!("Basic {token}"))
-        }
-    };
+    let auth = config
+        .edge
+        .basic_auth
+        .as_ref()
+        .map(crate::edge::BasicAuth::header_value)
+        .transpose()
+        .map_err(Error::Usage)?;
     let served = Arc::new(Served {
         edge: config.edge.clone(),
         site,

@@ -31,6 +31,8 @@ enum Expect {
     Status(u16),
     NotStatus(u16),
     Compressed,
+    /// Without credentials: 401 asking for them.
+    Anonymous401,
 }
 
 #[derive(Serialize)]
@@ -43,9 +45,11 @@ struct Verification<'a> {
     failed: Vec<Check>,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_check(
     client: &reqwest::Client,
     raw: &reqwest::Client,
+    anonymous: &reqwest::Client,
     base: &str,
     edge_headers: &[(String, String)],
     name: &str,
@@ -71,7 +75,14 @@ async fn run_check(
                     )),
                 }
             }),
-        _ => match client.get(&url).send().await {
+        Expect::Anonymous401 => anonymous.get(&url).send().await.map(|r| {
+            let asks = r.headers().contains_key("www-authenticate");
+            match r.status().as_u16() {
+                401 if asks => Ok("401 with WWW-Authenticate".into()),
+                other => Err(format!("HTTP {other} without credentials: not protected")),
+            }
+        }),
+        _ => match content_request(client, raw, &url, expect).send().await {
             Err(e) => Err(e),
             Ok(r) => {
                 let status = r.status().as_u16();
@@ -94,6 +105,23 @@ async fn run_check(
     }
 }
 
+/// A precompressed object is served as stored: ask for its encoding and hash it raw.
+/// Everything else is fetched decoded.
+fn content_request(
+    client: &reqwest::Client,
+    raw: &reqwest::Client,
+    url: &str,
+    expect: &Expect,
+) -> reqwest::RequestBuilder {
+    match expect {
+        Expect::Content(Entry {
+            content_encoding: Some(enc),
+            ..
+        }) => raw.get(url).header("Accept-Encoding", enc),
+        _ => client.get(url),
+    }
+}
+
 fn judge(
     expect: &Expect,
     status: u16,
@@ -112,7 +140,9 @@ fn judge(
         Expect::Status(want) => Err(format!("HTTP {status}, expected {want}")),
         Expect::NotStatus(bad) if status != *bad => Ok(format!("HTTP {status}")),
         Expect::NotStatus(bad) => Err(format!("HTTP {bad}: readable by anyone")),
-        Expect::Compressed => unreachable!("handled with the raw client"),
+        Expect::Compressed | Expect::Anonymous401 => {
+            unreachable!("handled with their own client")
+        }
         Expect::Content(entry) => {
             if status != 200 {
                 return Err(format!("HTTP {status}, expected 200"));
@@ -128,6 +158,7 @@ fn judge(
             for (name, want) in [
                 ("content-type", &entry.content_type),
                 ("cache-control", &entry.cache_control),
+                ("content-encoding", &entry.content_encoding),
             ] {
                 if let Some(want) = want
                     && header(name).as_ref() != Some(want)
@@ -225,8 +256,23 @@ pub(super) async fn verify(ctx: &Ctx, env: &str, timeout: u64) -> Result<(), Err
         ));
     }
 
-    let build = |decode: bool| {
+    // Behind basic auth, verify authenticates (and checks that anonymous visitors cannot).
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(auth) = &edge.basic_auth {
+        let value = auth.header_value().map_err(Error::Usage)?;
+        let mut value = reqwest::header::HeaderValue::from_str(&value)
+            .map_err(|e| Error::Usage(format!("edge.basic_auth: {e}")))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        plan.push((
+            "basic auth required".into(),
+            "/".into(),
+            Expect::Anonymous401,
+        ));
+    }
+    let build = |decode: bool, headers: &reqwest::header::HeaderMap| {
         reqwest::Client::builder()
+            .default_headers(headers.clone())
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(15))
             .gzip(decode)
@@ -234,7 +280,8 @@ pub(super) async fn verify(ctx: &Ctx, env: &str, timeout: u64) -> Result<(), Err
             .build()
             .map_err(|e| Error::Other(format!("HTTP client: {e}")))
     };
-    let (client, raw) = (build(true)?, build(false)?);
+    let (client, raw) = (build(true, &headers)?, build(false, &headers)?);
+    let anonymous = build(true, &reqwest::header::HeaderMap::new())?;
     let edge_headers: Vec<(String, String)> = edge
         .headers
         .iter()
@@ -250,7 +297,7 @@ pub(super) async fn verify(ctx: &Ctx, env: &str, timeout: u64) -> Result<(), Err
         let mut still = Vec::new();
         for i in pending {
             let (name, path, expect) = &plan[i];
-            let check = run_check(&client, &raw, &base, &edge_headers, name, path, expect).await;
+            let check = run_check(&client, &raw, &anonymous, &base, &edge_headers, name, path, expect).await;
             if check.ok {
                 passed += 1;
             } else {

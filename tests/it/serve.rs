@@ -148,3 +148,104 @@ compress = true
         .mentions(&["checks passed"]);
     drop(edge);
 }
+
+#[test]
+fn precompressed_assets_behind_basic_auth() {
+    use flate2::read::GzDecoder;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let port = free_port();
+    let config = format!(
+        r#"site = "site"
+
+[env.preview]
+store = "file://{store}"
+url = "http://127.0.0.1:{port}"
+
+[[rules]]
+match = "**.css"
+precompress = "gzip"
+cache_control = "public, max-age=31536000, immutable"
+
+[[rules]]
+match = "**.js"
+precompress = "br"
+
+[edge]
+basic_auth = {{ user = "team", password_env = "PREVIEW_PASSWORD" }}
+"#,
+        store = store.display()
+    );
+    let p = Project::with_config(tmp.path(), &config)
+        .envs(vec![("PREVIEW_PASSWORD", "open sesame".into())]);
+    let css = "body { color: #123456; }\n".repeat(200);
+    let js = "console.log('driftless');\n".repeat(200);
+    p.write("index.html", "<link rel=stylesheet href=site.css>")
+        .write("site.css", &css)
+        .write("app.js", &js);
+    p.cmd(&["deploy", "preview", "--yes"]).expect(0);
+
+    // The store holds the compressed bytes, and the manifest hashes them as uploaded.
+    let stored = std::fs::read(store.join("site.css")).unwrap();
+    assert!(stored.len() < css.len() / 4, "not compressed: {}", stored.len());
+    let mut plain = String::new();
+    GzDecoder::new(&stored[..]).read_to_string(&mut plain).unwrap();
+    assert_eq!(plain, css);
+    let log = p.cmd(&["log", "preview", "--json"]).expect(0).json();
+    let release = log["releases"][0]["id"].as_str().unwrap().to_owned();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(store.join(format!(".driftless/releases/{release}.json"))).unwrap(),
+    )
+    .unwrap();
+    let entry = &manifest["manifest"]["site.css"];
+    assert_eq!(entry["content_encoding"], "gzip", "{entry}");
+    assert_eq!(
+        entry["sha256"].as_str().unwrap(),
+        driftless::scan::hash_bytes(&stored)
+    );
+    let mut unbrotli = Vec::new();
+    brotli::BrotliDecompress(
+        &mut &std::fs::read(store.join("app.js")).unwrap()[..],
+        &mut unbrotli,
+    )
+    .unwrap();
+    assert_eq!(unbrotli, js.as_bytes());
+
+    // Compression is done once: a second plan reuses the compressed copies.
+    let cached: Vec<_> = std::fs::read_dir(tmp.path().join(".driftless/cache/compressed"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().modified().unwrap())
+        .collect();
+    assert_eq!(cached.len(), 4, "a copy and a checksum per compressed file");
+    p.cmd(&["deploy", "preview", "--yes"])
+        .expect(0)
+        .mentions(&["Nothing to do"]);
+    let again: Vec<_> = std::fs::read_dir(tmp.path().join(".driftless/cache/compressed"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().modified().unwrap())
+        .collect();
+    assert_eq!(cached, again, "compressed again");
+
+    // Through the preview edge: anonymous visitors are refused, the team gets the
+    // stored encoding; verify authenticates and checks both.
+    let _edge = serve(&p, "preview", port);
+    let (status, head, _) = get(port, "/", "");
+    assert_eq!(status, 401);
+    assert!(head.contains("www-authenticate: basic"), "{head}");
+    let auth = "Authorization: Basic dGVhbTpvcGVuIHNlc2FtZQ==\r\n"; // team:open sesame
+    let (status, head, body) = get(port, "/site.css", &format!("{auth}Accept-Encoding: gzip\r\n"));
+    assert_eq!(status, 200);
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(head.contains("immutable"), "{head}");
+    assert_eq!(body, stored);
+    let report = p
+        .cmd(&["verify", "preview", "--timeout", "5", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(report["failed"], serde_json::json!([]), "{report}");
+    p.cmd(&["verify", "preview", "--timeout", "5"])
+        .env("PREVIEW_PASSWORD", "wrong")
+        .expect(1)
+        .mentions(&["HTTP 401"]);
+}
