@@ -3,6 +3,9 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::util::Project;
@@ -248,4 +251,234 @@ basic_auth = {{ user = "team", password_env = "PREVIEW_PASSWORD" }}
         .env("PREVIEW_PASSWORD", "wrong")
         .expect(1)
         .mentions(&["HTTP 401"]);
+}
+
+/// nginx, Chromium and playwright-core, installed by the project's own script (once per
+/// test run). Returns the directory holding `node_modules/playwright-core`. A missing
+/// dependency fails the test; nothing is skipped.
+fn web_deps() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/web-test-deps.sh");
+        let out = Command::new(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{script} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        PathBuf::from(
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("NODE_DIR="))
+                .expect("NODE_DIR= line"),
+        )
+    })
+}
+
+/// nginx with `proxy_cache` in front of `origin`, stopped when dropped (one process,
+/// no master/worker split, so killing it leaves nothing behind). A request with
+/// `X-Purge: 1` bypasses the cache and stores the fresh answer (open-source nginx has no
+/// purge command; this is the usual refresh).
+struct CachingProxy {
+    child: std::process::Child,
+}
+
+impl CachingProxy {
+    fn start(dir: &Path, port: u16, origin: u16) -> Self {
+        web_deps();
+        std::fs::create_dir_all(dir.join("cache")).unwrap();
+        let root = nix_root();
+        let conf = format!(
+            r#"{user}
+daemon off;
+master_process off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    proxy_cache_path {dir}/cache keys_zone=edge:1m;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://127.0.0.1:{origin};
+            proxy_cache edge;
+            proxy_cache_valid 200 10m;
+            proxy_cache_bypass $http_x_purge;
+            add_header X-Cache $upstream_cache_status;
+        }}
+    }}
+}}
+"#,
+            user = if root { "user root;" } else { "" },
+            dir = dir.display()
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx (installed by scripts/web-test-deps.sh)");
+        let proxy = Self { child };
+        for _ in 0..100 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return proxy;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "nginx did not listen on {port}: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for CachingProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nix_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+#[test]
+fn verify_names_what_an_nginx_cache_still_serves_until_purged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let (origin, edge) = (free_port(), free_port());
+    let config = format!(
+        r#"site = "site"
+
+[env.prod]
+store = "file://{store}"
+url = "http://127.0.0.1:{edge}"
+
+[edge]
+headers = {{ "X-Content-Type-Options" = "nosniff" }}
+"#,
+        store = store.display()
+    );
+    let p = Project::with_config(tmp.path(), &config);
+    p.write("index.html", "<h1>v1</h1>")
+        .write("docs/index.html", "docs v1")
+        .write("assets/app.js", "console.log(1)");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let _origin = serve(&p, "prod", origin);
+    let _nginx = CachingProxy::start(&tmp.path().join("nginx"), edge, origin);
+
+    // Through the cache: passes, and leaves v1 cached.
+    p.cmd(&["verify", "prod", "--timeout", "5"]).expect(0);
+    let (_, head, _) = get(edge, "/index.html", "");
+    assert!(head.contains("x-cache: hit"), "not cached by nginx: {head}");
+
+    // v2 goes live at the origin; the cache keeps serving v1 for the changed paths.
+    p.write("index.html", "<h1>v2</h1>")
+        .write("docs/index.html", "docs v2");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let failed = p.cmd(&["verify", "prod", "--timeout", "3", "--json"]).expect(1);
+    let report = failed.json();
+    let mut stale: Vec<&str> = report["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["detail"].as_str().unwrap().starts_with("serves old bytes"))
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    stale.sort_unstable();
+    assert_eq!(stale, ["/", "/docs/", "/docs/index.html", "/index.html"], "{report}");
+    p.cmd(&["verify", "prod", "--timeout", "2"])
+        .expect(1)
+        .mentions(&["still serving old bytes", "/index.html", "/docs/"]);
+
+    // Purge exactly the paths verify named: it passes.
+    for path in stale {
+        let (status, head, _) = get(edge, path, "X-Purge: 1\r\n");
+        assert_eq!(status, 200, "{path}: {head}");
+    }
+    p.cmd(&["verify", "prod", "--timeout", "5"])
+        .expect(0)
+        .mentions(&["checks passed"]);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_example_site_in_headless_chromium() {
+    let node_dir = web_deps();
+    let tmp = tempfile::tempdir().unwrap();
+    let example = tmp.path().join("example");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"),
+        &example,
+    );
+    let _ = std::fs::remove_dir_all(example.join(".driftless"));
+    let p = Project::at(&example);
+    p.cmd(&["deploy", "local", "--yes"]).expect(0);
+    let port = free_port();
+    let _server = serve(&p, "local", port);
+
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-example.png");
+    let _ = std::fs::remove_file(&shot);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/serve-example.cjs");
+    let out = Command::new("node")
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg(&shot)
+        .env("NODE_DIR", node_dir)
+        .output()
+        .expect("node");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "browser run failed:\n{stdout}\n{stderr}");
+    let seen: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+
+    // The site renders: its stylesheet applied and its module script ran.
+    assert_eq!(seen["status"], 200, "{seen}");
+    assert_eq!(seen["h1"], "Example site", "{seen}");
+    assert_eq!(seen["border"], "solid", "style.css not applied: {seen}");
+    assert_eq!(seen["clicked"], "Thanks!", "app.js did not run: {seen}");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    // The edge's security headers reach the browser.
+    let headers = &seen["headers"];
+    assert_eq!(headers["strict-transport-security"], "max-age=31536000");
+    assert_eq!(headers["content-security-policy"], "default-src 'self'");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    // A deep link of the single-page app loads through the fallback.
+    assert_eq!(seen["deepStatus"], 200, "{seen}");
+    assert_eq!(seen["route"], "Route: /account/orders", "{seen}");
+    // The screenshot is saved for a human to look at.
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{}", shot.display());
+    println!("screenshot: {}", shot.display());
 }
