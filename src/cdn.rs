@@ -118,8 +118,9 @@ pub fn invalidation_of(paths: Vec<String>, threshold: usize) -> Option<Invalidat
         if dir.is_empty() || members.len() == 1 {
             out.extend(members);
         } else {
+            // `/{dir}` itself (a directory form) sorts into the root group and stays
+            // exact when it was asked for; `/{dir}/*` does not cover it.
             out.push(format!("/{dir}/*"));
-            out.push(format!("/{dir}"));
             wildcards += 1;
         }
     }

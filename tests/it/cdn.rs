@@ -118,3 +118,57 @@ fn deploys_invalidate_exactly_what_changed() {
         .expect(2)
         .mentions(&["cloudfront"]);
 }
+
+#[test]
+fn five_thousand_changed_files_collapse_within_cloudfront_limits() {
+    let s = servers();
+    let created = s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "create-distribution",
+            "--origin-domain-name",
+            "big.s3.amazonaws.com",
+        ],
+    );
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let distribution = created["Distribution"]["Id"].as_str().unwrap().to_owned();
+
+    // The site lives in the local store; only the CDN is moto's CloudFront.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\nregion = \"us-east-1\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 10 }}\n",
+        tmp.path().join("store").display()
+    );
+    let mut env = s.env();
+    env.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
+    let p = Project::with_config(tmp.path(), &config).envs(env);
+    let key = |i: usize| format!("section{}/page{i}.html", i % 12);
+    for i in 0..5000 {
+        p.write(&key(i), "v1");
+    }
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    for i in 0..5000 {
+        p.write(&key(i), "v2");
+    }
+    let deployed = p
+        .cmd(&["deploy", "prod", "--yes", "--json"])
+        .expect(0)
+        .json();
+    let release = deployed["release"]["id"].as_str().unwrap().to_owned();
+    let paths = invalidation_paths(&s.moto, &distribution, &release);
+    let wildcards: Vec<&String> = paths.iter().filter(|p| p.ends_with('*')).collect();
+    assert!(paths.len() <= 3000, "{} paths", paths.len());
+    assert!(wildcards.len() <= 15, "{wildcards:?}");
+    for i in 0..5000 {
+        let path = format!("/{}", key(i));
+        assert!(
+            paths
+                .iter()
+                .any(|p| *p == path || p.strip_suffix('*').is_some_and(|w| path.starts_with(w))),
+            "{path} is not invalidated by {paths:?}"
+        );
+    }
+    // Twelve directories changed entirely: one wildcard each, not 5,000 paths.
+    assert_eq!(paths.len(), 12, "{paths:?}");
+}
