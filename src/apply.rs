@@ -269,12 +269,25 @@ async fn store_content(ledger: &Ledger, plan: &Plan, out: &Output) -> Result<(),
                 let source = &plan.manifest[&a.key].source;
                 // A large body is worth a HEAD to avoid re-sending it; a small one is
                 // cheaper to send create-only (an existing object just answers so).
-                let skip_if_present = entry.size > HEAD_FIRST_ABOVE || *source == Source::Object;
+                // A header-only update has its bytes in the store already: never resend them.
+                let header_only = a.kind == ActionKind::HeaderUpdate;
+                let skip_if_present =
+                    entry.size > HEAD_FIRST_ABOVE || *source == Source::Object || header_only;
                 if skip_if_present && ledger.has_object(&entry.sha256).await? {
                     bar.inc(1);
                     return Ok(());
                 }
                 match source {
+                    _ if header_only => {
+                        // Same bytes as the store holds at the key: snapshot them there.
+                        snapshot_key(
+                            ledger,
+                            &a.key,
+                            a.remote.as_ref().map(|r| r.etag.as_str()),
+                            &entry.sha256,
+                        )
+                        .await?;
+                    }
                     Source::Local(path) => {
                         let body = tokio::fs::read(path)
                             .await
@@ -286,16 +299,6 @@ async fn store_content(ledger: &Ledger, plan: &Plan, out: &Output) -> Result<(),
                             )));
                         }
                         ledger.put_object(&entry.sha256, body.into()).await?;
-                    }
-                    Source::Object if a.kind == ActionKind::HeaderUpdate => {
-                        // Same bytes as the store holds at the key: snapshot them.
-                        snapshot_key(
-                            ledger,
-                            &a.key,
-                            a.remote.as_ref().map(|r| r.etag.as_str()),
-                            &entry.sha256,
-                        )
-                        .await?;
                     }
                     Source::Object => {
                         return Err(Error::Other(format!(

@@ -185,14 +185,12 @@ impl Scanner<'_> {
                     Some(Rule {
                         precompress: Some(enc),
                         ..
-                    }) => Some(
-                        precompressed(&compressed_dir, &c.path, &sha, *enc).map_err(|e| {
-                            SiteProblem {
-                                path: c.key.clone(),
-                                problem: format!("cannot precompress ({}): {e}", enc.token()),
-                            }
-                        })?,
-                    ),
+                    }) => Some(precompressed(&compressed_dir, &c.path, &sha, *enc).map_err(
+                        |e| SiteProblem {
+                            path: c.key.clone(),
+                            problem: format!("cannot precompress ({}): {e}", enc.token()),
+                        },
+                    )?),
                     _ => None,
                 };
                 (self.progress)(done.fetch_add(1, Ordering::Relaxed) + 1, total);
@@ -452,7 +450,9 @@ fn precompressed(dir: &Path, path: &Path, sha: &str, enc: Precompress) -> std::i
     }
     let input = std::fs::read(path)?;
     if hash_bytes(&input) != sha {
-        return Err(std::io::Error::other("the file changed while it was being scanned"));
+        return Err(std::io::Error::other(
+            "the file changed while it was being scanned",
+        ));
     }
     let bytes = compress(&input, enc)?;
     let sha256 = hash_bytes(&bytes);

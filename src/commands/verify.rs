@@ -297,7 +297,17 @@ pub(super) async fn verify(ctx: &Ctx, env: &str, timeout: u64) -> Result<(), Err
         let mut still = Vec::new();
         for i in pending {
             let (name, path, expect) = &plan[i];
-            let check = run_check(&client, &raw, &anonymous, &base, &edge_headers, name, path, expect).await;
+            let check = run_check(
+                &client,
+                &raw,
+                &anonymous,
+                &base,
+                &edge_headers,
+                name,
+                path,
+                expect,
+            )
+            .await;
             if check.ok {
                 passed += 1;
             } else {

@@ -21,7 +21,11 @@ struct FaultProxy {
     addr: String,
     faults: Arc<AtomicU64>,
     enabled: Arc<std::sync::atomic::AtomicBool>,
+    /// The request log: `METHOD PATH body=<bytes> copy-source=<source or ->` per request.
+    log: RequestLog,
 }
+
+type RequestLog = Arc<std::sync::Mutex<Vec<String>>>;
 
 #[derive(Clone, Copy)]
 enum Fault {
@@ -38,6 +42,7 @@ async fn relay(
     mut client: TcpStream,
     upstream: String,
     fault: Option<Fault>,
+    log: RequestLog,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
@@ -60,6 +65,21 @@ async fn relay(
                 .then(|| v.trim().parse().ok())?
         })
         .unwrap_or(0);
+    let copy_source = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("x-amz-copy-source")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "-".into());
+    let request_line = head.lines().next().unwrap_or_default();
+    let mut parts = request_line.split_whitespace();
+    log.lock().unwrap().push(format!(
+        "{} {} body={len} copy-source={copy_source}",
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default()
+    ));
     while buf.len() < head_end + len {
         let n = client.read(&mut chunk).await?;
         if n == 0 {
@@ -109,7 +129,8 @@ async fn start_proxy(upstream: String, every: u64) -> FaultProxy {
     let faults = Arc::new(AtomicU64::new(0));
     let enabled = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let counter = Arc::new(AtomicU64::new(0));
-    let (f, e) = (faults.clone(), enabled.clone());
+    let log = RequestLog::default();
+    let (f, e, l) = (faults.clone(), enabled.clone(), log.clone());
     let upstream = upstream.trim_start_matches("http://").to_owned();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
@@ -127,14 +148,86 @@ async fn start_proxy(upstream: String, every: u64) -> FaultProxy {
             if fault.is_some() {
                 f.fetch_add(1, Ordering::Relaxed);
             }
-            tokio::spawn(relay(client, upstream.clone(), fault));
+            tokio::spawn(relay(client, upstream.clone(), fault, l.clone()));
         }
     });
     FaultProxy {
         addr,
         faults,
         enabled,
+        log,
     }
+}
+
+/// Changing only a Cache-Control rule re-deploys by server-side copy: the request log in
+/// front of SeaweedFS shows a copy of the served key and no upload of its bytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_header_change_is_a_copy_in_the_request_log() {
+    let s = servers();
+    let bucket = s.bucket(&s.seaweedfs);
+    let proxy = start_proxy(s.seaweedfs.clone(), 7).await;
+    proxy.enabled.store(false, Ordering::Relaxed);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = |cc: &str| {
+        format!(
+            "site = \"site\"\n[env.prod]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n[[rules]]\nmatch = \"**.css\"\ncache_control = \"{cc}\"\n",
+            proxy.addr
+        )
+    };
+    let p = Project::with_config(tmp.path(), &config("max-age=60")).envs(s.env());
+    p.write("index.html", "<p>home</p>")
+        .write("site.css", &"body{}".repeat(500));
+    let cmd = p.cmd(&["deploy", "prod", "--yes"]);
+    tokio::task::spawn_blocking(move || cmd.expect(0))
+        .await
+        .unwrap();
+
+    std::fs::write(
+        tmp.path().join("driftless.toml"),
+        config("public, max-age=31536000, immutable"),
+    )
+    .unwrap();
+    proxy.log.lock().unwrap().clear();
+    let cmd = p.cmd(&["deploy", "prod", "--yes", "--json"]);
+    let done = tokio::task::spawn_blocking(move || cmd.expect(0))
+        .await
+        .unwrap();
+    let plan = &done.json()["plan"];
+    assert_eq!(plan["totals"]["header_update"], 1, "{plan}");
+    assert_eq!(plan["totals"]["upload_bytes"], 0, "{plan}");
+
+    let log = proxy.log.lock().unwrap().clone();
+    let served = format!("/{bucket}/www/site.css");
+    let writes: Vec<&String> = log
+        .iter()
+        .filter(|l| {
+            l.starts_with(&format!("PUT {served} ")) || l.starts_with(&format!("PUT {served}?"))
+        })
+        .collect();
+    assert_eq!(writes.len(), 1, "one write of the served key: {log:#?}");
+    assert!(
+        writes[0].contains("body=0 ") && !writes[0].ends_with("copy-source=-"),
+        "not a server-side copy: {}",
+        writes[0]
+    );
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("/objects/") && l.starts_with("PUT") && !l.contains("body=0 ")),
+        "bytes were uploaded again: {log:#?}"
+    );
+    let out = s.aws(
+        &s.seaweedfs,
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            &bucket,
+            "--key",
+            "www/site.css",
+        ],
+    );
+    let head: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(head["CacheControl"], "public, max-age=31536000, immutable");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -191,9 +191,15 @@ basic_auth = {{ user = "team", password_env = "PREVIEW_PASSWORD" }}
 
     // The store holds the compressed bytes, and the manifest hashes them as uploaded.
     let stored = std::fs::read(store.join("site.css")).unwrap();
-    assert!(stored.len() < css.len() / 4, "not compressed: {}", stored.len());
+    assert!(
+        stored.len() < css.len() / 4,
+        "not compressed: {}",
+        stored.len()
+    );
     let mut plain = String::new();
-    GzDecoder::new(&stored[..]).read_to_string(&mut plain).unwrap();
+    GzDecoder::new(&stored[..])
+        .read_to_string(&mut plain)
+        .unwrap();
     assert_eq!(plain, css);
     let log = p.cmd(&["log", "preview", "--json"]).expect(0).json();
     let release = log["releases"][0]["id"].as_str().unwrap().to_owned();
@@ -237,7 +243,11 @@ basic_auth = {{ user = "team", password_env = "PREVIEW_PASSWORD" }}
     assert_eq!(status, 401);
     assert!(head.contains("www-authenticate: basic"), "{head}");
     let auth = "Authorization: Basic dGVhbTpvcGVuIHNlc2FtZQ==\r\n"; // team:open sesame
-    let (status, head, body) = get(port, "/site.css", &format!("{auth}Accept-Encoding: gzip\r\n"));
+    let (status, head, body) = get(
+        port,
+        "/site.css",
+        &format!("{auth}Accept-Encoding: gzip\r\n"),
+    );
     assert_eq!(status, 200);
     assert!(head.contains("content-encoding: gzip"), "{head}");
     assert!(head.contains("immutable"), "{head}");
@@ -391,17 +401,28 @@ headers = {{ "X-Content-Type-Options" = "nosniff" }}
     p.write("index.html", "<h1>v2</h1>")
         .write("docs/index.html", "docs v2");
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
-    let failed = p.cmd(&["verify", "prod", "--timeout", "3", "--json"]).expect(1);
+    let failed = p
+        .cmd(&["verify", "prod", "--timeout", "3", "--json"])
+        .expect(1);
     let report = failed.json();
     let mut stale: Vec<&str> = report["failed"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c["detail"].as_str().unwrap().starts_with("serves old bytes"))
+        .filter(|c| {
+            c["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("serves old bytes")
+        })
         .map(|c| c["path"].as_str().unwrap())
         .collect();
     stale.sort_unstable();
-    assert_eq!(stale, ["/", "/docs/", "/docs/index.html", "/index.html"], "{report}");
+    assert_eq!(
+        stale,
+        ["/", "/docs/", "/docs/index.html", "/index.html"],
+        "{report}"
+    );
     p.cmd(&["verify", "prod", "--timeout", "2"])
         .expect(1)
         .mentions(&["still serving old bytes", "/index.html", "/docs/"]);
@@ -446,7 +467,10 @@ fn the_example_site_in_headless_chromium() {
 
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-example.png");
     let _ = std::fs::remove_file(&shot);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/serve-example.cjs");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/browser/serve-example.cjs"
+    );
     let out = Command::new("node")
         .arg(script)
         .arg(format!("http://127.0.0.1:{port}"))
@@ -458,9 +482,11 @@ fn the_example_site_in_headless_chromium() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
-    assert!(out.status.success(), "browser run failed:\n{stdout}\n{stderr}");
-    let seen: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{stdout}\n{stderr}"
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
 
     // The site renders: its stylesheet applied and its module script ran.
     assert_eq!(seen["status"], 200, "{seen}");
@@ -479,6 +505,10 @@ fn the_example_site_in_headless_chromium() {
     assert_eq!(seen["route"], "Route: /account/orders", "{seen}");
     // The screenshot is saved for a human to look at.
     let png = std::fs::read(&shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{}", shot.display());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 5_000,
+        "{}",
+        shot.display()
+    );
     println!("screenshot: {}", shot.display());
 }
