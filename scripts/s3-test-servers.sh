@@ -74,7 +74,24 @@ start_one() { # name cmd...   (own session => pgid == pid, so stop can kill the 
   echo $! > "$RUN/$name.pid"
 }
 
+# SeaweedFS identities: the admin pair, plus one pair per pipeline environment that can
+# only touch its own bucket (pipeline-dev, -staging, -prod), as three accounts would.
+PIPELINE_ENVS="dev staging prod"
+weed_identities() {
+  local env sep=""
+  printf '{"identities":[{"name":"admin","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}' "$S3_ACCESS_KEY" "$S3_SECRET_KEY"
+  for env in $PIPELINE_ENVS; do
+    printf ',{"name":"%s","credentials":[{"accessKey":"pipeline-%s","secretKey":"pipeline-%s-secret"}],"actions":["Read:pipeline-%s","Write:pipeline-%s","List:pipeline-%s","Tagging:pipeline-%s"]}' \
+      "$env" "$env" "$env" "$env" "$env" "$env" "$env"
+  done
+  printf ']}\n'
+}
+
 print_env() {
+  local env
+  for env in $PIPELINE_ENVS; do
+    echo "PIPELINE_${env^^}_KEY=pipeline-$env:pipeline-$env-secret"
+  done
   cat <<EOF
 MOTO_ENDPOINT=http://127.0.0.1:$MOTO_PORT
 SEAWEEDFS_ENDPOINT=http://127.0.0.1:$WEED_PORT
@@ -123,8 +140,9 @@ start() {
   running rclone || rm -rf "$PREFIX/rclone-data"
   mkdir -p "$PREFIX/weed-data" "$PREFIX/rclone-data"
   start_one moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
-  AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY \
+  weed_identities > "$RUN/weed-s3.json"
   start_one weed "$VENV/bin/weed" mini -dir="$PREFIX/weed-data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -s3.config="$RUN/weed-s3.json" \
     -s3.port=$p -s3.port.grpc=$((p+1)) -master.port=$((p+2)) -master.port.grpc=$((p+3)) \
     -volume.port=$((p+4)) -volume.port.grpc=$((p+5)) -filer.port=$((p+6)) -filer.port.grpc=$((p+7)) \
     -admin.ui=false -admin.port=$((p+8)) -admin.port.grpc=$((p+9)) -volume.max=2000 \

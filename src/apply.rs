@@ -94,6 +94,10 @@ pub(crate) async fn apply(
         kind: match &plan.kind {
             PlanKind::Deploy => ReleaseKind::Deploy,
             PlanKind::Rollback { to } => ReleaseKind::Rollback { to: to.clone() },
+            PlanKind::Promote { from, release } => ReleaseKind::Promote {
+                from: from.clone(),
+                release: release.clone(),
+            },
         },
         created_at: Timestamp::now(),
         actor: who.actor.clone(),

@@ -48,7 +48,8 @@ pub struct ConfirmArgs {
 #[derive(Debug, Args)]
 pub struct ForceArgs {
     /// Override a guard, explicitly (repeatable): drift, stale-base, revert, feature,
-    /// deletes. Overrides are shown in the proof block and journalled.
+    /// deletes, unsafe-store, unverified. Overrides are shown in the proof block and
+    /// journalled.
     #[arg(long = "force", value_name = "GUARD")]
     pub force: Vec<String>,
 }
@@ -103,9 +104,32 @@ pub enum Command {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
-    /// Live release, drift, holds, lock and any interrupted apply.
-    #[command(after_help = "Example:\n  driftless status staging")]
-    Status { env: String },
+    /// Live release, drift, holds, lock and any interrupted apply; with no environment,
+    /// the pipeline: every environment in promotion order and how far behind it is.
+    #[command(
+        after_help = "Examples:\n  driftless status staging\n  driftless status            # the pipeline"
+    )]
+    Status { env: Option<String> },
+    /// Copy FROM's live, verified release to TO byte for byte (never rebuilt).
+    #[command(
+        after_help = "Examples:\n  driftless verify staging && driftless promote staging prod\n  driftless promote staging prod --release 20261121T101500Z-3fa9c1 --yes"
+    )]
+    Promote {
+        from: String,
+        to: String,
+        /// Refuse unless this is FROM's live release (promote exactly what you reviewed).
+        #[arg(long, value_name = "RELEASE")]
+        release: Option<String>,
+        #[arg(long, short = 'm')]
+        message: Option<String>,
+        /// Seconds to wait for TO's verify after the promotion (when TO has a `url`).
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+        #[command(flatten)]
+        force: ForceArgs,
+    },
     /// Release history, newest first.
     #[command(after_help = "Example:\n  driftless log staging --limit 5")]
     Log {

@@ -32,6 +32,14 @@ pub enum LedgerError {
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
 
+/// How one object reached another environment's store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    Present,
+    Copied,
+    Streamed,
+}
+
 /// Who did something, from where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
@@ -106,7 +114,14 @@ pub type Manifest = BTreeMap<String, Entry>;
 pub enum ReleaseKind {
     Deploy,
     Adopt,
-    Rollback { to: String },
+    Rollback {
+        to: String,
+    },
+    /// Release `release` of environment `from`, copied byte for byte.
+    Promote {
+        from: String,
+        release: String,
+    },
 }
 
 impl std::fmt::Display for ReleaseKind {
@@ -115,6 +130,7 @@ impl std::fmt::Display for ReleaseKind {
             Self::Deploy => f.write_str("deploy"),
             Self::Adopt => f.write_str("adopt"),
             Self::Rollback { to } => write!(f, "rollback to {to}"),
+            Self::Promote { from, release } => write!(f, "promotion of {from} {release}"),
         }
     }
 }
@@ -467,6 +483,46 @@ impl Ledger {
             Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Bring content `sha256` over from another environment's `objects/`: by server-side
+    /// copy when `server_side` (same service, one set of credentials) and the backend
+    /// can, else streamed through this process and checked against its hash.
+    pub async fn import_object(
+        &self,
+        from: &Ledger,
+        sha256: &str,
+        server_side: bool,
+    ) -> Result<Transfer> {
+        if self.has_object(sha256).await? {
+            return Ok(Transfer::Present);
+        }
+        let attrs = Attributes {
+            sha256: Some(sha256.to_owned()),
+            ..Attributes::default()
+        };
+        let key = self.object_key(sha256);
+        if server_side && let Some(source) = from.store.copy_source(&from.object_key(sha256)) {
+            match self
+                .store
+                .copy_from_source(&source, &key, &attrs, PutMode::Create)
+                .await
+            {
+                Ok(Some(_)) | Err(StoreError::AlreadyExists { .. }) => return Ok(Transfer::Copied),
+                Ok(None) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let missing = || LedgerError::Corrupt {
+            key: from.object_key(sha256),
+            reason: "content named by a release is missing or does not match its hash".into(),
+        };
+        let body = from.get_object(sha256).await?.ok_or_else(missing)?;
+        if crate::scan::hash_bytes(&body) != sha256 {
+            return Err(missing());
+        }
+        self.put_object(sha256, body).await?;
+        Ok(Transfer::Streamed)
     }
 
     pub async fn get_object(&self, sha256: &str) -> Result<Option<Bytes>> {

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod edge;
 pub mod git;
+pub mod identity;
 pub mod ledger;
 pub mod plan;
 pub mod scan;

@@ -161,6 +161,7 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
     let what = match &plan.kind {
         PlanKind::Deploy => "deploy".to_owned(),
         PlanKind::Rollback { to } => format!("rollback to {to}"),
+        PlanKind::Promote { from, release } => format!("promotion of {from} release {release}"),
     };
     let _ = writeln!(
         s,
@@ -177,6 +178,17 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
     };
     let _ = writeln!(s, "  base  {base}");
     let _ = writeln!(s, "  new   {}", plan.new_release);
+    if let PlanKind::Promote { from, .. } = &plan.kind {
+        let _ = writeln!(
+            s,
+            "  batch {} release(s) of {from} that {} has not had:",
+            plan.batch.len(),
+            plan.env
+        );
+        for r in &plan.batch {
+            let _ = writeln!(s, "        {}", release_line(Some(r)));
+        }
+    }
     if let Some(g) = &plan.git {
         let _ = writeln!(
             s,

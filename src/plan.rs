@@ -113,17 +113,20 @@ pub enum Guard {
     Deletes,
     /// The store ignores conditional writes, so compare-and-swap cannot be trusted.
     UnsafeStore,
+    /// A promotion of a release its source environment has not verified.
+    Unverified,
 }
 
 impl Guard {
     /// Guards a person may override with `--force GUARD`.
-    pub const FORCEABLE: [Self; 6] = [
+    pub const FORCEABLE: [Self; 7] = [
         Self::Drift,
         Self::StaleBase,
         Self::Revert,
         Self::Feature,
         Self::Deletes,
         Self::UnsafeStore,
+        Self::Unverified,
     ];
 
     pub fn name(self) -> &'static str {
@@ -139,6 +142,7 @@ impl Guard {
             Self::Feature => "feature",
             Self::Deletes => "deletes",
             Self::UnsafeStore => "unsafe-store",
+            Self::Unverified => "unverified",
         }
     }
 
@@ -182,7 +186,14 @@ pub struct Totals {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum PlanKind {
     Deploy,
-    Rollback { to: String },
+    Rollback {
+        to: String,
+    },
+    /// FROM's live release, copied byte for byte.
+    Promote {
+        from: String,
+        release: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -215,6 +226,10 @@ pub struct Plan {
     /// CDN paths to invalidate once applied (environments with a `cdn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalidation: Option<crate::cdn::Invalidation>,
+    /// A promotion: every release of the source environment this one has not had yet,
+    /// newest first — what the promotion batches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<ReleaseRef>,
 }
 
 impl Plan {

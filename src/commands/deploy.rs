@@ -121,6 +121,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
     let repo = Repo::discover(&ec.ctx.config.dir);
     let git = repo.as_ref().and_then(Repo::head);
     let deploy = req.kind == PlanKind::Deploy;
+    let promote = matches!(req.kind, PlanKind::Promote { .. });
     let (base, stale) = if deploy {
         resolve_base(ec, live.as_ref(), repo.as_ref(), git.as_ref()).await?
     } else {
@@ -144,11 +145,11 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
             key: None,
             release: None,
             resolve: format!(
-                "deploy to {from} (`driftless deploy {from}`), verify it, then promote it to {env}"
+                "deploy to {from} (`driftless deploy {from}`), verify it (`driftless verify {from}`), then `driftless promote {from} {env}`"
             ),
         });
     }
-    if deploy {
+    if deploy || promote {
         for (hold, _) in ec.ledger.holds().await? {
             refusals.push(Refusal {
                 guard: Guard::Hold,
@@ -223,7 +224,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
                 "review with `driftless diff {env} --against local`; accept the store as it is with `driftless adopt {env}`, or overwrite it with --force drift (the current bytes are kept in the store's objects/)"
             ),
         };
-        if deploy {
+        if deploy || promote {
             refusals.push(refusal);
         } else {
             // Restoring a known release is what a rollback is for; the drifted bytes
@@ -281,6 +282,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
         invalidation,
         manifest: d.manifest,
         scan: req.scan,
+        batch: Vec::new(),
     })
 }
 
@@ -483,6 +485,7 @@ fn refused_summary(plan: &Plan) -> String {
         match plan.kind {
             PlanKind::Deploy => "deploy",
             PlanKind::Rollback { .. } => "rollback",
+            PlanKind::Promote { .. } => "promote",
         },
         plan.env,
         first.guard.name(),
@@ -554,12 +557,21 @@ pub(super) async fn confirm_and_execute(
     yes: bool,
     allow_unsafe_store: bool,
 ) -> Result<(), Error> {
+    if !confirmed(ec, &plan, yes).await? {
+        return Ok(());
+    }
+    ec.ensure_store_trusted(allow_unsafe_store).await?;
+    execute_and_report(ec, plan).await
+}
+
+/// Refuse a refused plan, report a no-op (false), or ask to confirm (true: go ahead).
+pub(super) async fn confirmed(ec: &EnvCtx<'_>, plan: &Plan, yes: bool) -> Result<bool, Error> {
     let ctx = ec.ctx;
     let env = &ec.cfg.name;
     if plan.refused() {
         ctx.out
             .document(&serde_json::json!({ "plan": plan, "result": "refused" }));
-        return Err(refuse(ec, &plan).await);
+        return Err(refuse(ec, plan).await);
     }
     if plan.is_noop() {
         if plan.kind == PlanKind::Deploy
@@ -576,7 +588,7 @@ pub(super) async fn confirm_and_execute(
         ));
         ctx.out
             .document(&serde_json::json!({ "plan": plan, "result": "no-op" }));
-        return Ok(());
+        return Ok(false);
     }
     let t = &plan.totals;
     let question = format!(
@@ -590,7 +602,14 @@ pub(super) async fn confirm_and_execute(
     if !ctx.out.confirm(&question, yes)? {
         return Err(Error::Other("not confirmed; nothing was changed".into()));
     }
-    ec.ensure_store_trusted(allow_unsafe_store).await?;
+    Ok(true)
+}
+
+/// Apply a confirmed plan, then invalidate the CDN and report.
+pub(super) async fn execute_and_report(ec: &EnvCtx<'_>, plan: Plan) -> Result<(), Error> {
+    let ctx = ec.ctx;
+    let env = &ec.cfg.name;
+    let t = &plan.totals;
     if plan.kind == PlanKind::Deploy {
         ec.set_working_pending(&plan.new_release)?;
     }
@@ -624,10 +643,11 @@ async fn execute(ec: &EnvCtx<'_>, plan: &Plan) -> Result<Release, Error> {
     let operation = match plan.kind {
         PlanKind::Deploy => "deploy",
         PlanKind::Rollback { .. } => "rollback",
+        PlanKind::Promote { .. } => "promote",
     };
     let lease = ec.lock(operation).await?;
     let result = async {
-        if plan.kind == PlanKind::Deploy
+        if matches!(plan.kind, PlanKind::Deploy | PlanKind::Promote { .. })
             && let Some((hold, _)) = ec.ledger.holds().await?.into_iter().next()
         {
             return Err(Error::Refused(format!(

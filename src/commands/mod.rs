@@ -7,6 +7,7 @@ mod cdn;
 mod content;
 mod deploy;
 mod init;
+mod promote;
 mod serve;
 mod state;
 mod verify;
@@ -44,7 +45,27 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Error> {
             force,
         } => deploy::deploy(&ctx, &env, message, confirm.yes, &force.force).await,
         Command::Apply { file, confirm } => deploy::apply_saved(&ctx, &file, confirm.yes).await,
-        Command::Status { env } => state::status(&ctx, &env).await,
+        Command::Status { env: Some(env) } => state::status(&ctx, &env).await,
+        Command::Status { env: None } => promote::pipeline(&ctx).await,
+        Command::Promote {
+            from,
+            to,
+            release,
+            message,
+            timeout,
+            confirm,
+            force,
+        } => {
+            let request = promote::Request {
+                from,
+                to,
+                release,
+                message,
+                timeout,
+                yes: confirm.yes,
+            };
+            promote::promote(&ctx, request, &force.force).await
+        }
         Command::Log { env, limit } => state::log(&ctx, &env, limit).await,
         Command::Diff {
             env,
@@ -105,7 +126,18 @@ impl Ctx {
         Ok(Self { config, out, actor })
     }
 
+    /// An environment, after checking (when it declares `account`) that the credentials
+    /// belong to that account: nothing is read or written in the wrong one.
     pub(crate) async fn env(&self, name: &str) -> Result<EnvCtx<'_>, Error> {
+        let cfg = self.config.env(name)?;
+        if let Some(want) = &cfg.account {
+            check_account(cfg, want).await?;
+        }
+        self.env_unchecked(name).await
+    }
+
+    /// An environment without the account check (for `status`, which reports it).
+    pub(crate) async fn env_unchecked(&self, name: &str) -> Result<EnvCtx<'_>, Error> {
         let cfg = self.config.env(name)?;
         let store = open_store(cfg).await;
         let ledger = Ledger::new(store, &cfg.state_prefix, &cfg.name);
@@ -114,6 +146,32 @@ impl Ctx {
             cfg,
             ledger,
         })
+    }
+}
+
+async fn check_account(cfg: &EnvConfig, want: &str) -> Result<(), Error> {
+    let env = &cfg.name;
+    let profile = cfg
+        .profile
+        .clone()
+        .or_else(|| std::env::var("AWS_PROFILE").ok());
+    let used = profile.as_deref().map_or_else(
+        || "the default credential chain".to_owned(),
+        |p| format!("profile {p:?}"),
+    );
+    match crate::identity::resolve(cfg.profile.as_deref(), cfg.region.as_deref()).await {
+        Ok(id) if id.account == want => Ok(()),
+        Ok(id) => Err(Error::Refused(format!(
+            "env.{env} is account {want}, but {used} resolves to account {} ({}): nothing was read or written\n  → use the credentials of account {want}: set `profile` for env.{env} in driftless.toml, or AWS_PROFILE",
+            id.account, id.arn
+        ))),
+        Err(e) => Err(Error::Refused(format!(
+            "env.{env} declares account {want}, but the caller's account could not be confirmed with STS ({used}): {e}\n  → check the credentials (`aws sts get-caller-identity`{}), or remove `account` from env.{env}",
+            profile
+                .as_deref()
+                .map(|p| format!(" --profile {p}"))
+                .unwrap_or_default()
+        ))),
     }
 }
 

@@ -125,6 +125,24 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn copy(&self, from: &str, to: &str, attrs: &Attributes, mode: PutMode)
     -> Result<String>;
 
+    /// Where `key` is, as another store of the same service names it for a server-side
+    /// copy (`bucket/encoded-key` on S3); `None` if this backend cannot be a copy source.
+    fn copy_source(&self, _key: &str) -> Option<String> {
+        None
+    }
+
+    /// Server-side copy from another store's [`Store::copy_source`] on the same service,
+    /// replacing the attributes. `Ok(None)`: this backend cannot (the caller streams).
+    async fn copy_from_source(
+        &self,
+        _source: &str,
+        _to: &str,
+        _attrs: &Attributes,
+        _mode: PutMode,
+    ) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// Work around a store that ignores some conditions (found by [`probe`]). Returns
     /// false if the backend cannot.
     fn apply_workaround(&self, _workaround: Workaround) -> bool {

@@ -63,6 +63,57 @@ pub struct S3Store {
 }
 
 impl S3Store {
+    /// CopyObject from `source` (`bucket/encoded-key`, possibly another bucket) to `to`,
+    /// replacing the attributes, with `mode` as the condition on `to`.
+    async fn copy_raw(
+        &self,
+        source: &str,
+        from_label: &str,
+        to: &str,
+        attrs: &Attributes,
+        mode: PutMode,
+    ) -> Result<String> {
+        let token = crate::unique_token();
+        self.conditional(to, &mode, &token, || async {
+            let mut req = self
+                .client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(self.full(to))
+                .copy_source(source)
+                .metadata_directive(MetadataDirective::Replace)
+                .set_content_type(attrs.content_type.clone())
+                .set_cache_control(attrs.cache_control.clone())
+                .set_content_encoding(attrs.content_encoding.clone())
+                .set_metadata(Some(metadata(attrs, &token)));
+            match &mode {
+                PutMode::Create => req = req.if_none_match("*"),
+                PutMode::IfMatch(e) => req = req.if_match(quote(e)),
+                PutMode::Overwrite => {}
+            }
+            match req.send().await {
+                Ok(out) => Ok(normalize_etag(
+                    out.copy_object_result()
+                        .and_then(|r| r.e_tag())
+                        .unwrap_or_default(),
+                )),
+                Err(e) => match self.error(to, e) {
+                    // 404 means a missing source, or (AWS) a missing If-Match destination.
+                    StoreError::NotFound { .. } => match (&mode, self.head(to).await) {
+                        (PutMode::IfMatch(_), Ok(None)) => {
+                            Err(StoreError::NotFound { key: to.to_owned() })
+                        }
+                        _ => Err(StoreError::NotFound {
+                            key: from_label.to_owned(),
+                        }),
+                    },
+                    other => Err(other),
+                },
+            }
+        })
+        .await
+    }
+
     /// Resolve credentials and region with the standard AWS chain (environment,
     /// `AWS_PROFILE`/`profile`, shared config and credentials files, SSO, assume role,
     /// container and instance roles). No request is made.
@@ -625,46 +676,37 @@ impl Store for S3Store {
             })?;
             return self.put(to, body, attrs, mode).await;
         }
-        let token = crate::unique_token();
-        let source = format!("{}/{}", self.bucket, super::encode_key(&self.full(from)));
-        self.conditional(to, &mode, &token, || async {
-            let mut req = self
-                .client
-                .copy_object()
-                .bucket(&self.bucket)
-                .key(self.full(to))
-                .copy_source(&source)
-                .metadata_directive(MetadataDirective::Replace)
-                .set_content_type(attrs.content_type.clone())
-                .set_cache_control(attrs.cache_control.clone())
-                .set_content_encoding(attrs.content_encoding.clone())
-                .set_metadata(Some(metadata(attrs, &token)));
-            match &mode {
-                PutMode::Create => req = req.if_none_match("*"),
-                PutMode::IfMatch(e) => req = req.if_match(quote(e)),
-                PutMode::Overwrite => {}
-            }
-            match req.send().await {
-                Ok(out) => Ok(normalize_etag(
-                    out.copy_object_result()
-                        .and_then(|r| r.e_tag())
-                        .unwrap_or_default(),
-                )),
-                Err(e) => match self.error(to, e) {
-                    // 404 means a missing source, or (AWS) a missing If-Match destination.
-                    StoreError::NotFound { .. } => match (&mode, self.head(from).await) {
-                        (PutMode::IfMatch(_), Ok(Some(_))) => {
-                            Err(StoreError::NotFound { key: to.to_owned() })
-                        }
-                        _ => Err(StoreError::NotFound {
-                            key: from.to_owned(),
-                        }),
-                    },
-                    other => Err(other),
-                },
-            }
-        })
-        .await
+        let source = self.copy_source(from).unwrap_or_default();
+        self.copy_raw(&source, from, to, attrs, mode).await
+    }
+
+    fn copy_source(&self, key: &str) -> Option<String> {
+        Some(format!(
+            "{}/{}",
+            self.bucket,
+            super::encode_key(&self.full(key))
+        ))
+    }
+
+    async fn copy_from_source(
+        &self,
+        source: &str,
+        to: &str,
+        attrs: &Attributes,
+        mode: PutMode,
+    ) -> Result<Option<String>> {
+        validate_key(to)?;
+        // A server whose copies ignore conditions is streamed through instead.
+        if mode != PutMode::Overwrite
+            && self
+                .copy_emulated
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(None);
+        }
+        self.copy_raw(source, source, to, attrs, mode)
+            .await
+            .map(Some)
     }
 
     fn apply_workaround(&self, workaround: Workaround) -> bool {

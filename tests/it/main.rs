@@ -11,6 +11,7 @@ mod faults;
 mod guards;
 mod incident;
 mod lifecycle;
+mod pipeline;
 mod s3;
 mod serve;
 mod servers;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::util::Project;
 
 /// A `driftless serve` process, stopped when dropped.
-struct Server(std::process::Child);
+pub(crate) struct Server(std::process::Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -20,7 +20,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -28,7 +28,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn serve(p: &Project, target: &str, port: u16) -> Server {
+pub(crate) fn serve(p: &Project, target: &str, port: u16) -> Server {
     // Owned by the guard from the start, so a failure below still stops it.
     let server = Server(
         p.cmd(&["serve", target, "--port", &port.to_string()])

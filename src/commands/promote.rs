@@ -1,0 +1,403 @@
+//! `promote FROM TO`: FROM's live, verified release becomes TO's, byte for byte (never
+//! rebuilt); and the pipeline view (`status` with no environment).
+
+use std::collections::BTreeSet;
+
+use futures::{StreamExt as _, TryStreamExt as _};
+
+use super::deploy::{
+    Request as PlanRequest, build_plan, confirmed, execute_and_report, parse_forces,
+};
+use super::{Ctx, EnvCtx};
+use crate::Error;
+use crate::config::{EnvConfig, StoreUrl};
+use crate::ledger::{Ledger, Manifest, Release, ReleaseKind, ReleaseRef, Transfer};
+use crate::output::{Style, proof_block};
+use crate::plan::{Desired, Guard, PlanKind, Refusal, Source};
+
+pub(super) struct Request {
+    pub(super) from: String,
+    pub(super) to: String,
+    pub(super) release: Option<String>,
+    pub(super) message: Option<String>,
+    pub(super) timeout: u64,
+    pub(super) yes: bool,
+}
+
+pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result<(), Error> {
+    let (from, to) = (req.from.as_str(), req.to.as_str());
+    if from == to {
+        return Err(Error::Usage(format!(
+            "promote {from} {to}: FROM and TO must be two environments"
+        )));
+    }
+    let to_cfg = ctx.config.env(to)?;
+    ctx.config.env(from)?;
+    if let Some(source) = &to_cfg.promote_from
+        && source != from
+    {
+        return Err(Error::Usage(format!(
+            "env.{to} is promoted from {source}, not {from}: driftless promote {source} {to}"
+        )));
+    }
+    let forced = parse_forces(force)?;
+    let fe = ctx.env(from).await?;
+    let te = ctx.env(to).await?;
+    te.finish_interrupted().await?;
+
+    let history = fe.ledger.history(10_000).await?;
+    let Some(live) = history.first().cloned() else {
+        return Err(Error::Usage(format!(
+            "{from} has no live release to promote: deploy it first (`driftless deploy {from}`)"
+        )));
+    };
+    if let Some(wanted) = &req.release
+        && *wanted != live.id
+    {
+        let was = if history.iter().any(|r| &r.id == wanted) {
+            "was live on it once but has been replaced"
+        } else {
+            "was never live on it"
+        };
+        return Err(Error::Refused(format!(
+            "release {wanted} is not {from}'s live release ({was}); {from} serves {}\n  → promote what {from} serves now (`driftless promote {from} {to}`), or first roll {from} back to it and verify it",
+            live.summary()
+        )));
+    }
+    if forced.contains(&Guard::Unverified) && fe.cfg.url.is_some() {
+        return Err(Error::Usage(format!(
+            "--force unverified is only for an environment without a url; {from} has one: run `driftless verify {from}`"
+        )));
+    }
+    let refusals = gate(&fe, &live).await?.into_iter().collect();
+
+    let desired = live
+        .manifest
+        .iter()
+        .map(|(k, e)| {
+            let mut entry = e.clone();
+            entry.etag.clear();
+            (
+                k.clone(),
+                Desired {
+                    entry,
+                    source: Source::Object,
+                },
+            )
+        })
+        .collect();
+    let mut plan = build_plan(
+        &te,
+        PlanRequest {
+            kind: PlanKind::Promote {
+                from: from.to_owned(),
+                release: live.id.clone(),
+            },
+            desired,
+            scan: None,
+            refusals,
+            forced: forced.clone(),
+            message: Some(
+                req.message
+                    .unwrap_or_else(|| format!("promote {from} release {}", live.id)),
+            ),
+        },
+    )
+    .await?;
+    let (_, to_live) = te.ledger.live().await?;
+    plan.batch = batch(&te.ledger, to_live.as_ref(), from, &history).await?;
+    ctx.out.say(proof_block(&ctx.out, &plan));
+    if !confirmed(&te, &plan, req.yes).await? {
+        return Ok(());
+    }
+    te.ensure_store_trusted(forced.contains(&Guard::UnsafeStore))
+        .await?;
+    let (copied, streamed) = transfer(&fe, &te, &live.manifest).await?;
+    ctx.out.say(format!(
+        "Content: {copied} object(s) copied server-side, {streamed} streamed through driftless."
+    ));
+    let batch_ids: Vec<&str> = plan.batch.iter().map(|r| r.id.as_str()).collect();
+    let approval = serde_json::json!({
+        "from": from,
+        "release": live.id,
+        "batch": batch_ids,
+        "confirmed": if req.yes { "--yes" } else { "interactive" },
+    });
+    let new_release = plan.new_release.clone();
+    execute_and_report(&te, plan).await?;
+    te.ledger
+        .journal(&ctx.actor, "promoted", Some(&new_release), approval.clone())
+        .await;
+    fe.ledger
+        .journal(&ctx.actor, "promoted-out", Some(&live.id), {
+            let mut a = approval;
+            a["to"] = to.into();
+            a
+        })
+        .await;
+    if te.cfg.url.is_some() {
+        super::verify::verify(ctx, to, req.timeout).await
+    } else {
+        ctx.out.say(format!(
+            "{to} has no `url`: not verified over HTTP (add one to env.{to} to check what visitors get)."
+        ));
+        Ok(())
+    }
+}
+
+/// The promotion gate: FROM's live release must have passed `verify` on FROM.
+async fn gate(fe: &EnvCtx<'_>, live: &Release) -> Result<Option<Refusal>, Error> {
+    let from = &fe.cfg.name;
+    let record = fe.ledger.verification(&live.id).await?;
+    let failed = record
+        .as_ref()
+        .map(|v| v["failed"].as_array().map_or(usize::MAX, Vec::len));
+    let message = match (&record, failed) {
+        (Some(_), Some(0)) => return Ok(None),
+        (Some(v), Some(n)) => format!(
+            "{from}'s live release {} failed verification ({n} check(s)) at {} by {}",
+            live.summary(),
+            v["at"].as_str().unwrap_or("?"),
+            v["by"].as_str().unwrap_or("?")
+        ),
+        _ => format!(
+            "{from}'s live release {} has not been verified",
+            live.summary()
+        ),
+    };
+    let resolve = if fe.cfg.url.is_some() {
+        format!("driftless verify {from}, then promote again")
+    } else {
+        format!(
+            "add `url` to env.{from} and run `driftless verify {from}`, or promote unverified with --force unverified (recorded and journalled)"
+        )
+    };
+    Ok(Some(Refusal {
+        guard: Guard::Unverified,
+        message,
+        key: None,
+        release: Some(live.summary()),
+        resolve,
+    }))
+}
+
+/// The FROM release whose content `release` (a release of TO) carries, following
+/// rollbacks back to the promotion they restored.
+async fn promoted_from(
+    ledger: &Ledger,
+    release: &Release,
+    from: &str,
+) -> Result<Option<String>, Error> {
+    let mut r = release.clone();
+    for _ in 0..100 {
+        match &r.kind {
+            ReleaseKind::Promote { from: f, release } if f == from => {
+                return Ok(Some(release.clone()));
+            }
+            ReleaseKind::Rollback { to } => r = ledger.release(to).await?,
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// FROM's releases (newest first, from `from_history`) that TO has not had yet.
+async fn batch(
+    to_ledger: &Ledger,
+    to_live: Option<&Release>,
+    from: &str,
+    from_history: &[Release],
+) -> Result<Vec<ReleaseRef>, Error> {
+    let since = match to_live {
+        Some(l) => promoted_from(to_ledger, l, from).await?,
+        None => None,
+    };
+    Ok(from_history
+        .iter()
+        .take_while(|r| Some(&r.id) != since.as_ref())
+        .map(Release::summary)
+        .collect())
+}
+
+/// One set of credentials reaches both stores: objects can be copied server-side.
+fn same_service(a: &EnvConfig, b: &EnvConfig) -> bool {
+    matches!(
+        (&a.store, &b.store),
+        (StoreUrl::S3 { .. }, StoreUrl::S3 { .. })
+    ) && a.endpoint == b.endpoint
+        && a.profile == b.profile
+        && a.region == b.region
+}
+
+/// Bring every object of `manifest` into TO's `objects/`. Returns (copied, streamed).
+async fn transfer(
+    fe: &EnvCtx<'_>,
+    te: &EnvCtx<'_>,
+    manifest: &Manifest,
+) -> Result<(usize, usize), Error> {
+    let server_side = same_service(fe.cfg, te.cfg);
+    let shas: BTreeSet<&str> = manifest.values().map(|e| e.sha256.as_str()).collect();
+    let bar = te.ctx.out.bar(shas.len() as u64, "copying");
+    let done: Vec<Transfer> = futures::stream::iter(shas)
+        .map(|sha| {
+            let bar = &bar;
+            async move {
+                let t = te
+                    .ledger
+                    .import_object(&fe.ledger, sha, server_side)
+                    .await?;
+                bar.inc(1);
+                Ok::<_, Error>(t)
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    bar.finish_and_clear();
+    let count = |k: Transfer| done.iter().filter(|t| **t == k).count();
+    Ok((count(Transfer::Copied), count(Transfer::Streamed)))
+}
+
+/// `status` with no environment: every environment in promotion order, its live
+/// release, whether that was verified, how many releases it is behind the one it is
+/// promoted from, and whose credentials it uses.
+pub(super) async fn pipeline(ctx: &Ctx) -> Result<(), Error> {
+    let envs = &ctx.config.envs;
+    // Promotion order: each environment after the one it is promoted from.
+    let mut order: Vec<&str> = Vec::new();
+    while order.len() < envs.len() {
+        let before = order.len();
+        for (name, cfg) in envs {
+            let ready = cfg
+                .promote_from
+                .as_deref()
+                .is_none_or(|f| order.contains(&f));
+            if !order.contains(&name.as_str()) && ready {
+                order.push(name);
+            }
+        }
+        if order.len() == before {
+            break; // a cycle; config validation names it
+        }
+    }
+    let out = &ctx.out;
+    let mut rows = Vec::new();
+    for name in order {
+        let row = match pipeline_row(ctx, name).await {
+            Ok(row) => row,
+            Err(e) => serde_json::json!({ "env": name, "error": e.to_string() }),
+        };
+        let mut line = format!("{}", out.paint(name, Style::Strong));
+        if let Some(f) = envs[name].promote_from.as_deref() {
+            line.push_str(&format!(" ← {f}"));
+        }
+        out.say(line);
+        if let Some(e) = row["error"].as_str() {
+            out.say(format!(
+                "  {}",
+                out.paint(&format!("error: {e}"), Style::Bad)
+            ));
+        } else {
+            out.say(format!(
+                "  live      {}",
+                row["live_line"].as_str().unwrap_or("")
+            ));
+            out.say(format!(
+                "  verified  {}",
+                row["verified_line"].as_str().unwrap_or("")
+            ));
+            if let Some(b) = row["behind_line"].as_str() {
+                out.say(format!("  behind    {b}"));
+            }
+            out.say(format!(
+                "  identity  {}",
+                row["identity_line"].as_str().unwrap_or("")
+            ));
+        }
+        rows.push(row);
+    }
+    out.document(&serde_json::json!({ "pipeline": rows }));
+    Ok(())
+}
+
+async fn pipeline_row(ctx: &Ctx, name: &str) -> Result<serde_json::Value, Error> {
+    let ec = ctx.env_unchecked(name).await?;
+    let cfg = ec.cfg;
+    let (_, live) = ec.ledger.live().await?;
+    let live_line = live.as_ref().map_or_else(
+        || "(none)".to_owned(),
+        |l| format!("{} ({})", l.summary(), l.kind),
+    );
+    let verification = match &live {
+        Some(l) => ec.ledger.verification(&l.id).await?,
+        None => None,
+    };
+    let verified = verification
+        .as_ref()
+        .and_then(|v| v["failed"].as_array().map(Vec::is_empty));
+    let verified_line = match (&verification, verified) {
+        (Some(v), Some(true)) => format!(
+            "passed at {} by {}",
+            v["at"].as_str().unwrap_or("?"),
+            v["by"].as_str().unwrap_or("?")
+        ),
+        (Some(_), _) => "FAILED (see `driftless verify`)".to_owned(),
+        (None, _) if cfg.url.is_none() => "no (no `url` to verify)".to_owned(),
+        (None, _) => format!("no: driftless verify {name}"),
+    };
+    let mut behind = None;
+    if let Some(from) = &cfg.promote_from {
+        let fe = ctx.env_unchecked(from).await?;
+        let history = fe.ledger.history(10_000).await?;
+        let missing = batch(&ec.ledger, live.as_ref(), from, &history).await?;
+        behind = Some(missing.len());
+    }
+    let behind_line = behind.map(|n| match n {
+        0 => format!(
+            "0: serves what {} serves",
+            cfg.promote_from.as_deref().unwrap_or("")
+        ),
+        n => format!(
+            "{n} release(s) behind {0}: driftless promote {0} {name}",
+            cfg.promote_from.as_deref().unwrap_or("")
+        ),
+    });
+    let (identity, identity_line) = match &cfg.store {
+        StoreUrl::File(_) => (None, "local directory (no AWS identity)".to_owned()),
+        StoreUrl::S3 { .. } => {
+            match crate::identity::resolve(cfg.profile.as_deref(), cfg.region.as_deref()).await {
+                Ok(id) => {
+                    let mismatch = cfg.account.as_ref().is_some_and(|a| *a != id.account);
+                    let line = format!(
+                        "account {} ({}){}",
+                        id.account,
+                        id.arn,
+                        if mismatch {
+                            format!(
+                                " — MISMATCH: env.{name} declares account {}",
+                                cfg.account.as_deref().unwrap_or("")
+                            )
+                        } else {
+                            String::new()
+                        }
+                    );
+                    (Some(id), line)
+                }
+                Err(e) => (None, format!("unknown ({e})")),
+            }
+        }
+    };
+    Ok(serde_json::json!({
+        "env": name,
+        "promote_from": cfg.promote_from,
+        "live": live.as_ref().map(Release::summary),
+        "verified": verified.unwrap_or(false),
+        "behind": behind,
+        "identity": identity,
+        "declared_account": cfg.account,
+        "live_line": live_line,
+        "verified_line": verified_line,
+        "behind_line": behind_line,
+        "identity_line": identity_line,
+    }))
+}

@@ -1,0 +1,45 @@
+//! Whose credentials an environment uses: STS GetCallerIdentity through the standard
+//! AWS chain (and the environment's `profile`). The standard endpoint variables
+//! (`AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`) point it at an emulator.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The caller an environment's credentials resolve to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
+    /// The profile used (`None`: the default chain: environment variables, default
+    /// profile, SSO, instance or container role).
+    pub profile: Option<String>,
+}
+
+/// Ask STS who the credentials for `profile` (in `region`) belong to.
+pub async fn resolve(profile: Option<&str>, region: Option<&str>) -> Result<Identity, String> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(
+            region.unwrap_or("us-east-1").to_owned(),
+        ))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(20))
+                .build(),
+        );
+    if let Some(p) = profile {
+        loader = loader.profile_name(p);
+    }
+    let sdk = loader.load().await;
+    let client = aws_sdk_sts::Client::new(&sdk);
+    let out = client.get_caller_identity().send().await.map_err(|e| {
+        let e = aws_sdk_sts::error::DisplayErrorContext(e).to_string();
+        e.lines().next().unwrap_or_default().to_owned()
+    })?;
+    Ok(Identity {
+        account: out.account().unwrap_or_default().to_owned(),
+        arn: out.arn().unwrap_or_default().to_owned(),
+        profile: profile.map(str::to_owned),
+    })
+}
