@@ -44,9 +44,10 @@ impl Output {
     }
 
     /// The one JSON document of a `--json` run.
+    /// Print the command's JSON document (with `--json`). One per run: stdout stays one
+    /// parseable document even when a command runs another (promote runs verify).
     pub(crate) fn document<T: Serialize>(&self, value: &T) {
-        if self.json {
-            DOCUMENT_PRINTED.store(true, std::sync::atomic::Ordering::Relaxed);
+        if self.json && !DOCUMENT_PRINTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             println!(
                 "{}",
                 serde_json::to_string_pretty(value).expect("output serialises")

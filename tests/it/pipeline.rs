@@ -155,3 +155,203 @@ promote_from = "staging"
             .contains("Alice")
     );
 }
+
+/// dev → staging → prod on SeaweedFS: three buckets, three credential pairs that each
+/// reach only their own bucket (as three accounts would), selected by profile.
+#[test]
+fn promotions_across_three_credential_pairs_move_identical_bytes() {
+    let s = servers();
+    let run = &uniq()[..12];
+    let tmp = tempfile::tempdir().unwrap();
+    let mut credentials = String::new();
+    for env in ["dev", "staging", "prod"] {
+        let bucket = format!("pipeline-{env}");
+        // Buckets are made once per server by the admin; each run uses its own prefix.
+        let _ = std::process::Command::new(&s.aws_cli)
+            .args([
+                "--endpoint-url",
+                &s.seaweedfs,
+                "s3api",
+                "create-bucket",
+                "--bucket",
+                &bucket,
+            ])
+            .envs(s.env())
+            .output();
+        let (key, secret) = &s.pipeline[env];
+        credentials.push_str(&format!(
+            "[{env}]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"
+        ));
+    }
+    std::fs::write(tmp.path().join("credentials"), credentials).unwrap();
+    let port = free_port();
+    let env_block = |env: &str, extra: &str| {
+        format!(
+            "[env.{env}]\nstore = \"s3://pipeline-{env}/{run}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nprofile = \"{env}\"\n{extra}\n",
+            s.seaweedfs
+        )
+    };
+    let config = format!(
+        "site = \"site\"\n\n{}{}{}",
+        env_block("dev", ""),
+        env_block(
+            "staging",
+            &format!("promote_from = \"dev\"\nurl = \"http://127.0.0.1:{port}\"")
+        ),
+        env_block("prod", "promote_from = \"staging\""),
+    );
+    // No credentials in the environment: each environment's profile decides.
+    let p = Project::with_config(tmp.path(), &config).envs(vec![
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            tmp.path().join("credentials").display().to_string(),
+        ),
+        ("AWS_CONFIG_FILE", "/dev/null".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_ACCESS_KEY_ID", String::new()),
+        ("AWS_SECRET_ACCESS_KEY", String::new()),
+    ]);
+    p.write("index.html", "<h1>pipeline</h1>")
+        .write("assets/app.js", "console.log('v1')")
+        .write("docs/index.html", "docs");
+    p.cmd(&["deploy", "dev", "--yes"]).expect(0);
+
+    // dev has no url: promoting it needs the explicit override, which is recorded.
+    p.cmd(&["promote", "dev", "staging", "--yes"])
+        .expect(3)
+        .mentions(&["has not been verified", "--force unverified"]);
+    // Promoted, but staging's edge is not up yet: the promotion is live and its verify
+    // fails (exit 1), which is recorded.
+    let to_staging = p
+        .cmd(&[
+            "promote",
+            "dev",
+            "staging",
+            "--yes",
+            "--force",
+            "unverified",
+            "--timeout",
+            "2",
+            "--json",
+        ])
+        .expect(1);
+    to_staging.mentions(&["failed 7 of 7 checks"]);
+    let doc = to_staging.json();
+    assert_eq!(doc["plan"]["overrides"][0]["guard"], "unverified", "{doc}");
+
+    // A failed verification is refused; the override is not accepted (staging has a url).
+    p.cmd(&["promote", "staging", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["failed verification", "driftless verify staging"]);
+    p.cmd(&[
+        "promote",
+        "staging",
+        "prod",
+        "--yes",
+        "--force",
+        "unverified",
+    ])
+    .expect(2)
+    .mentions(&["driftless verify staging"]);
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["driftless promote staging prod"]);
+    let hashes = |env: &str| {
+        s.bucket_hashes(
+            &s.seaweedfs,
+            &format!("pipeline-{env}/{run}"),
+            ".driftless/",
+        )
+    };
+    assert!(
+        hashes("prod").is_empty(),
+        "prod was written before verification"
+    );
+
+    let _edge = serve(&p, "staging", port);
+    p.cmd(&["verify", "staging", "--timeout", "10"]).expect(0);
+    p.cmd(&["promote", "staging", "prod", "--yes"])
+        .expect(0)
+        .mentions(&["0 object(s) copied server-side, 3 streamed"]);
+
+    // Identical bytes in all three buckets, read with the AWS CLI as the admin.
+    let dev = hashes("dev");
+    assert_eq!(dev.len(), 3, "{dev:?}");
+    assert_eq!(hashes("staging"), dev);
+    assert_eq!(hashes("prod"), dev);
+}
+
+/// Two environments one set of credentials reaches: objects are copied server-side.
+#[test]
+fn one_set_of_credentials_copies_server_side() {
+    let s = servers();
+    let bucket = s.bucket(&s.seaweedfs);
+    let tmp = tempfile::tempdir().unwrap();
+    let env_block = |env: &str, extra: &str| {
+        format!(
+            "[env.{env}]\nstore = \"s3://{bucket}/{env}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n{extra}\n",
+            s.seaweedfs
+        )
+    };
+    let config = format!(
+        "site = \"site\"\n\n{}{}",
+        env_block("staging", ""),
+        env_block("prod", "promote_from = \"staging\"")
+    );
+    let p = Project::with_config(tmp.path(), &config).envs(s.env());
+    p.write("index.html", "<h1>same account</h1>")
+        .write("a.css", "body{}");
+    p.cmd(&["deploy", "staging", "--yes"]).expect(0);
+    p.cmd(&[
+        "promote",
+        "staging",
+        "prod",
+        "--yes",
+        "--force",
+        "unverified",
+    ])
+    .expect(0)
+    .mentions(&["2 object(s) copied server-side, 0 streamed"]);
+    let all = s.bucket_hashes(&s.seaweedfs, &bucket, "no-skip/");
+    for key in ["index.html", "a.css"] {
+        assert_eq!(all[&format!("staging/{key}")], all[&format!("prod/{key}")]);
+    }
+}
+
+/// moto's STS: an environment declaring another account is refused before anything is
+/// read or written; the right account deploys.
+#[test]
+fn a_wrong_account_is_refused_before_any_write() {
+    let s = servers();
+    let bucket = s.bucket(&s.moto);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = |account: &str| {
+        format!(
+            "site = \"site\"\n[env.prod]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccount = \"{account}\"\n",
+            s.moto
+        )
+    };
+    let mut env = s.env();
+    env.push(("AWS_ENDPOINT_URL_STS", s.moto.clone()));
+    let p = Project::with_config(tmp.path(), &config("111111111111")).envs(env);
+    p.write("index.html", "<h1>which account?</h1>");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&[
+        "111111111111",
+        "123456789012",
+        "the default credential chain",
+        "profile",
+    ]);
+    assert!(
+        s.bucket_hashes(&s.moto, &bucket, "no-skip/").is_empty(),
+        "the bucket was written"
+    );
+    let view = p.cmd(&["status", "--json"]).expect(0).json();
+    assert_eq!(
+        view["pipeline"][0]["identity"]["account"], "123456789012",
+        "{view}"
+    );
+    p.cmd(&["status"]).expect(0).mentions(&["MISMATCH"]);
+
+    std::fs::write(tmp.path().join("driftless.toml"), config("123456789012")).unwrap();
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+}

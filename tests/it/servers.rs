@@ -16,6 +16,9 @@ pub struct Servers {
     pub key: String,
     pub secret: String,
     pub aws_cli: PathBuf,
+    /// SeaweedFS credential pairs that each reach only their own bucket
+    /// `pipeline-<env>`, as separate accounts would: env → (key, secret).
+    pub pipeline: BTreeMap<String, (String, String)>,
 }
 
 /// Start (once per test process) moto, SeaweedFS and rclone on loopback. The script's
@@ -52,6 +55,14 @@ pub fn servers() -> &'static Servers {
             key: get("AWS_ACCESS_KEY_ID"),
             secret: get("AWS_SECRET_ACCESS_KEY"),
             aws_cli: PathBuf::from(get("AWS_CLI")),
+            pipeline: vars
+                .iter()
+                .filter_map(|(k, v)| {
+                    let env = k.strip_prefix("PIPELINE_")?.strip_suffix("_KEY")?;
+                    let (key, secret) = v.split_once(':')?;
+                    Some((env.to_lowercase(), (key.to_owned(), secret.to_owned())))
+                })
+                .collect(),
         }
     })
 }
