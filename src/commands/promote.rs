@@ -287,7 +287,7 @@ pub(super) async fn pipeline(ctx: &Ctx) -> Result<(), Error> {
             Ok(row) => row,
             Err(e) => serde_json::json!({ "env": name, "error": e.to_string() }),
         };
-        let mut line = format!("{}", out.paint(name, Style::Strong));
+        let mut line = out.paint(name, Style::Strong);
         if let Some(f) = envs[name].promote_from.as_deref() {
             line.push_str(&format!(" ← {f}"));
         }
