@@ -16,12 +16,21 @@ pub struct Identity {
     pub profile: Option<String>,
 }
 
+/// Is there an STS to ask? Real AWS (no custom S3 endpoint), or one named by the
+/// standard endpoint variables.
+pub fn has_sts(s3_endpoint: Option<&str>) -> bool {
+    s3_endpoint.is_none()
+        || std::env::var_os("AWS_ENDPOINT_URL_STS").is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+}
+
 /// Ask STS who the credentials for `profile` (in `region`) belong to.
 pub async fn resolve(profile: Option<&str>, region: Option<&str>) -> Result<Identity, String> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(
             region.unwrap_or("us-east-1").to_owned(),
         ))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))

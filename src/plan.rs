@@ -35,6 +35,25 @@ pub struct Desired {
     pub source: Source,
 }
 
+/// A release's manifest as a desired state whose bytes come from the store's own
+/// `objects/` (rollback, promotion).
+pub fn desired_from_objects(manifest: &Manifest) -> BTreeMap<String, Desired> {
+    manifest
+        .iter()
+        .map(|(k, e)| {
+            let mut entry = e.clone();
+            entry.etag.clear();
+            (
+                k.clone(),
+                Desired {
+                    entry,
+                    source: Source::Object,
+                },
+            )
+        })
+        .collect()
+}
+
 /// What the store actually holds at a key, as read at plan time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteObject {

@@ -48,21 +48,7 @@ pub(super) async fn rollback(
             ))
         })?,
     };
-    let desired = target
-        .manifest
-        .iter()
-        .map(|(k, e)| {
-            let mut entry = e.clone();
-            entry.etag.clear();
-            (
-                k.clone(),
-                Desired {
-                    entry,
-                    source: Source::Object,
-                },
-            )
-        })
-        .collect();
+    let desired = crate::plan::desired_from_objects(&target.manifest);
     let plan = build_plan(
         &ec,
         Request {

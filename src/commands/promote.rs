@@ -13,7 +13,7 @@ use crate::Error;
 use crate::config::{EnvConfig, StoreUrl};
 use crate::ledger::{Ledger, Manifest, Release, ReleaseKind, ReleaseRef, Transfer};
 use crate::output::{Style, proof_block};
-use crate::plan::{Desired, Guard, PlanKind, Refusal, Source};
+use crate::plan::{Guard, PlanKind, Refusal};
 
 pub(super) struct Request {
     pub(super) from: String,
@@ -71,21 +71,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     }
     let refusals = gate(&fe, &live).await?.into_iter().collect();
 
-    let desired = live
-        .manifest
-        .iter()
-        .map(|(k, e)| {
-            let mut entry = e.clone();
-            entry.etag.clear();
-            (
-                k.clone(),
-                Desired {
-                    entry,
-                    source: Source::Object,
-                },
-            )
-        })
-        .collect();
+    let desired = crate::plan::desired_from_objects(&live.manifest);
     let mut plan = build_plan(
         &te,
         PlanRequest {
@@ -104,6 +90,11 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
         },
     )
     .await?;
+    if plan.is_noop() {
+        // TO already serves exactly this: nothing to gate.
+        plan.refusals.retain(|r| r.guard != Guard::Unverified);
+        plan.overrides.retain(|r| r.guard != Guard::Unverified);
+    }
     let (_, to_live) = te.ledger.live().await?;
     plan.batch = batch(&te.ledger, to_live.as_ref(), from, &history).await?;
     ctx.out.say(proof_block(&ctx.out, &plan));
@@ -364,6 +355,13 @@ async fn pipeline_row(ctx: &Ctx, name: &str) -> Result<serde_json::Value, Error>
     });
     let (identity, identity_line) = match &cfg.store {
         StoreUrl::File(_) => (None, "local directory (no AWS identity)".to_owned()),
+        StoreUrl::S3 { .. } if !crate::identity::has_sts(cfg.endpoint.as_deref()) => (
+            None,
+            format!(
+                "not resolved: {} is not AWS and AWS_ENDPOINT_URL_STS is not set",
+                cfg.endpoint.as_deref().unwrap_or_default()
+            ),
+        ),
         StoreUrl::S3 { .. } => {
             match crate::identity::resolve(cfg.profile.as_deref(), cfg.region.as_deref()).await {
                 Ok(id) => {

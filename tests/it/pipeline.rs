@@ -279,6 +279,20 @@ fn promotions_across_three_credential_pairs_move_identical_bytes() {
     assert_eq!(dev.len(), 3, "{dev:?}");
     assert_eq!(hashes("staging"), dev);
     assert_eq!(hashes("prod"), dev);
+
+    // Promoting what is already there is a no-op, not a gate refusal.
+    p.cmd(&["promote", "dev", "staging", "--yes"])
+        .expect(0)
+        .mentions(&["Nothing to do"]);
+
+    // The pipeline view, in promotion order; nobody is behind.
+    let view = p.cmd(&["status", "--json"]).expect(0).json();
+    let rows = view["pipeline"].as_array().unwrap();
+    let order: Vec<&str> = rows.iter().map(|r| r["env"].as_str().unwrap()).collect();
+    assert_eq!(order, ["dev", "staging", "prod"], "{view}");
+    assert_eq!(rows[1]["behind"], 0, "{view}");
+    assert_eq!(rows[2]["behind"], 0, "{view}");
+    assert_eq!(rows[1]["verified"], true, "{view}");
 }
 
 /// Two environments one set of credentials reaches: objects are copied server-side.
