@@ -492,6 +492,21 @@ pub fn compress(input: &[u8], enc: Precompress) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// The inverse of [`compress`]: `pull` gives back the source a precompressed object was
+/// made from, so a pulled site re-deploys to the same bytes.
+pub fn decompress(input: &[u8], enc: Precompress) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    match enc {
+        Precompress::Gzip => {
+            flate2::read::GzDecoder::new(input).read_to_end(&mut out)?;
+        }
+        Precompress::Br => {
+            brotli::Decompressor::new(input, 64 * 1024).read_to_end(&mut out)?;
+        }
+    }
+    Ok(out)
+}
+
 /// HTML is what visitors enter through (and what a CDN may have cached by route).
 pub fn is_html(key: &str) -> bool {
     let k = key.to_ascii_lowercase();

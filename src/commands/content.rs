@@ -219,7 +219,18 @@ pub(super) async fn pull(ctx: &Ctx, env: &str, dir: &Path) -> Result<(), Error> 
     };
     let bar = ctx.out.bar(live.manifest.len() as u64, "pulling");
     for (key, entry) in &live.manifest {
-        let body = entry_bytes(&ec, key, entry).await?;
+        let mut body = entry_bytes(&ec, key, entry).await?;
+        // A precompressed object goes back to its source, which the rules compress again.
+        let rule = ctx.config.rules.iter().find(|r| r.matches(key));
+        if let Some(enc) = rule.and_then(|r| r.precompress)
+            && entry.content_encoding.as_deref() == Some(enc.token())
+        {
+            body = crate::scan::decompress(&body, enc)
+                .map_err(|e| {
+                    Error::Other(format!("{key}: cannot decompress ({}): {e}", enc.token()))
+                })?
+                .into();
+        }
         let path = key.split('/').fold(dir.to_path_buf(), |p, s| p.join(s));
         if let Some(parent) = path.parent() {
             fs_err::create_dir_all(parent)?;

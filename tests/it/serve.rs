@@ -221,6 +221,16 @@ basic_auth = {{ user = "team", password_env = "PREVIEW_PASSWORD" }}
     .unwrap();
     assert_eq!(unbrotli, js.as_bytes());
 
+    // `pull` gives back the sources; deployed from them, nothing changes.
+    let pulled = tmp.path().join("pulled");
+    p.cmd(&["pull", "preview", pulled.to_str().unwrap()])
+        .expect(0);
+    assert_eq!(
+        std::fs::read_to_string(pulled.join("site.css")).unwrap(),
+        css
+    );
+    assert_eq!(std::fs::read_to_string(pulled.join("app.js")).unwrap(), js);
+
     // Compression is done once: a second plan reuses the compressed copies.
     let cached: Vec<_> = std::fs::read_dir(tmp.path().join(".driftless/cache/compressed"))
         .unwrap()
