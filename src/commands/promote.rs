@@ -353,7 +353,26 @@ async fn pipeline_row(ctx: &Ctx, name: &str) -> Result<serde_json::Value, Error>
             cfg.promote_from.as_deref().unwrap_or("")
         ),
     });
-    let (identity, identity_line) = match &cfg.store {
+    let (identity, identity_line) = identity(cfg).await;
+    Ok(serde_json::json!({
+        "env": name,
+        "promote_from": cfg.promote_from,
+        "live": live.as_ref().map(Release::summary),
+        "verified": verified.unwrap_or(false),
+        "behind": behind,
+        "identity": identity,
+        "declared_account": cfg.account,
+        "live_line": live_line,
+        "verified_line": verified_line,
+        "behind_line": behind_line,
+        "identity_line": identity_line,
+    }))
+}
+
+/// Whose credentials an environment's S3 store uses (STS), as data and as a line;
+/// flags a mismatch with the declared `account`.
+pub(super) async fn identity(cfg: &EnvConfig) -> (Option<crate::identity::Identity>, String) {
+    match &cfg.store {
         StoreUrl::File(_) => (None, "local directory (no AWS identity)".to_owned()),
         StoreUrl::S3 { .. } if !crate::identity::has_sts(cfg.endpoint.as_deref()) => (
             None,
@@ -372,7 +391,8 @@ async fn pipeline_row(ctx: &Ctx, name: &str) -> Result<serde_json::Value, Error>
                         id.arn,
                         if mismatch {
                             format!(
-                                " — MISMATCH: env.{name} declares account {}",
+                                " — MISMATCH: env.{} declares account {}",
+                                cfg.name,
                                 cfg.account.as_deref().unwrap_or("")
                             )
                         } else {
@@ -384,18 +404,5 @@ async fn pipeline_row(ctx: &Ctx, name: &str) -> Result<serde_json::Value, Error>
                 Err(e) => (None, format!("unknown ({e})")),
             }
         }
-    };
-    Ok(serde_json::json!({
-        "env": name,
-        "promote_from": cfg.promote_from,
-        "live": live.as_ref().map(Release::summary),
-        "verified": verified.unwrap_or(false),
-        "behind": behind,
-        "identity": identity,
-        "declared_account": cfg.account,
-        "live_line": live_line,
-        "verified_line": verified_line,
-        "behind_line": behind_line,
-        "identity_line": identity_line,
-    }))
+    }
 }

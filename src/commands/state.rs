@@ -105,6 +105,8 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         (None, _) => "unknown (never deployed or pulled from this working copy)".to_owned(),
     };
     out.say(format!("  base     this working copy: {base_line}"));
+    let (identity, identity_line) = super::promote::identity(ec.cfg).await;
+    out.say(format!("  identity {identity_line}"));
     out.document(&serde_json::json!({
         "env": env,
         "store": ec.ledger.store().location(),
@@ -114,6 +116,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         "lock": lock,
         "pending": pending,
         "working_copy_base": base,
+        "identity": identity,
     }));
     Ok(())
 }

@@ -368,4 +368,6 @@ fn a_wrong_account_is_refused_before_any_write() {
 
     std::fs::write(tmp.path().join("driftless.toml"), config("123456789012")).unwrap();
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
+    assert_eq!(status["identity"]["account"], "123456789012", "{status}");
 }
