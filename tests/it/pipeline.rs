@@ -186,9 +186,10 @@ fn promotions_across_three_credential_pairs_move_identical_bytes() {
     std::fs::write(tmp.path().join("credentials"), credentials).unwrap();
     let port = free_port();
     let env_block = |env: &str, extra: &str| {
-        format!(
-            "[env.{env}]\nstore = \"s3://pipeline-{env}/{run}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nprofile = \"{env}\"\n{extra}\n",
-            s.seaweedfs
+        seaweed_env(
+            env,
+            &format!("pipeline-{env}/{run}"),
+            &format!("profile = \"{env}\"\n{extra}"),
         )
     };
     let config = format!(
@@ -301,12 +302,7 @@ fn one_set_of_credentials_copies_server_side() {
     let s = servers();
     let bucket = s.bucket(&s.seaweedfs);
     let tmp = tempfile::tempdir().unwrap();
-    let env_block = |env: &str, extra: &str| {
-        format!(
-            "[env.{env}]\nstore = \"s3://{bucket}/{env}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n{extra}\n",
-            s.seaweedfs
-        )
-    };
+    let env_block = |env: &str, extra: &str| seaweed_env(env, &format!("{bucket}/{env}"), extra);
     let config = format!(
         "site = \"site\"\n\n{}{}",
         env_block("staging", ""),
@@ -370,4 +366,12 @@ fn a_wrong_account_is_refused_before_any_write() {
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
     let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
     assert_eq!(status["identity"]["account"], "123456789012", "{status}");
+}
+
+/// An environment on the SeaweedFS test server, at `s3://{location}`.
+fn seaweed_env(env: &str, location: &str, extra: &str) -> String {
+    format!(
+        "[env.{env}]\nstore = \"s3://{location}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n{extra}\n",
+        servers().seaweedfs
+    )
 }
