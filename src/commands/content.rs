@@ -279,16 +279,29 @@ impl Side<'_> {
 
     async fn bytes(&self, key: &str) -> Result<Option<Bytes>, Error> {
         match self {
-            Side::Local(d) => match d.get(key).map(|d| &d.source) {
-                Some(Source::Local(p)) => Ok(Some(fs_err::read(p)?.into())),
+            Side::Local(d) => match d.get(key) {
+                Some(Desired {
+                    source: Source::Local(p),
+                    entry,
+                }) => Ok(Some(readable(fs_err::read(p)?.into(), entry))),
                 _ => Ok(None),
             },
             Side::Release(ec, m) => match m.get(key) {
-                Some(e) => Ok(Some(entry_bytes(ec, key, e).await?)),
+                Some(e) => Ok(Some(readable(entry_bytes(ec, key, e).await?, e))),
                 None => Ok(None),
             },
         }
     }
+}
+
+/// Bytes to show a person: a gzip or brotli object decoded (as a browser would).
+fn readable(body: Bytes, entry: &Entry) -> Bytes {
+    let enc = match entry.content_encoding.as_deref() {
+        Some("gzip") => crate::config::Precompress::Gzip,
+        Some("br") => crate::config::Precompress::Br,
+        _ => return body,
+    };
+    crate::scan::decompress(&body, enc).map_or(body, Bytes::from)
 }
 
 fn is_text(content_type: Option<&str>) -> bool {

@@ -271,6 +271,12 @@ basic_auth = {{ user = "team", password_env = "PREVIEW_PASSWORD" }}
         .env("PREVIEW_PASSWORD", "wrong")
         .expect(1)
         .mentions(&["HTTP 401"]);
+
+    // A diff of a precompressed file reads as text, not as gzip bytes.
+    p.write("site.css", "body { color: red; }\n");
+    p.cmd(&["diff", "preview", "site.css"])
+        .expect(0)
+        .mentions(&["-body { color: #123456; }", "+body { color: red; }"]);
 }
 
 /// nginx, Chromium and playwright-core, installed by the project's own script (once per
