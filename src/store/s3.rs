@@ -62,6 +62,29 @@ pub struct S3Store {
     one_part_conditional: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// The headers of `attrs` (and driftless's metadata) on any SDK write builder: PutObject,
+/// CopyObject and CreateMultipartUpload are different types with the same setters.
+macro_rules! with_attributes {
+    ($req:expr, $attrs:expr, $token:expr) => {
+        $req.set_content_type($attrs.content_type.clone())
+            .set_cache_control($attrs.cache_control.clone())
+            .set_content_encoding($attrs.content_encoding.clone())
+            .set_metadata(Some(metadata($attrs, $token)))
+    };
+}
+
+/// `mode` as the condition of any SDK write builder (PutObject, CopyObject,
+/// CompleteMultipartUpload).
+macro_rules! with_condition {
+    ($req:expr, $mode:expr) => {
+        match $mode {
+            PutMode::Create => $req.if_none_match("*"),
+            PutMode::IfMatch(e) => $req.if_match(quote(e)),
+            PutMode::Overwrite => $req,
+        }
+    };
+}
+
 impl S3Store {
     /// CopyObject from `source` (`bucket/encoded-key`, possibly another bucket) to `to`,
     /// replacing the attributes, with `mode` as the condition on `to`.
@@ -75,22 +98,14 @@ impl S3Store {
     ) -> Result<String> {
         let token = crate::unique_token();
         self.conditional(to, &mode, &token, || async {
-            let mut req = self
+            let req = self
                 .client
                 .copy_object()
                 .bucket(&self.bucket)
                 .key(self.full(to))
                 .copy_source(source)
-                .metadata_directive(MetadataDirective::Replace)
-                .set_content_type(attrs.content_type.clone())
-                .set_cache_control(attrs.cache_control.clone())
-                .set_content_encoding(attrs.content_encoding.clone())
-                .set_metadata(Some(metadata(attrs, &token)));
-            match &mode {
-                PutMode::Create => req = req.if_none_match("*"),
-                PutMode::IfMatch(e) => req = req.if_match(quote(e)),
-                PutMode::Overwrite => {}
-            }
+                .metadata_directive(MetadataDirective::Replace);
+            let req = with_condition!(with_attributes!(req, attrs, &token), &mode);
             match req.send().await {
                 Ok(out) => Ok(normalize_etag(
                     out.copy_object_result()
@@ -398,11 +413,8 @@ impl S3Store {
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
-            .key(&full)
-            .set_content_type(attrs.content_type.clone())
-            .set_cache_control(attrs.cache_control.clone())
-            .set_content_encoding(attrs.content_encoding.clone())
-            .set_metadata(Some(metadata(attrs, token)))
+            .key(&full);
+        let create = with_attributes!(create, attrs, token)
             .send()
             .await
             .map_err(|e| self.error(key, e))?;
@@ -448,7 +460,7 @@ impl S3Store {
                 return Err(e);
             }
         };
-        let mut complete = self
+        let complete = self
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -459,12 +471,7 @@ impl S3Store {
                     .set_parts(Some(parts))
                     .build(),
             );
-        match mode {
-            PutMode::Create => complete = complete.if_none_match("*"),
-            PutMode::IfMatch(e) => complete = complete.if_match(quote(e)),
-            PutMode::Overwrite => {}
-        }
-        let result = complete.send().await;
+        let result = with_condition!(complete, mode).send().await;
         match result {
             Ok(out) => Ok(normalize_etag(out.e_tag().unwrap_or_default())),
             Err(e) => {
@@ -636,21 +643,13 @@ impl Store for S3Store {
                 .await;
         }
         self.conditional(key, &mode, &token, || async {
-            let mut req = self
+            let req = self
                 .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(self.full(key))
-                .body(ByteStream::from(body.clone()))
-                .set_content_type(attrs.content_type.clone())
-                .set_cache_control(attrs.cache_control.clone())
-                .set_content_encoding(attrs.content_encoding.clone())
-                .set_metadata(Some(metadata(attrs, &token)));
-            match &mode {
-                PutMode::Create => req = req.if_none_match("*"),
-                PutMode::IfMatch(e) => req = req.if_match(quote(e)),
-                PutMode::Overwrite => {}
-            }
+                .body(ByteStream::from(body.clone()));
+            let req = with_condition!(with_attributes!(req, attrs, &token), &mode);
             let out = req.send().await.map_err(|e| self.error(key, e))?;
             Ok(normalize_etag(out.e_tag().unwrap_or_default()))
         })
