@@ -215,18 +215,7 @@ async fn a_header_change_is_a_copy_in_the_request_log() {
             .any(|l| l.contains("/objects/") && l.starts_with("PUT") && !l.contains("body=0 ")),
         "bytes were uploaded again: {log:#?}"
     );
-    let out = s.aws(
-        &s.seaweedfs,
-        &[
-            "s3api",
-            "head-object",
-            "--bucket",
-            &bucket,
-            "--key",
-            "www/site.css",
-        ],
-    );
-    let head: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let head = s.head_object(&s.seaweedfs, &bucket, "www/site.css");
     assert_eq!(head["CacheControl"], "public, max-age=31536000, immutable");
 }
 

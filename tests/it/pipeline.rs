@@ -29,10 +29,7 @@ promote_from = "staging"
     let r1 = p
         .cmd(&["deploy", "staging", "--yes", "--json"])
         .expect(0)
-        .json()["release"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .release_id();
 
     // Unverified: refused, prod untouched.
     p.cmd(&["promote", "staging", "prod", "--yes"])
@@ -53,18 +50,12 @@ promote_from = "staging"
     let r2 = p
         .cmd(&["deploy", "staging", "--yes", "--json"])
         .expect(0)
-        .json()["release"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .release_id();
     p.cmd(&["verify", "staging", "--timeout", "5"]).expect(0);
     let r3 = p
         .cmd(&["rollback", "staging", "--to", &r1, "--yes", "--json"])
         .expect(0)
-        .json()["release"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .release_id();
     p.cmd(&["promote", "staging", "prod", "--release", &r2, "--yes"])
         .expect(3)
         .mentions(&[&r2, "replaced", &r3]);

@@ -199,18 +199,7 @@ fn interoperates_with_the_aws_cli() {
                 "public, max-age=31536000, immutable",
             ),
         ] {
-            let out = s.aws(
-                endpoint,
-                &[
-                    "s3api",
-                    "head-object",
-                    "--bucket",
-                    &bucket,
-                    "--key",
-                    &format!("{PREFIX}/{key}"),
-                ],
-            );
-            let head: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let head = s.head_object(endpoint, &bucket, &format!("{PREFIX}/{key}"));
             assert_eq!(head["ContentType"], ct, "{endpoint} {key}");
             assert_eq!(head["CacheControl"], cc, "{endpoint} {key}");
         }
@@ -227,18 +216,7 @@ fn interoperates_with_the_aws_cli() {
             .json();
         assert_eq!(plan["plan"]["totals"]["header_update"], 1, "{endpoint}");
         assert_eq!(plan["plan"]["totals"]["upload_bytes"], 0, "{endpoint}");
-        let out = s.aws(
-            endpoint,
-            &[
-                "s3api",
-                "head-object",
-                "--bucket",
-                &bucket,
-                "--key",
-                "www/index.html",
-            ],
-        );
-        let head: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let head = s.head_object(endpoint, &bucket, "www/index.html");
         assert_eq!(
             head["CacheControl"], "no-cache, must-revalidate",
             "{endpoint}"

@@ -98,6 +98,15 @@ impl Servers {
         ]
     }
 
+    /// `aws s3api head-object`, as JSON (ContentType, CacheControl, Metadata, ...).
+    pub fn head_object(&self, endpoint: &str, bucket: &str, key: &str) -> serde_json::Value {
+        let out = self.aws(
+            endpoint,
+            &["s3api", "head-object", "--bucket", bucket, "--key", key],
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// A new, empty bucket on `endpoint`.
     pub fn bucket(&self, endpoint: &str) -> String {
         let name = format!("dl-{}", &uniq()[..16]);

@@ -162,6 +162,15 @@ impl Done {
         })
     }
 
+    /// The id of the release a `--json` run made live.
+    pub fn release_id(&self) -> String {
+        let doc = self.json();
+        doc["release"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("`{}` made no release: {doc}", self.shown))
+            .to_owned()
+    }
+
     /// Assert the combined output mentions every needle.
     pub fn mentions(&self, needles: &[&str]) -> &Self {
         let all = self.all();
