@@ -452,9 +452,23 @@ impl Ledger {
 
     /// The live release and its ancestors, newest first (at most `limit`).
     pub async fn history(&self, limit: usize) -> Result<Vec<Release>> {
+        Ok(self.history_until(None, limit).await?.0)
+    }
+
+    /// Live's ancestry, newest first, stopping before release `stop` (one read per
+    /// release walked, so a caller that knows where to stop reads no further). Returns
+    /// whether `stop` was reached.
+    pub async fn history_until(
+        &self,
+        stop: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Release>, bool)> {
         let mut out = Vec::new();
         let mut next = self.head().await?.release;
         while let Some(id) = next {
+            if Some(id.as_str()) == stop {
+                return Ok((out, true));
+            }
             if out.len() >= limit {
                 break;
             }
@@ -462,7 +476,7 @@ impl Ledger {
             next = r.parent.clone();
             out.push(r);
         }
-        Ok(out)
+        Ok((out, false))
     }
 
     pub async fn has_object(&self, sha256: &str) -> Result<bool> {

@@ -25,28 +25,30 @@ pub(super) async fn rollback(
 ) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
     ec.finish_interrupted().await?;
-    let history = ec.ledger.history(10_000).await?;
-    let Some(live) = history.first() else {
-        return Err(Error::Usage(format!(
-            "{env} has no live release to roll back from"
-        )));
-    };
     let target = match &to {
-        Some(id) => history
-            .iter()
-            .find(|r| &r.id == id)
-            .cloned()
-            .ok_or_else(|| {
-                Error::Usage(format!(
+        // Only a release that was live here: walk live's ancestry as far as `id`.
+        Some(id) => {
+            if !ec.ledger.history_until(Some(id), 10_000).await?.1 {
+                return Err(Error::Usage(format!(
                     "{id} is not a release that was live on {env}; see `driftless log {env}`"
-                ))
-            })?,
-        None => history.get(1).cloned().ok_or_else(|| {
-            Error::Usage(format!(
-                "live release {} on {env} has no previous release",
-                live.id
-            ))
-        })?,
+                )));
+            }
+            ec.ledger.release(id).await?
+        }
+        None => match ec.ledger.history(2).await?.as_slice() {
+            [] => {
+                return Err(Error::Usage(format!(
+                    "{env} has no live release to roll back from"
+                )));
+            }
+            [live] => {
+                return Err(Error::Usage(format!(
+                    "live release {} on {env} has no previous release",
+                    live.id
+                )));
+            }
+            [_, previous, ..] => previous.clone(),
+        },
     };
     let desired = crate::plan::desired_from_objects(&target.manifest);
     let plan = build_plan(

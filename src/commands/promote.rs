@@ -11,9 +11,9 @@ use super::deploy::{
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::config::{EnvConfig, StoreUrl};
-use crate::ledger::{Ledger, Manifest, Release, ReleaseKind, ReleaseRef, Transfer};
+use crate::ledger::{Ledger, Release, ReleaseKind, ReleaseRef, Transfer};
 use crate::output::{Style, proof_block};
-use crate::plan::{Guard, PlanKind, Refusal};
+use crate::plan::{ActionKind, Guard, Plan, PlanKind, Refusal};
 
 pub(super) struct Request {
     pub(super) from: String,
@@ -45,8 +45,8 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     let te = ctx.env(to).await?;
     te.finish_interrupted().await?;
 
-    let history = fe.ledger.history(10_000).await?;
-    let Some(live) = history.first().cloned() else {
+    let (_, live) = fe.ledger.live().await?;
+    let Some(live) = live else {
         return Err(Error::Usage(format!(
             "{from} has no live release to promote: deploy it first (`driftless deploy {from}`)"
         )));
@@ -54,7 +54,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     if let Some(wanted) = &req.release
         && *wanted != live.id
     {
-        let was = if history.iter().any(|r| &r.id == wanted) {
+        let was = if fe.ledger.history_until(Some(wanted), 10_000).await?.1 {
             "was live on it once but has been replaced"
         } else {
             "was never live on it"
@@ -95,15 +95,16 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
         plan.refusals.retain(|r| r.guard != Guard::Unverified);
         plan.overrides.retain(|r| r.guard != Guard::Unverified);
     }
-    let (_, to_live) = te.ledger.live().await?;
-    plan.batch = batch(&te.ledger, to_live.as_ref(), from, &history).await?;
+    let to_live = plan.live.as_ref().map(|l| &l.kind);
+    let batch = batch(&fe.ledger, &te.ledger, to_live, from).await?;
+    plan.batch = batch;
     ctx.out.say(proof_block(&ctx.out, &plan));
     if !confirmed(&te, &plan, req.yes).await? {
         return Ok(());
     }
     te.ensure_store_trusted(forced.contains(&Guard::UnsafeStore))
         .await?;
-    let (copied, streamed) = transfer(&fe, &te, &live.manifest).await?;
+    let (copied, streamed) = transfer(&fe, &te, &plan).await?;
     ctx.out.say(format!(
         "Content: {copied} object(s) copied server-side, {streamed} streamed through driftless."
     ));
@@ -172,42 +173,38 @@ async fn gate(fe: &EnvCtx<'_>, live: &Release) -> Result<Option<Refusal>, Error>
     }))
 }
 
-/// The FROM release whose content `release` (a release of TO) carries, following
+/// The FROM release whose content a TO release of this `kind` carries, following
 /// rollbacks back to the promotion they restored.
 async fn promoted_from(
     ledger: &Ledger,
-    release: &Release,
+    kind: &ReleaseKind,
     from: &str,
 ) -> Result<Option<String>, Error> {
-    let mut r = release.clone();
+    let mut kind = kind.clone();
     for _ in 0..100 {
-        match &r.kind {
-            ReleaseKind::Promote { from: f, release } if f == from => {
-                return Ok(Some(release.clone()));
-            }
-            ReleaseKind::Rollback { to } => r = ledger.release(to).await?,
+        match kind {
+            ReleaseKind::Promote { from: f, release } if f == from => return Ok(Some(release)),
+            ReleaseKind::Rollback { to } => kind = ledger.release(&to).await?.kind,
             _ => return Ok(None),
         }
     }
     Ok(None)
 }
 
-/// FROM's releases (newest first, from `from_history`) that TO has not had yet.
+/// FROM's releases, newest first, that TO (whose live release is of `to_live` kind) has
+/// not had yet. Reads FROM's history only back to the release TO last received.
 async fn batch(
+    from_ledger: &Ledger,
     to_ledger: &Ledger,
-    to_live: Option<&Release>,
+    to_live: Option<&ReleaseKind>,
     from: &str,
-    from_history: &[Release],
 ) -> Result<Vec<ReleaseRef>, Error> {
     let since = match to_live {
-        Some(l) => promoted_from(to_ledger, l, from).await?,
+        Some(kind) => promoted_from(to_ledger, kind, from).await?,
         None => None,
     };
-    Ok(from_history
-        .iter()
-        .take_while(|r| Some(&r.id) != since.as_ref())
-        .map(Release::summary)
-        .collect())
+    let (missing, _) = from_ledger.history_until(since.as_deref(), 10_000).await?;
+    Ok(missing.iter().map(Release::summary).collect())
 }
 
 /// One set of credentials reaches both stores: objects can be copied server-side.
@@ -220,14 +217,16 @@ fn same_service(a: &EnvConfig, b: &EnvConfig) -> bool {
         && a.region == b.region
 }
 
-/// Bring every object of `manifest` into TO's `objects/`. Returns (copied, streamed).
-async fn transfer(
-    fe: &EnvCtx<'_>,
-    te: &EnvCtx<'_>,
-    manifest: &Manifest,
-) -> Result<(usize, usize), Error> {
+/// Bring the content of every key the plan writes into TO's `objects/` (unchanged keys
+/// and header-only updates already have theirs there). Returns (copied, streamed).
+async fn transfer(fe: &EnvCtx<'_>, te: &EnvCtx<'_>, plan: &Plan) -> Result<(usize, usize), Error> {
     let server_side = same_service(fe.cfg, te.cfg);
-    let shas: BTreeSet<&str> = manifest.values().map(|e| e.sha256.as_str()).collect();
+    let shas: BTreeSet<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a.kind, ActionKind::Create | ActionKind::Update))
+        .filter_map(|a| a.local.as_ref().map(|e| e.sha256.as_str()))
+        .collect();
     let bar = te.ctx.out.bar(shas.len() as u64, "copying");
     let done: Vec<Transfer> = futures::stream::iter(shas)
         .map(|sha| {
@@ -339,8 +338,8 @@ async fn pipeline_row(ctx: &Ctx, name: &str) -> Result<serde_json::Value, Error>
     let mut behind = None;
     if let Some(from) = &cfg.promote_from {
         let fe = ctx.env_unchecked(from).await?;
-        let history = fe.ledger.history(10_000).await?;
-        let missing = batch(&ec.ledger, live.as_ref(), from, &history).await?;
+        let to_live = live.as_ref().map(|l| &l.kind);
+        let missing = batch(&fe.ledger, &ec.ledger, to_live, from).await?;
         behind = Some(missing.len());
     }
     let behind_line = behind.map(|n| match n {
