@@ -106,7 +106,7 @@ where
             let printed = output::DOCUMENT_PRINTED.load(std::sync::atomic::Ordering::Relaxed);
             if json && !printed && !matches!(e, Error::Refused(_)) {
                 let doc = serde_json::json!({ "error": e.to_string(), "exit_status": code });
-                println!("{doc}");
+                output::stdout_line(&doc.to_string());
             }
             ExitCode::from(code)
         }

@@ -39,19 +39,15 @@ impl Output {
     /// Human output (suppressed with `--json`).
     pub(crate) fn say(&self, text: impl AsRef<str>) {
         if !self.json {
-            println!("{}", text.as_ref());
+            stdout_line(text.as_ref());
         }
     }
 
-    /// The one JSON document of a `--json` run.
     /// Print the command's JSON document (with `--json`). One per run: stdout stays one
     /// parseable document even when a command runs another (promote runs verify).
     pub(crate) fn document<T: Serialize>(&self, value: &T) {
         if self.json && !DOCUMENT_PRINTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value).expect("output serialises")
-            );
+            stdout_line(&serde_json::to_string_pretty(value).expect("output serialises"));
         }
     }
 
@@ -153,6 +149,14 @@ pub(crate) fn refusals(out: &Output, list: &[Refusal]) -> String {
         let _ = writeln!(s, "      → {}", r.resolve);
     }
     s
+}
+
+/// One line to stdout. A reader that went away (`driftless log prod | head`) must not
+/// abort the command: `println!` would panic mid-apply. The work goes on; its result
+/// is in the exit status and the store's journal.
+pub(crate) fn stdout_line(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 /// The proof block: every change with local and remote size and SHA-256, totals, the

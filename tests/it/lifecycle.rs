@@ -356,3 +356,29 @@ fn init_detects_the_build_directory_and_the_result_deploys() {
         files(&[("index.html", "<h1>hi</h1>")])
     );
 }
+
+/// A reader that went away (`driftless deploy prod --yes | head -1`) does not abort the
+/// command: the deploy completes and exits 0, with no panic.
+#[test]
+fn a_closed_stdout_does_not_abort_a_deploy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (p, store) = project(&tmp);
+    p.write("index.html", "<h1>piped</h1>");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(crate::util::BIN)
+        .args(["deploy", "prod", "--yes"])
+        .current_dir(&p.dir)
+        .env("DRIFTLESS_AUTHOR", "Alice <alice@example.com>")
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        site_files(&store),
+        files(&[("index.html", "<h1>piped</h1>")])
+    );
+}
