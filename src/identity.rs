@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::config::{EnvConfig, StoreUrl};
+
 /// The caller an environment's credentials resolve to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Identity {
@@ -51,4 +53,40 @@ pub async fn resolve(profile: Option<&str>, region: Option<&str>) -> Result<Iden
         arn: out.arn().unwrap_or_default().to_owned(),
         profile: profile.map(str::to_owned),
     })
+}
+
+/// Whose credentials an environment's S3 store uses (STS), as data and as a line;
+/// flags a mismatch with the declared `account`.
+pub async fn describe(cfg: &EnvConfig) -> (Option<Identity>, String) {
+    match &cfg.store {
+        StoreUrl::File(_) => (None, "local directory (no AWS identity)".to_owned()),
+        StoreUrl::S3 { .. } if !has_sts(cfg.endpoint.as_deref()) => (
+            None,
+            format!(
+                "not resolved: {} is not AWS and AWS_ENDPOINT_URL_STS is not set",
+                cfg.endpoint.as_deref().unwrap_or_default()
+            ),
+        ),
+        StoreUrl::S3 { .. } => match resolve(cfg.profile.as_deref(), cfg.region.as_deref()).await {
+            Ok(id) => {
+                let mismatch = cfg.account.as_ref().is_some_and(|a| *a != id.account);
+                let line = format!(
+                    "account {} ({}){}",
+                    id.account,
+                    id.arn,
+                    if mismatch {
+                        format!(
+                            " — MISMATCH: env.{} declares account {}",
+                            cfg.name,
+                            cfg.account.as_deref().unwrap_or("")
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+                (Some(id), line)
+            }
+            Err(e) => (None, format!("unknown ({e})")),
+        },
+    }
 }

@@ -32,6 +32,27 @@ pub enum LedgerError {
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
 
+/// What `verify` found for one release, kept in `verifications/<release>.json`; the
+/// promotion gate and the pipeline view read it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verification {
+    pub release: String,
+    pub url: String,
+    pub at: Timestamp,
+    pub by: String,
+    pub passed: usize,
+    pub failed: Vec<Check>,
+}
+
+/// One HTTP check of `verify`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub path: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
 /// How one object reached another environment's store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transfer {
@@ -768,15 +789,15 @@ impl Ledger {
     // --- verification ---------------------------------------------------------------
 
     /// Record what `verify` found for a release (the promotion gate reads it).
-    pub async fn record_verification<T: Serialize>(&self, release: &str, result: &T) -> Result<()> {
-        let key = self.key(&format!("verifications/{release}.json"));
+    pub async fn record_verification(&self, result: &Verification) -> Result<()> {
+        let key = self.key(&format!("verifications/{}.json", result.release));
         self.store
             .put(&key, json(result), &json_attrs(), PutMode::Overwrite)
             .await?;
         Ok(())
     }
 
-    pub async fn verification(&self, release: &str) -> Result<Option<serde_json::Value>> {
+    pub async fn verification(&self, release: &str) -> Result<Option<Verification>> {
         Ok(self
             .read_json(&self.key(&format!("verifications/{release}.json")))
             .await?

@@ -11,7 +11,7 @@ use super::deploy::{
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::config::{EnvConfig, StoreUrl};
-use crate::ledger::{Ledger, Release, ReleaseKind, ReleaseRef, Transfer};
+use crate::ledger::{Ledger, Release, ReleaseKind, ReleaseRef, Transfer, short_time};
 use crate::output::{Style, proof_block};
 use crate::plan::{ActionKind, Guard, Plan, PlanKind, Refusal};
 
@@ -140,19 +140,16 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
 /// The promotion gate: FROM's live release must have passed `verify` on FROM.
 async fn gate(fe: &EnvCtx<'_>, live: &Release) -> Result<Option<Refusal>, Error> {
     let from = &fe.cfg.name;
-    let record = fe.ledger.verification(&live.id).await?;
-    let failed = record
-        .as_ref()
-        .map(|v| v["failed"].as_array().map_or(usize::MAX, Vec::len));
-    let message = match (&record, failed) {
-        (Some(_), Some(0)) => return Ok(None),
-        (Some(v), Some(n)) => format!(
-            "{from}'s live release {} failed verification ({n} check(s)) at {} by {}",
+    let message = match fe.ledger.verification(&live.id).await? {
+        Some(v) if v.failed.is_empty() => return Ok(None),
+        Some(v) => format!(
+            "{from}'s live release {} failed verification ({} check(s)) at {} by {}",
             live.summary(),
-            v["at"].as_str().unwrap_or("?"),
-            v["by"].as_str().unwrap_or("?")
+            v.failed.len(),
+            short_time(v.at),
+            v.by
         ),
-        _ => format!(
+        None => format!(
             "{from}'s live release {} has not been verified",
             live.summary()
         ),
@@ -322,18 +319,16 @@ async fn pipeline_row(ctx: &Ctx, name: &str) -> Result<serde_json::Value, Error>
         Some(l) => ec.ledger.verification(&l.id).await?,
         None => None,
     };
-    let verified = verification
-        .as_ref()
-        .and_then(|v| v["failed"].as_array().map(Vec::is_empty));
-    let verified_line = match (&verification, verified) {
-        (Some(v), Some(true)) => format!(
-            "passed at {} by {}",
-            v["at"].as_str().unwrap_or("?"),
-            v["by"].as_str().unwrap_or("?")
+    let verified = verification.as_ref().is_some_and(|v| v.failed.is_empty());
+    let verified_line = match &verification {
+        Some(v) if verified => format!("passed at {} by {}", short_time(v.at), v.by),
+        Some(v) => format!(
+            "FAILED ({} check(s)) at {}: driftless verify {name}",
+            v.failed.len(),
+            short_time(v.at)
         ),
-        (Some(_), _) => "FAILED (see `driftless verify`)".to_owned(),
-        (None, _) if cfg.url.is_none() => "no (no `url` to verify)".to_owned(),
-        (None, _) => format!("no: driftless verify {name}"),
+        None if cfg.url.is_none() => "no (no `url` to verify)".to_owned(),
+        None => format!("no: driftless verify {name}"),
     };
     let mut behind = None;
     if let Some(from) = &cfg.promote_from {
@@ -352,12 +347,12 @@ async fn pipeline_row(ctx: &Ctx, name: &str) -> Result<serde_json::Value, Error>
             cfg.promote_from.as_deref().unwrap_or("")
         ),
     });
-    let (identity, identity_line) = identity(cfg).await;
+    let (identity, identity_line) = crate::identity::describe(cfg).await;
     Ok(serde_json::json!({
         "env": name,
         "promote_from": cfg.promote_from,
         "live": live.as_ref().map(Release::summary),
-        "verified": verified.unwrap_or(false),
+        "verified": verified,
         "behind": behind,
         "identity": identity,
         "declared_account": cfg.account,
@@ -366,42 +361,4 @@ async fn pipeline_row(ctx: &Ctx, name: &str) -> Result<serde_json::Value, Error>
         "behind_line": behind_line,
         "identity_line": identity_line,
     }))
-}
-
-/// Whose credentials an environment's S3 store uses (STS), as data and as a line;
-/// flags a mismatch with the declared `account`.
-pub(super) async fn identity(cfg: &EnvConfig) -> (Option<crate::identity::Identity>, String) {
-    match &cfg.store {
-        StoreUrl::File(_) => (None, "local directory (no AWS identity)".to_owned()),
-        StoreUrl::S3 { .. } if !crate::identity::has_sts(cfg.endpoint.as_deref()) => (
-            None,
-            format!(
-                "not resolved: {} is not AWS and AWS_ENDPOINT_URL_STS is not set",
-                cfg.endpoint.as_deref().unwrap_or_default()
-            ),
-        ),
-        StoreUrl::S3 { .. } => {
-            match crate::identity::resolve(cfg.profile.as_deref(), cfg.region.as_deref()).await {
-                Ok(id) => {
-                    let mismatch = cfg.account.as_ref().is_some_and(|a| *a != id.account);
-                    let line = format!(
-                        "account {} ({}){}",
-                        id.account,
-                        id.arn,
-                        if mismatch {
-                            format!(
-                                " — MISMATCH: env.{} declares account {}",
-                                cfg.name,
-                                cfg.account.as_deref().unwrap_or("")
-                            )
-                        } else {
-                            String::new()
-                        }
-                    );
-                    (Some(id), line)
-                }
-                Err(e) => (None, format!("unknown ({e})")),
-            }
-        }
-    }
 }

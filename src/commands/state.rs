@@ -105,7 +105,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         (None, _) => "unknown (never deployed or pulled from this working copy)".to_owned(),
     };
     out.say(format!("  base     this working copy: {base_line}"));
-    let (identity, identity_line) = super::promote::identity(ec.cfg).await;
+    let (identity, identity_line) = crate::identity::describe(ec.cfg).await;
     out.say(format!("  identity {identity_line}"));
     out.document(&serde_json::json!({
         "env": env,

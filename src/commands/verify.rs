@@ -6,22 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use super::Ctx;
 use crate::Error;
-use crate::ledger::{Entry, Manifest, Release};
+use crate::ledger::{Check, Entry, Manifest, Release, Verification};
 use crate::output::Style;
 use crate::scan::hash_bytes;
 use crate::store::encode_key;
-
-#[derive(Debug, Clone, Serialize)]
-struct Check {
-    name: String,
-    path: String,
-    ok: bool,
-    detail: String,
-}
 
 /// What one check expects of one path.
 #[derive(Debug, Clone)]
@@ -33,16 +23,6 @@ enum Expect {
     Compressed,
     /// Without credentials: 401 asking for them.
     Anonymous401,
-}
-
-#[derive(Serialize)]
-struct Verification<'a> {
-    release: &'a str,
-    url: &'a str,
-    at: jiff::Timestamp,
-    by: &'a str,
-    passed: usize,
-    failed: Vec<Check>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -324,14 +304,14 @@ pub(super) async fn verify(ctx: &Ctx, env: &str, timeout: u64) -> Result<(), Err
     }
     let failed = results;
     let record = Verification {
-        release: &live.id,
-        url: &url,
+        release: live.id.clone(),
+        url: url.clone(),
         at: jiff::Timestamp::now(),
-        by: &ctx.actor.author,
+        by: ctx.actor.author.clone(),
         passed,
         failed: failed.clone(),
     };
-    ec.ledger.record_verification(&live.id, &record).await?;
+    ec.ledger.record_verification(&record).await?;
     let event = if failed.is_empty() {
         "verified"
     } else {
