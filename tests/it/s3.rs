@@ -36,6 +36,21 @@ fn bucket_site(s: &Servers, endpoint: &str, bucket: &str) -> BTreeMap<String, Ve
     tree(dir.path(), &[".driftless/"])
 }
 
+/// Change a key behind driftless's back, with the AWS CLI.
+fn put_out_of_band(s: &Servers, endpoint: &str, bucket: &str, key: &str, content: &str) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), content).unwrap();
+    s.aws(
+        endpoint,
+        &[
+            "s3",
+            "cp",
+            file.path().to_str().unwrap(),
+            &format!("s3://{bucket}/{PREFIX}/{key}"),
+        ],
+    );
+}
+
 fn bucket_head(s: &Servers, endpoint: &str, bucket: &str) -> String {
     let out = s.aws(
         endpoint,
@@ -149,17 +164,7 @@ fn rollback_is_byte_identical_on_both_servers() {
             .write("new.js", "new")
             .remove("old.html");
         p.cmd(&["deploy", "prod", "--yes"]).expect(0);
-        let tampered = tmp.path().join("tampered");
-        std::fs::write(&tampered, "tampered").unwrap();
-        s.aws(
-            endpoint,
-            &[
-                "s3",
-                "cp",
-                tampered.to_str().unwrap(),
-                &format!("s3://{bucket}/{PREFIX}/assets/a.css"),
-            ],
-        );
+        put_out_of_band(s, endpoint, &bucket, "assets/a.css", "tampered");
         p.cmd(&["rollback", "prod", "--to", &first, "--yes"])
             .expect(0);
         assert_eq!(bucket_site(s, endpoint, &bucket), files(&v1), "{endpoint}");
@@ -222,17 +227,7 @@ fn interoperates_with_the_aws_cli() {
             "{endpoint}"
         );
 
-        let hotfix = tmp.path().join("hotfix.html");
-        std::fs::write(&hotfix, "<p>hotfix</p>").unwrap();
-        s.aws(
-            endpoint,
-            &[
-                "s3",
-                "cp",
-                hotfix.to_str().unwrap(),
-                &format!("s3://{bucket}/{PREFIX}/index.html"),
-            ],
-        );
+        put_out_of_band(s, endpoint, &bucket, "index.html", "<p>hotfix</p>");
         p.write("assets/app.wasm", "\0asm2");
         p.cmd(&["deploy", "prod", "--yes"])
             .expect(3)
