@@ -10,7 +10,8 @@ use crate::plan::drift;
 use crate::remote::read_site;
 
 pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
-    let ec = ctx.env(env).await?;
+    // Read-only, and it reports the identity (flagging a mismatch) itself: one STS call.
+    let ec = ctx.env_unchecked(env).await?;
     let (_, live) = ec.ledger.live().await?;
     let remote = read_site(&ec.ledger, live.as_ref()).await?;
     let drift = drift(live.as_ref().map(|l| &l.manifest), &remote);

@@ -352,6 +352,7 @@ fn a_wrong_account_is_refused_before_any_write() {
         "{view}"
     );
     p.cmd(&["status"]).expect(0).mentions(&["MISMATCH"]);
+    p.cmd(&["status", "prod"]).expect(0).mentions(&["MISMATCH"]);
 
     std::fs::write(tmp.path().join("driftless.toml"), config("123456789012")).unwrap();
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
