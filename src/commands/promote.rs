@@ -267,88 +267,94 @@ pub(super) async fn pipeline(ctx: &Ctx) -> Result<(), Error> {
             break; // a cycle; config validation names it
         }
     }
+    // Each environment is opened once, also where it is the source of the next.
+    let mut opened = std::collections::HashMap::new();
+    for name in &order {
+        opened.insert(*name, ctx.env_unchecked(name).await);
+    }
     let out = &ctx.out;
     let mut rows = Vec::new();
     for name in order {
-        let row = match pipeline_row(ctx, name).await {
-            Ok(row) => row,
-            Err(e) => serde_json::json!({ "env": name, "error": e.to_string() }),
-        };
         let mut line = out.paint(name, Style::Strong);
-        if let Some(f) = envs[name].promote_from.as_deref() {
+        let from = envs[name].promote_from.as_deref();
+        if let Some(f) = from {
             line.push_str(&format!(" ← {f}"));
         }
         out.say(line);
-        if let Some(e) = row["error"].as_str() {
-            out.say(format!(
-                "  {}",
-                out.paint(&format!("error: {e}"), Style::Bad)
-            ));
-        } else {
-            out.say(format!(
-                "  live      {}",
-                row["live_line"].as_str().unwrap_or("")
-            ));
-            out.say(format!(
-                "  verified  {}",
-                row["verified_line"].as_str().unwrap_or("")
-            ));
-            if let Some(b) = row["behind_line"].as_str() {
-                out.say(format!("  behind    {b}"));
+        let source = from.and_then(|f| opened[f].as_ref().ok());
+        let row = match &opened[name] {
+            Ok(ec) => pipeline_row(ec, source).await,
+            Err(e) => Err(Error::Other(e.to_string())),
+        };
+        match row {
+            Ok((row, lines)) => {
+                for (label, text) in lines {
+                    out.say(format!("  {label:<9} {text}"));
+                }
+                rows.push(row);
             }
-            out.say(format!(
-                "  identity  {}",
-                row["identity_line"].as_str().unwrap_or("")
-            ));
+            Err(e) => {
+                out.say(format!(
+                    "  {}",
+                    out.paint(&format!("error: {e}"), Style::Bad)
+                ));
+                rows.push(serde_json::json!({ "env": name, "error": e.to_string() }));
+            }
         }
-        rows.push(row);
     }
     out.document(&serde_json::json!({ "pipeline": rows }));
     Ok(())
 }
 
-async fn pipeline_row(ctx: &Ctx, name: &str) -> Result<serde_json::Value, Error> {
-    let ec = ctx.env_unchecked(name).await?;
-    let cfg = ec.cfg;
+/// One environment of the pipeline view: its data, and the lines a person reads.
+async fn pipeline_row(
+    ec: &EnvCtx<'_>,
+    source: Option<&EnvCtx<'_>>,
+) -> Result<(serde_json::Value, Vec<(&'static str, String)>), Error> {
+    let (cfg, name) = (ec.cfg, &ec.cfg.name);
     let (_, live) = ec.ledger.live().await?;
-    let live_line = live.as_ref().map_or_else(
-        || "(none)".to_owned(),
-        |l| format!("{} ({})", l.summary(), l.kind),
-    );
+    let mut lines = vec![(
+        "live",
+        live.as_ref().map_or_else(
+            || "(none)".to_owned(),
+            |l| format!("{} ({})", l.summary(), l.kind),
+        ),
+    )];
     let verification = match &live {
         Some(l) => ec.ledger.verification(&l.id).await?,
         None => None,
     };
     let verified = verification.as_ref().is_some_and(|v| v.failed.is_empty());
-    let verified_line = match &verification {
-        Some(v) if verified => format!("passed at {} by {}", short_time(v.at), v.by),
-        Some(v) => format!(
-            "FAILED ({} check(s)) at {}: driftless verify {name}",
-            v.failed.len(),
-            short_time(v.at)
-        ),
-        None if cfg.url.is_none() => "no (no `url` to verify)".to_owned(),
-        None => format!("no: driftless verify {name}"),
-    };
+    lines.push((
+        "verified",
+        match &verification {
+            Some(v) if verified => format!("passed at {} by {}", short_time(v.at), v.by),
+            Some(v) => format!(
+                "FAILED ({} check(s)) at {}: driftless verify {name}",
+                v.failed.len(),
+                short_time(v.at)
+            ),
+            None if cfg.url.is_none() => "no (no `url` to verify)".to_owned(),
+            None => format!("no: driftless verify {name}"),
+        },
+    ));
     let mut behind = None;
     if let Some(from) = &cfg.promote_from {
-        let fe = ctx.env_unchecked(from).await?;
+        let fe = source.ok_or_else(|| Error::Other(format!("{from} could not be opened")))?;
         let to_live = live.as_ref().map(|l| &l.kind);
-        let missing = batch(&fe.ledger, &ec.ledger, to_live, from).await?;
-        behind = Some(missing.len());
+        let n = batch(&fe.ledger, &ec.ledger, to_live, from).await?.len();
+        behind = Some(n);
+        lines.push((
+            "behind",
+            match n {
+                0 => format!("0: serves what {from} serves"),
+                n => format!("{n} release(s) behind {from}: driftless promote {from} {name}"),
+            },
+        ));
     }
-    let behind_line = behind.map(|n| match n {
-        0 => format!(
-            "0: serves what {} serves",
-            cfg.promote_from.as_deref().unwrap_or("")
-        ),
-        n => format!(
-            "{n} release(s) behind {0}: driftless promote {0} {name}",
-            cfg.promote_from.as_deref().unwrap_or("")
-        ),
-    });
     let (identity, identity_line) = crate::identity::describe(cfg).await;
-    Ok(serde_json::json!({
+    lines.push(("identity", identity_line));
+    let row = serde_json::json!({
         "env": name,
         "promote_from": cfg.promote_from,
         "live": live.as_ref().map(Release::summary),
@@ -356,9 +362,6 @@ async fn pipeline_row(ctx: &Ctx, name: &str) -> Result<serde_json::Value, Error>
         "behind": behind,
         "identity": identity,
         "declared_account": cfg.account,
-        "live_line": live_line,
-        "verified_line": verified_line,
-        "behind_line": behind_line,
-        "identity_line": identity_line,
-    }))
+    });
+    Ok((row, lines))
 }
