@@ -128,7 +128,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
         })
         .await;
     if te.cfg.url.is_some() {
-        super::verify::verify(ctx, to, req.timeout).await
+        super::verify::verify_env(&te, req.timeout).await
     } else {
         ctx.out.say(format!(
             "{to} has no `url`: not verified over HTTP (add one to env.{to} to check what visitors get)."

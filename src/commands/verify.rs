@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::Ctx;
+use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::ledger::{Check, Entry, Manifest, Release, Verification};
 use crate::output::Style;
@@ -170,7 +170,12 @@ fn changed(live: &Release, parent: Option<&Manifest>) -> Vec<(String, Entry)> {
 }
 
 pub(super) async fn verify(ctx: &Ctx, env: &str, timeout: u64) -> Result<(), Error> {
-    let ec = ctx.env(env).await?;
+    verify_env(&ctx.env(env).await?, timeout).await
+}
+
+/// Verify an environment that is already open (promote verifies TO after applying).
+pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Error> {
+    let (ctx, env) = (ec.ctx, ec.cfg.name.as_str());
     let Some(url) = ec.cfg.url.clone() else {
         return Err(Error::Usage(format!(
             "env.{env} has no `url`: add the public URL visitors use, e.g. url = \"https://{env}.example.com\""
