@@ -25,17 +25,27 @@ enum Expect {
     Anonymous401,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The HTTP clients of one verify run: `decoded` (signed in, bodies decoded), `raw`
+/// (signed in, bodies as sent) and `anonymous` (no credentials).
+struct Clients {
+    decoded: reqwest::Client,
+    raw: reqwest::Client,
+    anonymous: reqwest::Client,
+}
+
 async fn run_check(
-    client: &reqwest::Client,
-    raw: &reqwest::Client,
-    anonymous: &reqwest::Client,
+    clients: &Clients,
     base: &str,
     edge_headers: &[(String, String)],
     name: &str,
     path: &str,
     expect: &Expect,
 ) -> Check {
+    let Clients {
+        decoded: client,
+        raw,
+        anonymous,
+    } = clients;
     let url = format!("{base}{path}");
     let result = match expect {
         Expect::Compressed => raw
@@ -265,8 +275,11 @@ pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Erro
             .build()
             .map_err(|e| Error::Other(format!("HTTP client: {e}")))
     };
-    let (client, raw) = (build(true, &headers)?, build(false, &headers)?);
-    let anonymous = build(true, &reqwest::header::HeaderMap::new())?;
+    let clients = Clients {
+        decoded: build(true, &headers)?,
+        raw: build(false, &headers)?,
+        anonymous: build(true, &reqwest::header::HeaderMap::new())?,
+    };
     let edge_headers: Vec<(String, String)> = edge
         .headers
         .iter()
@@ -282,17 +295,7 @@ pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Erro
         let mut still = Vec::new();
         for i in pending {
             let (name, path, expect) = &plan[i];
-            let check = run_check(
-                &client,
-                &raw,
-                &anonymous,
-                &base,
-                &edge_headers,
-                name,
-                path,
-                expect,
-            )
-            .await;
+            let check = run_check(&clients, &base, &edge_headers, name, path, expect).await;
             if check.ok {
                 passed += 1;
             } else {
