@@ -314,7 +314,7 @@ impl CachingProxy {
     fn start(dir: &Path, port: u16, origin: u16) -> Self {
         web_deps();
         std::fs::create_dir_all(dir.join("cache")).unwrap();
-        let root = nix_root();
+        let root = running_as_root();
         let conf = format!(
             r#"{user}
 daemon off;
@@ -376,7 +376,7 @@ impl Drop for CachingProxy {
     }
 }
 
-fn nix_root() -> bool {
+fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
