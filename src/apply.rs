@@ -10,14 +10,14 @@
 //! process dies, the pending record lets the next run finish the release (every byte it
 //! needs is already in `objects/`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use jiff::Timestamp;
 
 use crate::Error;
 use crate::ledger::{Actor, Entry, HeldLease, Ledger, Pending, Release, ReleaseKind};
-use crate::output::Output;
+use crate::output::{Output, esc};
 use crate::plan::{Action, ActionKind, Plan, PlanKind, Source, listing_digest};
 use crate::remote::{CONCURRENCY, list_site};
 use crate::scan::hash_bytes;
@@ -25,19 +25,53 @@ use crate::store::{PutMode, StoreError};
 
 pub(crate) const LEASE: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Bodies above this size are checked for in `objects/` before being uploaded.
-const HEAD_FIRST_ABOVE: u64 = 256 * 1024;
-
-/// Fault injection for the crash tests: with `DRIFTLESS_FAILPOINT=NAME` the process
-/// kills itself with SIGKILL at that point of an apply — no cleanup, no unlock.
-fn failpoint(name: &str) {
-    if std::env::var("DRIFTLESS_FAILPOINT").is_ok_and(|v| v == name) {
+/// Fault injection for the crash tests. With `DRIFTLESS_FAILPOINT=NAME` the process
+/// kills itself with SIGKILL at that point of an apply — no cleanup, no unlock. With
+/// `NAME:pause` it waits there (touching `$TMPDIR/driftless-failpoint-PID` so a test
+/// knows) until Ctrl-C, for the interruption tests.
+async fn failpoint(name: &str) {
+    let Ok(wanted) = std::env::var("DRIFTLESS_FAILPOINT") else {
+        return;
+    };
+    if wanted == name {
         eprintln!("driftless: failpoint {name}: SIGKILL");
         let _ = std::process::Command::new("kill")
             .args(["-KILL", &std::process::id().to_string()])
             .status();
         std::process::abort(); // where `kill` is unavailable
     }
+    if wanted.strip_suffix(":pause") == Some(name) {
+        let mark = std::env::temp_dir().join(format!("driftless-failpoint-{}", std::process::id()));
+        let _ = std::fs::write(&mark, name);
+        for _ in 0..2400 {
+            if crate::interrupt::requested() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let _ = std::fs::remove_file(&mark);
+    }
+}
+
+/// What an apply moved into the store's `objects/` (a resumed run uploads nothing twice).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub(crate) struct Transfer {
+    pub(crate) objects_uploaded: usize,
+    pub(crate) bytes_uploaded: u64,
+    /// Content already in the store, not sent again.
+    pub(crate) objects_present: usize,
+}
+
+/// Stopped by Ctrl-C before HEAD moved: nothing visitors see has changed.
+fn interrupted_before(plan: &Plan, transfer: &Transfer) -> Error {
+    let live = plan.live.as_ref().map_or_else(
+        || "nothing is live yet".to_owned(),
+        |l| format!("release {} is still live", l.id),
+    );
+    Error::Interrupted(format!(
+        "Interrupted: nothing changed on {} — {live}. The {} object(s) uploaded so far are kept: re-run `driftless deploy {}` to resume without uploading them again.",
+        plan.env, transfer.objects_uploaded, plan.env
+    ))
 }
 
 fn moved(what: String) -> Error {
@@ -52,14 +86,15 @@ pub(crate) struct Provenance<'a> {
     pub(crate) message: Option<String>,
 }
 
-/// Apply `plan` while holding `lock`. Returns the release that is now live.
+/// Apply `plan` while holding `lock`. Returns the release that is now live, and what
+/// was uploaded.
 pub(crate) async fn apply(
     ledger: &Ledger,
     plan: &Plan,
     who: &Provenance<'_>,
     lease: &HeldLease,
     out: &Output,
-) -> Result<Release, Error> {
+) -> Result<(Release, Transfer), Error> {
     // 1. Nothing the plan saw may have moved.
     let head = ledger.head().await?;
     if head != plan.seen.head {
@@ -82,9 +117,12 @@ pub(crate) async fn apply(
     };
 
     // 2. Content into objects/, and a snapshot of everything about to be replaced.
-    store_content(ledger, plan, out).await?;
+    let transfer = store_content(ledger, plan, out).await?;
     snapshot(ledger, &plan.actions).await?;
-    failpoint("after-objects");
+    failpoint("after-objects").await;
+    if crate::interrupt::requested() {
+        return Err(interrupted_before(plan, &transfer));
+    }
 
     // 3. Pending record: from here on a crash is finished by the next run.
     let mut release = Release {
@@ -127,12 +165,17 @@ pub(crate) async fn apply(
             deletes: deletes.clone(),
         })
         .await?;
-    failpoint("after-pending");
+    failpoint("after-pending").await;
 
     // 4–5. Site writes, release record, HEAD. Any failure here puts back what was
     // written, so a failed run leaves the old release complete.
     let mut written: Vec<(&Action, String)> = Vec::new();
-    let swapped = write_and_swap(ledger, plan, &head, &mut release, &mut written, lease, out).await;
+    let swapped = write_and_swap(ledger, plan, &head, &mut release, &mut written, lease, out)
+        .await
+        .map_err(|e| match e {
+            Error::Interrupted(_) => interrupted_before(plan, &transfer),
+            other => other,
+        });
     if let Err(e) = swapped {
         // A swap whose answer was lost may still have landed: never undo a live release.
         if ledger.head().await.ok().and_then(|h| h.release).as_deref() != Some(release.id.as_str())
@@ -154,7 +197,24 @@ pub(crate) async fn apply(
         }
     }
 
-    failpoint("after-head");
+    failpoint("after-head").await;
+    if crate::interrupt::requested() {
+        // Live already; the deletes stay in the pending record for the next run.
+        return Err(Error::Interrupted(format!(
+            "Interrupted: release {} is live on {}{}",
+            release.id,
+            plan.env,
+            if deletes.is_empty() {
+                ".".to_owned()
+            } else {
+                format!(
+                    "; {} removed key(s) are still in the store: the next `driftless deploy {}` deletes them.",
+                    deletes.len(),
+                    plan.env
+                )
+            }
+        )));
+    }
 
     // 6. Deletes, only now that no live release references them.
     let kept = delete_keys(ledger, &deletes).await;
@@ -174,7 +234,7 @@ pub(crate) async fn apply(
             )
             .await;
     }
-    Ok(release)
+    Ok((release, transfer))
 }
 
 /// Site writes (assets, then entry points), the release record, and the HEAD swap.
@@ -195,7 +255,11 @@ async fn write_and_swap<'p>(
     let bar = out.bar((html.len() + assets.len()) as u64, "writing");
     for (i, group) in [assets, html].into_iter().enumerate() {
         if i == 1 {
-            failpoint("after-assets");
+            failpoint("after-assets").await;
+        }
+        if crate::interrupt::requested() {
+            bar.finish_and_clear();
+            return Err(Error::Interrupted(String::new()));
         }
         let results: Vec<(&Action, Result<String, StoreError>)> = futures::stream::iter(group)
             .map(|a| {
@@ -234,13 +298,16 @@ async fn write_and_swap<'p>(
     }
 
     // The release record, then the single linearisation point: HEAD.
+    if crate::interrupt::requested() {
+        return Err(Error::Interrupted(String::new()));
+    }
     if lease.lost() {
         return Err(moved(
             "the deploy lock was broken by someone else during the deploy".into(),
         ));
     }
     ledger.write_release(release).await?;
-    failpoint("after-release");
+    failpoint("after-release").await;
     ledger
         .swap_head(head, &release.id)
         .await
@@ -252,8 +319,40 @@ async fn write_and_swap<'p>(
         })
 }
 
-/// Put every byte the new release needs into `objects/`.
-async fn store_content(ledger: &Ledger, plan: &Plan, out: &Output) -> Result<(), Error> {
+/// Above this many pieces of content to store, one listing of `objects/` is cheaper
+/// than asking about each.
+const LIST_ABOVE: usize = 64;
+
+/// Which of `shas` the store's `objects/` already holds.
+async fn present_objects(
+    ledger: &Ledger,
+    shas: &BTreeSet<&str>,
+) -> Result<BTreeSet<String>, Error> {
+    if shas.len() > LIST_ABOVE {
+        let prefix = ledger.object_key("");
+        return Ok(ledger
+            .store()
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|m| m.key.strip_prefix(&prefix).map(str::to_owned))
+            .filter(|sha| shas.contains(sha.as_str()))
+            .collect());
+    }
+    let found: Vec<Option<String>> =
+        futures::stream::iter(shas.iter().copied())
+            .map(|sha| async move {
+                Ok::<_, Error>(ledger.has_object(sha).await?.then(|| sha.to_owned()))
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// Put every byte the new release needs into `objects/` — only what is not there yet,
+/// so a run resumed after an interruption sends nothing twice.
+async fn store_content(ledger: &Ledger, plan: &Plan, out: &Output) -> Result<Transfer, Error> {
     let needed: Vec<&Action> = plan
         .actions
         .iter()
@@ -264,26 +363,37 @@ async fn store_content(ledger: &Ledger, plan: &Plan, out: &Output) -> Result<(),
             )
         })
         .collect();
-    let bar = out.bar(needed.len() as u64, "uploading");
-    futures::stream::iter(needed)
+    let shas: BTreeSet<&str> = needed
+        .iter()
+        .filter_map(|a| a.local.as_ref().map(|e| e.sha256.as_str()))
+        .collect();
+    let present = present_objects(ledger, &shas).await?;
+    let mut transfer = Transfer {
+        objects_present: present.len(),
+        ..Transfer::default()
+    };
+    // One upload per content, however many keys share it.
+    let mut todo: BTreeMap<&str, &Action> = BTreeMap::new();
+    for a in needed {
+        let sha = a.local.as_ref().map_or("", |e| e.sha256.as_str());
+        if !present.contains(sha) {
+            todo.entry(sha).or_insert(a);
+        }
+    }
+    let bar = out.bar(todo.len() as u64, "uploading");
+    let uploaded: Vec<u64> = futures::stream::iter(todo.into_values())
         .map(|a| {
             let bar = &bar;
             async move {
+                if crate::interrupt::requested() {
+                    return Ok(None);
+                }
                 let entry = a.local.as_ref().expect("writes carry the local entry");
                 let source = &plan.manifest[&a.key].source;
-                // A large body is worth a HEAD to avoid re-sending it; a small one is
-                // cheaper to send create-only (an existing object just answers so).
-                // A header-only update has its bytes in the store already: never resend them.
-                let header_only = a.kind == ActionKind::HeaderUpdate;
-                let skip_if_present =
-                    entry.size > HEAD_FIRST_ABOVE || *source == Source::Object || header_only;
-                if skip_if_present && ledger.has_object(&entry.sha256).await? {
-                    bar.inc(1);
-                    return Ok(());
-                }
-                match source {
-                    _ if header_only => {
-                        // Same bytes as the store holds at the key: snapshot them there.
+                let sent = match source {
+                    // A header-only update has its bytes in the store already, at the
+                    // key: snapshot them there, never resend them.
+                    _ if a.kind == ActionKind::HeaderUpdate => {
                         snapshot_key(
                             ledger,
                             &a.key,
@@ -291,6 +401,7 @@ async fn store_content(ledger: &Ledger, plan: &Plan, out: &Output) -> Result<(),
                             &entry.sha256,
                         )
                         .await?;
+                        None
                     }
                     Source::Local(path) => {
                         let body = tokio::fs::read(path)
@@ -299,27 +410,35 @@ async fn store_content(ledger: &Ledger, plan: &Plan, out: &Output) -> Result<(),
                         if hash_bytes(&body) != entry.sha256 {
                             return Err(moved(format!(
                                 "{}: the local file changed since the plan",
-                                a.key
+                                esc(&a.key)
                             )));
                         }
+                        let len = body.len() as u64;
                         ledger.put_object(&entry.sha256, body.into()).await?;
+                        Some(len)
                     }
                     Source::Object => {
                         return Err(Error::Other(format!(
                             "{}: content {} is missing from the store's objects/ area",
-                            a.key, entry.sha256
+                            esc(&a.key),
+                            entry.sha256
                         )));
                     }
-                }
+                };
                 bar.inc(1);
-                Ok::<_, Error>(())
+                Ok::<_, Error>(sent)
             }
         })
         .buffer_unordered(CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await?;
+        .try_collect::<Vec<Option<u64>>>()
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
     bar.finish_and_clear();
-    Ok(())
+    transfer.objects_uploaded = uploaded.len();
+    transfer.bytes_uploaded = uploaded.iter().sum();
+    Ok(transfer)
 }
 
 /// Make sure the bytes every replaced or deleted key holds now are in `objects/`

@@ -230,11 +230,7 @@ impl Cdn for CloudFront {
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
                 Err(e) => {
-                    let msg = e.message().map_or_else(
-                        || aws_sdk_cloudfront::error::DisplayErrorContext(&e).to_string(),
-                        str::to_owned,
-                    );
-                    return Err(self.fail(format!("{}: {msg}", e.code().unwrap_or("error"))));
+                    return Err(self.fail(crate::sdk_error::one_line(&e, "CloudFront", None)));
                 }
             }
         }
@@ -248,7 +244,7 @@ impl Cdn for CloudFront {
             .id(id)
             .send()
             .await
-            .map_err(|e| self.fail(aws_sdk_cloudfront::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| self.fail(crate::sdk_error::one_line(&e, "CloudFront", None)))?;
         // The API says "Completed"; emulators have said "COMPLETED".
         Ok(out
             .invalidation()

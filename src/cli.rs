@@ -1,5 +1,5 @@
 //! The command-line grammar, and nothing else: values are validated and resolved in
-//! `settings`, and each command is a function in `commands`.
+//! `commands` (the settings layer), and each command is a function there.
 
 use std::path::PathBuf;
 
@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Exit status: 0 success, 1 error, 2 usage or configuration error,
-             3 refused by a guard (the safety net worked).
+             3 refused by a guard (the safety net worked), 130 interrupted (Ctrl-C).
 
 Examples:
   driftless init                      write a commented driftless.toml
@@ -54,15 +54,22 @@ pub struct ForceArgs {
     pub force: Vec<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct MessageArg {
+    /// Release message, shown in `log` and `status` (e.g. what changed and why).
+    #[arg(long, short = 'm', value_name = "MESSAGE")]
+    pub message: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a commented driftless.toml, detecting the build directory.
+    /// Write a commented driftless.toml for this project, detecting its framework.
     #[command(
-        after_help = "Example:\n  driftless init            # detects dist/, build/, public/, _site/ or out/"
+        after_help = "Example:\n  driftless init            # reads package.json, hugo.toml, mkdocs.yml, book.toml, ...\n  driftless init --site build"
     )]
     Init {
-        /// Build directory to deploy (default: detected).
-        #[arg(long)]
+        /// Build directory to deploy (default: the framework's, or one that exists).
+        #[arg(long, value_name = "DIR")]
         site: Option<String>,
     },
     /// Show what a deploy would do (the proof block); change nothing.
@@ -70,14 +77,13 @@ pub enum Command {
         after_help = "Examples:\n  driftless plan staging\n  driftless plan staging --out plan.json   # review, then: driftless apply plan.json"
     )]
     Plan {
-        /// Environment (one, by name).
-        env: String,
+        /// Environment to plan for (default: the only one in driftless.toml).
+        env: Option<String>,
         /// Save the plan to apply later with `driftless apply FILE`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Release message recorded when the plan is applied.
-        #[arg(long, short = 'm')]
-        message: Option<String>,
+        #[command(flatten)]
+        message: MessageArg,
         #[command(flatten)]
         force: ForceArgs,
     },
@@ -86,10 +92,11 @@ pub enum Command {
         after_help = "Examples:\n  driftless deploy staging -m 'Fix checkout copy'\n  driftless deploy staging --yes           # in CI (no terminal)"
     )]
     Deploy {
-        /// Environment (exactly one: staging and production are never deployed together).
-        env: String,
-        #[arg(long, short = 'm')]
-        message: Option<String>,
+        /// Environment to deploy to: exactly one, so staging and production are never
+        /// deployed together (default: the only one in driftless.toml).
+        env: Option<String>,
+        #[command(flatten)]
+        message: MessageArg,
         #[command(flatten)]
         confirm: ConfirmArgs,
         #[command(flatten)]
@@ -100,6 +107,7 @@ pub enum Command {
         after_help = "Example:\n  driftless plan prod --out prod.plan.json && driftless apply prod.plan.json"
     )]
     Apply {
+        /// The plan file written by `driftless plan ENV --out FILE`.
         file: PathBuf,
         #[command(flatten)]
         confirm: ConfirmArgs,
@@ -109,21 +117,26 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  driftless status staging\n  driftless status            # the pipeline"
     )]
-    Status { env: Option<String> },
+    Status {
+        /// Environment to inspect (default: every environment, as a pipeline).
+        env: Option<String>,
+    },
     /// Copy FROM's live, verified release to TO byte for byte (never rebuilt).
     #[command(
         after_help = "Examples:\n  driftless verify staging && driftless promote staging prod\n  driftless promote staging prod --release 20261121T101500Z-3fa9c1 --yes"
     )]
     Promote {
+        /// The environment whose live release is promoted (e.g. staging).
         from: String,
+        /// The environment that receives it (e.g. prod).
         to: String,
         /// Refuse unless this is FROM's live release (promote exactly what you reviewed).
         #[arg(long, value_name = "RELEASE")]
         release: Option<String>,
-        #[arg(long, short = 'm')]
-        message: Option<String>,
+        #[command(flatten)]
+        message: MessageArg,
         /// Seconds to wait for TO's verify after the promotion (when TO has a `url`).
-        #[arg(long, default_value_t = 120)]
+        #[arg(long, default_value_t = 120, value_name = "SECS")]
         timeout: u64,
         #[command(flatten)]
         confirm: ConfirmArgs,
@@ -133,33 +146,48 @@ pub enum Command {
     /// Release history, newest first.
     #[command(after_help = "Example:\n  driftless log staging --limit 5")]
     Log {
+        /// Environment whose history to show.
         env: String,
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        /// How many releases to show, newest first (at least 1).
+        #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: u64,
     },
     /// Unified diff of text files between the live release and another state.
     #[command(
-        after_help = "Examples:\n  driftless diff staging                      # live → your local build\n  driftless diff staging index.html\n  driftless diff prod --against staging       # prod live → staging live\n  driftless diff staging --against 20261121T101500Z-3fa9c1"
+        after_help = "Examples:\n  driftless diff staging                      # live → your local build\n  driftless diff staging index.html\n  driftless diff staging --against store      # live → the bytes actually in the store (drift)\n  driftless diff prod --against staging       # prod live → staging live\n  driftless diff prod --against env:local     # an environment named like a keyword\n  driftless diff staging --against 20261121T101500Z-3fa9c1"
     )]
     Diff {
+        /// Environment whose live release is the left side.
         env: String,
-        /// `local` (default), another environment's name, or a release id of ENV.
-        #[arg(long, default_value = "local")]
+        /// The right side: `local` (your build, the default), `store` (the objects now
+        /// in ENV's store), an environment's name (or `env:NAME`), or a release id of ENV.
+        #[arg(long, default_value = "local", value_name = "STATE")]
         against: String,
-        /// Only these keys.
+        /// Only these keys (files or directories).
         paths: Vec<String>,
     },
     /// Download the live release into DIR and record it as this working copy's base.
-    #[command(after_help = "Example:\n  driftless pull staging ./live-copy")]
-    Pull { env: String, dir: PathBuf },
+    #[command(
+        after_help = "Examples:\n  driftless pull staging ./live-copy\n  driftless pull staging site --force       # replace the files of your build directory"
+    )]
+    Pull {
+        /// Environment whose live release to download.
+        env: String,
+        /// Directory to write into (must be empty or missing, unless --force).
+        dir: PathBuf,
+        /// Write into a directory that already holds files (they are overwritten).
+        #[arg(long)]
+        force: bool,
+    },
     /// Record the store's current objects as a new release (first use, or accepting drift).
     #[command(
         after_help = "Examples:\n  driftless adopt staging      # take over an existing bucket\n  driftless adopt prod -m 'accept hotfix to pricing.html'"
     )]
     Adopt {
+        /// Environment whose store to record.
         env: String,
-        #[arg(long, short = 'm')]
-        message: Option<String>,
+        #[command(flatten)]
+        message: MessageArg,
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
@@ -168,27 +196,32 @@ pub enum Command {
         after_help = "Examples:\n  driftless rollback staging                  # to the previous release\n  driftless rollback staging --to 20261121T101500Z-3fa9c1"
     )]
     Rollback {
+        /// Environment to roll back.
         env: String,
         /// Release id to restore (default: the parent of the live release).
         #[arg(long, value_name = "RELEASE")]
         to: Option<String>,
-        #[arg(long, short = 'm')]
-        message: Option<String>,
+        #[command(flatten)]
+        message: MessageArg,
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
-    /// Put a stop sign on an environment: deploys are refused until `unhold`.
+    /// Put a stop sign on an environment at once: deploys are refused until `unhold`.
     #[command(after_help = "Example:\n  driftless hold prod --reason 'launch freeze until Monday'")]
     Hold {
+        /// Environment to stop.
         env: String,
-        #[arg(long)]
+        /// Why; shown to everyone whose deploy is refused.
+        #[arg(long, value_name = "TEXT")]
         reason: String,
-        #[command(flatten)]
-        confirm: ConfirmArgs,
+        /// Accepted for scripts written for older versions; a hold never asks.
+        #[arg(long, short = 'y', hide = true)]
+        yes: bool,
     },
     /// Lift every hold on an environment.
     #[command(after_help = "Example:\n  driftless unhold prod")]
     Unhold {
+        /// Environment whose holds to lift.
         env: String,
         #[command(flatten)]
         confirm: ConfirmArgs,
@@ -198,6 +231,7 @@ pub enum Command {
         after_help = "Examples:\n  driftless invalidate prod                 # /* (one wildcard path)\n  driftless invalidate prod /index.html /docs/"
     )]
     Invalidate {
+        /// Environment whose CDN to invalidate (needs `cdn` in driftless.toml).
         env: String,
         /// URL paths (`/index.html`, `/docs/*`); default `/*`.
         paths: Vec<String>,
@@ -206,27 +240,31 @@ pub enum Command {
     },
     /// Preview an environment's live release (or a directory) with the edge rules.
     #[command(
-        after_help = "Examples:\n  driftless serve                  # the local build (site directory)\n  driftless serve staging --port 8081\n  driftless serve ./live-copy"
+        after_help = "Examples:\n  driftless serve                  # the local build (site directory)\n  driftless serve staging --port 8081\n  driftless serve ./live-copy --port 0 --json   # any free port, printed as JSON"
     )]
     Serve {
         /// An environment name or a directory (default: the site directory).
         target: Option<String>,
+        /// TCP port to listen on; 0 picks a free one (printed).
         #[arg(long, default_value_t = 8080)]
         port: u16,
-        #[arg(long, default_value = "127.0.0.1")]
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
         bind: String,
     },
     /// Check over HTTP, through the environment's `url`, that visitors get the live release.
     #[command(after_help = "Example:\n  driftless verify staging --timeout 120")]
     Verify {
+        /// Environment to verify (needs `url` in driftless.toml).
         env: String,
         /// Keep polling paths that still serve old bytes for this many seconds.
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
         timeout: u64,
     },
     /// Break the deploy lock (after showing who holds it).
     #[command(after_help = "Example:\n  driftless unlock staging")]
     Unlock {
+        /// Environment whose lock to break.
         env: String,
         #[command(flatten)]
         confirm: ConfirmArgs,

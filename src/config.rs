@@ -40,7 +40,7 @@ pub enum ConfigError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    site: Spanned<String>,
+    site: Option<Spanned<String>>,
     #[serde(default)]
     env: BTreeMap<String, Spanned<RawEnv>>,
     #[serde(default)]
@@ -52,13 +52,15 @@ struct RawConfig {
     #[serde(default)]
     ignore: Vec<String>,
     #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
     edge: crate::edge::EdgeConfig,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEnv {
-    store: Spanned<String>,
+    store: Option<Spanned<String>>,
     #[serde(default)]
     promote_from: Option<Spanned<String>>,
     #[serde(default)]
@@ -92,6 +94,8 @@ struct RawRule {
     content_encoding: Option<String>,
     #[serde(default)]
     precompress: Option<Precompress>,
+    #[serde(default)]
+    fingerprinted: bool,
 }
 
 /// Compression done once by driftless before upload: the object holds the compressed
@@ -162,6 +166,87 @@ fn default_max_delete_share() -> f64 {
     0.5
 }
 
+impl Limits {
+    fn validate(&self) -> Result<(), String> {
+        let share = self.max_delete_share;
+        if !(share.is_finite() && (0.0..=1.0).contains(&share)) {
+            return Err(format!(
+                "max_delete_share = {share}: must be a share between 0 and 1 (0.5 = half the live files)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl CdnConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=3000).contains(&self.wildcard_threshold) {
+            return Err(format!(
+                "wildcard_threshold = {}: must be between 1 and 3000 (CloudFront's limit of paths in progress)",
+                self.wildcard_threshold
+            ));
+        }
+        if self.wait_seconds > 3600 {
+            return Err(format!(
+                "wait_seconds = {}: at most 3600 (an invalidation still running is reported, not waited for)",
+                self.wait_seconds
+            ));
+        }
+        if self.cloudfront.trim().is_empty() {
+            return Err("cloudfront: the distribution id, e.g. \"E2EXAMPLE\"".into());
+        }
+        Ok(())
+    }
+}
+
+/// A public URL visitors use: http or https, with a host.
+fn check_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(u) => Err(format!(
+            "{url:?} is not an http(s) URL (scheme {:?}); use the address visitors open, e.g. \"https://www.example.com\"",
+            u.scheme()
+        )),
+        Err(e) => Err(format!(
+            "{url:?} is not a URL ({e}); use the address visitors open, e.g. \"https://www.example.com\""
+        )),
+    }
+}
+
+/// A bare word where TOML expects a value (`region = eu-west-1`): say that text needs
+/// quotes, with the corrected line.
+fn unquoted_hint(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let (key, value) = line.split_once('=')?;
+    let (key, value) = (key.trim(), value.split('#').next()?.trim());
+    let bare = !value.is_empty()
+        && !value.starts_with(['"', '\'', '[', '{', '+', '-'])
+        && !value.starts_with(|c: char| c.is_ascii_digit())
+        && !["true", "false", "inf", "nan"].contains(&value)
+        && value
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_./:@".contains(c));
+    bare.then(|| format!("{key} = {value}: text values need quotes: {key} = \"{value}\""))
+}
+
+/// `a/./b/../c` → `a/c`, without touching the file system (paths may not exist yet).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -215,12 +300,51 @@ pub struct Rule {
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
     pub precompress: Option<Precompress>,
+    /// Only files whose name carries a content hash (`app-1a2b3c4d.js`).
+    pub fingerprinted: bool,
 }
 
 impl Rule {
     pub fn matches(&self, key: &str) -> bool {
-        self.matcher.is_match(key)
+        self.matcher.is_match(key) && (!self.fingerprinted || has_fingerprint(key))
     }
+}
+
+/// Does the file name carry a content hash, as bundlers and generators write them?
+/// `main.8608ea7d.min.css`, `app.3b5d2c9a1f0e4d6b7a8c.js`, Hugo's `main.<sha256>.css`
+/// (hexadecimal, 8+ characters, digits and letters), or Vite/Rollup's `index-CsUDhMuy.js`
+/// (8 base64url characters after the last `-`, with several capitals or a digit).
+/// Conservative on purpose: a file marked immutable by mistake is cached for a year.
+pub fn has_fingerprint(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let Some((stem, _ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    let hex = |s: &str| {
+        s.len() >= 8
+            && s.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            && s.chars().any(|c| c.is_ascii_digit())
+            && s.chars().any(|c| c.is_ascii_alphabetic())
+    };
+    let base64 = |s: &str| {
+        let upper = s.chars().filter(char::is_ascii_uppercase).count();
+        let digit = s.chars().any(|c| c.is_ascii_digit());
+        s.len() == 8
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && (upper >= 3 || (upper >= 1 && digit))
+    };
+    let dotted =
+        stem.split('.').skip(1).any(hex) || stem.split('.').any(|s| hex(s) && s.len() >= 16);
+    let dashed = stem.len() > 9
+        && stem.is_char_boundary(stem.len() - 9)
+        && stem[stem.len() - 9..].starts_with(['-', '.'])
+        && {
+            let tail = &stem[stem.len() - 8..];
+            hex(tail) || base64(tail)
+        };
+    dotted || dashed
 }
 
 #[derive(Debug, Clone)]
@@ -233,6 +357,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     pub features: Vec<Feature>,
     pub ignore: Vec<String>,
+    /// Globs that bring back files the built-in exclusions (secrets, VCS) keep back.
+    pub include: Vec<String>,
     pub edge: crate::edge::EdgeConfig,
 }
 
@@ -273,17 +399,35 @@ impl Config {
             }
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let message = e.message().trim().to_owned();
+            let mut message = e.message().trim().to_owned();
+            if let Some(hint) = e.span().and_then(|s| unquoted_hint(text, s.start)) {
+                message = hint;
+            }
             at(e.span(), message)
         })?;
 
-        if raw.site.get_ref().trim().is_empty() {
+        let Some(raw_site) = &raw.site else {
             return Err(at(
-                Some(raw.site.span()),
+                None,
+                "missing `site`: the build directory to deploy, e.g. site = \"dist\"".into(),
+            ));
+        };
+        if raw_site.get_ref().trim().is_empty() {
+            return Err(at(
+                Some(raw_site.span()),
                 "site: must name the build directory".into(),
             ));
         }
-        let site = dir.join(raw.site.get_ref());
+        let site = normalize(&dir.join(raw_site.get_ref()));
+        if site.parent().is_none() {
+            return Err(at(
+                Some(raw_site.span()),
+                format!(
+                    "site = {:?} is the whole file system: point `site` at the build output directory (dist, build, public, ...)",
+                    raw_site.get_ref()
+                ),
+            ));
+        }
 
         let mut envs = BTreeMap::new();
         for (name, env) in &raw.env {
@@ -295,8 +439,48 @@ impl Config {
                     format!("env.{name}: environment names use letters, digits, '-' and '_'"),
                 ));
             }
-            let store = parse_store_url(env.store.get_ref(), dir)
-                .map_err(|m| at(Some(env.store.span()), format!("env.{name}.store: {m}")))?;
+            let Some(raw_store) = &env.store else {
+                return Err(at(
+                    Some(span),
+                    format!(
+                        "env.{name}: missing `store`: where this environment's files go, e.g. store = \"s3://my-bucket\" or store = \"file://.driftless/{name}\""
+                    ),
+                ));
+            };
+            let store = parse_store_url(raw_store.get_ref(), dir)
+                .map_err(|m| at(Some(raw_store.span()), format!("env.{name}.store: {m}")))?;
+            if let StoreUrl::File(root) = &store {
+                let root = normalize(root);
+                let clash = if root.starts_with(&site) {
+                    Some("is inside the site: every deploy would publish the store into itself")
+                } else if site.starts_with(&root) {
+                    Some("holds the site: the store would list the build as its own objects")
+                } else {
+                    None
+                };
+                if let Some(why) = clash {
+                    return Err(at(
+                        Some(raw_store.span()),
+                        format!(
+                            "env.{name}.store: {} {why} (site = {:?})\n  → keep the store outside the site, e.g. store = \"file://.driftless/{name}\"",
+                            raw_store.get_ref(),
+                            raw_site.get_ref()
+                        ),
+                    ));
+                }
+            }
+            if let Some(url) = &env.url {
+                check_url(url)
+                    .map_err(|m| at(Some(span.clone()), format!("env.{name}.url: {m}")))?;
+            }
+            let limits = env.limits.unwrap_or(raw.limits);
+            limits
+                .validate()
+                .map_err(|m| at(Some(span.clone()), format!("env.{name}.limits.{m}")))?;
+            if let Some(cdn) = &env.cdn {
+                cdn.validate()
+                    .map_err(|m| at(Some(span.clone()), format!("env.{name}.cdn.{m}")))?;
+            }
             let state_prefix = match &env.state_prefix {
                 None => DEFAULT_STATE_PREFIX.to_owned(),
                 Some(p) => {
@@ -323,7 +507,7 @@ impl Config {
                     account: env.account.clone(),
                     url: env.url.clone(),
                     cdn: env.cdn.clone(),
-                    limits: env.limits.unwrap_or(raw.limits),
+                    limits,
                 },
             );
         }
@@ -369,6 +553,7 @@ impl Config {
                     .map(|p| p.token().to_owned())
                     .or_else(|| r.content_encoding.clone()),
                 precompress: r.precompress,
+                fingerprinted: r.fingerprinted,
             });
         }
 
@@ -393,6 +578,16 @@ impl Config {
             })?;
         }
 
+        raw.limits.validate().map_err(|m| ConfigError::Semantic {
+            path: shown.clone(),
+            message: format!("limits.{m}"),
+        })?;
+        for pattern in &raw.include {
+            Glob::new(pattern).map_err(|e| ConfigError::Semantic {
+                path: shown.clone(),
+                message: format!("include: {pattern:?}: {e}"),
+            })?;
+        }
         raw.edge
             .validate()
             .map_err(|message| ConfigError::Semantic {
@@ -407,6 +602,7 @@ impl Config {
             rules,
             features,
             ignore: raw.ignore,
+            include: raw.include,
             edge: raw.edge,
         })
     }
@@ -580,6 +776,35 @@ spa_fallback = "index.html"
         let err = c.env("production").unwrap_err().to_string();
         assert!(err.contains("\"production\""), "{err}");
         assert!(err.contains("prod, staging"), "{err}");
+    }
+
+    #[test]
+    fn fingerprinted_names() {
+        for yes in [
+            "assets/index-CsUDhMuy.js",
+            "assets/vite-BF8QNONU.svg",
+            "assets/hero-CLDdwZDr.png",
+            "assets/index-CAoPt-vL.js",
+            "js/app-1a2b3c4d.js",
+            "main.8608ea7d.min.css",
+            "app.3b5d2c9a1f0e4d6b7a8c.js",
+            "css/main.min.2f8e1a0c9b7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f.css",
+        ] {
+            assert!(has_fingerprint(yes), "{yes}");
+        }
+        for no in [
+            "index.html",
+            "js/settings.js",
+            "app-settings.js",
+            "MyWidget.js",
+            "my-MyWidget.js",
+            "favicon.ico",
+            "about-us-page.html",
+            "fonts/deadbeef.woff2",
+            "2024-11-22.html",
+        ] {
+            assert!(!has_fingerprint(no), "{no}");
+        }
     }
 
     #[test]

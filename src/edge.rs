@@ -126,21 +126,30 @@ fn has_extension(path: &str) -> bool {
         .is_some_and(|last| last.contains('.'))
 }
 
-/// Resolve a request path. `exists` says whether a key is in the site; keys under any of
-/// `hidden` are never served.
+/// Resolve a request path (and its query string, kept on redirects). `exists` says
+/// whether a key is in the site; keys under any of `hidden` are never served.
+///
+/// Directories behave as on S3 website endpoints and nginx: `/docs/` serves
+/// `docs/index.html`, and `/docs` (no slash) answers 301 to `/docs/` when that index
+/// exists, so relative links in the page resolve against the directory.
 pub fn resolve(
     edge: &EdgeConfig,
     url_path: &str,
+    query: Option<&str>,
     exists: &dyn Fn(&str) -> bool,
     hidden: &[&str],
 ) -> Outcome {
     let Ok(decoded) = percent_decode_str(url_path).decode_utf8() else {
         return Outcome::BadRequest;
     };
+    let with_query = |location: String| match query.filter(|q| !q.is_empty()) {
+        Some(q) if !location.contains('?') => format!("{location}?{q}"),
+        _ => location,
+    };
     if let Some(r) = edge.redirects.iter().find(|r| r.from == decoded) {
         return Outcome::Redirect {
             status: r.status,
-            location: r.to.clone(),
+            location: with_query(r.to.clone()),
         };
     }
     let rel: String = decoded.trim_start_matches('/').nfc().collect();
@@ -155,14 +164,21 @@ pub fn resolve(
     if is_hidden(&rel) {
         return Outcome::NotFound;
     }
-    let candidates = if rel.is_empty() || rel.ends_with('/') {
-        vec![format!("{rel}{}", edge.directory_index)]
+    let key = if rel.is_empty() || rel.ends_with('/') {
+        format!("{rel}{}", edge.directory_index)
     } else {
-        vec![rel.clone(), format!("{rel}/{}", edge.directory_index)]
+        rel.clone()
     };
-    for key in candidates {
-        if exists(&key) && !is_hidden(&key) {
-            return Outcome::Serve { key, status: 200 };
+    if exists(&key) && !is_hidden(&key) {
+        return Outcome::Serve { key, status: 200 };
+    }
+    if !rel.is_empty() && !rel.ends_with('/') {
+        let index = format!("{rel}/{}", edge.directory_index);
+        if exists(&index) && !is_hidden(&index) {
+            return Outcome::Redirect {
+                status: 301,
+                location: with_query(format!("{url_path}/")),
+            };
         }
     }
     if let Some(spa) = &edge.spa_fallback
@@ -218,7 +234,13 @@ mod tests {
         for (path, want) in [
             ("/", serve("index.html", 200)),
             ("/docs/", serve("docs/index.html", 200)),
-            ("/docs", serve("docs/index.html", 200)),
+            (
+                "/docs",
+                Outcome::Redirect {
+                    status: 301,
+                    location: "/docs/".into(),
+                },
+            ),
             ("/a%20b.html", serve("a b.html", 200)),
             ("/app.js", serve("app.js", 200)),
             ("/dashboard/settings", serve("index.html", 200)),
@@ -236,11 +258,18 @@ mod tests {
             ("/docs/../.driftless/HEAD", Outcome::BadRequest),
             ("/%ff", Outcome::BadRequest),
         ] {
-            assert_eq!(resolve(&edge, path, &exists, &hidden), want, "{path}");
+            assert_eq!(resolve(&edge, path, None, &exists, &hidden), want, "{path}");
         }
+        assert_eq!(
+            resolve(&edge, "/docs", Some("lang=en"), &exists, &hidden),
+            Outcome::Redirect {
+                status: 301,
+                location: "/docs/?lang=en".into()
+            }
+        );
         let bare = EdgeConfig::default();
         assert_eq!(
-            resolve(&bare, "/dashboard", &exists, &hidden),
+            resolve(&bare, "/dashboard", None, &exists, &hidden),
             Outcome::NotFound
         );
     }

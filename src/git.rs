@@ -56,10 +56,24 @@ impl Repo {
         })
     }
 
-    /// The checked-out commit; `None` in a repository without commits.
+    /// The checked-out commit; `None` in a repository without commits. Dirty means
+    /// uncommitted changes in the whole working tree.
     pub fn head(&self) -> Option<GitInfo> {
+        self.head_in(&self.dir, &[])
+    }
+
+    /// The checked-out commit, dirty only for uncommitted changes inside the project (the
+    /// directory holding `driftless.toml`), never for driftless's own `.driftless/` state
+    /// or for other projects of the same repository.
+    pub fn head_for(&self, config: &crate::config::Config) -> Option<GitInfo> {
+        self.head_in(&config.dir, &[".", ":(exclude).driftless"])
+    }
+
+    fn head_in(&self, dir: &Path, pathspec: &[&str]) -> Option<GitInfo> {
         let commit = stdout(&git(&self.dir, &["rev-parse", "--verify", "-q", "HEAD"])?)?;
-        let dirty = git(&self.dir, &["status", "--porcelain"])
+        let mut args = vec!["status", "--porcelain", "--"];
+        args.extend_from_slice(pathspec);
+        let dirty = git(dir, &args)
             .and_then(|o| o.status.success().then_some(!o.stdout.is_empty()))
             .unwrap_or(true);
         let branch = git(&self.dir, &["symbolic-ref", "--short", "-q", "HEAD"])
@@ -81,6 +95,33 @@ impl Repo {
             Some(Some(1)) => Ancestry::NotContained,
             _ => Ancestry::Unknown,
         }
+    }
+}
+
+impl Repo {
+    /// Has every commit in `from..to` (what a rollback from `to` back to `from` took out)
+    /// been reverted by a commit the checkout contains (`git revert` writes "This reverts
+    /// commit <sha>.")? False when there is nothing to check or git cannot tell.
+    pub fn reverts_all(&self, from: &str, to: &str) -> bool {
+        let range = format!("{from}..{to}");
+        let Some(listed) = git(&self.dir, &["rev-list", "--max-count=200", &range])
+            .as_ref()
+            .and_then(stdout)
+        else {
+            return false;
+        };
+        let commits: Vec<&str> = listed.lines().collect();
+        let since = format!("{to}..HEAD");
+        let Some(messages) = git(&self.dir, &["log", "--format=%B", &since])
+            .as_ref()
+            .and_then(stdout)
+        else {
+            return false;
+        };
+        !commits.is_empty()
+            && commits
+                .iter()
+                .all(|c| messages.contains(&format!("This reverts commit {c}")))
     }
 }
 

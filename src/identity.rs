@@ -44,10 +44,11 @@ pub async fn resolve(profile: Option<&str>, region: Option<&str>) -> Result<Iden
     }
     let sdk = loader.load().await;
     let client = aws_sdk_sts::Client::new(&sdk);
-    let out = client.get_caller_identity().send().await.map_err(|e| {
-        let e = aws_sdk_sts::error::DisplayErrorContext(e).to_string();
-        e.lines().next().unwrap_or_default().to_owned()
-    })?;
+    let out = client
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| crate::sdk_error::one_line(&e, "STS (GetCallerIdentity)", profile))?;
     Ok(Identity {
         account: out.account().unwrap_or_default().to_owned(),
         arn: out.arn().unwrap_or_default().to_owned(),

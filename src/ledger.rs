@@ -42,6 +42,9 @@ pub struct Verification {
     pub by: String,
     pub passed: usize,
     pub failed: Vec<Check>,
+    /// Every check run, passed or not (records written before this field have none).
+    #[serde(default)]
+    pub checks: Vec<Check>,
 }
 
 /// One HTTP check of `verify`.
@@ -210,8 +213,8 @@ impl std::fmt::Display for ReleaseRef {
         write!(
             f,
             "{} by {} at {}",
-            self.id,
-            self.author,
+            crate::output::esc(&self.id),
+            crate::output::esc(&self.author),
             short_time(self.created_at)
         )?;
         if let Some(c) = &self.commit {
@@ -295,6 +298,8 @@ impl HeldLease {
 pub struct Lock {
     pub info: LockInfo,
     etag: String,
+    /// The dead or expired lease this one replaced, if any (to say so).
+    pub taken_over: Option<LockInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -596,7 +601,13 @@ impl Ledger {
                 .put(&key, json(&info), &json_attrs(), PutMode::Create)
                 .await
             {
-                Ok(etag) => return Ok(Ok(Lock { info, etag })),
+                Ok(etag) => {
+                    return Ok(Ok(Lock {
+                        info,
+                        etag,
+                        taken_over: None,
+                    }));
+                }
                 Err(StoreError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -619,7 +630,11 @@ impl Ledger {
                         serde_json::json!({ "previous": held }),
                     )
                     .await;
-                    return Ok(Ok(Lock { info, etag }));
+                    return Ok(Ok(Lock {
+                        info,
+                        etag,
+                        taken_over: Some(held),
+                    }));
                 }
                 Err(StoreError::Precondition { .. }) => {}
                 Err(e) => return Err(e.into()),

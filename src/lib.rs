@@ -20,8 +20,10 @@ pub mod store;
 
 mod apply;
 mod commands;
+mod interrupt;
 mod output;
 mod remote;
+mod sdk_error;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -48,6 +50,9 @@ pub enum Error {
     Ledger(#[from] ledger::LedgerError),
     #[error("{0}")]
     Other(String),
+    /// Stopped by Ctrl-C at a safe point; the message says what is live.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl Error {
@@ -57,6 +62,7 @@ impl Error {
             Self::Config(_) | Self::Usage(_) | Self::Scan(_) => 2,
             Self::Refused(_) => 3,
             Self::Store(_) | Self::Ledger(_) | Self::Other(_) => 1,
+            Self::Interrupted(_) => 130,
         }
     }
 }
@@ -101,6 +107,7 @@ where
             let code = e.exit_code();
             match &e {
                 Error::Refused(msg) => eprintln!("driftless: refused: {msg}"),
+                Error::Interrupted(msg) => eprintln!("driftless: {msg}"),
                 other => eprintln!("driftless: error: {other}"),
             }
             let printed = output::DOCUMENT_PRINTED.load(std::sync::atomic::Ordering::Relaxed);

@@ -13,6 +13,34 @@ use crate::Error;
 use crate::ledger::ReleaseRef;
 use crate::plan::{ActionKind, Plan, PlanKind, Refusal};
 
+/// Text from outside this process (file and object names, release messages, authors,
+/// hold reasons) made safe for a terminal: control characters and bidirectional
+/// overrides are shown escaped (`\n`, `\u{1b}`), so a name can neither forge a line of
+/// the proof block nor send escape sequences to the terminal.
+pub(crate) fn esc(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || is_bidi_control(c);
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Whether this run already printed its JSON document (then an error adds none).
 pub(crate) static DOCUMENT_PRINTED: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
@@ -129,7 +157,7 @@ fn release_line(r: Option<&ReleaseRef>) -> String {
             let msg = r
                 .message
                 .as_deref()
-                .map(|m| format!("  \"{m}\""))
+                .map(|m| format!("  \"{}\"", esc(m)))
                 .unwrap_or_default();
             format!("{r}{msg}")
         },
@@ -144,9 +172,9 @@ pub(crate) fn refusals(out: &Output, list: &[Refusal]) -> String {
             "  {} [{}] {}",
             out.paint("✗", Style::Bad),
             r.guard.name(),
-            r.message
+            esc(&r.message)
         );
-        let _ = writeln!(s, "      → {}", r.resolve);
+        let _ = writeln!(s, "      → {}", esc(&r.resolve));
     }
     s
 }
@@ -181,8 +209,12 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
         (Some(b), Some(l)) if b.id == l.id => "same as live".to_owned(),
         (b, _) => release_line(b.as_ref()),
     };
-    let _ = writeln!(s, "  base  {base}");
-    let _ = writeln!(s, "  new   {}", plan.new_release);
+    if plan.kind == PlanKind::Deploy {
+        let _ = writeln!(s, "  base  {base}");
+    }
+    if !plan.is_noop() {
+        let _ = writeln!(s, "  new   {}", plan.new_release);
+    }
     if let PlanKind::Promote { from, .. } = &plan.kind {
         let _ = writeln!(
             s,
@@ -207,9 +239,25 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
         );
     }
     if let Some(st) = &plan.scan {
+        let excluded = if st.excluded.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = st
+                .excluded
+                .iter()
+                .take(5)
+                .map(|n| esc(n).into_owned())
+                .collect();
+            format!(
+                "; {} excluded by default: {}{}",
+                st.excluded.len(),
+                names.join(", "),
+                if st.excluded.len() > 5 { ", …" } else { "" }
+            )
+        };
         let _ = writeln!(
             s,
-            "  site  {} files, {} ({} hashed, {} from cache)",
+            "  site  {} files, {} ({} hashed, {} from cache){excluded}",
             st.files,
             bytes(st.bytes),
             st.hashed,
@@ -217,17 +265,36 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
         );
     }
     s.push('\n');
+    // The two sides of each change, named for what they are.
+    let (new_side, old_side) = match &plan.kind {
+        PlanKind::Deploy => ("local".to_owned(), "remote".to_owned()),
+        PlanKind::Rollback { to } => (
+            to.clone(),
+            plan.live
+                .as_ref()
+                .map_or_else(|| "store".to_owned(), |l| l.id.clone()),
+        ),
+        PlanKind::Promote { from, release } => (
+            format!("{from} {release}"),
+            plan.live.as_ref().map_or_else(
+                || format!("{} store", plan.env),
+                |l| format!("{} {}", plan.env, l.id),
+            ),
+        ),
+    };
+    let width = new_side.len().max(old_side.len());
     for a in &plan.actions {
         let style = match a.kind {
             ActionKind::Create => Style::Good,
             ActionKind::Update | ActionKind::HeaderUpdate => Style::Warn,
             ActionKind::Delete => Style::Bad,
         };
+        let key = esc(&a.key);
         let _ = writeln!(
             s,
             "  {:<8} {}  {}",
             out.paint(a.kind.label(), style),
-            out.paint(&a.key, Style::Strong),
+            out.paint(&key, Style::Strong),
             out.paint(&format!("({})", a.reason), Style::Dim)
         );
         if let Some(l) = &a.local {
@@ -237,7 +304,7 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
                 .collect();
             let _ = writeln!(
                 s,
-                "           local   {:>10}  sha256 {}  [{}]",
+                "           {new_side:<width$}  {:>10}  sha256 {}  [{}]",
                 bytes(l.size),
                 l.sha256,
                 headers.join(" · ")
@@ -247,14 +314,13 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
             Some(r) => {
                 let _ = writeln!(
                     s,
-                    "           remote  {:>10}  sha256 {}  {}",
+                    "           {old_side:<width$}  {:>10}  sha256 {}  {key}",
                     bytes(r.size),
                     r.sha256.as_deref().unwrap_or("(unknown)"),
-                    a.key
                 );
             }
             None => {
-                let _ = writeln!(s, "           remote  (none)");
+                let _ = writeln!(s, "           {old_side:<width$}  (none)");
             }
         }
     }
@@ -284,7 +350,7 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
                 s,
                 "  {:<8} {}",
                 format!("{:?}", d.kind).to_lowercase(),
-                d.key
+                esc(&d.key)
             );
         }
     }
@@ -295,7 +361,7 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
             out.paint("Overridden guards (journalled):", Style::Warn)
         );
         for r in &plan.overrides {
-            let _ = writeln!(s, "  ! [{}] {}", r.guard.name(), r.message);
+            let _ = writeln!(s, "  ! [{}] {}", r.guard.name(), esc(&r.message));
         }
     }
     if plan.refused() {
@@ -305,6 +371,16 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
             out.paint("REFUSED — nothing will be changed:", Style::Bad)
         );
         s.push_str(&refusals(out, &plan.refusals));
+    } else if plan.is_noop() {
+        let _ = writeln!(
+            s,
+            "\nNothing to do: {} already serves exactly this{}.",
+            plan.env,
+            plan.live
+                .as_ref()
+                .map(|l| format!(" (release {})", l.id))
+                .unwrap_or_default()
+        );
     }
     s
 }

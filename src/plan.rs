@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::git::GitInfo;
-use crate::ledger::{Actor, Entry, Head, Manifest, Release, ReleaseRef};
+use crate::ledger::{Actor, Entry, Head, Manifest, ReleaseRef};
 use crate::scan::ScanStats;
 
 pub const PLAN_FORMAT: u32 = 1;
@@ -487,40 +487,6 @@ pub fn local_digest(desired: &BTreeMap<String, Desired>) -> String {
         ));
     }
     hex::encode(h.finalize())
-}
-
-/// Turn per-file conflicts into refusals naming the file and the live release.
-pub fn conflict_refusals(
-    conflicts: &[FileConflict],
-    live: Option<&Release>,
-    env: &str,
-) -> Vec<Refusal> {
-    conflicts
-        .iter()
-        .map(|c| {
-            let who = live.map_or_else(|| "the live release".to_owned(), |l| l.summary().to_string());
-            let message = match c.kind {
-                FileConflictKind::WouldRevert => format!(
-                    "{}: would revert a newer live version (live since release {who}); your copy still has the older content",
-                    c.key
-                ),
-                FileConflictKind::Conflict => format!(
-                    "{}: changed both in your copy and in live release {who} since your base",
-                    c.key
-                ),
-            };
-            Refusal {
-                guard: Guard::Revert,
-                message,
-                key: Some(c.key.clone()),
-                release: live.map(Release::summary),
-                resolve: format!(
-                    "see the live change with `driftless diff {env} {}`, bring it into your copy (git pull, or `driftless pull {env} DIR`), rebuild and re-run; or overwrite it with --force revert",
-                    c.key
-                ),
-            }
-        })
-        .collect()
 }
 
 /// The too-many-deletes guard.

@@ -20,30 +20,67 @@ use unicode_normalization::UnicodeNormalization as _;
 use crate::config::{Precompress, Rule};
 use crate::store::Attributes;
 
-/// Excluded from every scan (on top of the config's `ignore` and `.driftlessignore`).
+/// Excluded from every scan (on top of the config's `ignore` and `.driftlessignore`),
+/// with gitignore semantics: version control, secrets and credentials a build directory
+/// should never publish, and OS junk. Each exclusion is reported in the plan; the
+/// config's `include` globs bring back a file these would keep back.
 pub const DEFAULT_IGNORES: &[&str] = &[
+    // version control
     ".git/",
     ".hg/",
     ".svn/",
-    ".driftless/",
-    ".driftlessignore",
+    // environment and package-manager credentials
     ".env",
     ".env.*",
     ".npmrc",
+    ".pypirc",
+    ".yarnrc.yml",
+    ".netrc",
+    "_netrc",
+    ".git-credentials",
+    ".pgpass",
+    ".my.cnf",
     ".htpasswd",
+    // cloud and cluster credentials
+    ".aws/",
+    ".azure/",
+    ".gcloud/",
+    ".kube/",
+    ".docker/",
+    ".ssh/",
+    ".gnupg/",
+    "credentials.json",
+    "client_secret*.json",
+    // keys and certificates
     "*.pem",
     "*.key",
     "*.p12",
     "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "*.ppk",
+    "*.kdbx",
     "id_rsa*",
+    "id_dsa*",
     "id_ecdsa*",
     "id_ed25519*",
+    // infrastructure state and database dumps
+    "*.tfstate",
+    "*.tfstate.*",
+    ".terraform/",
+    "*.sql",
+    "*.sql.gz",
+    "*.dump",
+    // OS and editor junk
     ".DS_Store",
     "Thumbs.db",
     "desktop.ini",
     "*.swp",
     "*~",
 ];
+
+/// Driftless's own files: never deployed, and not worth reporting.
+const OWN_FILES: &[&str] = &[".driftless/", IGNORE_FILE];
 
 pub const IGNORE_FILE: &str = ".driftlessignore";
 
@@ -62,6 +99,10 @@ pub enum ScanError {
     },
     #[error("walking the site: {0}")]
     Walk(#[from] ignore::Error),
+    #[error(
+        "site = {path:?} {why}: deploying it would publish far more than a website\n  → point `site` in driftless.toml at the build output directory (dist, build, public, ...)"
+    )]
+    UnsafeSite { path: String, why: String },
 }
 
 /// Problems with the site's content: refused (exit 3), naming every culprit.
@@ -89,6 +130,9 @@ pub struct ScanStats {
     pub hashed: usize,
     /// Files whose hash came from the cache without reading them.
     pub cached: usize,
+    /// What the built-in exclusions kept back (site-relative; directories end in `/`).
+    #[serde(default)]
+    pub excluded: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -112,6 +156,9 @@ struct CacheEntry {
     sha256: String,
 }
 
+/// What a walk found: files to hash, problems, and what the built-in exclusions kept back.
+type Walked = (Vec<Candidate>, Vec<SiteProblem>, Vec<String>);
+
 struct Candidate {
     key: String,
     path: PathBuf,
@@ -121,6 +168,13 @@ struct Candidate {
 pub struct Scanner<'a> {
     pub site: &'a Path,
     pub ignore: &'a [String],
+    /// Globs that bring back files the built-in exclusions would keep back.
+    pub include: &'a [String],
+    /// Files never deployed whatever the rules say (the project's `driftless.toml`).
+    pub skip: &'a [PathBuf],
+    /// The project directory (where `driftless.toml` is): a site holding its git
+    /// repository is refused.
+    pub project: Option<&'a Path>,
     pub rules: &'a [Rule],
     /// Where the hash cache lives (`None`: no cache).
     pub cache: Option<PathBuf>,
@@ -146,7 +200,13 @@ impl Scanner<'_> {
             path: site.display().to_string(),
             source,
         })?;
-        let (candidates, mut problems) = self.walk(site, &root)?;
+        if let Some(why) = unsafe_site(&root, self.project) {
+            return Err(ScanError::UnsafeSite {
+                path: self.site.display().to_string(),
+                why,
+            });
+        }
+        let (candidates, mut problems, excluded) = self.walk(site, &root)?;
 
         let cache_file = self.cache.as_ref().map(|c| c.join("hashes.json"));
         let cache: HashCache = cache_file
@@ -235,6 +295,7 @@ impl Scanner<'_> {
             }
         }
         stats.hashed = usize::try_from(hashed.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+        stats.excluded = excluded;
         stats.cached = stats.files - stats.hashed.min(stats.files);
         if let Some(p) = &cache_file {
             // The cache is an optimisation: failing to write it must not fail a deploy.
@@ -256,13 +317,9 @@ impl Scanner<'_> {
         })
     }
 
-    fn walk(
-        &self,
-        site: &Path,
-        root: &Path,
-    ) -> Result<(Vec<Candidate>, Vec<SiteProblem>), ScanError> {
+    fn walk(&self, site: &Path, root: &Path) -> Result<Walked, ScanError> {
         let mut ob = OverrideBuilder::new(site);
-        for pattern in DEFAULT_IGNORES
+        for pattern in OWN_FILES
             .iter()
             .copied()
             .chain(self.ignore.iter().map(String::as_str))
@@ -270,14 +327,72 @@ impl Scanner<'_> {
             ob.add(&format!("!{pattern}"))?;
         }
         let overrides = ob.build()?;
-        let walker = WalkBuilder::new(site)
-            .standard_filters(false)
-            .hidden(false)
-            .follow_links(true)
-            .add_custom_ignore_filename(IGNORE_FILE)
-            .overrides(overrides)
-            .sort_by_file_name(std::cmp::Ord::cmp)
-            .build();
+        let defaults = {
+            let mut b = ignore::gitignore::GitignoreBuilder::new(site);
+            for pattern in DEFAULT_IGNORES {
+                b.add_line(None, pattern)?;
+            }
+            b.build()?
+        };
+        let include = {
+            let mut b = globset::GlobSetBuilder::new();
+            for pattern in self.include {
+                b.add(globset::Glob::new(pattern).map_err(|e| {
+                    ScanError::Walk(ignore::Error::Glob {
+                        glob: Some(pattern.clone()),
+                        err: e.to_string(),
+                    })
+                })?);
+            }
+            b.build().map_err(|e| {
+                ScanError::Walk(ignore::Error::Glob {
+                    glob: None,
+                    err: e.to_string(),
+                })
+            })?
+        };
+        let excluded = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let skip: Vec<PathBuf> = self
+            .skip
+            .iter()
+            .filter_map(|p| p.canonicalize().ok())
+            .collect();
+        let walker = {
+            let excluded = excluded.clone();
+            let site_dir = site.to_path_buf();
+            WalkBuilder::new(site)
+                .standard_filters(false)
+                .hidden(false)
+                .follow_links(true)
+                .add_custom_ignore_filename(IGNORE_FILE)
+                .overrides(overrides)
+                .sort_by_file_name(std::cmp::Ord::cmp)
+                .filter_entry(move |e| {
+                    if e.depth() == 0 {
+                        return true;
+                    }
+                    if skip
+                        .iter()
+                        .any(|s| e.path().canonicalize().is_ok_and(|p| p == *s))
+                    {
+                        return false;
+                    }
+                    let rel = e.path().strip_prefix(&site_dir).unwrap_or(e.path());
+                    let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+                    if !defaults.matched(rel, is_dir).is_ignore() {
+                        return true;
+                    }
+                    let shown = rel_key(rel);
+                    if include.is_match(&shown) {
+                        return true;
+                    }
+                    if let Ok(mut x) = excluded.lock() {
+                        x.push(if is_dir { format!("{shown}/") } else { shown });
+                    }
+                    false
+                })
+                .build()
+        };
 
         let mut out = Vec::new();
         let mut problems = Vec::new();
@@ -286,16 +401,7 @@ impl Scanner<'_> {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    // Loops and unreadable entries are problems with the site, named.
-                    problems.push(SiteProblem {
-                        path: e
-                            .to_string()
-                            .split(':')
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                        problem: e.to_string(),
-                    });
+                    problems.push(walk_problem(site, &e));
                     continue;
                 }
             };
@@ -309,7 +415,7 @@ impl Scanner<'_> {
                     Ok(target) if target.starts_with(root) => {}
                     Ok(target) => {
                         problems.push(SiteProblem {
-                            path: rel.display().to_string(),
+                            path: rel_key(rel),
                             problem: format!(
                                 "symlink leaves the site (points to {})",
                                 target.display()
@@ -318,9 +424,12 @@ impl Scanner<'_> {
                         continue;
                     }
                     Err(_) => {
+                        let to = std::fs::read_link(path)
+                            .map(|t| format!(" (points to {}, which does not exist)", t.display()))
+                            .unwrap_or_default();
                         problems.push(SiteProblem {
-                            path: rel.display().to_string(),
-                            problem: "dangling symlink".into(),
+                            path: rel_key(rel),
+                            problem: format!("broken symlink{to}"),
                         });
                         continue;
                     }
@@ -332,6 +441,17 @@ impl Scanner<'_> {
             if ft.is_dir() {
                 continue;
             }
+            if !ft.is_file() {
+                // Opening a FIFO would wait forever; a socket or device is not content.
+                problems.push(SiteProblem {
+                    path: rel_key(rel),
+                    problem: format!(
+                        "is a {}, not a regular file: remove it from the build",
+                        special_kind(&ft)
+                    ),
+                });
+                continue;
+            }
             let Some(rel_str) = rel.to_str() else {
                 problems.push(SiteProblem {
                     path: rel.to_string_lossy().into_owned(),
@@ -340,12 +460,15 @@ impl Scanner<'_> {
                 });
                 continue;
             };
-            let key: String = rel_str
-                .split(std::path::MAIN_SEPARATOR)
-                .collect::<Vec<_>>()
-                .join("/")
-                .nfc()
-                .collect();
+            let key: String = rel_key(rel).nfc().collect();
+            if key.chars().any(char::is_control) {
+                problems.push(SiteProblem {
+                    path: rel_str.to_owned(),
+                    problem: "file name contains a control character (shown escaped): rename it"
+                        .into(),
+                });
+                continue;
+            }
             if let Err(e) = crate::store::validate_key(&key) {
                 problems.push(SiteProblem {
                     path: rel_str.to_owned(),
@@ -373,8 +496,141 @@ impl Scanner<'_> {
                 stamp: stamp(&meta),
             });
         }
-        Ok((out, problems))
+        let mut excluded = std::mem::take(
+            &mut *excluded
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        excluded.sort();
+        Ok((out, problems, excluded))
     }
+}
+
+/// A site-relative path as a key-like string (`/`-separated).
+fn rel_key(rel: &Path) -> String {
+    rel.to_string_lossy()
+        .split(std::path::MAIN_SEPARATOR)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// One clean line for an error the walk met: a symlink loop, an unreadable directory.
+fn walk_problem(site: &Path, e: &ignore::Error) -> SiteProblem {
+    let mut err = e;
+    let mut path = None;
+    loop {
+        match err {
+            ignore::Error::WithPath {
+                path: p,
+                err: inner,
+            } => {
+                path = Some(p.clone());
+                err = inner;
+            }
+            ignore::Error::WithDepth { err: inner, .. }
+            | ignore::Error::WithLineNumber { err: inner, .. } => {
+                err = inner;
+            }
+            _ => break,
+        }
+    }
+    let rel = |p: &Path| rel_key(p.strip_prefix(site).unwrap_or(p));
+    match err {
+        ignore::Error::Loop { ancestor, child } => SiteProblem {
+            path: rel(child),
+            problem: format!(
+                "symlink loop: it points back to {} (an ancestor of itself)",
+                if rel(ancestor).is_empty() {
+                    "the site root".to_owned()
+                } else {
+                    rel(ancestor)
+                }
+            ),
+        },
+        ignore::Error::Io(io) => match path.as_deref().map(|p| (p, std::fs::read_link(p))) {
+            Some((p, Ok(target))) => SiteProblem {
+                path: rel(p),
+                problem: format!(
+                    "broken symlink (points to {}, which does not exist)",
+                    target.display()
+                ),
+            },
+            _ => SiteProblem {
+                path: path.as_deref().map(rel).unwrap_or_default(),
+                problem: format!("cannot read: {io}"),
+            },
+        },
+        other => SiteProblem {
+            path: path.as_deref().map(rel).unwrap_or_default(),
+            problem: other.to_string(),
+        },
+    }
+}
+
+#[cfg(unix)]
+fn special_kind(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if ft.is_fifo() {
+        "FIFO (named pipe)"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::FileType) -> &'static str {
+    "special file"
+}
+
+/// A directory that holds far more than a website: the whole file system, the system's
+/// directories, a home directory, or the project's git repository.
+fn unsafe_site(root: &Path, project: Option<&Path>) -> Option<String> {
+    if root.parent().is_none() {
+        return Some("is the whole file system".into());
+    }
+    const SYSTEM: [&str; 14] = [
+        "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin",
+        "/sys", "/usr", "/var", "/home",
+    ];
+    if let Some(sys) = SYSTEM.iter().find(|s| root == Path::new(s)) {
+        return Some(format!("is the system directory {sys}"));
+    }
+    if ["/proc", "/sys", "/dev"]
+        .iter()
+        .any(|s| root.starts_with(s))
+    {
+        return Some("is inside a system pseudo file system".into());
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .and_then(|h| h.canonicalize().ok());
+    if let Some(home) = home {
+        if home == root {
+            return Some(format!("is your home directory ({})", home.display()));
+        }
+        if home.starts_with(root) {
+            return Some(format!("holds your home directory ({})", home.display()));
+        }
+    }
+    // The repository the project (driftless.toml) lives in is a project, not a build.
+    let repo = project.and_then(|p| p.canonicalize().ok()).and_then(|p| {
+        p.ancestors()
+            .find(|a| a.join(".git").exists())
+            .map(Path::to_path_buf)
+    });
+    if let Some(repo) = repo
+        && repo.starts_with(root)
+    {
+        return Some(format!(
+            "holds the project's git repository ({}): it is a project, not its build output",
+            repo.join(".git").display()
+        ));
+    }
+    None
 }
 
 fn stamp(meta: &std::fs::Metadata) -> CacheEntry {
@@ -577,6 +833,9 @@ mod tests {
         Scanner {
             site,
             ignore: &[],
+            include: &[],
+            skip: &[],
+            project: None,
             rules: &[],
             cache,
             progress: &|_, _| {},

@@ -11,7 +11,7 @@ use super::deploy::{Request, build_plan, confirm_and_execute};
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::ledger::{Entry, Manifest, Release, ReleaseKind, new_release_id};
-use crate::output::Style;
+use crate::output::{Style, esc};
 use crate::plan::{Desired, PlanKind, Source};
 use crate::remote::read_site;
 use crate::scan::hash_bytes;
@@ -25,6 +25,15 @@ pub(super) async fn rollback(
 ) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
     ec.finish_interrupted().await?;
+    // A hold stops deploys, not the way back; say that it is there.
+    for (hold, _) in ec.ledger.holds().await? {
+        ctx.out.say(format!(
+            "note: {env} is on hold since {} by {}: {} — rolling back is allowed; `driftless unhold {env}` when resolved",
+            crate::ledger::short_time(hold.at),
+            crate::output::esc(&hold.by.author),
+            crate::output::esc(&hold.reason)
+        ));
+    }
     let target = match &to {
         // Only a release that was live here: walk live's ancestry as far as `id`.
         Some(id) => {
@@ -62,6 +71,8 @@ pub(super) async fn rollback(
             refusals: Vec::new(),
             forced: Vec::new(),
             message: Some(message.unwrap_or_else(|| format!("rollback to {}", target.id))),
+            // The content is the target's: so is the commit it was built from.
+            git: target.git.clone(),
         },
     )
     .await?;
@@ -77,7 +88,14 @@ pub(super) async fn adopt(
     yes: bool,
 ) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
-    ec.finish_interrupted().await?;
+    // Adopting now would record a half-applied release as the live one.
+    if let Some((pending, _)) = ec.ledger.pending().await? {
+        return Err(Error::Refused(format!(
+            "an apply of release {} by {} on {env} was interrupted; adopting now would record a half-deployed site\n  → finish it first: driftless deploy {env} (then adopt what still differs)",
+            pending.release.id,
+            crate::output::esc(&pending.release.actor.author)
+        )));
+    }
     let lease = ec.lock("adopt").await?;
     let result = adopt_locked(&ec, message, yes, &lease).await;
     lease.release(&ec.ledger).await?;
@@ -213,7 +231,36 @@ async fn entry_bytes(ec: &EnvCtx<'_>, key: &str, entry: &Entry) -> Result<Bytes,
     }
 }
 
-pub(super) async fn pull(ctx: &Ctx, env: &str, dir: &Path) -> Result<(), Error> {
+/// Refuse to write into a directory that holds files, unless `--force`: pulling over a
+/// working copy (or the build directory) silently replaces someone's work.
+fn check_pull_target(ctx: &Ctx, env: &str, dir: &Path, force: bool) -> Result<(), Error> {
+    let holds_files = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+    if !holds_files || force {
+        return Ok(());
+    }
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let what = if same(dir, &ctx.config.site) {
+        format!(
+            "{} is the site directory (site = {:?} in driftless.toml) and is not empty: pulling into it replaces your build",
+            dir.display(),
+            ctx.config.site.display().to_string()
+        )
+    } else {
+        format!(
+            "{} is not empty: pulling into it overwrites its files",
+            dir.display()
+        )
+    };
+    Err(Error::Refused(format!(
+        "{what}\n  → pull into a new directory (`driftless pull {env} ./live-copy`), or overwrite with --force"
+    )))
+}
+
+pub(super) async fn pull(ctx: &Ctx, env: &str, dir: &Path, force: bool) -> Result<(), Error> {
+    check_pull_target(ctx, env, dir, force)?;
     let ec = ctx.env(env).await?;
     let (_, live) = ec.ledger.live().await?;
     let Some(live) = live else {
@@ -258,6 +305,8 @@ pub(super) async fn pull(ctx: &Ctx, env: &str, dir: &Path) -> Result<(), Error> 
 enum Side<'a> {
     Local(BTreeMap<String, Desired>),
     Release(&'a EnvCtx<'a>, Manifest),
+    /// What the store holds now at each site key, read from the store itself.
+    Store(&'a EnvCtx<'a>, BTreeMap<String, String>),
 }
 
 impl Side<'_> {
@@ -276,6 +325,10 @@ impl Side<'_> {
                 .iter()
                 .map(|(k, e)| (k.clone(), (e.sha256.clone(), e.content_type.clone())))
                 .collect(),
+            Side::Store(_, shas) => shas
+                .iter()
+                .map(|(k, sha)| (k.clone(), (sha.clone(), Some(crate::scan::content_type(k)))))
+                .collect(),
         }
     }
 
@@ -292,6 +345,10 @@ impl Side<'_> {
                 Some(e) => Ok(Some(readable(entry_bytes(ec, key, e).await?, e))),
                 None => Ok(None),
             },
+            Side::Store(ec, _) => Ok(ec.ledger.store().get(key).await?.map(|(obj, body)| {
+                let entry = Entry::from_attributes("", obj.meta.size, &obj.attrs, "");
+                readable(body, &entry)
+            })),
         }
     }
 }
@@ -329,26 +386,46 @@ pub(super) async fn diff(
         .unwrap_or_default();
     let left_name = env.to_owned();
     let other_env;
+    let known = || {
+        ctx.config
+            .envs
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // `local` and `store` are keywords; an environment with such a name is `env:NAME`.
+    let other = against
+        .strip_prefix("env:")
+        .or_else(|| (!["local", "store"].contains(&against)).then_some(against))
+        .filter(|name| ctx.config.envs.contains_key(*name));
     let (right, right_name) = if against == "local" {
         (
             Side::Local(super::deploy::scan_site(ctx)?.desired),
-            "local".to_owned(),
+            "local build".to_owned(),
         )
-    } else if ctx.config.envs.contains_key(against) {
-        other_env = ctx.env(against).await?;
+    } else if against == "store" {
+        let remote = read_site(&ec.ledger, live.as_ref()).await?;
+        let shas = remote
+            .into_iter()
+            .filter_map(|(k, r)| r.sha256.map(|s| (k, s)))
+            .collect();
+        (Side::Store(&ec, shas), format!("{env} store"))
+    } else if let Some(name) = other {
+        other_env = ctx.env(name).await?;
         let (_, other_live) = other_env.ledger.live().await?;
         let m = other_live.map(|l| l.manifest).unwrap_or_default();
-        (Side::Release(&other_env, m), against.to_owned())
+        (Side::Release(&other_env, m), name.to_owned())
+    } else if let Some(name) = against.strip_prefix("env:") {
+        return Err(Error::Usage(format!(
+            "--against env:{name}: no such environment (known: {})",
+            known()
+        )));
     } else {
         let r = ec.ledger.release(against).await.map_err(|_| {
             Error::Usage(format!(
-                "--against {against}: not `local`, an environment ({}), or a release of {env}",
-                ctx.config
-                    .envs
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "--against {against}: not `local` (your build), `store`, an environment ({}), or a release of {env}",
+                known()
             ))
         })?;
         (Side::Release(&ec, r.manifest), against.to_owned())
@@ -385,8 +462,8 @@ pub(super) async fn diff(
                     .unified_diff()
                     .context_radius(3)
                     .header(
-                        &format!("{left_name}/{key}"),
-                        &format!("{right_name}/{key}"),
+                        &format!("{left_name}/{}", esc(key)),
+                        &format!("{right_name}/{}", esc(key)),
                     )
                     .to_string();
                 unified = Some(d);
@@ -395,7 +472,8 @@ pub(super) async fn diff(
         match &unified {
             Some(d) => text_out.push_str(d),
             None => text_out.push_str(&format!(
-                "Binary files {left_name}/{key} and {right_name}/{key} differ\n"
+                "Binary files {left_name}/{k} and {right_name}/{k} differ\n",
+                k = esc(key)
             )),
         }
         changes.push(serde_json::json!({ "key": key, "status": status, "diff": unified }));
@@ -404,6 +482,11 @@ pub(super) async fn diff(
         ctx.out.say(format!(
             "No differences between {left_name} (live) and {right_name}."
         ));
+        if against == "local" && ctx.config.envs.contains_key("local") {
+            ctx.out.say(
+                "(`--against local` is your build; the environment named local is `--against env:local`)",
+            );
+        }
     } else {
         ctx.out.say(text_out.trim_end());
     }

@@ -6,15 +6,17 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
+use super::base::{self, BaseResolution, BaseSource};
+use super::guards;
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::apply::{Provenance, apply};
-use crate::git::{Ancestry, GitInfo, Repo};
+use crate::git::{GitInfo, Repo};
 use crate::ledger::{Entry, Release, new_release_id};
 use crate::output::proof_block;
 use crate::plan::{
     ActionKind, Desired, Guard, PLAN_FORMAT, Plan, PlanKind, Refusal, Source, apply_forces,
-    conflict_refusals, delete_refusal, diff, listing_digest, local_digest, totals,
+    delete_refusal, diff, listing_digest, local_digest, totals,
 };
 use crate::remote::read_site;
 use crate::scan::{ScanStats, Scanner};
@@ -49,9 +51,13 @@ pub(super) fn scan_site(ctx: &Ctx) -> Result<SiteScan, Error> {
         }
         bar.set_position(done);
     };
+    let skip = [ctx.config.path.clone()];
     let scanner = Scanner {
         site: &ctx.config.site,
         ignore: &ctx.config.ignore,
+        include: &ctx.config.include,
+        skip: &skip,
+        project: Some(&ctx.config.dir),
         rules: &ctx.config.rules,
         cache: Some(ctx.config.workdir_state().join("cache")),
         progress: &progress,
@@ -63,7 +69,7 @@ pub(super) fn scan_site(ctx: &Ctx) -> Result<SiteScan, Error> {
         .iter()
         .map(|p| Refusal {
             guard: Guard::Site,
-            message: format!("{}: {}", p.path, p.problem),
+            message: format!("{}: {}", crate::output::esc(&p.path), p.problem),
             key: Some(p.path.clone()),
             release: None,
             resolve: "fix the build output (or exclude the file in .driftlessignore) and re-run"
@@ -111,131 +117,66 @@ pub(super) struct Request {
     pub(super) refusals: Vec<Refusal>,
     pub(super) forced: Vec<Guard>,
     pub(super) message: Option<String>,
+    /// The commit the new release's content was built from: the checkout's for a deploy,
+    /// the restored release's for a rollback, the source release's for a promotion.
+    pub(super) git: Option<GitInfo>,
 }
 
 /// Read the remote state, resolve the base, diff, and run every guard.
 pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Error> {
     let env = &ec.cfg.name;
     let (head, live) = ec.ledger.live().await?;
+    let pending = ec.ledger.pending().await?.map(|(p, _)| p);
     let remote = read_site(&ec.ledger, live.as_ref()).await?;
-    let repo = Repo::discover(&ec.ctx.config.dir);
-    let git = repo.as_ref().and_then(Repo::head);
     let deploy = req.kind == PlanKind::Deploy;
-    let promote = matches!(req.kind, PlanKind::Promote { .. });
-    let (base, stale) = if deploy {
-        resolve_base(ec, live.as_ref(), repo.as_ref(), git.as_ref()).await?
+    let resolution = if deploy {
+        base::resolve(ec, live.as_ref()).await?
     } else {
-        (live.clone(), None)
+        BaseResolution::of(live.clone())
     };
-    let d = diff(
+    let mut d = diff(
         &req.desired,
-        base.as_ref().map(|b| &b.manifest),
+        resolution.base.as_ref().map(|b| &b.manifest),
         live.as_ref().map(|l| &l.manifest),
         &remote,
     );
-    let mut refusals = req.refusals;
-    let mut automatic_overrides = Vec::new();
+    guards::explained_by_pending(&mut d.drift, pending.as_ref(), &remote);
 
-    if deploy && let Some(from) = &ec.cfg.promote_from {
-        refusals.push(Refusal {
-            guard: Guard::Protected,
-            message: format!(
-                "{env} is protected: it only accepts promotions of what {from} verified"
-            ),
-            key: None,
-            release: None,
-            resolve: format!(
-                "deploy to {from} (`driftless deploy {from}`), verify it (`driftless verify {from}`), then `driftless promote {from} {env}`"
-            ),
-        });
-    }
-    if deploy || promote {
-        for (hold, _) in ec.ledger.holds().await? {
-            refusals.push(Refusal {
-                guard: Guard::Hold,
-                message: format!(
-                    "{env} is on hold since {} by {}: {}",
-                    crate::ledger::short_time(hold.at),
-                    hold.by.author,
-                    hold.reason
-                ),
-                key: None,
-                release: None,
-                resolve: format!("when the reason is resolved: driftless unhold {env}"),
-            });
-        }
-    }
-    if let Some((lock, _)) = ec.ledger.read_lock().await?
-        && !(lock.expired(Timestamp::now()) || lock.holder_is_dead_here())
-    {
-        refusals.push(Refusal {
-            guard: Guard::Lock,
-            message: format!(
-                "{} on {} is running `{}` on {env} since {}",
-                lock.holder.author,
-                lock.holder.host,
-                lock.operation,
-                crate::ledger::short_time(lock.started_at)
-            ),
-            key: None,
-            release: None,
-            resolve: format!("wait for it to finish; if that run is dead: driftless unlock {env}"),
-        });
-    }
-    if let Some((pending, _)) = ec.ledger.pending().await? {
-        refusals.push(Refusal {
-            guard: Guard::Pending,
-            message: format!(
-                "an apply of release {} by {} was interrupted",
-                pending.release.id, pending.release.actor.author
-            ),
-            key: None,
-            release: Some(pending.release.summary()),
-            resolve: format!("`driftless deploy {env}` finishes it before planning anything new"),
-        });
-    }
-    if !d.drift.is_empty() {
-        let list: Vec<String> = d
-            .drift
-            .iter()
-            .take(10)
-            .map(|x| format!("{} ({:?})", x.key, x.kind).to_lowercase())
-            .collect();
-        let more = d.drift.len().saturating_sub(10);
-        let message = format!(
-            "{} object(s) in the store differ from the live release{}: {}{}",
-            d.drift.len(),
-            live.as_ref()
-                .map(|l| format!(" {}", l.summary()))
-                .unwrap_or_default(),
-            list.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        );
-        let refusal = Refusal {
-            guard: Guard::Drift,
-            message,
-            key: d.drift.first().map(|x| x.key.clone()),
-            release: live.as_ref().map(Release::summary),
-            resolve: format!(
-                "review with `driftless diff {env} --against local`; accept the store as it is with `driftless adopt {env}`, or overwrite it with --force drift (the current bytes are kept in the store's objects/)"
-            ),
-        };
-        if deploy || promote {
-            refusals.push(refusal);
-        } else {
+    let mut refusals = req.refusals;
+    refusals.extend(guards::key_length(ec.cfg, &req.desired));
+    refusals.extend(guards::protected(ec.cfg, &req.kind));
+    let holds: Vec<_> = ec
+        .ledger
+        .holds()
+        .await?
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect();
+    refusals.extend(guards::holds(env, &req.kind, &holds));
+    let lock = ec.ledger.read_lock().await?.map(|(l, _)| l);
+    refusals.extend(guards::lock(env, lock.as_ref()));
+    refusals.extend(guards::pending(env, pending.as_ref()));
+    let mut automatic_overrides = Vec::new();
+    if let Some(drift) = guards::drift(env, &d.drift, live.as_ref(), pending.is_some()) {
+        if matches!(req.kind, PlanKind::Rollback { .. }) {
             // Restoring a known release is what a rollback is for; the drifted bytes
             // are snapshotted before they are replaced.
-            automatic_overrides.push(refusal);
+            automatic_overrides.push(drift);
+        } else {
+            refusals.push(drift);
         }
     }
     if deploy {
-        refusals.extend(stale);
-        refusals.extend(conflict_refusals(&d.conflicts, live.as_ref(), env));
-        refusals.extend(feature_refusals(ec, &req.desired, live.as_ref()).await?);
+        let in_git = resolution.source == BaseSource::Git;
+        refusals.extend(resolution.stale.clone());
+        refusals.extend(guards::revert(
+            env,
+            &d.conflicts,
+            &resolution,
+            live.as_ref(),
+            in_git,
+        ));
+        refusals.extend(guards::features(ec, &req.desired, live.as_ref()).await?);
         let deletes = d
             .actions
             .iter()
@@ -260,14 +201,10 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
         store: ec.ledger.store().location(),
         created_at: Timestamp::now(),
         actor: ec.ctx.actor.clone(),
-        git: if deploy {
-            git
-        } else {
-            live.as_ref().and_then(|l| l.git.clone())
-        },
+        git: req.git,
         message: req.message,
         live: live.as_ref().map(Release::summary),
-        base: base.as_ref().map(Release::summary),
+        base: resolution.base.as_ref().map(Release::summary),
         new_release: new_release_id(Timestamp::now()),
         seen: crate::plan::Seen {
             head,
@@ -286,174 +223,56 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
     })
 }
 
-/// Which release the local build derives from, and whether that makes it stale.
-///
-/// In git: live must come from a commit the checkout contains; otherwise the base is
-/// the newest ancestor release whose commit it does contain. Outside git (or when no
-/// release has a commit): the working copy's last-known release must be live.
-async fn resolve_base(
-    ec: &EnvCtx<'_>,
-    live: Option<&Release>,
-    repo: Option<&Repo>,
-    git: Option<&GitInfo>,
-) -> Result<(Option<Release>, Option<Refusal>), Error> {
-    let Some(live) = live else {
-        return Ok((None, None));
-    };
-    let env = &ec.cfg.name;
-    if let (Some(repo), Some(git)) = (repo, git) {
-        if let Some(commit) = live.git.as_ref().map(|g| g.commit.clone()) {
-            let ancestry = repo.contains(&commit);
-            if ancestry == Ancestry::Contained {
-                return Ok((Some(live.clone()), None));
-            }
-            let base = contained_ancestor(ec, live, repo).await?;
-            let why = if ancestry == Ancestry::Unknown {
-                "which is not in your repository (not fetched yet?)"
-            } else {
-                "which your checkout does not contain"
-            };
-            let refusal = Refusal {
-                guard: Guard::StaleBase,
-                message: format!(
-                    "live release {} was built from commit {commit}, {why} (you are at {}{})",
-                    live.summary(),
-                    &git.commit[..git.commit.len().min(10)],
-                    base.as_ref()
-                        .map(|b| format!("; your base is release {}", b.id))
-                        .unwrap_or_default()
-                ),
-                key: None,
-                release: Some(live.summary()),
-                resolve: format!(
-                    "git fetch && git merge {commit} (or git pull), rebuild, and re-run; `driftless diff {env}` shows what you would revert"
-                ),
-            };
-            return Ok((base, Some(refusal)));
-        }
-        // Live has no commit (adopted, or deployed from outside git): judge per file
-        // against the newest ancestor release this checkout contains.
-        if let Some(base) = contained_ancestor(ec, live, repo).await? {
-            return Ok((Some(base), None));
-        }
+/// Refuse at once, before scanning the site, when a guard that needs no scan refuses:
+/// a hold, the lock, a protected environment, an interrupted apply.
+pub(super) async fn refuse_early(ec: &EnvCtx<'_>, kind: &PlanKind) -> Result<(), Error> {
+    let refusals = guards::early(ec, kind).await?;
+    if refusals.is_empty() {
+        return Ok(());
     }
-    match ec.working_base() {
-        Some(id) if id == live.id => Ok((Some(live.clone()), None)),
-        Some(id) => {
-            let base = ec.ledger.release(&id).await.ok();
-            Ok((
-                base,
-                Some(Refusal {
-                    guard: Guard::StaleBase,
-                    message: format!(
-                        "this working copy last deployed or pulled release {id}, but live is now {}",
-                        live.summary()
-                    ),
-                    key: None,
-                    release: Some(live.summary()),
-                    resolve: format!(
-                        "see what changed with `driftless diff {env}`; start from live with `driftless pull {env} DIR`, or re-run with --force stale-base"
-                    ),
-                }),
-            ))
-        }
-        None => Ok((
+    let out = &ec.ctx.out;
+    out.say(format!(
+        "{} {} → {}\n\n{}\n{}",
+        out.paint("Plan:", crate::output::Style::Strong),
+        kind_name(kind),
+        out.paint(&ec.cfg.name, crate::output::Style::Strong),
+        out.paint(
+            "REFUSED — nothing will be changed:",
+            crate::output::Style::Bad
+        ),
+        crate::output::refusals(out, &refusals).trim_end()
+    ));
+    out.document(&serde_json::json!({
+        "env": ec.cfg.name,
+        "kind": kind,
+        "refusals": refusals,
+        "result": "refused",
+    }));
+    ec.ledger
+        .journal(
+            &ec.ctx.actor,
+            "refused",
             None,
-            Some(Refusal {
-                guard: Guard::StaleBase,
-                message: format!(
-                    "this working copy has never deployed or pulled {env}, and {env} already serves release {}",
-                    live.summary()
-                ),
-                key: None,
-                release: Some(live.summary()),
-                resolve: format!(
-                    "start from live with `driftless pull {env} DIR` (or commit your site to git), or after `driftless diff {env}` re-run with --force stale-base"
-                ),
-            }),
-        )),
-    }
+            serde_json::json!({ "kind": kind, "refusals": refusals }),
+        )
+        .await;
+    let first = &refusals[0];
+    Err(Error::Refused(format!(
+        "{} guard(s) refused the {} to {} — nothing was changed. First: [{}] {}",
+        refusals.len(),
+        kind_name(kind),
+        ec.cfg.name,
+        first.guard.name(),
+        first.message
+    )))
 }
 
-/// The newest release in live's ancestry (live included) built from a commit `repo` contains.
-async fn contained_ancestor(
-    ec: &EnvCtx<'_>,
-    live: &Release,
-    repo: &Repo,
-) -> Result<Option<Release>, Error> {
-    let mut next = Some(live.clone());
-    for _ in 0..100 {
-        let Some(r) = next else { break };
-        if let Some(g) = &r.git
-            && repo.contains(&g.commit) == Ancestry::Contained
-        {
-            return Ok(Some(r));
-        }
-        next = match &r.parent {
-            Some(p) => Some(ec.ledger.release(p).await?),
-            None => None,
-        };
+fn kind_name(kind: &PlanKind) -> &'static str {
+    match kind {
+        PlanKind::Deploy => "deploy",
+        PlanKind::Rollback { .. } => "rollback",
+        PlanKind::Promote { .. } => "promote",
     }
-    Ok(None)
-}
-
-/// Registered features must be in the new site; say whether they are live now.
-async fn feature_refusals(
-    ec: &EnvCtx<'_>,
-    desired: &BTreeMap<String, Desired>,
-    live: Option<&Release>,
-) -> Result<Vec<Refusal>, Error> {
-    let env = &ec.cfg.name;
-    let mut out = Vec::new();
-    for f in &ec.ctx.config.features {
-        let local_has = match desired.get(&f.file).map(|d| &d.source) {
-            Some(Source::Local(path)) => {
-                std::fs::read(path).is_ok_and(|b| contains(&b, f.contains.as_bytes()))
-            }
-            _ => false,
-        };
-        if local_has {
-            continue;
-        }
-        let live_entry = live.and_then(|l| l.manifest.get(&f.file));
-        let live_has = match live_entry {
-            Some(e) => ec
-                .ledger
-                .get_object(&e.sha256)
-                .await?
-                .is_some_and(|b| contains(&b, f.contains.as_bytes())),
-            None => false,
-        };
-        let message = if live_has {
-            format!(
-                "feature {:?} is live ({} contains {:?} in release {}) but missing from your build",
-                f.name,
-                f.file,
-                f.contains,
-                live.map(|l| l.summary().to_string()).unwrap_or_default()
-            )
-        } else {
-            format!(
-                "feature {:?} is missing from your build ({} does not contain {:?})",
-                f.name, f.file, f.contains
-            )
-        };
-        out.push(Refusal {
-            guard: Guard::Feature,
-            message,
-            key: Some(f.file.clone()),
-            release: live.filter(|_| live_has).map(Release::summary),
-            resolve: format!(
-                "restore it and rebuild (`driftless diff {env} {}` shows the live version); if it was removed on purpose, update [[features]] in driftless.toml or re-run with --force feature",
-                f.file
-            ),
-        });
-    }
-    Ok(out)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 async fn deploy_plan(
@@ -462,7 +281,10 @@ async fn deploy_plan(
     force: &[String],
 ) -> Result<Plan, Error> {
     let forced = parse_forces(force)?;
+    refuse_early(ec, &PlanKind::Deploy).await?;
     let site = scan_site(ec.ctx)?;
+    check_edge_files(ec.ctx, &site.desired)?;
+    let git = Repo::discover(&ec.ctx.config.dir).and_then(|r| r.head_for(&ec.ctx.config));
     build_plan(
         ec,
         Request {
@@ -472,9 +294,30 @@ async fn deploy_plan(
             refusals: site.refusals,
             forced,
             message,
+            git,
         },
     )
     .await
+}
+
+/// `[edge]` names files of the build: they must be in it.
+fn check_edge_files(ctx: &Ctx, desired: &BTreeMap<String, Desired>) -> Result<(), Error> {
+    let edge = &ctx.config.edge;
+    for (key, file) in [
+        ("edge.not_found", &edge.not_found),
+        ("edge.spa_fallback", &edge.spa_fallback),
+    ] {
+        if let Some(f) = file
+            && !desired.contains_key(f.trim_start_matches('/'))
+        {
+            return Err(Error::Usage(format!(
+                "{}: {key} = {f:?} is not in the build ({})\n  → build it, or fix {key} in driftless.toml",
+                ctx.config.path.display(),
+                ctx.config.site.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn refused_summary(plan: &Plan) -> String {
@@ -482,11 +325,7 @@ fn refused_summary(plan: &Plan) -> String {
     format!(
         "{} guard(s) refused the {} to {} — nothing was changed. First: [{}] {}",
         plan.refusals.len(),
-        match plan.kind {
-            PlanKind::Deploy => "deploy",
-            PlanKind::Rollback { .. } => "rollback",
-            PlanKind::Promote { .. } => "promote",
-        },
+        kind_name(&plan.kind),
         plan.env,
         first.guard.name(),
         first.message
@@ -579,26 +418,26 @@ pub(super) async fn confirmed(ec: &EnvCtx<'_>, plan: &Plan, yes: bool) -> Result
         {
             ec.set_working_base(&live.id)?;
         }
-        ctx.out.say(format!(
-            "Nothing to do: {env} already serves exactly this{}.",
-            plan.live
-                .as_ref()
-                .map(|l| format!(" (release {})", l.id))
-                .unwrap_or_default()
-        ));
         ctx.out
             .document(&serde_json::json!({ "plan": plan, "result": "no-op" }));
         return Ok(false);
     }
     let t = &plan.totals;
-    let question = format!(
-        "Apply {} change(s) to {env} ({} create, {} update, {} header-only, {} delete)?",
+    let changes = format!(
+        "{} change(s): {} create, {} update, {} header-only, {} delete",
         plan.actions.len(),
         t.create,
         t.update,
         t.header_update,
         t.delete
     );
+    let question = match &plan.kind {
+        PlanKind::Rollback { to } => format!("Roll {env} back to release {to}? ({changes})"),
+        PlanKind::Promote { from, release } => {
+            format!("Promote {from} release {release} to {env}? ({changes})")
+        }
+        PlanKind::Deploy => format!("Apply {changes} to {env}?"),
+    };
     if !ctx.out.confirm(&question, yes)? {
         return Err(Error::Other("not confirmed; nothing was changed".into()));
     }
@@ -613,7 +452,8 @@ pub(super) async fn execute_and_report(ec: &EnvCtx<'_>, plan: Plan) -> Result<()
     if plan.kind == PlanKind::Deploy {
         ec.set_working_pending(&plan.new_release)?;
     }
-    let release = execute(ec, &plan).await?;
+    crate::interrupt::install();
+    let (release, transfer) = execute(ec, &plan).await?;
     if plan.kind == PlanKind::Deploy {
         ec.set_working_base(&release.id)?;
     }
@@ -633,13 +473,14 @@ pub(super) async fn execute_and_report(ec: &EnvCtx<'_>, plan: Plan) -> Result<()
         "plan": plan,
         "result": "applied",
         "release": release.summary(),
+        "transfer": transfer,
         "invalidation": invalidated.as_ref().ok(),
     }));
     invalidated.map(|_| ())
 }
 
 /// Lock, re-check holds, apply, unlock, journal.
-async fn execute(ec: &EnvCtx<'_>, plan: &Plan) -> Result<Release, Error> {
+async fn execute(ec: &EnvCtx<'_>, plan: &Plan) -> Result<(Release, crate::apply::Transfer), Error> {
     let operation = match plan.kind {
         PlanKind::Deploy => "deploy",
         PlanKind::Rollback { .. } => "rollback",
@@ -664,7 +505,7 @@ async fn execute(ec: &EnvCtx<'_>, plan: &Plan) -> Result<Release, Error> {
     .await;
     lease.release(&ec.ledger).await?;
     match &result {
-        Ok(release) => {
+        Ok((release, _)) => {
             let detail = serde_json::json!({ "totals": plan.totals, "overrides": plan.overrides });
             ec.ledger
                 .journal(&ec.ctx.actor, operation, Some(&release.id), detail)
@@ -687,6 +528,16 @@ async fn execute(ec: &EnvCtx<'_>, plan: &Plan) -> Result<Release, Error> {
                     "refused",
                     None,
                     serde_json::json!({ "at": "apply", "why": why }),
+                )
+                .await;
+        }
+        Err(Error::Interrupted(why)) => {
+            ec.ledger
+                .journal(
+                    &ec.ctx.actor,
+                    "interrupted",
+                    None,
+                    serde_json::json!({ "release": plan.new_release, "why": why }),
                 )
                 .await;
         }

@@ -3,9 +3,11 @@
 //! `Ctx` is the settings layer: the loaded config, the output mode and who is acting;
 //! `EnvCtx` adds one environment's store and ledger.
 
+mod base;
 mod cdn;
 mod content;
 mod deploy;
+mod guards;
 mod init;
 mod promote;
 mod serve;
@@ -37,13 +39,19 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Error> {
             out: file,
             message,
             force,
-        } => deploy::plan(&ctx, &env, file.as_deref(), message, &force.force).await,
+        } => {
+            let env = ctx.env_name(env.as_deref())?;
+            deploy::plan(&ctx, &env, file.as_deref(), message.message, &force.force).await
+        }
         Command::Deploy {
             env,
             message,
             confirm,
             force,
-        } => deploy::deploy(&ctx, &env, message, confirm.yes, &force.force).await,
+        } => {
+            let env = ctx.env_name(env.as_deref())?;
+            deploy::deploy(&ctx, &env, message.message, confirm.yes, &force.force).await
+        }
         Command::Apply { file, confirm } => deploy::apply_saved(&ctx, &file, confirm.yes).await,
         Command::Status { env: Some(env) } => state::status(&ctx, &env).await,
         Command::Status { env: None } => promote::pipeline(&ctx).await,
@@ -60,35 +68,33 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Error> {
                 from,
                 to,
                 release,
-                message,
+                message: message.message,
                 timeout,
                 yes: confirm.yes,
             };
             promote::promote(&ctx, request, &force.force).await
         }
-        Command::Log { env, limit } => state::log(&ctx, &env, limit).await,
+        Command::Log { env, limit } => {
+            state::log(&ctx, &env, usize::try_from(limit).unwrap_or(usize::MAX)).await
+        }
         Command::Diff {
             env,
             against,
             paths,
         } => content::diff(&ctx, &env, &against, &paths).await,
-        Command::Pull { env, dir } => content::pull(&ctx, &env, &dir).await,
+        Command::Pull { env, dir, force } => content::pull(&ctx, &env, &dir, force).await,
         Command::Adopt {
             env,
             message,
             confirm,
-        } => content::adopt(&ctx, &env, message, confirm.yes).await,
+        } => content::adopt(&ctx, &env, message.message, confirm.yes).await,
         Command::Rollback {
             env,
             to,
             message,
             confirm,
-        } => content::rollback(&ctx, &env, to, message, confirm.yes).await,
-        Command::Hold {
-            env,
-            reason,
-            confirm,
-        } => state::hold(&ctx, &env, &reason, confirm.yes).await,
+        } => content::rollback(&ctx, &env, to, message.message, confirm.yes).await,
+        Command::Hold { env, reason, .. } => state::hold(&ctx, &env, &reason).await,
         Command::Unhold { env, confirm } => state::unhold(&ctx, &env, confirm.yes).await,
         Command::Unlock { env, confirm } => state::unlock(&ctx, &env, confirm.yes).await,
         Command::Serve { target, port, bind } => {
@@ -116,6 +122,30 @@ pub(crate) struct EnvCtx<'a> {
 }
 
 impl Ctx {
+    /// The environment a command names, or the only one the config defines.
+    fn env_name(&self, given: Option<&str>) -> Result<String, Error> {
+        if let Some(name) = given {
+            return Ok(name.to_owned());
+        }
+        let names: Vec<&String> = self.config.envs.keys().collect();
+        match names.as_slice() {
+            [only] => Ok((*only).clone()),
+            [] => Err(Error::Usage(format!(
+                "{} defines no environment: add one, e.g. [env.local] store = \"file://.driftless/local\"",
+                self.config.path.display()
+            ))),
+            many => Err(Error::Usage(format!(
+                "name the environment: {} defines {} (e.g. `driftless plan {}`)",
+                self.config.path.display(),
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                many[0]
+            ))),
+        }
+    }
+
     fn load(config: Option<&std::path::Path>, out: Output) -> Result<Self, Error> {
         let path = match config {
             Some(p) => p.to_path_buf(),
@@ -252,7 +282,29 @@ impl EnvCtx<'_> {
             .lock(&self.ctx.actor, operation, crate::apply::LEASE)
             .await?
         {
-            Ok(lock) => Ok(self.ledger.hold_lease(lock, crate::apply::LEASE)),
+            Ok(lock) => {
+                if let Some(old) = &lock.taken_over {
+                    let why = if old.holder_is_dead_here() {
+                        format!(
+                            "process {} is no longer running on this host",
+                            old.holder.pid
+                        )
+                    } else {
+                        format!(
+                            "its lease expired at {}",
+                            crate::ledger::short_time(old.expires_at)
+                        )
+                    };
+                    self.ctx.out.say(format!(
+                        "note: took over the lock of {} on {} (`{}` since {}): {why}.",
+                        crate::output::esc(&old.holder.author),
+                        crate::output::esc(&old.holder.host),
+                        old.operation,
+                        crate::ledger::short_time(old.started_at)
+                    ));
+                }
+                Ok(self.ledger.hold_lease(lock, crate::apply::LEASE))
+            }
             Err(held) => Err(Error::Refused(format!(
                 "{} is locked: {} on {} is running `{}` since {} (lease until {})\n  → wait for it to finish; if that run is dead: driftless unlock {}",
                 self.cfg.name,

@@ -87,6 +87,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
                 req.message
                     .unwrap_or_else(|| format!("promote {from} release {}", live.id)),
             ),
+            git: live.git.clone(),
         },
     )
     .await?;

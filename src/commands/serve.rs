@@ -116,17 +116,35 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
     r
 }
 
+/// What `answer` needs of a request: owned values only (a request body is not `Sync`).
+struct Asked {
+    method: Method,
+    path: String,
+    query: Option<String>,
+    auth: Option<String>,
+    range: Option<String>,
+}
+
+fn asked(req: &Request) -> Asked {
+    let header_text = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Asked {
+        method: req.method().clone(),
+        path: req.uri().path().to_owned(),
+        query: req.uri().query().map(str::to_owned),
+        auth: header_text(header::AUTHORIZATION),
+        range: header_text(header::RANGE),
+    }
+}
+
 async fn handle(State(s): State<Arc<Served>>, req: Request) -> Response<Body> {
-    // Only owned values cross the awaits below (a request body is not `Sync`).
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let asked = asked(&req);
     drop(req);
-    let mut resp = match answer(&s, &method, &path, auth.as_deref()).await {
+    let mut resp = match answer(&s, &asked).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("driftless serve: {e}");
@@ -147,12 +165,8 @@ async fn handle(State(s): State<Arc<Served>>, req: Request) -> Response<Body> {
     resp
 }
 
-async fn answer(
-    s: &Served,
-    method: &Method,
-    path: &str,
-    auth: Option<&str>,
-) -> Result<Response<Body>, Error> {
+async fn answer(s: &Served, asked: &Asked) -> Result<Response<Body>, Error> {
+    let (method, path, auth) = (&asked.method, asked.path.as_str(), asked.auth.as_deref());
     if method != Method::GET && method != Method::HEAD {
         return Ok(plain(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -176,7 +190,7 @@ async fn answer(
         (None, Site::Env { .. }) => false,
     };
     let hidden: Vec<&str> = s.hidden.iter().map(String::as_str).collect();
-    match resolve(&s.edge, path, &exists, &hidden) {
+    match resolve(&s.edge, path, asked.query.as_deref(), &exists, &hidden) {
         Outcome::BadRequest => Ok(plain(StatusCode::BAD_REQUEST, "bad request\n")),
         Outcome::NotFound => Ok(plain(StatusCode::NOT_FOUND, "not found\n")),
         Outcome::Redirect { status, location } => {
@@ -193,8 +207,49 @@ async fn answer(
             let Some((body, attrs)) = s.content(&key, manifest.as_deref()).await? else {
                 return Ok(plain(StatusCode::NOT_FOUND, "not found\n"));
             };
-            let mut r = Response::new(Body::from(body));
-            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let total = body.len() as u64;
+            // A single byte range, as real servers answer it (multiple ranges: the whole
+            // body, which HTTP allows).
+            let range = match (&asked.range, status) {
+                (Some(r), 200) => {
+                    match http_range_header::parse_range_header(r).and_then(|p| p.validate(total)) {
+                        Ok(ranges) if ranges.len() == 1 => Some(Ok(ranges[0].clone())),
+                        Ok(_) => None,
+                        Err(_) => Some(Err(())),
+                    }
+                }
+                _ => None,
+            };
+            let mut r = match range {
+                Some(Err(())) => {
+                    let mut r = plain(StatusCode::RANGE_NOT_SATISFIABLE, "");
+                    if let Ok(v) = HeaderValue::try_from(format!("bytes */{total}")) {
+                        r.headers_mut().insert(header::CONTENT_RANGE, v);
+                    }
+                    return Ok(r);
+                }
+                Some(Ok(span)) => {
+                    let (start, end) = (*span.start(), *span.end());
+                    #[expect(
+                        clippy::cast_possible_truncation,
+                        reason = "within a body held in memory"
+                    )]
+                    let part = body.slice(start as usize..=end as usize);
+                    let mut r = Response::new(Body::from(part));
+                    *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+                    if let Ok(v) = HeaderValue::try_from(format!("bytes {start}-{end}/{total}")) {
+                        r.headers_mut().insert(header::CONTENT_RANGE, v);
+                    }
+                    r
+                }
+                None => {
+                    let mut r = Response::new(Body::from(body));
+                    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                    r
+                }
+            };
+            r.headers_mut()
+                .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
             let h = r.headers_mut();
             for (name, value) in [
                 (header::CONTENT_TYPE, attrs.content_type),
@@ -273,14 +328,35 @@ pub(super) async fn serve(
     });
     let mut app = Router::new().fallback(handle).with_state(served);
     if config.edge.compress {
-        app = app.layer(tower_http::compression::CompressionLayer::new());
+        use tower_http::compression::predicate::{DefaultPredicate, Predicate as _};
+        // A byte range is of the identity encoding: never compress a partial answer.
+        let whole =
+            |status: StatusCode,
+             _: axum::http::Version,
+             _: &axum::http::HeaderMap,
+             _: &axum::http::Extensions| { status != StatusCode::PARTIAL_CONTENT };
+        app = app.layer(
+            tower_http::compression::CompressionLayer::new()
+                .compress_when(DefaultPredicate::new().and(whole)),
+        );
     }
     let listener = tokio::net::TcpListener::bind((bind, port))
         .await
         .map_err(|e| Error::Usage(format!("cannot listen on {bind}:{port}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Other(format!("serve: {e}")))?;
+    let url = format!("http://{addr}/");
     ctx.out.say(format!(
-        "Serving {what} on http://{bind}:{port}/ with the [edge] rules (Ctrl-C to stop)"
+        "Serving {what} on {url} with the [edge] rules (Ctrl-C to stop)"
     ));
+    if ctx.out.json {
+        // One line, at once: a script starting `serve --port 0 --json` reads the port.
+        crate::output::stdout_line(
+            &serde_json::json!({ "url": url, "port": addr.port(), "bind": bind, "serving": what })
+                .to_string(),
+        );
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -3,18 +3,24 @@
 use jiff::Timestamp;
 
 use super::Ctx;
+use super::base::BaseSource;
 use crate::Error;
 use crate::ledger::{Hold, Release, short_time};
-use crate::output::Style;
+use crate::output::{Style, esc};
 use crate::plan::drift;
 use crate::remote::read_site;
+
+/// How many drifted keys `status` lists before "and N more" (`--json` lists all).
+const LISTED: usize = 10;
 
 pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     // Read-only, and it reports the identity (flagging a mismatch) itself: one STS call.
     let ec = ctx.env_unchecked(env).await?;
     let (_, live) = ec.ledger.live().await?;
+    let pending = ec.ledger.pending().await?.map(|(p, _)| p);
     let remote = read_site(&ec.ledger, live.as_ref()).await?;
-    let drift = drift(live.as_ref().map(|l| &l.manifest), &remote);
+    let mut drift = drift(live.as_ref().map(|l| &l.manifest), &remote);
+    super::guards::explained_by_pending(&mut drift, pending.as_ref(), &remote);
     let holds: Vec<Hold> = ec
         .ledger
         .holds()
@@ -23,8 +29,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         .map(|(h, _)| h)
         .collect();
     let lock = ec.ledger.read_lock().await?.map(|(l, _)| l);
-    let pending = ec.ledger.pending().await?.map(|(p, _)| p.release.summary());
-    let base = ec.working_base();
+    let base = super::base::resolve(&ec, live.as_ref()).await?;
 
     let out = &ctx.out;
     out.say(format!(
@@ -37,11 +42,19 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             let s = l.summary();
             out.say(format!("  live     {s}"));
             if let Some(m) = &s.message {
-                out.say(format!("           \"{m}\""));
+                out.say(format!("           \"{}\"", esc(m)));
             }
             out.say(format!("           {} files, {}", s.files, l.kind));
         }
         None => out.say("  live     (none yet: `driftless deploy` or `driftless adopt` makes the first release)"),
+    }
+    if let Some(p) = &pending {
+        out.say(format!(
+            "  pending  {} an apply of release {} by {} was interrupted: `driftless deploy {env}` finishes it",
+            out.paint("!", Style::Bad),
+            p.release.id,
+            esc(&p.release.actor.author)
+        ));
     }
     if drift.is_empty() {
         out.say(format!(
@@ -56,11 +69,17 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
                 Style::Warn
             )
         ));
-        for d in &drift {
+        for d in drift.iter().take(LISTED) {
             out.say(format!(
                 "           {:<8} {}",
                 format!("{:?}", d.kind).to_lowercase(),
-                d.key
+                esc(&d.key)
+            ));
+        }
+        if drift.len() > LISTED {
+            out.say(format!(
+                "           … and {} more (`driftless status {env} --json` lists all; `driftless diff {env} --against store` shows them)",
+                drift.len() - LISTED
             ));
         }
     }
@@ -72,54 +91,73 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             "  hold     {} since {} by {}: {}",
             out.paint("ON HOLD", Style::Bad),
             short_time(h.at),
-            h.by.author,
-            h.reason
+            esc(&h.by.author),
+            esc(&h.reason)
         ));
     }
     match &lock {
         None => out.say("  lock     free"),
-        Some(l) => out.say(format!(
-            "  lock     held by {} on {} (`{}`) since {}, lease until {}{}",
-            l.holder.author,
-            l.holder.host,
-            l.operation,
-            short_time(l.started_at),
-            short_time(l.expires_at),
-            if l.expired(Timestamp::now()) {
-                " — expired"
-            } else {
-                ""
-            }
-        )),
+        Some(l) => out.say(format!("  lock     {}", lock_line(l))),
     }
-    if let Some(p) = &pending {
+    let base_line = match (&base.base, &live) {
+        (Some(b), Some(l)) if b.id == l.id => "live (up to date)".to_owned(),
+        (Some(b), _) => format!("release {}", b.summary()),
+        (None, Some(_)) => "unknown (never deployed or pulled from this working copy)".to_owned(),
+        (None, None) => "none (nothing live yet)".to_owned(),
+    };
+    let how = match base.source {
+        BaseSource::Git => " — from git: the newest release built from a commit you contain",
+        BaseSource::WorkingCopy => " — the release this working copy last deployed or pulled",
+        BaseSource::None => "",
+    };
+    out.say(format!("  base     {base_line}{how}"));
+    if let Some(stale) = &base.stale {
         out.say(format!(
-            "  pending  {} apply of release {} by {} was interrupted; the next deploy finishes it",
-            out.paint("!", Style::Bad),
-            p.id,
-            p.author
+            "           {} {}",
+            out.paint("stale:", Style::Warn),
+            stale.message
         ));
     }
-    let base_line = match (&base, &live) {
-        (Some(b), Some(l)) if b == &l.id => "live (up to date)".to_owned(),
-        (Some(b), _) => format!("{b} (not live)"),
-        (None, _) => "unknown (never deployed or pulled from this working copy)".to_owned(),
-    };
-    out.say(format!("  base     this working copy: {base_line}"));
     let (identity, identity_line) = crate::identity::describe(ec.cfg).await;
     out.say(format!("  identity {identity_line}"));
     out.document(&serde_json::json!({
         "env": env,
         "store": ec.ledger.store().location(),
         "live": live.as_ref().map(Release::summary),
+        "pending": pending.as_ref().map(|p| p.release.summary()),
         "drift": drift,
         "holds": holds,
         "lock": lock,
-        "pending": pending,
-        "working_copy_base": base,
+        "lock_holder_dead": lock.as_ref().map(crate::ledger::LockInfo::holder_is_dead_here),
+        "base": base.base.as_ref().map(Release::summary),
+        "base_source": base.source,
+        "stale_base": base.stale.as_ref().map(|r| &r.message),
         "identity": identity,
     }));
     Ok(())
+}
+
+/// Who holds a lock, and whether that run is still alive.
+fn lock_line(l: &crate::ledger::LockInfo) -> String {
+    let state = if l.holder_is_dead_here() {
+        format!(
+            " — dead: process {} is no longer running on this host; the next deploy takes the lock over",
+            l.holder.pid
+        )
+    } else if l.expired(Timestamp::now()) {
+        " — expired; the next deploy takes the lock over".to_owned()
+    } else {
+        String::new()
+    };
+    format!(
+        "held by {} on {} (pid {}, `{}`) since {}, lease until {}{state}",
+        esc(&l.holder.author),
+        esc(&l.holder.host),
+        l.holder.pid,
+        l.operation,
+        short_time(l.started_at),
+        short_time(l.expires_at),
+    )
 }
 
 pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error> {
@@ -149,8 +187,8 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
         ));
         out.say(format!(
             "    by {} on {} at {}{}",
-            s.author,
-            s.host,
+            esc(&s.author),
+            esc(&s.host),
             short_time(s.created_at),
             s.commit
                 .as_ref()
@@ -162,7 +200,7 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
                 .unwrap_or_default()
         ));
         if let Some(m) = &s.message {
-            out.say(format!("    {m}"));
+            out.say(format!("    {}", esc(m)));
         }
     }
     out.document(&serde_json::json!({
@@ -172,16 +210,13 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
     Ok(())
 }
 
-pub(super) async fn hold(ctx: &Ctx, env: &str, reason: &str, yes: bool) -> Result<(), Error> {
+/// A stop sign must go up at once: no confirmation (it only ever prevents changes).
+pub(super) async fn hold(ctx: &Ctx, env: &str, reason: &str) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
     if reason.trim().is_empty() {
         return Err(Error::Usage(
             "--reason must say why (it is shown to whoever is refused)".into(),
         ));
-    }
-    let question = format!("Put {env} on hold (\"{reason}\"): deploys refused until unhold?");
-    if !ctx.out.confirm(&question, yes)? {
-        return Err(Error::Other("not confirmed; no hold was set".into()));
     }
     let hold = Hold {
         id: format!(
@@ -220,9 +255,9 @@ pub(super) async fn unhold(ctx: &Ctx, env: &str, yes: bool) -> Result<(), Error>
     for (h, _) in &holds {
         ctx.out.say(format!(
             "hold by {} since {}: {}",
-            h.by.author,
+            esc(&h.by.author),
             short_time(h.at),
-            h.reason
+            esc(&h.reason)
         ));
     }
     if !ctx
@@ -257,20 +292,8 @@ pub(super) async fn unlock(ctx: &Ctx, env: &str, yes: bool) -> Result<(), Error>
         ctx.out.document(&serde_json::json!({ "broken": null }));
         return Ok(());
     };
-    ctx.out.say(format!(
-        "{env} is locked by {} on {} (pid {}), running `{}` since {}, lease until {}{}.",
-        lock.holder.author,
-        lock.holder.host,
-        lock.holder.pid,
-        lock.operation,
-        short_time(lock.started_at),
-        short_time(lock.expires_at),
-        if lock.expired(Timestamp::now()) {
-            " (expired)"
-        } else {
-            ""
-        }
-    ));
+    ctx.out
+        .say(format!("{env} is locked: {}.", lock_line(&lock)));
     if !ctx
         .out
         .confirm("Break this lock? Only do so if that run is dead.", yes)?

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::ledger::{Check, Entry, Manifest, Release, Verification};
-use crate::output::Style;
+use crate::output::{Style, esc};
 use crate::scan::hash_bytes;
 use crate::store::encode_key;
 
@@ -23,6 +23,8 @@ enum Expect {
     Compressed,
     /// Without credentials: 401 asking for them.
     Anonymous401,
+    /// A redirect with this status and `Location` (a directory without its slash).
+    Redirect(u16, String),
 }
 
 /// The HTTP clients of one verify run: `decoded` (signed in, bodies decoded), `raw`
@@ -85,7 +87,10 @@ async fn run_check(
     let (ok, detail) = match result {
         Ok(Ok(d)) => (true, d),
         Ok(Err(d)) => (false, d),
-        Err(e) => (false, format!("request failed: {e}")),
+        Err(e) => (
+            false,
+            format!("{CONNECTION_FAILED}: {}", connection_cause(&e, &url)),
+        ),
     };
     Check {
         name: name.to_owned(),
@@ -133,6 +138,21 @@ fn judge(
         Expect::Compressed | Expect::Anonymous401 => {
             unreachable!("handled with their own client")
         }
+        Expect::Redirect(want, to) => {
+            let location = header("location").unwrap_or_default();
+            if status == *want && location == *to {
+                Ok(format!("HTTP {status} → {location}"))
+            } else {
+                Err(format!(
+                    "HTTP {status}{}, expected {want} → {to}",
+                    if location.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" → {location}")
+                    }
+                ))
+            }
+        }
         Expect::Content(entry) => {
             if status != 200 {
                 return Err(format!("HTTP {status}, expected 200"));
@@ -163,6 +183,52 @@ fn judge(
             }
             Ok("new bytes and headers".into())
         }
+    }
+}
+
+/// What a failed request's details start with: no answer at all.
+const CONNECTION_FAILED: &str = "no answer";
+
+/// Why a request got no answer, in words: refused, DNS, TLS, timeout.
+fn connection_cause(e: &reqwest::Error, url: &str) -> String {
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .unwrap_or_else(|| url.to_owned());
+    let mut chain = Vec::new();
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = src {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    return format!(
+                        "connection refused by {host}: is the server (or `driftless serve`) running?"
+                    );
+                }
+                std::io::ErrorKind::ConnectionReset => {
+                    return format!("connection reset by {host}");
+                }
+                _ => {}
+            }
+        }
+        chain.push(err.to_string().to_lowercase());
+        src = err.source();
+    }
+    let all = chain.join(" ");
+    if e.is_timeout() {
+        format!("{host} did not answer in time")
+    } else if all.contains("dns") || all.contains("lookup") || all.contains("resolve") {
+        format!("the name of {host} does not resolve (DNS)")
+    } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
+        format!(
+            "TLS failed with {host}: {}",
+            chain.last().cloned().unwrap_or_default()
+        )
+    } else {
+        format!(
+            "cannot connect to {host}: {}",
+            chain.last().cloned().unwrap_or_default()
+        )
     }
 }
 
@@ -209,12 +275,27 @@ pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Erro
             format!("/{}", encode_key(&key)),
             Expect::Content(entry.clone()),
         ));
-        if let Some(dir) = key.strip_suffix(&edge.directory_index) {
-            plan.push((
-                "directory index".into(),
-                format!("/{}", encode_key(dir)),
-                Expect::Content(entry),
-            ));
+        // Only a last segment that *is* the index name is a directory index
+        // (`docs/error-index.html` is a page of its own).
+        let dir = if key == edge.directory_index {
+            Some("")
+        } else {
+            key.strip_suffix(&format!("/{}", edge.directory_index))
+        };
+        if let Some(dir) = dir {
+            let slash = if dir.is_empty() {
+                "/".to_owned()
+            } else {
+                format!("/{}/", encode_key(dir))
+            };
+            if !dir.is_empty() {
+                plan.push((
+                    "directory redirect".into(),
+                    format!("/{}", encode_key(dir)),
+                    Expect::Redirect(301, slash.clone()),
+                ));
+            }
+            plan.push(("directory index".into(), slash, Expect::Content(entry)));
         }
     }
     let token = &crate::unique_token()[..10];
@@ -287,30 +368,36 @@ pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Erro
         .collect();
 
     // Poll until every check passes or the timeout: a CDN converges in its own time.
-    let deadline = Instant::now() + Duration::from_secs(timeout);
-    let mut results: Vec<Check> = Vec::new();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(timeout);
+    let mut checks: Vec<Option<Check>> = vec![None; plan.len()];
     let mut pending: Vec<usize> = (0..plan.len()).collect();
-    let mut passed = 0;
-    loop {
+    let unreachable = loop {
         let mut still = Vec::new();
         for i in pending {
             let (name, path, expect) = &plan[i];
             let check = run_check(&clients, &base, &edge_headers, name, path, expect).await;
-            if check.ok {
-                passed += 1;
-            } else {
+            if !check.ok {
                 still.push(i);
-                results.push(check);
             }
+            checks[i] = Some(check);
         }
-        if still.is_empty() || Instant::now() >= deadline {
-            break;
+        // Nothing answers at all: polling will not make a server start.
+        let unreachable = !still.is_empty()
+            && still.iter().all(|i| {
+                checks[*i]
+                    .as_ref()
+                    .is_some_and(|c| c.detail.starts_with(CONNECTION_FAILED))
+            });
+        if still.is_empty() || unreachable || Instant::now() >= deadline {
+            break unreachable;
         }
-        results.clear();
         pending = still;
         tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-    let failed = results;
+    };
+    let checks: Vec<Check> = checks.into_iter().flatten().collect();
+    let failed: Vec<Check> = checks.iter().filter(|c| !c.ok).cloned().collect();
+    let passed = checks.len() - failed.len();
     let record = Verification {
         release: live.id.clone(),
         url: url.clone(),
@@ -318,6 +405,7 @@ pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Erro
         by: ctx.actor.author.clone(),
         passed,
         failed: failed.clone(),
+        checks: checks.clone(),
     };
     ec.ledger.record_verification(&record).await?;
     let event = if failed.is_empty() {
@@ -334,6 +422,19 @@ pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Erro
         )
         .await;
     ctx.out.document(&record);
+    for c in &checks {
+        ctx.out.say(format!(
+            "  {} {:<20} {}  {}",
+            if c.ok {
+                ctx.out.paint("✓", Style::Good)
+            } else {
+                ctx.out.paint("✗", Style::Bad)
+            },
+            c.name,
+            esc(&c.path),
+            c.detail
+        ));
+    }
     if failed.is_empty() {
         ctx.out.say(format!(
             "{} {env} ({url}) serves release {}: {passed} checks passed.",
@@ -342,31 +443,34 @@ pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Erro
         ));
         return Ok(());
     }
-    for c in &failed {
-        ctx.out.say(format!(
-            "  {} {} {}: {}",
-            ctx.out.paint("✗", Style::Bad),
-            c.name,
-            c.path,
-            c.detail
-        ));
+    if unreachable {
+        return Err(Error::Other(format!(
+            "{env} ({url}) did not answer: {}",
+            failed[0]
+                .detail
+                .trim_start_matches(CONNECTION_FAILED)
+                .trim_start_matches(": ")
+        )));
     }
     let stale: Vec<&str> = failed
         .iter()
         .filter(|c| c.detail.starts_with("serves old bytes"))
         .map(|c| c.path.as_str())
         .collect();
+    let purge = if ec.cfg.cdn.is_some() {
+        format!("a stale edge: `driftless invalidate {env}`")
+    } else {
+        "a cache in front of the site still holds old copies: purge it".to_owned()
+    };
     Err(Error::Other(format!(
-        "{env} ({url}) failed {} of {} checks after {timeout}s{}",
+        "{env} ({url}) failed {} of {} checks after {}s{}",
         failed.len(),
-        failed.len() + passed,
+        checks.len(),
+        started.elapsed().as_secs(),
         if stale.is_empty() {
             String::new()
         } else {
-            format!(
-                "; still serving old bytes: {} (a stale edge: `driftless invalidate {env}`)",
-                stale.join(" ")
-            )
+            format!("; still serving old bytes: {} ({purge})", stale.join(" "))
         }
     )))
 }

@@ -17,7 +17,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
 use bytes::Bytes;
@@ -56,6 +56,8 @@ pub struct S3Store {
     /// Empty, or ending in `/`.
     prefix: String,
     endpoint: Option<String>,
+    /// The profile the environment named (for error messages).
+    profile: Option<String>,
     /// CopyObject ignores conditions on this server: copy by GET + conditional PUT.
     copy_emulated: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// CompleteMultipartUpload ignores conditions: conditional writes go in one part.
@@ -186,6 +188,7 @@ impl S3Store {
             bucket: s.bucket.clone(),
             prefix,
             endpoint,
+            profile: s.profile.clone(),
             copy_emulated: std::sync::Arc::default(),
             one_part_conditional: std::sync::Arc::default(),
         }
@@ -253,19 +256,11 @@ impl S3Store {
                 where_()
             )),
             _ => match &err {
-                SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => {
-                    StoreError::Other(format!(
-                        "cannot reach {} ({}): is the endpoint right and the server up?",
-                        where_(),
-                        first_line(&DisplayErrorContext(&err).to_string())
-                    ))
-                }
                 SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
-                    StoreError::Other(format!(
-                        "cannot send requests to {}: {}",
-                        where_(),
-                        first_line(&DisplayErrorContext(&err).to_string())
-                    ))
+                    StoreError::Other(
+                        crate::sdk_error::Unanswered::of(&err)
+                            .explain(&where_(), self.profile.as_deref()),
+                    )
                 }
                 SdkError::TimeoutError(_) => StoreError::Other(format!("{} timed out", where_())),
                 _ => StoreError::Other(format!(
@@ -480,15 +475,6 @@ impl S3Store {
             }
         }
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(300)
-        .collect()
 }
 
 fn quote(etag: &str) -> String {

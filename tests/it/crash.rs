@@ -105,3 +105,106 @@ fn a_killed_deploy_is_finished_by_the_next_run() {
         },
     );
 }
+
+/// Send SIGINT to a deploy paused at `point` (failpoint `POINT:pause`) and collect it.
+#[cfg(unix)]
+fn interrupt_at(p: &Project, point: &str) -> crate::util::Done {
+    let child = p
+        .cmd(&["deploy", "prod", "--yes"])
+        .env("DRIFTLESS_FAILPOINT", &format!("{point}:pause"))
+        .spawn();
+    let pid = child.id();
+    // The failpoint announces itself on stderr; wait for the mark file it touches.
+    let mark = std::env::temp_dir().join(format!("driftless-failpoint-{pid}"));
+    for _ in 0..600 {
+        if mark.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(mark.exists(), "the deploy never reached {point}");
+    let _ = std::fs::remove_file(&mark);
+    std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    crate::util::Done::from(
+        format!("deploy ({point})"),
+        child.wait_with_output().unwrap(),
+    )
+}
+
+/// Issue 9, item 12: Ctrl-C stops cleanly, says what is live, frees the lock, exits 130,
+/// and the re-run resumes without uploading again what was already stored.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::new(&tmp.path().join("work"), &store, "");
+    p.write("index.html", "v1").write("a.css", "a1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let v1 = head(&store);
+
+    // Before HEAD moves: nothing changes for visitors.
+    p.write("index.html", "v2")
+        .write("a.css", "a2")
+        .write("b.js", "b2");
+    let out = interrupt_at(&p, "after-objects");
+    assert_eq!(out.code, 130, "{}", out.all());
+    out.mentions(&["Interrupted", &v1, "is still live", "re-run"]);
+    assert_eq!(head(&store), v1);
+    assert_eq!(
+        site_files(&store),
+        files(&[("index.html", "v1"), ("a.css", "a1")])
+    );
+    let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
+    assert!(
+        status["lock"].is_null(),
+        "the lock was left behind: {status}"
+    );
+    let resumed = p
+        .cmd(&["deploy", "prod", "--yes", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(
+        resumed["transfer"]["objects_uploaded"], 0,
+        "the resumed deploy uploaded again: {resumed}"
+    );
+
+    // After HEAD moved: the new release is live and said so.
+    p.write("index.html", "v3").remove("b.js");
+    let out = interrupt_at(&p, "after-head");
+    assert_eq!(out.code, 130, "{}", out.all());
+    let live = head(&store);
+    assert_ne!(live, v1);
+    out.mentions(&["Interrupted", &live, "is live"]);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    assert_eq!(
+        site_files(&store),
+        files(&[("index.html", "v3"), ("a.css", "a2")])
+    );
+}
+
+/// Issue 9, item 12: a lock whose holder died on this host is shown as dead, and taking
+/// it over is printed.
+#[test]
+fn a_dead_holders_lock_is_shown_and_its_takeover_printed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::new(&tmp.path().join("work"), &store, "");
+    p.write("index.html", "v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.write("index.html", "v2");
+    let killed = p
+        .cmd(&["deploy", "prod", "--yes"])
+        .env("DRIFTLESS_FAILPOINT", "after-pending")
+        .run();
+    assert_eq!(killed.signal, Some(9));
+    p.cmd(&["status", "prod"])
+        .expect(0)
+        .mentions(&["lock", "dead", "no longer running"]);
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(0)
+        .mentions(&["took over the lock", "Alice"]);
+}

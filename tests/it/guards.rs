@@ -9,9 +9,9 @@ fn hold_refuses_deploys_until_lifted() {
     let p = Project::new(tmp.path(), &store, "");
     p.write("index.html", "v1");
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    // A stop sign goes up at once, without a prompt (and --yes is still accepted).
     p.cmd(&["hold", "prod", "--reason", "launch freeze"])
-        .expect(2)
-        .mentions(&["--yes"]);
+        .expect(0);
     p.cmd(&["hold", "prod", "--reason", "launch freeze", "--yes"])
         .expect(0);
     p.write("index.html", "v2");

@@ -52,7 +52,7 @@ fn drift_is_refused_then_adopted_and_kept() {
     assert_eq!(head(&store), adopted);
 
     // ...but once it starts from live, its own change deploys on top of the hotfix.
-    p.cmd(&["pull", "prod", "site"]).expect(0);
+    p.cmd(&["pull", "prod", "site", "--force"]).expect(0);
     p.write("index.html", "home v2");
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
     assert_eq!(
@@ -318,13 +318,13 @@ fn diff_status_and_json_output() {
     let d = p.cmd(&["diff", "prod"]).expect(0);
     d.mentions(&[
         "--- prod/index.html",
-        "+++ local/index.html",
+        "+++ local build/index.html",
         "-line 2",
         "+line two",
     ]);
     let s = p.cmd(&["status", "prod", "--json"]).expect(0).json();
     assert_eq!(s["drift"].as_array().unwrap().len(), 0);
-    assert_eq!(s["working_copy_base"], s["live"]["id"]);
+    assert_eq!(s["base"]["id"], s["live"]["id"]);
     let plan = p.cmd(&["plan", "prod", "--json"]).expect(0).json();
     let action = &plan["actions"][0];
     assert_eq!(action["key"], "index.html");

@@ -13,6 +13,12 @@ use crate::util::Project;
 /// A `driftless serve` process, stopped when dropped.
 pub(crate) struct Server(std::process::Child);
 
+impl From<std::process::Child> for Server {
+    fn from(child: std::process::Child) -> Self {
+        Self(child)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -138,11 +144,7 @@ compress = true
     p.cmd(&["verify", "prod", "--timeout", "5"]).expect(0);
     p.cmd(&["verify", "edge", "--timeout", "3"])
         .expect(1)
-        .mentions(&[
-            "still serving old bytes",
-            "/index.html",
-            "driftless invalidate edge",
-        ]);
+        .mentions(&["still serving old bytes", "/index.html", "purge"]);
 
     // Purge the edge: it serves the new bytes, and verify passes.
     std::fs::copy(tmp.path().join("site/index.html"), copy.join("index.html")).unwrap();
@@ -453,7 +455,7 @@ headers = {{ "X-Content-Type-Options" = "nosniff" }}
         .mentions(&["checks passed"]);
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -527,4 +529,97 @@ fn the_example_site_in_headless_chromium() {
         shot.display()
     );
     println!("screenshot: {}", shot.display());
+}
+
+/// Issue 9, items 2 and 10: serve and verify follow real web servers for directories,
+/// and a key that merely ends in `index.html` is not a directory index.
+#[test]
+fn directories_redirect_ranges_and_index_like_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let config = format!(
+        "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\nurl = \"http://127.0.0.1:1\"\n",
+        store.display()
+    );
+    let p = Project::with_config(tmp.path(), &config);
+    p.write("index.html", "home")
+        .write("docs/index.html", "<a href=\"page.html\">page</a>")
+        .write("docs/page.html", "page")
+        .write("docs/error-index.html", "rustdoc error index")
+        .write("syntax-index.html", "mdbook syntax index")
+        .write("big.txt", &"0123456789".repeat(100));
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+
+    // --port 0 picks a free port and says which; --json says it as data.
+    let mut child = p.cmd(&["serve", "prod", "--port", "0", "--json"]).spawn();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    let _server = Server(child);
+    let doc: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let port = doc["port"].as_u64().unwrap() as u16;
+    assert_ne!(port, 0);
+    assert_eq!(doc["url"], format!("http://127.0.0.1:{port}/"));
+
+    // /docs → 301 /docs/ (query kept), as S3 website endpoints and nginx answer.
+    let (status, head, _) = get(port, "/docs?lang=en", "");
+    assert_eq!(status, 301, "{head}");
+    assert!(head.contains("location: /docs/?lang=en"), "{head}");
+    assert_eq!(get(port, "/docs/", "").2, b"<a href=\"page.html\">page</a>");
+    assert_eq!(
+        get(port, "/docs/error-index.html", "").2,
+        b"rustdoc error index"
+    );
+    assert_eq!(get(port, "/docs/error-", "").0, 404);
+
+    // Range requests.
+    let (status, head, body) = get(port, "/big.txt", "Range: bytes=10-19\r\n");
+    assert_eq!(status, 206, "{head}");
+    assert!(head.contains("content-range: bytes 10-19/1000"), "{head}");
+    assert_eq!(body, b"0123456789");
+    assert_eq!(get(port, "/big.txt", "Range: bytes=5000-\r\n").0, 416);
+
+    // verify passes on a site with index-like names, and lists what it checked.
+    std::fs::write(
+        tmp.path().join("driftless.toml"),
+        config.replace("127.0.0.1:1\"", &format!("127.0.0.1:{port}\"")),
+    )
+    .unwrap();
+    let v = p.cmd(&["verify", "prod", "--timeout", "5"]).expect(0);
+    v.mentions(&["/docs/error-index.html", "/docs/", "/docs"]);
+    let j = p
+        .cmd(&["verify", "prod", "--timeout", "5", "--json"])
+        .expect(0)
+        .json();
+    let checks = j["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no checks listed: {j}"));
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["path"] == "/docs" && c["ok"] == true),
+        "{j}"
+    );
+    assert!(!checks.iter().any(|c| c["path"] == "/docs/error-"), "{j}");
+}
+
+/// Issue 9, item 14: a failed connection is named, polling stops at once, and
+/// `invalidate` is suggested only for an environment with a CDN.
+#[test]
+fn verify_names_a_refused_connection_and_stops_early() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let port = free_port();
+    let p = Project::new(
+        tmp.path(),
+        &store,
+        &format!("url = \"http://127.0.0.1:{port}\"\n"),
+    );
+    p.write("index.html", "x");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let out = p.cmd(&["verify", "prod", "--timeout", "600"]).expect(1);
+    out.mentions(&["connection refused", &format!("127.0.0.1:{port}")]);
+    assert!(!out.all().contains("invalidate"), "{}", out.all());
+    assert!(!out.all().contains("after 600s"), "{}", out.all());
 }

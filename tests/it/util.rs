@@ -100,6 +100,11 @@ impl Run {
         self
     }
 
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.cmd.env_remove(k);
+        self
+    }
+
     pub fn spawn(mut self) -> std::process::Child {
         self.cmd
             .stdout(Stdio::piped())

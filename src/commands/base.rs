@@ -1,0 +1,286 @@
+//! Which release a local build derives from — its *base* — and who changed live since.
+//!
+//! `plan` and `status` both ask this one place, so they always agree.
+//!
+//! In git, the base is the newest release in live's ancestry that was *built* from a
+//! commit the checkout contains. A rollback release is never a base: it is a change made
+//! to live that no commit contains, so a checkout holding the rolled-back commit must be
+//! judged against the release that was rolled back — and the per-file check then refuses
+//! to bring the rolled-back content back. Outside git, the base is the release this
+//! working copy last deployed or pulled.
+
+use super::EnvCtx;
+use crate::Error;
+use crate::git::{Ancestry, GitInfo, Repo};
+use crate::ledger::{Release, ReleaseKind, ReleaseRef};
+use crate::plan::{Guard, Refusal};
+
+/// How far back base resolution walks live's ancestry.
+const MAX_WALK: usize = 200;
+
+/// Where the base came from, for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum BaseSource {
+    /// The newest release built from a commit the checkout contains.
+    Git,
+    /// The release this working copy last deployed or pulled.
+    WorkingCopy,
+    /// No live release yet, or nothing known.
+    None,
+}
+
+pub(crate) struct BaseResolution {
+    pub(crate) base: Option<Release>,
+    pub(crate) source: BaseSource,
+    /// The stale-base refusal, when live moved past what this working copy knows.
+    pub(crate) stale: Option<Refusal>,
+    /// Live and its ancestors down to (not including) the base, newest first: the
+    /// releases that changed live since the base, to name who changed a file.
+    pub(crate) since_base: Vec<Release>,
+    /// Rollbacks among `since_base` whose rolled-back commits this checkout has reverted
+    /// (`git revert`): a rebuilt file that differs from what they restored is then the
+    /// revert, not the rolled-back change coming back.
+    pub(crate) reverted_rollbacks: std::collections::BTreeSet<String>,
+}
+
+impl BaseResolution {
+    /// A plan whose base is simply `release` (rollback, promotion: live).
+    pub(crate) fn of(release: Option<Release>) -> Self {
+        Self {
+            base: release,
+            ..Self::none()
+        }
+    }
+
+    fn none() -> Self {
+        Self {
+            base: None,
+            source: BaseSource::None,
+            stale: None,
+            since_base: Vec::new(),
+            reverted_rollbacks: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// The release among `since_base` that last changed `key` (gave it live's content).
+    pub(crate) fn changed_by(&self, key: &str) -> Option<&Release> {
+        let base = self.base.as_ref().map(|b| b.manifest.get(key));
+        for (i, r) in self.since_base.iter().enumerate() {
+            let before = match self.since_base.get(i + 1) {
+                Some(parent) => parent.manifest.get(key),
+                None => base.flatten(),
+            };
+            if r.manifest.get(key).map(|e| &e.sha256) != before.map(|e| &e.sha256) {
+                return Some(r);
+            }
+        }
+        None
+    }
+}
+
+/// A release is a build of its commit unless it restores another release's content.
+fn built_from_commit(r: &Release) -> Option<&GitInfo> {
+    match r.kind {
+        ReleaseKind::Rollback { .. } | ReleaseKind::Adopt => None,
+        ReleaseKind::Deploy | ReleaseKind::Promote { .. } => r.git.as_ref(),
+    }
+}
+
+pub(crate) async fn resolve(
+    ec: &EnvCtx<'_>,
+    live: Option<&Release>,
+) -> Result<BaseResolution, Error> {
+    let Some(live) = live else {
+        return Ok(BaseResolution::none());
+    };
+    let repo = Repo::discover(&ec.ctx.config.dir);
+    let git = repo.as_ref().and_then(|r| r.head_for(&ec.ctx.config));
+    if let (Some(repo), Some(git)) = (&repo, &git) {
+        let (base, since_base) = contained_ancestor(ec, live, repo).await?;
+        let stale = stale_commit(ec, live, repo, git, base.as_ref(), &since_base);
+        if base.is_some() || stale.is_some() {
+            let reverted_rollbacks =
+                reverted_rollbacks(ec, repo, &since_base, base.as_ref()).await?;
+            return Ok(BaseResolution {
+                base,
+                source: BaseSource::Git,
+                stale,
+                since_base,
+                reverted_rollbacks,
+            });
+        }
+        // No release was built from a commit this checkout knows (adopted, or made
+        // outside git): fall back to what this working copy last saw.
+    }
+    working_copy_base(ec, live).await
+}
+
+/// Live's ancestry, newest first, down to the newest release built from a commit the
+/// checkout contains (the base, returned separately).
+async fn contained_ancestor(
+    ec: &EnvCtx<'_>,
+    live: &Release,
+    repo: &Repo,
+) -> Result<(Option<Release>, Vec<Release>), Error> {
+    let mut walked = Vec::new();
+    let mut next = Some(live.clone());
+    while let Some(r) = next {
+        if walked.len() >= MAX_WALK {
+            break;
+        }
+        if let Some(g) = built_from_commit(&r)
+            && repo.contains(&g.commit) == Ancestry::Contained
+        {
+            return Ok((Some(r), walked));
+        }
+        next = match &r.parent {
+            Some(p) => Some(ec.ledger.release(p).await?),
+            None => None,
+        };
+        walked.push(r);
+    }
+    Ok((None, walked))
+}
+
+/// The rollbacks since the base whose rolled-back commits the checkout has reverted.
+async fn reverted_rollbacks(
+    ec: &EnvCtx<'_>,
+    repo: &Repo,
+    since_base: &[Release],
+    base: Option<&Release>,
+) -> Result<std::collections::BTreeSet<String>, Error> {
+    let mut out = std::collections::BTreeSet::new();
+    for (i, r) in since_base.iter().enumerate() {
+        let ReleaseKind::Rollback { to } = &r.kind else {
+            continue;
+        };
+        let Some(rolled_back) = since_base.get(i + 1).or(base) else {
+            continue;
+        };
+        let from = match &r.git {
+            Some(g) => Some(g.commit.clone()),
+            None => ec
+                .ledger
+                .release(to)
+                .await
+                .ok()
+                .and_then(|t| t.git)
+                .map(|g| g.commit),
+        };
+        if let (Some(from), Some(to)) = (from, built_from_commit(rolled_back))
+            && repo.reverts_all(&from, &to.commit)
+        {
+            out.insert(r.id.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Stale base in git: the newest build since the base (live itself, or what a rollback
+/// restored) came from a commit the checkout does not contain.
+fn stale_commit(
+    ec: &EnvCtx<'_>,
+    live: &Release,
+    repo: &Repo,
+    git: &GitInfo,
+    base: Option<&Release>,
+    since_base: &[Release],
+) -> Option<Refusal> {
+    let env = &ec.cfg.name;
+    let unknown = since_base.iter().find_map(|r| {
+        let g = built_from_commit(r)?;
+        let ancestry = repo.contains(&g.commit);
+        (ancestry != Ancestry::Contained).then_some((r, g.commit.clone(), ancestry))
+    })?;
+    let (release, commit, ancestry) = unknown;
+    let why = if ancestry == Ancestry::Unknown {
+        "which is not in your repository (not fetched yet?)"
+    } else {
+        "which your checkout does not contain"
+    };
+    let which = if release.id == live.id {
+        "live release".to_owned()
+    } else {
+        format!("release {} (live is {})", release.id, live.id)
+    };
+    Some(Refusal {
+        guard: Guard::StaleBase,
+        message: format!(
+            "{which} {} was built from commit {commit}, {why} (you are at {}{})",
+            release.summary(),
+            &git.commit[..git.commit.len().min(10)],
+            base.map(|b| format!("; your base is release {}", b.id))
+                .unwrap_or_default()
+        ),
+        key: None,
+        release: Some(release.summary()),
+        resolve: format!(
+            "git fetch && git merge {commit} (or git pull), rebuild, and re-run; `driftless diff {env}` shows what you would revert"
+        ),
+    })
+}
+
+async fn working_copy_base(ec: &EnvCtx<'_>, live: &Release) -> Result<BaseResolution, Error> {
+    let env = &ec.cfg.name;
+    let Some(id) = ec.working_base() else {
+        return Ok(BaseResolution {
+            base: None,
+            source: BaseSource::None,
+            stale: Some(Refusal {
+                guard: Guard::StaleBase,
+                message: format!(
+                    "this working copy has never deployed or pulled {env}, and {env} already serves release {}",
+                    live.summary()
+                ),
+                key: None,
+                release: Some(live.summary()),
+                resolve: format!(
+                    "start from live with `driftless pull {env} DIR` (or commit your site to git), or after `driftless diff {env}` re-run with --force stale-base"
+                ),
+            }),
+            since_base: Vec::new(),
+            reverted_rollbacks: std::collections::BTreeSet::new(),
+        });
+    };
+    if id == live.id {
+        return Ok(BaseResolution {
+            base: Some(live.clone()),
+            source: BaseSource::WorkingCopy,
+            stale: None,
+            since_base: Vec::new(),
+            reverted_rollbacks: std::collections::BTreeSet::new(),
+        });
+    }
+    // Walk live's ancestry to the base, to name who changed what since.
+    let (since_base, found) = ec.ledger.history_until(Some(&id), MAX_WALK).await?;
+    let base = if found {
+        Some(ec.ledger.release(&id).await?)
+    } else {
+        ec.ledger.release(&id).await.ok()
+    };
+    let since: Vec<ReleaseRef> = since_base.iter().map(Release::summary).collect();
+    let rolled = since
+        .iter()
+        .find(|r| matches!(r.kind, ReleaseKind::Rollback { .. }))
+        .map(|r| format!("; release {r} was a rollback"))
+        .unwrap_or_default();
+    Ok(BaseResolution {
+        base,
+        source: BaseSource::WorkingCopy,
+        stale: Some(Refusal {
+            guard: Guard::StaleBase,
+            message: format!(
+                "this working copy last deployed or pulled release {id}, but live is now {}{rolled}",
+                live.summary()
+            ),
+            key: None,
+            release: Some(live.summary()),
+            resolve: format!(
+                "see what changed with `driftless diff {env}`; start from live with `driftless pull {env} DIR`, or re-run with --force stale-base"
+            ),
+        }),
+        since_base: if found { since_base } else { Vec::new() },
+        reverted_rollbacks: std::collections::BTreeSet::new(),
+    })
+}
