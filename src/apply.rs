@@ -10,14 +10,17 @@
 //! process dies, the pending record lets the next run finish the release (every byte it
 //! needs is already in `objects/`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use jiff::Timestamp;
 
 use crate::Error;
-use crate::ledger::{Actor, Entry, HeldLease, Ledger, Pending, Release, ReleaseKind};
-use crate::output::{Output, esc};
+use crate::ledger::{
+    Actor, Entry, HeldLease, Ledger, LocalContent, Pending, Release, ReleaseKind, StageError,
+    Staged, Staging,
+};
+use crate::output::Output;
 use crate::plan::{Action, ActionKind, Plan, PlanKind, Source, listing_digest};
 use crate::remote::{CONCURRENCY, list_site};
 use crate::scan::hash_bytes;
@@ -60,6 +63,8 @@ pub(crate) struct Transfer {
     pub(crate) bytes_uploaded: u64,
     /// Content already in the store, not sent again.
     pub(crate) objects_present: usize,
+    /// Packs written (many small files each; S3).
+    pub(crate) packs: usize,
 }
 
 /// Stopped by Ctrl-C before HEAD moved: nothing visitors see has changed.
@@ -86,14 +91,17 @@ pub(crate) struct Provenance<'a> {
     pub(crate) message: Option<String>,
 }
 
-/// Apply `plan` while holding `lock`. Returns the release that is now live, and what
-/// was uploaded.
+/// Apply `plan` while holding `lock`. `staged` is content already brought into the
+/// store (a promotion's); the rest comes from the local files, staged under `tmp`.
+/// Returns the release that is now live, and what was uploaded.
 pub(crate) async fn apply(
     ledger: &Ledger,
     plan: &Plan,
     who: &Provenance<'_>,
     lease: &HeldLease,
     out: &Output,
+    mut staged: Staged,
+    tmp: &std::path::Path,
 ) -> Result<(Release, Transfer), Error> {
     // 1. Nothing the plan saw may have moved.
     let head = ledger.head().await?;
@@ -116,8 +124,9 @@ pub(crate) async fn apply(
         None => None,
     };
 
-    // 2. Content into objects/, and a snapshot of everything about to be replaced.
-    let transfer = store_content(ledger, plan, out).await?;
+    // 2. Content into the snapshots (packs or objects/), and a snapshot of everything
+    //    about to be replaced.
+    let transfer = store_content(ledger, plan, live.as_ref(), out, &mut staged, tmp).await?;
     snapshot(ledger, &plan.actions).await?;
     failpoint("after-objects").await;
     if crate::interrupt::requested() {
@@ -151,6 +160,7 @@ pub(crate) async fn apply(
             .iter()
             .map(|(k, d)| (k.clone(), d.entry.clone()))
             .collect(),
+        delta: None,
     };
     let deletes: Vec<(String, String)> = plan
         .actions
@@ -159,18 +169,27 @@ pub(crate) async fn apply(
         .filter_map(|a| a.remote.as_ref().map(|r| (a.key.clone(), r.etag.clone())))
         .collect();
     let pending_etag = ledger
-        .set_pending(&Pending {
-            release: release.clone(),
-            head: head.clone(),
-            deletes: deletes.clone(),
-        })
+        .set_pending(
+            &Pending {
+                release: release.clone(),
+                head: head.clone(),
+                deletes: deletes.clone(),
+            },
+            live.as_ref(),
+        )
         .await?;
     failpoint("after-pending").await;
 
     // 4–5. Site writes, release record, HEAD. Any failure here puts back what was
     // written, so a failed run leaves the old release complete.
     let mut written: Vec<(&Action, String)> = Vec::new();
-    let swapped = write_and_swap(ledger, plan, &head, &mut release, &mut written, lease, out)
+    let site = SiteWrites {
+        ledger,
+        plan,
+        staged: &staged,
+        live: live.as_ref(),
+    };
+    let swapped = write_and_swap(&site, &head, &mut release, &mut written, lease, out)
         .await
         .map_err(|e| match e {
             Error::Interrupted(_) => interrupted_before(plan, &transfer),
@@ -237,16 +256,24 @@ pub(crate) async fn apply(
     Ok((release, transfer))
 }
 
+/// What the site writes of one apply need.
+struct SiteWrites<'a> {
+    ledger: &'a Ledger,
+    plan: &'a Plan,
+    staged: &'a Staged,
+    live: Option<&'a Release>,
+}
+
 /// Site writes (assets, then entry points), the release record, and the HEAD swap.
 async fn write_and_swap<'p>(
-    ledger: &Ledger,
-    plan: &'p Plan,
+    site: &SiteWrites<'p>,
     head: &crate::ledger::Head,
     release: &mut Release,
     written: &mut Vec<(&'p Action, String)>,
     lease: &HeldLease,
     out: &Output,
 ) -> Result<(), Error> {
+    let (ledger, plan) = (site.ledger, site.plan);
     let (html, assets): (Vec<&Action>, Vec<&Action>) = plan
         .actions
         .iter()
@@ -265,7 +292,7 @@ async fn write_and_swap<'p>(
             .map(|a| {
                 let bar = &bar;
                 async move {
-                    let r = write_key(ledger, a).await;
+                    let r = write_key(site, a).await;
                     bar.inc(1);
                     (a, r)
                 }
@@ -306,7 +333,7 @@ async fn write_and_swap<'p>(
             "the deploy lock was broken by someone else during the deploy".into(),
         ));
     }
-    ledger.write_release(release).await?;
+    ledger.write_release(release, site.live).await?;
     failpoint("after-release").await;
     ledger
         .swap_head(head, &release.id)
@@ -319,125 +346,99 @@ async fn write_and_swap<'p>(
         })
 }
 
-/// Above this many pieces of content to store, one listing of `objects/` is cheaper
-/// than asking about each.
-const LIST_ABOVE: usize = 64;
-
-/// Which of `shas` the store's `objects/` already holds.
-async fn present_objects(
+/// Put every byte the new release needs into the snapshots — only what is not kept
+/// there yet (live's content is; so is what an interrupted run already uploaded), so a
+/// resumed run sends nothing twice.
+async fn store_content(
     ledger: &Ledger,
-    shas: &BTreeSet<&str>,
-) -> Result<BTreeSet<String>, Error> {
-    if shas.len() > LIST_ABOVE {
-        let prefix = ledger.object_key("");
-        return Ok(ledger
-            .store()
-            .list(&prefix)
-            .await?
-            .into_iter()
-            .filter_map(|m| m.key.strip_prefix(&prefix).map(str::to_owned))
-            .filter(|sha| shas.contains(sha.as_str()))
-            .collect());
+    plan: &Plan,
+    live: Option<&Release>,
+    out: &Output,
+    staged: &mut Staged,
+    tmp: &std::path::Path,
+) -> Result<Transfer, Error> {
+    let kept_by_live: std::collections::HashSet<&str> = live
+        .map(|l| l.manifest.values().map(|e| e.sha256.as_str()).collect())
+        .unwrap_or_default();
+    // Content from local files that the store may not hold yet, once per sha.
+    let mut wanted: BTreeMap<&str, (&Action, &std::path::Path)> = BTreeMap::new();
+    for a in &plan.actions {
+        if !matches!(a.kind, ActionKind::Create | ActionKind::Update) {
+            continue;
+        }
+        let Some(entry) = &a.local else { continue };
+        let sha = entry.sha256.as_str();
+        if kept_by_live.contains(sha) || staged.by_sha.contains_key(sha) {
+            continue;
+        }
+        if let Source::Local(path) = &plan.manifest[&a.key].source {
+            wanted.entry(sha).or_insert((a, path.as_path()));
+        }
     }
-    let found: Vec<Option<String>> =
-        futures::stream::iter(shas.iter().copied())
-            .map(|sha| async move {
-                Ok::<_, Error>(ledger.has_object(sha).await?.then(|| sha.to_owned()))
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-    Ok(found.into_iter().flatten().collect())
-}
-
-/// Put every byte the new release needs into `objects/` — only what is not there yet,
-/// so a run resumed after an interruption sends nothing twice.
-async fn store_content(ledger: &Ledger, plan: &Plan, out: &Output) -> Result<Transfer, Error> {
-    let needed: Vec<&Action> = plan
-        .actions
-        .iter()
-        .filter(|a| {
-            matches!(
-                a.kind,
-                ActionKind::Create | ActionKind::Update | ActionKind::HeaderUpdate
-            )
-        })
-        .collect();
-    let shas: BTreeSet<&str> = needed
-        .iter()
-        .filter_map(|a| a.local.as_ref().map(|e| e.sha256.as_str()))
-        .collect();
-    let present = present_objects(ledger, &shas).await?;
+    let shas: Vec<&str> = wanted.keys().copied().collect();
+    let present = ledger.present(&shas).await?;
     let mut transfer = Transfer {
         objects_present: present.len(),
         ..Transfer::default()
     };
-    // One upload per content, however many keys share it.
-    let mut todo: BTreeMap<&str, &Action> = BTreeMap::new();
-    for a in needed {
-        let sha = a.local.as_ref().map_or("", |e| e.sha256.as_str());
-        if !present.contains(sha) {
-            todo.entry(sha).or_insert(a);
-        }
+    let files: Vec<LocalContent> = wanted
+        .iter()
+        .filter(|(sha, _)| !present.contains(**sha))
+        .map(|(sha, (a, path))| LocalContent {
+            sha256: (*sha).to_owned(),
+            path: path.to_path_buf(),
+            size: a.local.as_ref().map_or(0, |e| e.size),
+        })
+        .collect();
+    if crate::interrupt::requested() {
+        return Ok(transfer);
     }
-    let bar = out.bar(todo.len() as u64, "uploading");
-    let uploaded: Vec<u64> = futures::stream::iter(todo.into_values())
-        .map(|a| {
-            let bar = &bar;
-            async move {
-                if crate::interrupt::requested() {
-                    return Ok(None);
-                }
-                let entry = a.local.as_ref().expect("writes carry the local entry");
-                let source = &plan.manifest[&a.key].source;
-                let sent = match source {
-                    // A header-only update has its bytes in the store already, at the
-                    // key: snapshot them there, never resend them.
-                    _ if a.kind == ActionKind::HeaderUpdate => {
-                        snapshot_key(
-                            ledger,
-                            &a.key,
-                            a.remote.as_ref().map(|r| r.etag.as_str()),
-                            &entry.sha256,
-                        )
-                        .await?;
-                        None
-                    }
-                    Source::Local(path) => {
-                        let body = tokio::fs::read(path)
-                            .await
-                            .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-                        if hash_bytes(&body) != entry.sha256 {
-                            return Err(moved(format!(
-                                "{}: the local file changed since the plan",
-                                esc(&a.key)
-                            )));
-                        }
-                        let len = body.len() as u64;
-                        ledger.put_object(&entry.sha256, body.into()).await?;
-                        Some(len)
-                    }
-                    Source::Object => {
-                        return Err(Error::Other(format!(
-                            "{}: content {} is missing from the store's objects/ area",
-                            esc(&a.key),
-                            entry.sha256
-                        )));
-                    }
-                };
-                bar.inc(1);
-                Ok::<_, Error>(sent)
+    let bar = out.bar(files.len() as u64, "uploading");
+    let progress = |n: u64| bar.inc(n);
+    let fresh = ledger
+        .stage_files(files, tmp, &progress)
+        .await
+        .map_err(|e| match e {
+            StageError::Changed(_) => moved(e.to_string()),
+            StageError::Store(s) => Error::Store(s),
+            StageError::Io(..) => Error::Other(e.to_string()),
+        })?;
+    bar.finish_and_clear();
+    transfer.objects_uploaded = fresh.uploaded_objects;
+    transfer.bytes_uploaded = fresh.uploaded_bytes;
+    transfer.packs = fresh.packs;
+    staged.by_sha.extend(fresh.by_sha);
+    staged.dirs.extend(fresh.dirs);
+
+    // Header-only updates: the bytes are at the key already; keep them if the snapshots
+    // do not (same bytes the store holds, headers driftless did not know).
+    let header_only: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind == ActionKind::HeaderUpdate)
+        .filter(|a| {
+            a.local
+                .as_ref()
+                .is_some_and(|e| !kept_by_live.contains(e.sha256.as_str()))
+        })
+        .collect();
+    futures::stream::iter(header_only)
+        .map(|a| async move {
+            let entry = a.local.as_ref().expect("writes carry the local entry");
+            if ledger.locate(&entry.sha256).await?.is_some() {
+                return Ok(());
             }
+            snapshot_key(
+                ledger,
+                &a.key,
+                a.remote.as_ref().map(|r| r.etag.as_str()),
+                &entry.sha256,
+            )
+            .await
         })
         .buffer_unordered(CONCURRENCY)
-        .try_collect::<Vec<Option<u64>>>()
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
-    bar.finish_and_clear();
-    transfer.objects_uploaded = uploaded.len();
-    transfer.bytes_uploaded = uploaded.iter().sum();
+        .try_collect::<Vec<()>>()
+        .await?;
     Ok(transfer)
 }
 
@@ -448,7 +449,7 @@ async fn snapshot(ledger: &Ledger, actions: &[Action]) -> Result<(), Error> {
         .map(|a| async move {
             let Some(r) = &a.remote else { return Ok(()) };
             let Some(sha) = &r.sha256 else { return Ok(()) };
-            if ledger.has_object(sha).await? {
+            if ledger.locate(sha).await?.is_some() {
                 return Ok(());
             }
             snapshot_key(ledger, &a.key, Some(&r.etag), sha).await
@@ -477,21 +478,40 @@ async fn snapshot_key(
     }
 }
 
-async fn write_key(ledger: &Ledger, a: &Action) -> Result<String, StoreError> {
+/// Write one site key, conditional on what the plan saw there: from this run's local
+/// pack file (one streamed upload of bytes already checked), by server-side copy of its
+/// object, or from the kept content.
+async fn write_key(site: &SiteWrites<'_>, a: &Action) -> Result<String, StoreError> {
     let entry = a.local.as_ref().expect("writes carry the local entry");
     let mode = match (&a.kind, &a.remote) {
         (ActionKind::Create, _) | (_, None) => PutMode::Create,
         (_, Some(r)) => PutMode::IfMatch(r.etag.clone()),
     };
-    ledger
-        .store()
-        .copy(
-            &ledger.object_key(&entry.sha256),
-            &a.key,
-            &entry.attributes(),
-            mode,
-        )
-        .await
+    let ledger = site.ledger;
+    let attrs = entry.attributes();
+    // Same bytes, new headers: copy the object onto itself (server-side, no upload).
+    if a.kind == ActionKind::HeaderUpdate && a.remote.is_some() {
+        return ledger.store().copy(&a.key, &a.key, &attrs, mode).await;
+    }
+    match site.staged.by_sha.get(&entry.sha256) {
+        Some(Staging::Range { path, offset, len }) => {
+            ledger
+                .store()
+                .put_file(&a.key, path, *offset, *len, &attrs, mode)
+                .await
+        }
+        Some(Staging::Object) => {
+            ledger
+                .store()
+                .copy(&ledger.object_key(&entry.sha256), &a.key, &attrs, mode)
+                .await
+        }
+        None => {
+            ledger
+                .content_to_key(&entry.sha256, &a.key, &attrs, mode)
+                .await
+        }
+    }
 }
 
 /// Put back what a failed apply wrote. Every key the apply may have touched is checked
@@ -559,10 +579,7 @@ async fn undo_key(
                     },
                     Entry::attributes,
                 );
-            ledger
-                .store()
-                .copy(&ledger.object_key(sha), &a.key, &attrs, mode)
-                .await?;
+            ledger.content_to_key(sha, &a.key, &attrs, mode).await?;
             Ok(())
         }
     }
@@ -620,8 +637,24 @@ pub(crate) async fn recover(
                 release.id, release.env
             )));
         }
-        let keys: Vec<(String, Entry)> = release.manifest.clone().into_iter().collect();
-        let etags: BTreeMap<String, String> = futures::stream::iter(keys)
+        // Only the keys this release changes were (maybe) written; the rest are the
+        // parent's, as it left them.
+        let parent = match &pending.head.release {
+            Some(id) => Some(ledger.release(id).await?),
+            None => None,
+        };
+        let changed: Vec<(String, Entry)> = release
+            .manifest
+            .iter()
+            .filter(|(k, e)| {
+                parent
+                    .as_ref()
+                    .and_then(|p| p.manifest.get(*k))
+                    .is_none_or(|p| !p.same_as(e))
+            })
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        let etags: BTreeMap<String, String> = futures::stream::iter(changed)
             .map(|(key, entry)| async move {
                 let now = ledger.store().head(&key).await?;
                 let etag = match now {
@@ -637,13 +670,7 @@ pub(crate) async fn recover(
                     other => {
                         let mode = other.map_or(PutMode::Create, |o| PutMode::IfMatch(o.meta.etag));
                         ledger
-                            .store()
-                            .copy(
-                                &ledger.object_key(&entry.sha256),
-                                &key,
-                                &entry.attributes(),
-                                mode,
-                            )
+                            .content_to_key(&entry.sha256, &key, &entry.attributes(), mode)
                             .await?
                     }
                 };
@@ -657,7 +684,7 @@ pub(crate) async fn recover(
                 e.etag = etag;
             }
         }
-        ledger.write_release(&release).await?;
+        ledger.write_release(&release, parent.as_ref()).await?;
         ledger.swap_head(&head, &release.id).await?;
     }
     let kept = delete_keys(ledger, &pending.deletes).await;

@@ -17,7 +17,7 @@ Examples:
   driftless rollback staging          make the previous release live again";
 
 #[derive(Debug, Parser)]
-#[command(name = "driftless", version, about = "Deploy static sites to object storage without the classic deploy disasters.", after_help = AFTER_HELP)]
+#[command(name = "driftless", version = env!("DRIFTLESS_VERSION"), about = "Deploy static sites to object storage without the classic deploy disasters.", after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -36,6 +36,10 @@ pub struct GlobalArgs {
     /// Disable colour (also honours NO_COLOR).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// List everything: every file of the proof block with its proof (long plans are
+    /// grouped by default), and with --json the new release's whole manifest.
+    #[arg(long, global = true)]
+    pub full: bool,
 }
 
 #[derive(Debug, Args)]

@@ -37,70 +37,109 @@ pub enum ConfigError {
     UnknownEnv { name: String, known: String },
 }
 
-#[derive(Deserialize)]
+/// `driftless.toml`: what to deploy, where, and the rules it is served with.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+#[schemars(title = "driftless.toml")]
+pub(crate) struct RawConfig {
+    /// The build directory to deploy, relative to this file (e.g. "dist").
+    #[schemars(with = "String")]
     site: Option<Spanned<String>>,
+    /// Environments by name: where files go, their state, CDN, URL and policy.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawEnv>")]
     env: BTreeMap<String, Spanned<RawEnv>>,
+    /// Headers by path; the first matching rule wins.
     #[serde(default)]
+    #[schemars(with = "Vec<RawRule>")]
     rules: Vec<Spanned<RawRule>>,
+    /// Content that must never silently disappear from the site.
     #[serde(default)]
+    #[schemars(with = "Vec<Feature>")]
     features: Vec<Spanned<Feature>>,
+    /// Limits on deletes, for every environment (override per environment).
     #[serde(default)]
     limits: Limits,
+    /// Globs never deployed, on top of the built-in exclusions.
     #[serde(default)]
     ignore: Vec<String>,
+    /// Globs that bring back files the built-in exclusions (secrets, VCS) keep back.
     #[serde(default)]
     include: Vec<String>,
+    /// What visitors get: headers, directory index, SPA fallback, 404 page, redirects.
     #[serde(default)]
     edge: crate::edge::EdgeConfig,
+    /// Webhooks told about deploys, promotions, rollbacks, refusals and holds.
+    #[serde(default)]
+    notify: Vec<crate::notify::Webhook>,
 }
 
-#[derive(Deserialize)]
+/// One environment.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawEnv {
+    /// Where its files go: file://DIR (a local directory) or s3://BUCKET[/PREFIX].
+    #[schemars(with = "String")]
     store: Option<Spanned<String>>,
+    /// Protected: only promotions of what this environment verified are accepted.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     promote_from: Option<Spanned<String>>,
+    /// Where driftless keeps its state in the store (default ".driftless/").
     #[serde(default)]
     state_prefix: Option<String>,
+    /// The bucket's AWS region (default: AWS_REGION, the profile's, or us-east-1).
     #[serde(default)]
     region: Option<String>,
+    /// An S3-compatible endpoint (MinIO, R2, SeaweedFS, Ceph); path-style addressing.
     #[serde(default)]
     endpoint: Option<String>,
+    /// The AWS profile whose credentials this environment uses.
     #[serde(default)]
     profile: Option<String>,
+    /// The AWS account the credentials must resolve to (checked with STS).
     #[serde(default)]
     account: Option<String>,
+    /// The public URL visitors use: what `verify` checks.
     #[serde(default)]
     url: Option<String>,
+    /// The CDN in front of it.
     #[serde(default)]
     cdn: Option<CdnConfig>,
+    /// Limits on deletes for this environment.
     #[serde(default)]
     limits: Option<Limits>,
 }
 
-#[derive(Deserialize)]
+/// A header rule.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
+    /// Glob over keys ("assets/**", "**.html").
     #[serde(rename = "match")]
     pattern: String,
+    /// Cache-Control for matching keys.
     #[serde(default)]
     cache_control: Option<String>,
+    /// Content-Type (default: by extension).
     #[serde(default)]
     content_type: Option<String>,
+    /// Content-Encoding to declare (files already encoded by the build).
     #[serde(default)]
     content_encoding: Option<String>,
+    /// Compress once before upload ("gzip" or "br"); sets Content-Encoding.
     #[serde(default)]
     precompress: Option<Precompress>,
+    /// Only files whose name carries a content hash (app-1a2b3c4d.js).
     #[serde(default)]
     fingerprinted: bool,
 }
 
 /// Compression done once by driftless before upload: the object holds the compressed
 /// bytes (hashed as uploaded) with the matching `Content-Encoding`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Precompress {
     Gzip,
@@ -118,16 +157,19 @@ impl Precompress {
 }
 
 /// A feature that must never silently disappear from the site.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Feature {
+    /// A name people know it by ("checkout").
     pub name: String,
+    /// The file that holds it ("index.html").
     pub file: String,
+    /// Text that must stay in that file ('id="stripe-checkout"').
     pub contains: String,
 }
 
 /// The CDN in front of an environment: `cdn = { cloudfront = "E2EXAMPLE" }`.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CdnConfig {
     /// CloudFront distribution id.
@@ -148,7 +190,7 @@ fn default_wait_seconds() -> u64 {
 }
 
 /// Guard thresholds for deletes.
-#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Refuse a deploy deleting more than this many files.
@@ -360,6 +402,12 @@ pub struct Config {
     /// Globs that bring back files the built-in exclusions (secrets, VCS) keep back.
     pub include: Vec<String>,
     pub edge: crate::edge::EdgeConfig,
+    pub notify: Vec<crate::notify::Webhook>,
+}
+
+/// The JSON Schema of `driftless.toml`, from the types it is read into.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RawConfig)).expect("schemas serialise")
 }
 
 impl Config {
@@ -588,6 +636,12 @@ impl Config {
                 message: format!("include: {pattern:?}: {e}"),
             })?;
         }
+        for (i, hook) in raw.notify.iter().enumerate() {
+            hook.validate(i).map_err(|message| ConfigError::Semantic {
+                path: shown.clone(),
+                message,
+            })?;
+        }
         raw.edge
             .validate()
             .map_err(|message| ConfigError::Semantic {
@@ -604,6 +658,7 @@ impl Config {
             ignore: raw.ignore,
             include: raw.include,
             edge: raw.edge,
+            notify: raw.notify,
         })
     }
 

@@ -11,7 +11,7 @@ use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization as _;
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redirect {
     pub from: String,
@@ -26,7 +26,7 @@ fn default_redirect_status() -> u16 {
 
 /// Basic auth for previews; the password comes from an environment variable, never
 /// from the config file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     pub user: String,
@@ -50,7 +50,7 @@ impl BasicAuth {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeConfig {
     /// Response headers on every answer (HSTS, X-Content-Type-Options, CSP, ...).

@@ -9,6 +9,19 @@
 //!   finish it.
 //!
 //! Nothing here may write without a condition except journal events (unique keys).
+//!
+//! Release records are stored compactly (format 2): a *checkpoint* carries its whole
+//! manifest; any other release carries only its changes since a checkpoint, so a
+//! one-file deploy of a 50,000-file site writes a few hundred bytes, and reading any
+//! release takes at most two records. Records are gzip-compressed JSON and, being
+//! immutable, cached on this machine by id. Records of format 1 (plain JSON, whole
+//! manifest) are read as checkpoints.
+
+mod compact;
+mod snapshots;
+pub use snapshots::{
+    LocalContent, Location, PACK_MAX_FILE, PACK_TARGET, StageError, Staged, Staging,
+};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,14 +67,6 @@ pub struct Check {
     pub path: String,
     pub ok: bool,
     pub detail: String,
-}
-
-/// How one object reached another environment's store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transfer {
-    Present,
-    Copied,
-    Streamed,
 }
 
 /// Who did something, from where.
@@ -133,6 +138,9 @@ impl Entry {
 
 pub type Manifest = BTreeMap<String, Entry>;
 
+/// The format of release records this version writes.
+pub const RECORD_FORMAT: u32 = 2;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ReleaseKind {
@@ -175,9 +183,162 @@ pub struct Release {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
     pub manifest: Manifest,
+    /// How the record of this release is stored, when it was read from the store: its
+    /// changes since a checkpoint (`None`: it is a checkpoint, or not stored yet).
+    #[serde(skip)]
+    pub delta: Option<Delta>,
 }
 
+/// A release's changes since its checkpoint (a release stored with its whole manifest).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Delta {
+    pub checkpoint: String,
+    #[serde(serialize_with = "compact::serialize")]
+    pub changes: Manifest,
+    #[serde(skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub removed: std::collections::BTreeSet<String>,
+}
+
+/// A release as stored: header, and either the whole manifest (a checkpoint) or the
+/// changes since one.
+#[derive(Debug, Deserialize)]
+pub struct Record {
+    #[serde(default)]
+    pub format: u32,
+    pub id: String,
+    pub parent: Option<String>,
+    pub env: String,
+    pub kind: ReleaseKind,
+    pub created_at: Timestamp,
+    pub actor: Actor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+    /// How many files the release has (so `log` needs no manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<usize>,
+    /// Format 1: the whole manifest, one object per key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Manifest>,
+    /// Format 2 checkpoint: the whole manifest, compact.
+    #[serde(default, deserialize_with = "compact::option::deserialize")]
+    pub entries: Option<Manifest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    #[serde(default, deserialize_with = "compact::option::deserialize")]
+    pub changes: Option<Manifest>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub removed: std::collections::BTreeSet<String>,
+}
+
+/// A record being written: borrows the release it describes.
+#[derive(Debug, Serialize)]
+pub struct RecordOut<'a> {
+    format: u32,
+    id: &'a str,
+    parent: Option<&'a str>,
+    env: &'a str,
+    kind: &'a ReleaseKind,
+    created_at: Timestamp,
+    actor: &'a Actor,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    git: Option<&'a GitInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    overrides: &'a [String],
+    files: usize,
+    #[serde(
+        rename = "entries",
+        serialize_with = "compact::option::serialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    manifest: Option<&'a Manifest>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    delta: Option<Delta>,
+}
+
+/// A record's header alone: what `log` and promotion batches read.
+#[derive(Debug, Deserialize)]
+struct RecordHead {
+    id: String,
+    parent: Option<String>,
+    kind: ReleaseKind,
+    created_at: Timestamp,
+    actor: Actor,
+    #[serde(default)]
+    git: Option<GitInfo>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    files: Option<usize>,
+    #[serde(default)]
+    overrides: Vec<String>,
+}
+
+/// A checkpoint is written when the changes since the last one pass this share of the
+/// manifest (and this many entries), so a delta stays small and reading stays two records.
+const CHECKPOINT_SHARE: usize = 4;
+const CHECKPOINT_MIN: usize = 256;
+
 impl Release {
+    /// The record to store for this release, given its parent as read from the store:
+    /// its changes since the parent's checkpoint, or a checkpoint of its own. Borrows
+    /// the manifest (a checkpoint of a large site is not copied to be written).
+    pub fn record<'a>(&'a self, parent: Option<&Release>) -> RecordOut<'a> {
+        let delta = parent.map(|p| {
+            let mut d = p.delta.clone().unwrap_or_else(|| Delta {
+                checkpoint: p.id.clone(),
+                ..Delta::default()
+            });
+            for (k, e) in &self.manifest {
+                if p.manifest.get(k) != Some(e) {
+                    d.removed.remove(k);
+                    d.changes.insert(k.clone(), e.clone());
+                }
+            }
+            for k in p.manifest.keys() {
+                if !self.manifest.contains_key(k) {
+                    d.changes.remove(k);
+                    d.removed.insert(k.clone());
+                }
+            }
+            d
+        });
+        let large = |d: &Delta| {
+            let n = d.changes.len() + d.removed.len();
+            n > CHECKPOINT_MIN && n > self.manifest.len() / CHECKPOINT_SHARE
+        };
+        let delta = delta.filter(|d| !large(d));
+        RecordOut {
+            format: RECORD_FORMAT,
+            id: &self.id,
+            parent: self.parent.as_deref(),
+            env: &self.env,
+            kind: &self.kind,
+            created_at: self.created_at,
+            actor: &self.actor,
+            git: self.git.as_ref(),
+            message: self.message.as_deref(),
+            overrides: &self.overrides,
+            files: self.manifest.len(),
+            manifest: delta.is_none().then_some(&self.manifest),
+            delta,
+        }
+    }
+
+    /// The delta a stored record describes (`None` for a checkpoint).
+    fn delta_of(record: &Record) -> Option<Delta> {
+        record.checkpoint.as_ref().map(|c| Delta {
+            checkpoint: c.clone(),
+            changes: record.changes.clone().unwrap_or_default(),
+            removed: record.removed.clone(),
+        })
+    }
+
     pub fn summary(&self) -> ReleaseRef {
         ReleaseRef {
             id: self.id.clone(),
@@ -189,6 +350,7 @@ impl Release {
             dirty: self.git.as_ref().is_some_and(|g| g.dirty),
             message: self.message.clone(),
             files: self.manifest.len(),
+            overrides: self.overrides.clone(),
         }
     }
 }
@@ -206,6 +368,9 @@ pub struct ReleaseRef {
     pub dirty: bool,
     pub message: Option<String>,
     pub files: usize,
+    /// Guards overridden to make it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
 }
 
 impl std::fmt::Display for ReleaseRef {
@@ -323,7 +488,7 @@ pub struct Event {
 }
 
 /// The release an apply is in the middle of writing.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Pending {
     pub release: Release,
     /// HEAD as the apply saw it (compare-and-swap target).
@@ -332,12 +497,57 @@ pub struct Pending {
     pub deletes: Vec<(String, String)>,
 }
 
+/// `pending.json` as stored: the release as a record (a delta over its parent's
+/// checkpoint, so it stays small); older versions stored the whole release.
+#[derive(Deserialize)]
+struct PendingRecord {
+    #[serde(default)]
+    record: Option<Record>,
+    #[serde(default)]
+    release: Option<Release>,
+    head: Head,
+    deletes: Vec<(String, String)>,
+}
+
 /// One environment's state, inside its store.
 #[derive(Debug, Clone)]
 pub struct Ledger {
     store: Arc<dyn Store>,
     prefix: String,
     env: String,
+    /// This machine's cache of immutable records (releases, pack indexes), if any.
+    cache: Option<std::path::PathBuf>,
+    /// The pack indexes this process has read.
+    packs: Arc<tokio::sync::Mutex<snapshots::PackIndex>>,
+}
+
+/// Gzip a record (state records are compressed: a checkpoint of a large site is MBs of
+/// JSON, mostly hashes and repeated headers).
+pub(crate) fn gzip(json: &[u8]) -> Bytes {
+    use std::io::Write as _;
+    let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    w.write_all(json).expect("writing to memory");
+    Bytes::from(w.finish().expect("writing to memory"))
+}
+
+/// A value as gzipped JSON, serialised straight into the compressor (a checkpoint of a
+/// large site never exists as uncompressed text in memory).
+pub(crate) fn gzip_json<T: Serialize>(value: &T) -> Bytes {
+    let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    serde_json::to_writer(&mut w, value).expect("state records serialise");
+    Bytes::from(w.finish().expect("writing to memory"))
+}
+
+/// The JSON of a record, whether stored gzipped (format 2) or plain (format 1).
+pub(crate) fn gunzip_if_needed(raw: &[u8]) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+    use std::io::Read as _;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(raw).read_to_end(&mut out)?;
+        Ok(std::borrow::Cow::Owned(out))
+    } else {
+        Ok(std::borrow::Cow::Borrowed(raw))
+    }
 }
 
 fn corrupt(key: &str, e: impl std::fmt::Display) -> LedgerError {
@@ -364,11 +574,31 @@ impl Ledger {
             store,
             prefix: prefix.to_owned(),
             env: env.to_owned(),
+            cache: None,
+            packs: Arc::default(),
         }
+    }
+
+    /// Cache immutable records (releases, pack indexes) under `dir` on this machine.
+    #[must_use]
+    pub fn with_cache(mut self, dir: std::path::PathBuf) -> Self {
+        self.cache = Some(dir);
+        self
+    }
+
+    fn release_cache(&self, id: &str) -> Option<std::path::PathBuf> {
+        self.cache
+            .as_ref()
+            .map(|c| c.join("releases").join(format!("{id}.json.gz")))
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The environment this ledger belongs to.
+    pub fn env(&self) -> &str {
+        &self.env
     }
 
     pub fn prefix(&self) -> &str {
@@ -437,33 +667,136 @@ impl Ledger {
         }
     }
 
-    pub async fn release(&self, id: &str) -> Result<Release> {
+    /// The raw record of release `id`: from this machine's cache, else from the store
+    /// (and then cached: records never change).
+    async fn record_bytes(&self, id: &str) -> Result<Bytes> {
         let key = self.key(&format!("releases/{id}.json"));
-        self.read_json(&key)
+        if let Some(b) = self.release_cache(id).and_then(|p| std::fs::read(p).ok()) {
+            return Ok(Bytes::from(b));
+        }
+        let (_, body) = self
+            .store
+            .get(&key)
             .await?
-            .map(|(r, _)| r)
-            .ok_or(LedgerError::MissingRelease {
+            .ok_or_else(|| LedgerError::MissingRelease {
                 id: id.to_owned(),
-                key,
-            })
+                key: key.clone(),
+            })?;
+        if let Some(p) = self.release_cache(id) {
+            // Cache it compressed, whatever format the store holds.
+            let zipped = if body.starts_with(&[0x1f, 0x8b]) {
+                body.clone()
+            } else {
+                gzip(&body)
+            };
+            snapshots::write_cache(&p, &zipped);
+        }
+        Ok(body)
     }
 
-    pub async fn write_release(&self, release: &Release) -> Result<()> {
+    async fn record(&self, id: &str) -> Result<Record> {
+        let key = self.key(&format!("releases/{id}.json"));
+        let raw = self.record_bytes(id).await?;
+        let json = gunzip_if_needed(&raw).map_err(|e| corrupt(&key, e))?;
+        serde_json::from_slice(&json).map_err(|e| corrupt(&key, e))
+    }
+
+    pub async fn release(&self, id: &str) -> Result<Release> {
+        let record = self.record(id).await?;
+        self.materialize(record).await
+    }
+
+    /// A whole release from its record: a checkpoint as it is, a delta applied to its
+    /// checkpoint.
+    async fn materialize(&self, record: Record) -> Result<Release> {
+        let delta = Release::delta_of(&record);
+        let manifest = match (record.entries.or(record.manifest), &delta) {
+            (Some(m), _) => m,
+            (None, Some(d)) => {
+                let base = self.record(&d.checkpoint).await?;
+                let key = self.key(&format!("releases/{}.json", d.checkpoint));
+                let mut m = base
+                    .entries
+                    .or(base.manifest)
+                    .ok_or_else(|| corrupt(&key, "a delta's checkpoint has no manifest"))?;
+                for k in &d.removed {
+                    m.remove(k);
+                }
+                m.extend(d.changes.clone());
+                m
+            }
+            (None, None) => Manifest::new(),
+        };
+        Ok(Release {
+            id: record.id,
+            parent: record.parent,
+            env: record.env,
+            kind: record.kind,
+            created_at: record.created_at,
+            actor: record.actor,
+            git: record.git,
+            message: record.message,
+            overrides: record.overrides,
+            manifest,
+            delta,
+        })
+    }
+
+    /// Who made release `id`, when and why, and its parent — without its manifest.
+    pub async fn release_ref(&self, id: &str) -> Result<(ReleaseRef, Option<String>)> {
+        let key = self.key(&format!("releases/{id}.json"));
+        let raw = self.record_bytes(id).await?;
+        let json = gunzip_if_needed(&raw).map_err(|e| corrupt(&key, e))?;
+        let head: RecordHead = serde_json::from_slice(&json).map_err(|e| corrupt(&key, e))?;
+        let files = match head.files {
+            Some(n) => n,
+            // Format 1 records carry no count: read the manifest once.
+            None => self.release(id).await?.manifest.len(),
+        };
+        let r = ReleaseRef {
+            id: head.id,
+            kind: head.kind,
+            author: head.actor.author,
+            host: head.actor.host,
+            created_at: head.created_at,
+            commit: head.git.as_ref().map(|g| g.commit.clone()),
+            dirty: head.git.as_ref().is_some_and(|g| g.dirty),
+            message: head.message,
+            files,
+            overrides: head.overrides,
+        };
+        Ok((r, head.parent))
+    }
+
+    /// Store `release`, as a delta over its parent's checkpoint (or a checkpoint).
+    pub async fn write_release(&self, release: &Release, parent: Option<&Release>) -> Result<()> {
         let key = self.key(&format!("releases/{}.json", release.id));
+        let body = gzip_json(&release.record(parent));
+        let attrs = Attributes {
+            content_type: Some("application/json".into()),
+            content_encoding: Some("gzip".into()),
+            ..Attributes::default()
+        };
         match self
             .store
-            .put(&key, json(release), &json_attrs(), PutMode::Create)
+            .put(&key, body.clone(), &attrs, PutMode::Create)
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => {}
             // Re-written by a recovery: fine if it is the same record.
-            Err(StoreError::AlreadyExists { .. })
-                if self.release(&release.id).await? == *release =>
-            {
-                Ok(())
+            Err(StoreError::AlreadyExists { .. }) => {
+                let existing = self.release(&release.id).await?;
+                if existing.manifest != release.manifest {
+                    return Err(corrupt(&key, "a different record with this id exists"));
+                }
+                return Ok(());
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+        if let Some(p) = self.release_cache(&release.id) {
+            snapshots::write_cache(&p, &body);
+        }
+        Ok(())
     }
 
     /// HEAD and the live release it names.
@@ -505,6 +838,29 @@ impl Ledger {
         Ok((out, false))
     }
 
+    /// Live's ancestry as summaries (no manifests), newest first, stopping before
+    /// release `stop`; returns whether `stop` was reached.
+    pub async fn history_refs(
+        &self,
+        stop: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ReleaseRef>, bool)> {
+        let mut out = Vec::new();
+        let mut next = self.head().await?.release;
+        while let Some(id) = next {
+            if Some(id.as_str()) == stop {
+                return Ok((out, true));
+            }
+            if out.len() >= limit {
+                break;
+            }
+            let (r, parent) = self.release_ref(&id).await?;
+            next = parent;
+            out.push(r);
+        }
+        Ok((out, false))
+    }
+
     pub async fn has_object(&self, sha256: &str) -> Result<bool> {
         Ok(self.store.head(&self.object_key(sha256)).await?.is_some())
     }
@@ -525,44 +881,29 @@ impl Ledger {
         }
     }
 
-    /// Bring content `sha256` over from another environment's `objects/`: by server-side
-    /// copy when `server_side` (same service, one set of credentials) and the backend
-    /// can, else streamed through this process and checked against its hash.
-    pub async fn import_object(
-        &self,
-        from: &Ledger,
-        sha256: &str,
-        server_side: bool,
-    ) -> Result<Transfer> {
-        if self.has_object(sha256).await? {
-            return Ok(Transfer::Present);
+    /// Copy content `sha256` from another environment's `objects/` into this one's,
+    /// server-side (same service, one set of credentials). `Ok(false)`: it cannot be
+    /// copied that way (not an object there, or the backend cannot); the caller streams.
+    pub async fn copy_object_from(&self, from: &Ledger, sha256: &str) -> Result<bool> {
+        if from.locate(sha256).await? != Some(Location::Object) {
+            return Ok(false);
         }
+        let Some(source) = from.store.copy_source(&from.object_key(sha256)) else {
+            return Ok(false);
+        };
         let attrs = Attributes {
             sha256: Some(sha256.to_owned()),
             ..Attributes::default()
         };
-        let key = self.object_key(sha256);
-        if server_side && let Some(source) = from.store.copy_source(&from.object_key(sha256)) {
-            match self
-                .store
-                .copy_from_source(&source, &key, &attrs, PutMode::Create)
-                .await
-            {
-                Ok(Some(_)) | Err(StoreError::AlreadyExists { .. }) => return Ok(Transfer::Copied),
-                Ok(None) => {}
-                Err(e) => return Err(e.into()),
-            }
+        match self
+            .store
+            .copy_from_source(&source, &self.object_key(sha256), &attrs, PutMode::Create)
+            .await
+        {
+            Ok(Some(_)) | Err(StoreError::AlreadyExists { .. }) => Ok(true),
+            Ok(None) => Ok(false),
+            Err(e) => Err(e.into()),
         }
-        let missing = || LedgerError::Corrupt {
-            key: from.object_key(sha256),
-            reason: "content named by a release is missing or does not match its hash".into(),
-        };
-        let body = from.get_object(sha256).await?.ok_or_else(missing)?;
-        if crate::scan::hash_bytes(&body) != sha256 {
-            return Err(missing());
-        }
-        self.put_object(sha256, body).await?;
-        Ok(Transfer::Streamed)
     }
 
     pub async fn get_object(&self, sha256: &str) -> Result<Option<Bytes>> {
@@ -822,15 +1163,43 @@ impl Ledger {
     // --- pending apply ------------------------------------------------------------
 
     pub async fn pending(&self) -> Result<Option<(Pending, String)>> {
-        self.read_json(&self.key("pending.json")).await
+        let key = self.key("pending.json");
+        let Some((p, etag)) = self.read_json::<PendingRecord>(&key).await? else {
+            return Ok(None);
+        };
+        let release = match (p.record, p.release) {
+            (Some(record), _) => self.materialize(record).await?,
+            (None, Some(release)) => release,
+            (None, None) => return Err(corrupt(&key, "no release in the pending record")),
+        };
+        Ok(Some((
+            Pending {
+                release,
+                head: p.head,
+                deletes: p.deletes,
+            },
+            etag,
+        )))
     }
 
-    pub async fn set_pending(&self, pending: &Pending) -> Result<String> {
+    /// Record the release an apply is about to write (`parent`: the live release).
+    pub async fn set_pending(&self, pending: &Pending, parent: Option<&Release>) -> Result<String> {
+        #[derive(Serialize)]
+        struct PendingOut<'a> {
+            record: RecordOut<'a>,
+            head: &'a Head,
+            deletes: &'a [(String, String)],
+        }
+        let record = PendingOut {
+            record: pending.release.record(parent),
+            head: &pending.head,
+            deletes: &pending.deletes,
+        };
         Ok(self
             .store
             .put(
                 &self.key("pending.json"),
-                json(pending),
+                json(&record),
                 &json_attrs(),
                 PutMode::Create,
             )
@@ -916,5 +1285,48 @@ mod tests {
             "a stale HEAD swap succeeded"
         );
         assert_eq!(ledger.head().await.unwrap().release.as_deref(), Some("r1"));
+    }
+
+    /// Stores written by earlier versions keep working: a format 1 record (plain JSON,
+    /// whole manifest) reads as a checkpoint, and the next release is a delta over it.
+    #[tokio::test]
+    async fn format_1_records_read_and_grow_deltas() {
+        let store = Arc::new(MemoryStore::new());
+        let ledger = Ledger::new(store.clone(), ".driftless/", "prod");
+        let v1 = r#"{"id":"r1","parent":null,"env":"prod","kind":{"type":"deploy"},
+            "created_at":"2026-01-01T00:00:00Z","actor":{"author":"old","host":"h","pid":1},
+            "manifest":{"index.html":{"sha256":"aa","size":2,"content_type":"text/html","etag":"e1"},
+                        "a.css":{"sha256":"bb","size":3,"etag":"e2"}}}"#;
+        store
+            .put(
+                ".driftless/releases/r1.json",
+                Bytes::from(v1),
+                &json_attrs(),
+                PutMode::Create,
+            )
+            .await
+            .unwrap();
+        let r1 = ledger.release("r1").await.unwrap();
+        assert_eq!(r1.manifest.len(), 2);
+        assert_eq!(ledger.release_ref("r1").await.unwrap().0.files, 2);
+
+        let mut r2 = r1.clone();
+        r2.id = "r2".into();
+        r2.parent = Some("r1".into());
+        r2.delta = None;
+        r2.manifest.get_mut("a.css").unwrap().sha256 = "cc".into();
+        ledger.write_release(&r2, Some(&r1)).await.unwrap();
+        let (_, body) = store
+            .get(".driftless/releases/r2.json")
+            .await
+            .unwrap()
+            .unwrap();
+        let json = String::from_utf8(gunzip_if_needed(&body).unwrap().into_owned()).unwrap();
+        assert!(
+            json.contains("\"checkpoint\":\"r1\"") && !json.contains("index.html"),
+            "{json}"
+        );
+        let back = ledger.release("r2").await.unwrap();
+        assert_eq!(back.manifest, r2.manifest);
     }
 }

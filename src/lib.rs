@@ -14,6 +14,7 @@ pub mod edge;
 pub mod git;
 pub mod identity;
 pub mod ledger;
+pub mod notify;
 pub mod plan;
 pub mod scan;
 pub mod store;
@@ -79,6 +80,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    limit_malloc_arenas();
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -117,6 +119,20 @@ where
             }
             ExitCode::from(code)
         }
+    }
+}
+
+/// glibc gives every thread that allocates its own heap arena, and memory freed in one
+/// is rarely returned: with tokio's workers, rayon's hashers and the SDK's tasks, a
+/// 20,000-file deploy held ~80 MB resident for ~45 MB of live heap. One arena keeps peak
+/// RSS near the heap (measured: 82 → 60 MB for a first deploy of 20,000 files), at no
+/// measurable cost in time on the 2-core machines this is tuned on. Must run before any
+/// thread starts.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator tuning; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 

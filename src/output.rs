@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::Error;
 use crate::ledger::ReleaseRef;
-use crate::plan::{ActionKind, Plan, PlanKind, Refusal};
+use std::collections::BTreeMap;
+
+use crate::plan::{Action, ActionKind, Plan, PlanKind, Refusal};
 
 /// Text from outside this process (file and object names, release messages, authors,
 /// hold reasons) made safe for a terminal: control characters and bidirectional
@@ -48,16 +50,19 @@ pub(crate) static DOCUMENT_PRINTED: std::sync::atomic::AtomicBool =
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Output {
     pub(crate) json: bool,
+    /// List everything (`--full`): every file of the proof block, the whole manifest.
+    pub(crate) full: bool,
     color: bool,
     interactive: bool,
     progress: bool,
 }
 
 impl Output {
-    pub(crate) fn new(json: bool, no_color: bool) -> Self {
+    pub(crate) fn new(json: bool, no_color: bool, full: bool) -> Self {
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Self {
             json,
+            full,
             color: !json && !no_color && !no_color_env && std::io::stdout().is_terminal(),
             interactive: std::io::stdin().is_terminal(),
             progress: !json && std::io::stderr().is_terminal(),
@@ -79,6 +84,14 @@ impl Output {
         }
     }
 
+    /// Like [`Output::document`], building the value only when it is printed: a plan's
+    /// JSON is not built for human output.
+    pub(crate) fn document_with<T: Serialize>(&self, make: impl FnOnce() -> T) {
+        if self.json {
+            self.document(&make());
+        }
+    }
+
     pub(crate) fn paint(&self, text: &str, style: Style) -> String {
         if !self.color {
             return text.to_owned();
@@ -90,6 +103,28 @@ impl Output {
             Style::Strong => text.bold().to_string(),
             Style::Dim => text.dimmed().to_string(),
         }
+    }
+
+    /// A bar for work whose size is known only once it starts (its length is set then):
+    /// hashing a site that is still being walked.
+    pub(crate) fn bar_later(&self, what: &str) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = self.bar(u64::MAX, what);
+        bar.set_length(0);
+        bar
+    }
+
+    /// A spinner while waiting on something of unknown length (reading a store).
+    pub(crate) fn spinner(&self, what: &str) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let s = ProgressBar::new_spinner();
+        s.set_message(what.to_owned());
+        s.enable_steady_tick(std::time::Duration::from_millis(120));
+        s
     }
 
     pub(crate) fn bar(&self, len: u64, what: &str) -> ProgressBar {
@@ -265,70 +300,12 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
         );
     }
     s.push('\n');
-    // The two sides of each change, named for what they are.
-    let (new_side, old_side) = match &plan.kind {
-        PlanKind::Deploy => ("local".to_owned(), "remote".to_owned()),
-        PlanKind::Rollback { to } => (
-            to.clone(),
-            plan.live
-                .as_ref()
-                .map_or_else(|| "store".to_owned(), |l| l.id.clone()),
-        ),
-        PlanKind::Promote { from, release } => (
-            format!("{from} {release}"),
-            plan.live.as_ref().map_or_else(
-                || format!("{} store", plan.env),
-                |l| format!("{} {}", plan.env, l.id),
-            ),
-        ),
-    };
-    let width = new_side.len().max(old_side.len());
-    for a in &plan.actions {
-        let style = match a.kind {
-            ActionKind::Create => Style::Good,
-            ActionKind::Update | ActionKind::HeaderUpdate => Style::Warn,
-            ActionKind::Delete => Style::Bad,
-        };
-        let key = esc(&a.key);
-        let _ = writeln!(
-            s,
-            "  {:<8} {}  {}",
-            out.paint(a.kind.label(), style),
-            out.paint(&key, Style::Strong),
-            out.paint(&format!("({})", a.reason), Style::Dim)
-        );
-        if let Some(l) = &a.local {
-            let headers: Vec<&str> = [&l.content_type, &l.cache_control, &l.content_encoding]
-                .into_iter()
-                .filter_map(|h| h.as_deref())
-                .collect();
-            let _ = writeln!(
-                s,
-                "           {new_side:<width$}  {:>10}  sha256 {}  [{}]",
-                bytes(l.size),
-                l.sha256,
-                headers.join(" · ")
-            );
-        }
-        match &a.remote {
-            Some(r) => {
-                let _ = writeln!(
-                    s,
-                    "           {old_side:<width$}  {:>10}  sha256 {}  {key}",
-                    bytes(r.size),
-                    r.sha256.as_deref().unwrap_or("(unknown)"),
-                );
-            }
-            None => {
-                let _ = writeln!(s, "           {old_side:<width$}  (none)");
-            }
-        }
-    }
+
+    // What matters first: the totals, the CDN cost, and every guard's verdict.
     let t = &plan.totals;
     let _ = writeln!(
         s,
-        "{}{} to create, {} to update, {} header-only, {} to delete, {} unchanged; {} to upload",
-        if plan.actions.is_empty() { "" } else { "\n" },
+        "{} to create, {} to update, {} header-only, {} to delete, {} unchanged; {} to upload",
         t.create,
         t.update,
         t.header_update,
@@ -345,12 +322,23 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
             "\n{} (the store differs from the live release):",
             out.paint("Drift", Style::Warn)
         );
-        for d in &plan.drift {
+        for d in plan
+            .drift
+            .iter()
+            .take(if out.full { usize::MAX } else { CAP })
+        {
             let _ = writeln!(
                 s,
                 "  {:<8} {}",
                 format!("{:?}", d.kind).to_lowercase(),
                 esc(&d.key)
+            );
+        }
+        if !out.full && plan.drift.len() > CAP {
+            let _ = writeln!(
+                s,
+                "  … and {} more (`--full` lists all)",
+                plan.drift.len() - CAP
             );
         }
     }
@@ -371,7 +359,13 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
             out.paint("REFUSED — nothing will be changed:", Style::Bad)
         );
         s.push_str(&refusals(out, &plan.refusals));
-    } else if plan.is_noop() {
+    }
+
+    if !plan.actions.is_empty() {
+        s.push('\n');
+        changes(out, plan, &mut s);
+    }
+    if plan.is_noop() && !plan.refused() {
         let _ = writeln!(
             s,
             "\nNothing to do: {} already serves exactly this{}.",
@@ -383,4 +377,228 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
         );
     }
     s
+}
+
+/// Per-file lines a person can read: every change with its proof when there are few (or
+/// with `--full`); otherwise grouped by action and directory, with a few examples.
+fn changes(out: &Output, plan: &Plan, s: &mut String) {
+    // The two sides of each change, named for what they are.
+    let (new_side, old_side) = match &plan.kind {
+        PlanKind::Deploy => ("local".to_owned(), "remote".to_owned()),
+        PlanKind::Rollback { to } => (
+            to.clone(),
+            plan.live
+                .as_ref()
+                .map_or_else(|| "store".to_owned(), |l| l.id.clone()),
+        ),
+        PlanKind::Promote { from, release } => (
+            format!("{from} {release}"),
+            plan.live.as_ref().map_or_else(
+                || format!("{} store", plan.env),
+                |l| format!("{} {}", plan.env, l.id),
+            ),
+        ),
+    };
+    let sides = Sides {
+        new: &new_side,
+        old: &old_side,
+        width: new_side.len().max(old_side.len()),
+    };
+    if out.full || plan.actions.len() <= CAP * 2 {
+        for a in &plan.actions {
+            action_lines(out, a, &sides, s);
+        }
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "{} changes, grouped (`--full` lists every file with its proof; so does `plan --out FILE`):",
+        plan.actions.len()
+    );
+    for kind in [
+        ActionKind::Create,
+        ActionKind::Update,
+        ActionKind::HeaderUpdate,
+        ActionKind::Delete,
+    ] {
+        let of_kind: Vec<&Action> = plan.actions.iter().filter(|a| a.kind == kind).collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        if of_kind.len() <= EXAMPLES * 2 {
+            for a in of_kind {
+                action_lines(out, a, &sides, s);
+            }
+            continue;
+        }
+        // By top-level directory: count and bytes.
+        let mut dirs: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
+        for a in &of_kind {
+            let dir = a.key.split_once('/').map_or("", |(d, _)| d);
+            let size = a
+                .local
+                .as_ref()
+                .map(|e| e.size)
+                .or(a.remote.as_ref().map(|r| r.size))
+                .unwrap_or(0);
+            let e = dirs.entry(dir).or_default();
+            e.0 += 1;
+            e.1 += size;
+        }
+        let _ = writeln!(
+            s,
+            "  {:<8} {} files in {} director{}",
+            out.paint(kind.label(), style_of(kind)),
+            of_kind.len(),
+            dirs.len(),
+            if dirs.len() == 1 { "y" } else { "ies" }
+        );
+        for (dir, (n, size)) in dirs.iter().take(CAP) {
+            let shown = if dir.is_empty() {
+                "(top level)".to_owned()
+            } else {
+                format!("{}/", esc(dir))
+            };
+            let _ = writeln!(
+                s,
+                "           {shown:<30} {n:>7} files  {:>10}",
+                bytes(*size)
+            );
+        }
+        if dirs.len() > CAP {
+            let _ = writeln!(s, "           … and {} more directories", dirs.len() - CAP);
+        }
+        let _ = writeln!(s, "           for example:");
+        for a in of_kind.iter().take(EXAMPLES) {
+            action_lines(out, a, &sides, s);
+        }
+    }
+}
+
+/// How many lines of one list a capped proof block shows.
+const CAP: usize = 10;
+/// How many files per action a grouped proof block shows with their proof.
+const EXAMPLES: usize = 3;
+
+struct Sides<'a> {
+    new: &'a str,
+    old: &'a str,
+    width: usize,
+}
+
+fn style_of(kind: ActionKind) -> Style {
+    match kind {
+        ActionKind::Create => Style::Good,
+        ActionKind::Update | ActionKind::HeaderUpdate => Style::Warn,
+        ActionKind::Delete => Style::Bad,
+    }
+}
+
+/// One change with its proof: key, local and remote size and SHA-256, headers.
+fn action_lines(out: &Output, a: &Action, sides: &Sides<'_>, s: &mut String) {
+    let (new_side, old_side, width) = (sides.new, sides.old, sides.width);
+    let key = esc(&a.key);
+    let _ = writeln!(
+        s,
+        "  {:<8} {}  {}",
+        out.paint(a.kind.label(), style_of(a.kind)),
+        out.paint(&key, Style::Strong),
+        out.paint(&format!("({})", a.reason), Style::Dim)
+    );
+    if let Some(l) = &a.local {
+        let headers: Vec<&str> = [&l.content_type, &l.cache_control, &l.content_encoding]
+            .into_iter()
+            .filter_map(|h| h.as_deref())
+            .collect();
+        let _ = writeln!(
+            s,
+            "           {new_side:<width$}  {:>10}  sha256 {}  [{}]",
+            bytes(l.size),
+            l.sha256,
+            headers.join(" · ")
+        );
+    }
+    match &a.remote {
+        Some(r) => {
+            let _ = writeln!(
+                s,
+                "           {old_side:<width$}  {:>10}  sha256 {}  {key}",
+                bytes(r.size),
+                r.sha256.as_deref().unwrap_or("(unknown)"),
+            );
+        }
+        None => {
+            let _ = writeln!(s, "           {old_side:<width$}  (none)");
+        }
+    }
+}
+
+/// A plan as `--json` shows it: everything but the new release's whole manifest (a
+/// one-file change of a 50,000-file site stays a few KB), unless `--full`.
+#[derive(Serialize)]
+pub(crate) struct PlanView<'a> {
+    #[serde(flatten)]
+    plan: PlanFields<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifest: Option<&'a BTreeMap<String, crate::plan::Desired>>,
+}
+
+#[derive(Serialize)]
+struct PlanFields<'a> {
+    format: u32,
+    kind: &'a PlanKind,
+    env: &'a str,
+    store: &'a str,
+    created_at: jiff::Timestamp,
+    actor: &'a crate::ledger::Actor,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    git: Option<&'a crate::git::GitInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    live: Option<&'a ReleaseRef>,
+    base: Option<&'a ReleaseRef>,
+    new_release: &'a str,
+    actions: &'a [Action],
+    totals: &'a crate::plan::Totals,
+    drift: &'a [crate::plan::Drift],
+    refusals: &'a [Refusal],
+    overrides: &'a [Refusal],
+    seen: &'a crate::plan::Seen,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scan: Option<&'a crate::scan::ScanStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invalidation: Option<&'a crate::cdn::Invalidation>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    batch: &'a [ReleaseRef],
+}
+
+impl Output {
+    /// The plan for a JSON document.
+    pub(crate) fn plan_view<'a>(&self, plan: &'a Plan) -> PlanView<'a> {
+        PlanView {
+            plan: PlanFields {
+                format: plan.format,
+                kind: &plan.kind,
+                env: &plan.env,
+                store: &plan.store,
+                created_at: plan.created_at,
+                actor: &plan.actor,
+                git: plan.git.as_ref(),
+                message: plan.message.as_deref(),
+                live: plan.live.as_ref(),
+                base: plan.base.as_ref(),
+                new_release: &plan.new_release,
+                actions: &plan.actions,
+                totals: &plan.totals,
+                drift: &plan.drift,
+                refusals: &plan.refusals,
+                overrides: &plan.overrides,
+                seen: &plan.seen,
+                scan: plan.scan.as_ref(),
+                invalidation: plan.invalidation.as_ref(),
+                batch: &plan.batch,
+            },
+            manifest: self.full.then_some(&plan.manifest),
+        }
+    }
 }

@@ -283,8 +283,9 @@ pub struct Diff {
     pub unchanged: usize,
     pub drift: Vec<Drift>,
     pub conflicts: Vec<FileConflict>,
-    /// The new release's manifest; ETags filled for keys left unchanged.
-    pub manifest: BTreeMap<String, Desired>,
+    /// Keys left unchanged and the ETag the store has for each: the new release's
+    /// manifest is the desired state with these filled in ([`Diff::manifest`]).
+    pub etags: Vec<(String, String)>,
 }
 
 fn sha_of(e: Option<&Entry>) -> Option<&str> {
@@ -377,16 +378,11 @@ pub fn diff(
         match action {
             None => {
                 out.unchanged += 1;
-                if let (Some(d), Some(r)) = (d, r) {
-                    let mut desired = d.clone();
-                    desired.entry.etag.clone_from(&r.etag);
-                    out.manifest.insert(key.clone(), desired);
+                if let (Some(_), Some(r)) = (d, r) {
+                    out.etags.push((key.clone(), r.etag.clone()));
                 }
             }
             Some((kind, reason)) => {
-                if let Some(d) = d {
-                    out.manifest.insert(key.clone(), d.clone());
-                }
                 out.actions.push(Action {
                     key: key.clone(),
                     kind,
@@ -409,6 +405,22 @@ fn drift_kind(live: Option<&Entry>, store: Option<&RemoteObject>) -> Option<Drif
             Some(DriftKind::Changed)
         }
         _ => None,
+    }
+}
+
+impl Diff {
+    /// The new release's manifest: the desired state (moved, not copied) with the
+    /// store's ETags for the keys left unchanged.
+    pub fn manifest(
+        &mut self,
+        mut desired: BTreeMap<String, Desired>,
+    ) -> BTreeMap<String, Desired> {
+        for (k, etag) in std::mem::take(&mut self.etags) {
+            if let Some(d) = desired.get_mut(&k) {
+                d.entry.etag = etag;
+            }
+        }
+        desired
     }
 }
 

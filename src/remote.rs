@@ -11,7 +11,6 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use crate::Error;
 use crate::ledger::{Ledger, Release};
 use crate::plan::RemoteObject;
-use crate::scan::hash_bytes;
 
 pub(crate) const CONCURRENCY: usize = 32;
 
@@ -58,12 +57,12 @@ pub(crate) async fn read_site(
                     },
                 )));
             }
-            // Unknown to the live release: judge it by its bytes.
-            Ok(store.get(&key).await?.map(|(obj, body)| {
+            // Unknown to the live release: judge it by its bytes (streamed).
+            Ok(store.hash(&key).await?.map(|(obj, sha)| {
                 let remote = RemoteObject {
                     size: obj.meta.size,
                     etag: obj.meta.etag,
-                    sha256: Some(hash_bytes(&body)),
+                    sha256: Some(sha),
                 };
                 (key, remote)
             }))

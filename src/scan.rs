@@ -147,7 +147,10 @@ struct HashCache {
     entries: HashMap<String, CacheEntry>,
 }
 
+/// Stored as a compact row `[size, mtime, ctime, inode, sha256]`: the cache of a 50,000
+/// file site is read on every deploy.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(from = "CacheRow", into = "CacheRow")]
 struct CacheEntry {
     size: u64,
     mtime_ns: i128,
@@ -158,6 +161,27 @@ struct CacheEntry {
 
 /// What a walk found: files to hash, problems, and what the built-in exclusions kept back.
 type Walked = (Vec<Candidate>, Vec<SiteProblem>, Vec<String>);
+
+#[derive(Serialize, Deserialize)]
+struct CacheRow(u64, i128, i128, u64, String);
+
+impl From<CacheRow> for CacheEntry {
+    fn from(CacheRow(size, mtime_ns, ctime_ns, inode, sha256): CacheRow) -> Self {
+        Self {
+            size,
+            mtime_ns,
+            ctime_ns,
+            inode,
+            sha256,
+        }
+    }
+}
+
+impl From<CacheEntry> for CacheRow {
+    fn from(e: CacheEntry) -> Self {
+        Self(e.size, e.mtime_ns, e.ctime_ns, e.inode, e.sha256)
+    }
+}
 
 struct Candidate {
     key: String,
@@ -208,7 +232,7 @@ impl Scanner<'_> {
         }
         let (candidates, mut problems, excluded) = self.walk(site, &root)?;
 
-        let cache_file = self.cache.as_ref().map(|c| c.join("hashes.json"));
+        let cache_file = self.cache.as_ref().map(|c| c.join("hashes-v2.json"));
         let cache: HashCache = cache_file
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
@@ -259,7 +283,8 @@ impl Scanner<'_> {
             .collect();
 
         let now_ns = now_ns();
-        let mut new_cache = HashCache::default();
+        // The cache is updated in place (one map, not two): stale rows are dropped below.
+        let mut new_cache = cache;
         let mut files = BTreeMap::new();
         let mut stats = ScanStats::default();
         for r in results {
@@ -269,9 +294,20 @@ impl Scanner<'_> {
                     // A file modified within the clock's granularity of this scan could
                     // change again without changing its stamp: never cache it ("racy git").
                     if now_ns - c.stamp.mtime_ns > 2_000_000_000 {
-                        let mut e = c.stamp.clone();
-                        e.sha256.clone_from(&sha);
-                        new_cache.entries.insert(c.key.clone(), e);
+                        let fresh = new_cache.entries.get(&c.key).is_some_and(|e| {
+                            e.sha256 == sha
+                                && e.size == c.stamp.size
+                                && e.mtime_ns == c.stamp.mtime_ns
+                                && e.ctime_ns == c.stamp.ctime_ns
+                                && e.inode == c.stamp.inode
+                        });
+                        if !fresh {
+                            let mut e = c.stamp.clone();
+                            e.sha256.clone_from(&sha);
+                            new_cache.entries.insert(c.key.clone(), e);
+                        }
+                    } else {
+                        new_cache.entries.remove(&c.key);
                     }
                     stats.files += 1;
                     stats.bytes += c.stamp.size;
@@ -294,6 +330,7 @@ impl Scanner<'_> {
                 }
             }
         }
+        new_cache.entries.retain(|k, _| files.contains_key(k));
         stats.hashed = usize::try_from(hashed.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
         stats.excluded = excluded;
         stats.cached = stats.files - stats.hashed.min(stats.files);
@@ -352,10 +389,12 @@ impl Scanner<'_> {
             })?
         };
         let excluded = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        // Files to skip, as paths relative to the site (resolved once, not per entry).
         let skip: Vec<PathBuf> = self
             .skip
             .iter()
             .filter_map(|p| p.canonicalize().ok())
+            .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_path_buf))
             .collect();
         let walker = {
             let excluded = excluded.clone();
@@ -371,13 +410,10 @@ impl Scanner<'_> {
                     if e.depth() == 0 {
                         return true;
                     }
-                    if skip
-                        .iter()
-                        .any(|s| e.path().canonicalize().is_ok_and(|p| p == *s))
-                    {
+                    let rel = e.path().strip_prefix(&site_dir).unwrap_or(e.path());
+                    if skip.iter().any(|s| s == rel) {
                         return false;
                     }
-                    let rel = e.path().strip_prefix(&site_dir).unwrap_or(e.path());
                     let is_dir = e.file_type().is_some_and(|t| t.is_dir());
                     if !defaults.matched(rel, is_dir).is_ignore() {
                         return true;

@@ -9,6 +9,8 @@
 //! to bring the rolled-back content back. Outside git, the base is the release this
 //! working copy last deployed or pulled.
 
+use std::sync::Arc;
+
 use super::EnvCtx;
 use crate::Error;
 use crate::git::{Ancestry, GitInfo, Repo};
@@ -31,13 +33,13 @@ pub(crate) enum BaseSource {
 }
 
 pub(crate) struct BaseResolution {
-    pub(crate) base: Option<Release>,
+    pub(crate) base: Option<Arc<Release>>,
     pub(crate) source: BaseSource,
     /// The stale-base refusal, when live moved past what this working copy knows.
     pub(crate) stale: Option<Refusal>,
     /// Live and its ancestors down to (not including) the base, newest first: the
     /// releases that changed live since the base, to name who changed a file.
-    pub(crate) since_base: Vec<Release>,
+    pub(crate) since_base: Vec<Arc<Release>>,
     /// Rollbacks among `since_base` whose rolled-back commits this checkout has reverted
     /// (`git revert`): a rebuilt file that differs from what they restored is then the
     /// revert, not the rolled-back change coming back.
@@ -46,7 +48,7 @@ pub(crate) struct BaseResolution {
 
 impl BaseResolution {
     /// A plan whose base is simply `release` (rollback, promotion: live).
-    pub(crate) fn of(release: Option<Release>) -> Self {
+    pub(crate) fn of(release: Option<Arc<Release>>) -> Self {
         Self {
             base: release,
             ..Self::none()
@@ -64,7 +66,7 @@ impl BaseResolution {
     }
 
     /// The release among `since_base` that last changed `key` (gave it live's content).
-    pub(crate) fn changed_by(&self, key: &str) -> Option<&Release> {
+    pub(crate) fn changed_by(&self, key: &str) -> Option<&Arc<Release>> {
         let base = self.base.as_ref().map(|b| b.manifest.get(key));
         for (i, r) in self.since_base.iter().enumerate() {
             let before = match self.since_base.get(i + 1) {
@@ -89,7 +91,7 @@ fn built_from_commit(r: &Release) -> Option<&GitInfo> {
 
 pub(crate) async fn resolve(
     ec: &EnvCtx<'_>,
-    live: Option<&Release>,
+    live: Option<&Arc<Release>>,
 ) -> Result<BaseResolution, Error> {
     let Some(live) = live else {
         return Ok(BaseResolution::none());
@@ -120,9 +122,9 @@ pub(crate) async fn resolve(
 /// checkout contains (the base, returned separately).
 async fn contained_ancestor(
     ec: &EnvCtx<'_>,
-    live: &Release,
+    live: &Arc<Release>,
     repo: &Repo,
-) -> Result<(Option<Release>, Vec<Release>), Error> {
+) -> Result<(Option<Arc<Release>>, Vec<Arc<Release>>), Error> {
     let mut walked = Vec::new();
     let mut next = Some(live.clone());
     while let Some(r) = next {
@@ -135,7 +137,7 @@ async fn contained_ancestor(
             return Ok((Some(r), walked));
         }
         next = match &r.parent {
-            Some(p) => Some(ec.ledger.release(p).await?),
+            Some(p) => Some(Arc::new(ec.ledger.release(p).await?)),
             None => None,
         };
         walked.push(r);
@@ -147,8 +149,8 @@ async fn contained_ancestor(
 async fn reverted_rollbacks(
     ec: &EnvCtx<'_>,
     repo: &Repo,
-    since_base: &[Release],
-    base: Option<&Release>,
+    since_base: &[Arc<Release>],
+    base: Option<&Arc<Release>>,
 ) -> Result<std::collections::BTreeSet<String>, Error> {
     let mut out = std::collections::BTreeSet::new();
     for (i, r) in since_base.iter().enumerate() {
@@ -184,8 +186,8 @@ fn stale_commit(
     live: &Release,
     repo: &Repo,
     git: &GitInfo,
-    base: Option<&Release>,
-    since_base: &[Release],
+    base: Option<&Arc<Release>>,
+    since_base: &[Arc<Release>],
 ) -> Option<Refusal> {
     let env = &ec.cfg.name;
     let unknown = since_base.iter().find_map(|r| {
@@ -221,7 +223,7 @@ fn stale_commit(
     })
 }
 
-async fn working_copy_base(ec: &EnvCtx<'_>, live: &Release) -> Result<BaseResolution, Error> {
+async fn working_copy_base(ec: &EnvCtx<'_>, live: &Arc<Release>) -> Result<BaseResolution, Error> {
     let env = &ec.cfg.name;
     let Some(id) = ec.working_base() else {
         return Ok(BaseResolution {
@@ -255,9 +257,9 @@ async fn working_copy_base(ec: &EnvCtx<'_>, live: &Release) -> Result<BaseResolu
     // Walk live's ancestry to the base, to name who changed what since.
     let (since_base, found) = ec.ledger.history_until(Some(&id), MAX_WALK).await?;
     let base = if found {
-        Some(ec.ledger.release(&id).await?)
+        Some(Arc::new(ec.ledger.release(&id).await?))
     } else {
-        ec.ledger.release(&id).await.ok()
+        ec.ledger.release(&id).await.ok().map(Arc::new)
     };
     let since: Vec<ReleaseRef> = since_base.iter().map(Release::summary).collect();
     let rolled = since
@@ -280,7 +282,11 @@ async fn working_copy_base(ec: &EnvCtx<'_>, live: &Release) -> Result<BaseResolu
                 "see what changed with `driftless diff {env}`; start from live with `driftless pull {env} DIR`, or re-run with --force stale-base"
             ),
         }),
-        since_base: if found { since_base } else { Vec::new() },
+        since_base: if found {
+            since_base.into_iter().map(Arc::new).collect()
+        } else {
+            Vec::new()
+        },
         reverted_rollbacks: std::collections::BTreeSet::new(),
     })
 }

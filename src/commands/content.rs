@@ -7,7 +7,7 @@ use std::path::Path;
 use bytes::Bytes;
 use jiff::Timestamp;
 
-use super::deploy::{Request, build_plan, confirm_and_execute};
+use super::deploy::{Request, build_plan, confirm_and_execute, read_facts};
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::ledger::{Entry, Manifest, Release, ReleaseKind, new_release_id};
@@ -37,14 +37,14 @@ pub(super) async fn rollback(
     let target = match &to {
         // Only a release that was live here: walk live's ancestry as far as `id`.
         Some(id) => {
-            if !ec.ledger.history_until(Some(id), 10_000).await?.1 {
+            if !ec.ledger.history_refs(Some(id), 100_000).await?.1 {
                 return Err(Error::Usage(format!(
                     "{id} is not a release that was live on {env}; see `driftless log {env}`"
                 )));
             }
             ec.ledger.release(id).await?
         }
-        None => match ec.ledger.history(2).await?.as_slice() {
+        None => match ec.ledger.history_refs(None, 2).await?.0.as_slice() {
             [] => {
                 return Err(Error::Usage(format!(
                     "{env} has no live release to roll back from"
@@ -56,10 +56,11 @@ pub(super) async fn rollback(
                     live.id
                 )));
             }
-            [_, previous, ..] => previous.clone(),
+            [_, previous, ..] => ec.ledger.release(&previous.id).await?,
         },
     };
     let desired = crate::plan::desired_from_objects(&target.manifest);
+    let facts = read_facts(&ec).await?;
     let plan = build_plan(
         &ec,
         Request {
@@ -74,6 +75,7 @@ pub(super) async fn rollback(
             // The content is the target's: so is the commit it was built from.
             git: target.git.clone(),
         },
+        facts,
     )
     .await?;
     ctx.out.say(crate::output::proof_block(&ctx.out, &plan));
@@ -142,7 +144,7 @@ async fn adopt_locked(
             "Nothing to adopt: the store matches the live release of {env}."
         ));
         ctx.out
-            .document(&serde_json::json!({ "result": "no-op", "env": env }));
+            .document_with(|| serde_json::json!({ "result": "no-op", "env": env }));
         return Ok(());
     }
     ctx.out.say(format!(
@@ -184,8 +186,9 @@ async fn adopt_locked(
         message,
         overrides: Vec::new(),
         manifest,
+        delta: None,
     };
-    ec.ledger.write_release(&release).await?;
+    ec.ledger.write_release(&release, live.as_ref()).await?;
     ec.ledger
         .swap_head(&head, &release.id)
         .await
@@ -211,15 +214,15 @@ async fn adopt_locked(
         release.id,
         release.manifest.len()
     ));
-    ctx.out.document(
-        &serde_json::json!({ "result": "adopted", "release": release.summary(), "drift": drift }),
+    ctx.out.document_with(
+        || serde_json::json!({ "result": "adopted", "release": release.summary(), "drift": drift }),
     );
     Ok(())
 }
 
 /// Bytes of one release entry: from `objects/`, or the site key if it still matches.
 async fn entry_bytes(ec: &EnvCtx<'_>, key: &str, entry: &Entry) -> Result<Bytes, Error> {
-    if let Some(b) = ec.ledger.get_object(&entry.sha256).await? {
+    if let Some(b) = ec.ledger.read_content(&entry.sha256).await? {
         return Ok(b);
     }
     match ec.ledger.store().get(key).await? {
@@ -295,8 +298,8 @@ pub(super) async fn pull(ctx: &Ctx, env: &str, dir: &Path, force: bool) -> Resul
         live.manifest.len(),
         dir.display()
     ));
-    ctx.out.document(
-        &serde_json::json!({ "release": live.summary(), "dir": dir, "files": live.manifest.len() }),
+    ctx.out.document_with(||
+        serde_json::json!({ "release": live.summary(), "dir": dir, "files": live.manifest.len() }),
     );
     Ok(())
 }
@@ -490,8 +493,8 @@ pub(super) async fn diff(
     } else {
         ctx.out.say(text_out.trim_end());
     }
-    ctx.out.document(
-        &serde_json::json!({ "left": left_name, "right": right_name, "changes": changes }),
+    ctx.out.document_with(
+        || serde_json::json!({ "left": left_name, "right": right_name, "changes": changes }),
     );
     Ok(())
 }

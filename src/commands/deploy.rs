@@ -44,7 +44,23 @@ pub(super) struct SiteScan {
 
 /// Scan the local site into the desired state, with site problems as refusals.
 pub(super) fn scan_site(ctx: &Ctx) -> Result<SiteScan, Error> {
-    let bar = ctx.out.bar(0, "hashing");
+    scan_config(&ctx.config, &ctx.out)
+}
+
+/// [`scan_site`] on a blocking thread, so the store can be read meanwhile.
+async fn scan_site_concurrently(ctx: &Ctx) -> Result<SiteScan, Error> {
+    let (config, out) = (ctx.config.clone(), ctx.out);
+    tokio::task::spawn_blocking(move || scan_config(&config, &out))
+        .await
+        .map_err(|e| Error::Other(format!("scanning the site: {e}")))?
+}
+
+fn scan_config(
+    config: &crate::config::Config,
+    out: &crate::output::Output,
+) -> Result<SiteScan, Error> {
+    let ctx = ScanCtx { config, out };
+    let bar = ctx.out.bar_later("hashing");
     let progress = |done: u64, total: u64| {
         if bar.length() != Some(total) {
             bar.set_length(total);
@@ -109,6 +125,36 @@ pub(super) fn scan_site(ctx: &Ctx) -> Result<SiteScan, Error> {
     })
 }
 
+/// What a scan reads of the settings.
+struct ScanCtx<'a> {
+    config: &'a crate::config::Config,
+    out: &'a crate::output::Output,
+}
+
+/// What the store says, read once per plan: HEAD, the live release, an interrupted
+/// apply, and every site object with its content hash.
+pub(super) struct Facts {
+    head: crate::ledger::Head,
+    live: Option<std::sync::Arc<Release>>,
+    pending: Option<crate::ledger::Pending>,
+    remote: BTreeMap<String, crate::plan::RemoteObject>,
+}
+
+pub(super) async fn read_facts(ec: &EnvCtx<'_>) -> Result<Facts, Error> {
+    let (head, live) = ec.ledger.live().await?;
+    let live = live.map(std::sync::Arc::new);
+    let pending = ec.ledger.pending().await?.map(|(p, _)| p);
+    let reading = ec.ctx.out.spinner("reading the store");
+    let remote = read_site(&ec.ledger, live.as_deref()).await?;
+    reading.finish_and_clear();
+    Ok(Facts {
+        head,
+        live,
+        pending,
+        remote,
+    })
+}
+
 /// Everything a plan needs besides the desired state.
 pub(super) struct Request {
     pub(super) kind: PlanKind,
@@ -122,12 +168,15 @@ pub(super) struct Request {
     pub(super) git: Option<GitInfo>,
 }
 
-/// Read the remote state, resolve the base, diff, and run every guard.
-pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Error> {
+/// Resolve the base, diff against what the store holds, and run every guard.
+pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> Result<Plan, Error> {
     let env = &ec.cfg.name;
-    let (head, live) = ec.ledger.live().await?;
-    let pending = ec.ledger.pending().await?.map(|(p, _)| p);
-    let remote = read_site(&ec.ledger, live.as_ref()).await?;
+    let Facts {
+        head,
+        live,
+        pending,
+        remote,
+    } = facts;
     let deploy = req.kind == PlanKind::Deploy;
     let resolution = if deploy {
         base::resolve(ec, live.as_ref()).await?
@@ -157,7 +206,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
     refusals.extend(guards::lock(env, lock.as_ref()));
     refusals.extend(guards::pending(env, pending.as_ref()));
     let mut automatic_overrides = Vec::new();
-    if let Some(drift) = guards::drift(env, &d.drift, live.as_ref(), pending.is_some()) {
+    if let Some(drift) = guards::drift(env, &d.drift, live.as_deref(), pending.is_some()) {
         if matches!(req.kind, PlanKind::Rollback { .. }) {
             // Restoring a known release is what a rollback is for; the drifted bytes
             // are snapshotted before they are replaced.
@@ -173,10 +222,10 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
             env,
             &d.conflicts,
             &resolution,
-            live.as_ref(),
+            live.as_deref(),
             in_git,
         ));
-        refusals.extend(guards::features(ec, &req.desired, live.as_ref()).await?);
+        refusals.extend(guards::features(ec, &req.desired, live.as_deref()).await?);
         let deletes = d
             .actions
             .iter()
@@ -194,6 +243,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
         .cdn
         .as_ref()
         .and_then(|c| crate::cdn::invalidation_for(&d.actions, c.wildcard_threshold));
+    let manifest = d.manifest(req.desired);
     Ok(Plan {
         format: PLAN_FORMAT,
         kind: req.kind,
@@ -203,13 +253,14 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
         actor: ec.ctx.actor.clone(),
         git: req.git,
         message: req.message,
-        live: live.as_ref().map(Release::summary),
-        base: resolution.base.as_ref().map(Release::summary),
+        live: live.as_deref().map(Release::summary),
+        base: resolution.base.as_deref().map(Release::summary),
         new_release: new_release_id(Timestamp::now()),
         seen: crate::plan::Seen {
             head,
             listing_digest: listing_digest(&remote),
-            local_digest: local_digest(&req.desired),
+            // Computed only when the plan is saved (`plan --out`): nothing else reads it.
+            local_digest: String::new(),
         },
         actions: d.actions,
         totals,
@@ -217,7 +268,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Er
         refusals,
         overrides,
         invalidation,
-        manifest: d.manifest,
+        manifest,
         scan: req.scan,
         batch: Vec::new(),
     })
@@ -242,12 +293,14 @@ pub(super) async fn refuse_early(ec: &EnvCtx<'_>, kind: &PlanKind) -> Result<(),
         ),
         crate::output::refusals(out, &refusals).trim_end()
     ));
-    out.document(&serde_json::json!({
-        "env": ec.cfg.name,
-        "kind": kind,
-        "refusals": refusals,
-        "result": "refused",
-    }));
+    out.document_with(|| {
+        serde_json::json!({
+            "env": ec.cfg.name,
+            "kind": kind,
+            "refusals": refusals,
+            "result": "refused",
+        })
+    });
     ec.ledger
         .journal(
             &ec.ctx.actor,
@@ -282,7 +335,8 @@ async fn deploy_plan(
 ) -> Result<Plan, Error> {
     let forced = parse_forces(force)?;
     refuse_early(ec, &PlanKind::Deploy).await?;
-    let site = scan_site(ec.ctx)?;
+    // Hash the site while the store is read: a no-op deploy waits on whichever is longer.
+    let (site, facts) = tokio::try_join!(scan_site_concurrently(ec.ctx), read_facts(ec))?;
     check_edge_files(ec.ctx, &site.desired)?;
     let git = Repo::discover(&ec.ctx.config.dir).and_then(|r| r.head_for(&ec.ctx.config));
     build_plan(
@@ -296,6 +350,7 @@ async fn deploy_plan(
             message,
             git,
         },
+        facts,
     )
     .await
 }
@@ -356,9 +411,14 @@ pub(super) async fn plan(
     force: &[String],
 ) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
-    let plan = deploy_plan(&ec, message, force).await?;
+    let mut plan = deploy_plan(&ec, message, force).await?;
+    if out_file.is_some() {
+        // What `apply` compares the local site with: the new manifest holds exactly the
+        // desired keys, contents and headers.
+        plan.seen.local_digest = local_digest(&plan.manifest);
+    }
     ctx.out.say(proof_block(&ctx.out, &plan));
-    ctx.out.document(&plan);
+    ctx.out.document(&ctx.out.plan_view(&plan));
     if let Some(path) = out_file {
         let json = serde_json::to_vec_pretty(&plan).expect("plans serialise");
         fs_err::write(path, json)?;
@@ -400,7 +460,7 @@ pub(super) async fn confirm_and_execute(
         return Ok(());
     }
     ec.ensure_store_trusted(allow_unsafe_store).await?;
-    execute_and_report(ec, plan).await
+    execute_and_report(ec, plan, crate::ledger::Staged::default()).await
 }
 
 /// Refuse a refused plan, report a no-op (false), or ask to confirm (true: go ahead).
@@ -408,8 +468,9 @@ pub(super) async fn confirmed(ec: &EnvCtx<'_>, plan: &Plan, yes: bool) -> Result
     let ctx = ec.ctx;
     let env = &ec.cfg.name;
     if plan.refused() {
-        ctx.out
-            .document(&serde_json::json!({ "plan": plan, "result": "refused" }));
+        ctx.out.document_with(
+            || serde_json::json!({ "plan": ctx.out.plan_view(plan), "result": "refused" }),
+        );
         return Err(refuse(ec, plan).await);
     }
     if plan.is_noop() {
@@ -418,8 +479,9 @@ pub(super) async fn confirmed(ec: &EnvCtx<'_>, plan: &Plan, yes: bool) -> Result
         {
             ec.set_working_base(&live.id)?;
         }
-        ctx.out
-            .document(&serde_json::json!({ "plan": plan, "result": "no-op" }));
+        ctx.out.document_with(
+            || serde_json::json!({ "plan": ctx.out.plan_view(plan), "result": "no-op" }),
+        );
         return Ok(false);
     }
     let t = &plan.totals;
@@ -444,8 +506,13 @@ pub(super) async fn confirmed(ec: &EnvCtx<'_>, plan: &Plan, yes: bool) -> Result
     Ok(true)
 }
 
-/// Apply a confirmed plan, then invalidate the CDN and report.
-pub(super) async fn execute_and_report(ec: &EnvCtx<'_>, plan: Plan) -> Result<(), Error> {
+/// Apply a confirmed plan, then invalidate the CDN and report. `staged`: content a
+/// promotion already brought into the store.
+pub(super) async fn execute_and_report(
+    ec: &EnvCtx<'_>,
+    plan: Plan,
+    staged: crate::ledger::Staged,
+) -> Result<(), Error> {
     let ctx = ec.ctx;
     let env = &ec.cfg.name;
     let t = &plan.totals;
@@ -453,7 +520,7 @@ pub(super) async fn execute_and_report(ec: &EnvCtx<'_>, plan: Plan) -> Result<()
         ec.set_working_pending(&plan.new_release)?;
     }
     crate::interrupt::install();
-    let (release, transfer) = execute(ec, &plan).await?;
+    let (release, transfer) = execute(ec, &plan, staged).await?;
     if plan.kind == PlanKind::Deploy {
         ec.set_working_base(&release.id)?;
     }
@@ -469,18 +536,24 @@ pub(super) async fn execute_and_report(ec: &EnvCtx<'_>, plan: Plan) -> Result<()
     let invalidated = ec
         .invalidate_after(plan.invalidation.as_ref(), &release.id)
         .await;
-    ctx.out.document(&serde_json::json!({
-        "plan": plan,
-        "result": "applied",
-        "release": release.summary(),
-        "transfer": transfer,
-        "invalidation": invalidated.as_ref().ok(),
-    }));
+    ctx.out.document_with(|| {
+        serde_json::json!({
+            "plan": ctx.out.plan_view(&plan),
+            "result": "applied",
+            "release": release.summary(),
+            "transfer": transfer,
+            "invalidation": invalidated.as_ref().ok(),
+        })
+    });
     invalidated.map(|_| ())
 }
 
 /// Lock, re-check holds, apply, unlock, journal.
-async fn execute(ec: &EnvCtx<'_>, plan: &Plan) -> Result<(Release, crate::apply::Transfer), Error> {
+async fn execute(
+    ec: &EnvCtx<'_>,
+    plan: &Plan,
+    staged: crate::ledger::Staged,
+) -> Result<(Release, crate::apply::Transfer), Error> {
     let operation = match plan.kind {
         PlanKind::Deploy => "deploy",
         PlanKind::Rollback { .. } => "rollback",
@@ -500,7 +573,8 @@ async fn execute(ec: &EnvCtx<'_>, plan: &Plan) -> Result<(Release, crate::apply:
             actor: &ec.ctx.actor,
             message: plan.message.clone(),
         };
-        apply(&ec.ledger, plan, &who, &lease, &ec.ctx.out).await
+        let tmp = ec.ctx.config.workdir_state().join("tmp");
+        apply(&ec.ledger, plan, &who, &lease, &ec.ctx.out, staged, &tmp).await
     }
     .await;
     lease.release(&ec.ledger).await?;

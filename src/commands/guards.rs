@@ -198,7 +198,7 @@ pub(super) fn revert(
                     .is_some_and(|r| base.reverted_rollbacks.contains(&r.id)))
         })
         .map(|c| {
-            let by = base.changed_by(&c.key).or(live);
+            let by = base.changed_by(&c.key).map(|r| &**r).or(live);
             let who = by.map_or_else(|| "the live release".to_owned(), |r| r.summary().to_string());
             let key = esc(&c.key);
             let (message, resolve) = match (by.map(|r| &r.kind), c.kind) {
@@ -284,7 +284,7 @@ pub(super) async fn features(
         let live_has = match live_entry {
             Some(e) => ec
                 .ledger
-                .get_object(&e.sha256)
+                .read_content(&e.sha256)
                 .await?
                 .is_some_and(|b| contains(&b, f.contains.as_bytes())),
             None => false,

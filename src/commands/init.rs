@@ -373,14 +373,16 @@ pub(super) fn init(out: &Output, site: Option<&str>) -> Result<(), Error> {
         out.say("Added .driftless/ (local state and the local store) to .gitignore.");
     }
     out.say("Next: driftless plan local   then   driftless deploy local");
-    out.document(&serde_json::json!({
-        "config": path,
-        "site": site,
-        "site_exists": dir.join(&site).is_dir(),
-        "index_html": built,
-        "framework": fw.as_ref().map(|f| f.name),
-        "detected_from": fw.as_ref().map(|f| &f.seen),
-    }));
+    out.document_with(|| {
+        serde_json::json!({
+            "config": path,
+            "site": site,
+            "site_exists": dir.join(&site).is_dir(),
+            "index_html": built,
+            "framework": fw.as_ref().map(|f| f.name),
+            "detected_from": fw.as_ref().map(|f| &f.seen),
+        })
+    });
     Ok(())
 }
 

@@ -27,7 +27,7 @@ use crate::output::Output;
 use crate::store::{LocalStore, S3Settings, S3Store, Store};
 
 pub(crate) async fn dispatch(cli: Cli) -> Result<(), Error> {
-    let out = Output::new(cli.global.json, cli.global.no_color);
+    let out = Output::new(cli.global.json, cli.global.no_color, cli.global.full);
     if let Command::Init { site } = &cli.command {
         return init::init(&out, site.as_deref());
     }
@@ -156,6 +156,17 @@ impl Ctx {
         Ok(Self { config, out, actor })
     }
 
+    /// This machine's cache of one store's immutable records (releases, pack indexes).
+    fn store_cache(&self, location: &str, prefix: &str) -> PathBuf {
+        use sha2::Digest as _;
+        let id = hex::encode(&sha2::Sha256::digest(format!("{location}\n{prefix}"))[..8]);
+        self.config
+            .workdir_state()
+            .join("cache")
+            .join("stores")
+            .join(id)
+    }
+
     /// An environment, after checking (when it declares `account`) that the credentials
     /// belong to that account: nothing is read or written in the wrong one.
     pub(crate) async fn env(&self, name: &str) -> Result<EnvCtx<'_>, Error> {
@@ -170,7 +181,8 @@ impl Ctx {
     pub(crate) async fn env_unchecked(&self, name: &str) -> Result<EnvCtx<'_>, Error> {
         let cfg = self.config.env(name)?;
         let store = open_store(cfg).await;
-        let ledger = Ledger::new(store, &cfg.state_prefix, &cfg.name);
+        let ledger = Ledger::new(store.clone(), &cfg.state_prefix, &cfg.name)
+            .with_cache(self.store_cache(&store.location(), &cfg.state_prefix));
         Ok(EnvCtx {
             ctx: self,
             cfg,

@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 use futures::{StreamExt as _, TryStreamExt as _};
 
 use super::deploy::{
-    Request as PlanRequest, build_plan, confirmed, execute_and_report, parse_forces,
+    Request as PlanRequest, build_plan, confirmed, execute_and_report, parse_forces, read_facts,
 };
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::config::{EnvConfig, StoreUrl};
-use crate::ledger::{Ledger, Release, ReleaseKind, ReleaseRef, Transfer, short_time};
+use crate::ledger::{Ledger, Release, ReleaseKind, ReleaseRef, short_time};
 use crate::output::{Style, proof_block};
 use crate::plan::{ActionKind, Guard, Plan, PlanKind, Refusal};
 
@@ -54,7 +54,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     if let Some(wanted) = &req.release
         && *wanted != live.id
     {
-        let was = if fe.ledger.history_until(Some(wanted), 10_000).await?.1 {
+        let was = if fe.ledger.history_refs(Some(wanted), 100_000).await?.1 {
             "was live on it once but has been replaced"
         } else {
             "was never live on it"
@@ -72,6 +72,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     let refusals = gate(&fe, &live).await?.into_iter().collect();
 
     let desired = crate::plan::desired_from_objects(&live.manifest);
+    let facts = read_facts(&te).await?;
     let mut plan = build_plan(
         &te,
         PlanRequest {
@@ -89,6 +90,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
             ),
             git: live.git.clone(),
         },
+        facts,
     )
     .await?;
     if plan.is_noop() {
@@ -105,9 +107,10 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     }
     te.ensure_store_trusted(forced.contains(&Guard::UnsafeStore))
         .await?;
-    let (copied, streamed) = transfer(&fe, &te, &plan).await?;
+    let moved = transfer(&fe, &te, &plan).await?;
     ctx.out.say(format!(
-        "Content: {copied} object(s) copied server-side, {streamed} streamed through driftless."
+        "Content: {} object(s) copied server-side, {} streamed through driftless.",
+        moved.copied, moved.streamed
     ));
     let batch_ids: Vec<&str> = plan.batch.iter().map(|r| r.id.as_str()).collect();
     let approval = serde_json::json!({
@@ -117,7 +120,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
         "confirmed": if req.yes { "--yes" } else { "interactive" },
     });
     let new_release = plan.new_release.clone();
-    execute_and_report(&te, plan).await?;
+    execute_and_report(&te, plan, moved.staged).await?;
     te.ledger
         .journal(&ctx.actor, "promoted", Some(&new_release), approval.clone())
         .await;
@@ -201,8 +204,7 @@ async fn batch(
         Some(kind) => promoted_from(to_ledger, kind, from).await?,
         None => None,
     };
-    let (missing, _) = from_ledger.history_until(since.as_deref(), 10_000).await?;
-    Ok(missing.iter().map(Release::summary).collect())
+    Ok(from_ledger.history_refs(since.as_deref(), 100_000).await?.0)
 }
 
 /// One set of credentials reaches both stores: objects can be copied server-side.
@@ -215,35 +217,111 @@ fn same_service(a: &EnvConfig, b: &EnvConfig) -> bool {
         && a.region == b.region
 }
 
-/// Bring the content of every key the plan writes into TO's `objects/` (unchanged keys
-/// and header-only updates already have theirs there). Returns (copied, streamed).
-async fn transfer(fe: &EnvCtx<'_>, te: &EnvCtx<'_>, plan: &Plan) -> Result<(usize, usize), Error> {
+/// What a promotion moved into TO's snapshots: content staged from FROM's bytes (TO's
+/// site keys are then written from it), and how many pieces were copied server-side
+/// or streamed through driftless.
+pub(super) struct Moved {
+    pub(super) staged: crate::ledger::Staged,
+    pub(super) copied: usize,
+    pub(super) streamed: usize,
+}
+
+/// Bring the content of every key the plan writes into TO's snapshots (unchanged keys and
+/// header-only updates already have theirs there). Large objects are copied server-side
+/// when one set of credentials reaches both stores; everything else is read from FROM
+/// (checked against its hash), written to a local file and kept in TO's packs.
+async fn transfer(fe: &EnvCtx<'_>, te: &EnvCtx<'_>, plan: &Plan) -> Result<Moved, Error> {
     let server_side = same_service(fe.cfg, te.cfg);
-    let shas: BTreeSet<&str> = plan
+    let wanted: BTreeSet<(&str, u64)> = plan
         .actions
         .iter()
         .filter(|a| matches!(a.kind, ActionKind::Create | ActionKind::Update))
-        .filter_map(|a| a.local.as_ref().map(|e| e.sha256.as_str()))
+        .filter_map(|a| a.local.as_ref().map(|e| (e.sha256.as_str(), e.size)))
         .collect();
-    let bar = te.ctx.out.bar(shas.len() as u64, "copying");
-    let done: Vec<Transfer> = futures::stream::iter(shas)
-        .map(|sha| {
-            let bar = &bar;
+    let shas: Vec<&str> = wanted.iter().map(|(s, _)| *s).collect();
+    let present = te.ledger.present(&shas).await?;
+    let todo: Vec<(&str, u64)> = wanted
+        .into_iter()
+        .filter(|(s, _)| !present.contains(*s))
+        .collect();
+    let tmp_root = te.ctx.config.workdir_state().join("tmp");
+    fs_err::create_dir_all(&tmp_root)?;
+    let dir = tempfile::Builder::new()
+        .prefix("promote-")
+        .tempdir_in(&tmp_root)
+        .map_err(|e| Error::Other(format!("{}: {e}", tmp_root.display())))?;
+    let bar = te.ctx.out.bar(todo.len() as u64, "copying");
+    let done: Vec<Option<crate::ledger::LocalContent>> = futures::stream::iter(todo)
+        .map(|(sha, size)| {
+            let (bar, dir) = (&bar, dir.path());
             async move {
-                let t = te
-                    .ledger
-                    .import_object(&fe.ledger, sha, server_side)
-                    .await?;
+                let big = size > crate::ledger::PACK_MAX_FILE || !te.ledger.store().prefers_packs();
+                if server_side && big && te.ledger.copy_object_from(&fe.ledger, sha).await? {
+                    bar.inc(1);
+                    return Ok::<_, Error>(None);
+                }
+                let path = dir.join(sha);
+                fetch_to_file(&fe.ledger, sha, &path).await?;
                 bar.inc(1);
-                Ok::<_, Error>(t)
+                Ok(Some(crate::ledger::LocalContent {
+                    sha256: sha.to_owned(),
+                    path,
+                    size,
+                }))
             }
         })
         .buffer_unordered(16)
         .try_collect()
         .await?;
     bar.finish_and_clear();
-    let count = |k: Transfer| done.iter().filter(|t| **t == k).count();
-    Ok((count(Transfer::Copied), count(Transfer::Streamed)))
+    let copied = done.iter().filter(|d| d.is_none()).count();
+    let files: Vec<crate::ledger::LocalContent> = done.into_iter().flatten().collect();
+    let streamed = files.len();
+    let mut staged = te
+        .ledger
+        .stage_files(files, dir.path(), &|_| {})
+        .await
+        .map_err(|e| {
+            Error::Other(format!(
+                "keeping {}'s content in {}: {e}",
+                fe.cfg.name, te.cfg.name
+            ))
+        })?;
+    staged.dirs.push(dir);
+    Ok(Moved {
+        staged,
+        copied,
+        streamed,
+    })
+}
+
+/// FROM's content `sha` into the local file `path`, streamed, checked against its hash.
+async fn fetch_to_file(from: &Ledger, sha: &str, path: &std::path::Path) -> Result<(), Error> {
+    let missing = || {
+        Error::Other(format!(
+            "content {sha} named by a release of {} is missing from its store, or does not match its hash",
+            from.env()
+        ))
+    };
+    match from.locate(sha).await? {
+        None => return Err(missing()),
+        Some(crate::ledger::Location::Object) => {
+            from.store()
+                .get_to_file(&from.object_key(sha), path)
+                .await?
+                .ok_or_else(missing)?;
+        }
+        Some(crate::ledger::Location::Pack { .. }) => {
+            let body = from.read_content(sha).await?.ok_or_else(missing)?;
+            fs_err::write(path, &body)?;
+        }
+    }
+    let got = crate::scan::hash_file(path)
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    if got != sha {
+        return Err(missing());
+    }
+    Ok(())
 }
 
 /// `status` with no environment: every environment in promotion order, its live
@@ -303,7 +381,7 @@ pub(super) async fn pipeline(ctx: &Ctx) -> Result<(), Error> {
             }
         }
     }
-    out.document(&serde_json::json!({ "pipeline": rows }));
+    out.document_with(|| serde_json::json!({ "pipeline": rows }));
     Ok(())
 }
 

@@ -76,7 +76,7 @@ impl Served {
                 let Some(entry) = m.get(key) else {
                     return Ok(None);
                 };
-                let body = match ledger.get_object(&entry.sha256).await? {
+                let body = match ledger.read_content(&entry.sha256).await? {
                     Some(b) => b,
                     None => match ledger.store().get(key).await? {
                         Some((_, b)) => b,

@@ -29,6 +29,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         .map(|(h, _)| h)
         .collect();
     let lock = ec.ledger.read_lock().await?.map(|(l, _)| l);
+    let live = live.map(std::sync::Arc::new);
     let base = super::base::resolve(&ec, live.as_ref()).await?;
 
     let out = &ctx.out;
@@ -120,20 +121,22 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     }
     let (identity, identity_line) = crate::identity::describe(ec.cfg).await;
     out.say(format!("  identity {identity_line}"));
-    out.document(&serde_json::json!({
-        "env": env,
-        "store": ec.ledger.store().location(),
-        "live": live.as_ref().map(Release::summary),
-        "pending": pending.as_ref().map(|p| p.release.summary()),
-        "drift": drift,
-        "holds": holds,
-        "lock": lock,
-        "lock_holder_dead": lock.as_ref().map(crate::ledger::LockInfo::holder_is_dead_here),
-        "base": base.base.as_ref().map(Release::summary),
-        "base_source": base.source,
-        "stale_base": base.stale.as_ref().map(|r| &r.message),
-        "identity": identity,
-    }));
+    out.document_with(|| {
+        serde_json::json!({
+            "env": env,
+            "store": ec.ledger.store().location(),
+            "live": live.as_deref().map(Release::summary),
+            "pending": pending.as_ref().map(|p| p.release.summary()),
+            "drift": drift,
+            "holds": holds,
+            "lock": lock,
+            "lock_holder_dead": lock.as_ref().map(crate::ledger::LockInfo::holder_is_dead_here),
+            "base": base.base.as_deref().map(Release::summary),
+            "base_source": base.source,
+            "stale_base": base.stale.as_ref().map(|r| &r.message),
+            "identity": identity,
+        })
+    });
     Ok(())
 }
 
@@ -162,13 +165,12 @@ fn lock_line(l: &crate::ledger::LockInfo) -> String {
 
 pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
-    let history = ec.ledger.history(limit).await?;
+    let history = ec.ledger.history_refs(None, limit).await?.0;
     let out = &ctx.out;
     if history.is_empty() {
         out.say(format!("{env} has no releases yet."));
     }
-    for (i, r) in history.iter().enumerate() {
-        let s = r.summary();
+    for (i, s) in history.iter().enumerate() {
         out.say(format!(
             "{} {}  {}, {} files{}",
             out.paint(&s.id, Style::Strong),
@@ -177,12 +179,12 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
             } else {
                 String::new()
             },
-            r.kind,
+            s.kind,
             s.files,
-            if r.overrides.is_empty() {
+            if s.overrides.is_empty() {
                 String::new()
             } else {
-                format!(", overrides: {}", r.overrides.join(", "))
+                format!(", overrides: {}", s.overrides.join(", "))
             }
         ));
         out.say(format!(
@@ -203,10 +205,12 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
             out.say(format!("    {}", esc(m)));
         }
     }
-    out.document(&serde_json::json!({
-        "env": env,
-        "releases": history.iter().map(Release::summary).collect::<Vec<_>>(),
-    }));
+    out.document_with(|| {
+        serde_json::json!({
+            "env": env,
+            "releases": history,
+        })
+    });
     Ok(())
 }
 
@@ -249,7 +253,8 @@ pub(super) async fn unhold(ctx: &Ctx, env: &str, yes: bool) -> Result<(), Error>
     let holds = ec.ledger.holds().await?;
     if holds.is_empty() {
         ctx.out.say(format!("{env} has no holds."));
-        ctx.out.document(&serde_json::json!({ "lifted": [] }));
+        ctx.out
+            .document_with(|| serde_json::json!({ "lifted": [] }));
         return Ok(());
     }
     for (h, _) in &holds {
@@ -279,8 +284,8 @@ pub(super) async fn unhold(ctx: &Ctx, env: &str, yes: bool) -> Result<(), Error>
     }
     ctx.out
         .say(format!("Lifted {} hold(s) on {env}.", holds.len()));
-    ctx.out.document(
-        &serde_json::json!({ "lifted": holds.iter().map(|(h, _)| h).collect::<Vec<_>>() }),
+    ctx.out.document_with(
+        || serde_json::json!({ "lifted": holds.iter().map(|(h, _)| h).collect::<Vec<_>>() }),
     );
     Ok(())
 }
@@ -289,7 +294,8 @@ pub(super) async fn unlock(ctx: &Ctx, env: &str, yes: bool) -> Result<(), Error>
     let ec = ctx.env(env).await?;
     let Some((lock, etag)) = ec.ledger.read_lock().await? else {
         ctx.out.say(format!("{env} is not locked."));
-        ctx.out.document(&serde_json::json!({ "broken": null }));
+        ctx.out
+            .document_with(|| serde_json::json!({ "broken": null }));
         return Ok(());
     };
     ctx.out
@@ -317,6 +323,7 @@ pub(super) async fn unlock(ctx: &Ctx, env: &str, yes: bool) -> Result<(), Error>
         )
         .await;
     ctx.out.say(format!("Broke the lock on {env}."));
-    ctx.out.document(&serde_json::json!({ "broken": lock }));
+    ctx.out
+        .document_with(|| serde_json::json!({ "broken": lock }));
     Ok(())
 }

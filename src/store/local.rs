@@ -4,11 +4,19 @@
 //! every write takes an exclusive `flock` on `<root>/.driftless-store/lock`, checks the
 //! condition, writes a temporary file and renames it into place.
 //!
-//! The ETag of an object is a per-write nonce kept in a sidecar (`.driftless-store/meta/`)
-//! together with the file's stat fingerprint (inode, ctime, size). A file changed by
-//! anything other than this backend no longer matches its fingerprint, so its ETag
-//! becomes the fingerprint itself and its stored attributes are dropped: an out-of-band
-//! edit is always visible as a changed ETag, never mistaken for what driftless wrote.
+//! The ETag of an object is a per-write nonce kept in the store's metadata database
+//! (`.driftless-store/meta.sqlite`, one row per object) together with the file's stat
+//! fingerprint (inode, ctime, size). A file changed by anything other than this backend
+//! no longer matches its fingerprint, so its ETag becomes the fingerprint itself and its
+//! stored attributes are dropped: an out-of-band edit is always visible as a changed
+//! ETag, never mistaken for what driftless wrote.
+//!
+//! Earlier versions kept one JSON sidecar file per object under `.driftless-store/meta/`
+//! (a 4 KB block each, on most file systems); they are read as a fallback and moved into
+//! the database by the first write. Whole files are cloned where the file system offers
+//! copy-on-write (btrfs, XFS, APFS), so the served files and their snapshots share
+//! blocks there; never hard-linked, since an in-place edit of a hard-linked file would
+//! change its snapshot too.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -26,6 +34,14 @@ const INTERNAL: &str = ".driftless-store";
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    /// The metadata database, opened on first use (a read never creates it).
+    db: std::sync::Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
+}
+
+const DB_FILE: &str = "meta.sqlite";
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Other(format!("local store metadata: {e}"))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -77,7 +93,146 @@ fn fingerprint(meta: &std::fs::Metadata) -> String {
 
 impl LocalStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            db: std::sync::Arc::default(),
+        }
+    }
+
+    /// Run `f` on the metadata database. `create`: open (and create) it for a write; a
+    /// read of a store that has none gets `None`.
+    fn with_db<T>(
+        &self,
+        create: bool,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        let mut guard = self
+            .db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.is_none() {
+            let path = self.root.join(INTERNAL).join(DB_FILE);
+            if !create && !path.exists() {
+                return Ok(None);
+            }
+            fs::create_dir_all(self.root.join(INTERNAL)).map_err(|e| fs_io("create", e))?;
+            let conn = rusqlite::Connection::open(&path).map_err(db_err)?;
+            conn.busy_timeout(std::time::Duration::from_secs(60))
+                .map_err(db_err)?;
+            // WAL: readers never block the writer; NORMAL: no fsync per row (a crash of
+            // the machine may lose the newest rows: those objects then read as written
+            // outside driftless — refused as drift, never trusted).
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(db_err)?;
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(db_err)?;
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS meta (
+                    key TEXT PRIMARY KEY,
+                    etag TEXT NOT NULL,
+                    fingerprint TEXT NOT NULL,
+                    attrs TEXT NOT NULL
+                ) WITHOUT ROWID",
+            )
+            .map_err(db_err)?;
+            *guard = Some(conn);
+        }
+        let conn = guard.as_ref().expect("opened above");
+        f(conn).map(Some).map_err(db_err)
+    }
+
+    fn meta_row(&self, key: &str) -> Result<Option<Sidecar>> {
+        let row = self.with_db(false, |c| {
+            use rusqlite::OptionalExtension as _;
+            c.prepare_cached("SELECT etag, fingerprint, attrs FROM meta WHERE key = ?1")?
+                .query_row([key], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .optional()
+        })?;
+        match row.flatten() {
+            Some((etag, fingerprint, attrs)) => Ok(Some(Sidecar {
+                etag,
+                fingerprint,
+                attrs: serde_json::from_str(&attrs).unwrap_or_default(),
+            })),
+            // A store written by an earlier version: its sidecar file.
+            None => Ok(std::fs::read(self.sidecar_path(key))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())),
+        }
+    }
+
+    fn set_meta(&self, key: &str, meta: &Sidecar) -> Result<()> {
+        let attrs =
+            serde_json::to_string(&meta.attrs).map_err(|e| StoreError::Other(e.to_string()))?;
+        self.with_db(true, |c| {
+            c.prepare_cached(
+                "INSERT INTO meta (key, etag, fingerprint, attrs) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(key) DO UPDATE SET etag = ?2, fingerprint = ?3, attrs = ?4",
+            )?
+            .execute((key, &meta.etag, &meta.fingerprint, &attrs))
+        })?;
+        Ok(())
+    }
+
+    fn drop_meta(&self, key: &str) -> Result<()> {
+        self.with_db(false, |c| {
+            c.prepare_cached("DELETE FROM meta WHERE key = ?1")?
+                .execute([key])
+        })?;
+        let _ = std::fs::remove_file(self.sidecar_path(key));
+        Ok(())
+    }
+
+    /// Move an earlier version's sidecar files into the database, once (under the
+    /// write lock).
+    fn migrate_sidecars(&self) -> Result<()> {
+        let dir = self.root.join(INTERNAL).join("meta");
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        eprintln!(
+            "driftless: moving the local store's per-object metadata into {} (once)",
+            self.root.join(INTERNAL).join(DB_FILE).display()
+        );
+        let mut rows = Vec::new();
+        let mut stack = vec![(dir.clone(), String::new())];
+        while let Some((d, prefix)) = stack.pop() {
+            for entry in std::fs::read_dir(&d).map_err(|e| io("list", &d, e))? {
+                let entry = entry.map_err(|e| io("list", &d, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if entry
+                    .file_type()
+                    .map_err(|e| io("list", &entry.path(), e))?
+                    .is_dir()
+                {
+                    stack.push((entry.path(), format!("{prefix}{name}/")));
+                } else if let Some(stem) = name.strip_suffix(".json")
+                    && let Ok(sc) = std::fs::read(entry.path())
+                    && let Ok(sc) = serde_json::from_slice::<Sidecar>(&sc)
+                {
+                    rows.push((format!("{prefix}{stem}"), sc));
+                }
+            }
+        }
+        self.with_db(true, |c| {
+            let tx = c.unchecked_transaction()?;
+            for (key, sc) in &rows {
+                let attrs = serde_json::to_string(&sc.attrs).unwrap_or_default();
+                tx.execute(
+                    "INSERT OR REPLACE INTO meta (key, etag, fingerprint, attrs) VALUES (?1, ?2, ?3, ?4)",
+                    (key, &sc.etag, &sc.fingerprint, &attrs),
+                )?;
+            }
+            tx.commit()
+        })?;
+        std::fs::remove_dir_all(&dir).map_err(|e| io("remove", &dir, e))?;
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -124,7 +279,7 @@ impl LocalStore {
             .open(&path)
             .map_err(|e| io("open", &path, e))?;
         file.lock().map_err(|e| io("lock", &path, e))?;
-        let out = f();
+        let out = self.migrate_sidecars().and_then(|()| f());
         drop(file);
         out
     }
@@ -140,10 +295,7 @@ impl LocalStore {
             Err(e) => return Err(io("stat", &path, e)),
         };
         let fp = fingerprint(&meta);
-        let sidecar = std::fs::read(self.sidecar_path(key))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
-            .filter(|s| s.fingerprint == fp);
+        let sidecar = self.meta_row(key)?.filter(|s| s.fingerprint == fp);
         let (etag, attrs) = match sidecar {
             Some(s) => (s.etag, s.attrs),
             None => (format!("x{fp}"), Attributes::default()),
@@ -177,30 +329,82 @@ impl LocalStore {
 
     /// Write via a temporary file and rename, then record the sidecar. Caller holds the lock.
     fn write(&self, key: &str, body: &[u8], attrs: &Attributes) -> Result<String> {
+        self.write_with(key, attrs, |tmp| {
+            let mut f = fs::File::create(tmp).map_err(|e| fs_io("create", e))?;
+            f.write_all(body).map_err(|e| fs_io("write", e))
+        })
+    }
+
+    /// Write `len` bytes of `src` from `offset`, streamed; the whole of a file is cloned
+    /// (copy-on-write where the file system offers it: btrfs, XFS, APFS), never read into
+    /// memory. Caller holds the lock.
+    fn write_file(
+        &self,
+        key: &str,
+        src: &Path,
+        offset: u64,
+        len: u64,
+        attrs: &Attributes,
+    ) -> Result<String> {
+        self.write_with(key, attrs, |tmp| {
+            let whole = offset == 0
+                && std::fs::metadata(src)
+                    .map_err(|e| io("stat", src, e))?
+                    .len()
+                    == len;
+            if whole {
+                reflink_copy::reflink_or_copy(src, tmp).map_err(|e| io("copy", src, e))?;
+            } else {
+                use std::io::{Seek as _, SeekFrom};
+                let mut from = std::fs::File::open(src).map_err(|e| io("open", src, e))?;
+                from.seek(SeekFrom::Start(offset))
+                    .map_err(|e| io("seek", src, e))?;
+                let mut to = fs::File::create(tmp).map_err(|e| fs_io("create", e))?;
+                std::io::copy(&mut std::io::Read::take(from, len), &mut to)
+                    .map_err(|e| io("copy", src, e))?;
+            }
+            let got = std::fs::metadata(tmp)
+                .map_err(|e| io("stat", tmp, e))?
+                .len();
+            if got != len {
+                return Err(io(
+                    "copy",
+                    src,
+                    std::io::Error::other(format!("wrote {got} bytes, expected {len}")),
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    fn write_with(
+        &self,
+        key: &str,
+        attrs: &Attributes,
+        fill: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<String> {
         let tmp_dir = self.root.join(INTERNAL).join("tmp");
         fs::create_dir_all(&tmp_dir).map_err(|e| fs_io("create", e))?;
         let nonce = crate::unique_token();
         let tmp = tmp_dir.join(&nonce);
-        let mut f = fs::File::create(&tmp).map_err(|e| fs_io("create", e))?;
-        f.write_all(body).map_err(|e| fs_io("write", e))?;
-        drop(f);
+        if let Err(e) = fill(&tmp) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         let dest = self.path(key);
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| fs_io("create", e))?;
         }
         fs::rename(&tmp, &dest).map_err(|e| fs_io("rename", e))?;
         let meta = fs::metadata(&dest).map_err(|e| fs_io("stat", e))?;
-        let sidecar = Sidecar {
-            etag: nonce.clone(),
-            fingerprint: fingerprint(&meta),
-            attrs: attrs.clone(),
-        };
-        let sc_path = self.sidecar_path(key);
-        if let Some(parent) = sc_path.parent() {
-            fs::create_dir_all(parent).map_err(|e| fs_io("create", e))?;
-        }
-        let json = serde_json::to_vec(&sidecar).map_err(|e| StoreError::Other(e.to_string()))?;
-        fs::write(&sc_path, json).map_err(|e| fs_io("write", e))?;
+        self.set_meta(
+            key,
+            &Sidecar {
+                etag: nonce.clone(),
+                fingerprint: fingerprint(&meta),
+                attrs: attrs.clone(),
+            },
+        )?;
         Ok(nonce)
     }
 
@@ -211,7 +415,7 @@ impl LocalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("delete", &path, e)),
         }
-        let _ = std::fs::remove_file(self.sidecar_path(key));
+        self.drop_meta(key)?;
         // Remove now-empty parent directories, as S3 has no directories.
         let mut dir = path.parent().map(Path::to_path_buf);
         while let Some(d) = dir {
@@ -360,16 +564,89 @@ impl Store for LocalStore {
         blocking(move || {
             this.locked(|| {
                 let src = this.path(&from);
-                let body = match std::fs::read(&src) {
-                    Ok(b) => b,
+                let len = match std::fs::metadata(&src) {
+                    Ok(m) if m.is_file() => m.len(),
+                    Ok(_) => return Err(StoreError::NotFound { key: from.clone() }),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         return Err(StoreError::NotFound { key: from.clone() });
                     }
-                    Err(e) => return Err(io("read", &src, e)),
+                    Err(e) => return Err(io("stat", &src, e)),
                 };
                 this.check_mode(&to, &mode)?;
-                this.write(&to, &body, &attrs)
+                this.write_file(&to, &src, 0, len, &attrs)
             })
+        })
+        .await
+    }
+
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        offset: u64,
+        len: u64,
+        attrs: &Attributes,
+        mode: PutMode,
+    ) -> Result<String> {
+        Self::check_key(key)?;
+        let this = self.clone();
+        let (key, path, attrs) = (key.to_owned(), path.to_path_buf(), attrs.clone());
+        blocking(move || {
+            this.locked(|| {
+                this.check_mode(&key, &mode)?;
+                this.write_file(&key, &path, offset, len, &attrs)
+            })
+        })
+        .await
+    }
+
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Option<Bytes>> {
+        Self::check_key(key)?;
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            let Some(obj) = this.current(&key)? else {
+                return Ok(None);
+            };
+            let len = len.min(obj.meta.size.saturating_sub(offset));
+            super::read_region(&this.path(&key), offset.min(obj.meta.size), len).map(Some)
+        })
+        .await
+    }
+
+    async fn hash(&self, key: &str) -> Result<Option<(Object, String)>> {
+        Self::check_key(key)?;
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            let Some(obj) = this.current(&key)? else {
+                return Ok(None);
+            };
+            let path = this.path(&key);
+            let sha = crate::scan::hash_file(&path).map_err(|e| io("read", &path, e))?;
+            // Changed while hashing: judge it by what it is now.
+            match this.current(&key)? {
+                Some(now) if now.meta.etag == obj.meta.etag => Ok(Some((obj, sha))),
+                Some(_) => Err(StoreError::Other(format!(
+                    "{key}: changed while being read; try again"
+                ))),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn get_to_file(&self, key: &str, to: &Path) -> Result<Option<Object>> {
+        Self::check_key(key)?;
+        let this = self.clone();
+        let (key, to) = (key.to_owned(), to.to_path_buf());
+        blocking(move || {
+            let Some(obj) = this.current(&key)? else {
+                return Ok(None);
+            };
+            let src = this.path(&key);
+            reflink_copy::reflink_or_copy(&src, &to).map_err(|e| io("copy", &src, e))?;
+            Ok(Some(obj))
         })
         .await
     }
@@ -490,5 +767,50 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(&body[..], b"100");
+    }
+
+    /// A store written by an earlier version (one JSON sidecar per object) reads as
+    /// before, and the first write moves the sidecars into the database.
+    #[tokio::test]
+    async fn sidecars_of_earlier_versions_are_read_then_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("index.html"), "old").unwrap();
+        let meta = std::fs::metadata(root.join("index.html")).unwrap();
+        let sidecar = Sidecar {
+            etag: "nonce1".into(),
+            fingerprint: fingerprint(&meta),
+            attrs: Attributes {
+                content_type: Some("text/html".into()),
+                ..Attributes::default()
+            },
+        };
+        let sc = root.join(INTERNAL).join("meta").join("index.html.json");
+        std::fs::create_dir_all(sc.parent().unwrap()).unwrap();
+        std::fs::write(&sc, serde_json::to_vec(&sidecar).unwrap()).unwrap();
+
+        let store = LocalStore::new(root);
+        let head = store.head("index.html").await.unwrap().unwrap();
+        assert_eq!(head.meta.etag, "nonce1", "the old sidecar is read");
+        store
+            .put(
+                "other.txt",
+                Bytes::from_static(b"x"),
+                &Attributes::default(),
+                PutMode::Create,
+            )
+            .await
+            .unwrap();
+        assert!(
+            !root.join(INTERNAL).join("meta").exists(),
+            "sidecars were not migrated"
+        );
+        let again = LocalStore::new(root)
+            .head("index.html")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.meta.etag, "nonce1");
+        assert_eq!(again.attrs.content_type.as_deref(), Some("text/html"));
     }
 }

@@ -158,6 +158,90 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Delete `key`. Without `if_match` a missing key is not an error (as on S3); with
     /// it, the key must exist with that ETag.
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()>;
+
+    /// Write `len` bytes of the local file `path` from `offset` under `key`, streamed:
+    /// never the whole file in memory (backends override the default, which reads it).
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        offset: u64,
+        len: u64,
+        attrs: &Attributes,
+        mode: PutMode,
+    ) -> Result<String> {
+        let body = read_region(path, offset, len)?;
+        self.put(key, body, attrs, mode).await
+    }
+
+    /// `len` bytes of `key` from `offset` (fewer at the end of the object); `None` if the
+    /// key does not exist.
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Option<Bytes>> {
+        Ok(self.get(key).await?.map(|(_, body)| {
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(body.len());
+            let end = usize::try_from(offset.saturating_add(len))
+                .unwrap_or(usize::MAX)
+                .min(body.len());
+            body.slice(start..end)
+        }))
+    }
+
+    /// The object and the SHA-256 of its bytes, streamed (an object someone put there may
+    /// be large).
+    async fn hash(&self, key: &str) -> Result<Option<(Object, String)>> {
+        Ok(self
+            .get(key)
+            .await?
+            .map(|(obj, body)| (obj, crate::scan::hash_bytes(&body))))
+    }
+
+    /// Write the whole object to the local file `to`, streamed.
+    async fn get_to_file(&self, key: &str, to: &std::path::Path) -> Result<Option<Object>> {
+        let Some((obj, body)) = self.get(key).await? else {
+            return Ok(None);
+        };
+        std::fs::write(to, &body).map_err(|e| StoreError::Io {
+            op: "write",
+            path: to.display().to_string(),
+            source: e,
+        })?;
+        Ok(Some(obj))
+    }
+
+    /// Are small files better written many to one object? True where every request is
+    /// priced and slow (S3); a local directory has no such cost.
+    fn prefers_packs(&self) -> bool {
+        false
+    }
+}
+
+/// `len` bytes of a local file from `offset`, read into memory (small regions only).
+pub(crate) fn read_region(path: &std::path::Path, offset: u64, len: u64) -> Result<Bytes> {
+    use std::io::{Read as _, Seek as _};
+    let io = |op, source| StoreError::Io {
+        op,
+        path: path.display().to_string(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(|e| io("open", e))?;
+    f.seek(std::io::SeekFrom::Start(offset))
+        .map_err(|e| io("seek", e))?;
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    f.take(len)
+        .read_to_end(&mut buf)
+        .map_err(|e| io("read", e))?;
+    if buf.len() as u64 != len {
+        return Err(io(
+            "read",
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "file is shorter than expected",
+            ),
+        ));
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// How a backend works around a store that ignores some conditions.

@@ -34,6 +34,8 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 /// The largest object S3 accepts in one PutObject.
 const MAX_SINGLE_PUT: usize = 5 * 1024 * 1024 * 1024;
 const META_SHA256: &str = "sha256";
+/// Directories listed at once.
+const LIST_CONCURRENCY: usize = 16;
 const META_WRITE: &str = "driftless-write";
 
 /// Where and how to reach one bucket.
@@ -341,30 +343,20 @@ impl S3Store {
         )))
     }
 
-    /// Objects under `prefix`, optionally starting after the full key `start_after`
-    /// and stopping at the first full key at or past `stop_at`.
-    async fn list_prefix(
-        &self,
-        prefix: &str,
-        start_after: Option<String>,
-        stop_at: Option<&str>,
-    ) -> Result<Vec<ObjectMeta>> {
+    /// Every object under `prefix`.
+    async fn list_prefix(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
         let mut pages = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(self.full(prefix))
-            .set_start_after(start_after)
             .into_paginator()
             .send();
         let mut out = Vec::new();
-        'pages: while let Some(page) = pages.next().await {
+        while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.error(prefix, e))?;
             for o in page.contents() {
                 let Some(full) = o.key() else { continue };
-                if stop_at.is_some_and(|s| full >= s) {
-                    break 'pages;
-                }
                 let Some(key) = full.strip_prefix(&self.prefix) else {
                     continue;
                 };
@@ -380,6 +372,113 @@ impl S3Store {
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    /// Upload `body` under `key` with `mode` as its condition: one PutObject, or parts
+    /// above the multipart threshold (each streamed from disk for a file).
+    async fn upload(
+        &self,
+        key: &str,
+        body: Body<'_>,
+        attrs: &Attributes,
+        mode: PutMode,
+    ) -> Result<String> {
+        let token = crate::unique_token();
+        let one_part = mode != PutMode::Overwrite
+            && self
+                .one_part_conditional
+                .load(std::sync::atomic::Ordering::Relaxed)
+            && body.len() <= MAX_SINGLE_PUT as u64;
+        if body.len() > MULTIPART_THRESHOLD as u64 && !one_part {
+            return self
+                .conditional(key, &mode, &token, || {
+                    self.multipart(key, body, attrs, &mode, &token)
+                })
+                .await;
+        }
+        self.conditional(key, &mode, &token, || async {
+            let stream = body.stream(0, body.len()).await?;
+            let req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.full(key))
+                .content_length(i64::try_from(body.len()).unwrap_or(i64::MAX))
+                .body(stream);
+            let req = with_condition!(with_attributes!(req, attrs, &token), &mode);
+            let out = req.send().await.map_err(|e| self.error(key, e))?;
+            Ok(normalize_etag(out.e_tag().unwrap_or_default()))
+        })
+        .await
+    }
+
+    /// The object and its body as a stream.
+    async fn get_stream(&self, key: &str) -> Result<Option<(Object, ByteStream)>> {
+        validate_key(key)?;
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                return match self.error(key, e) {
+                    StoreError::NotFound { .. } => Ok(None),
+                    other => Err(other),
+                };
+            }
+        };
+        let obj = object(
+            key,
+            out.content_length(),
+            out.e_tag(),
+            attributes(
+                out.content_type(),
+                out.cache_control(),
+                out.content_encoding(),
+                out.metadata(),
+            ),
+        );
+        Ok(Some((obj, out.body)))
+    }
+
+    /// The objects directly under `prefix` and its sub-"directories" (relative keys
+    /// ending in `/`), one delimited listing.
+    async fn list_delimited(&self, prefix: &str) -> Result<(Vec<ObjectMeta>, Vec<String>)> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(self.full(prefix))
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        let (mut objects, mut dirs) = (Vec::new(), Vec::new());
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error(prefix, e))?;
+            for o in page.contents() {
+                let Some(key) = o.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                    continue;
+                };
+                if key.is_empty() || key.ends_with('/') {
+                    continue;
+                }
+                objects.push(ObjectMeta {
+                    key: key.to_owned(),
+                    size: u64::try_from(o.size().unwrap_or_default()).unwrap_or_default(),
+                    etag: normalize_etag(o.e_tag().unwrap_or_default()),
+                });
+            }
+            for p in page.common_prefixes() {
+                if let Some(d) = p.prefix().and_then(|k| k.strip_prefix(&self.prefix)) {
+                    dirs.push(d.to_owned());
+                }
+            }
+        }
+        Ok((objects, dirs))
     }
 
     /// Best effort: an abandoned upload only costs storage until the bucket's
@@ -398,7 +497,7 @@ impl S3Store {
     async fn multipart(
         &self,
         key: &str,
-        body: Bytes,
+        body: Body<'_>,
         attrs: &Attributes,
         mode: &PutMode,
         token: &str,
@@ -414,20 +513,16 @@ impl S3Store {
             .await
             .map_err(|e| self.error(key, e))?;
         let upload_id = create.upload_id().unwrap_or_default().to_owned();
-        let chunks: Vec<(usize, Bytes)> = (0..body.len().div_ceil(PART_SIZE))
+        let part = PART_SIZE as u64;
+        let parts: Result<Vec<CompletedPart>> = futures::stream::iter(0..body.len().div_ceil(part))
             .map(|i| {
-                (
-                    i,
-                    body.slice(i * PART_SIZE..((i + 1) * PART_SIZE).min(body.len())),
-                )
-            })
-            .collect();
-        let parts: Result<Vec<CompletedPart>> = futures::stream::iter(chunks)
-            .map(|(i, chunk)| {
                 let upload_id = upload_id.clone();
                 let full = full.clone();
+                let body = &body;
                 async move {
                     let n = i32::try_from(i + 1).unwrap_or(i32::MAX);
+                    let start = i * part;
+                    let chunk = body.stream(start, part.min(body.len() - start)).await?;
                     let out = self
                         .client
                         .upload_part()
@@ -435,7 +530,7 @@ impl S3Store {
                         .key(&full)
                         .upload_id(&upload_id)
                         .part_number(n)
-                        .body(ByteStream::from(chunk))
+                        .body(chunk)
                         .send()
                         .await
                         .map_err(|e| self.error(key, e))?;
@@ -473,6 +568,48 @@ impl S3Store {
                 self.abort_upload(&full, &upload_id).await;
                 Err(self.error(key, e))
             }
+        }
+    }
+}
+
+/// What an upload sends: bytes in memory, or a region of a local file streamed from disk.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Bytes(&'a Bytes),
+    File {
+        path: &'a std::path::Path,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Body<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Self::Bytes(b) => b.len() as u64,
+            Self::File { len, .. } => *len,
+        }
+    }
+
+    /// `len` bytes from `start` as a request body (re-readable, so a retry resends it).
+    async fn stream(&self, start: u64, len: u64) -> Result<ByteStream> {
+        match self {
+            Self::Bytes(b) => {
+                let s = usize::try_from(start).unwrap_or(usize::MAX);
+                let e = usize::try_from(start + len).unwrap_or(usize::MAX);
+                Ok(ByteStream::from(b.slice(s..e)))
+            }
+            Self::File { path, offset, .. } => ByteStream::read_from()
+                .path(path)
+                .offset(offset + start)
+                .length(aws_sdk_s3::primitives::Length::Exact(len))
+                .build()
+                .await
+                .map_err(|e| StoreError::Io {
+                    op: "read",
+                    path: path.display().to_string(),
+                    source: std::io::Error::other(e),
+                }),
         }
     }
 }
@@ -528,16 +665,30 @@ impl Store for S3Store {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        self.list_prefix(prefix, None, None).await
+        self.list_prefix(prefix).await
     }
 
     async fn list_except(&self, exclude: &str) -> Result<Vec<ObjectMeta>> {
-        // Keys sort bytewise: list up to the excluded prefix, then resume just past any
-        // key inside it, so the state area (which grows with every release) is skipped.
-        let skip = self.full(exclude);
-        let mut out = self.list_prefix("", None, Some(&skip)).await?;
-        let after = format!("{skip}{}", "\u{10FFFF}".repeat(8));
-        out.extend(self.list_prefix("", Some(after), None).await?);
+        // One delimited listing of the top level, then each top-level directory at once:
+        // a site of 50,000 keys is otherwise 50 pages one after another. The state area
+        // (which grows with every release) is never listed.
+        let (mut out, dirs) = self.list_delimited("").await?;
+        out.retain(|m| !m.key.starts_with(exclude));
+        let dirs: Vec<String> = dirs
+            .into_iter()
+            .filter(|d| !d.starts_with(exclude))
+            .collect();
+        let listed: Vec<Vec<ObjectMeta>> = futures::stream::iter(dirs)
+            .map(|d| async move {
+                let mut objects = self.list_prefix(&d).await?;
+                objects.retain(|m| !m.key.starts_with(exclude));
+                Ok::<_, StoreError>(objects)
+            })
+            .buffer_unordered(LIST_CONCURRENCY)
+            .try_collect()
+            .await?;
+        out.extend(listed.into_iter().flatten());
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 
@@ -615,31 +766,93 @@ impl Store for S3Store {
         mode: PutMode,
     ) -> Result<String> {
         validate_key(key)?;
-        let token = crate::unique_token();
-        let one_part = mode != PutMode::Overwrite
-            && self
-                .one_part_conditional
-                .load(std::sync::atomic::Ordering::Relaxed)
-            && body.len() <= MAX_SINGLE_PUT;
-        if body.len() > MULTIPART_THRESHOLD && !one_part {
-            return self
-                .conditional(key, &mode, &token, || {
-                    self.multipart(key, body.clone(), attrs, &mode, &token)
-                })
-                .await;
+        self.upload(key, Body::Bytes(&body), attrs, mode).await
+    }
+
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        offset: u64,
+        len: u64,
+        attrs: &Attributes,
+        mode: PutMode,
+    ) -> Result<String> {
+        validate_key(key)?;
+        self.upload(key, Body::File { path, offset, len }, attrs, mode)
+            .await
+    }
+
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Option<Bytes>> {
+        validate_key(key)?;
+        if len == 0 {
+            return Ok(self.head(key).await?.map(|_| Bytes::new()));
         }
-        self.conditional(key, &mode, &token, || async {
-            let req = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(self.full(key))
-                .body(ByteStream::from(body.clone()));
-            let req = with_condition!(with_attributes!(req, attrs, &token), &mode);
-            let out = req.send().await.map_err(|e| self.error(key, e))?;
-            Ok(normalize_etag(out.e_tag().unwrap_or_default()))
-        })
-        .await
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .range(format!("bytes={offset}-{}", offset + len - 1))
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                return match self.error(key, e) {
+                    StoreError::NotFound { .. } => Ok(None),
+                    other => Err(other),
+                };
+            }
+        };
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Other(format!("{key}: reading the body failed: {e}")))?
+            .into_bytes();
+        Ok(Some(body))
+    }
+
+    async fn hash(&self, key: &str) -> Result<Option<(Object, String)>> {
+        use sha2::Digest as _;
+        let Some((obj, mut body)) = self.get_stream(key).await? else {
+            return Ok(None);
+        };
+        let mut h = sha2::Sha256::new();
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| StoreError::Other(format!("{key}: reading the body failed: {e}")))?
+        {
+            h.update(&chunk);
+        }
+        Ok(Some((obj, hex::encode(h.finalize()))))
+    }
+
+    async fn get_to_file(&self, key: &str, to: &std::path::Path) -> Result<Option<Object>> {
+        use std::io::Write as _;
+        let Some((obj, mut body)) = self.get_stream(key).await? else {
+            return Ok(None);
+        };
+        let io = |op, source| StoreError::Io {
+            op,
+            path: to.display().to_string(),
+            source,
+        };
+        let mut f = std::fs::File::create(to).map_err(|e| io("create", e))?;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| StoreError::Other(format!("{key}: reading the body failed: {e}")))?
+        {
+            f.write_all(&chunk).map_err(|e| io("write", e))?;
+        }
+        Ok(Some(obj))
+    }
+
+    fn prefers_packs(&self) -> bool {
+        true
     }
 
     async fn copy(
@@ -717,7 +930,7 @@ impl Store for S3Store {
             PutMode::Create,
         ] {
             match self
-                .multipart(scratch_key, body.clone(), &attrs, &mode, &token)
+                .multipart(scratch_key, Body::Bytes(&body), &attrs, &mode, &token)
                 .await
             {
                 Err(StoreError::Precondition { .. } | StoreError::NotFound { .. }) => {}

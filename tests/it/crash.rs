@@ -108,7 +108,7 @@ fn a_killed_deploy_is_finished_by_the_next_run() {
 
 /// Send SIGINT to a deploy paused at `point` (failpoint `POINT:pause`) and collect it.
 #[cfg(unix)]
-fn interrupt_at(p: &Project, point: &str) -> crate::util::Done {
+pub fn interrupt_at(p: &Project, point: &str) -> crate::util::Done {
     let child = p
         .cmd(&["deploy", "prod", "--yes"])
         .env("DRIFTLESS_FAILPOINT", &format!("{point}:pause"))

@@ -16,6 +16,7 @@ mod init;
 mod lifecycle;
 mod pipeline;
 mod s3;
+mod scale;
 mod serve;
 mod servers;
 mod team;

@@ -302,6 +302,12 @@ fn one_set_of_credentials_copies_server_side() {
     let p = Project::with_config(tmp.path(), &config).envs(s.env());
     p.write("index.html", "<h1>same account</h1>")
         .write("a.css", "body{}");
+    // Large files are objects of their own, copied server-side; small ones are packed,
+    // so they are read and written into the other environment's packs.
+    let big: String = (0..9 * 1024 * 1024 / 16)
+        .map(|i| format!("{i:015}\n"))
+        .collect();
+    p.write("video.bin", &big);
     p.cmd(&["deploy", "staging", "--yes"]).expect(0);
     p.cmd(&[
         "promote",
@@ -312,9 +318,9 @@ fn one_set_of_credentials_copies_server_side() {
         "unverified",
     ])
     .expect(0)
-    .mentions(&["2 object(s) copied server-side, 0 streamed"]);
+    .mentions(&["1 object(s) copied server-side, 2 streamed"]);
     let all = s.bucket_hashes(&s.seaweedfs, &bucket, "no-skip/");
-    for key in ["index.html", "a.css"] {
+    for key in ["index.html", "a.css", "video.bin"] {
         assert_eq!(all[&format!("staging/{key}")], all[&format!("prod/{key}")]);
     }
 }

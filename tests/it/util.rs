@@ -66,7 +66,12 @@ impl Project {
     }
 
     pub fn cmd(&self, args: &[&str]) -> Run {
-        let mut run = Run::new(&self.dir, args).env("DRIFTLESS_AUTHOR", &self.author);
+        self.cmd_via(&[], args)
+    }
+
+    /// `driftless ARGS` run through another program (`/usr/bin/time -f %M ...`).
+    pub fn cmd_via(&self, wrapper: &[&str], args: &[&str]) -> Run {
+        let mut run = Run::via(&self.dir, wrapper, args).env("DRIFTLESS_AUTHOR", &self.author);
         for (k, v) in &self.env {
             run = run.env(k, v);
         }
@@ -81,7 +86,18 @@ pub struct Run {
 
 impl Run {
     pub fn new(dir: &Path, args: &[&str]) -> Self {
-        let mut cmd = Command::new(BIN);
+        Self::via(dir, &[], args)
+    }
+
+    pub fn via(dir: &Path, wrapper: &[&str], args: &[&str]) -> Self {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.current_dir(dir)
             .args(args)
             .env("NO_COLOR", "1")
@@ -236,6 +252,9 @@ pub fn store_bytes(store: &Path) -> BTreeMap<String, String> {
         &[
             ".driftless/journal/",
             ".driftless-store/meta/.driftless/journal/",
+            // The metadata database changes with every journal event; the objects
+            // themselves are compared byte for byte.
+            ".driftless-store/meta.sqlite",
             ".driftless-store/lock",
             ".driftless-store/tmp/",
         ],
@@ -276,4 +295,42 @@ pub fn head(store: &Path) -> String {
         .unwrap()
         .trim()
         .to_owned()
+}
+
+/// The small tools some tests need (GNU time, actionlint, check-jsonschema, an HCL
+/// parser), installed by the project's own script once per test run. A missing tool
+/// fails the test; nothing is skipped.
+pub fn tools() -> &'static BTreeMap<String, String> {
+    static TOOLS: std::sync::OnceLock<BTreeMap<String, String>> = std::sync::OnceLock::new();
+    TOOLS.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-tools.sh");
+        let out = Command::new(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{script} failed (a failure, not a skip):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    })
+}
+
+/// Run `driftless ARGS` in `p` and return the result and the process's own peak RSS in
+/// KiB, as GNU time reads it (a process forked from this large test binary would report
+/// the test's memory, not its own).
+pub fn peak_rss(p: &Project, args: &[&str]) -> (Done, u64) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let path = file.path().to_str().unwrap().to_owned();
+    let time = tools()["TIME"].clone();
+    let done = p.cmd_via(&[&time, "-f", "%M", "-o", &path], args).run();
+    let kib = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("GNU time wrote no peak RSS for {}", done.all()));
+    (done, kib)
 }
