@@ -161,6 +161,7 @@ pub(crate) async fn apply(
             .map(|(k, d)| (k.clone(), d.entry.clone()))
             .collect(),
         delta: None,
+        files_if_dropped: None,
     };
     let deletes: Vec<(String, String)> = plan
         .actions
@@ -661,9 +662,11 @@ pub(crate) async fn recover(
                     Some(o) if !entry.etag.is_empty() && o.meta.etag == entry.etag => o.meta.etag,
                     Some(o)
                         if o.attrs.sha256.as_deref() == Some(entry.sha256.as_str())
-                            && o.attrs.content_type == entry.content_type
-                            && o.attrs.cache_control == entry.cache_control
-                            && o.attrs.content_encoding == entry.content_encoding =>
+                            && o.attrs.content_type.as_deref() == entry.content_type.as_deref()
+                            && o.attrs.cache_control.as_deref()
+                                == entry.cache_control.as_deref()
+                            && o.attrs.content_encoding.as_deref()
+                                == entry.content_encoding.as_deref() =>
                     {
                         o.meta.etag
                     }

@@ -92,12 +92,14 @@ impl Actor {
 pub struct Entry {
     pub sha256: String,
     pub size: u64,
+    // Headers are shared between the entries that have them (a site has a few header
+    // sets and many thousands of files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
+    pub content_type: Option<Header>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_control: Option<String>,
+    pub cache_control: Option<Header>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_encoding: Option<String>,
+    pub content_encoding: Option<Header>,
     /// The ETag the store returned when this key was written (empty while planned).
     #[serde(default)]
     pub etag: String,
@@ -106,9 +108,9 @@ pub struct Entry {
 impl Entry {
     pub fn attributes(&self) -> Attributes {
         Attributes {
-            content_type: self.content_type.clone(),
-            cache_control: self.cache_control.clone(),
-            content_encoding: self.content_encoding.clone(),
+            content_type: self.content_type.as_deref().map(str::to_owned),
+            cache_control: self.cache_control.as_deref().map(str::to_owned),
+            content_encoding: self.content_encoding.as_deref().map(str::to_owned),
             sha256: Some(self.sha256.clone()),
         }
     }
@@ -117,9 +119,9 @@ impl Entry {
         Self {
             sha256: sha256.to_owned(),
             size,
-            content_type: attrs.content_type.clone(),
-            cache_control: attrs.cache_control.clone(),
-            content_encoding: attrs.content_encoding.clone(),
+            content_type: attrs.content_type.as_deref().map(header),
+            cache_control: attrs.cache_control.as_deref().map(header),
+            content_encoding: attrs.content_encoding.as_deref().map(header),
             etag: etag.to_owned(),
         }
     }
@@ -137,6 +139,24 @@ impl Entry {
 }
 
 pub type Manifest = BTreeMap<String, Entry>;
+
+/// A header value, shared by every entry that has it.
+pub type Header = Arc<str>;
+
+/// The one shared copy of header value `v`.
+pub fn header(v: &str) -> Header {
+    static SEEN: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<Header>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(h) = seen.get(v) {
+        return h.clone();
+    }
+    let h: Header = Arc::from(v);
+    seen.insert(h.clone());
+    h
+}
 
 /// The format of release records this version writes.
 pub const RECORD_FORMAT: u32 = 2;
@@ -187,6 +207,9 @@ pub struct Release {
     /// changes since a checkpoint (`None`: it is a checkpoint, or not stored yet).
     #[serde(skip)]
     pub delta: Option<Delta>,
+    /// How many files it has, when its manifest was dropped to save memory.
+    #[serde(skip)]
+    pub files_if_dropped: Option<usize>,
 }
 
 /// A release's changes since its checkpoint (a release stored with its whole manifest).
@@ -349,7 +372,7 @@ impl Release {
             commit: self.git.as_ref().map(|g| g.commit.clone()),
             dirty: self.git.as_ref().is_some_and(|g| g.dirty),
             message: self.message.clone(),
-            files: self.manifest.len(),
+            files: self.files_if_dropped.unwrap_or(self.manifest.len()),
             overrides: self.overrides.clone(),
         }
     }
@@ -739,6 +762,7 @@ impl Ledger {
             overrides: record.overrides,
             manifest,
             delta,
+            files_if_dropped: None,
         })
     }
 

@@ -441,15 +441,16 @@ pub fn drift(live: Option<&Manifest>, remote: &BTreeMap<String, RemoteObject>) -
 
 fn header_change(from: &Entry, to: &Entry) -> String {
     let mut parts = Vec::new();
-    let mut cmp = |name: &str, a: &Option<String>, b: &Option<String>| {
-        if a != b {
-            parts.push(format!(
-                "{name}: {} → {}",
-                a.as_deref().unwrap_or("(none)"),
-                b.as_deref().unwrap_or("(none)")
-            ));
-        }
-    };
+    let mut cmp =
+        |name: &str, a: &Option<crate::ledger::Header>, b: &Option<crate::ledger::Header>| {
+            if a != b {
+                parts.push(format!(
+                    "{name}: {} → {}",
+                    a.as_deref().unwrap_or("(none)"),
+                    b.as_deref().unwrap_or("(none)")
+                ));
+            }
+        };
     cmp("content-type", &from.content_type, &to.content_type);
     cmp("cache-control", &from.cache_control, &to.cache_control);
     cmp(

@@ -38,8 +38,11 @@ pub(crate) struct BaseResolution {
     /// The stale-base refusal, when live moved past what this working copy knows.
     pub(crate) stale: Option<Refusal>,
     /// Live and its ancestors down to (not including) the base, newest first: the
-    /// releases that changed live since the base, to name who changed a file.
+    /// releases that changed live since the base, to name who changed a file. Only live
+    /// keeps its manifest (a chain of 50,000-file manifests would not fit in memory).
     pub(crate) since_base: Vec<Arc<Release>>,
+    /// For each of `since_base`, the keys it changed (against its parent, or the base).
+    pub(crate) changed: Vec<std::collections::BTreeSet<String>>,
     /// Rollbacks among `since_base` whose rolled-back commits this checkout has reverted
     /// (`git revert`): a rebuilt file that differs from what they restored is then the
     /// revert, not the rolled-back change coming back.
@@ -61,23 +64,18 @@ impl BaseResolution {
             source: BaseSource::None,
             stale: None,
             since_base: Vec::new(),
+            changed: Vec::new(),
             reverted_rollbacks: std::collections::BTreeSet::new(),
         }
     }
 
     /// The release among `since_base` that last changed `key` (gave it live's content).
     pub(crate) fn changed_by(&self, key: &str) -> Option<&Arc<Release>> {
-        let base = self.base.as_ref().map(|b| b.manifest.get(key));
-        for (i, r) in self.since_base.iter().enumerate() {
-            let before = match self.since_base.get(i + 1) {
-                Some(parent) => parent.manifest.get(key),
-                None => base.flatten(),
-            };
-            if r.manifest.get(key).map(|e| &e.sha256) != before.map(|e| &e.sha256) {
-                return Some(r);
-            }
-        }
-        None
+        self.since_base
+            .iter()
+            .zip(&self.changed)
+            .find(|(_, keys)| keys.contains(key))
+            .map(|(r, _)| r)
     }
 }
 
@@ -99,7 +97,10 @@ pub(crate) async fn resolve(
     let repo = Repo::discover(&ec.ctx.config.dir);
     let git = repo.as_ref().and_then(|r| r.head_for(&ec.ctx.config));
     if let (Some(repo), Some(git)) = (&repo, &git) {
-        let (base, since_base) = contained_ancestor(ec, live, repo).await?;
+        let (base, since_base, changed) = walk_to(ec, live, |r| {
+            built_from_commit(r).is_some_and(|g| repo.contains(&g.commit) == Ancestry::Contained)
+        })
+        .await?;
         let stale = stale_commit(ec, live, repo, git, base.as_ref(), &since_base);
         if base.is_some() || stale.is_some() {
             let reverted_rollbacks =
@@ -109,6 +110,7 @@ pub(crate) async fn resolve(
                 source: BaseSource::Git,
                 stale,
                 since_base,
+                changed,
                 reverted_rollbacks,
             });
         }
@@ -118,31 +120,77 @@ pub(crate) async fn resolve(
     working_copy_base(ec, live).await
 }
 
-/// Live's ancestry, newest first, down to the newest release built from a commit the
-/// checkout contains (the base, returned separately).
-async fn contained_ancestor(
+/// Live's ancestry walked back to the first release `is_base` accepts: the base, the
+/// releases since (newest first, manifests dropped but live's), and the keys each changed.
+/// At most three manifests are in memory at once.
+async fn walk_to(
     ec: &EnvCtx<'_>,
     live: &Arc<Release>,
-    repo: &Repo,
-) -> Result<(Option<Arc<Release>>, Vec<Arc<Release>>), Error> {
-    let mut walked = Vec::new();
-    let mut next = Some(live.clone());
-    while let Some(r) = next {
-        if walked.len() >= MAX_WALK {
+    is_base: impl Fn(&Release) -> bool,
+) -> Result<Walked, Error> {
+    let mut walked: Walked = (None, Vec::new(), Vec::new());
+    let mut current = live.clone();
+    loop {
+        if is_base(&current) {
+            walked.0 = Some(current);
+            return Ok(walked);
+        }
+        if walked.1.len() >= MAX_WALK {
             break;
         }
-        if let Some(g) = built_from_commit(&r)
-            && repo.contains(&g.commit) == Ancestry::Contained
-        {
-            return Ok((Some(r), walked));
-        }
-        next = match &r.parent {
+        let parent = match &current.parent {
             Some(p) => Some(Arc::new(ec.ledger.release(p).await?)),
             None => None,
         };
-        walked.push(r);
+        let changed = match &parent {
+            Some(p) => changed_keys(&current.manifest, &p.manifest),
+            None => std::collections::BTreeSet::new(),
+        };
+        walked.1.push(lighten(current, live));
+        walked.2.push(changed);
+        match parent {
+            Some(p) => current = p,
+            None => return Ok(walked),
+        }
     }
-    Ok((None, walked))
+    Ok(walked)
+}
+
+/// What a walk found: the base, the releases since, the keys each changed.
+type Walked = (
+    Option<Arc<Release>>,
+    Vec<Arc<Release>>,
+    Vec<std::collections::BTreeSet<String>>,
+);
+
+/// Keys whose content differs between two manifests.
+fn changed_keys(
+    a: &crate::ledger::Manifest,
+    b: &crate::ledger::Manifest,
+) -> std::collections::BTreeSet<String> {
+    let mut out: std::collections::BTreeSet<String> = a
+        .iter()
+        .filter(|(k, e)| b.get(*k).map(|x| &x.sha256) != Some(&e.sha256))
+        .map(|(k, _)| k.clone())
+        .collect();
+    out.extend(b.keys().filter(|k| !a.contains_key(*k)).cloned());
+    out
+}
+
+/// A release kept for its header only (live keeps its manifest: it is shared).
+fn lighten(r: Arc<Release>, live: &Arc<Release>) -> Arc<Release> {
+    if Arc::ptr_eq(&r, live) {
+        return r;
+    }
+    match Arc::try_unwrap(r) {
+        Ok(mut owned) => {
+            owned.files_if_dropped = Some(owned.manifest.len());
+            owned.manifest = crate::ledger::Manifest::new();
+            owned.delta = None;
+            Arc::new(owned)
+        }
+        Err(shared) => shared,
+    }
 }
 
 /// The rollbacks since the base whose rolled-back commits the checkout has reverted.
@@ -242,6 +290,7 @@ async fn working_copy_base(ec: &EnvCtx<'_>, live: &Arc<Release>) -> Result<BaseR
                 ),
             }),
             since_base: Vec::new(),
+            changed: Vec::new(),
             reverted_rollbacks: std::collections::BTreeSet::new(),
         });
     };
@@ -251,17 +300,20 @@ async fn working_copy_base(ec: &EnvCtx<'_>, live: &Arc<Release>) -> Result<BaseR
             source: BaseSource::WorkingCopy,
             stale: None,
             since_base: Vec::new(),
+            changed: Vec::new(),
             reverted_rollbacks: std::collections::BTreeSet::new(),
         });
     }
     // Walk live's ancestry to the base, to name who changed what since.
-    let (since_base, found) = ec.ledger.history_until(Some(&id), MAX_WALK).await?;
-    let base = if found {
-        Some(Arc::new(ec.ledger.release(&id).await?))
-    } else {
-        ec.ledger.release(&id).await.ok().map(Arc::new)
-    };
-    let since: Vec<ReleaseRef> = since_base.iter().map(Release::summary).collect();
+    let (mut base, mut since_base, mut changed) = walk_to(ec, live, |r| r.id == id).await?;
+    if base.is_none() {
+        // No longer in live's ancestry (a release of another line): still the base for
+        // the per-file comparison, but nobody since it can be named.
+        base = ec.ledger.release(&id).await.ok().map(Arc::new);
+        since_base.clear();
+        changed.clear();
+    }
+    let since: Vec<ReleaseRef> = since_base.iter().map(|r| r.summary()).collect();
     let rolled = since
         .iter()
         .find(|r| matches!(r.kind, ReleaseKind::Rollback { .. }))
@@ -282,11 +334,8 @@ async fn working_copy_base(ec: &EnvCtx<'_>, live: &Arc<Release>) -> Result<BaseR
                 "see what changed with `driftless diff {env}`; start from live with `driftless pull {env} DIR`, or re-run with --force stale-base"
             ),
         }),
-        since_base: if found {
-            since_base.into_iter().map(Arc::new).collect()
-        } else {
-            Vec::new()
-        },
+        since_base,
+        changed,
         reverted_rollbacks: std::collections::BTreeSet::new(),
     })
 }

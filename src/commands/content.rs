@@ -187,6 +187,7 @@ async fn adopt_locked(
         overrides: Vec::new(),
         manifest,
         delta: None,
+        files_if_dropped: None,
     };
     ec.ledger.write_release(&release, live.as_ref()).await?;
     ec.ledger
@@ -320,13 +321,24 @@ impl Side<'_> {
                 .map(|(k, d)| {
                     (
                         k.clone(),
-                        (d.entry.sha256.clone(), d.entry.content_type.clone()),
+                        (
+                            d.entry.sha256.clone(),
+                            d.entry.content_type.as_deref().map(str::to_owned),
+                        ),
                     )
                 })
                 .collect(),
             Side::Release(_, m) => m
                 .iter()
-                .map(|(k, e)| (k.clone(), (e.sha256.clone(), e.content_type.clone())))
+                .map(|(k, e)| {
+                    (
+                        k.clone(),
+                        (
+                            e.sha256.clone(),
+                            e.content_type.as_deref().map(str::to_owned),
+                        ),
+                    )
+                })
                 .collect(),
             Side::Store(_, shas) => shas
                 .iter()

@@ -218,8 +218,10 @@ pub(super) fn revert(
                             "your copy still has the rolled-back content{}",
                             if rolled_back.is_empty() { String::new() } else { format!(" of release {rolled_back}") }
                         )
-                    } else {
+                    } else if in_git {
                         "your copy changed it too, from a checkout that still has the rolled-back commit".to_owned()
+                    } else {
+                        "your copy has a change of its own to it, made before the rollback".to_owned()
                     };
                     (
                         format!(

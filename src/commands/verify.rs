@@ -112,7 +112,7 @@ fn content_request(
         Expect::Content(Entry {
             content_encoding: Some(enc),
             ..
-        }) => raw.get(url).header("Accept-Encoding", enc),
+        }) => raw.get(url).header("Accept-Encoding", &**enc),
         _ => client.get(url),
     }
 }
@@ -171,7 +171,7 @@ fn judge(
                 ("content-encoding", &entry.content_encoding),
             ] {
                 if let Some(want) = want
-                    && header(name).as_ref() != Some(want)
+                    && header(name).as_deref() != Some(&**want)
                 {
                     return Err(format!("{name}: {:?}, expected {want:?}", header(name)));
                 }

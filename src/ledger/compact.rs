@@ -4,13 +4,18 @@
 
 use std::collections::HashMap;
 
+use serde::Serialize;
 use serde::de::Deserializer;
 use serde::ser::Serializer;
-use serde::{Deserialize, Serialize};
 
 use super::{Entry, Manifest};
 
 type Headers = (Option<String>, Option<String>, Option<String>);
+type Shared = (
+    Option<super::Header>,
+    Option<super::Header>,
+    Option<super::Header>,
+);
 /// A header set as borrowed from an entry: content type, cache control, encoding.
 type HeaderRef<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
 
@@ -18,12 +23,6 @@ type HeaderRef<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
 struct Out<'a> {
     headers: Vec<HeaderRef<'a>>,
     entries: Vec<(&'a str, &'a str, u64, usize, &'a str)>,
-}
-
-#[derive(Deserialize)]
-struct In {
-    headers: Vec<Headers>,
-    entries: Vec<(String, String, u64, usize, String)>,
 }
 
 fn out(m: &Manifest) -> Out<'_> {
@@ -45,15 +44,75 @@ fn out(m: &Manifest) -> Out<'_> {
     Out { headers, entries }
 }
 
-fn into_manifest<E: serde::de::Error>(raw: In) -> Result<Manifest, E> {
-    raw.entries
-        .into_iter()
-        .map(|(key, sha256, size, h, etag)| {
+/// Rows are read straight into the manifest (no intermediate list: a checkpoint of a
+/// 50,000-file site is read on every deploy); the header table comes first.
+struct Visit;
+
+impl<'de> serde::de::Visitor<'de> for Visit {
+    type Value = Manifest;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a compact manifest {headers, entries}")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Manifest, A::Error> {
+        use serde::de::Error as _;
+        let mut headers: Option<Vec<Shared>> = None;
+        let mut manifest = None;
+        while let Some(field) = map.next_key::<String>()? {
+            match field.as_str() {
+                "headers" => {
+                    let raw: Vec<Headers> = map.next_value()?;
+                    let h = |v: Option<String>| v.as_deref().map(super::header);
+                    headers = Some(
+                        raw.into_iter()
+                            .map(|(a, b, c)| (h(a), h(b), h(c)))
+                            .collect(),
+                    );
+                }
+                "entries" => {
+                    let table = headers
+                        .as_deref()
+                        .ok_or_else(|| A::Error::custom("entries before the header table"))?;
+                    manifest = Some(map.next_value_seed(Rows(table))?);
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        manifest.ok_or_else(|| A::Error::missing_field("entries"))
+    }
+}
+
+struct Rows<'t>(&'t [Shared]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Rows<'_> {
+    type Value = Manifest;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Manifest, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Rows<'_> {
+    type Value = Manifest;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("rows [key, sha256, size, header set, etag]")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Manifest, A::Error> {
+        use serde::de::Error as _;
+        let mut m = Manifest::new();
+        while let Some((key, sha256, size, h, etag)) =
+            seq.next_element::<(String, String, u64, usize, String)>()?
+        {
             let (content_type, cache_control, content_encoding) =
-                raw.headers.get(h).cloned().ok_or_else(|| {
-                    E::custom(format!("{key}: header set {h} is not in the table"))
+                self.0.get(h).cloned().ok_or_else(|| {
+                    A::Error::custom(format!("{key}: header set {h} is not in the table"))
                 })?;
-            Ok((
+            m.insert(
                 key,
                 Entry {
                     sha256,
@@ -63,9 +122,10 @@ fn into_manifest<E: serde::de::Error>(raw: In) -> Result<Manifest, E> {
                     content_encoding,
                     etag,
                 },
-            ))
-        })
-        .collect()
+            );
+        }
+        Ok(m)
+    }
 }
 
 pub(super) fn serialize<S: Serializer>(m: &Manifest, s: S) -> Result<S::Ok, S::Error> {
@@ -73,7 +133,7 @@ pub(super) fn serialize<S: Serializer>(m: &Manifest, s: S) -> Result<S::Ok, S::E
 }
 
 pub(super) mod option {
-    use super::{Deserialize as _, Deserializer, In, Manifest, Serialize as _, Serializer};
+    use super::{Deserializer, Manifest, Serialize as _, Serializer};
 
     pub(in crate::ledger) fn serialize<S: Serializer>(
         m: &Option<&Manifest>,
@@ -85,9 +145,23 @@ pub(super) mod option {
     pub(in crate::ledger) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Manifest>, D::Error> {
-        Option::<In>::deserialize(d)?
-            .map(super::into_manifest)
-            .transpose()
+        struct Opt;
+        impl<'de> serde::de::Visitor<'de> for Opt {
+            type Value = Option<Manifest>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a compact manifest or null")
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_map(super::Visit).map(Some)
+            }
+        }
+        d.deserialize_option(Opt)
     }
 }
 
@@ -101,7 +175,7 @@ mod tests {
             sha256: sha.into(),
             size: 3,
             content_type: Some("text/html".into()),
-            cache_control: cc.map(str::to_owned),
+            cache_control: cc.map(super::super::header),
             content_encoding: None,
             etag: format!("e{sha}"),
         };
@@ -118,8 +192,8 @@ mod tests {
             1,
             "headers are shared: {json}"
         );
-        let back: Manifest =
-            into_manifest::<serde_json::Error>(serde_json::from_str(&json).unwrap()).unwrap();
+        let mut de = serde_json::Deserializer::from_str(&json);
+        let back: Manifest = serde::Deserializer::deserialize_map(&mut de, Visit).unwrap();
         assert_eq!(back, m);
     }
 }

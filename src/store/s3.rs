@@ -166,7 +166,10 @@ impl S3Store {
             // Some S3-compatible servers reject streaming checksum trailers.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .retry_config(RetryConfig::standard().with_max_attempts(6))
+            // Adaptive: besides retrying with backoff, the client paces its own requests
+            // when the store throttles (503 SlowDown), so many concurrent writes adapt to
+            // what the store takes instead of hammering it.
+            .retry_config(RetryConfig::adaptive().with_max_attempts(6))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
