@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
 
 const AFTER_HELP: &str = "\
 Exit status: 0 success, 1 error, 2 usage or configuration error,
@@ -82,6 +83,7 @@ pub enum Command {
     )]
     Plan {
         /// Environment to plan for (default: the only one in driftless.toml).
+        #[arg(add = ArgValueCompleter::new(env_names))]
         env: Option<String>,
         /// Save the plan to apply later with `driftless apply FILE`.
         #[arg(long, value_name = "FILE")]
@@ -98,6 +100,7 @@ pub enum Command {
     Deploy {
         /// Environment to deploy to: exactly one, so staging and production are never
         /// deployed together (default: the only one in driftless.toml).
+        #[arg(add = ArgValueCompleter::new(env_names))]
         env: Option<String>,
         #[command(flatten)]
         message: MessageArg,
@@ -123,6 +126,7 @@ pub enum Command {
     )]
     Status {
         /// Environment to inspect (default: every environment, as a pipeline).
+        #[arg(add = ArgValueCompleter::new(env_names))]
         env: Option<String>,
     },
     /// Copy FROM's live, verified release to TO byte for byte (never rebuilt).
@@ -131,8 +135,10 @@ pub enum Command {
     )]
     Promote {
         /// The environment whose live release is promoted (e.g. staging).
+        #[arg(add = ArgValueCompleter::new(env_names))]
         from: String,
         /// The environment that receives it (e.g. prod).
+        #[arg(add = ArgValueCompleter::new(env_names))]
         to: String,
         /// Refuse unless this is FROM's live release (promote exactly what you reviewed).
         #[arg(long, value_name = "RELEASE")]
@@ -151,6 +157,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  driftless log staging --limit 5")]
     Log {
         /// Environment whose history to show.
+        #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
         /// How many releases to show, newest first (at least 1).
         #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -162,6 +169,7 @@ pub enum Command {
     )]
     Diff {
         /// Environment whose live release is the left side.
+        #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
         /// The right side: `local` (your build, the default), `store` (the objects now
         /// in ENV's store), an environment's name (or `env:NAME`), or a release id of ENV.
@@ -176,6 +184,7 @@ pub enum Command {
     )]
     Pull {
         /// Environment whose live release to download.
+        #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
         /// Directory to write into (must be empty or missing, unless --force).
         dir: PathBuf,
@@ -189,6 +198,7 @@ pub enum Command {
     )]
     Adopt {
         /// Environment whose store to record.
+        #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
         #[command(flatten)]
         message: MessageArg,
@@ -201,6 +211,7 @@ pub enum Command {
     )]
     Rollback {
         /// Environment to roll back.
+        #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
         /// Release id to restore (default: the parent of the live release).
         #[arg(long, value_name = "RELEASE")]
@@ -214,6 +225,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  driftless hold prod --reason 'launch freeze until Monday'")]
     Hold {
         /// Environment to stop.
+        #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
         /// Why; shown to everyone whose deploy is refused.
         #[arg(long, value_name = "TEXT")]
@@ -226,6 +238,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  driftless unhold prod")]
     Unhold {
         /// Environment whose holds to lift.
+        #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
         #[command(flatten)]
         confirm: ConfirmArgs,
@@ -236,6 +249,7 @@ pub enum Command {
     )]
     Invalidate {
         /// Environment whose CDN to invalidate (needs `cdn` in driftless.toml).
+        #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
         /// URL paths (`/index.html`, `/docs/*`); default `/*`.
         paths: Vec<String>,
@@ -260,17 +274,102 @@ pub enum Command {
     #[command(after_help = "Example:\n  driftless verify staging --timeout 120")]
     Verify {
         /// Environment to verify (needs `url` in driftless.toml).
+        #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
         /// Keep polling paths that still serve old bytes for this many seconds.
         #[arg(long, default_value_t = 60, value_name = "SECS")]
         timeout: u64,
     },
+    /// Print the shell script that completes driftless's commands, options and
+    /// environment names (read from driftless.toml as you type).
+    #[command(
+        after_help = "Examples:\n  source <(driftless completions bash)                 # try it now; add to ~/.bashrc to keep it\n  driftless completions zsh > \"${fpath[1]}/_driftless\"\n  driftless completions fish > ~/.config/fish/completions/driftless.fish\n  driftless completions powershell >> $PROFILE"
+    )]
+    Completions {
+        /// The shell to complete in.
+        shell: Shell,
+    },
+    /// Print the manual page (roff), or write one page per command into a directory.
+    #[command(
+        after_help = "Examples:\n  driftless man | man -l -\n  driftless man --dir /usr/local/share/man/man1"
+    )]
+    Man {
+        /// Write driftless.1 and driftless-COMMAND.1 into DIR instead of printing.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of driftless.toml (for editors; `init` points the config at it).
+    #[command(
+        after_help = "Example:\n  driftless schema > driftless.schema.json   # then `#:schema ./driftless.schema.json` at the top of driftless.toml"
+    )]
+    Schema,
     /// Break the deploy lock (after showing who holds it).
     #[command(after_help = "Example:\n  driftless unlock staging")]
     Unlock {
         /// Environment whose lock to break.
+        #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+}
+
+/// The shells `driftless completions` writes for.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+impl Shell {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bash => "bash",
+            Self::Zsh => "zsh",
+            Self::Fish => "fish",
+            Self::Powershell => "powershell",
+            Self::Elvish => "elvish",
+        }
+    }
+}
+
+/// The environment variable through which a shell asks driftless to complete a line.
+pub const COMPLETE_VAR: &str = "_DRIFTLESS_COMPLETE";
+
+/// Environment names for completion, from the driftless.toml a command here would use
+/// (`DRIFTLESS_CONFIG`, or the nearest one up from the current directory). Reads only the
+/// `[env.*]` table names: a config that does not load yet still completes.
+fn env_names(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
+    let prefix = current.to_string_lossy();
+    let path = match std::env::var_os("DRIFTLESS_CONFIG") {
+        Some(p) => PathBuf::from(p),
+        None => match std::env::current_dir()
+            .ok()
+            .and_then(|d| crate::config::Config::discover(&d).ok())
+        {
+            Some(p) => p,
+            None => return Vec::new(),
+        },
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    doc.get("env")
+        .and_then(toml::Value::as_table)
+        .map(|envs| {
+            envs.iter()
+                .filter(|(name, _)| name.starts_with(prefix.as_ref()))
+                .map(|(name, env)| {
+                    let store = env.get("store").and_then(toml::Value::as_str).unwrap_or("");
+                    CompletionCandidate::new(name.clone()).help(Some(store.to_owned().into()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -43,7 +43,7 @@ pub enum ConfigError {
 #[schemars(title = "driftless.toml")]
 pub(crate) struct RawConfig {
     /// The build directory to deploy, relative to this file (e.g. "dist").
-    #[schemars(with = "String")]
+    #[schemars(with = "Option<String>")]
     site: Option<Spanned<String>>,
     /// Environments by name: where files go, their state, CDN, URL and policy.
     #[serde(default)]

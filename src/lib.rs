@@ -21,6 +21,7 @@ pub mod store;
 
 mod apply;
 mod commands;
+mod github;
 mod interrupt;
 mod output;
 mod remote;
@@ -81,6 +82,19 @@ where
     T: Into<OsString> + Clone,
 {
     limit_malloc_arenas();
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // A shell asking for completions (the script `driftless completions SHELL` prints).
+    match clap_complete::CompleteEnv::with_factory(<cli::Cli as clap::CommandFactory>::command)
+        .var(cli::COMPLETE_VAR)
+        .try_complete(args.clone(), std::env::current_dir().ok().as_deref())
+    {
+        Ok(true) => return ExitCode::SUCCESS,
+        Ok(false) => {}
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+    }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -93,6 +107,7 @@ where
         }
     };
     let json = cli.global.json;
+    let out = output::Output::new(json, cli.global.no_color, false);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -107,6 +122,7 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = e.exit_code();
+            github::final_error(&out, matches!(e, Error::Refused(_)), &e.to_string());
             match &e {
                 Error::Refused(msg) => eprintln!("driftless: refused: {msg}"),
                 Error::Interrupted(msg) => eprintln!("driftless: {msg}"),

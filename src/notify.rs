@@ -56,6 +56,14 @@ pub const EVENTS: [&str; 7] = [
     "unhold",
 ];
 
+/// Whether this run already sent its refusal (a refusal found late, outside a plan, is
+/// sent once by the command dispatcher).
+static REFUSAL_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn refusal_sent() -> bool {
+    REFUSAL_SENT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// What happened, as sent.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event<'a> {
@@ -147,6 +155,9 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 /// Send `event` to every webhook that wants it. Failures are reported and journalled,
 /// never returned: a deploy that succeeded stays a success.
 pub async fn send(hooks: &[Webhook], ledger: Option<&Ledger>, event: &Event<'_>) -> Vec<String> {
+    if event.event == "refused" {
+        REFUSAL_SENT.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let wanted: Vec<&Webhook> = hooks.iter().filter(|h| h.wants(event)).collect();
     if wanted.is_empty() {
         return Vec::new();

@@ -55,17 +55,29 @@ pub(crate) struct Output {
     color: bool,
     interactive: bool,
     progress: bool,
+    /// Running in GitHub Actions: refusals as `::error` annotations, long listings in
+    /// `::group::`, and a markdown summary in `$GITHUB_STEP_SUMMARY`.
+    pub(crate) github: bool,
+}
+
+/// Whether an environment variable is set to something other than empty or "false".
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
 impl Output {
     pub(crate) fn new(json: bool, no_color: bool, full: bool) -> Self {
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        // CI logs are files: no colour codes, no bars redrawn in place, nobody to ask.
+        let github = env_flag("GITHUB_ACTIONS");
+        let ci = github || env_flag("CI");
         Self {
             json,
             full,
-            color: !json && !no_color && !no_color_env && std::io::stdout().is_terminal(),
-            interactive: std::io::stdin().is_terminal(),
-            progress: !json && std::io::stderr().is_terminal(),
+            color: !json && !no_color && !no_color_env && !ci && std::io::stdout().is_terminal(),
+            interactive: !github && std::io::stdin().is_terminal(),
+            progress: !json && !ci && std::io::stderr().is_terminal(),
+            github,
         }
     }
 
@@ -363,7 +375,15 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
 
     if !plan.actions.is_empty() {
         s.push('\n');
+        // In a GitHub log, the per-file listing folds away under one line.
+        let folded = out.github && plan.actions.len() > CAP;
+        if folded {
+            let _ = writeln!(s, "::group::{} changes", plan.actions.len());
+        }
         changes(out, plan, &mut s);
+        if folded {
+            let _ = writeln!(s, "::endgroup::");
+        }
     }
     if plan.is_noop() && !plan.refused() {
         let _ = writeln!(

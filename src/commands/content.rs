@@ -78,7 +78,7 @@ pub(super) async fn rollback(
         facts,
     )
     .await?;
-    ctx.out.say(crate::output::proof_block(&ctx.out, &plan));
+    ctx.show_plan(&plan);
     confirm_and_execute(&ec, plan, yes, false).await
 }
 

@@ -13,7 +13,6 @@ use crate::Error;
 use crate::apply::{Provenance, apply};
 use crate::git::{GitInfo, Repo};
 use crate::ledger::{Entry, Release, new_release_id};
-use crate::output::proof_block;
 use crate::plan::{
     ActionKind, Desired, Guard, PLAN_FORMAT, Plan, PlanKind, Refusal, Source, apply_forces,
     delete_refusal, diff, listing_digest, local_digest, totals,
@@ -293,6 +292,7 @@ pub(super) async fn refuse_early(ec: &EnvCtx<'_>, kind: &PlanKind) -> Result<(),
         ),
         crate::output::refusals(out, &refusals).trim_end()
     ));
+    crate::github::refusals(out, &refusals, &ec.ctx.config.site);
     out.document_with(|| {
         serde_json::json!({
             "env": ec.cfg.name,
@@ -310,14 +310,29 @@ pub(super) async fn refuse_early(ec: &EnvCtx<'_>, kind: &PlanKind) -> Result<(),
         )
         .await;
     let first = &refusals[0];
-    Err(Error::Refused(format!(
+    let summary = format!(
         "{} guard(s) refused the {} to {} — nothing was changed. First: [{}] {}",
         refusals.len(),
         kind_name(kind),
         ec.cfg.name,
         first.guard.name(),
         first.message
-    )))
+    );
+    crate::github::summary(
+        out,
+        &format!(
+            "### driftless: {} → {}\n\n**Guards:** ❌ refused — nothing was changed\n\n{}\n",
+            kind_name(kind),
+            ec.cfg.name,
+            refusals
+                .iter()
+                .map(|r| format!("- `{}` {} — {}", r.guard.name(), r.message, r.resolve))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    );
+    ec.notify("refused", None, summary.clone()).await;
+    Err(Error::Refused(summary))
 }
 
 fn kind_name(kind: &PlanKind) -> &'static str {
@@ -400,7 +415,9 @@ pub(super) async fn refuse(ec: &EnvCtx<'_>, plan: &Plan) -> Error {
             )
             .await;
     }
-    Error::Refused(refused_summary(plan))
+    let summary = refused_summary(plan);
+    ec.notify("refused", None, summary.clone()).await;
+    Error::Refused(summary)
 }
 
 pub(super) async fn plan(
@@ -417,7 +434,7 @@ pub(super) async fn plan(
         // desired keys, contents and headers.
         plan.seen.local_digest = local_digest(&plan.manifest);
     }
-    ctx.out.say(proof_block(&ctx.out, &plan));
+    ctx.show_plan(&plan);
     ctx.out.document(&ctx.out.plan_view(&plan));
     if let Some(path) = out_file {
         let json = serde_json::to_vec_pretty(&plan).expect("plans serialise");
@@ -444,7 +461,7 @@ pub(super) async fn deploy(
     let ec = ctx.env(env).await?;
     ec.finish_interrupted().await?;
     let plan = deploy_plan(&ec, message, force).await?;
-    ctx.out.say(proof_block(&ctx.out, &plan));
+    ctx.show_plan(&plan);
     let allow_unsafe = parse_forces(force)?.contains(&Guard::UnsafeStore);
     confirm_and_execute(&ec, plan, yes, allow_unsafe).await
 }
@@ -536,6 +553,43 @@ pub(super) async fn execute_and_report(
     let invalidated = ec
         .invalidate_after(plan.invalidation.as_ref(), &release.id)
         .await;
+    let summary = match &plan.kind {
+        PlanKind::Deploy => format!("release {} is live", release.id),
+        PlanKind::Rollback { to } => {
+            format!("rolled back to {to}: release {} is live", release.id)
+        }
+        PlanKind::Promote { from, release: r } => {
+            format!(
+                "promoted {from} release {r}: release {} is live",
+                release.id
+            )
+        }
+    };
+    let summary = format!(
+        "{summary} ({} created, {} updated, {} header-only, {} deleted){}",
+        t.create,
+        t.update,
+        t.header_update,
+        t.delete,
+        plan.message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default()
+    );
+    crate::github::summary(
+        &ctx.out,
+        &format!(
+            "**Result:** ✅ release `{}` is live on {env}{}\n\n",
+            release.id,
+            ec.cfg
+                .url
+                .as_deref()
+                .map(|u| format!(" — {u}"))
+                .unwrap_or_default()
+        ),
+    );
+    ec.notify(kind_name(&plan.kind), Some(&release.summary()), summary)
+        .await;
     ctx.out.document_with(|| {
         serde_json::json!({
             "plan": ctx.out.plan_view(&plan),
@@ -604,6 +658,7 @@ async fn execute(
                     serde_json::json!({ "at": "apply", "why": why }),
                 )
                 .await;
+            ec.notify("refused", None, why.clone()).await;
         }
         Err(Error::Interrupted(why)) => {
             ec.ledger
@@ -633,7 +688,7 @@ pub(super) async fn apply_saved(ctx: &Ctx, file: &Path, yes: bool) -> Result<(),
         )));
     }
     let ec = ctx.env(&plan.env).await?;
-    ctx.out.say(proof_block(&ctx.out, &plan));
+    ctx.show_plan(&plan);
     if plan.refused() {
         return Err(refuse(&ec, &plan).await);
     }

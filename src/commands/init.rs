@@ -228,7 +228,10 @@ fn template(site: &str, note: &str, fw: Option<&Framework>) -> String {
         ));
     }
     format!(
-        r#"# driftless.toml — see `driftless --help` and the README.
+        r#"#:schema ./{SCHEMA_FILE}
+# driftless.toml — see `driftless --help` and the README. The line above lets editors
+# with a TOML language server (Taplo, Even Better TOML) check and complete this file;
+# refresh the schema after upgrading driftless: driftless schema > {SCHEMA_FILE}
 
 # The build directory to deploy ({note}).
 site = "{site}"
@@ -284,6 +287,15 @@ max_delete_share = 0.5
 # spa_fallback = "index.html"         # client-side routes (extension-less paths)
 # not_found = "404.html"              # served with status 404
 # redirects = [{{ from = "/old", to = "/new", status = 301 }}]
+
+# Tell people when an environment changes: deploy, promote, rollback, refused, hold, unhold.
+# [[notify]]
+# url = "https://hooks.example.com/driftless"   # JSON, signed: X-Driftless-Signature: sha256=HMAC
+# secret_env = "DRIFTLESS_WEBHOOK_SECRET"       # the environment variable holding the secret
+# [[notify]]
+# url = "https://hooks.slack.com/services/..."
+# format = "slack"
+# events = ["promote", "rollback", "refused"]
 "#
     )
 }
@@ -322,6 +334,9 @@ fn check_parent_project(dir: &Path, out: &Output) -> Result<(), Error> {
     Ok(())
 }
 
+/// The config's JSON Schema, beside it, named in its `#:schema` line.
+const SCHEMA_FILE: &str = "driftless.schema.json";
+
 pub(super) fn init(out: &Output, site: Option<&str>) -> Result<(), Error> {
     let dir = std::env::current_dir()?;
     let path = dir.join(FILE_NAME);
@@ -350,6 +365,11 @@ pub(super) fn init(out: &Output, site: Option<&str>) -> Result<(), Error> {
         (None, false) => "not found yet: build your site or change this".to_owned(),
     };
     fs_err::write(&path, template(&site, &note, fw.as_ref()))?;
+    let schema = dir.join(SCHEMA_FILE);
+    fs_err::write(
+        &schema,
+        serde_json::to_string_pretty(&crate::config::schema()).expect("schemas serialise") + "\n",
+    )?;
     let ignored = ensure_gitignored(&dir)?;
     match &fw {
         Some(f) => out.say(format!(
@@ -362,7 +382,10 @@ pub(super) fn init(out: &Output, site: Option<&str>) -> Result<(), Error> {
         )),
         None => out.say(format!("No framework recognised: site = \"{site}\".")),
     }
-    out.say(format!("Wrote {}.", path.display()));
+    out.say(format!(
+        "Wrote {} and {SCHEMA_FILE} (for editors).",
+        path.display()
+    ));
     if !built {
         out.say(format!(
             "warning: {site}/index.html does not exist yet: build the site first ({}), then `driftless plan local`",
@@ -376,6 +399,7 @@ pub(super) fn init(out: &Output, site: Option<&str>) -> Result<(), Error> {
     out.document_with(|| {
         serde_json::json!({
             "config": path,
+            "schema": schema,
             "site": site,
             "site_exists": dir.join(&site).is_dir(),
             "index_html": built,

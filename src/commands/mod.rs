@@ -12,6 +12,7 @@ mod init;
 mod promote;
 mod serve;
 mod state;
+mod tooling;
 mod verify;
 
 use std::path::PathBuf;
@@ -28,12 +29,61 @@ use crate::store::{LocalStore, S3Settings, S3Store, Store};
 
 pub(crate) async fn dispatch(cli: Cli) -> Result<(), Error> {
     let out = Output::new(cli.global.json, cli.global.no_color, cli.global.full);
-    if let Command::Init { site } = &cli.command {
-        return init::init(&out, site.as_deref());
+    match &cli.command {
+        Command::Init { site } => return init::init(&out, site.as_deref()),
+        Command::Completions { shell } => return tooling::completions(*shell),
+        Command::Man { dir } => return tooling::man(dir.as_deref()),
+        Command::Schema => {
+            tooling::schema();
+            return Ok(());
+        }
+        _ => {}
     }
     let ctx = Ctx::load(cli.global.config.as_deref(), out)?;
-    match cli.command {
-        Command::Init { .. } => unreachable!("handled above"),
+    let changing = changed_env(&ctx, &cli.command);
+    let result = run_command(&ctx, cli.command).await;
+    if let (Err(Error::Refused(why)), Some(env)) = (&result, changing)
+        && !crate::notify::refusal_sent()
+        && !ctx.config.notify.is_empty()
+    {
+        // Refused before a plan (lock, account, store): still news. Nothing is journalled
+        // here: the refusal may be that this is the wrong account's store.
+        let event = crate::notify::Event {
+            event: "refused",
+            env: &env,
+            at: jiff::Timestamp::now(),
+            by: &ctx.actor,
+            release: None,
+            summary: why.clone(),
+            url: ctx.config.envs.get(&env).and_then(|e| e.url.as_deref()),
+        };
+        crate::notify::send(&ctx.config.notify, None, &event).await;
+    }
+    result
+}
+
+/// The environment a command would change, for the refusal notification.
+fn changed_env(ctx: &Ctx, command: &Command) -> Option<String> {
+    match command {
+        Command::Deploy { env, .. } => ctx.env_name(env.as_deref()).ok(),
+        Command::Promote { to, .. } => Some(to.clone()),
+        Command::Rollback { env, .. } => Some(env.clone()),
+        Command::Apply { file, .. } => std::fs::read(file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("env")?.as_str().map(str::to_owned)),
+        _ => None,
+    }
+}
+
+async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
+    match command {
+        Command::Init { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Schema => {
+            unreachable!("handled above")
+        }
         Command::Plan {
             env,
             out: file,
@@ -41,7 +91,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Error> {
             force,
         } => {
             let env = ctx.env_name(env.as_deref())?;
-            deploy::plan(&ctx, &env, file.as_deref(), message.message, &force.force).await
+            deploy::plan(ctx, &env, file.as_deref(), message.message, &force.force).await
         }
         Command::Deploy {
             env,
@@ -50,11 +100,11 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Error> {
             force,
         } => {
             let env = ctx.env_name(env.as_deref())?;
-            deploy::deploy(&ctx, &env, message.message, confirm.yes, &force.force).await
+            deploy::deploy(ctx, &env, message.message, confirm.yes, &force.force).await
         }
-        Command::Apply { file, confirm } => deploy::apply_saved(&ctx, &file, confirm.yes).await,
-        Command::Status { env: Some(env) } => state::status(&ctx, &env).await,
-        Command::Status { env: None } => promote::pipeline(&ctx).await,
+        Command::Apply { file, confirm } => deploy::apply_saved(ctx, &file, confirm.yes).await,
+        Command::Status { env: Some(env) } => state::status(ctx, &env).await,
+        Command::Status { env: None } => promote::pipeline(ctx).await,
         Command::Promote {
             from,
             to,
@@ -72,40 +122,40 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Error> {
                 timeout,
                 yes: confirm.yes,
             };
-            promote::promote(&ctx, request, &force.force).await
+            promote::promote(ctx, request, &force.force).await
         }
         Command::Log { env, limit } => {
-            state::log(&ctx, &env, usize::try_from(limit).unwrap_or(usize::MAX)).await
+            state::log(ctx, &env, usize::try_from(limit).unwrap_or(usize::MAX)).await
         }
         Command::Diff {
             env,
             against,
             paths,
-        } => content::diff(&ctx, &env, &against, &paths).await,
-        Command::Pull { env, dir, force } => content::pull(&ctx, &env, &dir, force).await,
+        } => content::diff(ctx, &env, &against, &paths).await,
+        Command::Pull { env, dir, force } => content::pull(ctx, &env, &dir, force).await,
         Command::Adopt {
             env,
             message,
             confirm,
-        } => content::adopt(&ctx, &env, message.message, confirm.yes).await,
+        } => content::adopt(ctx, &env, message.message, confirm.yes).await,
         Command::Rollback {
             env,
             to,
             message,
             confirm,
-        } => content::rollback(&ctx, &env, to, message.message, confirm.yes).await,
-        Command::Hold { env, reason, .. } => state::hold(&ctx, &env, &reason).await,
-        Command::Unhold { env, confirm } => state::unhold(&ctx, &env, confirm.yes).await,
-        Command::Unlock { env, confirm } => state::unlock(&ctx, &env, confirm.yes).await,
+        } => content::rollback(ctx, &env, to, message.message, confirm.yes).await,
+        Command::Hold { env, reason, .. } => state::hold(ctx, &env, &reason).await,
+        Command::Unhold { env, confirm } => state::unhold(ctx, &env, confirm.yes).await,
+        Command::Unlock { env, confirm } => state::unlock(ctx, &env, confirm.yes).await,
         Command::Serve { target, port, bind } => {
-            serve::serve(&ctx, target.as_deref(), &bind, port).await
+            serve::serve(ctx, target.as_deref(), &bind, port).await
         }
-        Command::Verify { env, timeout } => verify::verify(&ctx, &env, timeout).await,
+        Command::Verify { env, timeout } => verify::verify(ctx, &env, timeout).await,
         Command::Invalidate {
             env,
             paths,
             confirm,
-        } => cdn::invalidate(&ctx, &env, &paths, confirm.yes).await,
+        } => cdn::invalidate(ctx, &env, &paths, confirm.yes).await,
     }
 }
 
@@ -122,6 +172,15 @@ pub(crate) struct EnvCtx<'a> {
 }
 
 impl Ctx {
+    /// The proof block, and in GitHub Actions its annotations and job summary.
+    pub(crate) fn show_plan(&self, plan: &crate::plan::Plan) {
+        self.out.say(crate::output::proof_block(&self.out, plan));
+        if self.out.github {
+            crate::github::refusals(&self.out, &plan.refusals, &self.config.site);
+            crate::github::summary(&self.out, &crate::github::plan_markdown(plan));
+        }
+    }
+
     /// The environment a command names, or the only one the config defines.
     fn env_name(&self, given: Option<&str>) -> Result<String, Error> {
         if let Some(name) = given {
@@ -245,6 +304,29 @@ struct WorkingBase {
 }
 
 impl EnvCtx<'_> {
+    /// Tell the `[[notify]]` webhooks that want it. Never fails the command: failures
+    /// are reported and journalled by `notify::send`.
+    pub(crate) async fn notify(
+        &self,
+        event: &str,
+        release: Option<&crate::ledger::ReleaseRef>,
+        summary: String,
+    ) {
+        if self.ctx.config.notify.is_empty() {
+            return;
+        }
+        let event = crate::notify::Event {
+            event,
+            env: &self.cfg.name,
+            at: jiff::Timestamp::now(),
+            by: &self.ctx.actor,
+            release,
+            summary,
+            url: self.cfg.url.as_deref(),
+        };
+        crate::notify::send(&self.ctx.config.notify, Some(&self.ledger), &event).await;
+    }
+
     fn base_file(&self) -> PathBuf {
         self.ctx
             .config

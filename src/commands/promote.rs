@@ -12,7 +12,7 @@ use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::config::{EnvConfig, StoreUrl};
 use crate::ledger::{Ledger, Release, ReleaseKind, ReleaseRef, short_time};
-use crate::output::{Style, proof_block};
+use crate::output::Style;
 use crate::plan::{ActionKind, Guard, Plan, PlanKind, Refusal};
 
 pub(super) struct Request {
@@ -101,7 +101,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     let to_live = plan.live.as_ref().map(|l| &l.kind);
     let batch = batch(&fe.ledger, &te.ledger, to_live, from).await?;
     plan.batch = batch;
-    ctx.out.say(proof_block(&ctx.out, &plan));
+    ctx.show_plan(&plan);
     if !confirmed(&te, &plan, req.yes).await? {
         return Ok(());
     }

@@ -244,6 +244,7 @@ pub(super) async fn hold(ctx: &Ctx, env: &str, reason: &str) -> Result<(), Error
     ctx.out.say(format!(
         "{env} is on hold: deploys are refused until `driftless unhold {env}`."
     ));
+    ec.notify("hold", None, format!("on hold: {reason}")).await;
     ctx.out.document(&hold);
     Ok(())
 }
@@ -284,6 +285,13 @@ pub(super) async fn unhold(ctx: &Ctx, env: &str, yes: bool) -> Result<(), Error>
     }
     ctx.out
         .say(format!("Lifted {} hold(s) on {env}.", holds.len()));
+    let reasons: Vec<&str> = holds.iter().map(|(h, _)| h.reason.as_str()).collect();
+    ec.notify(
+        "unhold",
+        None,
+        format!("lifted {} hold(s): {}", holds.len(), reasons.join("; ")),
+    )
+    .await;
     ctx.out.document_with(
         || serde_json::json!({ "lifted": holds.iter().map(|(h, _)| h).collect::<Vec<_>>() }),
     );

@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod cdn;
+mod ci;
 mod crash;
 mod faults;
 mod generators;
