@@ -160,6 +160,7 @@ pub(crate) async fn apply(
             .iter()
             .map(|(k, d)| (k.clone(), d.entry.clone()))
             .collect(),
+        kept: plan.retention.kept.clone(),
         delta: None,
         files_if_dropped: None,
     };

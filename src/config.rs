@@ -72,6 +72,10 @@ pub(crate) struct RawConfig {
     /// Webhooks told about deploys, promotions, rollbacks, refusals and holds.
     #[serde(default)]
     notify: Vec<crate::notify::Webhook>,
+    /// What happens to files a deploy removes: fingerprinted assets stay served for open
+    /// pages during a grace period.
+    #[serde(default)]
+    retention: crate::retention::RawRetention,
 }
 
 /// One environment.
@@ -403,6 +407,7 @@ pub struct Config {
     pub include: Vec<String>,
     pub edge: crate::edge::EdgeConfig,
     pub notify: Vec<crate::notify::Webhook>,
+    pub retention: crate::retention::Retention,
 }
 
 /// The JSON Schema of `driftless.toml`, from the types it is read into.
@@ -642,6 +647,13 @@ impl Config {
                 message,
             })?;
         }
+        let retention = raw
+            .retention
+            .validate()
+            .map_err(|message| ConfigError::Semantic {
+                path: shown.clone(),
+                message,
+            })?;
         raw.edge
             .validate()
             .map_err(|message| ConfigError::Semantic {
@@ -659,6 +671,7 @@ impl Config {
             include: raw.include,
             edge: raw.edge,
             notify: raw.notify,
+            retention,
         })
     }
 

@@ -203,6 +203,11 @@ pub struct Release {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
     pub manifest: Manifest,
+    /// Keys a deploy removed from the site but leaves served for a grace period (skew
+    /// protection: pages loaded from an earlier release still find their assets). Not
+    /// part of the manifest; not drift while they hold the bytes recorded here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kept: BTreeMap<String, Kept>,
     /// How the record of this release is stored, when it was read from the store: its
     /// changes since a checkpoint (`None`: it is a checkpoint, or not stored yet).
     #[serde(skip)]
@@ -210,6 +215,18 @@ pub struct Release {
     /// How many files it has, when its manifest was dropped to save memory.
     #[serde(skip)]
     pub files_if_dropped: Option<usize>,
+}
+
+/// A removed key kept served for open pages, until its grace ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    /// What the key holds (and the ETag the store gave it): deleted after the grace
+    /// only if it still holds exactly this.
+    pub entry: Entry,
+    /// Served until then at least; the first deploy after it deletes the key.
+    pub until: Timestamp,
+    /// The release that removed the key from the site.
+    pub removed_in: String,
 }
 
 /// A release's changes since its checkpoint (a release stored with its whole manifest).
@@ -255,6 +272,8 @@ pub struct Record {
     pub changes: Option<Manifest>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub removed: std::collections::BTreeSet<String>,
+    #[serde(default)]
+    pub kept: BTreeMap<String, Kept>,
 }
 
 /// A record being written: borrows the release it describes.
@@ -282,6 +301,8 @@ pub struct RecordOut<'a> {
     manifest: Option<&'a Manifest>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     delta: Option<Delta>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    kept: &'a BTreeMap<String, Kept>,
 }
 
 /// A record's header alone: what `log` and promotion batches read.
@@ -350,6 +371,7 @@ impl Release {
             files: self.manifest.len(),
             manifest: delta.is_none().then_some(&self.manifest),
             delta,
+            kept: &self.kept,
         }
     }
 
@@ -761,6 +783,7 @@ impl Ledger {
             message: record.message,
             overrides: record.overrides,
             manifest,
+            kept: record.kept,
             delta,
             files_if_dropped: None,
         })

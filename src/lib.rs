@@ -16,6 +16,7 @@ pub mod identity;
 pub mod ledger;
 pub mod notify;
 pub mod plan;
+pub mod retention;
 pub mod scan;
 pub mod store;
 

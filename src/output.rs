@@ -325,6 +325,9 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
         t.unchanged,
         bytes(t.upload_bytes)
     );
+    if !plan.retention.kept.is_empty() {
+        kept_lines(out, plan, &mut s);
+    }
     if let Some(inv) = &plan.invalidation {
         let _ = writeln!(s, "{}", inv.describe());
     }
@@ -397,6 +400,48 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
         );
     }
     s
+}
+
+/// Removed assets kept served for pages already open, and until when.
+fn kept_lines(out: &Output, plan: &Plan, s: &mut String) {
+    let kept = &plan.retention.kept;
+    let newly: Vec<(&String, &crate::ledger::Kept)> = kept
+        .iter()
+        .filter(|(_, k)| k.removed_in == plan.new_release)
+        .collect();
+    if let Some((_, first)) = newly.first() {
+        let _ = writeln!(
+            s,
+            "{} removed asset(s) kept for open pages until {} (deleted by the first deploy after):",
+            newly.len(),
+            crate::ledger::short_time(first.until)
+        );
+        let shown = if out.full { usize::MAX } else { CAP };
+        for (key, _) in newly.iter().take(shown) {
+            let _ = writeln!(s, "  {:<8} {}", out.paint("keep", Style::Dim), esc(key));
+        }
+        if newly.len() > shown {
+            let _ = writeln!(
+                s,
+                "  … and {} more (`--full` lists all)",
+                newly.len() - shown
+            );
+        }
+    }
+    let carried = kept.len() - newly.len();
+    if carried > 0 {
+        let until = kept
+            .values()
+            .filter(|k| k.removed_in != plan.new_release)
+            .map(|k| k.until)
+            .min()
+            .map(crate::ledger::short_time)
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{carried} asset(s) removed earlier still kept for open pages (first grace ends {until})"
+        );
+    }
 }
 
 /// Per-file lines a person can read: every change with its proof when there are few (or
@@ -590,6 +635,13 @@ struct PlanFields<'a> {
     invalidation: Option<&'a crate::cdn::Invalidation>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     batch: &'a [ReleaseRef],
+    /// Removed assets kept served for open pages (skew protection).
+    #[serde(skip_serializing_if = "is_unsettled")]
+    retention: &'a crate::retention::Settled,
+}
+
+fn is_unsettled(s: &&crate::retention::Settled) -> bool {
+    s.kept.is_empty() && s.expired == 0
 }
 
 impl Output {
@@ -617,6 +669,7 @@ impl Output {
                 scan: plan.scan.as_ref(),
                 invalidation: plan.invalidation.as_ref(),
                 batch: &plan.batch,
+                retention: &plan.retention,
             },
             manifest: self.full.then_some(&plan.manifest),
         }

@@ -249,11 +249,16 @@ pub struct Plan {
     /// newest first — what the promotion batches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batch: Vec<ReleaseRef>,
+    /// Removed keys the new release keeps served for open pages (skew protection).
+    #[serde(default)]
+    pub retention: crate::retention::Settled,
 }
 
 impl Plan {
+    /// Nothing to write: no action, and no key newly kept for open pages (which changes
+    /// the release even though no byte moves).
     pub fn is_noop(&self) -> bool {
-        self.actions.is_empty()
+        self.actions.is_empty() && self.retention.newly == 0
     }
 
     pub fn refused(&self) -> bool {

@@ -186,6 +186,7 @@ async fn adopt_locked(
         message,
         overrides: Vec::new(),
         manifest,
+        kept: std::collections::BTreeMap::new(),
         delta: None,
         files_if_dropped: None,
     };

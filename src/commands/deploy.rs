@@ -189,6 +189,15 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
         &remote,
     );
     guards::explained_by_pending(&mut d.drift, pending.as_ref(), &remote);
+    let new_release = new_release_id(Timestamp::now());
+    let retention = crate::retention::settle(
+        &mut d,
+        live.as_deref(),
+        &remote,
+        &ec.ctx.config.retention,
+        &new_release,
+        Timestamp::now(),
+    );
 
     let mut refusals = req.refusals;
     refusals.extend(guards::key_length(ec.cfg, &req.desired));
@@ -254,7 +263,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
         message: req.message,
         live: live.as_deref().map(Release::summary),
         base: resolution.base.as_deref().map(Release::summary),
-        new_release: new_release_id(Timestamp::now()),
+        new_release,
         seen: crate::plan::Seen {
             head,
             listing_digest: listing_digest(&remote),
@@ -270,6 +279,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
         manifest,
         scan: req.scan,
         batch: Vec::new(),
+        retention,
     })
 }
 

@@ -50,7 +50,14 @@ impl Served {
             return Ok(Some(m.clone()));
         }
         let (_, live) = ledger.live().await?;
-        let m = Arc::new(live.map(|l| l.manifest).unwrap_or_default());
+        // What the store serves: the live files and the removed assets kept for open pages.
+        let m = Arc::new(live.map_or_else(Manifest::new, |l| {
+            let mut m = l.manifest;
+            for (k, kept) in l.kept {
+                m.entry(k).or_insert(kept.entry);
+            }
+            m
+        }));
         *cache = Some((m.clone(), Instant::now()));
         Ok(Some(m))
     }

@@ -21,6 +21,9 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     let remote = read_site(&ec.ledger, live.as_ref()).await?;
     let mut drift = drift(live.as_ref().map(|l| &l.manifest), &remote);
     super::guards::explained_by_pending(&mut drift, pending.as_ref(), &remote);
+    if let Some(l) = &live {
+        crate::retention::not_drift(&mut drift, l, &remote);
+    }
     let holds: Vec<Hold> = ec
         .ledger
         .holds()
@@ -84,6 +87,16 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             ));
         }
     }
+    if let Some(l) = live.as_deref().filter(|l| !l.kept.is_empty()) {
+        let until = l.kept.values().map(|k| k.until).max().map(short_time);
+        let next = l.kept.values().map(|k| k.until).min().map(short_time);
+        out.say(format!(
+            "  kept     {} removed asset(s) still served for open pages; the first grace ends {}, the last {}",
+            l.kept.len(),
+            next.unwrap_or_default(),
+            until.unwrap_or_default()
+        ));
+    }
     if holds.is_empty() {
         out.say("  holds    none");
     }
@@ -128,6 +141,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             "live": live.as_deref().map(Release::summary),
             "pending": pending.as_ref().map(|p| p.release.summary()),
             "drift": drift,
+            "kept": live.as_deref().map(|l| &l.kept),
             "holds": holds,
             "lock": lock,
             "lock_holder_dead": lock.as_ref().map(crate::ledger::LockInfo::holder_is_dead_here),

@@ -16,6 +16,7 @@ mod incident;
 mod init;
 mod lifecycle;
 mod pipeline;
+mod retention;
 mod s3;
 mod scale;
 mod serve;

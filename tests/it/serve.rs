@@ -50,7 +50,7 @@ pub(crate) fn serve(p: &Project, target: &str, port: u16) -> Server {
 }
 
 /// A raw HTTP/1.0 GET: status line and headers (lower-cased), body.
-fn get(port: u16, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
+pub(crate) fn get(port: u16, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{extra}\r\n").unwrap();
     let mut buf = Vec::new();
@@ -295,7 +295,7 @@ basic_auth = {{ user = "team", password_env = "PREVIEW_PASSWORD" }}
 /// nginx, Chromium and playwright-core, installed by the project's own script (once per
 /// test run). Returns the directory holding `node_modules/playwright-core`. A missing
 /// dependency fails the test; nothing is skipped.
-fn web_deps() -> &'static Path {
+pub(crate) fn web_deps() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/web-test-deps.sh");

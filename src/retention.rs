@@ -1,0 +1,245 @@
+//! Skew protection: a deploy that removes a fingerprinted asset leaves it served for a
+//! grace period, so a page loaded from the previous release still finds its lazy chunks.
+//!
+//! A removed key is *kept* when the live release served it as immutable (its
+//! `Cache-Control` says `immutable`) or it matches `[retention] keep_removed`; HTML never
+//! is. Kept keys are recorded in the release (not in its manifest), are not drift while
+//! they hold the bytes recorded, are carried from release to release, and are deleted by
+//! the first deploy after their grace — conditionally, only if they still hold those bytes.
+
+use std::collections::BTreeMap;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::{Kept, Release};
+use crate::plan::{ActionKind, Diff, DriftKind, RemoteObject};
+
+/// `[retention]` as written in driftless.toml.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// How long a removed asset stays served for pages already open, e.g. "48h", "30m",
+    /// "7d" (default 48h; "0s" deletes at once).
+    #[serde(default)]
+    pub removed_grace: Option<String>,
+    /// Globs of removed keys to keep for the grace period (default: the keys the live
+    /// release served with `Cache-Control: immutable`, i.e. fingerprinted assets). HTML is
+    /// never kept.
+    #[serde(default)]
+    pub keep_removed: Option<Vec<String>>,
+}
+
+/// The retention policy, validated.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    pub grace: SignedDuration,
+    keep: Option<GlobSet>,
+}
+
+pub const DEFAULT_GRACE: SignedDuration = SignedDuration::from_hours(48);
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            grace: DEFAULT_GRACE,
+            keep: None,
+        }
+    }
+}
+
+impl RawRetention {
+    pub fn validate(&self) -> Result<Retention, String> {
+        let grace = match &self.removed_grace {
+            None => DEFAULT_GRACE,
+            Some(text) => parse_duration(text).ok_or_else(|| {
+                format!(
+                    "retention.removed_grace: {text:?} is not a duration (e.g. \"48h\", \"30m\", \"7d\")"
+                )
+            })?,
+        };
+        let keep = match &self.keep_removed {
+            None => None,
+            Some(patterns) => {
+                let mut b = GlobSetBuilder::new();
+                for p in patterns {
+                    b.add(Glob::new(p).map_err(|e| format!("retention.keep_removed: {p:?}: {e}"))?);
+                }
+                Some(
+                    b.build()
+                        .map_err(|e| format!("retention.keep_removed: {e}"))?,
+                )
+            }
+        };
+        Ok(Retention { grace, keep })
+    }
+}
+
+/// "48h", "30m", "90s", "7d", or anything jiff reads as a duration ("2h 30m", "PT48H").
+fn parse_duration(text: &str) -> Option<SignedDuration> {
+    let t = text.trim();
+    let days = t
+        .strip_suffix('d')
+        .and_then(|n| n.trim().parse::<i64>().ok())
+        .map(|n| SignedDuration::from_hours(n * 24));
+    days.or_else(|| t.parse::<SignedDuration>().ok())
+        .filter(|d| !d.is_negative())
+}
+
+impl Retention {
+    fn keeps(&self, key: &str, entry: &crate::ledger::Entry) -> bool {
+        if self.grace.is_zero() || crate::scan::is_html(key) {
+            return false;
+        }
+        match &self.keep {
+            Some(set) => set.is_match(key),
+            None => entry
+                .cache_control
+                .as_deref()
+                .is_some_and(|c| c.to_ascii_lowercase().contains("immutable")),
+        }
+    }
+}
+
+/// Whether the store still holds exactly what was kept at `key`.
+fn holds(remote: &BTreeMap<String, RemoteObject>, key: &str, kept: &Kept) -> bool {
+    remote
+        .get(key)
+        .is_some_and(|r| r.etag == kept.entry.etag && !kept.entry.etag.is_empty())
+}
+
+/// Kept keys that still hold their bytes are expected in the store: not drift.
+pub fn not_drift(
+    drift: &mut Vec<crate::plan::Drift>,
+    live: &Release,
+    remote: &BTreeMap<String, RemoteObject>,
+) {
+    drift.retain(|d| {
+        !(d.kind == DriftKind::Added
+            && live
+                .kept
+                .get(&d.key)
+                .is_some_and(|k| holds(remote, &d.key, k)))
+    });
+}
+
+/// What retention does to one plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settled {
+    /// Every key the new release keeps served (newly removed, and carried over).
+    pub kept: BTreeMap<String, Kept>,
+    /// How many of them this plan removes from the site.
+    pub newly: usize,
+    /// Kept keys whose grace is over: deleted by this plan.
+    pub expired: usize,
+}
+
+/// Turn the deletes of removed assets into kept keys, carry the live release's kept keys
+/// that are still in their grace, delete those past it, and stop counting kept keys that
+/// hold their recorded bytes as drift. `new_release`: the id the plan will make live.
+pub fn settle(
+    diff: &mut Diff,
+    live: Option<&Release>,
+    remote: &BTreeMap<String, RemoteObject>,
+    policy: &Retention,
+    new_release: &str,
+    now: Timestamp,
+) -> Settled {
+    let mut out = Settled::default();
+    let Some(live) = live else {
+        return out;
+    };
+    let holds = |key: &str, kept: &Kept| holds(remote, key, kept);
+    not_drift(&mut diff.drift, live, remote);
+    let mut expired = 0;
+    diff.actions.retain_mut(|a| {
+        if a.kind != ActionKind::Delete {
+            return true;
+        }
+        let Some(r) = &a.remote else { return true };
+        if let Some(k) = live.kept.get(&a.key) {
+            if !holds(&a.key, k) {
+                return true; // changed outside driftless: drift, and its own delete
+            }
+            if k.until > now {
+                out.kept.insert(a.key.clone(), k.clone());
+                return false;
+            }
+            a.reason = format!(
+                "kept for open pages until {}: grace over",
+                crate::ledger::short_time(k.until)
+            );
+            expired += 1;
+            return true;
+        }
+        match live.manifest.get(&a.key) {
+            Some(entry) if entry.etag == r.etag && policy.keeps(&a.key, entry) => {
+                out.kept.insert(
+                    a.key.clone(),
+                    Kept {
+                        entry: entry.clone(),
+                        until: now.saturating_add(policy.grace).unwrap_or(now),
+                        removed_in: new_release.to_owned(),
+                    },
+                );
+                out.newly += 1;
+                false
+            }
+            _ => true,
+        }
+    });
+    out.expired = expired;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Entry;
+
+    fn entry(sha: &str, cache: &str) -> Entry {
+        Entry {
+            sha256: sha.into(),
+            size: 1,
+            content_type: None,
+            cache_control: Some(crate::ledger::header(cache)),
+            content_encoding: None,
+            etag: format!("e-{sha}"),
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("48h"), Some(SignedDuration::from_hours(48)));
+        assert_eq!(parse_duration("7d"), Some(SignedDuration::from_hours(168)));
+        assert_eq!(parse_duration("30m"), Some(SignedDuration::from_mins(30)));
+        assert_eq!(parse_duration("0s"), Some(SignedDuration::ZERO));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("-1h"), None);
+    }
+
+    #[test]
+    fn only_removed_immutable_assets_are_kept_and_html_never() {
+        let policy = Retention::default();
+        let immutable = "public, max-age=31536000, immutable";
+        assert!(policy.keeps("assets/app-1a2b3c4d.js", &entry("a", immutable)));
+        assert!(!policy.keeps("index.html", &entry("a", immutable)));
+        assert!(!policy.keeps("about.txt", &entry("a", "no-cache")));
+        let globbed = RawRetention {
+            removed_grace: Some("1h".into()),
+            keep_removed: Some(vec!["chunks/**".into()]),
+        }
+        .validate()
+        .unwrap();
+        assert!(globbed.keeps("chunks/a.js", &entry("a", "no-cache")));
+        assert!(!globbed.keeps("assets/a.js", &entry("a", immutable)));
+        let off = RawRetention {
+            removed_grace: Some("0s".into()),
+            keep_removed: None,
+        }
+        .validate()
+        .unwrap();
+        assert!(!off.keeps("assets/app-1a2b3c4d.js", &entry("a", immutable)));
+    }
+}
