@@ -217,6 +217,17 @@ pub struct Release {
     pub files_if_dropped: Option<usize>,
 }
 
+/// What an environment's history occupies in its store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Storage {
+    pub releases: usize,
+    pub release_bytes: u64,
+    pub packs: usize,
+    pub objects: usize,
+    /// Packs (with their indexes) and content-addressed objects.
+    pub snapshot_bytes: u64,
+}
+
 /// A removed key kept served for open pages, until its grace ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Kept {
@@ -1125,6 +1136,30 @@ impl Ledger {
             }
         }
         Ok(out)
+    }
+
+    // --- storage ----------------------------------------------------------------
+
+    /// What the environment's history occupies: release records, and the snapshot bytes
+    /// (packs and content-addressed objects). Three listings, no reads.
+    pub async fn storage(&self) -> Result<Storage> {
+        let (r, p, o) = (
+            self.key("releases/"),
+            self.key("packs/"),
+            self.key("objects/"),
+        );
+        let (releases, packs, objects) = tokio::try_join!(
+            self.store.list(&r),
+            self.store.list(&p),
+            self.store.list(&o)
+        )?;
+        Ok(Storage {
+            releases: releases.len(),
+            release_bytes: releases.iter().map(|m| m.size).sum(),
+            packs: packs.iter().filter(|m| m.key.ends_with(".pack")).count(),
+            objects: objects.len(),
+            snapshot_bytes: packs.iter().chain(&objects).map(|m| m.size).sum(),
+        })
     }
 
     // --- holds ------------------------------------------------------------------

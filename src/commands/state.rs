@@ -87,6 +87,15 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             ));
         }
     }
+    let storage = ec.ledger.storage().await?;
+    out.say(format!(
+        "  storage  {} release(s) ({} of records); snapshots {} ({} pack(s), {} object(s)); every release is kept (no gc yet)",
+        storage.releases,
+        crate::output::bytes(storage.release_bytes),
+        crate::output::bytes(storage.snapshot_bytes),
+        storage.packs,
+        storage.objects
+    ));
     if let Some(l) = live.as_deref().filter(|l| !l.kept.is_empty()) {
         let until = l.kept.values().map(|k| k.until).max().map(short_time);
         let next = l.kept.values().map(|k| k.until).min().map(short_time);
@@ -142,6 +151,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             "pending": pending.as_ref().map(|p| p.release.summary()),
             "drift": drift,
             "kept": live.as_deref().map(|l| &l.kept),
+            "storage": storage,
             "holds": holds,
             "lock": lock,
             "lock_holder_dead": lock.as_ref().map(crate::ledger::LockInfo::holder_is_dead_here),

@@ -188,6 +188,20 @@ fn kept_keys_are_deleted_only_if_they_still_hold_what_was_kept() {
     assert_eq!(doc["plan"]["retention"]["newly"], 1, "{doc}");
     assert!(store.join("assets/app-1.js").is_file());
     assert!(!store.join("notes.txt").exists());
+    // status reports what history occupies, and the kept key with its grace.
+    let status = p.cmd(&["--json", "status", "prod"]).expect(0).json();
+    assert_eq!(status["storage"]["releases"], 2, "{status}");
+    // Every version of every file is in the snapshots: v1, v2, one, plain.
+    assert_eq!(status["storage"]["objects"], 4, "{status}");
+    assert_eq!(
+        status["storage"]["snapshot_bytes"],
+        2 + 2 + 3 + 5,
+        "{status}"
+    );
+    assert!(
+        status["kept"]["assets/app-1.js"]["until"].is_string(),
+        "{status}"
+    );
 
     // Someone replaces the kept file in the bucket: that is drift, and after the grace
     // it is not deleted (the deploy is refused, naming it).

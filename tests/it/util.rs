@@ -103,6 +103,11 @@ impl Run {
             .env("NO_COLOR", "1")
             .env_remove("DRIFTLESS_CONFIG")
             .env_remove("DRIFTLESS_FAILPOINT")
+            // Tests that want GitHub Actions output ask for it (a CI runner's own
+            // variables must not change what every other test sees).
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITHUB_WORKSPACE")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .stdin(Stdio::null());
         Self {
