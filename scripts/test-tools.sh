@@ -13,26 +13,9 @@ set -euo pipefail
 PREFIX=${PREFIX:-${TMPDIR:-/tmp}/driftless-test-tools}
 PYTHON=${PYTHON:-python3}
 
-log() { echo "[test-tools] $*" >&2; }
-
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"
-  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo "$@"
-  else log "need root to run: $*"; return 1
-  fi
-}
-
-apt_install() {
-  local missing=() pkg
-  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-  [ ${#missing[@]} = 0 ] && return 0
-  command -v apt-get >/dev/null || { log "no apt-get: install ${missing[*]} yourself"; exit 1; }
-  log "installing ${missing[*]} with apt-get (first run only)"
-  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-}
+LOG_TAG=test-tools
+# shellcheck source=install-lib.sh
+. "$(dirname "$0")/install-lib.sh"
 
 mkdir -p "$PREFIX"
 exec 9>"$PREFIX/.lock"

@@ -661,16 +661,7 @@ pub(crate) async fn recover(
                 let now = ledger.store().head(&key).await?;
                 let etag = match now {
                     Some(o) if !entry.etag.is_empty() && o.meta.etag == entry.etag => o.meta.etag,
-                    Some(o)
-                        if o.attrs.sha256.as_deref() == Some(entry.sha256.as_str())
-                            && o.attrs.content_type.as_deref() == entry.content_type.as_deref()
-                            && o.attrs.cache_control.as_deref()
-                                == entry.cache_control.as_deref()
-                            && o.attrs.content_encoding.as_deref()
-                                == entry.content_encoding.as_deref() =>
-                    {
-                        o.meta.etag
-                    }
+                    Some(o) if o.attrs == entry.attributes() => o.meta.etag,
                     other => {
                         let mode = other.map_or(PutMode::Create, |o| PutMode::IfMatch(o.meta.etag));
                         ledger

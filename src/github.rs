@@ -123,14 +123,12 @@ const LISTED: usize = 100;
 /// changed files.
 pub(crate) fn plan_markdown(plan: &Plan) -> String {
     let mut s = String::new();
-    let what = match &plan.kind {
-        PlanKind::Deploy => "deploy".to_owned(),
-        PlanKind::Rollback { to } => format!("rollback to `{}`", cell(to)),
-        PlanKind::Promote { from, release } => {
-            format!("promotion of {} release `{}`", cell(from), cell(release))
-        }
-    };
-    let _ = writeln!(s, "### driftless: {what} → {}\n", cell(&plan.env));
+    let _ = writeln!(
+        s,
+        "### driftless: {} → {}\n",
+        cell(&plan.kind.describe()),
+        cell(&plan.env)
+    );
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| store | `{}` |", cell(&plan.store));
     let release = |r: Option<&crate::ledger::ReleaseRef>| {
@@ -158,28 +156,9 @@ pub(crate) fn plan_markdown(plan: &Plan) -> String {
     if let Some(m) = &plan.message {
         let _ = writeln!(s, "| message | {} |", cell(m));
     }
-    let t = &plan.totals;
-    let _ = writeln!(
-        s,
-        "\n**{} to create, {} to update, {} header-only, {} to delete, {} unchanged; {} to upload**\n",
-        t.create,
-        t.update,
-        t.header_update,
-        t.delete,
-        t.unchanged,
-        bytes(t.upload_bytes)
-    );
+    let _ = writeln!(s, "\n**{}**\n", plan.totals);
     if plan.refused() {
-        let _ = writeln!(s, "**Guards:** ❌ refused — nothing was changed\n");
-        for r in &plan.refusals {
-            let _ = writeln!(
-                s,
-                "- `{}` {} — {}",
-                r.guard.name(),
-                cell(&r.message),
-                cell(&r.resolve)
-            );
-        }
+        s.push_str(&refused_markdown(&plan.refusals));
     } else {
         let _ = writeln!(s, "**Guards:** ✅ every guard passed");
     }
@@ -243,6 +222,39 @@ pub(crate) fn plan_markdown(plan: &Plan) -> String {
     }
     s.push('\n');
     s
+}
+
+/// The verdict of refusing guards, as markdown.
+fn refused_markdown(refusals: &[Refusal]) -> String {
+    let mut s = String::from("**Guards:** ❌ refused — nothing was changed\n\n");
+    for r in refusals {
+        let _ = writeln!(
+            s,
+            "- `{}` {} — {}",
+            r.guard.name(),
+            cell(&r.message),
+            cell(&r.resolve)
+        );
+    }
+    s
+}
+
+/// A refusal found before any plan (hold, lock, protected environment): its summary.
+pub(crate) fn early_refusal_summary(
+    out: &Output,
+    kind: &PlanKind,
+    env: &str,
+    refusals: &[Refusal],
+) {
+    summary(
+        out,
+        &format!(
+            "### driftless: {} → {}\n\n{}\n",
+            kind.name(),
+            cell(env),
+            refused_markdown(refusals)
+        ),
+    );
 }
 
 #[cfg(test)]

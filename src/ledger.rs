@@ -262,26 +262,26 @@ pub struct Record {
     pub kind: ReleaseKind,
     pub created_at: Timestamp,
     pub actor: Actor,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub git: Option<GitInfo>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub overrides: Vec<String>,
     /// How many files the release has (so `log` needs no manifest).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub files: Option<usize>,
     /// Format 1: the whole manifest, one object per key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub manifest: Option<Manifest>,
     /// Format 2 checkpoint: the whole manifest, compact.
     #[serde(default, deserialize_with = "compact::option::deserialize")]
     pub entries: Option<Manifest>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub checkpoint: Option<String>,
     #[serde(default, deserialize_with = "compact::option::deserialize")]
     pub changes: Option<Manifest>,
-    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    #[serde(default)]
     pub removed: std::collections::BTreeSet<String>,
     #[serde(default)]
     pub kept: BTreeMap<String, Kept>,
@@ -386,12 +386,13 @@ impl Release {
         }
     }
 
-    /// The delta a stored record describes (`None` for a checkpoint).
-    fn delta_of(record: &Record) -> Option<Delta> {
-        record.checkpoint.as_ref().map(|c| Delta {
-            checkpoint: c.clone(),
-            changes: record.changes.clone().unwrap_or_default(),
-            removed: record.removed.clone(),
+    /// The delta a stored record describes (`None` for a checkpoint), moved out of it.
+    fn delta_of(record: &mut Record) -> Option<Delta> {
+        let checkpoint = record.checkpoint.take()?;
+        Some(Delta {
+            checkpoint,
+            changes: record.changes.take().unwrap_or_default(),
+            removed: std::mem::take(&mut record.removed),
         })
     }
 
@@ -750,11 +751,16 @@ impl Ledger {
         Ok(body)
     }
 
-    async fn record(&self, id: &str) -> Result<Record> {
+    /// Release `id`'s record read as `T`: the whole [`Record`], or only its header.
+    async fn parse_record<T: serde::de::DeserializeOwned>(&self, id: &str) -> Result<T> {
         let key = self.key(&format!("releases/{id}.json"));
         let raw = self.record_bytes(id).await?;
         let json = gunzip_if_needed(&raw).map_err(|e| corrupt(&key, e))?;
         serde_json::from_slice(&json).map_err(|e| corrupt(&key, e))
+    }
+
+    async fn record(&self, id: &str) -> Result<Record> {
+        self.parse_record(id).await
     }
 
     pub async fn release(&self, id: &str) -> Result<Release> {
@@ -764,8 +770,8 @@ impl Ledger {
 
     /// A whole release from its record: a checkpoint as it is, a delta applied to its
     /// checkpoint.
-    async fn materialize(&self, record: Record) -> Result<Release> {
-        let delta = Release::delta_of(&record);
+    async fn materialize(&self, mut record: Record) -> Result<Release> {
+        let delta = Release::delta_of(&mut record);
         let manifest = match (record.entries.or(record.manifest), &delta) {
             (Some(m), _) => m,
             (None, Some(d)) => {
@@ -802,10 +808,7 @@ impl Ledger {
 
     /// Who made release `id`, when and why, and its parent — without its manifest.
     pub async fn release_ref(&self, id: &str) -> Result<(ReleaseRef, Option<String>)> {
-        let key = self.key(&format!("releases/{id}.json"));
-        let raw = self.record_bytes(id).await?;
-        let json = gunzip_if_needed(&raw).map_err(|e| corrupt(&key, e))?;
-        let head: RecordHead = serde_json::from_slice(&json).map_err(|e| corrupt(&key, e))?;
+        let head: RecordHead = self.parse_record(id).await?;
         let files = match head.files {
             Some(n) => n,
             // Format 1 records carry no count: read the manifest once.
@@ -867,37 +870,8 @@ impl Ledger {
         Ok((head, live))
     }
 
-    /// The live release and its ancestors, newest first (at most `limit`).
-    pub async fn history(&self, limit: usize) -> Result<Vec<Release>> {
-        Ok(self.history_until(None, limit).await?.0)
-    }
-
-    /// Live's ancestry, newest first, stopping before release `stop` (one read per
-    /// release walked, so a caller that knows where to stop reads no further). Returns
-    /// whether `stop` was reached.
-    pub async fn history_until(
-        &self,
-        stop: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<Release>, bool)> {
-        let mut out = Vec::new();
-        let mut next = self.head().await?.release;
-        while let Some(id) = next {
-            if Some(id.as_str()) == stop {
-                return Ok((out, true));
-            }
-            if out.len() >= limit {
-                break;
-            }
-            let r = self.release(&id).await?;
-            next = r.parent.clone();
-            out.push(r);
-        }
-        Ok((out, false))
-    }
-
-    /// Live's ancestry as summaries (no manifests), newest first, stopping before
-    /// release `stop`; returns whether `stop` was reached.
+    /// Live's ancestry as summaries (no manifests: one header read per release walked),
+    /// newest first, stopping before release `stop`; returns whether `stop` was reached.
     pub async fn history_refs(
         &self,
         stop: Option<&str>,

@@ -108,7 +108,7 @@ where
         }
     };
     let json = cli.global.json;
-    let out = output::Output::new(json, cli.global.no_color, false);
+    let out = output::Output::new(json, cli.global.no_color, cli.global.full);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -119,7 +119,7 @@ where
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::dispatch(cli)) {
+    match runtime.block_on(commands::dispatch(cli, out)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = e.exit_code();

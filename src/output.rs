@@ -238,16 +238,11 @@ pub(crate) fn stdout_line(text: &str) {
 /// releases involved, and every guard's verdict.
 pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
     let mut s = String::new();
-    let what = match &plan.kind {
-        PlanKind::Deploy => "deploy".to_owned(),
-        PlanKind::Rollback { to } => format!("rollback to {to}"),
-        PlanKind::Promote { from, release } => format!("promotion of {from} release {release}"),
-    };
     let _ = writeln!(
         s,
         "{} {} → {} ({})",
         out.paint("Plan:", Style::Strong),
-        what,
+        plan.kind.describe(),
         out.paint(&plan.env, Style::Strong),
         plan.store
     );
@@ -314,17 +309,7 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
     s.push('\n');
 
     // What matters first: the totals, the CDN cost, and every guard's verdict.
-    let t = &plan.totals;
-    let _ = writeln!(
-        s,
-        "{} to create, {} to update, {} header-only, {} to delete, {} unchanged; {} to upload",
-        t.create,
-        t.update,
-        t.header_update,
-        t.delete,
-        t.unchanged,
-        bytes(t.upload_bytes)
-    );
+    let _ = writeln!(s, "{}", plan.totals);
     if !plan.retention.kept.is_empty() {
         kept_lines(out, plan, &mut s);
     }

@@ -201,6 +201,22 @@ pub struct Totals {
     pub upload_bytes: u64,
 }
 
+impl std::fmt::Display for Totals {
+    /// One line: what every change does, and the bytes to upload.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} to create, {} to update, {} header-only, {} to delete, {} unchanged; {} to upload",
+            self.create,
+            self.update,
+            self.header_update,
+            self.delete,
+            self.unchanged,
+            crate::output::bytes(self.upload_bytes)
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum PlanKind {
@@ -252,6 +268,26 @@ pub struct Plan {
     /// Removed keys the new release keeps served for open pages (skew protection).
     #[serde(default)]
     pub retention: crate::retention::Settled,
+}
+
+impl PlanKind {
+    /// The operation's name: the lock's, the journal's and the notification's.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Rollback { .. } => "rollback",
+            Self::Promote { .. } => "promote",
+        }
+    }
+
+    /// What is being made live, in words ("rollback to R", "promotion of staging release R").
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Deploy => "deploy".to_owned(),
+            Self::Rollback { to } => format!("rollback to {to}"),
+            Self::Promote { from, release } => format!("promotion of {from} release {release}"),
+        }
+    }
 }
 
 impl Plan {

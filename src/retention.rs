@@ -136,8 +136,9 @@ pub struct Settled {
 }
 
 /// Turn the deletes of removed assets into kept keys, carry the live release's kept keys
-/// that are still in their grace, delete those past it, and stop counting kept keys that
-/// hold their recorded bytes as drift. `new_release`: the id the plan will make live.
+/// that are still in their grace, and delete those past it (kept keys that hold their
+/// recorded bytes are not drift: [`not_drift`], applied with the other expected changes).
+/// `new_release`: the id the plan will make live.
 pub fn settle(
     diff: &mut Diff,
     live: Option<&Release>,
@@ -150,8 +151,6 @@ pub fn settle(
     let Some(live) = live else {
         return out;
     };
-    let holds = |key: &str, kept: &Kept| holds(remote, key, kept);
-    not_drift(&mut diff.drift, live, remote);
     let mut expired = 0;
     diff.actions.retain_mut(|a| {
         if a.kind != ActionKind::Delete {
@@ -159,7 +158,7 @@ pub fn settle(
         }
         let Some(r) = &a.remote else { return true };
         if let Some(k) = live.kept.get(&a.key) {
-            if !holds(&a.key, k) {
+            if !holds(remote, &a.key, k) {
                 return true; // changed outside driftless: drift, and its own delete
             }
             if k.until > now {

@@ -58,23 +58,22 @@ fn scan_config(
     config: &crate::config::Config,
     out: &crate::output::Output,
 ) -> Result<SiteScan, Error> {
-    let ctx = ScanCtx { config, out };
-    let bar = ctx.out.bar_later("hashing");
+    let bar = out.bar_later("hashing");
     let progress = |done: u64, total: u64| {
         if bar.length() != Some(total) {
             bar.set_length(total);
         }
         bar.set_position(done);
     };
-    let skip = [ctx.config.path.clone()];
+    let skip = [config.path.clone()];
     let scanner = Scanner {
-        site: &ctx.config.site,
-        ignore: &ctx.config.ignore,
-        include: &ctx.config.include,
+        site: &config.site,
+        ignore: &config.ignore,
+        include: &config.include,
         skip: &skip,
-        project: Some(&ctx.config.dir),
-        rules: &ctx.config.rules,
-        cache: Some(ctx.config.workdir_state().join("cache")),
+        project: Some(&config.dir),
+        rules: &config.rules,
+        cache: Some(config.workdir_state().join("cache")),
         progress: &progress,
     };
     let scan = scanner.scan()?;
@@ -96,7 +95,7 @@ fn scan_config(
             guard: Guard::Site,
             message: format!(
                 "the site directory {} is empty (after ignore rules): did the build fail?",
-                ctx.config.site.display()
+                config.site.display()
             ),
             key: None,
             release: None,
@@ -122,12 +121,6 @@ fn scan_config(
         stats: scan.stats,
         refusals,
     })
-}
-
-/// What a scan reads of the settings.
-struct ScanCtx<'a> {
-    config: &'a crate::config::Config,
-    out: &'a crate::output::Output,
 }
 
 /// What the store says, read once per plan: HEAD, the live release, an interrupted
@@ -188,7 +181,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
         live.as_ref().map(|l| &l.manifest),
         &remote,
     );
-    guards::explained_by_pending(&mut d.drift, pending.as_ref(), &remote);
+    guards::expected_changes(&mut d.drift, live.as_deref(), pending.as_ref(), &remote);
     let new_release = new_release_id(Timestamp::now());
     let retention = crate::retention::settle(
         &mut d,
@@ -294,7 +287,7 @@ pub(super) async fn refuse_early(ec: &EnvCtx<'_>, kind: &PlanKind) -> Result<(),
     out.say(format!(
         "{} {} → {}\n\n{}\n{}",
         out.paint("Plan:", crate::output::Style::Strong),
-        kind_name(kind),
+        kind.name(),
         out.paint(&ec.cfg.name, crate::output::Style::Strong),
         out.paint(
             "REFUSED — nothing will be changed:",
@@ -319,38 +312,10 @@ pub(super) async fn refuse_early(ec: &EnvCtx<'_>, kind: &PlanKind) -> Result<(),
             serde_json::json!({ "kind": kind, "refusals": refusals }),
         )
         .await;
-    let first = &refusals[0];
-    let summary = format!(
-        "{} guard(s) refused the {} to {} — nothing was changed. First: [{}] {}",
-        refusals.len(),
-        kind_name(kind),
-        ec.cfg.name,
-        first.guard.name(),
-        first.message
-    );
-    crate::github::summary(
-        out,
-        &format!(
-            "### driftless: {} → {}\n\n**Guards:** ❌ refused — nothing was changed\n\n{}\n",
-            kind_name(kind),
-            ec.cfg.name,
-            refusals
-                .iter()
-                .map(|r| format!("- `{}` {} — {}", r.guard.name(), r.message, r.resolve))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ),
-    );
+    let summary = refusal_summary(kind, &ec.cfg.name, &refusals);
+    crate::github::early_refusal_summary(out, kind, &ec.cfg.name, &refusals);
     ec.notify("refused", None, summary.clone()).await;
     Err(Error::Refused(summary))
-}
-
-fn kind_name(kind: &PlanKind) -> &'static str {
-    match kind {
-        PlanKind::Deploy => "deploy",
-        PlanKind::Rollback { .. } => "rollback",
-        PlanKind::Promote { .. } => "promote",
-    }
 }
 
 async fn deploy_plan(
@@ -400,16 +365,20 @@ fn check_edge_files(ctx: &Ctx, desired: &BTreeMap<String, Desired>) -> Result<()
     Ok(())
 }
 
-fn refused_summary(plan: &Plan) -> String {
-    let first = &plan.refusals[0];
+/// The one line a refusal ends with (exit status 3), and what a notification says.
+fn refusal_summary(kind: &PlanKind, env: &str, refusals: &[Refusal]) -> String {
+    let first = &refusals[0];
     format!(
-        "{} guard(s) refused the {} to {} — nothing was changed. First: [{}] {}",
-        plan.refusals.len(),
-        kind_name(&plan.kind),
-        plan.env,
+        "{} guard(s) refused the {} to {env} — nothing was changed. First: [{}] {}",
+        refusals.len(),
+        kind.name(),
         first.guard.name(),
         first.message
     )
+}
+
+fn refused_summary(plan: &Plan) -> String {
+    refusal_summary(&plan.kind, &plan.env, &plan.refusals)
 }
 
 /// Journal a refusal and turn it into the exit-3 error.
@@ -598,7 +567,7 @@ pub(super) async fn execute_and_report(
                 .unwrap_or_default()
         ),
     );
-    ec.notify(kind_name(&plan.kind), Some(&release.summary()), summary)
+    ec.notify(plan.kind.name(), Some(&release.summary()), summary)
         .await;
     ctx.out.document_with(|| {
         serde_json::json!({
@@ -618,11 +587,7 @@ async fn execute(
     plan: &Plan,
     staged: crate::ledger::Staged,
 ) -> Result<(Release, crate::apply::Transfer), Error> {
-    let operation = match plan.kind {
-        PlanKind::Deploy => "deploy",
-        PlanKind::Rollback { .. } => "rollback",
-        PlanKind::Promote { .. } => "promote",
-    };
+    let operation = plan.kind.name();
     let lease = ec.lock(operation).await?;
     let result = async {
         if matches!(plan.kind, PlanKind::Deploy | PlanKind::Promote { .. })

@@ -160,12 +160,18 @@ pub(super) fn drift(
     })
 }
 
-/// Keys the pending release wrote (or is about to delete) are not drift.
-pub(super) fn explained_by_pending(
+/// Differences from live that driftless itself made, so not drift: removed assets kept
+/// for open pages (while they hold their bytes), and keys the pending release wrote (or
+/// is about to delete).
+pub(super) fn expected_changes(
     drift: &mut Vec<Drift>,
+    live: Option<&Release>,
     pending: Option<&Pending>,
     remote: &BTreeMap<String, crate::plan::RemoteObject>,
 ) {
+    if let Some(l) = live {
+        crate::retention::not_drift(drift, l, remote);
+    }
     let Some(p) = pending else { return };
     drift.retain(|d| {
         let written = p.release.manifest.get(&d.key).is_some_and(|e| {

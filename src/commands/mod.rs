@@ -27,8 +27,7 @@ use crate::ledger::{Actor, HeldLease, Ledger};
 use crate::output::Output;
 use crate::store::{LocalStore, S3Settings, S3Store, Store};
 
-pub(crate) async fn dispatch(cli: Cli) -> Result<(), Error> {
-    let out = Output::new(cli.global.json, cli.global.no_color, cli.global.full);
+pub(crate) async fn dispatch(cli: Cli, out: Output) -> Result<(), Error> {
     match &cli.command {
         Command::Init { site } => return init::init(&out, site.as_deref()),
         Command::Completions { shell } => return tooling::completions(*shell),

@@ -20,10 +20,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     let pending = ec.ledger.pending().await?.map(|(p, _)| p);
     let remote = read_site(&ec.ledger, live.as_ref()).await?;
     let mut drift = drift(live.as_ref().map(|l| &l.manifest), &remote);
-    super::guards::explained_by_pending(&mut drift, pending.as_ref(), &remote);
-    if let Some(l) = &live {
-        crate::retention::not_drift(&mut drift, l, &remote);
-    }
+    super::guards::expected_changes(&mut drift, live.as_ref(), pending.as_ref(), &remote);
     let holds: Vec<Hold> = ec
         .ledger
         .holds()

@@ -12,7 +12,7 @@
 //! index is never read (an interrupted upload) and can be collected. Indexes are cached
 //! on this machine by pack id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,6 +57,8 @@ struct PackIdx {
 #[derive(Debug, Default)]
 pub(super) struct PackIndex {
     entries: HashMap<String, Location>,
+    /// The packs whose indexes are in `entries`.
+    packs: HashSet<Arc<str>>,
     loaded: bool,
 }
 
@@ -124,20 +126,12 @@ impl Ledger {
             .filter_map(|m| m.key.strip_prefix(&prefix)?.strip_suffix(".idx"))
             .map(str::to_owned)
             .collect();
-        let known: std::collections::HashSet<Arc<str>> = {
+        let new: Vec<String> = {
             let idx = self.packs.lock().await;
-            idx.entries
-                .values()
-                .filter_map(|l| match l {
-                    Location::Pack { pack, .. } => Some(pack.clone()),
-                    Location::Object => None,
-                })
+            ids.into_iter()
+                .filter(|id| !idx.packs.contains(id.as_str()))
                 .collect()
         };
-        let new: Vec<String> = ids
-            .into_iter()
-            .filter(|id| !known.contains(id.as_str()))
-            .collect();
         let read: Vec<PackIdx> = futures::stream::iter(new)
             .map(|id| async move { self.read_idx(&id).await })
             .buffer_unordered(16)
@@ -146,6 +140,7 @@ impl Ledger {
         let mut idx = self.packs.lock().await;
         for p in read {
             let pack: Arc<str> = Arc::from(p.pack.as_str());
+            idx.packs.insert(pack.clone());
             for (sha, offset, len) in p.entries {
                 idx.entries.entry(sha).or_insert(Location::Pack {
                     pack: pack.clone(),
@@ -196,12 +191,12 @@ impl Ledger {
 
     /// Which of `shas` are kept already: packs first (one listing), then `objects/`
     /// (one listing when many are asked about, else one HEAD each).
-    pub async fn present(&self, shas: &[&str]) -> Result<std::collections::HashSet<String>> {
+    pub async fn present(&self, shas: &[&str]) -> Result<HashSet<String>> {
         if shas.is_empty() {
-            return Ok(std::collections::HashSet::new());
+            return Ok(HashSet::new());
         }
         self.refresh_pack_index().await?;
-        let mut found = std::collections::HashSet::new();
+        let mut found = HashSet::new();
         let mut rest = Vec::new();
         {
             let idx = self.packs.lock().await;
@@ -215,7 +210,7 @@ impl Ledger {
         }
         if rest.len() > 64 {
             let prefix = self.object_key("");
-            let wanted: std::collections::HashSet<&str> = rest.iter().copied().collect();
+            let wanted: HashSet<&str> = rest.iter().copied().collect();
             for m in self.store.list(&prefix).await? {
                 if let Some(sha) = m.key.strip_prefix(&prefix)
                     && wanted.contains(sha)
@@ -240,8 +235,16 @@ impl Ledger {
     pub async fn read_content(&self, sha: &str) -> Result<Option<Bytes>> {
         match self.locate(sha).await? {
             None => Ok(None),
-            Some(Location::Object) => self.get_object(sha).await,
-            Some(Location::Pack { pack, offset, len }) => {
+            Some(at) => self.read_at(sha, at).await,
+        }
+    }
+
+    /// The bytes of `sha` where [`Ledger::locate`] found them, checked against the hash
+    /// when read from a pack.
+    async fn read_at(&self, sha: &str, at: Location) -> Result<Option<Bytes>> {
+        match at {
+            Location::Object => self.get_object(sha).await,
+            Location::Pack { pack, offset, len } => {
                 let key = self.pack_key(&pack, "pack");
                 let body = self
                     .store
@@ -278,9 +281,9 @@ impl Ledger {
                     .copy(&self.object_key(sha), key, attrs, mode)
                     .await
             }
-            Some(Location::Pack { .. }) => {
+            Some(at @ Location::Pack { .. }) => {
                 let body = self
-                    .read_content(sha)
+                    .read_at(sha, at)
                     .await
                     .map_err(ledger_to_store)?
                     .ok_or_else(missing)?;
@@ -395,6 +398,7 @@ impl Ledger {
         for pack in built {
             let path: Arc<Path> = Arc::from(pack.path.as_path());
             let id: Arc<str> = Arc::from(pack.id.as_str());
+            idx.packs.insert(id.clone());
             staged.packs += 1;
             staged.uploaded_bytes += pack.size;
             for (sha, offset, len) in pack.entries {
@@ -460,36 +464,6 @@ impl Ledger {
             Err(e) => Err(StageError::Store(e)),
         }
     }
-
-    /// Content of other stores brought into this one's packs (promotion between stores):
-    /// `sources` are (sha, bytes) already checked against their hashes.
-    pub async fn stage_bytes(
-        &self,
-        items: Vec<(String, Bytes)>,
-        tmp_in: &Path,
-    ) -> std::result::Result<Staged, StageError> {
-        if items.is_empty() {
-            return Ok(Staged::default());
-        }
-        std::fs::create_dir_all(tmp_in).map_err(|e| StageError::Io(tmp_in.to_path_buf(), e))?;
-        let dir = tempfile::Builder::new()
-            .prefix("import-")
-            .tempdir_in(tmp_in)
-            .map_err(|e| StageError::Io(tmp_in.to_path_buf(), e))?;
-        let mut files = Vec::new();
-        for (sha, body) in items {
-            let path = dir.path().join(&sha);
-            std::fs::write(&path, &body).map_err(|e| StageError::Io(path.clone(), e))?;
-            files.push(LocalContent {
-                sha256: sha,
-                path,
-                size: body.len() as u64,
-            });
-        }
-        let mut staged = self.stage_files(files, dir.path(), &|_| {}).await?;
-        staged.dirs.push(dir);
-        Ok(staged)
-    }
 }
 
 /// Why staging content failed.
@@ -538,9 +512,9 @@ fn build_pack(path: &Path, files: &[LocalContent]) -> std::result::Result<BuiltP
     let mut offset = 0u64;
     let mut buf = vec![0u8; 256 * 1024];
     // The same content twice (two keys, one sha) is packed once.
-    let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+    let mut seen = HashSet::new();
     for f in files {
-        if seen.insert(f.sha256.as_str(), ()).is_some() {
+        if !seen.insert(f.sha256.as_str()) {
             continue;
         }
         let mut file = std::fs::File::open(&f.path).map_err(|e| io(&f.path, e))?;

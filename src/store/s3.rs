@@ -415,24 +415,34 @@ impl S3Store {
         .await
     }
 
-    /// The object and its body as a stream.
-    async fn get_stream(&self, key: &str) -> Result<Option<(Object, ByteStream)>> {
+    /// GetObject, of `range` when given (`bytes=a-b`); `None` for a missing key.
+    async fn get_output(
+        &self,
+        key: &str,
+        range: Option<String>,
+    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>> {
         validate_key(key)?;
-        let out = match self
+        match self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(self.full(key))
+            .set_range(range)
             .send()
             .await
         {
-            Ok(o) => o,
-            Err(e) => {
-                return match self.error(key, e) {
-                    StoreError::NotFound { .. } => Ok(None),
-                    other => Err(other),
-                };
-            }
+            Ok(o) => Ok(Some(o)),
+            Err(e) => match self.error(key, e) {
+                StoreError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// The object and its body as a stream.
+    async fn get_stream(&self, key: &str) -> Result<Option<(Object, ByteStream)>> {
+        let Some(out) = self.get_output(key, None).await? else {
+            return Ok(None);
         };
         let obj = object(
             key,
@@ -617,6 +627,19 @@ impl Body<'_> {
     }
 }
 
+fn read_failed(key: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(format!("{key}: reading the body failed: {e}"))
+}
+
+/// A whole response body in memory.
+async fn collect(key: &str, body: ByteStream) -> Result<Bytes> {
+    Ok(body
+        .collect()
+        .await
+        .map_err(|e| read_failed(key, e))?
+        .into_bytes())
+}
+
 fn quote(etag: &str) -> String {
     format!("\"{etag}\"")
 }
@@ -724,41 +747,10 @@ impl Store for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<(Object, Bytes)>> {
-        validate_key(key)?;
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e) => {
-                return match self.error(key, e) {
-                    StoreError::NotFound { .. } => Ok(None),
-                    other => Err(other),
-                };
-            }
+        let Some((obj, body)) = self.get_stream(key).await? else {
+            return Ok(None);
         };
-        let obj = object(
-            key,
-            out.content_length(),
-            out.e_tag(),
-            attributes(
-                out.content_type(),
-                out.cache_control(),
-                out.content_encoding(),
-                out.metadata(),
-            ),
-        );
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::Other(format!("{key}: reading the body failed: {e}")))?
-            .into_bytes();
-        Ok(Some((obj, body)))
+        Ok(Some((obj, collect(key, body).await?)))
     }
 
     async fn put(
@@ -791,30 +783,11 @@ impl Store for S3Store {
         if len == 0 {
             return Ok(self.head(key).await?.map(|_| Bytes::new()));
         }
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .range(format!("bytes={offset}-{}", offset + len - 1))
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e) => {
-                return match self.error(key, e) {
-                    StoreError::NotFound { .. } => Ok(None),
-                    other => Err(other),
-                };
-            }
-        };
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::Other(format!("{key}: reading the body failed: {e}")))?
-            .into_bytes();
-        Ok(Some(body))
+        let range = format!("bytes={offset}-{}", offset + len - 1);
+        match self.get_output(key, Some(range)).await? {
+            Some(out) => Ok(Some(collect(key, out.body).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn hash(&self, key: &str) -> Result<Option<(Object, String)>> {
@@ -823,11 +796,7 @@ impl Store for S3Store {
             return Ok(None);
         };
         let mut h = sha2::Sha256::new();
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| StoreError::Other(format!("{key}: reading the body failed: {e}")))?
-        {
+        while let Some(chunk) = body.try_next().await.map_err(|e| read_failed(key, e))? {
             h.update(&chunk);
         }
         Ok(Some((obj, hex::encode(h.finalize()))))
@@ -844,11 +813,7 @@ impl Store for S3Store {
             source,
         };
         let mut f = std::fs::File::create(to).map_err(|e| io("create", e))?;
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| StoreError::Other(format!("{key}: reading the body failed: {e}")))?
-        {
+        while let Some(chunk) = body.try_next().await.map_err(|e| read_failed(key, e))? {
             f.write_all(&chunk).map_err(|e| io("write", e))?;
         }
         Ok(Some(obj))

@@ -3,21 +3,12 @@
 // security headers reach the browser, and a screenshot is saved.
 // Usage: NODE_DIR=<dir with node_modules/playwright-core> node serve-example.cjs BASE_URL SHOT.png
 // Prints one JSON line of what the browser saw; the Rust test judges it. Exits 1 on error.
-const path = require("path");
-const { chromium } = require(path.join(process.env.NODE_DIR, "node_modules", "playwright-core"));
+const { launch } = require("./launch.cjs");
 
 const [base, shot] = process.argv.slice(2);
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    // This machine's network is closed: keep Chromium from calling home.
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage();
     const errors = [];

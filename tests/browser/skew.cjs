@@ -4,21 +4,13 @@
 // Prints "loaded" once the page is up; then for each line "click ID" on stdin, clicks
 // button #ID and prints one JSON line: {"id", "out"} (the text the chunk wrote, or the
 // import error). "quit" ends it. Exits 1 on error.
-const path = require("path");
 const readline = require("readline");
-const { chromium } = require(path.join(process.env.NODE_DIR, "node_modules", "playwright-core"));
+const { launch } = require("./launch.cjs");
 
 const [base] = process.argv.slice(2);
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage();
     await page.goto(`${base}/`, { waitUntil: "load" });

@@ -105,20 +105,14 @@ fn github_actions_gets_a_job_summary_and_error_annotations() {
     p.write("index.html", "<div>checkout removed</div>");
     std::fs::remove_file(&summary).unwrap();
     let done = in_github(&p, &summary, &["deploy", "prod", "--yes"]).expect(3);
-    let errors: Vec<&str> = done
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("::error"))
-        .collect();
-    assert_eq!(errors.len(), 1, "{}", done.all());
+    let error = only_annotation(&done.stdout, &done);
     assert!(
-        errors[0].starts_with("::error file=site/index.html,title=driftless refused%3A feature::"),
-        "{}",
-        errors[0]
+        error.starts_with("::error file=site/index.html,title=driftless refused%3A feature::"),
+        "{error}"
     );
-    assert!(errors[0].contains("checkout"), "{}", errors[0]);
+    assert!(error.contains("checkout"), "{error}");
     // The message is one line for the runner: newlines escaped.
-    assert!(errors[0].contains("%0A→ "), "{}", errors[0]);
+    assert!(error.contains("%0A→ "), "{error}");
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(
         md.contains("**Guards:** ❌ refused — nothing was changed") && md.contains("- `feature`"),
@@ -149,35 +143,28 @@ fn github_actions_gets_a_job_summary_and_error_annotations() {
         &["deploy", "prod", "--yes", "--force", "feature"],
     )
     .expect(3);
-    let errors: Vec<&str> = done
-        .stdout
-        .lines()
-        .chain(done.stderr.lines())
-        .filter(|l| l.starts_with("::error"))
-        .collect();
     holder.kill().unwrap();
     holder.wait().unwrap();
-    assert_eq!(errors.len(), 1, "{}", done.all());
+    let error = only_annotation(&done.all(), &done);
     assert!(
-        errors[0].starts_with("::error title=driftless refused%3A lock::")
-            && errors[0].contains("is running `deploy`"),
-        "{}",
-        errors[0]
+        error.starts_with("::error title=driftless refused%3A lock::")
+            && error.contains("is running `deploy`"),
+        "{error}"
     );
     // Any other error that ends the run is one annotation too.
     let done = in_github(&p, &summary, &["deploy", "nowhere", "--yes"]).expect(2);
-    let errors: Vec<&str> = done
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("::error"))
-        .collect();
-    assert_eq!(errors.len(), 1, "{}", done.all());
+    let error = only_annotation(&done.stdout, &done);
     assert!(
-        errors[0].starts_with("::error title=driftless%3A error::")
-            && errors[0].contains("nowhere"),
-        "{}",
-        errors[0]
+        error.starts_with("::error title=driftless%3A error::") && error.contains("nowhere"),
+        "{error}"
     );
+}
+
+/// The one `::error` line of `text` (a run's output), asserting there is exactly one.
+fn only_annotation(text: &str, done: &crate::util::Done) -> String {
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("::error")).collect();
+    assert_eq!(errors.len(), 1, "{}", done.all());
+    errors[0].to_owned()
 }
 
 /// Wait until the process paused at its failpoint (it touches a file named after its pid).

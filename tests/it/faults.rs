@@ -225,10 +225,7 @@ async fn deploy_through_resets_and_503s() {
     let bucket = s.bucket(&s.seaweedfs);
     let proxy = start_proxy(s.seaweedfs.clone(), 7).await;
     let tmp = tempfile::tempdir().unwrap();
-    let config = format!(
-        "site = \"site\"\n[env.prod]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n",
-        proxy.addr
-    );
+    let config = crate::servers::Servers::prod_config(&proxy.addr, &format!("{bucket}/www"));
     let p = Project::with_config(tmp.path(), &config).envs(s.env());
     let mut want = Vec::new();
     for i in 0..60 {

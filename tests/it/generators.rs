@@ -13,20 +13,7 @@ use crate::util::{Project, Run, git};
 
 fn generators() -> &'static BTreeMap<String, String> {
     static TOOLS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
-    TOOLS.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/generators.sh");
-        let out = Command::new(script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{script} failed (a failure, not a skip):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    })
+    TOOLS.get_or_init(|| crate::util::script_vars("generators.sh"))
 }
 
 fn sh(dir: &Path, program: &str, args: &[&str]) {

@@ -45,10 +45,7 @@ fn a_1gib_file_is_streamed_to_s3() {
     let s = servers();
     let bucket = s.bucket(&s.seaweedfs);
     let tmp = tempfile::tempdir().unwrap();
-    let config = format!(
-        "site = \"site\"\n[env.prod]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n",
-        s.seaweedfs
-    );
+    let config = crate::servers::Servers::prod_config(&s.seaweedfs, &format!("{bucket}/www"));
     let p = Project::with_config(tmp.path(), &config).envs(s.env());
     big_site(&p);
     deploy_within_bound(&p, "SeaweedFS");
@@ -123,10 +120,7 @@ fn a_resumed_deploy_to_s3_uploads_nothing_twice() {
     let s = servers();
     let bucket = s.bucket(&s.seaweedfs);
     let tmp = tempfile::tempdir().unwrap();
-    let config = format!(
-        "site = \"site\"\n[env.prod]\nstore = \"s3://{bucket}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n",
-        s.seaweedfs
-    );
+    let config = crate::servers::Servers::prod_config(&s.seaweedfs, &bucket);
     let p = Project::with_config(tmp.path(), &config).envs(s.env());
     for i in 0..300 {
         p.write(&format!("p{i}.html"), &format!("page {i}"));

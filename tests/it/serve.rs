@@ -298,18 +298,9 @@ basic_auth = {{ user = "team", password_env = "PREVIEW_PASSWORD" }}
 pub(crate) fn web_deps() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/web-test-deps.sh");
-        let out = Command::new(script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{script} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
         PathBuf::from(
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix("NODE_DIR="))
+            crate::util::script_vars("web-test-deps.sh")
+                .remove("NODE_DIR")
                 .expect("NODE_DIR= line"),
         )
     })

@@ -114,6 +114,13 @@ impl Servers {
         name
     }
 
+    /// A driftless.toml deploying `site/` as env `prod` to `s3://LOCATION` on `endpoint`.
+    pub fn prod_config(endpoint: &str, location: &str) -> String {
+        format!(
+            "site = \"site\"\n[env.prod]\nstore = \"s3://{location}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n"
+        )
+    }
+
     pub async fn store(&self, endpoint: &str, bucket: &str, prefix: &str) -> S3Store {
         S3Store::connect(&S3Settings {
             bucket: bucket.into(),

@@ -167,10 +167,7 @@ fn a_rollback_is_not_undone_by_the_next_deploy_on_the_local_store() {
 fn a_rollback_is_not_undone_by_the_next_deploy_on_seaweedfs() {
     let s = servers();
     let bucket = s.bucket(&s.seaweedfs);
-    let config = format!(
-        "site = \"site\"\n\n[env.prod]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n",
-        s.seaweedfs
-    );
+    let config = crate::servers::Servers::prod_config(&s.seaweedfs, &format!("{bucket}/www"));
     let read = || {
         let out = s.aws(
             &s.seaweedfs,

@@ -302,25 +302,28 @@ pub fn head(store: &Path) -> String {
         .to_owned()
 }
 
+/// Run one of the project's install scripts (`scripts/NAME`) and read the `KEY=VALUE`
+/// lines it prints. A script that fails fails the test: nothing is skipped.
+pub fn script_vars(name: &str) -> BTreeMap<String, String> {
+    let script = format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(&script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed (a failure, not a skip):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
 /// The small tools some tests need (GNU time, actionlint, check-jsonschema, an HCL
-/// parser), installed by the project's own script once per test run. A missing tool
-/// fails the test; nothing is skipped.
+/// parser), installed by the project's own script once per test run.
 pub fn tools() -> &'static BTreeMap<String, String> {
     static TOOLS: std::sync::OnceLock<BTreeMap<String, String>> = std::sync::OnceLock::new();
-    TOOLS.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-tools.sh");
-        let out = Command::new(script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{script} failed (a failure, not a skip):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    })
+    TOOLS.get_or_init(|| script_vars("test-tools.sh"))
 }
 
 /// Run `driftless ARGS` in `p` and return the result and the process's own peak RSS in
