@@ -31,8 +31,9 @@ pub(crate) const LEASE: std::time::Duration = std::time::Duration::from_secs(600
 /// Fault injection for the crash tests. With `DRIFTLESS_FAILPOINT=NAME` the process
 /// kills itself with SIGKILL at that point of an apply — no cleanup, no unlock. With
 /// `NAME:pause` it waits there (touching `$TMPDIR/driftless-failpoint-PID` so a test
-/// knows) until Ctrl-C, for the interruption tests.
-async fn failpoint(name: &str) {
+/// knows) until Ctrl-C, for the interruption tests; with `NAME:wait` it waits there
+/// until the test deletes that file, then goes on (to interleave two runs exactly).
+pub(crate) async fn failpoint(name: &str) {
     let Ok(wanted) = std::env::var("DRIFTLESS_FAILPOINT") else {
         return;
     };
@@ -42,6 +43,16 @@ async fn failpoint(name: &str) {
             .args(["-KILL", &std::process::id().to_string()])
             .status();
         std::process::abort(); // where `kill` is unavailable
+    }
+    if wanted.strip_suffix(":wait") == Some(name) {
+        let mark = std::env::temp_dir().join(format!("driftless-failpoint-{}", std::process::id()));
+        let _ = std::fs::write(&mark, name);
+        for _ in 0..2400 {
+            if !mark.exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
     if wanted.strip_suffix(":pause") == Some(name) {
         let mark = std::env::temp_dir().join(format!("driftless-failpoint-{}", std::process::id()));
@@ -376,6 +387,29 @@ async fn store_content(
         if let Source::Local(path) = &plan.manifest[&a.key].source {
             wanted.entry(sha).or_insert((a, path.as_path()));
         }
+    }
+    // Content the plan takes from the snapshots (a rollback's, a promotion's staged
+    // early): checked under the lock, since `gc` or `yank` may have taken it since.
+    let from_snapshots: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a.kind, ActionKind::Create | ActionKind::Update))
+        .filter_map(|a| a.local.as_ref().map(|e| e.sha256.as_str()))
+        .filter(|sha| !kept_by_live.contains(sha) && !wanted.contains_key(sha))
+        .collect::<std::collections::BTreeSet<&str>>()
+        .into_iter()
+        .collect();
+    let there = ledger.present(&from_snapshots).await?;
+    if let Some(gone) = from_snapshots.iter().find(|s| !there.contains(**s)) {
+        let key = plan
+            .actions
+            .iter()
+            .find(|a| a.local.as_ref().is_some_and(|e| e.sha256 == *gone))
+            .map_or("", |a| a.key.as_str());
+        return Err(moved(format!(
+            "the content of {key} (sha256 {}) is no longer in the snapshots: collected by `driftless gc` or yanked since the plan",
+            &gone[..gone.len().min(12)]
+        )));
     }
     let shas: Vec<&str> = wanted.keys().copied().collect();
     let present = ledger.present(&shas).await?;

@@ -78,16 +78,19 @@ fn url_forms(key: &str) -> Vec<String> {
 
 /// The minimal invalidation for a set of applied actions.
 pub fn invalidation_for(actions: &[Action], threshold: usize) -> Option<Invalidation> {
-    let mut paths = BTreeSet::new();
-    for a in actions {
-        let cached_before = match a.kind {
-            ActionKind::Update | ActionKind::HeaderUpdate | ActionKind::Delete => true,
-            ActionKind::Create => crate::scan::is_html(&a.key),
-        };
-        if cached_before {
-            paths.extend(url_forms(&a.key));
-        }
-    }
+    let cached_before = actions.iter().filter(|a| match a.kind {
+        ActionKind::Update | ActionKind::HeaderUpdate | ActionKind::Delete => true,
+        ActionKind::Create => crate::scan::is_html(&a.key),
+    });
+    invalidation_for_keys(cached_before.map(|a| a.key.as_str()), threshold)
+}
+
+/// The invalidation of every URL under which `keys` may be cached.
+pub fn invalidation_for_keys<'a>(
+    keys: impl Iterator<Item = &'a str>,
+    threshold: usize,
+) -> Option<Invalidation> {
+    let paths: BTreeSet<String> = keys.flat_map(url_forms).collect();
     invalidation_of(paths.into_iter().collect(), threshold)
 }
 

@@ -256,6 +256,49 @@ pub enum Command {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+    /// Apply the retention policy: releases outside it can no longer be restored, and
+    /// the snapshots, records and expired kept assets no retained release needs go.
+    #[command(
+        after_help = "Retained: the live release, the `[retention] keep_releases` newest restorable releases
+(default 10) and every release younger than `keep_days`; a pending apply's release.
+Collected releases stay in `driftless log`, marked; rolling back to one is refused.
+
+Examples:
+  driftless gc prod                   # show what goes, then ask
+  driftless gc prod --keep 3 --yes    # keep the 3 newest releases, no prompt"
+    )]
+    Gc {
+        /// Environment to collect.
+        #[arg(add = ArgValueCompleter::new(env_names))]
+        env: String,
+        /// Keep this many releases (overrides `[retention] keep_releases`; at least 1).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        keep: Option<u64>,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+    /// Remove the bytes only one release has (it leaked a secret): rollback and
+    /// promotion to it are refused from then on; the CDN paths that served them are
+    /// invalidated.
+    #[command(
+        after_help = "Bytes the live release or another restorable release also has are never removed: the
+plan lists them. The live release cannot be yanked: deploy without the file first.
+
+Example:
+  driftless yank prod 20261121T101500Z-3fa9c1 --reason 'committed .env with the API key'"
+    )]
+    Yank {
+        /// Environment of the release.
+        #[arg(add = ArgValueCompleter::new(env_names))]
+        env: String,
+        /// The release id (see `driftless log ENV`).
+        release: String,
+        /// Why; kept with the release in `driftless log`.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
     /// Preview an environment's live release (or a directory) with the edge rules.
     #[command(
         after_help = "Examples:\n  driftless serve                  # the local build (site directory)\n  driftless serve staging --port 8081\n  driftless serve ./live-copy --port 0 --json   # any free port, printed as JSON"

@@ -18,7 +18,9 @@
 //! manifest) are read as checkpoints.
 
 mod compact;
+mod gc;
 mod snapshots;
+pub use gc::{Collection, Piece, Policy, Retired, Retirement, Yank};
 pub use snapshots::{
     LocalContent, Location, PACK_MAX_FILE, PACK_TARGET, StageError, Staged, Staging,
 };
@@ -41,6 +43,8 @@ pub enum LedgerError {
     Corrupt { key: String, reason: String },
     #[error("release {id} is not in the store (looked for {key})")]
     MissingRelease { id: String, key: String },
+    #[error("release {} was {}: it can no longer be restored (`driftless log {env}` shows what can)", .retired.release.id, .retired.describe())]
+    Retired { retired: Box<Retired>, env: String },
 }
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
@@ -226,6 +230,8 @@ pub struct Storage {
     pub objects: usize,
     /// Packs (with their indexes) and content-addressed objects.
     pub snapshot_bytes: u64,
+    /// Releases collected or yanked (their tombstones).
+    pub retired: usize,
 }
 
 /// A removed key kept served for open pages, until its grace ends.
@@ -764,7 +770,18 @@ impl Ledger {
     }
 
     pub async fn release(&self, id: &str) -> Result<Release> {
-        let record = self.record(id).await?;
+        let record = match self.record(id).await {
+            Err(LedgerError::MissingRelease { id, key }) => {
+                return Err(match self.retired(&id).await? {
+                    Some(r) => LedgerError::Retired {
+                        retired: Box::new(r),
+                        env: self.env.clone(),
+                    },
+                    None => LedgerError::MissingRelease { id, key },
+                });
+            }
+            other => other?,
+        };
         self.materialize(record).await
     }
 
@@ -807,8 +824,17 @@ impl Ledger {
     }
 
     /// Who made release `id`, when and why, and its parent — without its manifest.
+    /// A release collected with its record is known by its tombstone.
     pub async fn release_ref(&self, id: &str) -> Result<(ReleaseRef, Option<String>)> {
-        let head: RecordHead = self.parse_record(id).await?;
+        let head: RecordHead = match self.parse_record(id).await {
+            Err(e @ LedgerError::MissingRelease { .. }) => {
+                return match self.retired(id).await? {
+                    Some(r) => Ok((r.release, r.parent)),
+                    None => Err(e),
+                };
+            }
+            other => other?,
+        };
         let files = match head.files {
             Some(n) => n,
             // Format 1 records carry no count: read the manifest once.
@@ -1115,17 +1141,19 @@ impl Ledger {
     // --- storage ----------------------------------------------------------------
 
     /// What the environment's history occupies: release records, and the snapshot bytes
-    /// (packs and content-addressed objects). Three listings, no reads.
+    /// (packs and content-addressed objects). Four listings (tombstones too), no reads.
     pub async fn storage(&self) -> Result<Storage> {
-        let (r, p, o) = (
+        let (r, p, o, t) = (
             self.key("releases/"),
             self.key("packs/"),
             self.key("objects/"),
+            self.key("retired/"),
         );
-        let (releases, packs, objects) = tokio::try_join!(
+        let (releases, packs, objects, retired) = tokio::try_join!(
             self.store.list(&r),
             self.store.list(&p),
-            self.store.list(&o)
+            self.store.list(&o),
+            self.store.list(&t)
         )?;
         Ok(Storage {
             releases: releases.len(),
@@ -1133,6 +1161,7 @@ impl Ledger {
             packs: packs.iter().filter(|m| m.key.ends_with(".pack")).count(),
             objects: objects.len(),
             snapshot_bytes: packs.iter().chain(&objects).map(|m| m.size).sum(),
+            retired: retired.len(),
         })
     }
 

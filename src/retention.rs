@@ -29,6 +29,14 @@ pub struct RawRetention {
     /// never kept.
     #[serde(default)]
     pub keep_removed: Option<Vec<String>>,
+    /// How many releases `driftless gc` keeps restorable, newest first, the live one
+    /// included (default 10; at least 1). Older releases lose their snapshots.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub keep_releases: Option<usize>,
+    /// Also keep every release made in this many days, e.g. "30d" (default: none).
+    #[serde(default)]
+    pub keep_days: Option<String>,
 }
 
 /// The retention policy, validated.
@@ -36,15 +44,22 @@ pub struct RawRetention {
 pub struct Retention {
     pub grace: SignedDuration,
     keep: Option<GlobSet>,
+    /// Releases `gc` keeps restorable (the live one included).
+    pub keep_releases: usize,
+    /// Releases younger than this are kept too.
+    pub keep_days: Option<SignedDuration>,
 }
 
 pub const DEFAULT_GRACE: SignedDuration = SignedDuration::from_hours(48);
+pub const DEFAULT_KEEP_RELEASES: usize = 10;
 
 impl Default for Retention {
     fn default() -> Self {
         Self {
             grace: DEFAULT_GRACE,
             keep: None,
+            keep_releases: DEFAULT_KEEP_RELEASES,
+            keep_days: None,
         }
     }
 }
@@ -72,7 +87,28 @@ impl RawRetention {
                 )
             }
         };
-        Ok(Retention { grace, keep })
+        let keep_releases = match self.keep_releases {
+            None => DEFAULT_KEEP_RELEASES,
+            Some(0) => {
+                return Err(
+                    "retention.keep_releases: must be at least 1 (the live release is always kept)"
+                        .into(),
+                );
+            }
+            Some(n) => n,
+        };
+        let keep_days = match &self.keep_days {
+            None => None,
+            Some(text) => Some(parse_duration(text).ok_or_else(|| {
+                format!("retention.keep_days: {text:?} is not a duration (e.g. \"30d\", \"12h\")")
+            })?),
+        };
+        Ok(Retention {
+            grace,
+            keep,
+            keep_releases,
+            keep_days,
+        })
     }
 }
 
@@ -228,6 +264,7 @@ mod tests {
         let globbed = RawRetention {
             removed_grace: Some("1h".into()),
             keep_removed: Some(vec!["chunks/**".into()]),
+            ..RawRetention::default()
         }
         .validate()
         .unwrap();
@@ -235,7 +272,7 @@ mod tests {
         assert!(!globbed.keeps("assets/a.js", &entry("a", immutable)));
         let off = RawRetention {
             removed_grace: Some("0s".into()),
-            keep_removed: None,
+            ..RawRetention::default()
         }
         .validate()
         .unwrap();

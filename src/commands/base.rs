@@ -139,7 +139,12 @@ async fn walk_to(
             break;
         }
         let parent = match &current.parent {
-            Some(p) => Some(Arc::new(ec.ledger.release(p).await?)),
+            Some(p) => match ec.ledger.release(p).await {
+                Ok(r) => Some(Arc::new(r)),
+                // Collected by gc: the history before it is no longer known file by file.
+                Err(crate::ledger::LedgerError::Retired { .. }) => None,
+                Err(e) => return Err(e.into()),
+            },
             None => None,
         };
         let changed = match &parent {

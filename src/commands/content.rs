@@ -34,7 +34,7 @@ pub(super) async fn rollback(
             crate::output::esc(&hold.reason)
         ));
     }
-    let target = match &to {
+    let target_id = match &to {
         // Only a release that was live here: walk live's ancestry as far as `id`.
         Some(id) => {
             if !ec.ledger.history_refs(Some(id), 100_000).await?.1 {
@@ -42,7 +42,7 @@ pub(super) async fn rollback(
                     "{id} is not a release that was live on {env}; see `driftless log {env}`"
                 )));
             }
-            ec.ledger.release(id).await?
+            id.clone()
         }
         None => match ec.ledger.history_refs(None, 2).await?.0.as_slice() {
             [] => {
@@ -56,9 +56,13 @@ pub(super) async fn rollback(
                     live.id
                 )));
             }
-            [_, previous, ..] => ec.ledger.release(&previous.id).await?,
+            [_, previous, ..] => previous.id.clone(),
         },
     };
+    if let Err(gone) = ec.ledger.restorable(&target_id).await? {
+        return Err(unrestorable(env, &gone));
+    }
+    let target = ec.ledger.release(&target_id).await?;
     let desired = crate::plan::desired_from_objects(&target.manifest);
     let facts = read_facts(&ec).await?;
     let plan = build_plan(
@@ -80,6 +84,15 @@ pub(super) async fn rollback(
     .await?;
     ctx.show_plan(&plan);
     confirm_and_execute(&ec, plan, yes, false).await
+}
+
+/// The refusal of a rollback to a release collected or yanked.
+pub(super) fn unrestorable(env: &str, gone: &crate::ledger::Retired) -> Error {
+    Error::Refused(format!(
+        "release {} was {}: it can no longer be restored\n  → `driftless log {env}` shows the releases you can roll back to (`driftless rollback {env} --to RELEASE`)",
+        gone.release.id,
+        gone.describe()
+    ))
 }
 
 /// Record the store's current objects as a new release.

@@ -588,6 +588,7 @@ async fn execute(
     staged: crate::ledger::Staged,
 ) -> Result<(Release, crate::apply::Transfer), Error> {
     let operation = plan.kind.name();
+    crate::apply::failpoint("before-lock").await;
     let lease = ec.lock(operation).await?;
     let result = async {
         if matches!(plan.kind, PlanKind::Deploy | PlanKind::Promote { .. })
@@ -597,6 +598,12 @@ async fn execute(
                 "{} was put on hold by {} since the plan: {}\n  → driftless unhold {}",
                 ec.cfg.name, hold.by.author, hold.reason, ec.cfg.name
             )));
+        }
+        // gc or yank may have taken the target since the plan.
+        if let PlanKind::Rollback { to } = &plan.kind
+            && let Err(gone) = ec.ledger.restorable(to).await?
+        {
+            return Err(super::content::unrestorable(&ec.cfg.name, &gone));
         }
         let who = Provenance {
             actor: &ec.ctx.actor,

@@ -8,6 +8,7 @@ mod cdn;
 mod content;
 mod deploy;
 mod guards;
+mod history;
 mod init;
 mod promote;
 mod serve;
@@ -150,6 +151,21 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             serve::serve(ctx, target.as_deref(), &bind, port).await
         }
         Command::Verify { env, timeout } => verify::verify(ctx, &env, timeout).await,
+        Command::Gc { env, keep, confirm } => {
+            history::gc(
+                ctx,
+                &env,
+                keep.map(|k| usize::try_from(k).unwrap_or(usize::MAX)),
+                confirm.yes,
+            )
+            .await
+        }
+        Command::Yank {
+            env,
+            release,
+            reason,
+            confirm,
+        } => history::yank(ctx, &env, &release, &reason, confirm.yes).await,
         Command::Invalidate {
             env,
             paths,

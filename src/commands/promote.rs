@@ -185,7 +185,7 @@ async fn promoted_from(
     for _ in 0..100 {
         match kind {
             ReleaseKind::Promote { from: f, release } if f == from => return Ok(Some(release)),
-            ReleaseKind::Rollback { to } => kind = ledger.release(&to).await?.kind,
+            ReleaseKind::Rollback { to } => kind = ledger.release_ref(&to).await?.0.kind,
             _ => return Ok(None),
         }
     }

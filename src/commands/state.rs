@@ -85,20 +85,38 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         }
     }
     let storage = ec.ledger.storage().await?;
+    let retention = &ctx.config.retention;
     out.say(format!(
-        "  storage  {} release(s) ({} of records); snapshots {} ({} pack(s), {} object(s)); every release is kept (no gc yet)",
+        "  storage  {} release record(s) ({}), {} collected or yanked; snapshots {} ({} pack(s), {} object(s)); `driftless gc {env}` keeps the {} newest{}",
         storage.releases,
         crate::output::bytes(storage.release_bytes),
+        storage.retired,
         crate::output::bytes(storage.snapshot_bytes),
         storage.packs,
-        storage.objects
+        storage.objects,
+        retention.keep_releases,
+        retention
+            .keep_days
+            .map(|d| format!(" and those of the last {d:#}"))
+            .unwrap_or_default()
     ));
-    if let Some(l) = live.as_deref().filter(|l| !l.kept.is_empty()) {
-        let until = l.kept.values().map(|k| k.until).max().map(short_time);
-        let next = l.kept.values().map(|k| k.until).min().map(short_time);
+    // Kept keys still served (gc may have deleted expired ones since the release).
+    let kept: Vec<&crate::ledger::Kept> = live
+        .as_deref()
+        .map(|l| {
+            l.kept
+                .iter()
+                .filter(|(k, v)| remote.get(*k).is_some_and(|r| r.etag == v.entry.etag))
+                .map(|(_, v)| v)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !kept.is_empty() {
+        let until = kept.iter().map(|k| k.until).max().map(short_time);
+        let next = kept.iter().map(|k| k.until).min().map(short_time);
         out.say(format!(
             "  kept     {} removed asset(s) still served for open pages; the first grace ends {}, the last {}",
-            l.kept.len(),
+            kept.len(),
             next.unwrap_or_default(),
             until.unwrap_or_default()
         ));
@@ -187,11 +205,42 @@ fn lock_line(l: &crate::ledger::LockInfo) -> String {
 pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
     let history = ec.ledger.history_refs(None, limit).await?.0;
+    // Releases that can no longer be restored (collected, yanked): marked.
+    let ids = ec.ledger.retired_ids().await?;
+    let mut retired = std::collections::BTreeMap::new();
+    for s in history.iter().filter(|s| ids.contains(&s.id)) {
+        if let Some(r) = ec.ledger.retired(&s.id).await? {
+            retired.insert(s.id.clone(), r);
+        }
+    }
     let out = &ctx.out;
     if history.is_empty() {
         out.say(format!("{env} has no releases yet."));
     }
     for (i, s) in history.iter().enumerate() {
+        if let Some(r) = retired.get(&s.id) {
+            out.say(format!(
+                "{} {}  {}",
+                out.paint(&s.id, Style::Dim),
+                out.paint(
+                    if r.yanked() {
+                        "(yanked)"
+                    } else {
+                        "(collected)"
+                    },
+                    Style::Warn
+                ),
+                r.describe()
+            ));
+            out.say(format!(
+                "    {}, {} files, by {} at {} — cannot be rolled back to",
+                s.kind,
+                s.files,
+                esc(&s.author),
+                short_time(s.created_at)
+            ));
+            continue;
+        }
         out.say(format!(
             "{} {}  {}, {} files{}",
             out.paint(&s.id, Style::Strong),
@@ -229,7 +278,12 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
     out.document_with(|| {
         serde_json::json!({
             "env": env,
-            "releases": history,
+            "releases": history.iter().map(|s| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                v["retired"] = serde_json::to_value(retired.get(&s.id)).unwrap_or_default();
+                v["restorable"] = serde_json::Value::Bool(!retired.contains_key(&s.id));
+                v
+            }).collect::<Vec<_>>(),
         })
     });
     Ok(())

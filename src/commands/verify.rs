@@ -263,7 +263,11 @@ pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Erro
         return Err(Error::Usage(format!("{env} has no live release to verify")));
     };
     let parent = match &live.parent {
-        Some(p) => Some(ec.ledger.release(p).await?.manifest),
+        Some(p) => match ec.ledger.release(p).await {
+            Ok(r) => Some(r.manifest),
+            Err(crate::ledger::LedgerError::Retired { .. }) => None,
+            Err(e) => return Err(e.into()),
+        },
         None => None,
     };
     let edge = &ctx.config.edge;

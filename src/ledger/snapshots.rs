@@ -46,11 +46,11 @@ pub enum Location {
 
 /// The on-store index of one pack.
 #[derive(Serialize, Deserialize)]
-struct PackIdx {
+pub(super) struct PackIdx {
     format: u32,
-    pack: String,
+    pub(super) pack: String,
     /// `[sha256, offset, length]`, in pack order.
-    entries: Vec<(String, u64, u64)>,
+    pub(super) entries: Vec<(String, u64, u64)>,
 }
 
 /// Every pack's entries, as this process knows them.
@@ -98,11 +98,11 @@ pub struct LocalContent {
 pub struct Changed(pub PathBuf);
 
 impl Ledger {
-    fn pack_key(&self, id: &str, ext: &str) -> String {
+    pub(super) fn pack_key(&self, id: &str, ext: &str) -> String {
         self.key(&format!("packs/{id}.{ext}"))
     }
 
-    fn idx_cache(&self, id: &str) -> Option<PathBuf> {
+    pub(super) fn idx_cache(&self, id: &str) -> Option<PathBuf> {
         self.cache
             .as_ref()
             .map(|c| c.join("packs").join(format!("{id}.idx")))
@@ -127,9 +127,18 @@ impl Ledger {
             .map(str::to_owned)
             .collect();
         let new: Vec<String> = {
-            let idx = self.packs.lock().await;
-            ids.into_iter()
+            let mut idx = self.packs.lock().await;
+            // A pack collected (gc, yank) since this process read it: forget it, and
+            // re-read the rest (from this machine's cache), since an entry may have
+            // named the vanished pack where another pack holds the same content.
+            let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
+            if idx.packs.iter().any(|p| !listed.contains(&**p)) {
+                idx.packs.clear();
+                idx.entries.clear();
+            }
+            ids.iter()
                 .filter(|id| !idx.packs.contains(id.as_str()))
+                .cloned()
                 .collect()
         };
         let read: Vec<PackIdx> = futures::stream::iter(new)
@@ -153,7 +162,7 @@ impl Ledger {
         Ok(())
     }
 
-    async fn read_idx(&self, id: &str) -> Result<PackIdx> {
+    pub(super) async fn read_idx(&self, id: &str) -> Result<PackIdx> {
         let cached = self.idx_cache(id).and_then(|p| std::fs::read(p).ok());
         let raw = match cached {
             Some(b) => Bytes::from(b),
@@ -241,7 +250,7 @@ impl Ledger {
 
     /// The bytes of `sha` where [`Ledger::locate`] found them, checked against the hash
     /// when read from a pack.
-    async fn read_at(&self, sha: &str, at: Location) -> Result<Option<Bytes>> {
+    pub(super) async fn read_at(&self, sha: &str, at: Location) -> Result<Option<Bytes>> {
         match at {
             Location::Object => self.get_object(sha).await,
             Location::Pack { pack, offset, len } => {

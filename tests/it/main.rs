@@ -9,6 +9,7 @@ mod cdn;
 mod ci;
 mod crash;
 mod faults;
+mod gc;
 mod generators;
 mod guards;
 mod hardening;

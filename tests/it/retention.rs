@@ -136,10 +136,13 @@ fn open_pages_keep_their_chunks_through_a_deploy_until_the_grace_ends() {
         "the open page lost its chunk"
     );
 
-    // After the grace, the next deploy (nothing else changed) deletes the kept keys.
+    // After the grace, `gc` deletes the kept keys (a deploy would too: see below).
     std::thread::sleep(Duration::from_millis(2100));
-    let done = p.cmd(&["deploy", "prod", "--yes"]).expect(0);
-    done.mentions(&["3 to delete", "grace over"]);
+    let done = p.cmd(&["gc", "prod", "--yes"]).expect(0);
+    done.mentions(&[
+        "kept      3 removed asset(s) past their grace, deleted",
+        "deleted 3 kept asset(s) whose grace was over",
+    ]);
     for key in [
         "assets/chunk-aaaa1111.js",
         "assets/chunk-bbbb2222.js",
@@ -155,6 +158,7 @@ fn open_pages_keep_their_chunks_through_a_deploy_until_the_grace_ends() {
         "{seen}"
     );
     assert_eq!(get(port, "/assets/chunk-cccc3333.js", "").0, 200);
+    assert_eq!(get(port, "/index.html", "").0, 200);
     writeln!(to_page, "quit").unwrap();
     drop(to_page);
     let out = browser.wait_with_output().unwrap();
@@ -163,10 +167,31 @@ fn open_pages_keep_their_chunks_through_a_deploy_until_the_grace_ends() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Nothing left to do: the store is exactly release 3.
+    // Nothing left to do: the store is exactly release 2, and status no longer lists
+    // the kept keys gc deleted.
     p.cmd(&["deploy", "prod", "--yes"])
         .expect(0)
         .mentions(&["Nothing to do"]);
+    let status = p.cmd(&["status", "prod"]).expect(0);
+    assert!(!status.stdout.contains("kept     "), "{}", status.stdout);
+}
+
+/// Without `gc`, the first deploy after the grace deletes the kept keys.
+#[test]
+fn the_first_deploy_after_the_grace_deletes_kept_keys() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    let p = Project::new(&t.path().join("w"), &store, RULES);
+    p.write("index.html", "v1").write("assets/app-1.js", "one");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.remove("assets/app-1.js").write("index.html", "v2");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    assert!(store.join("assets/app-1.js").is_file());
+    std::thread::sleep(Duration::from_millis(2100));
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(0)
+        .mentions(&["1 to delete", "grace over"]);
+    assert!(!store.join("assets/app-1.js").exists());
 }
 
 /// A kept key changed outside driftless is drift, never deleted blindly; an asset not
@@ -213,6 +238,8 @@ fn kept_keys_are_deleted_only_if_they_still_hold_what_was_kept() {
     p.cmd(&["deploy", "prod", "--yes"])
         .expect(3)
         .mentions(&["[drift]", "assets/app-1.js"]);
+    // Nor does gc delete it: it no longer holds what was kept.
+    p.cmd(&["gc", "prod", "--yes"]).expect(0);
     assert_eq!(
         std::fs::read_to_string(store.join("assets/app-1.js")).unwrap(),
         "hotfix"

@@ -8,9 +8,9 @@ use std::path::Path;
 use crate::servers::{Servers, servers};
 use crate::util::{Project, files, tree};
 
-const PREFIX: &str = "www";
+pub const PREFIX: &str = "www";
 
-fn config(endpoint: &str, bucket: &str) -> String {
+pub fn config(endpoint: &str, bucket: &str) -> String {
     format!(
         "site = \"site\"\n\n[env.prod]\nstore = \"s3://{bucket}/{PREFIX}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\n[[rules]]\nmatch = \"**.html\"\ncache_control = \"no-cache\"\n[[rules]]\nmatch = \"assets/**\"\ncache_control = \"public, max-age=31536000, immutable\"\n"
     )
@@ -21,7 +21,7 @@ fn project(s: &Servers, dir: &Path, endpoint: &str, bucket: &str) -> Project {
 }
 
 /// The site as a visitor would get it: every object under the prefix but the state.
-fn bucket_site(s: &Servers, endpoint: &str, bucket: &str) -> BTreeMap<String, Vec<u8>> {
+pub fn bucket_site(s: &Servers, endpoint: &str, bucket: &str) -> BTreeMap<String, Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
     s.aws(
         endpoint,
