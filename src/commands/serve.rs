@@ -50,10 +50,12 @@ impl Served {
             return Ok(Some(m.clone()));
         }
         let (_, live) = ledger.live().await?;
-        // What the store serves: the live files and the removed assets kept for open pages.
+        // What the store serves: the live files and the removed assets kept for open
+        // pages, while their grace lasts (after it, `gc` or the next deploy deletes them).
+        let now = jiff::Timestamp::now();
         let m = Arc::new(live.map_or_else(Manifest::new, |l| {
             let mut m = l.manifest;
-            for (k, kept) in l.kept {
+            for (k, kept) in l.kept.into_iter().filter(|(_, k)| k.until > now) {
                 m.entry(k).or_insert(kept.entry);
             }
             m
