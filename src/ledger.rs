@@ -244,6 +244,26 @@ pub struct Kept {
     pub until: Timestamp,
     /// The release that removed the key from the site.
     pub removed_in: String,
+    /// Releases made live since that one (for `[retention] removed_releases`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub later: u32,
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if"
+)]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Kept {
+    /// Whether the key may go now: its grace is over, and at least `releases` releases
+    /// have gone live since the one that removed it (`making`: counting the release a
+    /// deploy is about to make).
+    pub fn expired(&self, now: Timestamp, releases: u32, making: bool) -> bool {
+        self.until <= now && self.later + u32::from(making) >= releases
+    }
 }
 
 /// A release's changes since its checkpoint (a release stored with its whole manifest).

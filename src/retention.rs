@@ -29,6 +29,10 @@ pub struct RawRetention {
     /// never kept.
     #[serde(default)]
     pub keep_removed: Option<Vec<String>>,
+    /// Removed assets also stay until this many releases have gone live after the one
+    /// that removed them, whatever the time (default 0: the grace alone decides).
+    #[serde(default)]
+    pub removed_releases: Option<u32>,
     /// How many releases `driftless gc` keeps restorable, newest first, the live one
     /// included (default 10; at least 1). Older releases lose their snapshots.
     #[serde(default)]
@@ -43,6 +47,8 @@ pub struct RawRetention {
 #[derive(Debug, Clone)]
 pub struct Retention {
     pub grace: SignedDuration,
+    /// Releases that must go live after a removal before its kept keys may go.
+    pub removed_releases: u32,
     keep: Option<GlobSet>,
     /// Releases `gc` keeps restorable (the live one included).
     pub keep_releases: usize,
@@ -57,6 +63,7 @@ impl Default for Retention {
     fn default() -> Self {
         Self {
             grace: DEFAULT_GRACE,
+            removed_releases: 0,
             keep: None,
             keep_releases: DEFAULT_KEEP_RELEASES,
             keep_days: None,
@@ -105,6 +112,7 @@ impl RawRetention {
         };
         Ok(Retention {
             grace,
+            removed_releases: self.removed_releases.unwrap_or(0),
             keep,
             keep_releases,
             keep_days,
@@ -125,7 +133,7 @@ fn parse_duration(text: &str) -> Option<SignedDuration> {
 
 impl Retention {
     fn keeps(&self, key: &str, entry: &crate::ledger::Entry) -> bool {
-        if self.grace.is_zero() || crate::scan::is_html(key) {
+        if (self.grace.is_zero() && self.removed_releases == 0) || crate::scan::is_html(key) {
             return false;
         }
         match &self.keep {
@@ -197,8 +205,10 @@ pub fn settle(
             if !holds(remote, &a.key, k) {
                 return true; // changed outside driftless: drift, and its own delete
             }
-            if k.until > now {
-                out.kept.insert(a.key.clone(), k.clone());
+            if !k.expired(now, policy.removed_releases, true) {
+                let mut carried = k.clone();
+                carried.later += 1;
+                out.kept.insert(a.key.clone(), carried);
                 return false;
             }
             a.reason = format!(
@@ -216,6 +226,7 @@ pub fn settle(
                         entry: entry.clone(),
                         until: now.saturating_add(policy.grace).unwrap_or(now),
                         removed_in: new_release.to_owned(),
+                        later: 0,
                     },
                 );
                 out.newly += 1;

@@ -19,6 +19,7 @@ pub(super) async fn gc(ctx: &Ctx, env: &str, keep: Option<usize>, yes: bool) -> 
     let policy = Policy {
         keep_releases: keep.unwrap_or(retention.keep_releases),
         keep_since: retention.keep_days.and_then(|d| now.checked_sub(d).ok()),
+        removed_releases: retention.removed_releases,
     };
     let shown = ec.ledger.plan_collection(policy, now).await?;
     show_collection(&ec, &policy, &shown);

@@ -36,6 +36,8 @@ struct Served {
     hidden: Vec<String>,
     /// The exact `Authorization` header value expected, if basic auth is on.
     auth: Option<String>,
+    /// `[retention] removed_releases` (kept keys are served until they expire).
+    removed_releases: u32,
 }
 
 impl Served {
@@ -55,7 +57,11 @@ impl Served {
         let now = jiff::Timestamp::now();
         let m = Arc::new(live.map_or_else(Manifest::new, |l| {
             let mut m = l.manifest;
-            for (k, kept) in l.kept.into_iter().filter(|(_, k)| k.until > now) {
+            let (min, kept) = (self.removed_releases, l.kept);
+            for (k, kept) in kept
+                .into_iter()
+                .filter(|(_, k)| !k.expired(now, min, false))
+            {
                 m.entry(k).or_insert(kept.entry);
             }
             m
@@ -334,6 +340,7 @@ pub(super) async fn serve(
         site,
         hidden,
         auth,
+        removed_releases: config.retention.removed_releases,
     });
     let mut app = Router::new().fallback(handle).with_state(served);
     if config.edge.compress {

@@ -73,6 +73,9 @@ pub struct Policy {
     pub keep_releases: usize,
     /// Releases made after this are kept too.
     pub keep_since: Option<Timestamp>,
+    /// `[retention] removed_releases`: kept keys outlive their grace until this many
+    /// releases went live after their removal.
+    pub removed_releases: u32,
 }
 
 /// One piece of the store a collection deletes.
@@ -303,7 +306,9 @@ impl Ledger {
         }
         self.unneeded_snapshots(&needed, &mut out).await?;
         if let (_, Some(live)) = self.live().await? {
-            out.expired_kept = self.expired_kept(&live, now).await?;
+            out.expired_kept = self
+                .expired_kept(&live, now, policy.removed_releases)
+                .await?;
         }
         Ok(out)
     }
@@ -388,9 +393,14 @@ impl Ledger {
         &self,
         live: &super::Release,
         now: Timestamp,
+        releases: u32,
     ) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
-        for (key, k) in live.kept.iter().filter(|(_, k)| k.until <= now) {
+        for (key, k) in live
+            .kept
+            .iter()
+            .filter(|(_, k)| k.expired(now, releases, false))
+        {
             if let Some(o) = self.store.head(key).await?
                 && o.meta.etag == k.entry.etag
             {

@@ -267,3 +267,40 @@ fn kept_keys_are_deleted_only_if_they_still_hold_what_was_kept() {
         .expect(2)
         .mentions(&["retention.removed_grace", "\"soon\""]);
 }
+
+/// `removed_releases = 2`: a removed asset outlives its grace until two releases went
+/// live after the one that removed it (rapid deploys do not cut open pages short).
+#[test]
+fn kept_keys_also_wait_for_n_releases() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    let p = Project::new(
+        &t.path().join("w"),
+        &store,
+        &RULES.replace(
+            "removed_grace = \"2s\"",
+            "removed_grace = \"0s\"\nremoved_releases = 2",
+        ),
+    );
+    p.write("index.html", "v1").write("assets/app-1.js", "one");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.remove("assets/app-1.js").write("index.html", "v2");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    // No time grace at all, yet the asset stays through one more release and gc.
+    p.cmd(&["gc", "prod", "--yes"]).expect(0);
+    assert!(store.join("assets/app-1.js").is_file(), "gc took it early");
+    p.write("index.html", "v3");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    assert!(
+        store.join("assets/app-1.js").is_file(),
+        "deleted after one release"
+    );
+    p.write("index.html", "v4");
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(0)
+        .mentions(&["grace over"]);
+    assert!(
+        !store.join("assets/app-1.js").exists(),
+        "kept past two releases"
+    );
+}
