@@ -183,6 +183,11 @@ impl CloudFront {
         }
     }
 
+    /// The SDK client (edge functions and distribution config use it directly).
+    pub fn client(&self) -> &aws_sdk_cloudfront::Client {
+        &self.client
+    }
+
     fn fail(&self, e: impl std::fmt::Display) -> CdnError {
         CdnError::Failed {
             distribution: self.distribution.clone(),

@@ -256,6 +256,30 @@ pub enum Command {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+    /// Show what `[edge]` compiles to for CloudFront (function, headers policy, error
+    /// responses, and what visitors get); export it with Terraform, or publish it.
+    #[command(after_help = "Examples:
+  driftless edge prod                          # the function's size, each rule, sample answers
+  driftless edge prod /docs /app/settings      # what a visitor gets for these paths
+  driftless edge prod --export infra/edge      # function.js, policy JSON, Terraform
+  driftless edge prod --apply                  # publish through the CloudFront API")]
+    Edge {
+        /// Environment whose live release the rules are compiled for.
+        #[arg(add = ArgValueCompleter::new(env_names))]
+        env: String,
+        /// Write function.js, response-headers-policy.json, custom-error-responses.json,
+        /// driftless-edge.tf and distribution.snippet.hcl into DIR.
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+        /// Create or update, publish and attach the function and policy on the
+        /// environment's CloudFront distribution (`cdn`), If-Match all the way.
+        #[arg(long)]
+        apply: bool,
+        /// Sample URL paths to answer (default: one of each kind the site has).
+        paths: Vec<String>,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
     /// Apply the retention policy: releases outside it can no longer be restored, and
     /// the snapshots, records and expired kept assets no retained release needs go.
     #[command(

@@ -5,6 +5,8 @@
 //! It must never serve the state prefix (or the local store's internals), whatever the
 //! request looks like.
 
+pub mod cloudfront;
+
 use std::collections::BTreeMap;
 
 use percent_encoding::percent_decode_str;

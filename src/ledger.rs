@@ -1185,6 +1185,30 @@ impl Ledger {
         })
     }
 
+    // --- small state records ----------------------------------------------------
+
+    /// A JSON record `name` under the state prefix, with its ETag.
+    pub async fn state_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        name: &str,
+    ) -> Result<Option<(T, String)>> {
+        self.read_json(&self.key(name)).await
+    }
+
+    /// Write the JSON record `name`, conditional on what was read just before (created
+    /// if absent, else replaced only if unchanged since).
+    pub async fn put_state_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        let key = self.key(name);
+        let mode = match self.store.head(&key).await? {
+            Some(o) => PutMode::IfMatch(o.meta.etag),
+            None => PutMode::Create,
+        };
+        self.store
+            .put(&key, json(value), &json_attrs(), mode)
+            .await?;
+        Ok(())
+    }
+
     // --- holds ------------------------------------------------------------------
 
     pub async fn holds(&self) -> Result<Vec<(Hold, String)>> {

@@ -7,6 +7,8 @@ mod base;
 mod cdn;
 mod content;
 mod deploy;
+mod edge;
+mod edge_apply;
 mod guards;
 mod history;
 mod init;
@@ -151,6 +153,13 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             serve::serve(ctx, target.as_deref(), &bind, port).await
         }
         Command::Verify { env, timeout } => verify::verify(ctx, &env, timeout).await,
+        Command::Edge {
+            env,
+            export,
+            apply,
+            paths,
+            confirm,
+        } => edge::edge(ctx, &env, export.as_deref(), apply, confirm.yes, &paths).await,
         Command::Gc { env, keep, confirm } => {
             history::gc(
                 ctx,

@@ -156,6 +156,20 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             stale.message
         ));
     }
+    // The edge, when driftless publishes it: which side moved since.
+    let edge = match &ec.cfg.cdn {
+        Some(_) => match ec.compile_edge().await {
+            Ok(c) => super::edge_apply::drift(&ec, &c)
+                .await
+                .unwrap_or_else(|e| Some((true, format!("could not be read: {e}")))),
+            Err(e) => Some((true, format!("[edge] does not compile: {e}"))),
+        },
+        None => None,
+    };
+    if let Some((moved, line)) = &edge {
+        let style = if *moved { Style::Warn } else { Style::Good };
+        out.say(format!("  edge     {}", out.paint(line, style)));
+    }
     let (identity, identity_line) = crate::identity::describe(ec.cfg).await;
     out.say(format!("  identity {identity_line}"));
     out.document_with(|| {
@@ -174,6 +188,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             "base_source": base.source,
             "stale_base": base.stale.as_ref().map(|r| &r.message),
             "identity": identity,
+            "edge": edge.as_ref().map(|(moved, line)| serde_json::json!({ "moved": moved, "what": line })),
         })
     });
     Ok(())

@@ -1,0 +1,104 @@
+// Runs a generated CloudFront Function the way CloudFront would, for the conformance
+// table: a viewer-request event built as the CloudFront Functions documentation shows it
+// (lower-case headers as { value }, querystring as { name: { value } } or
+// { multiValue: [...] }, values as they appear in the URL), the function's answer or the
+// request it returns, then S3 behind it (a key is the URL path, percent-decoded), the
+// distribution's custom error responses, and the response headers policy on every answer.
+//
+// stdin: { code, policy, errors, site: [keys], state: [keys], cases: [{ method, path, headers }] }
+// stdout: [{ status, location, key, headers }]
+'use strict';
+const crypto = require('crypto');
+
+function load(code) {
+  // Only what cloudfront-js-2.0 offers: `crypto` and `cloudfront`; no other module.
+  const allowed = {
+    crypto,
+    cloudfront: { kvs: () => { throw new Error('no KeyValueStore in this harness'); } },
+  };
+  const req = (name) => {
+    if (!(name in allowed)) throw new Error(`require('${name}') is not available in CloudFront Functions`);
+    return allowed[name];
+  };
+  return new Function('require', `${code}\nreturn handler;`)(req);
+}
+
+function event(c) {
+  const [path, query] = c.path.split(/\?(.*)/s);
+  const querystring = {};
+  for (const part of (query || '').split('&').filter((p) => p !== '')) {
+    const i = part.indexOf('=');
+    const [k, v] = i < 0 ? [part, ''] : [part.slice(0, i), part.slice(i + 1)];
+    if (querystring[k]) {
+      const prev = querystring[k];
+      querystring[k] = { value: prev.value, multiValue: (prev.multiValue || [{ value: prev.value }]).concat([{ value: v }]) };
+    } else {
+      querystring[k] = { value: v };
+    }
+  }
+  const headers = { host: { value: 'edge.test' } };
+  for (const [k, v] of Object.entries(c.headers || {})) headers[k.toLowerCase()] = { value: v };
+  return {
+    version: '1.0',
+    context: { eventType: 'viewer-request', distributionId: 'ETEST', requestId: 'r' },
+    viewer: { ip: '127.0.0.1' },
+    request: { method: c.method || 'GET', uri: path, querystring, headers, cookies: {} },
+  };
+}
+
+// The response headers policy's headers, as CloudFront writes them.
+function policyHeaders(p) {
+  const out = {};
+  if (!p) return out;
+  const s = p.SecurityHeadersConfig || {};
+  if (s.StrictTransportSecurity) {
+    const h = s.StrictTransportSecurity;
+    out['strict-transport-security'] = `max-age=${h.AccessControlMaxAgeSec}` +
+      (h.IncludeSubdomains ? '; includeSubDomains' : '') + (h.Preload ? '; preload' : '');
+  }
+  if (s.ContentTypeOptions) out['x-content-type-options'] = 'nosniff';
+  if (s.FrameOptions) out['x-frame-options'] = s.FrameOptions.FrameOption;
+  if (s.ReferrerPolicy) out['referrer-policy'] = s.ReferrerPolicy.ReferrerPolicy;
+  if (s.ContentSecurityPolicy) out['content-security-policy'] = s.ContentSecurityPolicy.ContentSecurityPolicy;
+  if (s.XSSProtection) {
+    const x = s.XSSProtection;
+    out['x-xss-protection'] = (x.Protection ? '1' : '0') + (x.ModeBlock ? '; mode=block' : '') + (x.ReportUri ? `; report=${x.ReportUri}` : '');
+  }
+  for (const h of ((p.CustomHeadersConfig || {}).Items || [])) out[h.Header.toLowerCase()] = h.Value;
+  return out;
+}
+
+async function main() {
+  const input = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+  const handler = load(input.code);
+  const bucket = new Set(input.site.concat(input.state));
+  const errors = {};
+  for (const e of input.errors || []) errors[e.ErrorCode] = e;
+  const extra = policyHeaders(input.policy);
+  const results = [];
+  for (const c of input.cases) {
+    const r = await handler(event(c));
+    let out;
+    if (r && r.statusCode !== undefined) {
+      const loc = r.headers && r.headers.location;
+      out = { status: r.statusCode, location: loc ? loc.value : null, key: null };
+    } else {
+      let key;
+      try { key = decodeURIComponent(r.uri).replace(/^\//, ''); } catch (e) { key = null; }
+      if (key !== null && bucket.has(key)) {
+        out = { status: 200, location: null, key };
+      } else if (errors[404]) {
+        // S3 answers 404 (403 without s3:ListBucket); the custom error response serves the page.
+        const page = decodeURIComponent(errors[404].ResponsePagePath).replace(/^\//, '');
+        out = { status: Number(errors[404].ResponseCode), location: null, key: page };
+      } else {
+        out = { status: 404, location: null, key: null };
+      }
+    }
+    out.headers = extra;
+    results.push(out);
+  }
+  process.stdout.write(JSON.stringify(results));
+}
+
+main().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });

@@ -1,0 +1,399 @@
+//! One table of edge cases (`tests/edge/conformance.toml`) answered alike by the preview
+//! (`driftless serve`, over real HTTP) and by the CloudFront Function `[edge]` compiles
+//! to (run in Node by `tests/edge/harness.cjs`, with S3, the custom error responses and
+//! the response headers policy around it); the function uses only what
+//! `cloudfront-js-2.0` offers and fits its budget; the export of the bundled example is
+//! a snapshot, and its Terraform parses.
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+
+use crate::serve::{free_port, serve, web_deps};
+use crate::util::Project;
+
+#[derive(serde::Deserialize)]
+struct Table {
+    site: Vec<String>,
+    state: Vec<String>,
+    password: String,
+    edge: toml::Table,
+    case: Vec<Case>,
+}
+
+#[derive(serde::Deserialize, Debug)]
+struct Case {
+    name: String,
+    #[serde(default)]
+    method: Option<String>,
+    path: String,
+    #[serde(default)]
+    auth: Option<String>,
+    status: u16,
+    #[serde(default)]
+    location: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+}
+
+/// What one answer was: status, Location, the key whose bytes came back, headers.
+#[derive(Debug, PartialEq)]
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    key: Option<String>,
+    headers: BTreeMap<String, String>,
+}
+
+fn table() -> Table {
+    toml::from_str(include_str!("../edge/conformance.toml")).expect("conformance.toml")
+}
+
+/// The body of every site file names its key.
+fn body(key: &str) -> String {
+    format!("key:{key}\n")
+}
+
+/// A project whose `prod` (local store) serves the table's site, deployed.
+fn project(t: &Table, dir: &Path) -> Project {
+    let mut config = format!(
+        "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\n",
+        dir.join("store").display()
+    );
+    let mut edge = toml::Table::new();
+    edge.insert("edge".into(), toml::Value::Table(t.edge.clone()));
+    config.push_str(&toml::to_string(&edge).unwrap());
+    let p = Project::with_config(&dir.join("w"), &config)
+        .envs(vec![("DRIFTLESS_EDGE_TEST_PASSWORD", t.password.clone())]);
+    for k in &t.site {
+        p.write(k, &body(k));
+    }
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p
+}
+
+fn authorization(t: &Table, c: &Case) -> Option<String> {
+    use base64::Engine as _;
+    let pair = match c.auth.as_deref() {
+        None => format!("team:{}", t.password),
+        Some("none") => return None,
+        Some("wrong") => "team:not-the-password".to_owned(),
+        Some("wrong-user") => format!("someone:{}", t.password),
+        Some(other) => panic!("{}: unknown auth {other:?}", c.name),
+    };
+    Some(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    ))
+}
+
+/// The [edge] headers every answer must carry (names lower-cased).
+fn edge_headers(t: &Table) -> BTreeMap<String, String> {
+    t.edge["headers"]
+        .as_table()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// One raw HTTP/1.0 request to `serve`.
+fn ask(port: u16, t: &Table, c: &Case) -> Answer {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let method = c.method.as_deref().unwrap_or("GET");
+    let auth = authorization(t, c)
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {} HTTP/1.0\r\nHost: edge.test\r\n{auth}\r\n",
+        c.path
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: BTreeMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let content = String::from_utf8_lossy(&buf[split + 4..]).into_owned();
+    // The key whose bytes came back: from the body, or for HEAD from the length of the
+    // body the expected key would have.
+    let key = match content.strip_prefix("key:") {
+        Some(k) => Some(k.trim_end().to_owned()),
+        None if method == "HEAD" => c.key.clone().filter(|k| {
+            headers.get("content-length").map(String::as_str) == Some(&body(k).len().to_string())
+        }),
+        None => None,
+    };
+    Answer {
+        status,
+        location: headers.get("location").cloned(),
+        key,
+        headers: headers
+            .into_iter()
+            .filter(|(k, _)| edge_headers(t).contains_key(k))
+            .collect(),
+    }
+}
+
+fn expected(t: &Table, c: &Case) -> Answer {
+    Answer {
+        status: c.status,
+        location: c.location.clone(),
+        key: c.key.clone(),
+        headers: edge_headers(t),
+    }
+}
+
+/// Compare every case; one message listing every difference.
+fn check(t: &Table, what: &str, answers: &[Answer]) {
+    assert!(
+        t.case.len() >= 40,
+        "the table has only {} cases",
+        t.case.len()
+    );
+    let mut wrong = Vec::new();
+    for (c, a) in t.case.iter().zip(answers) {
+        let want = expected(t, c);
+        if *a != want {
+            wrong.push(format!(
+                "  {} ({} {}): got {a:?}\n      want {want:?}",
+                c.name,
+                c.method.as_deref().unwrap_or("GET"),
+                c.path
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{what} differs from the table in {} of {} cases:\n{}",
+        wrong.len(),
+        t.case.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn serve_answers_the_conformance_table() {
+    let t = table();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = project(&t, tmp.path());
+    let port = free_port();
+    let _server = serve(&p, "prod", port);
+    let answers: Vec<Answer> = t.case.iter().map(|c| ask(port, &t, c)).collect();
+    check(&t, "driftless serve", &answers);
+}
+
+/// The exported function, run in Node as CloudFront would run it.
+fn run_function(t: &Table, export: &Path) -> Vec<Answer> {
+    web_deps(); // node, from the project's script
+    let read = |name: &str| std::fs::read_to_string(export.join(name)).unwrap();
+    let code = read("function.js");
+    let policy: serde_json::Value =
+        serde_json::from_str(&read("response-headers-policy.json")).unwrap();
+    let errors: serde_json::Value =
+        serde_json::from_str(&read("custom-error-responses.json")).unwrap();
+    let cases: Vec<serde_json::Value> = t
+        .case
+        .iter()
+        .map(|c| {
+            let mut headers = serde_json::Map::new();
+            if let Some(a) = authorization(t, c) {
+                headers.insert("Authorization".into(), a.into());
+            }
+            serde_json::json!({ "method": c.method.as_deref().unwrap_or("GET"), "path": c.path, "headers": headers })
+        })
+        .collect();
+    let input = serde_json::json!({
+        "code": code,
+        "policy": policy,
+        "errors": errors["Items"],
+        "site": t.site,
+        "state": t.state,
+        "cases": cases,
+    });
+    let mut node = std::process::Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/edge/harness.cjs"
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node (installed by scripts/web-test-deps.sh)");
+    node.stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = node.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the harness failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    results
+        .into_iter()
+        .map(|r| Answer {
+            status: u16::try_from(r["status"].as_u64().unwrap()).unwrap(),
+            location: r["location"].as_str().map(str::to_owned),
+            key: r["key"].as_str().map(str::to_owned),
+            headers: r["headers"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                .collect(),
+        })
+        .collect()
+}
+
+/// What `cloudfront-js-2.0` refuses: modules beyond `crypto` and `cloudfront`, Node or
+/// browser globals, ES modules; and the 10 KB budget.
+fn assert_runs_on_cloudfront(code: &str) {
+    assert!(
+        code.len() <= 10 * 1024,
+        "{} bytes: over the budget",
+        code.len()
+    );
+    for (i, part) in code.split("require(").enumerate().skip(1) {
+        assert!(
+            part.starts_with("'crypto')") || part.starts_with("'cloudfront')"),
+            "require #{i} is not crypto or cloudfront: require({}",
+            &part[..part.len().min(30)]
+        );
+    }
+    for banned in [
+        "process.",
+        "fetch(",
+        "setTimeout",
+        "setInterval",
+        "XMLHttpRequest",
+        "import ",
+        "export ",
+        "eval(",
+        "new Function",
+        "globalThis",
+        "console.",
+        "class ",
+        "=> {",
+    ] {
+        assert!(!code.contains(banned), "the function uses {banned:?}");
+    }
+    assert!(code.contains("function handler(event)"), "no handler");
+}
+
+#[test]
+fn the_generated_function_answers_the_conformance_table_in_node() {
+    let t = table();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = project(&t, tmp.path());
+    let export = tmp.path().join("export");
+    p.cmd(&["edge", "prod", "--export", export.to_str().unwrap()])
+        .expect(0)
+        .mentions(&["of 10240 bytes", "driftless-prod"]);
+    let code = std::fs::read_to_string(export.join("function.js")).unwrap();
+    assert_runs_on_cloudfront(&code);
+    assert!(
+        !code.contains(&t.password),
+        "the password is in the function's code"
+    );
+    let answers = run_function(&t, &export);
+    check(&t, "the CloudFront Function", &answers);
+}
+
+/// A site whose directory list does not fit the function is refused, naming the budget.
+#[test]
+fn a_site_over_the_function_budget_is_refused_with_the_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Project::new(&tmp.path().join("w"), &tmp.path().join("store"), "");
+    for i in 0..600 {
+        p.write(
+            &format!("posts/a-rather-long-post-title-{i:04}/index.html"),
+            "post",
+        );
+    }
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.cmd(&["edge", "prod"]).expect(2).mentions(&[
+        "over CloudFront's 10240-byte budget",
+        "600 directories with an index page",
+    ]);
+}
+
+/// `edge --export` of the bundled example is a snapshot (tests/edge/snapshot; refresh
+/// with UPDATE_SNAPSHOTS=1), and its Terraform parses as HCL.
+#[test]
+fn the_bundled_example_exports_a_known_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let example = tmp.path().join("examples");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for (rel, bytes) in crate::util::tree(&src, &[".driftless/"]) {
+        let to = example.join(&rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, bytes).unwrap();
+    }
+    let export = tmp.path().join("export");
+    crate::util::Run::new(
+        &example,
+        &["edge", "local", "--export", export.to_str().unwrap()],
+    )
+    .expect(0);
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/edge/snapshot");
+    let got = crate::util::tree(&export, &[]);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        let _ = std::fs::remove_dir_all(&snapshot);
+        for (rel, bytes) in &got {
+            std::fs::create_dir_all(&snapshot).unwrap();
+            std::fs::write(snapshot.join(rel), bytes).unwrap();
+        }
+    }
+    let want = crate::util::tree(&snapshot, &[]);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "exported files"
+    );
+    for (rel, bytes) in &got {
+        assert!(
+            want[rel] == *bytes,
+            "{rel} differs from tests/edge/snapshot/{rel} (UPDATE_SNAPSHOTS=1 refreshes it):\n{}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    for hcl_file in ["driftless-edge.tf", "distribution.snippet.hcl"] {
+        let text = std::str::from_utf8(&got[hcl_file]).unwrap();
+        let body: hcl::Body =
+            hcl::from_str(text).unwrap_or_else(|e| panic!("{hcl_file} is not HCL: {e}\n{text}"));
+        assert!(body.iter().count() > 0, "{hcl_file} is empty");
+    }
+    let tf: hcl::Body =
+        hcl::from_str(std::str::from_utf8(&got["driftless-edge.tf"]).unwrap()).unwrap();
+    let kinds: Vec<String> = tf
+        .blocks()
+        .filter(|b| b.identifier() == "resource")
+        .map(|b| b.labels()[0].as_str().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "aws_cloudfront_function",
+            "aws_cloudfront_response_headers_policy"
+        ]
+    );
+    assert_runs_on_cloudfront(std::str::from_utf8(&got["function.js"]).unwrap());
+}
