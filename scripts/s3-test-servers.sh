@@ -139,7 +139,8 @@ start() {
   running weed || rm -rf "$PREFIX/weed-data"
   running rclone || rm -rf "$PREFIX/rclone-data"
   mkdir -p "$PREFIX/weed-data" "$PREFIX/rclone-data"
-  start_one moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+  # moto, with the CloudFront Functions calls it lacks (scripts/moto-server.py)
+  start_one moto "$VENV/bin/python3" "$(cd "$(dirname "$0")" && pwd)/moto-server.py" -H 127.0.0.1 -p "$MOTO_PORT"
   weed_identities > "$RUN/weed-s3.json"
   start_one weed "$VENV/bin/weed" mini -dir="$PREFIX/weed-data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -s3.config="$RUN/weed-s3.json" \

@@ -397,3 +397,179 @@ fn the_bundled_example_exports_a_known_snapshot() {
     );
     assert_runs_on_cloudfront(std::str::from_utf8(&got["function.js"]).unwrap());
 }
+
+/// `edge --apply` against moto (with the UpdateFunction / PublishFunction calls
+/// scripts/moto-server.py adds): creates, publishes and attaches the function with the
+/// error responses; a second apply does nothing; a config change and an out-of-band
+/// change are each reported as edge drift naming the side that moved.
+#[test]
+fn edge_apply_on_moto_publishes_attaches_and_reports_drift() {
+    let s = crate::servers::servers();
+    let bucket = s.bucket(&s.moto);
+    let created = s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "create-distribution",
+            "--origin-domain-name",
+            &format!("{bucket}.s3.amazonaws.com"),
+        ],
+    );
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let distribution = created["Distribution"]["Id"].as_str().unwrap().to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "site = \"site\"\n[env.prod]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n\n[edge]\nspa_fallback = \"index.html\"\nnot_found = \"404.html\"\nredirects = [{{ from = \"/old\", to = \"/new\", status = 301 }}]\n",
+        s.moto
+    );
+    let mut env = s.env();
+    env.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
+    let p = Project::with_config(tmp.path(), &config).envs(env);
+    p.write("index.html", "home")
+        .write("404.html", "nope")
+        .write("docs/index.html", "docs");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let function_config = || -> serde_json::Value {
+        let out = s.aws(
+            &s.moto,
+            &[
+                "cloudfront",
+                "get-distribution-config",
+                "--id",
+                &distribution,
+            ],
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let live_code = || -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("code.js");
+        s.aws(
+            &s.moto,
+            &[
+                "cloudfront",
+                "get-function",
+                "--name",
+                "driftless-prod",
+                "--stage",
+                "LIVE",
+                file.to_str().unwrap(),
+            ],
+        );
+        std::fs::read_to_string(file).unwrap()
+    };
+
+    p.cmd(&["status", "prod"]).expect(0); // nothing published yet: no edge line needed
+    p.cmd(&["edge", "prod", "--apply", "--yes"])
+        .expect(0)
+        .mentions(&[
+            "create CloudFront Function driftless-prod",
+            "attach them to distribution",
+            "Published the edge rules of prod",
+        ]);
+    let cfg = function_config();
+    let dcb = &cfg["DistributionConfig"]["DefaultCacheBehavior"];
+    let assoc = &dcb["FunctionAssociations"]["Items"][0];
+    assert_eq!(assoc["EventType"], "viewer-request", "{dcb}");
+    assert!(
+        assoc["FunctionARN"]
+            .as_str()
+            .unwrap()
+            .ends_with("function/driftless-prod"),
+        "{assoc}"
+    );
+    let errors = &cfg["DistributionConfig"]["CustomErrorResponses"]["Items"];
+    assert_eq!(errors[0]["ErrorCode"], 403, "{errors}");
+    assert_eq!(errors[1]["ResponsePagePath"], "/404.html", "{errors}");
+    assert_eq!(errors[1]["ResponseCode"], "404", "{errors}");
+    let export = tmp.path().join("export");
+    p.cmd(&["edge", "prod", "--export", export.to_str().unwrap()])
+        .expect(0);
+    assert_eq!(
+        live_code(),
+        std::fs::read_to_string(export.join("function.js")).unwrap(),
+        "the live function is not the compiled one"
+    );
+
+    // A second apply changes nothing; status says the edge is in sync.
+    p.cmd(&["edge", "prod", "--apply", "--yes"])
+        .expect(0)
+        .mentions(&["is up to date"]);
+    p.cmd(&["status", "prod"])
+        .expect(0)
+        .mentions(&["is live with the rules of driftless.toml"]);
+
+    // The config moves: status names the config and the command.
+    std::fs::write(
+        tmp.path().join("driftless.toml"),
+        config.replace("to = \"/new\"", "to = \"/newer\""),
+    )
+    .unwrap();
+    p.cmd(&["status", "prod"]).expect(0).mentions(&[
+        "config changed since driftless published the edge",
+        "driftless edge prod --apply",
+    ]);
+    p.cmd(&["edge", "prod", "--apply", "--yes"])
+        .expect(0)
+        .mentions(&["update CloudFront Function driftless-prod"]);
+    assert!(live_code().contains("/newer"));
+
+    // Someone edits the function by hand (update + publish, with the AWS CLI).
+    let described = s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "describe-function",
+            "--name",
+            "driftless-prod",
+        ],
+    );
+    let etag = serde_json::from_slice::<serde_json::Value>(&described.stdout).unwrap()["ETag"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hand = tmp.path().join("hand.js");
+    std::fs::write(&hand, "function handler(event) { return event.request; }\n").unwrap();
+    let updated = s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "update-function",
+            "--name",
+            "driftless-prod",
+            "--if-match",
+            &etag,
+            "--function-config",
+            "Comment=by hand,Runtime=cloudfront-js-2.0",
+            "--function-code",
+            &format!("fileb://{}", hand.display()),
+        ],
+    );
+    let etag = serde_json::from_slice::<serde_json::Value>(&updated.stdout).unwrap()["ETag"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "publish-function",
+            "--name",
+            "driftless-prod",
+            "--if-match",
+            &etag,
+        ],
+    );
+    p.cmd(&["status", "prod"]).expect(0).mentions(&[
+        "edge rules changed outside driftless",
+        "driftless edge prod --apply",
+    ]);
+    p.cmd(&["edge", "prod"])
+        .expect(0)
+        .mentions(&["edge rules changed outside driftless"]);
+    // Applying puts the config's rules back.
+    p.cmd(&["edge", "prod", "--apply", "--yes"]).expect(0);
+    p.cmd(&["status", "prod"])
+        .expect(0)
+        .mentions(&["is live with the rules of driftless.toml"]);
+}
