@@ -108,6 +108,10 @@ pub enum Command {
         confirm: ConfirmArgs,
         #[command(flatten)]
         force: ForceArgs,
+        /// Then watch the new release for DURATION ("15m"), rolling back on a trigger
+        /// (see `driftless watch`).
+        #[arg(long, value_name = "DURATION")]
+        watch: Option<String>,
     },
     /// Apply a plan saved with `plan --out`, if nothing it saw has moved.
     #[command(
@@ -152,6 +156,9 @@ pub enum Command {
         confirm: ConfirmArgs,
         #[command(flatten)]
         force: ForceArgs,
+        /// Then watch TO's new release for DURATION, rolling back on a trigger.
+        #[arg(long, value_name = "DURATION")]
+        watch: Option<String>,
     },
     /// Release history, newest first.
     #[command(after_help = "Example:\n  driftless log staging --limit 5")]
@@ -255,6 +262,30 @@ pub enum Command {
         paths: Vec<String>,
         #[command(flatten)]
         confirm: ConfirmArgs,
+    },
+    /// Watch the live release for a window: synthetic requests through `url`,
+    /// CloudFront's error rates and named CloudWatch alarms; on a trigger, roll back to
+    /// the previous release (only if the watched one is still live), hold, exit 3.
+    #[command(
+        after_help = "Triggers ([env.NAME.watch]): error_rate = 0.05 (5xx), client_error_rate = 0.20 (4xx),
+p95_ms = 3000, interval = \"10s\", sample = 20, alarms = [\"name\"]. A window that passes is
+recorded with the release (`log`, `status`).
+
+Examples:
+  driftless watch prod --for 15m
+  driftless deploy prod --yes --watch 15m
+  driftless watch prod --for 5m --no-rollback      # report only"
+    )]
+    Watch {
+        /// Environment whose live release to watch.
+        #[arg(add = ArgValueCompleter::new(env_names))]
+        env: String,
+        /// How long ("15m", "90s").
+        #[arg(long = "for", value_name = "DURATION", default_value = "15m")]
+        window: String,
+        /// Only report a trigger (exit 1); never roll back.
+        #[arg(long)]
+        no_rollback: bool,
     },
     /// Show what `[edge]` compiles to for CloudFront (function, headers policy, error
     /// responses, and what visitors get); export it with Terraform, or publish it.

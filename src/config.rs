@@ -113,6 +113,9 @@ struct RawEnv {
     /// Limits on deletes for this environment.
     #[serde(default)]
     limits: Option<Limits>,
+    /// What `watch` (and `deploy`/`promote --watch`) rolls back on.
+    #[serde(default)]
+    watch: Option<crate::watch::RawWatch>,
 }
 
 /// A header rule.
@@ -335,6 +338,7 @@ pub struct EnvConfig {
     pub url: Option<String>,
     pub cdn: Option<CdnConfig>,
     pub limits: Limits,
+    pub watch: crate::watch::Watch,
 }
 
 /// Header rule: the first whose glob matches a key sets its headers.
@@ -547,6 +551,13 @@ impl Config {
                     format!("{p}/")
                 }
             };
+            let watch = env
+                .watch
+                .as_ref()
+                .map(crate::watch::RawWatch::validate)
+                .transpose()
+                .map_err(|m| at(Some(span.clone()), format!("env.{name}.{m}")))?
+                .unwrap_or_default();
             envs.insert(
                 name.clone(),
                 EnvConfig {
@@ -561,6 +572,7 @@ impl Config {
                     url: env.url.clone(),
                     cdn: env.cdn.clone(),
                     limits,
+                    watch,
                 },
             );
         }

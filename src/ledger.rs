@@ -1209,6 +1209,38 @@ impl Ledger {
         Ok(())
     }
 
+    // --- watches ----------------------------------------------------------------
+
+    /// Keep what a watch of a release found (a later watch of it replaces it).
+    pub async fn record_watch(&self, w: &crate::watch::Watched) -> Result<()> {
+        self.put_state_json(&format!("watches/{}.json", w.release), w)
+            .await
+    }
+
+    /// The releases with a recorded watch (one listing).
+    pub async fn watched_ids(&self) -> Result<std::collections::HashSet<String>> {
+        let prefix = self.key("watches/");
+        Ok(self
+            .store
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|m| {
+                m.key
+                    .strip_prefix(&prefix)?
+                    .strip_suffix(".json")
+                    .map(str::to_owned)
+            })
+            .collect())
+    }
+
+    pub async fn watched(&self, release: &str) -> Result<Option<crate::watch::Watched>> {
+        Ok(self
+            .state_json(&format!("watches/{release}.json"))
+            .await?
+            .map(|(w, _)| w))
+    }
+
     // --- holds ------------------------------------------------------------------
 
     pub async fn holds(&self) -> Result<Vec<(Hold, String)>> {

@@ -43,6 +43,9 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Set by a command that prints its own document over those of the commands it runs.
+static DOCUMENT_RESERVED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Whether this run already printed its JSON document (then an error adds none).
 pub(crate) static DOCUMENT_PRINTED: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
@@ -91,6 +94,20 @@ impl Output {
     /// Print the command's JSON document (with `--json`). One per run: stdout stays one
     /// parseable document even when a command runs another (promote runs verify).
     pub(crate) fn document<T: Serialize>(&self, value: &T) {
+        if DOCUMENT_RESERVED.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        self.final_document(value);
+    }
+
+    /// The document of a command that runs others whose documents it replaces (`watch`
+    /// rolls back; `deploy --watch` watches): theirs are dropped from here on.
+    pub(crate) fn reserve_document(&self) {
+        DOCUMENT_RESERVED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Print the reserving command's own document.
+    pub(crate) fn final_document<T: Serialize>(&self, value: &T) {
         if self.json && !DOCUMENT_PRINTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             stdout_line(&serde_json::to_string_pretty(value).expect("output serialises"));
         }

@@ -121,7 +121,7 @@ impl RawRetention {
 }
 
 /// "48h", "30m", "90s", "7d", or anything jiff reads as a duration ("2h 30m", "PT48H").
-fn parse_duration(text: &str) -> Option<SignedDuration> {
+pub(crate) fn parse_duration(text: &str) -> Option<SignedDuration> {
     let t = text.trim();
     let days = t
         .strip_suffix('d')

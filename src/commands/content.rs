@@ -62,11 +62,22 @@ pub(super) async fn rollback(
     if let Err(gone) = ec.ledger.restorable(&target_id).await? {
         return Err(unrestorable(env, &gone));
     }
-    let target = ec.ledger.release(&target_id).await?;
+    let plan = rollback_plan(&ec, &target_id, message).await?;
+    ctx.show_plan(&plan);
+    confirm_and_execute(&ec, plan, yes, false).await
+}
+
+/// The plan that makes release `target_id` live again.
+pub(super) async fn rollback_plan(
+    ec: &EnvCtx<'_>,
+    target_id: &str,
+    message: Option<String>,
+) -> Result<crate::plan::Plan, Error> {
+    let target = ec.ledger.release(target_id).await?;
     let desired = crate::plan::desired_from_objects(&target.manifest);
-    let facts = read_facts(&ec).await?;
-    let plan = build_plan(
-        &ec,
+    let facts = read_facts(ec).await?;
+    build_plan(
+        ec,
         Request {
             kind: PlanKind::Rollback {
                 to: target.id.clone(),
@@ -81,9 +92,7 @@ pub(super) async fn rollback(
         },
         facts,
     )
-    .await?;
-    ctx.show_plan(&plan);
-    confirm_and_execute(&ec, plan, yes, false).await
+    .await
 }
 
 /// The refusal of a rollback to a release collected or yanked.

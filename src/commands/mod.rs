@@ -17,6 +17,7 @@ mod serve;
 mod state;
 mod tooling;
 mod verify;
+mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -100,9 +101,17 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             message,
             confirm,
             force,
+            watch: window,
         } => {
             let env = ctx.env_name(env.as_deref())?;
-            deploy::deploy(ctx, &env, message.message, confirm.yes, &force.force).await
+            if let Some(w) = &window {
+                watch::parse_window(w)?; // before deploying, not after
+            }
+            deploy::deploy(ctx, &env, message.message, confirm.yes, &force.force).await?;
+            match window {
+                Some(w) => watch::watch(ctx, &env, &w, false).await,
+                None => Ok(()),
+            }
         }
         Command::Apply { file, confirm } => deploy::apply_saved(ctx, &file, confirm.yes).await,
         Command::Status { env: Some(env) } => state::status(ctx, &env).await,
@@ -115,7 +124,12 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             timeout,
             confirm,
             force,
+            watch: window,
         } => {
+            if let Some(w) = &window {
+                watch::parse_window(w)?; // before deploying, not after
+            }
+            let target = to.clone();
             let request = promote::Request {
                 from,
                 to,
@@ -124,7 +138,11 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
                 timeout,
                 yes: confirm.yes,
             };
-            promote::promote(ctx, request, &force.force).await
+            promote::promote(ctx, request, &force.force).await?;
+            match window {
+                Some(w) => watch::watch(ctx, &target, &w, false).await,
+                None => Ok(()),
+            }
         }
         Command::Log { env, limit } => {
             state::log(ctx, &env, usize::try_from(limit).unwrap_or(usize::MAX)).await
@@ -160,6 +178,11 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             paths,
             confirm,
         } => edge::edge(ctx, &env, export.as_deref(), apply, confirm.yes, &paths).await,
+        Command::Watch {
+            env,
+            window,
+            no_rollback,
+        } => watch::watch(ctx, &env, &window, no_rollback).await,
         Command::Gc { env, keep, confirm } => {
             history::gc(
                 ctx,

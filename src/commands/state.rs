@@ -156,6 +156,14 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             stale.message
         ));
     }
+    let watched = match &live {
+        Some(l) => ec.ledger.watched(&l.id).await?,
+        None => None,
+    };
+    if let Some(w) = &watched {
+        let style = if w.healthy { Style::Good } else { Style::Bad };
+        out.say(format!("  watch    {}", out.paint(&w.describe(), style)));
+    }
     // The edge, when driftless publishes it: which side moved since.
     let edge = match &ec.cfg.cdn {
         Some(_) => match ec.compile_edge().await {
@@ -189,6 +197,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             "stale_base": base.stale.as_ref().map(|r| &r.message),
             "identity": identity,
             "edge": edge.as_ref().map(|(moved, line)| serde_json::json!({ "moved": moved, "what": line })),
+            "watch": watched,
         })
     });
     Ok(())
@@ -226,6 +235,13 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
     for s in history.iter().filter(|s| ids.contains(&s.id)) {
         if let Some(r) = ec.ledger.retired(&s.id).await? {
             retired.insert(s.id.clone(), r);
+        }
+    }
+    let watched_ids = ec.ledger.watched_ids().await?;
+    let mut watched = std::collections::BTreeMap::new();
+    for s in history.iter().filter(|s| watched_ids.contains(&s.id)) {
+        if let Some(w) = ec.ledger.watched(&s.id).await? {
+            watched.insert(s.id.clone(), w);
         }
     }
     let out = &ctx.out;
@@ -289,6 +305,10 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
         if let Some(m) = &s.message {
             out.say(format!("    {}", esc(m)));
         }
+        if let Some(w) = watched.get(&s.id) {
+            let style = if w.healthy { Style::Good } else { Style::Bad };
+            out.say(format!("    {}", out.paint(&w.describe(), style)));
+        }
     }
     out.document_with(|| {
         serde_json::json!({
@@ -297,6 +317,7 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
                 let mut v = serde_json::to_value(s).unwrap_or_default();
                 v["retired"] = serde_json::to_value(retired.get(&s.id)).unwrap_or_default();
                 v["restorable"] = serde_json::Value::Bool(!retired.contains_key(&s.id));
+                v["watch"] = serde_json::to_value(watched.get(&s.id)).unwrap_or_default();
                 v
             }).collect::<Vec<_>>(),
         })

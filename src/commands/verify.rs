@@ -233,7 +233,7 @@ fn connection_cause(e: &reqwest::Error, url: &str) -> String {
 }
 
 /// Paths whose content changed in `live` since its parent (all of them for a first release).
-fn changed(live: &Release, parent: Option<&Manifest>) -> Vec<(String, Entry)> {
+pub(super) fn changed(live: &Release, parent: Option<&Manifest>) -> Vec<(String, Entry)> {
     live.manifest
         .iter()
         .filter(|(k, e)| {

@@ -25,3 +25,4 @@ mod serve;
 mod servers;
 mod team;
 mod util;
+mod watch;

@@ -1,0 +1,472 @@
+//! `driftless watch ENV [--for DURATION]` (and `deploy`/`promote --watch`): after a
+//! release goes live, watch it — synthetic requests through the URL (the changed paths
+//! and a sample of the site), CloudFront's error-rate metrics and named CloudWatch
+//! alarms. On a trigger: roll back to the release that was live before (only if the
+//! watched one is still live: the rollback is a compare-and-swap like every apply),
+//! invalidate, verify, put a hold naming the trigger, journal, exit 3. A window that
+//! passes is recorded with the release (`log`, `status`).
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use jiff::{SignedDuration, Timestamp};
+
+use super::{Ctx, EnvCtx};
+use crate::Error;
+use crate::ledger::{Hold, Release};
+use crate::output::{Style, esc};
+use crate::watch::{Tally, Watch, Watched};
+
+pub(super) async fn watch(
+    ctx: &Ctx,
+    env: &str,
+    duration: &str,
+    no_rollback: bool,
+) -> Result<(), Error> {
+    let ec = ctx.env(env).await?;
+    watch_env(&ec, duration, no_rollback).await
+}
+
+/// "15m", "90s", "1h" for `--for` / `--watch`.
+pub(super) fn parse_window(text: &str) -> Result<SignedDuration, Error> {
+    crate::retention::parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{text:?} is not a duration (e.g. \"15m\", \"90s\")"
+            ))
+        })
+}
+
+/// The paths one round requests: every changed key, then `sample` others spread over
+/// the site (so a large site is sampled, not crawled).
+fn paths(live: &Release, parent: Option<&crate::ledger::Manifest>, sample: usize) -> Vec<String> {
+    let changed: Vec<String> = super::verify::changed(live, parent)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let step = (live.manifest.len() / sample.max(1)).max(1);
+    let mut keys = changed.clone();
+    keys.extend(
+        live.manifest
+            .keys()
+            .step_by(step)
+            .filter(|k| !changed.contains(k))
+            .take(sample)
+            .cloned(),
+    );
+    keys.iter()
+        .map(|k| format!("/{}", crate::store::encode_key(k)))
+        .collect()
+}
+
+/// What ended the window.
+enum Ended {
+    Passed,
+    Fired(String),
+    /// Another release went live meanwhile.
+    Superseded(String),
+}
+
+pub(super) async fn watch_env(
+    ec: &EnvCtx<'_>,
+    window: &str,
+    no_rollback: bool,
+) -> Result<(), Error> {
+    let (ctx, env) = (ec.ctx, ec.cfg.name.as_str());
+    ctx.out.reserve_document();
+    let window = parse_window(window)?;
+    let policy = ec.cfg.watch.clone();
+    let Some(url) = ec.cfg.url.clone() else {
+        return Err(Error::Usage(format!(
+            "env.{env} has no `url`: watch sends its synthetic requests through the URL visitors use"
+        )));
+    };
+    let base = url.trim_end_matches('/').to_owned();
+    let (_, live) = ec.ledger.live().await?;
+    let Some(live) = live else {
+        return Err(Error::Usage(format!("{env} has no live release to watch")));
+    };
+    let parent = match &live.parent {
+        Some(p) => ec.ledger.release(p).await.ok(),
+        None => None,
+    };
+    let paths = paths(&live, parent.as_ref().map(|p| &p.manifest), policy.sample);
+    let auth = ctx
+        .config
+        .edge
+        .basic_auth
+        .as_ref()
+        .map(crate::edge::BasicAuth::header_value)
+        .transpose()
+        .map_err(Error::Usage)?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Error::Other(format!("HTTP client: {e}")))?;
+    let cloud = Cloud::connect(ec).await;
+    ctx.out.say(format!(
+        "Watching release {} on {env} for {window:#}: {} path(s) a round every {:#} through {base}{}; rolls back on 5xx > {:.0}%, 4xx > {:.0}%, p95 > {} ms{}",
+        live.id,
+        paths.len(),
+        policy.interval,
+        cloud.describe(&policy),
+        policy.error_rate * 100.0,
+        policy.client_error_rate * 100.0,
+        policy.p95_ms,
+        if no_rollback { " (--no-rollback: report only)" } else { "" }
+    ));
+    let from = Timestamp::now();
+    let started = Instant::now();
+    let deadline = started + Duration::try_from(window).unwrap_or_default();
+    let mut tally = Tally::default();
+    let ended = loop {
+        if let Some(now) = ec.ledger.head().await?.release.filter(|h| *h != live.id) {
+            break Ended::Superseded(now);
+        }
+        let round: Vec<(Option<u16>, u64)> = futures::stream::iter(&paths)
+            .map(|p| {
+                let (client, auth, url) = (&client, auth.as_deref(), format!("{base}{p}"));
+                async move {
+                    let t = Instant::now();
+                    let mut req = client.get(&url);
+                    if let Some(a) = auth {
+                        req = req.header("Authorization", a);
+                    }
+                    let status = req.send().await.ok().map(|r| r.status().as_u16());
+                    let ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    (status, ms)
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        for (status, ms) in round {
+            tally.add(status, ms);
+        }
+        ctx.out.say(format!(
+            "  {:>4}s  {} requests, {} 5xx, {} 4xx, p95 {} ms",
+            started.elapsed().as_secs(),
+            tally.requests,
+            tally.server_errors,
+            tally.client_errors,
+            tally.p95()
+        ));
+        if let Some(t) = tally.trigger(&policy) {
+            break Ended::Fired(t);
+        }
+        if let Some(t) = cloud.trigger(&policy, from).await {
+            break Ended::Fired(t);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break Ended::Passed;
+        }
+        let pause = Duration::try_from(policy.interval).unwrap_or(Duration::from_secs(10));
+        tokio::time::sleep(pause.min(deadline - now)).await;
+    };
+    let record = Watched {
+        release: live.id.clone(),
+        from,
+        until: Timestamp::now(),
+        p95_ms: tally.p95(),
+        tally,
+        healthy: matches!(ended, Ended::Passed),
+        trigger: None,
+        rolled_back_to: None,
+        by: ctx.actor.clone(),
+    };
+    match ended {
+        Ended::Passed => {
+            ec.ledger.record_watch(&record).await?;
+            ec.ledger
+                .journal(
+                    &ctx.actor,
+                    "watched",
+                    Some(&live.id),
+                    serde_json::to_value(&record).unwrap_or_default(),
+                )
+                .await;
+            ctx.out.say(format!(
+                "{} release {} on {env}: {}.",
+                ctx.out.paint("Healthy:", Style::Good),
+                live.id,
+                record.describe()
+            ));
+            ctx.out
+                .final_document(&serde_json::json!({ "result": "healthy", "watch": record }));
+            Ok(())
+        }
+        Ended::Superseded(now) => {
+            ctx.out.say(format!(
+                "Release {} is no longer live on {env} ({now} went live meanwhile): the watch ends, nothing was rolled back.",
+                live.id
+            ));
+            ctx.out.final_document(
+                &serde_json::json!({ "result": "superseded", "live": now, "watch": record }),
+            );
+            Ok(())
+        }
+        Ended::Fired(trigger) => fired(ec, &live, record, trigger, no_rollback).await,
+    }
+}
+
+/// A trigger fired on `live`: report, or roll back, hold, verify.
+async fn fired(
+    ec: &EnvCtx<'_>,
+    live: &Release,
+    mut record: Watched,
+    trigger: String,
+    no_rollback: bool,
+) -> Result<(), Error> {
+    let (ctx, env) = (ec.ctx, ec.cfg.name.as_str());
+    ctx.out.say(format!(
+        "{} release {} on {env}: {trigger}",
+        ctx.out.paint("Unhealthy:", Style::Bad),
+        live.id
+    ));
+    record.trigger = Some(trigger.clone());
+    let Some(previous) = live.parent.clone().filter(|_| !no_rollback) else {
+        ec.ledger.record_watch(&record).await?;
+        ec.ledger
+            .journal(
+                &ctx.actor,
+                "watch-failed",
+                Some(&live.id),
+                serde_json::json!({ "trigger": trigger }),
+            )
+            .await;
+        ctx.out
+            .final_document(&serde_json::json!({ "result": "unhealthy", "watch": record }));
+        let why = if no_rollback {
+            "--no-rollback: nothing was changed"
+        } else {
+            "it is the first release: there is nothing to roll back to"
+        };
+        return Err(Error::Other(format!(
+            "release {} failed its watch: {trigger} ({why})\n  → driftless rollback {env}",
+            live.id
+        )));
+    };
+    // Roll back only the watched release: the plan must see it live, and the apply
+    // swaps HEAD only if it still is.
+    let plan = super::content::rollback_plan(
+        ec,
+        &previous,
+        Some(format!("auto-rollback of {}: {trigger}", live.id)),
+    )
+    .await?;
+    if plan.seen.head.release.as_deref() != Some(live.id.as_str()) {
+        ctx.out
+            .final_document(&serde_json::json!({ "result": "superseded", "watch": record }));
+        return Err(Error::Other(format!(
+            "release {} failed its watch ({trigger}) but is no longer live: nothing was rolled back",
+            live.id
+        )));
+    }
+    ctx.show_plan(&plan);
+    if let Err(e) = super::deploy::confirm_and_execute(ec, plan, true, false).await {
+        let now = ec.ledger.head().await?.release;
+        if now.as_deref() != Some(live.id.as_str()) && now.as_deref() != Some(previous.as_str()) {
+            ctx.out
+                .final_document(&serde_json::json!({ "result": "superseded", "watch": record }));
+            return Err(Error::Other(format!(
+                "release {} failed its watch ({trigger}) but another release went live meanwhile: nothing was rolled back ({e})",
+                live.id
+            )));
+        }
+        return Err(e);
+    }
+    record.rolled_back_to = Some(previous.clone());
+    let hold = Hold {
+        id: format!(
+            "{}-{}",
+            Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
+            &crate::unique_token()[..6]
+        ),
+        reason: format!(
+            "auto-rollback: release {} failed its watch ({trigger}); fix it, then `driftless unhold {env}`",
+            live.id
+        ),
+        by: ctx.actor.clone(),
+        at: Timestamp::now(),
+    };
+    ec.ledger.set_hold(&hold).await?;
+    ec.ledger.record_watch(&record).await?;
+    ec.ledger
+        .journal(
+            &ctx.actor,
+            "auto-rollback",
+            Some(&live.id),
+            serde_json::json!({ "trigger": trigger, "to": previous, "hold": hold.id }),
+        )
+        .await;
+    ec.notify(
+        "auto-rollback",
+        Some(&live.summary()),
+        format!(
+            "release {} failed its watch ({trigger}); rolled back to {previous}; {env} is on hold",
+            live.id
+        ),
+    )
+    .await;
+    let verified = if ec.cfg.url.is_some() {
+        super::verify::verify_env(ec, 30)
+            .await
+            .err()
+            .map(|e| e.to_string())
+    } else {
+        None
+    };
+    ctx.out.final_document(&serde_json::json!({
+        "result": "rolled-back",
+        "watch": record,
+        "hold": hold,
+        "verify_error": verified,
+    }));
+    Err(Error::Refused(format!(
+        "release {} failed its watch: {trigger}; rolled back to {previous} and put {env} on hold{}\n  → fix it, then `driftless unhold {env}` and deploy",
+        live.id,
+        verified
+            .map(|v| format!(" (verify of the restored release failed: {})", esc(&v)))
+            .unwrap_or_default()
+    )))
+}
+
+/// CloudWatch, for an environment with a CloudFront distribution or alarms to read.
+struct Cloud {
+    client: Option<aws_sdk_cloudwatch::Client>,
+    distribution: Option<String>,
+    /// What could not be read, said once per window.
+    warned: std::sync::Mutex<std::collections::HashSet<&'static str>>,
+}
+
+impl Cloud {
+    async fn connect(ec: &EnvCtx<'_>) -> Self {
+        let distribution = ec.cfg.cdn.as_ref().map(|c| c.cloudfront.clone());
+        if distribution.is_none() && ec.cfg.watch.alarms.is_empty() {
+            return Self {
+                client: None,
+                distribution,
+                warned: std::sync::Mutex::default(),
+            };
+        }
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            // CloudFront's metrics and their alarms live in us-east-1.
+            .region(aws_config::Region::new("us-east-1"));
+        if let Some(p) = &ec.cfg.profile {
+            loader = loader.profile_name(p);
+        }
+        let sdk = loader.load().await;
+        Self {
+            client: Some(aws_sdk_cloudwatch::Client::new(&sdk)),
+            distribution,
+            warned: std::sync::Mutex::default(),
+        }
+    }
+
+    fn warn(&self, what: &'static str, why: String) {
+        let first = self
+            .warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(what);
+        if first {
+            eprintln!(
+                "driftless: warning: CloudWatch {what} could not be read ({why}); the watch goes on without it"
+            );
+        }
+    }
+
+    fn describe(&self, w: &Watch) -> String {
+        let mut parts = Vec::new();
+        if let Some(d) = &self.distribution {
+            parts.push(format!("CloudFront {d}'s 5xx/4xx error rates"));
+        }
+        if !w.alarms.is_empty() {
+            parts.push(format!("alarms {}", w.alarms.join(", ")));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(", and {}", parts.join(" and "))
+        }
+    }
+
+    /// A metric above its threshold or an alarm in `ALARM`, in words. Failures to read
+    /// CloudWatch are reported once per round as warnings, never as triggers.
+    async fn trigger(&self, w: &Watch, since: Timestamp) -> Option<String> {
+        use aws_sdk_cloudwatch::types::{Dimension, StateValue, Statistic};
+        let client = self.client.as_ref()?;
+        if let Some(d) = &self.distribution {
+            for (metric, limit) in [
+                ("5xxErrorRate", w.error_rate),
+                ("4xxErrorRate", w.client_error_rate),
+            ] {
+                let start = since
+                    .checked_sub(SignedDuration::from_secs(60))
+                    .unwrap_or(since);
+                let got = client
+                    .get_metric_statistics()
+                    .namespace("AWS/CloudFront")
+                    .metric_name(metric)
+                    .dimensions(Dimension::builder().name("DistributionId").value(d).build())
+                    .dimensions(Dimension::builder().name("Region").value("Global").build())
+                    .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                        start.as_second(),
+                    ))
+                    .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                        Timestamp::now().as_second() + 60,
+                    ))
+                    .period(60)
+                    .statistics(Statistic::Average)
+                    .send()
+                    .await;
+                match got {
+                    Ok(s) => {
+                        let worst = s
+                            .datapoints()
+                            .iter()
+                            .filter_map(aws_sdk_cloudwatch::types::Datapoint::average)
+                            .fold(0.0_f64, f64::max);
+                        if worst > limit * 100.0 {
+                            return Some(format!(
+                                "CloudFront {metric} {worst:.1}% > {:.1}% (CloudWatch, distribution {d})",
+                                limit * 100.0
+                            ));
+                        }
+                    }
+                    Err(e) => self.warn(metric, crate::sdk_error::one_line(&e, "CloudWatch", None)),
+                }
+            }
+        }
+        if !w.alarms.is_empty() {
+            match client
+                .describe_alarms()
+                .set_alarm_names(Some(w.alarms.clone()))
+                .send()
+                .await
+            {
+                Ok(a) => {
+                    if let Some(alarm) = a
+                        .metric_alarms()
+                        .iter()
+                        .find(|m| m.state_value() == Some(&StateValue::Alarm))
+                    {
+                        return Some(format!(
+                            "CloudWatch alarm {} is in ALARM{}",
+                            alarm.alarm_name().unwrap_or_default(),
+                            alarm
+                                .state_reason()
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default()
+                        ));
+                    }
+                }
+                Err(e) => self.warn("alarms", crate::sdk_error::one_line(&e, "CloudWatch", None)),
+            }
+        }
+        None
+    }
+}

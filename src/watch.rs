@@ -1,0 +1,258 @@
+//! Watching a release after it goes live: the rollback triggers (`[env.NAME.watch]`,
+//! defaulting to the promotion plan's: 5xx > 5 %, 4xx > 20 %, p95 > 3 s) judged over
+//! synthetic requests through the URL, CloudFront's error-rate metrics and named alarms.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// `[env.NAME.watch]` as written in driftless.toml.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWatch {
+    /// Share of 5xx answers that rolls back (default 0.05; also CloudFront's
+    /// 5xxErrorRate, in percent, compared as 5).
+    #[serde(default)]
+    pub error_rate: Option<f64>,
+    /// Share of 4xx answers that rolls back (default 0.20).
+    #[serde(default)]
+    pub client_error_rate: Option<f64>,
+    /// 95th-percentile latency of the synthetic requests, in ms, that rolls back
+    /// (default 3000).
+    #[serde(default)]
+    pub p95_ms: Option<u64>,
+    /// Time between rounds of synthetic requests (default "10s").
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Paths per round besides the changed ones (default 20).
+    #[serde(default)]
+    pub sample: Option<usize>,
+    /// CloudWatch alarms (us-east-1) whose `ALARM` state rolls back.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+}
+
+/// The triggers, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watch {
+    pub error_rate: f64,
+    pub client_error_rate: f64,
+    pub p95_ms: u64,
+    pub interval: SignedDuration,
+    pub sample: usize,
+    pub alarms: Vec<String>,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Self {
+            error_rate: 0.05,
+            client_error_rate: 0.20,
+            p95_ms: 3000,
+            interval: SignedDuration::from_secs(10),
+            sample: 20,
+            alarms: Vec::new(),
+        }
+    }
+}
+
+/// Requests judged before a share can trigger (one early 500 is not 100 %).
+pub const MIN_REQUESTS: usize = 20;
+
+impl RawWatch {
+    pub fn validate(&self) -> Result<Watch, String> {
+        let d = Watch::default();
+        let share = |v: Option<f64>, key: &str, default: f64| match v {
+            None => Ok(default),
+            Some(x) if (0.0..=1.0).contains(&x) => Ok(x),
+            Some(x) => Err(format!(
+                "watch.{key}: {x} is not a share between 0 and 1 (5 % is 0.05)"
+            )),
+        };
+        let interval = match &self.interval {
+            None => d.interval,
+            Some(t) => crate::retention::parse_duration(t)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| format!("watch.interval: {t:?} is not a duration (e.g. \"10s\")"))?,
+        };
+        Ok(Watch {
+            error_rate: share(self.error_rate, "error_rate", d.error_rate)?,
+            client_error_rate: share(
+                self.client_error_rate,
+                "client_error_rate",
+                d.client_error_rate,
+            )?,
+            p95_ms: self.p95_ms.unwrap_or(d.p95_ms),
+            interval,
+            sample: self.sample.unwrap_or(d.sample),
+            alarms: self.alarms.clone(),
+        })
+    }
+}
+
+/// What the synthetic requests saw so far.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Tally {
+    pub requests: usize,
+    pub server_errors: usize,
+    pub client_errors: usize,
+    /// Requests that got no answer (counted as server errors too).
+    pub unanswered: usize,
+    #[serde(skip)]
+    pub latencies_ms: Vec<u64>,
+}
+
+impl Tally {
+    pub fn add(&mut self, status: Option<u16>, ms: u64) {
+        self.requests += 1;
+        self.latencies_ms.push(ms);
+        match status {
+            None => {
+                self.unanswered += 1;
+                self.server_errors += 1;
+            }
+            Some(s) if s >= 500 => self.server_errors += 1,
+            Some(s) if s >= 400 => self.client_errors += 1,
+            Some(_) => {}
+        }
+    }
+
+    /// The 95th percentile latency (nearest rank).
+    pub fn p95(&self) -> u64 {
+        if self.latencies_ms.is_empty() {
+            return 0;
+        }
+        let mut v = self.latencies_ms.clone();
+        v.sort_unstable();
+        let rank = (v.len() * 95).div_ceil(100).max(1);
+        v[rank - 1]
+    }
+
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a share, for display and comparison"
+    )]
+    fn share(&self, n: usize) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            n as f64 / self.requests as f64
+        }
+    }
+
+    /// The first trigger the synthetic requests fire, in words.
+    pub fn trigger(&self, w: &Watch) -> Option<String> {
+        if self.requests < MIN_REQUESTS {
+            return None;
+        }
+        let (e, c) = (
+            self.share(self.server_errors),
+            self.share(self.client_errors),
+        );
+        if e > w.error_rate {
+            return Some(format!(
+                "5xx rate {:.1}% > {:.1}% ({} of {} synthetic requests{})",
+                e * 100.0,
+                w.error_rate * 100.0,
+                self.server_errors,
+                self.requests,
+                if self.unanswered > 0 {
+                    format!(", {} unanswered", self.unanswered)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        if c > w.client_error_rate {
+            return Some(format!(
+                "4xx rate {:.1}% > {:.1}% ({} of {} synthetic requests)",
+                c * 100.0,
+                w.client_error_rate * 100.0,
+                self.client_errors,
+                self.requests
+            ));
+        }
+        let p95 = self.p95();
+        if p95 > w.p95_ms {
+            return Some(format!("p95 latency {p95} ms > {} ms", w.p95_ms));
+        }
+        None
+    }
+}
+
+/// A watch of one release, kept in `watches/<release>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Watched {
+    pub release: String,
+    pub from: Timestamp,
+    pub until: Timestamp,
+    pub tally: Tally,
+    pub p95_ms: u64,
+    pub healthy: bool,
+    /// What fired, if anything.
+    #[serde(default)]
+    pub trigger: Option<String>,
+    /// The release rolled back to, if the watch did.
+    #[serde(default)]
+    pub rolled_back_to: Option<String>,
+    pub by: crate::ledger::Actor,
+}
+
+impl Watched {
+    /// "watched 15m, healthy (120 requests, p95 80 ms)" / "watched 2m: 5xx rate … — rolled back".
+    pub fn describe(&self) -> String {
+        let span = self.until.duration_since(self.from);
+        let mins = span.as_secs() / 60;
+        let span = if mins > 0 {
+            format!("{mins}m")
+        } else {
+            format!("{}s", span.as_secs())
+        };
+        match (&self.trigger, &self.rolled_back_to) {
+            (None, _) => format!(
+                "watched {span}, healthy ({} requests, p95 {} ms)",
+                self.tally.requests, self.p95_ms
+            ),
+            (Some(t), Some(to)) => format!("watched {span}: {t} — rolled back to {to}"),
+            (Some(t), None) => format!("watched {span}: {t}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triggers_wait_for_enough_requests_and_name_the_numbers() {
+        let w = Watch::default();
+        let mut t = Tally::default();
+        t.add(Some(500), 10);
+        assert_eq!(t.trigger(&w), None, "one early 500 is not a rate");
+        for _ in 0..19 {
+            t.add(Some(200), 10);
+        }
+        // 1 of 20 = 5 %: not above the threshold.
+        assert_eq!(t.trigger(&w), None);
+        t.add(None, 10);
+        let fired = t.trigger(&w).unwrap();
+        assert!(
+            fired.starts_with("5xx rate 9.5% > 5.0% (2 of 21"),
+            "{fired}"
+        );
+        assert!(fired.contains("1 unanswered"), "{fired}");
+        let mut slow = Tally::default();
+        for i in 0..20 {
+            slow.add(Some(200), if i < 18 { 10 } else { 5000 });
+        }
+        assert_eq!(slow.p95(), 5000);
+        assert_eq!(slow.trigger(&w).unwrap(), "p95 latency 5000 ms > 3000 ms");
+        assert!(
+            RawWatch {
+                error_rate: Some(5.0),
+                ..RawWatch::default()
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}

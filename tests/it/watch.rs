@@ -1,0 +1,349 @@
+//! `watch`: through `serve` behind a fault-injecting proxy, a release that answers 10 %
+//! of requests with 500 is rolled back automatically (byte for byte), held with the
+//! trigger named, exit 3; a healthy window is recorded; a release that is no longer live
+//! is never rolled back; a CloudWatch alarm in ALARM and a 5xxErrorRate above the
+//! threshold (moto) trigger the same rollback.
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::serve::{free_port, serve};
+use crate::util::{Done, Project, site_files};
+
+/// An HTTP proxy in front of `serve` answering every `every`-th request with 500 while
+/// `faulty` is set. One request per connection.
+struct FaultProxy {
+    port: u16,
+    faulty: Arc<AtomicBool>,
+    seen: Arc<AtomicU64>,
+}
+
+fn fault_proxy(upstream: u16, every: u64) -> FaultProxy {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let faulty = Arc::new(AtomicBool::new(true));
+    let seen = Arc::new(AtomicU64::new(0));
+    let (f, n) = (faulty.clone(), seen.clone());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (f, n) = (f.clone(), n.clone());
+            std::thread::spawn(move || relay(conn, upstream, every, &f, &n));
+        }
+    });
+    FaultProxy { port, faulty, seen }
+}
+
+fn relay(mut client: TcpStream, upstream: u16, every: u64, faulty: &AtomicBool, seen: &AtomicU64) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match client.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let n = seen.fetch_add(1, Ordering::Relaxed) + 1;
+    if faulty.load(Ordering::Relaxed) && n.is_multiple_of(every) {
+        let _ = client.write_all(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 6\r\nConnection: close\r\n\r\nbroken",
+        );
+        return;
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let request: String = head
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        .replacen("\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1);
+    let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    let _ = server.write_all(request.as_bytes());
+    let mut response = Vec::new();
+    let _ = server.read_to_end(&mut response);
+    let _ = client.write_all(&response);
+}
+
+const WATCH: &str = "[env.prod.watch]\ninterval = \"100ms\"\nsample = 6\n";
+
+fn config(store: &std::path::Path, url_port: u16, extra: &str) -> String {
+    format!(
+        "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\nurl = \"http://127.0.0.1:{url_port}\"\n{extra}\n{WATCH}",
+        store.display()
+    )
+}
+
+fn release(p: &Project, n: u32) {
+    p.write("index.html", &format!("<h1>release {n}</h1>"))
+        .write("about.html", &format!("about {n}"))
+        .write("app.js", &format!("console.log({n})"))
+        .write("style.css", "body{}")
+        .write("docs/index.html", "docs");
+}
+
+/// A project on the local store whose `url` goes through a fault proxy in front of
+/// `serve prod`; releases 1 and 2 deployed.
+fn setup(
+    t: &std::path::Path,
+    every: u64,
+    extra: &str,
+) -> (Project, FaultProxy, crate::serve::Server, String) {
+    let store = t.join("store");
+    let serve_port = free_port();
+    let proxy = fault_proxy(serve_port, every);
+    let p = Project::with_config(&t.join("w"), &config(&store, proxy.port, extra));
+    release(&p, 1);
+    let r1 = p
+        .cmd(&["--json", "deploy", "prod", "--yes"])
+        .expect(0)
+        .release_id();
+    let server = serve(&p, "prod", serve_port);
+    release(&p, 2);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    (p, proxy, server, r1)
+}
+
+#[test]
+fn a_release_serving_errors_is_rolled_back_and_held() {
+    let t = tempfile::tempdir().unwrap();
+    let (p, proxy, _server, r1) = setup(t.path(), 10, "");
+    let done = p.cmd(&["watch", "prod", "--for", "60s"]).expect(3);
+    done.mentions(&["5xx rate", "> 5.0%", "rolled back to", &r1, "on hold"]);
+    assert!(proxy.seen.load(Ordering::Relaxed) >= 20);
+    // Release 1 is live again, byte for byte.
+    let store = site_files(&t.path().join("store"));
+    assert_eq!(store["index.html"], b"<h1>release 1</h1>".to_vec());
+    assert_eq!(store["app.js"], b"console.log(1)".to_vec());
+    p.cmd(&["status", "prod"]).expect(0).mentions(&[
+        "ON HOLD",
+        "auto-rollback",
+        "failed its watch",
+        "5xx rate",
+    ]);
+    p.cmd(&["log", "prod", "--limit", "2"])
+        .expect(0)
+        .mentions(&["rolled back to"]);
+    // The next deploy does not silently re-ship it.
+    p.cmd(&[
+        "deploy",
+        "prod",
+        "--yes",
+        "--force",
+        "stale-base",
+        "--force",
+        "revert",
+    ])
+    .expect(3)
+    .mentions(&["on hold", "auto-rollback"]);
+}
+
+#[test]
+fn a_healthy_window_is_recorded_with_the_release() {
+    let t = tempfile::tempdir().unwrap();
+    let (p, proxy, _server, _) = setup(t.path(), 10, "");
+    proxy.faulty.store(false, Ordering::Relaxed);
+    let done = p.cmd(&["--json", "watch", "prod", "--for", "3s"]).expect(0);
+    let doc = done.json();
+    assert_eq!(doc["result"], "healthy", "{doc}");
+    assert!(
+        doc["watch"]["tally"]["requests"].as_u64().unwrap() >= 20,
+        "{doc}"
+    );
+    p.cmd(&["status", "prod"])
+        .expect(0)
+        .mentions(&["watch    watched 3s, healthy"]);
+    p.cmd(&["log", "prod", "--limit", "1"])
+        .expect(0)
+        .mentions(&["watched 3s, healthy"]);
+    // --no-rollback only reports: exit 1, nothing changed.
+    proxy.faulty.store(true, Ordering::Relaxed);
+    p.cmd(&["watch", "prod", "--for", "60s", "--no-rollback"])
+        .expect(1)
+        .mentions(&["failed its watch", "--no-rollback: nothing was changed"]);
+    assert_eq!(
+        site_files(&t.path().join("store"))["index.html"],
+        b"<h1>release 2</h1>".to_vec()
+    );
+}
+
+/// The watch fires and plans its rollback; before it takes the lock, release 3 lands:
+/// the rollback is refused by the compare-and-swap and nothing is rolled back.
+#[test]
+fn a_release_that_is_no_longer_live_is_never_rolled_back() {
+    let t = tempfile::tempdir().unwrap();
+    let (p, _proxy, _server, _) = setup(t.path(), 10, "");
+    let watch = p
+        .cmd(&["watch", "prod", "--for", "60s"])
+        .env("DRIFTLESS_FAILPOINT", "before-lock:wait")
+        .spawn();
+    let mark = std::env::temp_dir().join(format!("driftless-failpoint-{}", watch.id()));
+    let start = std::time::Instant::now();
+    while !mark.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the watch never fired"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    release(&p, 3);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    std::fs::remove_file(&mark).unwrap();
+    let done = Done::from("watch".into(), watch.wait_with_output().unwrap());
+    assert_eq!(done.code, 1, "{}", done.all());
+    done.mentions(&["nothing was rolled back"]);
+    assert_eq!(
+        site_files(&t.path().join("store"))["index.html"],
+        b"<h1>release 3</h1>".to_vec()
+    );
+    let status = p.cmd(&["status", "prod"]).expect(0);
+    assert!(!status.stdout.contains("ON HOLD"), "{}", status.stdout);
+}
+
+/// CloudWatch on moto: an alarm set to ALARM, then CloudFront's 5xxErrorRate above the
+/// threshold, each roll the release back (the synthetic requests are healthy).
+#[test]
+fn cloudwatch_alarms_and_error_rates_roll_back() {
+    let s = crate::servers::servers();
+    let bucket = s.bucket(&s.moto);
+    let created = s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "create-distribution",
+            "--origin-domain-name",
+            &format!("{bucket}.s3.amazonaws.com"),
+        ],
+    );
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let distribution = created["Distribution"]["Id"].as_str().unwrap().to_owned();
+    let alarm = format!("site-5xx-{}", &crate::servers::uniq()[..8]);
+    let t = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "cdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n[env.prod.watch]\ninterval = \"100ms\"\nsample = 6\nalarms = [\"{alarm}\"]\n"
+    );
+    let store = t.path().join("store");
+    let serve_port = free_port();
+    let config = format!(
+        "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\nurl = \"http://127.0.0.1:{serve_port}\"\n{extra}",
+        store.display()
+    );
+    let mut env = s.env();
+    env.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", s.moto.clone()));
+    let p = Project::with_config(&t.path().join("w"), &config).envs(env);
+    release(&p, 1);
+    let r1 = p
+        .cmd(&["--json", "deploy", "prod", "--yes"])
+        .expect(0)
+        .release_id();
+    let _server = serve(&p, "prod", serve_port);
+    release(&p, 2);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+
+    s.aws(
+        &s.moto,
+        &[
+            "cloudwatch",
+            "put-metric-alarm",
+            "--alarm-name",
+            &alarm,
+            "--namespace",
+            "AWS/CloudFront",
+            "--metric-name",
+            "5xxErrorRate",
+            "--statistic",
+            "Average",
+            "--period",
+            "60",
+            "--evaluation-periods",
+            "1",
+            "--threshold",
+            "5",
+            "--comparison-operator",
+            "GreaterThanThreshold",
+        ],
+    );
+    // OK: a healthy window passes.
+    p.cmd(&["watch", "prod", "--for", "1s"])
+        .expect(0)
+        .mentions(&["Healthy"]);
+    s.aws(
+        &s.moto,
+        &[
+            "cloudwatch",
+            "set-alarm-state",
+            "--alarm-name",
+            &alarm,
+            "--state-value",
+            "ALARM",
+            "--state-reason",
+            "test: errors at the edge",
+        ],
+    );
+    p.cmd(&["watch", "prod", "--for", "30s"])
+        .expect(3)
+        .mentions(&[
+            &format!("CloudWatch alarm {alarm} is in ALARM"),
+            "rolled back to",
+            &r1,
+        ]);
+    assert_eq!(
+        site_files(&store)["index.html"],
+        b"<h1>release 1</h1>".to_vec()
+    );
+
+    // Again with the metric itself: release 3, then 12 % 5xx at CloudFront.
+    s.aws(
+        &s.moto,
+        &[
+            "cloudwatch",
+            "set-alarm-state",
+            "--alarm-name",
+            &alarm,
+            "--state-value",
+            "OK",
+            "--state-reason",
+            "fixed",
+        ],
+    );
+    p.cmd(&["unhold", "prod", "--yes"]).expect(0);
+    release(&p, 3);
+    p.cmd(&[
+        "deploy",
+        "prod",
+        "--yes",
+        "--force",
+        "stale-base",
+        "--force",
+        "revert",
+    ])
+    .expect(0);
+    s.aws(
+        &s.moto,
+        &[
+            "cloudwatch",
+            "put-metric-data",
+            "--namespace",
+            "AWS/CloudFront",
+            "--metric-name",
+            "5xxErrorRate",
+            "--dimensions",
+            &format!("DistributionId={distribution},Region=Global"),
+            "--value",
+            "12",
+            "--unit",
+            "Percent",
+        ],
+    );
+    p.cmd(&["watch", "prod", "--for", "30s"])
+        .expect(3)
+        .mentions(&["CloudFront 5xxErrorRate 12.0% > 5.0%", "rolled back to"]);
+    assert_eq!(
+        site_files(&store)["index.html"],
+        b"<h1>release 1</h1>".to_vec()
+    );
+}
