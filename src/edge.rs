@@ -95,6 +95,14 @@ impl Default for EdgeConfig {
 }
 
 impl EdgeConfig {
+    /// The exact `Authorization` header value basic auth expects, if it is on.
+    pub fn auth_header(&self) -> Result<Option<String>, String> {
+        self.basic_auth
+            .as_ref()
+            .map(BasicAuth::header_value)
+            .transpose()
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         for r in &self.redirects {
             if ![301, 302, 303, 307, 308].contains(&r.status) {

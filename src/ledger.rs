@@ -1217,9 +1217,12 @@ impl Ledger {
             .await
     }
 
-    /// The releases with a recorded watch (one listing).
-    pub async fn watched_ids(&self) -> Result<std::collections::HashSet<String>> {
-        let prefix = self.key("watches/");
+    /// The names of the `DIR/<name>.json` records under the state prefix (one listing).
+    pub(crate) async fn record_names(
+        &self,
+        dir: &str,
+    ) -> Result<std::collections::HashSet<String>> {
+        let prefix = self.key(&format!("{dir}/"));
         Ok(self
             .store
             .list(&prefix)
@@ -1232,6 +1235,11 @@ impl Ledger {
                     .map(str::to_owned)
             })
             .collect())
+    }
+
+    /// The releases with a recorded watch.
+    pub async fn watched_ids(&self) -> Result<std::collections::HashSet<String>> {
+        self.record_names("watches").await
     }
 
     pub async fn watched(&self, release: &str) -> Result<Option<crate::watch::Watched>> {

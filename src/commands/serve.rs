@@ -328,13 +328,7 @@ pub(super) async fn serve(
             )
         }
     };
-    let auth = config
-        .edge
-        .basic_auth
-        .as_ref()
-        .map(crate::edge::BasicAuth::header_value)
-        .transpose()
-        .map_err(Error::Usage)?;
+    let auth = config.edge.auth_header().map_err(Error::Usage)?;
     let served = Arc::new(Served {
         edge: config.edge.clone(),
         site,

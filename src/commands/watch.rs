@@ -92,14 +92,7 @@ pub(super) async fn watch_env(
         None => None,
     };
     let paths = paths(&live, parent.as_ref().map(|p| &p.manifest), policy.sample);
-    let auth = ctx
-        .config
-        .edge
-        .basic_auth
-        .as_ref()
-        .map(crate::edge::BasicAuth::header_value)
-        .transpose()
-        .map_err(Error::Usage)?;
+    let auth = ctx.config.edge.auth_header().map_err(Error::Usage)?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())

@@ -185,19 +185,7 @@ impl Ledger {
 
     /// The ids of every retired release (one listing).
     pub async fn retired_ids(&self) -> Result<HashSet<String>> {
-        let prefix = self.key("retired/");
-        Ok(self
-            .store
-            .list(&prefix)
-            .await?
-            .into_iter()
-            .filter_map(|m| {
-                m.key
-                    .strip_prefix(&prefix)?
-                    .strip_suffix(".json")
-                    .map(str::to_owned)
-            })
-            .collect())
+        self.record_names("retired").await
     }
 
     /// Refuse a release that can no longer be restored, naming who retired it.

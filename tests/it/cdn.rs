@@ -53,17 +53,7 @@ fn invalidation_paths(endpoint: &str, distribution: &str, reference: &str) -> Ve
 fn deploys_invalidate_exactly_what_changed() {
     let s = servers();
     let bucket = s.bucket(&s.moto);
-    let created = s.aws(
-        &s.moto,
-        &[
-            "cloudfront",
-            "create-distribution",
-            "--origin-domain-name",
-            &format!("{bucket}.s3.amazonaws.com"),
-        ],
-    );
-    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
-    let distribution = created["Distribution"]["Id"].as_str().unwrap().to_owned();
+    let distribution = s.distribution(&bucket);
 
     let tmp = tempfile::tempdir().unwrap();
     let config = format!(
@@ -122,17 +112,7 @@ fn deploys_invalidate_exactly_what_changed() {
 #[test]
 fn five_thousand_changed_files_collapse_within_cloudfront_limits() {
     let s = servers();
-    let created = s.aws(
-        &s.moto,
-        &[
-            "cloudfront",
-            "create-distribution",
-            "--origin-domain-name",
-            "big.s3.amazonaws.com",
-        ],
-    );
-    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
-    let distribution = created["Distribution"]["Id"].as_str().unwrap().to_owned();
+    let distribution = s.distribution("big");
 
     // The site lives in the local store; only the CDN is moto's CloudFront.
     let tmp = tempfile::tempdir().unwrap();

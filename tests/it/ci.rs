@@ -136,7 +136,7 @@ fn github_actions_gets_a_job_summary_and_error_annotations() {
         .cmd(&["deploy", "prod", "--yes", "--force", "feature"])
         .env("DRIFTLESS_FAILPOINT", "after-objects:pause")
         .spawn();
-    wait_for_failpoint(holder.id());
+    crate::util::wait_for_failpoint(holder.id());
     let done = in_github(
         &p,
         &summary,
@@ -165,21 +165,6 @@ fn only_annotation(text: &str, done: &crate::util::Done) -> String {
     let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("::error")).collect();
     assert_eq!(errors.len(), 1, "{}", done.all());
     errors[0].to_owned()
-}
-
-/// Wait until the process paused at its failpoint (it touches a file named after its pid).
-fn wait_for_failpoint(pid: u32) {
-    let marker = std::env::temp_dir().join(format!("driftless-failpoint-{pid}"));
-    for _ in 0..600 {
-        if marker.exists() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!(
-        "process {pid} never reached its failpoint ({})",
-        marker.display()
-    );
 }
 
 /// One request the receiver saw.

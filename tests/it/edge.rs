@@ -406,17 +406,7 @@ fn the_bundled_example_exports_a_known_snapshot() {
 fn edge_apply_on_moto_publishes_attaches_and_reports_drift() {
     let s = crate::servers::servers();
     let bucket = s.bucket(&s.moto);
-    let created = s.aws(
-        &s.moto,
-        &[
-            "cloudfront",
-            "create-distribution",
-            "--origin-domain-name",
-            &format!("{bucket}.s3.amazonaws.com"),
-        ],
-    );
-    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
-    let distribution = created["Distribution"]["Id"].as_str().unwrap().to_owned();
+    let distribution = s.distribution(&bucket);
     let tmp = tempfile::tempdir().unwrap();
     let config = format!(
         "site = \"site\"\n[env.prod]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n\n[edge]\nspa_fallback = \"index.html\"\nnot_found = \"404.html\"\nredirects = [{{ from = \"/old\", to = \"/new\", status = 301 }}]\n",

@@ -416,15 +416,7 @@ fn a_rollback_planned_before_gc_collected_its_target_is_refused() {
         .cmd(&["rollback", "prod", "--to", &ids[0], "--yes"])
         .env("DRIFTLESS_FAILPOINT", "before-lock:wait")
         .spawn();
-    let mark = std::env::temp_dir().join(format!("driftless-failpoint-{}", rollback.id()));
-    let start = std::time::Instant::now();
-    while !mark.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the rollback never planned"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mark = crate::util::wait_for_failpoint(rollback.id());
     p.cmd(&["gc", "prod", "--keep", "1", "--yes"]).expect(0);
     std::fs::remove_file(&mark).unwrap();
     let done = Done::from("rollback".into(), rollback.wait_with_output().unwrap());
@@ -474,15 +466,7 @@ fn a_promotion_whose_content_gc_collected_meanwhile_is_refused() {
         .cmd(&promote)
         .env("DRIFTLESS_FAILPOINT", "before-lock:wait")
         .spawn();
-    let mark = std::env::temp_dir().join(format!("driftless-failpoint-{}", run.id()));
-    let start = std::time::Instant::now();
-    while !mark.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the promotion never planned"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mark = crate::util::wait_for_failpoint(run.id());
     p.cmd(&["gc", "prod", "--keep", "1", "--yes"])
         .expect(0)
         .mentions(&["collect   1 release(s)"]);

@@ -114,6 +114,21 @@ impl Servers {
         name
     }
 
+    /// A new CloudFront distribution on moto in front of `bucket`: its id.
+    pub fn distribution(&self, bucket: &str) -> String {
+        let created = self.aws(
+            &self.moto,
+            &[
+                "cloudfront",
+                "create-distribution",
+                "--origin-domain-name",
+                &format!("{bucket}.s3.amazonaws.com"),
+            ],
+        );
+        let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+        created["Distribution"]["Id"].as_str().unwrap().to_owned()
+    }
+
     /// A driftless.toml deploying `site/` as env `prod` to `s3://LOCATION` on `endpoint`.
     pub fn prod_config(endpoint: &str, location: &str) -> String {
         format!(

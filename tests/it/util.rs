@@ -342,3 +342,18 @@ pub fn peak_rss(p: &Project, args: &[&str]) -> (Done, u64) {
         .unwrap_or_else(|| panic!("GNU time wrote no peak RSS for {}", done.all()));
     (done, kib)
 }
+
+/// Wait until the process `pid`, run with `DRIFTLESS_FAILPOINT=NAME:wait`, reached its
+/// failpoint; deleting the returned file lets it go on.
+pub fn wait_for_failpoint(pid: u32) -> std::path::PathBuf {
+    let mark = std::env::temp_dir().join(format!("driftless-failpoint-{pid}"));
+    let start = std::time::Instant::now();
+    while !mark.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "process {pid} never reached its failpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    mark
+}

@@ -8,7 +8,6 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use crate::serve::{free_port, serve};
 use crate::util::{Done, Project, site_files};
@@ -180,15 +179,7 @@ fn a_release_that_is_no_longer_live_is_never_rolled_back() {
         .cmd(&["watch", "prod", "--for", "60s"])
         .env("DRIFTLESS_FAILPOINT", "before-lock:wait")
         .spawn();
-    let mark = std::env::temp_dir().join(format!("driftless-failpoint-{}", watch.id()));
-    let start = std::time::Instant::now();
-    while !mark.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the watch never fired"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mark = crate::util::wait_for_failpoint(watch.id());
     release(&p, 3);
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
     std::fs::remove_file(&mark).unwrap();
@@ -209,17 +200,7 @@ fn a_release_that_is_no_longer_live_is_never_rolled_back() {
 fn cloudwatch_alarms_and_error_rates_roll_back() {
     let s = crate::servers::servers();
     let bucket = s.bucket(&s.moto);
-    let created = s.aws(
-        &s.moto,
-        &[
-            "cloudfront",
-            "create-distribution",
-            "--origin-domain-name",
-            &format!("{bucket}.s3.amazonaws.com"),
-        ],
-    );
-    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
-    let distribution = created["Distribution"]["Id"].as_str().unwrap().to_owned();
+    let distribution = s.distribution(&bucket);
     let alarm = format!("site-5xx-{}", &crate::servers::uniq()[..8]);
     let t = tempfile::tempdir().unwrap();
     let extra = format!(
