@@ -5,7 +5,9 @@ Functions calls it lacks, so `driftless edge --apply` can run end to end in the 
 - PublishFunction: copies the DEVELOPMENT code to LIVE, checked against If-Match;
 - GetFunction with Stage=LIVE answers the published code (NoSuchFunctionExists before);
 - UpdateDistribution keeps the default cache behavior's FunctionAssociations (moto
-  accepts them and drops them).
+  accepts them and drops them);
+- GetBucketVersioning answers with S3's root element, VersioningConfiguration (moto
+  writes GetBucketVersioningResponse, which botocore tolerates and the Rust SDK does not).
 
 Everything else is moto's own. Still missing (driftless's tests say so): TestFunction and
 the response headers policy calls. moto does not compare UpdateDistribution's If-Match.
@@ -19,6 +21,7 @@ from moto.cloudfront.models import random_id
 from moto.cloudfront.responses import CloudFrontResponse
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
+from moto.s3.responses import S3Response
 
 
 class PreconditionFailed(CloudFrontException):
@@ -83,6 +86,17 @@ def cache_behaviour_init(self, config):
 
 
 models.DefaultCacheBehaviour.__init__ = cache_behaviour_init
+_get_bucket_versioning = S3Response.get_bucket_versioning
+
+
+def get_bucket_versioning(self):
+    status, headers, body = _get_bucket_versioning(self)
+    if isinstance(body, bytes):
+        body = body.decode()
+    return status, headers, body.replace("GetBucketVersioningResponse", "VersioningConfiguration")
+
+
+S3Response.get_bucket_versioning = get_bucket_versioning
 CloudFrontResponse.update_function = update_function
 CloudFrontResponse.publish_function = publish_function
 CloudFrontResponse.get_function = get_function

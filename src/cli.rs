@@ -263,6 +263,17 @@ pub enum Command {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+    /// Audit what deploys rely on: the bucket (public access, policy, anonymous reads,
+    /// versioning, encryption, conditional writes), the distribution, the URL, alarms and
+    /// the identity. One line per check with its fix; exit 1 on any failure.
+    #[command(
+        after_help = "Examples:\n  driftless doctor prod\n  driftless doctor prod --json | jq '.checks[] | select(.level != \"pass\")'"
+    )]
+    Doctor {
+        /// Environment to audit.
+        #[arg(add = ArgValueCompleter::new(env_names))]
+        env: String,
+    },
     /// Watch the live release for a window: synthetic requests through `url`,
     /// CloudFront's error rates and named CloudWatch alarms; on a trigger, roll back to
     /// the previous release (only if the watched one is still live), hold, exit 3.

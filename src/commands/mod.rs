@@ -7,6 +7,7 @@ mod base;
 mod cdn;
 mod content;
 mod deploy;
+mod doctor;
 mod edge;
 mod edge_apply;
 mod guards;
@@ -178,6 +179,7 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             paths,
             confirm,
         } => edge::edge(ctx, &env, export.as_deref(), apply, confirm.yes, &paths).await,
+        Command::Doctor { env } => doctor::doctor(ctx, &env).await,
         Command::Watch {
             env,
             window,
@@ -326,18 +328,29 @@ async fn check_account(cfg: &EnvConfig, want: &str) -> Result<(), Error> {
 async fn open_store(env: &EnvConfig) -> Arc<dyn Store> {
     match &env.store {
         StoreUrl::File(root) => Arc::new(LocalStore::new(root)),
-        StoreUrl::S3 { bucket, prefix } => Arc::new(
-            S3Store::connect(&S3Settings {
-                bucket: bucket.clone(),
-                prefix: prefix.clone(),
-                region: env.region.clone(),
-                endpoint: env.endpoint.clone(),
-                profile: env.profile.clone(),
-                static_credentials: None,
-            })
-            .await,
-        ),
+        StoreUrl::S3 { bucket, prefix } => Arc::new(open_s3(env, bucket, prefix).await),
     }
+}
+
+async fn open_s3(env: &EnvConfig, bucket: &str, prefix: &str) -> S3Store {
+    S3Store::connect(&S3Settings {
+        bucket: bucket.to_owned(),
+        prefix: prefix.to_owned(),
+        region: env.region.clone(),
+        endpoint: env.endpoint.clone(),
+        profile: env.profile.clone(),
+        static_credentials: None,
+    })
+    .await
+}
+
+/// An S3 client configured as the environment's store (region, endpoint, profile).
+pub(crate) async fn s3_client(env: &EnvConfig) -> aws_sdk_s3::Client {
+    let (bucket, prefix) = match &env.store {
+        StoreUrl::S3 { bucket, prefix } => (bucket.as_str(), prefix.as_str()),
+        StoreUrl::File(_) => ("", ""),
+    };
+    open_s3(env, bucket, prefix).await.client().clone()
 }
 
 /// This working copy's last-known release per environment (never shared, never in git).

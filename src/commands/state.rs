@@ -164,6 +164,24 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         let style = if w.healthy { Style::Good } else { Style::Bad };
         out.say(format!("  watch    {}", out.paint(&w.describe(), style)));
     }
+    let doctor: Option<serde_json::Value> =
+        ec.ledger.state_json("doctor.json").await?.map(|(d, _)| d);
+    if let Some(d) = &doctor {
+        let failed = d["failed"].as_u64().unwrap_or(0);
+        let line = format!(
+            "last run {} by {}: {failed} failed, {} warning(s){}",
+            d["at"].as_str().unwrap_or("?"),
+            esc(d["by"]["author"].as_str().unwrap_or("?")),
+            d["warned"].as_u64().unwrap_or(0),
+            if failed > 0 {
+                format!(" — `driftless doctor {env}` shows them")
+            } else {
+                String::new()
+            }
+        );
+        let style = if failed > 0 { Style::Bad } else { Style::Good };
+        out.say(format!("  doctor   {}", out.paint(&line, style)));
+    }
     // The edge, when driftless publishes it: which side moved since.
     let edge = match &ec.cfg.cdn {
         Some(_) => match ec.compile_edge().await {
@@ -198,6 +216,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             "identity": identity,
             "edge": edge.as_ref().map(|(moved, line)| serde_json::json!({ "moved": moved, "what": line })),
             "watch": watched,
+            "doctor": doctor,
         })
     });
     Ok(())

@@ -327,6 +327,17 @@ async fn fired(
     )))
 }
 
+/// A CloudWatch client for the environment's credentials, in us-east-1 (where
+/// CloudFront's metrics and their alarms live).
+pub(super) async fn cloudwatch(ec: &EnvCtx<'_>) -> aws_sdk_cloudwatch::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"));
+    if let Some(p) = &ec.cfg.profile {
+        loader = loader.profile_name(p);
+    }
+    aws_sdk_cloudwatch::Client::new(&loader.load().await)
+}
+
 /// CloudWatch, for an environment with a CloudFront distribution or alarms to read.
 struct Cloud {
     client: Option<aws_sdk_cloudwatch::Client>,
@@ -345,15 +356,8 @@ impl Cloud {
                 warned: std::sync::Mutex::default(),
             };
         }
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            // CloudFront's metrics and their alarms live in us-east-1.
-            .region(aws_config::Region::new("us-east-1"));
-        if let Some(p) = &ec.cfg.profile {
-            loader = loader.profile_name(p);
-        }
-        let sdk = loader.load().await;
         Self {
-            client: Some(aws_sdk_cloudwatch::Client::new(&sdk)),
+            client: Some(cloudwatch(ec).await),
             distribution,
             warned: std::sync::Mutex::default(),
         }

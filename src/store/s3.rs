@@ -136,6 +136,11 @@ impl S3Store {
     /// Resolve credentials and region with the standard AWS chain (environment,
     /// `AWS_PROFILE`/`profile`, shared config and credentials files, SSO, assume role,
     /// container and instance roles). No request is made.
+    /// The SDK client, configured as this store's (bucket-level audits use it).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub async fn connect(s: &S3Settings) -> Self {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(r) = &s.region {

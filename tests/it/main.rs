@@ -8,6 +8,7 @@ mod bad_input;
 mod cdn;
 mod ci;
 mod crash;
+mod doctor;
 mod edge;
 mod faults;
 mod gc;
