@@ -116,6 +116,18 @@ struct RawEnv {
     /// What `watch` (and `deploy`/`promote --watch`) rolls back on.
     #[serde(default)]
     watch: Option<crate::watch::RawWatch>,
+    /// What `verify` also demands.
+    #[serde(default)]
+    verify: Option<RawVerify>,
+}
+
+/// `[env.NAME.verify]`.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    /// Fail when the 95th-percentile latency of verify's requests is above this (ms).
+    #[serde(default)]
+    p95_ms: Option<u64>,
 }
 
 /// A header rule.
@@ -339,6 +351,8 @@ pub struct EnvConfig {
     pub cdn: Option<CdnConfig>,
     pub limits: Limits,
     pub watch: crate::watch::Watch,
+    /// `[env.NAME.verify] p95_ms`.
+    pub verify_p95_ms: Option<u64>,
 }
 
 /// Header rule: the first whose glob matches a key sets its headers.
@@ -573,6 +587,7 @@ impl Config {
                     cdn: env.cdn.clone(),
                     limits,
                     watch,
+                    verify_p95_ms: env.verify.as_ref().and_then(|v| v.p95_ms),
                 },
             );
         }

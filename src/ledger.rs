@@ -71,6 +71,9 @@ pub struct Check {
     pub path: String,
     pub ok: bool,
     pub detail: String,
+    /// How long the request took (records written before this field have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms: Option<u64>,
 }
 
 /// Who did something, from where.

@@ -19,6 +19,7 @@ pub mod plan;
 pub mod retention;
 pub mod scan;
 pub mod store;
+pub mod tls;
 pub mod watch;
 
 mod apply;

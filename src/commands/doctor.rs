@@ -663,33 +663,49 @@ async fn url_checks(url: &str, checks: &mut Vec<Check>) {
         Err(_) => return,
     };
     if parsed.scheme() == "https" {
-        let plain = format!("http://{host}/");
-        checks.push(match client.get(&plain).send().await {
-            Ok(r)
-                if r.status().is_redirection()
-                    && r.headers()
-                        .get("location")
-                        .and_then(|l| l.to_str().ok())
-                        .is_some_and(|l| l.starts_with("https://")) =>
-            {
-                pass(
-                    "url.https-redirect",
-                    format!("{plain} answers {} to HTTPS", r.status().as_u16()),
-                )
-            }
-            Ok(r) => fail(
+        checks.push(match crate::tls::certificate(&host, port).await {
+            Ok(c) if c.expiring() => warn(
+                "url.tls",
+                format!("the certificate for {host} is {}", c.describe()),
+                "renew it (ACM renews the certificates it issued and validated by DNS by itself)",
+            ),
+            Ok(c) => pass(
+                "url.tls",
+                format!("the certificate for {host} is {}", c.describe()),
+            ),
+            Err(e) => fail(
+                "url.tls",
+                e,
+                format!("serve a valid certificate for {host} (for CloudFront: ACM in us-east-1, and viewer_certificate)"),
+            ),
+        });
+        checks.push(match crate::tls::plain_http(url) {
+            None => warn(
                 "url.https-redirect",
                 format!(
-                    "{plain} answers {} without redirecting to HTTPS",
-                    r.status().as_u16()
+                    "not checked: {url} names a port, so there is no plain-HTTP address to try"
                 ),
-                "set the viewer protocol policy to redirect-to-https",
+                "check the HTTP listener by hand",
             ),
-            Err(e) => warn(
-                "url.https-redirect",
-                format!("{plain}: {e}"),
-                "make port 80 answer with a redirect to HTTPS",
-            ),
+            Some(plain) => match client.get(&plain).send().await {
+                Ok(r) if crate::tls::redirects_to_https(&r) => pass(
+                    "url.https-redirect",
+                    format!("{plain} answers {} to HTTPS", r.status().as_u16()),
+                ),
+                Ok(r) => fail(
+                    "url.https-redirect",
+                    format!(
+                        "{plain} answers {} without redirecting to HTTPS",
+                        r.status().as_u16()
+                    ),
+                    "set the viewer protocol policy to redirect-to-https",
+                ),
+                Err(e) => warn(
+                    "url.https-redirect",
+                    format!("{plain}: {e}"),
+                    "make port 80 answer with a redirect to HTTPS",
+                ),
+            },
         });
     }
     checks.push(match client.get(url).send().await {

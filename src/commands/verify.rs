@@ -49,6 +49,7 @@ async fn run_check(
         anonymous,
     } = clients;
     let url = format!("{base}{path}");
+    let started = Instant::now();
     let result = match expect {
         Expect::Compressed => raw
             .get(&url)
@@ -97,7 +98,122 @@ async fn run_check(
         path: path.to_owned(),
         ok,
         detail,
+        ms: Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
     }
+}
+
+fn info(name: &str, path: &str, ok: bool, detail: String) -> Check {
+    Check {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        ok,
+        detail,
+        ms: None,
+    }
+}
+
+/// The checks of the validation run beyond content: the CDN's cache status on a second
+/// request for a cacheable asset (information), HTTP → HTTPS, and the p95 latency of
+/// the content checks against `[env.NAME.verify] p95_ms`.
+async fn validation_run(
+    clients: &Clients,
+    url: &str,
+    live: &Release,
+    checks: &[Check],
+    p95_budget: Option<u64>,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    let base = url.trim_end_matches('/');
+    let cacheable = live.manifest.iter().find(|(_, e)| {
+        e.cache_control.as_deref().is_some_and(|c| {
+            let c = c.to_ascii_lowercase();
+            c.contains("max-age")
+                && !c.contains("no-cache")
+                && !c.contains("no-store")
+                && !c.contains("max-age=0")
+        })
+    });
+    if let Some((key, _)) = cacheable {
+        let path = format!("/{}", encode_key(key));
+        let target = format!("{base}{path}");
+        let _ = clients.decoded.get(&target).send().await;
+        let detail = match clients.decoded.get(&target).send().await {
+            Ok(r) => {
+                let h = |n: &str| {
+                    r.headers()
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                match (h("x-cache"), h("age")) {
+                    (None, None) => {
+                        "second request: no X-Cache or Age header (no CDN cache status)".to_owned()
+                    }
+                    (x, a) => format!(
+                        "second request: X-Cache {}, Age {}",
+                        x.as_deref().unwrap_or("-"),
+                        a.as_deref().unwrap_or("-")
+                    ),
+                }
+            }
+            Err(e) => format!("second request failed: {e}"),
+        };
+        out.push(info("cache status", &path, true, detail));
+    }
+    if let Some(parsed) = reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| u.scheme() == "https")
+    {
+        let host = parsed.host_str().unwrap_or_default();
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let (ok, detail) = match crate::tls::certificate(host, port).await {
+            Ok(c) if c.expiring() => (true, format!("{}: renew it", c.describe())),
+            Ok(c) => (true, c.describe()),
+            Err(e) => (false, e),
+        };
+        out.push(info("TLS certificate", "https://", ok, detail));
+        let (ok, detail) = match crate::tls::plain_http(url) {
+            None => (true, format!("not checked: {url} names a port")),
+            Some(plain) => match clients.raw.get(&plain).send().await {
+                Ok(r) if crate::tls::redirects_to_https(&r) => {
+                    (true, format!("{} to HTTPS", r.status().as_u16()))
+                }
+                Ok(r) => (
+                    false,
+                    format!("HTTP {} without a redirect to HTTPS", r.status().as_u16()),
+                ),
+                Err(e) => (false, format!("{plain}: {}", connection_cause(&e, &plain))),
+            },
+        };
+        out.push(info("HTTP redirects to HTTPS", "http://", ok, detail));
+    }
+    let mut times: Vec<u64> = checks.iter().filter_map(|c| c.ms).collect();
+    if !times.is_empty() {
+        times.sort_unstable();
+        let p95 = times[(times.len() * 95).div_ceil(100).max(1) - 1];
+        let (ok, detail) = match p95_budget {
+            Some(b) if p95 > b => (
+                false,
+                format!(
+                    "p95 {p95} ms over the budget of {b} ms ({} requests)",
+                    times.len()
+                ),
+            ),
+            Some(b) => (
+                true,
+                format!("p95 {p95} ms within {b} ms ({} requests)", times.len()),
+            ),
+            None => (
+                true,
+                format!(
+                    "p95 {p95} ms ({} requests; set [env.NAME.verify] p95_ms for a budget)",
+                    times.len()
+                ),
+            ),
+        };
+        out.push(info("latency", "*", ok, detail));
+    }
+    out
 }
 
 /// A precompressed object is served as stored: ask for its encoding and hash it raw.
@@ -399,7 +515,11 @@ pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Erro
         pending = still;
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
-    let checks: Vec<Check> = checks.into_iter().flatten().collect();
+    let mut checks: Vec<Check> = checks.into_iter().flatten().collect();
+    if !unreachable {
+        let more = validation_run(&clients, &url, &live, &checks, ec.cfg.verify_p95_ms).await;
+        checks.extend(more);
+    }
     let failed: Vec<Check> = checks.iter().filter(|c| !c.ok).cloned().collect();
     let passed = checks.len() - failed.len();
     let record = Verification {

@@ -249,3 +249,128 @@ fn anonymous_reads_are_refused_on_seaweedfs() {
     assert_eq!(c["store.state-private"].0, "pass", "{c:?}");
     assert_eq!(c["store.conditional-writes"].0, "pass", "{c:?}");
 }
+
+/// A local HTTPS server for `localhost` with a certificate from a test CA (trusted
+/// through `SSL_CERT_FILE`), valid for `days`: doctor's and verify's TLS checks read its
+/// expiry. With an `upstream` port it forwards each request there (TLS termination in
+/// front of `serve`); without, it answers 200 with HSTS.
+pub(crate) struct TlsServer {
+    pub(crate) port: u16,
+    pub(crate) ca: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub(crate) fn tls_server(days: i64, upstream: Option<u16>) -> TlsServer {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let day = |offset: i64| {
+        let d = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(24 * offset))
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date();
+        rcgen::date_time_ymd(
+            i32::from(d.year()),
+            d.month().unsigned_abs(),
+            d.day().unsigned_abs(),
+        )
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.not_before = day(-1);
+    params.not_after = day(days);
+    let leaf = params.signed_by(&key, &issuer).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = std::sync::Arc::new(config);
+    std::thread::spawn(move || {
+        use std::io::Write as _;
+        for tcp in listener.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let Some(head) = crate::watch::read_head(&mut tls) else {
+                    return;
+                };
+                match upstream {
+                    Some(port) => crate::watch::forward(&mut tls, &head, port),
+                    None => {
+                        let _ = tls.write_all(
+                            b"HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=63072000\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        );
+                    }
+                }
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    TlsServer {
+        port,
+        ca,
+        _dir: dir,
+    }
+}
+
+/// doctor's URL checks against a local HTTPS server: a certificate with 90 days left
+/// passes, one with 10 days left warns naming the days; HSTS is seen.
+#[test]
+fn doctor_reads_the_certificate_and_warns_near_expiry() {
+    for (days, level) in [(90, "pass"), (10, "warn")] {
+        let server = tls_server(days, None);
+        let tmp = tempfile::tempdir().unwrap();
+        let config = format!(
+            "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\nurl = \"https://localhost:{}\"\n",
+            tmp.path().join("store").display(),
+            server.port
+        );
+        let p = Project::with_config(&tmp.path().join("w"), &config)
+            .envs(vec![("SSL_CERT_FILE", server.ca.display().to_string())]);
+        let done = p.cmd(&["--json", "doctor", "prod"]).run();
+        let c = checks(&done);
+        assert_eq!(c["url.tls"].0, level, "{days} days: {:?}", c["url.tls"]);
+        assert!(
+            c["url.tls"].1.contains(&format!("{} days left", days - 1))
+                || c["url.tls"].1.contains(&format!("{days} days left")),
+            "{:?}",
+            c["url.tls"]
+        );
+        assert_eq!(c["url.hsts"].0, "pass", "{c:?}");
+        assert_eq!(c["url.dns"].0, "pass", "{c:?}");
+    }
+    // Without the CA, the certificate is not trusted: a failure naming the handshake.
+    let server = tls_server(90, None);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\nurl = \"https://localhost:{}\"\n",
+        tmp.path().join("store").display(),
+        server.port
+    );
+    let p = Project::with_config(&tmp.path().join("w"), &config)
+        .envs(vec![("SSL_CERT_FILE", "/nonexistent".to_owned())]);
+    let done = p.cmd(&["--json", "doctor", "prod"]).expect(1);
+    let c = checks(&done);
+    assert_eq!(c["url.tls"].0, "fail", "{c:?}");
+    assert!(c["url.tls"].1.contains("TLS handshake"), "{c:?}");
+}

@@ -18,6 +18,8 @@ struct FaultProxy {
     port: u16,
     faulty: Arc<AtomicBool>,
     seen: Arc<AtomicU64>,
+    /// Milliseconds added before each answer.
+    delay_ms: Arc<AtomicU64>,
 }
 
 fn fault_proxy(upstream: u16, every: u64) -> FaultProxy {
@@ -25,25 +27,29 @@ fn fault_proxy(upstream: u16, every: u64) -> FaultProxy {
     let port = listener.local_addr().unwrap().port();
     let faulty = Arc::new(AtomicBool::new(true));
     let seen = Arc::new(AtomicU64::new(0));
-    let (f, n) = (faulty.clone(), seen.clone());
+    let delay_ms = Arc::new(AtomicU64::new(0));
+    let (f, n, d) = (faulty.clone(), seen.clone(), delay_ms.clone());
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
-            let (f, n) = (f.clone(), n.clone());
-            std::thread::spawn(move || relay(conn, upstream, every, &f, &n));
+            let (f, n, d) = (f.clone(), n.clone(), d.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(d.load(Ordering::Relaxed)));
+                relay(conn, upstream, every, &f, &n);
+            });
         }
     });
-    FaultProxy { port, faulty, seen }
+    FaultProxy {
+        port,
+        faulty,
+        seen,
+        delay_ms,
+    }
 }
 
 fn relay(mut client: TcpStream, upstream: u16, every: u64, faulty: &AtomicBool, seen: &AtomicU64) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        match client.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
+    let Some(head) = read_head(&mut client) else {
+        return;
+    };
     let n = seen.fetch_add(1, Ordering::Relaxed) + 1;
     if faulty.load(Ordering::Relaxed) && n.is_multiple_of(every) {
         let _ = client.write_all(
@@ -51,7 +57,26 @@ fn relay(mut client: TcpStream, upstream: u16, every: u64, faulty: &AtomicBool, 
         );
         return;
     }
-    let head = String::from_utf8_lossy(&buf);
+    forward(&mut client, &head, upstream);
+}
+
+/// A request's head (bodiless requests only), or `None` when the client went away.
+pub(crate) fn read_head(client: &mut impl std::io::Read) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match client.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some(buf)
+}
+
+/// Send a request head to `upstream` with `Connection: close` and copy the whole answer
+/// back: one request per connection.
+pub(crate) fn forward(client: &mut impl std::io::Write, head: &[u8], upstream: u16) {
+    let head = String::from_utf8_lossy(head);
     let request: String = head
         .split("\r\n")
         .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
@@ -327,4 +352,47 @@ fn cloudwatch_alarms_and_error_rates_roll_back() {
         site_files(&store)["index.html"],
         b"<h1>release 1</h1>".to_vec()
     );
+}
+
+/// `verify` also reports the latency of its requests (p95) against
+/// `[env.NAME.verify] p95_ms`, and the CDN's cache status on a second request.
+#[test]
+fn verify_reports_p95_latency_against_its_budget() {
+    let t = tempfile::tempdir().unwrap();
+    let (p, proxy, _server, _) = setup(
+        t.path(),
+        10,
+        "[[rules]]\nmatch = \"**.css\"\ncache_control = \"public, max-age=600\"\n[env.prod.verify]\np95_ms = 100\n",
+    );
+    proxy.faulty.store(false, Ordering::Relaxed);
+    p.cmd(&["verify", "prod", "--timeout", "5"])
+        .expect(0)
+        .mentions(&["within 100 ms", "cache status", "no X-Cache or Age header"]);
+    proxy.delay_ms.store(300, Ordering::Relaxed);
+    p.cmd(&["verify", "prod", "--timeout", "5"])
+        .expect(1)
+        .mentions(&["over the budget of 100 ms"]);
+}
+
+/// `verify` through HTTPS (a TLS terminator with a test CA in front of `serve`): the
+/// content checks pass over TLS, and the certificate's expiry is reported — 10 days left
+/// is still a pass, with a reminder to renew.
+#[test]
+fn verify_over_https_reports_the_certificate() {
+    let t = tempfile::tempdir().unwrap();
+    let serve_port = free_port();
+    let tls = crate::doctor::tls_server(10, Some(serve_port));
+    let config = format!(
+        "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\nurl = \"https://localhost:{}\"\n",
+        t.path().join("store").display(),
+        tls.port
+    );
+    let p = Project::with_config(&t.path().join("w"), &config)
+        .envs(vec![("SSL_CERT_FILE", tls.ca.display().to_string())]);
+    release(&p, 1);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let _server = serve(&p, "prod", serve_port);
+    p.cmd(&["verify", "prod", "--timeout", "5"])
+        .expect(0)
+        .mentions(&["TLS certificate", "days left", "renew it", "not checked"]);
 }
