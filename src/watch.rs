@@ -1,6 +1,7 @@
 //! Watching a release after it goes live: the rollback triggers (`[env.NAME.watch]`,
-//! defaulting to the promotion plan's: 5xx > 5 %, 4xx > 20 %, p95 > 3 s) judged over
-//! synthetic requests through the URL, CloudFront's error-rate metrics and named alarms.
+//! defaulting to the promotion plan's: 5xx > 5 %, 4xx > 20 %, p95 > 3 s, edge function
+//! errors > 1 %) judged over synthetic requests through the URL, CloudFront's error-rate
+//! and edge function metrics, and named alarms.
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,10 @@ pub struct RawWatch {
     /// (default 3000).
     #[serde(default)]
     pub p95_ms: Option<u64>,
+    /// Share of driftless's edge function invocations that fail (execution or
+    /// validation errors, from CloudWatch) that rolls back (default 0.01).
+    #[serde(default)]
+    pub edge_error_rate: Option<f64>,
     /// Time between rounds of synthetic requests (default "10s").
     #[serde(default)]
     pub interval: Option<String>,
@@ -37,6 +42,7 @@ pub struct Watch {
     pub error_rate: f64,
     pub client_error_rate: f64,
     pub p95_ms: u64,
+    pub edge_error_rate: f64,
     pub interval: SignedDuration,
     pub sample: usize,
     pub alarms: Vec<String>,
@@ -48,6 +54,7 @@ impl Default for Watch {
             error_rate: 0.05,
             client_error_rate: 0.20,
             p95_ms: 3000,
+            edge_error_rate: 0.01,
             interval: SignedDuration::from_secs(10),
             sample: 20,
             alarms: Vec::new(),
@@ -82,6 +89,7 @@ impl RawWatch {
                 d.client_error_rate,
             )?,
             p95_ms: self.p95_ms.unwrap_or(d.p95_ms),
+            edge_error_rate: share(self.edge_error_rate, "edge_error_rate", d.edge_error_rate)?,
             interval,
             sample: self.sample.unwrap_or(d.sample),
             alarms: self.alarms.clone(),

@@ -342,6 +342,8 @@ pub(super) async fn cloudwatch(ec: &EnvCtx<'_>) -> aws_sdk_cloudwatch::Client {
 struct Cloud {
     client: Option<aws_sdk_cloudwatch::Client>,
     distribution: Option<String>,
+    /// driftless's edge function for this environment (its error metrics).
+    function: Option<String>,
     /// What could not be read, said once per window.
     warned: std::sync::Mutex<std::collections::HashSet<&'static str>>,
 }
@@ -349,16 +351,18 @@ struct Cloud {
 impl Cloud {
     async fn connect(ec: &EnvCtx<'_>) -> Self {
         let distribution = ec.cfg.cdn.as_ref().map(|c| c.cloudfront.clone());
-        if distribution.is_none() && ec.cfg.watch.alarms.is_empty() {
-            return Self {
-                client: None,
-                distribution,
-                warned: std::sync::Mutex::default(),
-            };
-        }
+        let function = distribution
+            .as_ref()
+            .map(|_| super::edge::resource_name(&ec.cfg.name));
+        let client = if distribution.is_none() && ec.cfg.watch.alarms.is_empty() {
+            None
+        } else {
+            Some(cloudwatch(ec).await)
+        };
         Self {
-            client: Some(cloudwatch(ec).await),
+            client,
             distribution,
+            function,
             warned: std::sync::Mutex::default(),
         }
     }
@@ -381,6 +385,9 @@ impl Cloud {
         if let Some(d) = &self.distribution {
             parts.push(format!("CloudFront {d}'s 5xx/4xx error rates"));
         }
+        if let Some(f) = &self.function {
+            parts.push(format!("edge function {f}'s errors"));
+        }
         if !w.alarms.is_empty() {
             parts.push(format!("alarms {}", w.alarms.join(", ")));
         }
@@ -391,51 +398,106 @@ impl Cloud {
         }
     }
 
+    /// The datapoints of one `AWS/CloudFront` metric (`Region=Global` and `dimension`)
+    /// since `start`, minute by minute; `None` (warned once) when CloudWatch cannot be read.
+    async fn points(
+        &self,
+        client: &aws_sdk_cloudwatch::Client,
+        metric: &'static str,
+        dimension: (&str, &str),
+        statistic: aws_sdk_cloudwatch::types::Statistic,
+        start: Timestamp,
+    ) -> Option<Vec<f64>> {
+        use aws_sdk_cloudwatch::primitives::DateTime;
+        use aws_sdk_cloudwatch::types::{Datapoint, Dimension, Statistic};
+        let got = client
+            .get_metric_statistics()
+            .namespace("AWS/CloudFront")
+            .metric_name(metric)
+            .dimensions(
+                Dimension::builder()
+                    .name(dimension.0)
+                    .value(dimension.1)
+                    .build(),
+            )
+            .dimensions(Dimension::builder().name("Region").value("Global").build())
+            .start_time(DateTime::from_secs(start.as_second()))
+            .end_time(DateTime::from_secs(Timestamp::now().as_second() + 60))
+            .period(60)
+            .statistics(statistic.clone())
+            .send()
+            .await;
+        match got {
+            Ok(s) => Some(
+                s.datapoints()
+                    .iter()
+                    .filter_map(|p| match statistic {
+                        Statistic::Sum => p.sum(),
+                        _ => Datapoint::average(p),
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                self.warn(metric, crate::sdk_error::one_line(&e, "CloudWatch", None));
+                None
+            }
+        }
+    }
+
     /// A metric above its threshold or an alarm in `ALARM`, in words. Failures to read
     /// CloudWatch are reported once per round as warnings, never as triggers.
     async fn trigger(&self, w: &Watch, since: Timestamp) -> Option<String> {
-        use aws_sdk_cloudwatch::types::{Dimension, StateValue, Statistic};
+        use aws_sdk_cloudwatch::types::{StateValue, Statistic};
         let client = self.client.as_ref()?;
+        let start = since
+            .checked_sub(SignedDuration::from_secs(60))
+            .unwrap_or(since);
         if let Some(d) = &self.distribution {
             for (metric, limit) in [
                 ("5xxErrorRate", w.error_rate),
                 ("4xxErrorRate", w.client_error_rate),
             ] {
-                let start = since
-                    .checked_sub(SignedDuration::from_secs(60))
-                    .unwrap_or(since);
-                let got = client
-                    .get_metric_statistics()
-                    .namespace("AWS/CloudFront")
-                    .metric_name(metric)
-                    .dimensions(Dimension::builder().name("DistributionId").value(d).build())
-                    .dimensions(Dimension::builder().name("Region").value("Global").build())
-                    .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                        start.as_second(),
-                    ))
-                    .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                        Timestamp::now().as_second() + 60,
-                    ))
-                    .period(60)
-                    .statistics(Statistic::Average)
-                    .send()
+                let points = self
+                    .points(
+                        client,
+                        metric,
+                        ("DistributionId", d),
+                        Statistic::Average,
+                        start,
+                    )
                     .await;
-                match got {
-                    Ok(s) => {
-                        let worst = s
-                            .datapoints()
-                            .iter()
-                            .filter_map(aws_sdk_cloudwatch::types::Datapoint::average)
-                            .fold(0.0_f64, f64::max);
-                        if worst > limit * 100.0 {
-                            return Some(format!(
-                                "CloudFront {metric} {worst:.1}% > {:.1}% (CloudWatch, distribution {d})",
-                                limit * 100.0
-                            ));
-                        }
-                    }
-                    Err(e) => self.warn(metric, crate::sdk_error::one_line(&e, "CloudWatch", None)),
+                let worst = points
+                    .unwrap_or_default()
+                    .into_iter()
+                    .fold(0.0_f64, f64::max);
+                if worst > limit * 100.0 {
+                    return Some(format!(
+                        "CloudFront {metric} {worst:.1}% > {:.1}% (CloudWatch, distribution {d})",
+                        limit * 100.0
+                    ));
                 }
+            }
+        }
+        if let Some(f) = &self.function {
+            let mut sums = [0.0_f64; 3];
+            for (sum, metric) in sums.iter_mut().zip([
+                "FunctionInvocations",
+                "FunctionExecutionErrors",
+                "FunctionValidationErrors",
+            ]) {
+                let points = self
+                    .points(client, metric, ("FunctionName", f), Statistic::Sum, start)
+                    .await;
+                *sum = points.unwrap_or_default().into_iter().sum();
+            }
+            let [invocations, execution, validation] = sums;
+            let errors = execution + validation;
+            if invocations > 0.0 && errors / invocations > w.edge_error_rate {
+                return Some(format!(
+                    "edge function {f} errors {:.1}% > {:.1}% ({errors} of {invocations} invocations: {execution} execution, {validation} validation; CloudWatch)",
+                    errors / invocations * 100.0,
+                    w.edge_error_rate * 100.0
+                ));
             }
         }
         if !w.alarms.is_empty() {

@@ -354,6 +354,75 @@ fn cloudwatch_alarms_and_error_rates_roll_back() {
     );
 }
 
+/// The edge function's errors (CloudWatch `FunctionExecutionErrors` over
+/// `FunctionInvocations`, moto) above 1 % roll the release back; below, the window passes.
+#[test]
+fn edge_function_errors_roll_back() {
+    let s = crate::servers::servers();
+    let bucket = s.bucket(&s.moto);
+    let distribution = s.distribution(&bucket);
+    // The function is named after the environment: unique, as moto keeps metrics across tests.
+    let env_name = format!("e{}", &crate::servers::uniq()[..8]);
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    let serve_port = free_port();
+    let config = format!(
+        "site = \"site\"\n[env.{env_name}]\nstore = \"file://{}\"\nurl = \"http://127.0.0.1:{serve_port}\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n[env.{env_name}.watch]\ninterval = \"100ms\"\nsample = 6\n",
+        store.display()
+    );
+    let mut env = s.env();
+    env.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", s.moto.clone()));
+    let p = Project::with_config(&t.path().join("w"), &config).envs(env);
+    release(&p, 1);
+    let r1 = p
+        .cmd(&["--json", "deploy", &env_name, "--yes"])
+        .expect(0)
+        .release_id();
+    let _server = serve(&p, &env_name, serve_port);
+    release(&p, 2);
+    p.cmd(&["deploy", &env_name, "--yes"]).expect(0);
+    let function = format!("driftless-{env_name}");
+    let put = |metric: &str, value: &str| {
+        s.aws(
+            &s.moto,
+            &[
+                "cloudwatch",
+                "put-metric-data",
+                "--namespace",
+                "AWS/CloudFront",
+                "--metric-name",
+                metric,
+                "--dimensions",
+                &format!("FunctionName={function},Region=Global"),
+                "--value",
+                value,
+                "--unit",
+                "Count",
+            ],
+        );
+    };
+    // 5 errors in 1000 invocations: 0.5 %, under the 1 % default.
+    put("FunctionInvocations", "1000");
+    put("FunctionExecutionErrors", "5");
+    p.cmd(&["watch", &env_name, "--for", "1s"])
+        .expect(0)
+        .mentions(&["Healthy", &format!("edge function {function}")]);
+    // 25 more: 30 in 1000.
+    put("FunctionValidationErrors", "25");
+    p.cmd(&["watch", &env_name, "--for", "30s"])
+        .expect(3)
+        .mentions(&[
+            &format!("edge function {function} errors 3.0% > 1.0%"),
+            "rolled back to",
+            &r1,
+        ]);
+    assert_eq!(
+        site_files(&store)["index.html"],
+        b"<h1>release 1</h1>".to_vec()
+    );
+}
+
 /// `verify` also reports the latency of its requests (p95) against
 /// `[env.NAME.verify] p95_ms`, and the CDN's cache status on a second request.
 #[test]
