@@ -333,6 +333,22 @@ pub(crate) fn tls_server(days: i64, upstream: Option<u16>) -> TlsServer {
     }
 }
 
+/// A project on the local store whose `url` is `server` (`https://localhost:PORT`),
+/// trusting the test CA when `trusted` (through `SSL_CERT_FILE`).
+pub(crate) fn https_project(t: &std::path::Path, server: &TlsServer, trusted: bool) -> Project {
+    let config = format!(
+        "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\nurl = \"https://localhost:{}\"\n",
+        t.join("store").display(),
+        server.port
+    );
+    let ca = if trusted {
+        server.ca.display().to_string()
+    } else {
+        "/nonexistent".to_owned()
+    };
+    Project::with_config(&t.join("w"), &config).envs(vec![("SSL_CERT_FILE", ca)])
+}
+
 /// doctor's URL checks against a local HTTPS server: a certificate with 90 days left
 /// passes, one with 10 days left warns naming the days; HSTS is seen.
 #[test]
@@ -340,13 +356,7 @@ fn doctor_reads_the_certificate_and_warns_near_expiry() {
     for (days, level) in [(90, "pass"), (10, "warn")] {
         let server = tls_server(days, None);
         let tmp = tempfile::tempdir().unwrap();
-        let config = format!(
-            "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\nurl = \"https://localhost:{}\"\n",
-            tmp.path().join("store").display(),
-            server.port
-        );
-        let p = Project::with_config(&tmp.path().join("w"), &config)
-            .envs(vec![("SSL_CERT_FILE", server.ca.display().to_string())]);
+        let p = https_project(tmp.path(), &server, true);
         let done = p.cmd(&["--json", "doctor", "prod"]).run();
         let c = checks(&done);
         assert_eq!(c["url.tls"].0, level, "{days} days: {:?}", c["url.tls"]);
@@ -362,13 +372,7 @@ fn doctor_reads_the_certificate_and_warns_near_expiry() {
     // Without the CA, the certificate is not trusted: a failure naming the handshake.
     let server = tls_server(90, None);
     let tmp = tempfile::tempdir().unwrap();
-    let config = format!(
-        "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\nurl = \"https://localhost:{}\"\n",
-        tmp.path().join("store").display(),
-        server.port
-    );
-    let p = Project::with_config(&tmp.path().join("w"), &config)
-        .envs(vec![("SSL_CERT_FILE", "/nonexistent".to_owned())]);
+    let p = https_project(tmp.path(), &server, false);
     let done = p.cmd(&["--json", "doctor", "prod"]).expect(1);
     let c = checks(&done);
     assert_eq!(c["url.tls"].0, "fail", "{c:?}");

@@ -221,34 +221,62 @@ fn a_release_that_is_no_longer_live_is_never_rolled_back() {
 
 /// CloudWatch on moto: an alarm set to ALARM, then CloudFront's 5xxErrorRate above the
 /// threshold, each roll the release back (the synthetic requests are healthy).
-#[test]
-fn cloudwatch_alarms_and_error_rates_roll_back() {
+/// A project named `env` on the local store, `serve`d on its `url`, with a moto
+/// distribution as its `cdn` and CloudWatch on moto; releases 1 and 2 deployed.
+struct MotoWatch {
+    p: Project,
+    r1: String,
+    store: std::path::PathBuf,
+    distribution: String,
+    _server: crate::serve::Server,
+    _t: tempfile::TempDir,
+}
+
+fn moto_watch(env: &str, watch_extra: &str) -> MotoWatch {
     let s = crate::servers::servers();
     let bucket = s.bucket(&s.moto);
     let distribution = s.distribution(&bucket);
-    let alarm = format!("site-5xx-{}", &crate::servers::uniq()[..8]);
     let t = tempfile::tempdir().unwrap();
-    let extra = format!(
-        "cdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n[env.prod.watch]\ninterval = \"100ms\"\nsample = 6\nalarms = [\"{alarm}\"]\n"
-    );
     let store = t.path().join("store");
     let serve_port = free_port();
     let config = format!(
-        "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\nurl = \"http://127.0.0.1:{serve_port}\"\n{extra}",
+        "site = \"site\"\n[env.{env}]\nstore = \"file://{}\"\nurl = \"http://127.0.0.1:{serve_port}\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n[env.{env}.watch]\ninterval = \"100ms\"\nsample = 6\n{watch_extra}",
         store.display()
     );
-    let mut env = s.env();
-    env.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
-    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", s.moto.clone()));
-    let p = Project::with_config(&t.path().join("w"), &config).envs(env);
+    let mut vars = s.env();
+    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
+    vars.push(("AWS_ENDPOINT_URL_CLOUDWATCH", s.moto.clone()));
+    let p = Project::with_config(&t.path().join("w"), &config).envs(vars);
     release(&p, 1);
     let r1 = p
-        .cmd(&["--json", "deploy", "prod", "--yes"])
+        .cmd(&["--json", "deploy", env, "--yes"])
         .expect(0)
         .release_id();
-    let _server = serve(&p, "prod", serve_port);
+    let server = serve(&p, env, serve_port);
     release(&p, 2);
-    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.cmd(&["deploy", env, "--yes"]).expect(0);
+    MotoWatch {
+        p,
+        r1,
+        store,
+        distribution,
+        _server: server,
+        _t: t,
+    }
+}
+
+#[test]
+fn cloudwatch_alarms_and_error_rates_roll_back() {
+    let s = crate::servers::servers();
+    let alarm = format!("site-5xx-{}", &crate::servers::uniq()[..8]);
+    let MotoWatch {
+        p,
+        r1,
+        store,
+        distribution,
+        _server,
+        _t,
+    } = moto_watch("prod", &format!("alarms = [\"{alarm}\"]\n"));
 
     s.aws(
         &s.moto,
@@ -359,29 +387,17 @@ fn cloudwatch_alarms_and_error_rates_roll_back() {
 #[test]
 fn edge_function_errors_roll_back() {
     let s = crate::servers::servers();
-    let bucket = s.bucket(&s.moto);
-    let distribution = s.distribution(&bucket);
     // The function is named after the environment: unique, as moto keeps metrics across tests.
     let env_name = format!("e{}", &crate::servers::uniq()[..8]);
-    let t = tempfile::tempdir().unwrap();
-    let store = t.path().join("store");
-    let serve_port = free_port();
-    let config = format!(
-        "site = \"site\"\n[env.{env_name}]\nstore = \"file://{}\"\nurl = \"http://127.0.0.1:{serve_port}\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n[env.{env_name}.watch]\ninterval = \"100ms\"\nsample = 6\n",
-        store.display()
-    );
-    let mut env = s.env();
-    env.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
-    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", s.moto.clone()));
-    let p = Project::with_config(&t.path().join("w"), &config).envs(env);
-    release(&p, 1);
-    let r1 = p
-        .cmd(&["--json", "deploy", &env_name, "--yes"])
-        .expect(0)
-        .release_id();
-    let _server = serve(&p, &env_name, serve_port);
-    release(&p, 2);
-    p.cmd(&["deploy", &env_name, "--yes"]).expect(0);
+    // (`_server` and `_t` bound: dropping them would stop serve and delete the project.)
+    let MotoWatch {
+        p,
+        r1,
+        store,
+        _server,
+        _t,
+        ..
+    } = moto_watch(&env_name, "");
     let function = format!("driftless-{env_name}");
     let put = |metric: &str, value: &str| {
         s.aws(
@@ -451,13 +467,7 @@ fn verify_over_https_reports_the_certificate() {
     let t = tempfile::tempdir().unwrap();
     let serve_port = free_port();
     let tls = crate::doctor::tls_server(10, Some(serve_port));
-    let config = format!(
-        "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\nurl = \"https://localhost:{}\"\n",
-        t.path().join("store").display(),
-        tls.port
-    );
-    let p = Project::with_config(&t.path().join("w"), &config)
-        .envs(vec![("SSL_CERT_FILE", tls.ca.display().to_string())]);
+    let p = crate::doctor::https_project(t.path(), &tls, true);
     release(&p, 1);
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
     let _server = serve(&p, "prod", serve_port);
