@@ -170,7 +170,10 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         let failed = d["failed"].as_u64().unwrap_or(0);
         let line = format!(
             "last run {} by {}: {failed} failed, {} warning(s){}",
-            d["at"].as_str().unwrap_or("?"),
+            d["at"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map_or_else(|| "?".to_owned(), crate::ledger::short_time),
             esc(d["by"]["author"].as_str().unwrap_or("?")),
             d["warned"].as_u64().unwrap_or(0),
             if failed > 0 {
