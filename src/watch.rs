@@ -97,6 +97,18 @@ impl RawWatch {
     }
 }
 
+/// The 95th percentile of `latencies_ms` (nearest rank; 0 for none): for `watch`'s
+/// synthetic requests and `verify`'s checks alike.
+pub fn p95(latencies_ms: &[u64]) -> u64 {
+    if latencies_ms.is_empty() {
+        return 0;
+    }
+    let mut v = latencies_ms.to_vec();
+    v.sort_unstable();
+    let rank = (v.len() * 95).div_ceil(100).max(1);
+    v[rank - 1]
+}
+
 /// What the synthetic requests saw so far.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Tally {
@@ -126,13 +138,7 @@ impl Tally {
 
     /// The 95th percentile latency (nearest rank).
     pub fn p95(&self) -> u64 {
-        if self.latencies_ms.is_empty() {
-            return 0;
-        }
-        let mut v = self.latencies_ms.clone();
-        v.sort_unstable();
-        let rank = (v.len() * 95).div_ceil(100).max(1);
-        v[rank - 1]
+        p95(&self.latencies_ms)
     }
 
     #[expect(

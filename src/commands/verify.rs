@@ -187,10 +187,9 @@ async fn validation_run(
         };
         out.push(info("HTTP redirects to HTTPS", "http://", ok, detail));
     }
-    let mut times: Vec<u64> = checks.iter().filter_map(|c| c.ms).collect();
+    let times: Vec<u64> = checks.iter().filter_map(|c| c.ms).collect();
     if !times.is_empty() {
-        times.sort_unstable();
-        let p95 = times[(times.len() * 95).div_ceil(100).max(1) - 1];
+        let p95 = crate::watch::p95(&times);
         let (ok, detail) = match p95_budget {
             Some(b) if p95 > b => (
                 false,

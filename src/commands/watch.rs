@@ -114,6 +114,7 @@ pub(super) async fn watch_env(
     let started = Instant::now();
     let deadline = started + Duration::try_from(window).unwrap_or_default();
     let mut tally = Tally::default();
+    let mut cloud_read: Option<Instant> = None;
     let ended = loop {
         if let Some(now) = ec.ledger.head().await?.release.filter(|h| *h != live.id) {
             break Ended::Superseded(now);
@@ -149,15 +150,20 @@ pub(super) async fn watch_env(
         if let Some(t) = tally.trigger(&policy) {
             break Ended::Fired(t);
         }
-        if let Some(t) = cloud.trigger(&policy, from).await {
-            break Ended::Fired(t);
-        }
+        // CloudFront's metrics come by the minute: CloudWatch is read on the first round,
+        // then at most once a minute, and on the last.
         let now = Instant::now();
+        if cloud_read.is_none_or(|t| now - t >= CLOUDWATCH_EVERY) || now >= deadline {
+            cloud_read = Some(now);
+            if let Some(t) = cloud.trigger(&policy, from).await {
+                break Ended::Fired(t);
+            }
+        }
         if now >= deadline {
             break Ended::Passed;
         }
         let pause = Duration::try_from(policy.interval).unwrap_or(Duration::from_secs(10));
-        tokio::time::sleep(pause.min(deadline - now)).await;
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
     };
     let record = Watched {
         release: live.id.clone(),
@@ -326,6 +332,9 @@ async fn fired(
             .unwrap_or_default()
     )))
 }
+
+/// How often a watch reads CloudWatch (CloudFront's metrics have one datapoint a minute).
+const CLOUDWATCH_EVERY: Duration = Duration::from_secs(60);
 
 /// A CloudWatch client for the environment's credentials, in us-east-1 (where
 /// CloudFront's metrics and their alarms live).

@@ -269,14 +269,8 @@ fn moto_watch(env: &str, watch_extra: &str) -> MotoWatch {
 fn cloudwatch_alarms_and_error_rates_roll_back() {
     let s = crate::servers::servers();
     let alarm = format!("site-5xx-{}", &crate::servers::uniq()[..8]);
-    let MotoWatch {
-        p,
-        r1,
-        store,
-        distribution,
-        _server,
-        _t,
-    } = moto_watch("prod", &format!("alarms = [\"{alarm}\"]\n"));
+    let w = moto_watch("prod", &format!("alarms = [\"{alarm}\"]\n"));
+    let (p, r1, store, distribution) = (&w.p, &w.r1, &w.store, &w.distribution);
 
     s.aws(
         &s.moto,
@@ -389,15 +383,8 @@ fn edge_function_errors_roll_back() {
     let s = crate::servers::servers();
     // The function is named after the environment: unique, as moto keeps metrics across tests.
     let env_name = format!("e{}", &crate::servers::uniq()[..8]);
-    // (`_server` and `_t` bound: dropping them would stop serve and delete the project.)
-    let MotoWatch {
-        p,
-        r1,
-        store,
-        _server,
-        _t,
-        ..
-    } = moto_watch(&env_name, "");
+    let w = moto_watch(&env_name, "");
+    let (p, r1, store) = (&w.p, &w.r1, &w.store);
     let function = format!("driftless-{env_name}");
     let put = |metric: &str, value: &str| {
         s.aws(
