@@ -317,10 +317,10 @@ fn cloudwatch_alarms_and_error_rates_roll_back() {
         .mentions(&[
             &format!("CloudWatch alarm {alarm} is in ALARM"),
             "rolled back to",
-            &r1,
+            r1,
         ]);
     assert_eq!(
-        site_files(&store)["index.html"],
+        site_files(store)["index.html"],
         b"<h1>release 1</h1>".to_vec()
     );
 
@@ -339,7 +339,7 @@ fn cloudwatch_alarms_and_error_rates_roll_back() {
         ],
     );
     p.cmd(&["unhold", "prod", "--yes"]).expect(0);
-    release(&p, 3);
+    release(p, 3);
     p.cmd(&[
         "deploy",
         "prod",
@@ -371,7 +371,7 @@ fn cloudwatch_alarms_and_error_rates_roll_back() {
         .expect(3)
         .mentions(&["CloudFront 5xxErrorRate 12.0% > 5.0%", "rolled back to"]);
     assert_eq!(
-        site_files(&store)["index.html"],
+        site_files(store)["index.html"],
         b"<h1>release 1</h1>".to_vec()
     );
 }
@@ -418,10 +418,10 @@ fn edge_function_errors_roll_back() {
         .mentions(&[
             &format!("edge function {function} errors 3.0% > 1.0%"),
             "rolled back to",
-            &r1,
+            r1,
         ]);
     assert_eq!(
-        site_files(&store)["index.html"],
+        site_files(store)["index.html"],
         b"<h1>release 1</h1>".to_vec()
     );
 }
