@@ -16,13 +16,16 @@
 #   LATENCY_MS=25
 #   PROFILE=release      driftless build profile
 #   BIN=path             a driftless binary to measure instead of building one
+#   BEFORE=path          another driftless binary (e.g. built from the previous commit),
+#                        measured as the tool "before" in the same interleaved rounds
 # Needs: the project's test servers (installed and started by scripts/s3-test-servers.sh),
 # python3, GNU time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${SIZES:-2000 20000}
 ROUNDS=${ROUNDS:-3}
-TOOLS=${TOOLS:-rclone aws driftless}
+BEFORE=${BEFORE:-}
+TOOLS=${TOOLS:-rclone aws ${BEFORE:+before }driftless}
 NETS=${NETS:-direct latency}
 LATENCY_MS=${LATENCY_MS:-25}
 PROFILE=${PROFILE:-release}
@@ -40,6 +43,7 @@ if [ -z "${BIN:-}" ]; then
   else cargo build -q; BIN=target/debug/driftless; fi
 fi
 BIN=$(readlink -f "$BIN")
+[ -z "$BEFORE" ] || BEFORE=$(readlink -f "$BEFORE")
 
 WORK=$(mktemp -d)
 PROXY_PID=
@@ -80,10 +84,11 @@ run_tool() { # tool endpoint bucket site project
         RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY RCLONE_CONFIG_BENCH_REGION=us-east-1 \
         "$RCLONE" sync --transfers 16 --checkers 16 "$site" "bench:$bucket" ;;
     driftless) (cd "$proj" && DRIFTLESS_AUTHOR=bench "$BIN" deploy bench --yes) ;;
+    before) (cd "$proj" && DRIFTLESS_AUTHOR=bench "$BEFORE" deploy bench --yes) ;;
   esac
 }
 export -f run_tool
-export AWS_CLI RCLONE BIN
+export AWS_CLI RCLONE BIN BEFORE
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 col() { awk -v c="$1" '{print $c}' "$2"; }
@@ -119,7 +124,7 @@ done
 echo
 echo "SeaweedFS on loopback; files of 1-20 KB; median wall seconds of $ROUNDS interleaved rounds;"
 echo "latency: +${LATENCY_MS} ms per request through scripts/latency-proxy.py; peak RSS in MB (max of the three scenarios)."
-echo "driftless: $("$BIN" --version); rclone $("$RCLONE" version | head -1 | awk '{print $2}'); $("$AWS_CLI" --version 2>&1 | awk '{print $1}')"
+echo "driftless: $("$BIN" --version)${BEFORE:+ (before: $BEFORE)}; rclone $("$RCLONE" version | head -1 | awk '{print $2}'); $("$AWS_CLI" --version 2>&1 | awk '{print $1}')"
 echo
 printf '| files | network | tool | initial | no-op | one change | peak RSS |\n|---|---|---|---|---|---|---|\n'
 for n in $SIZES; do
@@ -131,11 +136,13 @@ for n in $SIZES; do
       printf '| %s | %s | %s | %.2f | %.2f | %.2f | %d |\n' "$n" "$net" "$tool" "$i" "$o" "$c" $((rss / 1024))
       echo "$i $o $c" > "$WORK/median-$key"
     done
-    if [ -f "$WORK/median-$n-$net-rclone" ] && [ -f "$WORK/median-$n-$net-driftless" ]; then
-      read -r ri ro rc < "$WORK/median-$n-$net-rclone"
-      read -r di do dc < "$WORK/median-$n-$net-driftless"
-      awk -v n="$n" -v net="$net" -v ri="$ri" -v ro="$ro" -v rc="$rc" -v di="$di" -v dn="$do" -v dc="$dc" \
-        'BEGIN { printf "| %s | %s | driftless/rclone | %.2f | %.2f | %.2f | |\n", n, net, di/ri, dn/ro, dc/rc }'
-    fi
+    for tool in before driftless; do
+      if [ -f "$WORK/median-$n-$net-rclone" ] && [ -f "$WORK/median-$n-$net-$tool" ]; then
+        read -r ri ro rc < "$WORK/median-$n-$net-rclone"
+        read -r di do dc < "$WORK/median-$n-$net-$tool"
+        awk -v n="$n" -v net="$net" -v t="$tool" -v ri="$ri" -v ro="$ro" -v rc="$rc" -v di="$di" -v dn="$do" -v dc="$dc" \
+          'BEGIN { printf "| %s | %s | %s/rclone | %.2f | %.2f | %.2f | |\n", n, net, t, di/ri, dn/ro, dc/rc }'
+      fi
+    done
   done
 done
