@@ -265,6 +265,28 @@ fn moto_watch(env: &str, watch_extra: &str) -> MotoWatch {
     }
 }
 
+/// One datapoint of an `AWS/CloudFront` metric (`dimension` and `Region=Global`) on moto.
+fn put_metric(metric: &str, dimension: &str, value: &str, unit: &str) {
+    let s = crate::servers::servers();
+    s.aws(
+        &s.moto,
+        &[
+            "cloudwatch",
+            "put-metric-data",
+            "--namespace",
+            "AWS/CloudFront",
+            "--metric-name",
+            metric,
+            "--dimensions",
+            &format!("{dimension},Region=Global"),
+            "--value",
+            value,
+            "--unit",
+            unit,
+        ],
+    );
+}
+
 #[test]
 fn cloudwatch_alarms_and_error_rates_roll_back() {
     let s = crate::servers::servers();
@@ -350,22 +372,11 @@ fn cloudwatch_alarms_and_error_rates_roll_back() {
         "revert",
     ])
     .expect(0);
-    s.aws(
-        &s.moto,
-        &[
-            "cloudwatch",
-            "put-metric-data",
-            "--namespace",
-            "AWS/CloudFront",
-            "--metric-name",
-            "5xxErrorRate",
-            "--dimensions",
-            &format!("DistributionId={distribution},Region=Global"),
-            "--value",
-            "12",
-            "--unit",
-            "Percent",
-        ],
+    put_metric(
+        "5xxErrorRate",
+        &format!("DistributionId={distribution}"),
+        "12",
+        "Percent",
     );
     p.cmd(&["watch", "prod", "--for", "30s"])
         .expect(3)
@@ -380,30 +391,13 @@ fn cloudwatch_alarms_and_error_rates_roll_back() {
 /// `FunctionInvocations`, moto) above 1 % roll the release back; below, the window passes.
 #[test]
 fn edge_function_errors_roll_back() {
-    let s = crate::servers::servers();
     // The function is named after the environment: unique, as moto keeps metrics across tests.
     let env_name = format!("e{}", &crate::servers::uniq()[..8]);
     let w = moto_watch(&env_name, "");
     let (p, r1, store) = (&w.p, &w.r1, &w.store);
     let function = format!("driftless-{env_name}");
     let put = |metric: &str, value: &str| {
-        s.aws(
-            &s.moto,
-            &[
-                "cloudwatch",
-                "put-metric-data",
-                "--namespace",
-                "AWS/CloudFront",
-                "--metric-name",
-                metric,
-                "--dimensions",
-                &format!("FunctionName={function},Region=Global"),
-                "--value",
-                value,
-                "--unit",
-                "Count",
-            ],
-        );
+        put_metric(metric, &format!("FunctionName={function}"), value, "Count");
     };
     // 5 errors in 1000 invocations: 0.5 %, under the 1 % default.
     put("FunctionInvocations", "1000");
