@@ -395,10 +395,33 @@ async fn anonymous_checks(
         format!("{}HEAD", ec.cfg.state_prefix),
     ));
     for (id, key) in targets {
-        let url = format!(
-            "{base}{}",
-            crate::store::encode_key(&format!("{prefix}{key}"))
-        );
+        // The probe means something only for a key that exists: S3 answers 403 to an
+        // unsigned GET of a missing key whatever the policy, which would pass falsely.
+        match ec.ledger.store().head(&key).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                checks.push(warn(
+                    id,
+                    format!("{key} is not in the store, so an unsigned read of it could not be told apart from a refusal"),
+                    "deploy first, then re-run doctor",
+                ));
+                continue;
+            }
+            Err(e) => {
+                checks.push(warn(
+                    id,
+                    format!("{key} could not be read with the credentials: {e}"),
+                    "see the error",
+                ));
+                continue;
+            }
+        }
+        let full = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}/{key}")
+        };
+        let url = format!("{base}{}", crate::store::encode_key(&full));
         checks.push(match client.get(&url).send().await {
             Ok(r) if r.status().is_success() => fail(
                 id,

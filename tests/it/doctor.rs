@@ -1,9 +1,9 @@
 //! `doctor` on moto (S3, CloudFront, CloudWatch, STS): a bucket with public access
 //! allowed, a policy granting `*`, versioning off, no alarms and a 404 → 200 error
 //! response each give the expected failure or warning naming the fix; after fixing them
-//! with the AWS CLI they pass. The anonymous-read checks need a server that enforces
-//! authentication: they are checked on SeaweedFS (moto answers an unsigned GET 404,
-//! which doctor reports as inconclusive).
+//! with the AWS CLI they pass. moto enforces bucket policies on unsigned requests: with
+//! the public policy an unsigned GET of the prefixed site and state keys answers 200
+//! (doctor fails), with the CloudFront-only policy 403 (doctor passes).
 
 use crate::servers::servers;
 use crate::util::Project;
@@ -125,6 +125,15 @@ fn doctor_names_each_gap_and_passes_once_fixed_on_moto() {
     assert_eq!(level("cdn.error-responses"), "fail", "{c:?}");
     assert!(c["cdn.error-responses"].1.contains("SPA trap"), "{c:?}");
     assert_eq!(level("identity.account"), "pass", "{c:?}");
+    // Regression: the store's prefix joined without '/' probed `www404.html`, which
+    // answered 404 ("could not be told") while `www/index.html` was public.
+    for id in ["store.anonymous-read", "store.state-private"] {
+        assert_eq!(level(id), "fail", "{id}: {c:?}");
+    }
+    assert!(
+        c["store.state-private"].1.contains(".driftless/HEAD"),
+        "{c:?}"
+    );
     // Human output: one line per check, with its fix.
     p.cmd(&["doctor", "prod"]).expect(1).mentions(&[
         "FAIL  store.public-access-block",
@@ -210,8 +219,31 @@ fn doctor_names_each_gap_and_passes_once_fixed_on_moto() {
     ] {
         assert_eq!(c[id].0, "pass", "{id}: {:?}", c[id]);
     }
-    // Nothing fails once fixed: doctor passes (warnings remain for what moto's default
-    // distribution cannot have: a certificate of its own, the edge not yet applied).
+    // moto evaluates the CloudFront-only statement as granting unsigned reads too (it
+    // ignores the principal), so the two anonymous-read checks still see 200 here —
+    // doctor reports what the bucket does, not what its policy looks like.
+    let failing: Vec<&String> = c
+        .iter()
+        .filter(|(_, (l, _))| l == "fail")
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        failing,
+        ["store.anonymous-read", "store.state-private"],
+        "{c:?}"
+    );
+    // Without a policy moto refuses unsigned reads (403): nothing fails, doctor passes
+    // (warnings remain for what moto's default distribution cannot have: a certificate of
+    // its own, the edge not yet applied, and now no policy for CloudFront).
+    s.aws(
+        &s.moto,
+        &["s3api", "delete-bucket-policy", "--bucket", &bucket],
+    );
+    let done = p.cmd(&["--json", "doctor", "prod"]).run();
+    let c = checks(&done);
+    for id in ["store.anonymous-read", "store.state-private"] {
+        assert_eq!(c[id].0, "pass", "{id}: {:?}", c[id]);
+    }
     let failing: Vec<&String> = c
         .iter()
         .filter(|(_, (l, _))| l == "fail")
@@ -222,12 +254,6 @@ fn doctor_names_each_gap_and_passes_once_fixed_on_moto() {
     p.cmd(&["status", "prod"])
         .expect(0)
         .mentions(&["doctor   last run", "UTC by", "0 failed"]);
-    // moto serves no unsigned GET of this key (it answers 404): inconclusive, a warning.
-    assert_eq!(
-        c["store.anonymous-read"].0, "warn",
-        "{:?}",
-        c["store.anonymous-read"]
-    );
 }
 
 /// SeaweedFS enforces authentication: unsigned reads of the site and the state are refused.
@@ -242,6 +268,15 @@ fn anonymous_reads_are_refused_on_seaweedfs() {
     )
     .envs(s.env());
     p.write("index.html", "home");
+    // Before any deploy the state key does not exist: S3 refuses an unsigned GET of a
+    // missing key (403) whatever the policy, so that is no evidence — never a pass.
+    let done = p.cmd(&["--json", "doctor", "prod"]).run();
+    let c = checks(&done);
+    assert_eq!(c["store.state-private"].0, "warn", "{c:?}");
+    assert!(
+        c["store.state-private"].1.contains("could not be told"),
+        "{c:?}"
+    );
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
     let done = p.cmd(&["--json", "doctor", "prod"]).run();
     let c = checks(&done);
