@@ -198,6 +198,67 @@ fn lighten(r: Arc<Release>, live: &Arc<Release>) -> Arc<Release> {
     }
 }
 
+/// Without a base, the per-file guard still sees reverts: each key whose desired content
+/// differs from live's is looked up in live's history, and if an older release held exactly
+/// the desired content (or lacked the key, as the desired site does), the release after it
+/// replaced that content, and deploying would revert it. Adds those conflicts, and the
+/// releases that made them, to `base` (so the refusal names who made the live change).
+/// Only the candidate keys' hashes are kept while walking; one release is loaded at a time.
+pub(crate) async fn history_reverts(
+    ec: &EnvCtx<'_>,
+    live: &Arc<Release>,
+    desired: &std::collections::BTreeMap<String, crate::plan::Desired>,
+    base: &mut BaseResolution,
+) -> Result<Vec<crate::plan::FileConflict>, Error> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let want = |k: &str| desired.get(k).map(|d| d.entry.sha256.as_str());
+    let mut open: BTreeSet<String> = desired
+        .keys()
+        .chain(live.manifest.keys())
+        .filter(|k| want(k) != live.manifest.get(*k).map(|e| e.sha256.as_str()))
+        .cloned()
+        .collect();
+    let mut found: BTreeMap<String, (Arc<Release>, BTreeSet<String>)> = BTreeMap::new();
+    let mut conflicts = Vec::new();
+    let mut child = live.clone();
+    let mut walked = 0;
+    while !open.is_empty() && walked < MAX_WALK {
+        let Some(parent_id) = child.parent.clone() else {
+            break;
+        };
+        let parent = match ec.ledger.release(&parent_id).await {
+            Ok(r) => Arc::new(r),
+            Err(crate::ledger::LedgerError::Retired { .. }) => break,
+            Err(e) => return Err(e.into()),
+        };
+        walked += 1;
+        let reverted: Vec<String> = open
+            .iter()
+            .filter(|k| parent.manifest.get(*k).map(|e| e.sha256.as_str()) == want(k))
+            .cloned()
+            .collect();
+        for k in reverted {
+            open.remove(&k);
+            found
+                .entry(child.id.clone())
+                .or_insert_with(|| (lighten(child.clone(), live), BTreeSet::new()))
+                .1
+                .insert(k.clone());
+            conflicts.push(crate::plan::FileConflict {
+                key: k,
+                kind: crate::plan::FileConflictKind::WouldRevert,
+            });
+        }
+        child = parent;
+    }
+    conflicts.sort_by(|a, b| a.key.cmp(&b.key));
+    for (release, keys) in found.into_values() {
+        base.since_base.push(release);
+        base.changed.push(keys);
+    }
+    Ok(conflicts)
+}
+
 /// The rollbacks since the base whose rolled-back commits the checkout has reverted.
 async fn reverted_rollbacks(
     ec: &EnvCtx<'_>,

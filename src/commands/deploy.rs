@@ -170,7 +170,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
         remote,
     } = facts;
     let deploy = req.kind == PlanKind::Deploy;
-    let resolution = if deploy {
+    let mut resolution = if deploy {
         base::resolve(ec, live.as_ref()).await?
     } else {
         BaseResolution::of(live.clone())
@@ -181,6 +181,15 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
         live.as_ref().map(|l| &l.manifest),
         &remote,
     );
+    if deploy
+        && resolution.base.is_none()
+        && let Some(live) = &live
+    {
+        // No base to compare with: forcing stale-base must not let a copy revert what
+        // live's history replaced.
+        let reverts = base::history_reverts(ec, live, &req.desired, &mut resolution).await?;
+        d.conflicts.extend(reverts);
+    }
     guards::expected_changes(&mut d.drift, live.as_deref(), pending.as_ref(), &remote);
     let new_release = new_release_id(Timestamp::now());
     let retention = crate::retention::settle(
@@ -225,6 +234,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
             &resolution,
             live.as_deref(),
             in_git,
+            &|k| req.desired.contains_key(k),
         ));
         refusals.extend(guards::features(ec, &req.desired, live.as_deref()).await?);
         let deletes = d

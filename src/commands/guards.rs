@@ -192,6 +192,7 @@ pub(super) fn revert(
     base: &BaseResolution,
     live: Option<&Release>,
     in_git: bool,
+    in_copy: &dyn Fn(&str) -> bool,
 ) -> Vec<Refusal> {
     conflicts
         .iter()
@@ -244,9 +245,15 @@ pub(super) fn revert(
                     )
                 }
                 (_, FileConflictKind::WouldRevert) => (
-                    format!(
-                        "{key}: would revert a newer live version (changed by release {who}); your copy still has the older content"
-                    ),
+                    if in_copy(&c.key) {
+                        format!(
+                            "{key}: would revert a newer live version (changed by release {who}); your copy still has the older content"
+                        )
+                    } else {
+                        format!(
+                            "{key}: would be deleted, though release {who} put it live; your copy does not have it"
+                        )
+                    },
                     format!(
                         "see the live change with `driftless diff {env} {key}`, bring it into your copy (git pull, or `driftless pull {env} DIR`), rebuild and re-run; or overwrite it with --force revert"
                     ),

@@ -130,3 +130,43 @@ fn would_revert_is_refused_outside_git() {
         .mentions(&["about.html", "revert"]);
     assert_eq!(store_bytes(&store), before);
 }
+
+/// Regression (issue 20.2): a copy that never deployed has no base; forcing stale-base
+/// must not switch the per-file guard off. B's index.html still has A1's bytes, which
+/// live's history (A2) replaced: refused as a revert naming A2; a file B lacks that A2
+/// added would be deleted: refused too. New content of B's own goes through.
+#[test]
+fn forcing_stale_base_without_a_base_still_refuses_a_revert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let a = Project::new(&tmp.path().join("a"), &store, "");
+    a.write("index.html", "A1").write("about.html", "about");
+    a.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    a.write("index.html", "A2").write("news.html", "news by A2");
+    a.cmd(&["deploy", "prod", "--yes", "-m", "A2"]).expect(0);
+    let a2 = head(&store);
+
+    let b = Project::new(&tmp.path().join("b"), &store, "").author("Bob <bob@example.com>");
+    b.write("index.html", "A1").write("about.html", "about");
+    let before = store_bytes(&store);
+    let refused = b
+        .cmd(&["deploy", "prod", "--yes", "--force", "stale-base"])
+        .expect(3);
+    refused.mentions(&[
+        "index.html: would revert",
+        "news.html: would be deleted",
+        &a2,
+        "Alice",
+    ]);
+    assert_eq!(
+        store_bytes(&store),
+        before,
+        "a refused deploy changed the store"
+    );
+
+    // B's own new content (never live before) is B's decision once stale-base is forced.
+    b.write("index.html", "B's new page")
+        .write("news.html", "news by A2");
+    b.cmd(&["deploy", "prod", "--yes", "--force", "stale-base"])
+        .expect(0);
+}
