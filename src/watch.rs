@@ -110,12 +110,17 @@ pub fn p95(latencies_ms: &[u64]) -> u64 {
 }
 
 /// What the synthetic requests saw so far.
+///
+/// A request that got no answer (connection refused or reset, DNS, timeout) is counted
+/// apart and never as an error of the site: it is as likely the runner's network as the
+/// release, and rolling production back on a network blip is a disaster of its own. Rates
+/// and latency are judged over answered requests only.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Tally {
     pub requests: usize,
     pub server_errors: usize,
     pub client_errors: usize,
-    /// Requests that got no answer (counted as server errors too).
+    /// Requests that got no answer (not counted in the rates).
     pub unanswered: usize,
     #[serde(skip)]
     pub latencies_ms: Vec<u64>,
@@ -124,19 +129,30 @@ pub struct Tally {
 impl Tally {
     pub fn add(&mut self, status: Option<u16>, ms: u64) {
         self.requests += 1;
-        self.latencies_ms.push(ms);
         match status {
-            None => {
-                self.unanswered += 1;
-                self.server_errors += 1;
+            None => self.unanswered += 1,
+            Some(s) => {
+                self.latencies_ms.push(ms);
+                if s >= 500 {
+                    self.server_errors += 1;
+                } else if s >= 400 {
+                    self.client_errors += 1;
+                }
             }
-            Some(s) if s >= 500 => self.server_errors += 1,
-            Some(s) if s >= 400 => self.client_errors += 1,
-            Some(_) => {}
         }
     }
 
-    /// The 95th percentile latency (nearest rank).
+    /// Requests the site answered (with any status).
+    pub fn answered(&self) -> usize {
+        self.requests - self.unanswered
+    }
+
+    /// Enough answers to judge the release by.
+    pub fn conclusive(&self) -> bool {
+        self.answered() >= MIN_REQUESTS
+    }
+
+    /// The 95th percentile latency of the answered requests (nearest rank).
     pub fn p95(&self) -> u64 {
         p95(&self.latencies_ms)
     }
@@ -146,16 +162,26 @@ impl Tally {
         reason = "a share, for display and comparison"
     )]
     fn share(&self, n: usize) -> f64 {
-        if self.requests == 0 {
+        if self.answered() == 0 {
             0.0
         } else {
-            n as f64 / self.requests as f64
+            n as f64 / self.answered() as f64
         }
     }
 
-    /// The first trigger the synthetic requests fire, in words.
+    /// "; 6 unanswered, not counted" when some requests got no answer.
+    fn unanswered_note(&self) -> String {
+        if self.unanswered == 0 {
+            String::new()
+        } else {
+            format!("; {} unanswered, not counted", self.unanswered)
+        }
+    }
+
+    /// The first trigger the site's answers fire, in words. Unanswered requests alone
+    /// never fire one.
     pub fn trigger(&self, w: &Watch) -> Option<String> {
-        if self.requests < MIN_REQUESTS {
+        if !self.conclusive() {
             return None;
         }
         let (e, c) = (
@@ -164,30 +190,31 @@ impl Tally {
         );
         if e > w.error_rate {
             return Some(format!(
-                "5xx rate {:.1}% > {:.1}% ({} of {} synthetic requests{})",
+                "5xx rate {:.1}% > {:.1}% ({} of {} answered synthetic requests{})",
                 e * 100.0,
                 w.error_rate * 100.0,
                 self.server_errors,
-                self.requests,
-                if self.unanswered > 0 {
-                    format!(", {} unanswered", self.unanswered)
-                } else {
-                    String::new()
-                }
+                self.answered(),
+                self.unanswered_note()
             ));
         }
         if c > w.client_error_rate {
             return Some(format!(
-                "4xx rate {:.1}% > {:.1}% ({} of {} synthetic requests)",
+                "4xx rate {:.1}% > {:.1}% ({} of {} answered synthetic requests{})",
                 c * 100.0,
                 w.client_error_rate * 100.0,
                 self.client_errors,
-                self.requests
+                self.answered(),
+                self.unanswered_note()
             ));
         }
         let p95 = self.p95();
         if p95 > w.p95_ms {
-            return Some(format!("p95 latency {p95} ms > {} ms", w.p95_ms));
+            return Some(format!(
+                "p95 latency {p95} ms > {} ms (answered synthetic requests{})",
+                w.p95_ms,
+                self.unanswered_note()
+            ));
         }
         None
     }
@@ -222,9 +249,20 @@ impl Watched {
             format!("{}s", span.as_secs())
         };
         match (&self.trigger, &self.rolled_back_to) {
+            (None, _) if !self.healthy => format!(
+                "watched {span}: could not tell ({} of {} requests answered)",
+                self.tally.answered(),
+                self.tally.requests
+            ),
             (None, _) => format!(
-                "watched {span}, healthy ({} requests, p95 {} ms)",
-                self.tally.requests, self.p95_ms
+                "watched {span}, healthy ({} requests, p95 {} ms{})",
+                self.tally.requests,
+                self.p95_ms,
+                if self.tally.unanswered > 0 {
+                    format!(", {} unanswered", self.tally.unanswered)
+                } else {
+                    String::new()
+                }
             ),
             (Some(t), Some(to)) => format!("watched {span}: {t} — rolled back to {to}"),
             (Some(t), None) => format!("watched {span}: {t}"),
@@ -247,19 +285,34 @@ mod tests {
         }
         // 1 of 20 = 5 %: not above the threshold.
         assert_eq!(t.trigger(&w), None);
-        t.add(None, 10);
+        // Unanswered requests are not errors of the site, whatever their number.
+        for _ in 0..100 {
+            t.add(None, 10_000);
+        }
+        assert_eq!(t.trigger(&w), None);
+        assert_eq!(t.p95(), 10, "no answer, no latency");
+        t.add(Some(503), 10);
         let fired = t.trigger(&w).unwrap();
         assert!(
-            fired.starts_with("5xx rate 9.5% > 5.0% (2 of 21"),
+            fired.starts_with("5xx rate 9.5% > 5.0% (2 of 21 answered"),
             "{fired}"
         );
-        assert!(fired.contains("1 unanswered"), "{fired}");
+        assert!(fired.contains("100 unanswered, not counted"), "{fired}");
+        let mut silent = Tally::default();
+        for _ in 0..50 {
+            silent.add(None, 10);
+        }
+        assert!(!silent.conclusive());
+        assert_eq!(silent.trigger(&w), None);
         let mut slow = Tally::default();
         for i in 0..20 {
             slow.add(Some(200), if i < 18 { 10 } else { 5000 });
         }
         assert_eq!(slow.p95(), 5000);
-        assert_eq!(slow.trigger(&w).unwrap(), "p95 latency 5000 ms > 3000 ms");
+        assert_eq!(
+            slow.trigger(&w).unwrap(),
+            "p95 latency 5000 ms > 3000 ms (answered synthetic requests)"
+        );
         assert!(
             RawWatch {
                 error_rate: Some(5.0),

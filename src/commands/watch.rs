@@ -66,6 +66,8 @@ enum Ended {
     Fired(String),
     /// Another release went live meanwhile.
     Superseded(String),
+    /// Too few answers to judge the release (the URL unreachable from here).
+    Inconclusive,
 }
 
 pub(super) async fn watch_env(
@@ -136,16 +138,28 @@ pub(super) async fn watch_env(
             .buffer_unordered(8)
             .collect()
             .await;
+        let unanswered_before = tally.unanswered;
         for (status, ms) in round {
             tally.add(status, ms);
         }
+        if unanswered_before == 0 && tally.unanswered > 0 {
+            eprintln!(
+                "driftless: warning: {} request(s) to {base} got no answer (connection failed or timed out); unanswered requests are counted apart, not as errors of the release: only the site's answers and CloudWatch can trigger a rollback",
+                tally.unanswered
+            );
+        }
         ctx.out.say(format!(
-            "  {:>4}s  {} requests, {} 5xx, {} 4xx, p95 {} ms",
+            "  {:>4}s  {} requests, {} 5xx, {} 4xx, p95 {} ms{}",
             started.elapsed().as_secs(),
             tally.requests,
             tally.server_errors,
             tally.client_errors,
-            tally.p95()
+            tally.p95(),
+            if tally.unanswered > 0 {
+                format!(", {} unanswered", tally.unanswered)
+            } else {
+                String::new()
+            }
         ));
         if let Some(t) = tally.trigger(&policy) {
             break Ended::Fired(t);
@@ -160,7 +174,11 @@ pub(super) async fn watch_env(
             }
         }
         if now >= deadline {
-            break Ended::Passed;
+            break if tally.conclusive() {
+                Ended::Passed
+            } else {
+                Ended::Inconclusive
+            };
         }
         let pause = Duration::try_from(policy.interval).unwrap_or(Duration::from_secs(10));
         tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
@@ -196,6 +214,25 @@ pub(super) async fn watch_env(
             ctx.out
                 .final_document(&serde_json::json!({ "result": "healthy", "watch": record }));
             Ok(())
+        }
+        Ended::Inconclusive => {
+            ec.ledger
+                .journal(
+                    &ctx.actor,
+                    "watch-inconclusive",
+                    Some(&live.id),
+                    serde_json::to_value(&record).unwrap_or_default(),
+                )
+                .await;
+            ctx.out
+                .final_document(&serde_json::json!({ "result": "inconclusive", "watch": record }));
+            Err(Error::Other(format!(
+                "could not tell whether release {} on {env} is healthy: {} of {} synthetic requests were answered ({} unanswered: {base} was not reachable from here), and CloudWatch fired no trigger; nothing was rolled back\n  → check that this machine reaches {base}, then `driftless watch {env} --for {window:#}`",
+                live.id,
+                record.tally.answered(),
+                record.tally.requests,
+                record.tally.unanswered,
+            )))
         }
         Ended::Superseded(now) => {
             ctx.out.say(format!(

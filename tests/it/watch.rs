@@ -20,6 +20,8 @@ struct FaultProxy {
     seen: Arc<AtomicU64>,
     /// Milliseconds added before each answer.
     delay_ms: Arc<AtomicU64>,
+    /// While set, every connection is closed unanswered (the URL unreachable).
+    down: Arc<AtomicBool>,
 }
 
 fn fault_proxy(upstream: u16, every: u64) -> FaultProxy {
@@ -28,9 +30,14 @@ fn fault_proxy(upstream: u16, every: u64) -> FaultProxy {
     let faulty = Arc::new(AtomicBool::new(true));
     let seen = Arc::new(AtomicU64::new(0));
     let delay_ms = Arc::new(AtomicU64::new(0));
-    let (f, n, d) = (faulty.clone(), seen.clone(), delay_ms.clone());
+    let down = Arc::new(AtomicBool::new(false));
+    let (f, n, d, x) = (faulty.clone(), seen.clone(), delay_ms.clone(), down.clone());
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
+            if x.load(Ordering::Relaxed) {
+                drop(conn);
+                continue;
+            }
             let (f, n, d) = (f.clone(), n.clone(), d.clone());
             std::thread::spawn(move || {
                 std::thread::sleep(std::time::Duration::from_millis(d.load(Ordering::Relaxed)));
@@ -43,6 +50,7 @@ fn fault_proxy(upstream: u16, every: u64) -> FaultProxy {
         faulty,
         seen,
         delay_ms,
+        down,
     }
 }
 
@@ -191,6 +199,55 @@ fn a_healthy_window_is_recorded_with_the_release() {
     assert_eq!(
         site_files(&t.path().join("store"))["index.html"],
         b"<h1>release 2</h1>".to_vec()
+    );
+}
+
+/// Regression (issue 20.3): requests that get no answer are the runner's network
+/// trouble until something else says otherwise. With the URL unreachable for the first
+/// seconds of the window and healthy after, the release is not rolled back and the
+/// unanswered requests are named apart; unreachable for the whole window, the watch
+/// says it could not tell (exit 1), never "healthy", and changes nothing.
+#[test]
+fn unanswered_requests_alone_never_roll_back() {
+    let t = tempfile::tempdir().unwrap();
+    let (p, proxy, _server, _) = setup(t.path(), 10, "");
+    proxy.faulty.store(false, Ordering::Relaxed);
+    proxy.down.store(true, Ordering::Relaxed);
+    let up = {
+        let down = proxy.down.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            down.store(false, Ordering::Relaxed);
+        })
+    };
+    let done = p.cmd(&["--json", "watch", "prod", "--for", "5s"]).run();
+    up.join().unwrap();
+    assert_eq!(done.code, 0, "{}", done.all());
+    let doc = done.json();
+    assert_eq!(doc["result"], "healthy", "{doc}");
+    let tally = &doc["watch"]["tally"];
+    assert!(tally["unanswered"].as_u64().unwrap() > 0, "{doc}");
+    assert_eq!(tally["server_errors"], 0, "{doc}");
+    assert!(done.stderr.contains("unanswered"), "{}", done.stderr);
+    assert_eq!(
+        site_files(&t.path().join("store"))["index.html"],
+        b"<h1>release 2</h1>".to_vec()
+    );
+
+    proxy.down.store(true, Ordering::Relaxed);
+    let done = p.cmd(&["watch", "prod", "--for", "2s"]).expect(1);
+    done.mentions(&["could not tell", "unanswered", "nothing was rolled back"]);
+    assert_eq!(
+        site_files(&t.path().join("store"))["index.html"],
+        b"<h1>release 2</h1>".to_vec()
+    );
+    let status = p.cmd(&["status", "prod"]).expect(0);
+    assert!(!status.stdout.contains("ON HOLD"), "{}", status.stdout);
+    // The inconclusive window is journalled, not recorded as a verdict on the release.
+    assert!(
+        status.stdout.contains("watched 5s, healthy"),
+        "{}",
+        status.stdout
     );
 }
 
