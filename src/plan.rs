@@ -134,16 +134,20 @@ pub enum Guard {
     UnsafeStore,
     /// A promotion of a release its source environment has not verified.
     Unverified,
+    /// A file live serves as cacheable for a long time (`immutable`, or a max-age of 30
+    /// days or more) would change its bytes under the same name.
+    Immutable,
 }
 
 impl Guard {
     /// Guards a person may override with `--force GUARD`.
-    pub const FORCEABLE: [Self; 7] = [
+    pub const FORCEABLE: [Self; 8] = [
         Self::Drift,
         Self::StaleBase,
         Self::Revert,
         Self::Feature,
         Self::Deletes,
+        Self::Immutable,
         Self::UnsafeStore,
         Self::Unverified,
     ];
@@ -162,6 +166,7 @@ impl Guard {
             Self::Deletes => "deletes",
             Self::UnsafeStore => "unsafe-store",
             Self::Unverified => "unverified",
+            Self::Immutable => "immutable",
         }
     }
 

@@ -245,6 +245,16 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
         let live_files = live.as_ref().map_or(0, |l| l.manifest.len());
         refusals.extend(delete_refusal(deletes, live_files, &ec.cfg.limits, env));
     }
+    if !matches!(req.kind, PlanKind::Rollback { .. }) {
+        // A rollback restores bytes that were live before: refusing it would keep a
+        // broken release live.
+        refusals.extend(guards::immutable(
+            env,
+            &d.actions,
+            live.as_deref(),
+            &ec.ctx.config.rules,
+        ));
+    }
     let (refusals, mut overrides) = apply_forces(refusals, &req.forced);
     overrides.extend(automatic_overrides);
 

@@ -375,3 +375,62 @@ pub(super) fn key_length(cfg: &EnvConfig, desired: &BTreeMap<String, Desired>) -
         })
         .collect()
 }
+
+/// How long browsers may keep a response with this `Cache-Control` without asking again,
+/// when that is long enough that changing the bytes under the same name strands them:
+/// `immutable`, or a `max-age` of 30 days or more.
+pub(crate) fn long_lived(cache_control: &str) -> Option<String> {
+    let lower = cache_control.to_ascii_lowercase();
+    let mut max_age = None;
+    for directive in lower.split(',').map(str::trim) {
+        if directive == "immutable" {
+            return Some("as long as they keep it (immutable)".into());
+        }
+        if let Some(v) = directive.strip_prefix("max-age=") {
+            max_age = v.trim_matches('"').parse::<u64>().ok();
+        }
+    }
+    let days = max_age? / 86_400;
+    (days >= 30).then(|| format!("up to {days} days"))
+}
+
+/// A file live serves as long-lived whose bytes the plan changes under the same name:
+/// browsers that loaded it keep the old bytes, and no CDN invalidation reaches them.
+pub(super) fn immutable(
+    env: &str,
+    actions: &[crate::plan::Action],
+    live: Option<&Release>,
+    rules: &[crate::config::Rule],
+) -> Vec<Refusal> {
+    let Some(live) = live else {
+        return Vec::new();
+    };
+    actions
+        .iter()
+        .filter(|a| a.kind == crate::plan::ActionKind::Update)
+        .filter_map(|a| {
+            let served = live.manifest.get(&a.key)?;
+            let cc = served.cache_control.as_deref()?;
+            let how_long = long_lived(cc)?;
+            let rule = rules
+                .iter()
+                .enumerate()
+                .find(|(_, r)| r.matches(&a.key))
+                .map(|(i, r)| format!(" (rules[{i}], match = {:?})", r.pattern))
+                .unwrap_or_default();
+            let key = esc(&a.key);
+            Some(Refusal {
+                guard: Guard::Immutable,
+                message: format!(
+                    "{key}: live serves it with Cache-Control \"{}\"{rule}; changing its bytes under the same name leaves every browser that loaded it on the old bytes {how_long}, and no CDN invalidation reaches them",
+                    esc(cc)
+                ),
+                key: Some(a.key.clone()),
+                release: Some(live.summary()),
+                resolve: format!(
+                    "give the changed file a new name (a content hash in it, as bundlers do: name.3f2a1b9c.ext) and reference that; if the rule marks names that carry no hash, add `fingerprinted = true` to it and give the others a short max-age; to change it in place anyway: re-run `driftless deploy {env}` with --force immutable"
+                ),
+            })
+        })
+        .collect()
+}

@@ -139,3 +139,44 @@ fn too_many_deletes_are_refused() {
         .expect(0);
     assert_eq!(site_files(&store).len(), 5);
 }
+
+/// Regression (issue 20.4): a file live serves as `immutable` (the bundled example's old
+/// `assets/**` rule, names without a hash) cannot change its bytes under the same name
+/// unless forced; a header-only change and a fingerprinted rename go through.
+#[test]
+fn an_immutable_file_is_not_changed_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::new(
+        tmp.path(),
+        &store,
+        "[[rules]]\nmatch = \"assets/**\"\ncache_control = \"public, max-age=31536000, immutable\"\n",
+    );
+    p.write("index.html", "<link href=assets/style.css>")
+        .write("assets/style.css", "body{color:red}");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.write("assets/style.css", "body{color:blue}");
+    let before = store_bytes(&store);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&[
+        "[immutable] assets/style.css",
+        "public, max-age=31536000, immutable",
+        "rules[0], match = \"assets/**\"",
+        "--force immutable",
+    ]);
+    assert_eq!(store_bytes(&store), before);
+    // A plan shows the same refusal; forcing this guard alone lets it through.
+    p.cmd(&["plan", "prod"])
+        .expect(3)
+        .mentions(&["[immutable]"]);
+    p.cmd(&["deploy", "prod", "--yes", "--force", "immutable"])
+        .expect(0);
+    assert_eq!(
+        site_files(&store)["assets/style.css"],
+        b"body{color:blue}".to_vec()
+    );
+    // The way out: a new name, referenced by the page.
+    p.remove("assets/style.css")
+        .write("assets/style.5e1f9a2c.css", "body{color:green}")
+        .write("index.html", "<link href=assets/style.5e1f9a2c.css>");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+}
