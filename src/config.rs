@@ -15,6 +15,121 @@ use toml::Spanned;
 pub const FILE_NAME: &str = "driftless.toml";
 pub const DEFAULT_STATE_PREFIX: &str = ".driftless/";
 
+/// A place in `driftless.toml` (`edge.redirects[0].from`), to name its line in an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Key(Vec<Seg>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Name(String),
+    Index(usize),
+}
+
+impl Key {
+    /// `a.b.c` (names only; use [`Key::at`] for array elements).
+    pub fn of(dotted: &str) -> Self {
+        Self(dotted.split('.').map(|s| Seg::Name(s.to_owned())).collect())
+    }
+
+    /// This key, then `name`.
+    #[must_use]
+    pub fn then(mut self, name: &str) -> Self {
+        self.0.push(Seg::Name(name.to_owned()));
+        self
+    }
+
+    /// This key's element `i`.
+    #[must_use]
+    pub fn at(mut self, i: usize) -> Self {
+        self.0.push(Seg::Index(i));
+        self
+    }
+
+    /// Where the value at this key is in `text` (or, when the file does not set it, the
+    /// deepest table above it that it does).
+    fn span(&self, text: &str) -> Option<Range<usize>> {
+        use toml::de::DeValue;
+        let doc = toml::de::DeTable::parse(text).ok()?;
+        let mut found = None;
+        let mut table = Some(doc.get_ref());
+        let mut array: Option<&[Spanned<DeValue<'_>>]> = None;
+        for seg in &self.0 {
+            let value = match (seg, table, array) {
+                (Seg::Name(n), Some(t), _) => t
+                    .iter()
+                    .find(|(k, _)| k.get_ref() == n.as_str())
+                    .map(|(k, v)| (k.span(), v)),
+                (Seg::Index(i), _, Some(a)) => a.get(*i).map(|v| (v.span(), v)),
+                _ => None,
+            };
+            let Some((key_span, value)) = value else {
+                break;
+            };
+            (table, array) = (None, None);
+            found = Some(match value.get_ref() {
+                DeValue::Table(t) => {
+                    table = Some(t);
+                    key_span
+                }
+                DeValue::Array(a) => {
+                    array = Some(a);
+                    value.span()
+                }
+                _ => value.span(),
+            });
+        }
+        found
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Name(n) if i == 0 => write!(f, "{n}")?,
+                Seg::Name(n) => write!(f, ".{n}")?,
+                Seg::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A value `driftless.toml` holds that cannot be used: where, and why (the message names
+/// the key as people write it).
+#[derive(Debug, Clone)]
+pub struct Invalid {
+    pub key: Key,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(key: Key, message: impl Into<String>) -> Self {
+        Self {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+/// A header value S3 and browsers accept: visible ASCII, spaces and tabs, not empty.
+pub fn check_header_value(value: &str) -> Result<(), String> {
+    if let Some(c) = value.chars().find(|c| c.is_control() && *c != '\t') {
+        return Err(format!(
+            "{value:?} contains the control character {c:?}: a header value is one line of visible ASCII"
+        ));
+    }
+    if value.trim().is_empty() {
+        return Err("is empty: remove the key instead".into());
+    }
+    if !value.is_ascii() || axum::http::HeaderValue::from_str(value).is_err() {
+        return Err(format!(
+            "{value:?} is not a valid header value: use visible ASCII only (S3 stores header values as ASCII)"
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("no {FILE_NAME} in {dir} or any parent directory\n  → create one with: driftless init")]
@@ -31,8 +146,6 @@ pub enum ConfigError {
         col: usize,
         message: String,
     },
-    #[error("{path}: {message}")]
-    Semantic { path: String, message: String },
     #[error("unknown environment {name:?}; {FILE_NAME} defines: {known}")]
     UnknownEnv { name: String, known: String },
 }
@@ -228,11 +341,15 @@ fn default_max_delete_share() -> f64 {
 }
 
 impl Limits {
-    fn validate(&self) -> Result<(), String> {
+    /// `at`: where this table is (`limits`, `env.prod.limits`).
+    fn validate(&self, at: &Key) -> Result<(), Invalid> {
         let share = self.max_delete_share;
         if !(share.is_finite() && (0.0..=1.0).contains(&share)) {
-            return Err(format!(
-                "max_delete_share = {share}: must be a share between 0 and 1 (0.5 = half the live files)"
+            return Err(Invalid::new(
+                at.clone().then("max_delete_share"),
+                format!(
+                    "{at}.max_delete_share = {share}: must be a share between 0 and 1 (0.5 = half the live files)"
+                ),
             ));
         }
         Ok(())
@@ -240,21 +357,37 @@ impl Limits {
 }
 
 impl CdnConfig {
-    fn validate(&self) -> Result<(), String> {
+    /// `at`: where this table is (`env.prod.cdn`).
+    fn validate(&self, at: &Key) -> Result<(), Invalid> {
+        let bad = |field: &str, why: String| {
+            Err(Invalid::new(
+                at.clone().then(field),
+                format!("{at}.{field}{why}"),
+            ))
+        };
         if !(1..=3000).contains(&self.wildcard_threshold) {
-            return Err(format!(
-                "wildcard_threshold = {}: must be between 1 and 3000 (CloudFront's limit of paths in progress)",
-                self.wildcard_threshold
-            ));
+            return bad(
+                "wildcard_threshold",
+                format!(
+                    " = {}: must be between 1 and 3000 (CloudFront's limit of paths in progress)",
+                    self.wildcard_threshold
+                ),
+            );
         }
         if self.wait_seconds > 3600 {
-            return Err(format!(
-                "wait_seconds = {}: at most 3600 (an invalidation still running is reported, not waited for)",
-                self.wait_seconds
-            ));
+            return bad(
+                "wait_seconds",
+                format!(
+                    " = {}: at most 3600 (an invalidation still running is reported, not waited for)",
+                    self.wait_seconds
+                ),
+            );
         }
         if self.cloudfront.trim().is_empty() {
-            return Err("cloudfront: the distribution id, e.g. \"E2EXAMPLE\"".into());
+            return bad(
+                "cloudfront",
+                ": the distribution id, e.g. \"E2EXAMPLE\"".into(),
+            );
         }
         Ok(())
     }
@@ -426,6 +559,9 @@ pub struct Config {
     pub edge: crate::edge::EdgeConfig,
     pub notify: Vec<crate::notify::Webhook>,
     pub retention: crate::retention::Retention,
+    /// The file as read, to name the line of a value found unusable later (a file the
+    /// config names that is not in the build).
+    text: String,
 }
 
 /// The JSON Schema of `driftless.toml`, from the types it is read into.
@@ -469,6 +605,7 @@ impl Config {
                 message,
             }
         };
+        let invalid = |i: Invalid| at(i.key.span(text), i.message);
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let mut message = e.message().trim().to_owned();
             if let Some(hint) = e.span().and_then(|s| unquoted_hint(text, s.start)) {
@@ -500,6 +637,9 @@ impl Config {
             ));
         }
 
+        // The top-level limits first: an environment without its own inherits them, and an
+        // error in them is theirs, not the environment's.
+        raw.limits.validate(&Key::of("limits")).map_err(invalid)?;
         let mut envs = BTreeMap::new();
         for (name, env) in &raw.env {
             let span = env.span();
@@ -541,16 +681,22 @@ impl Config {
                 }
             }
             if let Some(url) = &env.url {
-                check_url(url)
-                    .map_err(|m| at(Some(span.clone()), format!("env.{name}.url: {m}")))?;
+                check_url(url).map_err(|m| {
+                    invalid(Invalid::new(
+                        Key::of("env").then(name).then("url"),
+                        format!("env.{name}.url: {m}"),
+                    ))
+                })?;
+            }
+            let env_key = Key::of("env").then(name);
+            if let Some(own) = &env.limits {
+                own.validate(&env_key.clone().then("limits"))
+                    .map_err(invalid)?;
             }
             let limits = env.limits.unwrap_or(raw.limits);
-            limits
-                .validate()
-                .map_err(|m| at(Some(span.clone()), format!("env.{name}.limits.{m}")))?;
             if let Some(cdn) = &env.cdn {
-                cdn.validate()
-                    .map_err(|m| at(Some(span.clone()), format!("env.{name}.cdn.{m}")))?;
+                cdn.validate(&env_key.clone().then("cdn"))
+                    .map_err(invalid)?;
             }
             let state_prefix = match &env.state_prefix {
                 None => DEFAULT_STATE_PREFIX.to_owned(),
@@ -558,7 +704,7 @@ impl Config {
                     let p = p.trim_matches('/');
                     if p.is_empty() || crate::store::validate_key(p).is_err() {
                         return Err(at(
-                            Some(span),
+                            Key::of("env").then(name).then("state_prefix").span(text),
                             format!("env.{name}.state_prefix: {p:?} is not a relative key prefix"),
                         ));
                     }
@@ -568,9 +714,9 @@ impl Config {
             let watch = env
                 .watch
                 .as_ref()
-                .map(crate::watch::RawWatch::validate)
+                .map(|w| w.validate(&env_key.clone().then("watch")))
                 .transpose()
-                .map_err(|m| at(Some(span.clone()), format!("env.{name}.{m}")))?
+                .map_err(invalid)?
                 .unwrap_or_default();
             envs.insert(
                 name.clone(),
@@ -610,8 +756,12 @@ impl Config {
         for (i, rule) in raw.rules.iter().enumerate() {
             let span = rule.span();
             let r = rule.get_ref();
-            let glob = Glob::new(&r.pattern)
-                .map_err(|e| at(Some(span.clone()), format!("rules[{i}].match: {e}")))?;
+            let glob = Glob::new(&r.pattern).map_err(|e| {
+                invalid(Invalid::new(
+                    Key::of("rules").at(i).then("match"),
+                    format!("rules[{i}].match: {e}"),
+                ))
+            })?;
             if let (Some(p), Some(e)) = (r.precompress, &r.content_encoding)
                 && p.token() != e
             {
@@ -622,6 +772,20 @@ impl Config {
                         p.token()
                     ),
                 ));
+            }
+            for (field, value) in [
+                ("cache_control", &r.cache_control),
+                ("content_type", &r.content_type),
+                ("content_encoding", &r.content_encoding),
+            ] {
+                if let Some(v) = value {
+                    check_header_value(v).map_err(|why| {
+                        invalid(Invalid::new(
+                            Key::of("rules").at(i).then(field),
+                            format!("rules[{i}].{field}: {why}"),
+                        ))
+                    })?;
+                }
             }
             rules.push(Rule {
                 pattern: r.pattern.clone(),
@@ -651,42 +815,21 @@ impl Config {
             }
             features.push(feature.clone());
         }
-        for pattern in &raw.ignore {
-            Glob::new(pattern).map_err(|e| ConfigError::Semantic {
-                path: shown.clone(),
-                message: format!("ignore: {pattern:?}: {e}"),
-            })?;
-        }
-
-        raw.limits.validate().map_err(|m| ConfigError::Semantic {
-            path: shown.clone(),
-            message: format!("limits.{m}"),
-        })?;
-        for pattern in &raw.include {
-            Glob::new(pattern).map_err(|e| ConfigError::Semantic {
-                path: shown.clone(),
-                message: format!("include: {pattern:?}: {e}"),
-            })?;
+        for (list, patterns) in [("ignore", &raw.ignore), ("include", &raw.include)] {
+            for (i, pattern) in patterns.iter().enumerate() {
+                Glob::new(pattern).map_err(|e| {
+                    invalid(Invalid::new(
+                        Key::of(list).at(i),
+                        format!("{list}: {pattern:?}: {e}"),
+                    ))
+                })?;
+            }
         }
         for (i, hook) in raw.notify.iter().enumerate() {
-            hook.validate(i).map_err(|message| ConfigError::Semantic {
-                path: shown.clone(),
-                message,
-            })?;
+            hook.validate(i).map_err(invalid)?;
         }
-        let retention = raw
-            .retention
-            .validate()
-            .map_err(|message| ConfigError::Semantic {
-                path: shown.clone(),
-                message,
-            })?;
-        raw.edge
-            .validate()
-            .map_err(|message| ConfigError::Semantic {
-                path: shown.clone(),
-                message,
-            })?;
+        let retention = raw.retention.validate().map_err(invalid)?;
+        raw.edge.validate().map_err(invalid)?;
         Ok(Self {
             path: path.to_path_buf(),
             dir: dir.to_path_buf(),
@@ -699,6 +842,7 @@ impl Config {
             edge: raw.edge,
             notify: raw.notify,
             retention,
+            text: text.to_owned(),
         })
     }
 
@@ -711,6 +855,12 @@ impl Config {
                 self.envs.keys().cloned().collect::<Vec<_>>().join(", ")
             },
         })
+    }
+
+    /// `driftless.toml:LINE:COL` of `key` (or of the nearest table above it).
+    pub fn locate(&self, key: &Key) -> String {
+        let (line, col) = line_col(&self.text, key.span(&self.text).map_or(0, |s| s.start));
+        format!("{}:{line}:{col}", self.path.display())
     }
 
     /// Where this working copy keeps its own (never shared) state.
@@ -860,6 +1010,98 @@ spa_fallback = "index.html"
 
         let err = parse("site = [").unwrap_err();
         assert!(err.to_string().starts_with("driftless.toml:1:"), "{err}");
+    }
+
+    /// Regression (issue 20.5): header values with control characters were accepted
+    /// (`serve` dropped them, S3 failed with a truncated message).
+    #[test]
+    fn header_values_are_checked_naming_key_and_line() {
+        let base = "site = \"dist\"\n[env.prod]\nstore = \"file://s\"\n";
+        for (tail, want) in [
+            (
+                "[[rules]]\nmatch = \"**\"\ncache_control = \"max-age=60\\r\\nX-Evil: 1\"\n",
+                "driftless.toml:6:17: rules[0].cache_control: \"max-age=60\\r\\nX-Evil: 1\" contains the control character '\\r'",
+            ),
+            (
+                "[[rules]]\nmatch = \"**\"\ncontent_type = \"text/html\\u0000\"\n",
+                "driftless.toml:6:16: rules[0].content_type:",
+            ),
+            (
+                "[edge]\nheaders = { \"X-Ok\" = \"1\", \"X-Bad\" = \"a\\nb\" }\n",
+                "driftless.toml:5:37: edge.headers.X-Bad:",
+            ),
+            (
+                "[edge]\nheaders = { \"Bad Name\" = \"1\" }\n",
+                "driftless.toml:5:26: edge.headers: \"Bad Name\" is not a header name",
+            ),
+            (
+                "[edge]\nredirects = [\n  { from = \"/a\", to = \"/b\" },\n  { from = \"/c\", to = \"/d\\r\\n\" },\n]\n",
+                "driftless.toml:7:23: edge.redirects[1].to:",
+            ),
+            (
+                "[[rules]]\nmatch = \"**\"\ncache_control = \"café\"\n",
+                "driftless.toml:6:17: rules[0].cache_control: \"café\" is not a valid header value",
+            ),
+        ] {
+            let err = parse(&format!("{base}{tail}")).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{tail}\n{err}");
+        }
+    }
+
+    #[test]
+    fn glob_errors_have_a_line() {
+        let err = parse("site = \"dist\"\nignore = [\"*.map\", \"a[\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("driftless.toml:2:20: ignore:"), "{err}");
+    }
+
+    /// Regression (issue 20.14): every config error names file:line:col, and the
+    /// top-level [limits] is named as such (not as an environment's).
+    #[test]
+    fn every_config_error_has_a_line() {
+        let base = "site = \"dist\"\n[env.local]\nstore = \"file://s\"\n";
+        for (tail, want) in [
+            (
+                "[limits]\nmax_delete_share = 2.0\n",
+                "driftless.toml:5:20: limits.max_delete_share = 2:",
+            ),
+            (
+                "[env.local.limits]\nmax_delete_share = 2.0\n",
+                "driftless.toml:5:20: env.local.limits.max_delete_share = 2:",
+            ),
+            (
+                "[edge]\nredirects = [{ from = \"old\", to = \"/new\" }]\n",
+                "driftless.toml:5:23: edge.redirects[0].from:",
+            ),
+            (
+                "[edge]\nredirects = [{ from = \"/old\", to = \"/new\", status = 200 }]\n",
+                "driftless.toml:5:53: edge.redirects[0]:",
+            ),
+            (
+                "[retention]\nremoved_grace = \"soon\"\n",
+                "driftless.toml:5:17: retention.removed_grace:",
+            ),
+            (
+                "[env.local.watch]\ninterval = \"often\"\n",
+                "driftless.toml:5:12: env.local.watch.interval:",
+            ),
+            (
+                "[env.local.watch]\nerror_rate = 5.0\n",
+                "driftless.toml:5:14: env.local.watch.error_rate:",
+            ),
+            (
+                "[[notify]]\nurl = \"ftp://x\"\n",
+                "driftless.toml:5:7: notify[0].url:",
+            ),
+            (
+                "[env.local.cdn]\ncloudfront = \"E1\"\nwait_seconds = 9999\n",
+                "driftless.toml:6:16: env.local.cdn.wait_seconds = 9999:",
+            ),
+        ] {
+            let err = parse(&format!("{base}{tail}")).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{tail}\n{err}");
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@ use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization as _;
 
+use crate::config::{Invalid, Key, check_header_value};
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redirect {
@@ -103,18 +105,54 @@ impl EdgeConfig {
             .transpose()
     }
 
-    pub fn validate(&self) -> Result<(), String> {
-        for r in &self.redirects {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let edge = Key::of("edge");
+        for (name, value) in &self.headers {
+            let at = edge.clone().then("headers").then(name);
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(Invalid::new(
+                    at,
+                    format!(
+                        "edge.headers: {name:?} is not a header name (letters, digits and !#$%&'*+-.^_`|~)"
+                    ),
+                ));
+            }
+            check_header_value(value)
+                .map_err(|why| Invalid::new(at, format!("edge.headers.{name}: {why}")))?;
+        }
+        for (i, r) in self.redirects.iter().enumerate() {
+            let at = edge.clone().then("redirects").at(i);
             if ![301, 302, 303, 307, 308].contains(&r.status) {
-                return Err(format!(
-                    "edge.redirects: {} → {}: status {} is not a redirect",
-                    r.from, r.to, r.status
+                return Err(Invalid::new(
+                    at.then("status"),
+                    format!(
+                        "edge.redirects[{i}]: {} → {}: status {} is not a redirect (301, 302, 303, 307 or 308)",
+                        r.from, r.to, r.status
+                    ),
                 ));
             }
             if !r.from.starts_with('/') {
-                return Err(format!(
-                    "edge.redirects: `from` must be a path starting with '/': {:?}",
-                    r.from
+                return Err(Invalid::new(
+                    at.then("from"),
+                    format!(
+                        "edge.redirects[{i}].from: must be a path starting with '/': {:?}",
+                        r.from
+                    ),
+                ));
+            }
+            check_header_value(&r.to).map_err(|why| {
+                Invalid::new(at.then("to"), format!("edge.redirects[{i}].to: {why}"))
+            })?;
+        }
+        if let Some(auth) = &self.basic_auth {
+            let at = edge.clone().then("basic_auth").then("user");
+            if auth.user.contains(':') || auth.user.chars().any(char::is_control) {
+                return Err(Invalid::new(
+                    at,
+                    format!(
+                        "edge.basic_auth.user: {:?} may not contain ':' or control characters",
+                        auth.user
+                    ),
                 ));
             }
         }

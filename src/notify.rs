@@ -80,21 +80,36 @@ pub struct Event<'a> {
 }
 
 impl Webhook {
-    pub fn validate(&self, i: usize) -> Result<(), String> {
-        let u = reqwest::Url::parse(&self.url)
-            .map_err(|e| format!("notify[{i}].url: {:?} is not a URL ({e})", self.url))?;
+    pub fn validate(&self, i: usize) -> Result<(), crate::config::Invalid> {
+        use crate::config::{Invalid, Key};
+        let at = |field: &str| Key::of("notify").at(i).then(field);
+        let u = reqwest::Url::parse(&self.url).map_err(|e| {
+            Invalid::new(
+                at("url"),
+                format!("notify[{i}].url: {:?} is not a URL ({e})", self.url),
+            )
+        })?;
         if !matches!(u.scheme(), "http" | "https") {
-            return Err(format!("notify[{i}].url: {:?} is not http(s)", self.url));
+            return Err(Invalid::new(
+                at("url"),
+                format!("notify[{i}].url: {:?} is not http(s)", self.url),
+            ));
         }
         if let Some(e) = self.events.iter().find(|e| !EVENTS.contains(&e.as_str())) {
-            return Err(format!(
-                "notify[{i}].events: {e:?} is not an event; choose from {}",
-                EVENTS.join(", ")
+            return Err(Invalid::new(
+                at("events"),
+                format!(
+                    "notify[{i}].events: {e:?} is not an event; choose from {}",
+                    EVENTS.join(", ")
+                ),
             ));
         }
         if self.format == Format::Slack && self.secret_env.is_some() {
-            return Err(format!(
-                "notify[{i}]: a Slack webhook is not signed; drop secret_env (the URL is the secret)"
+            return Err(Invalid::new(
+                at("secret_env"),
+                format!(
+                    "notify[{i}]: a Slack webhook is not signed; drop secret_env (the URL is the secret)"
+                ),
             ));
         }
         Ok(())

@@ -13,6 +13,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{Invalid, Key};
 use crate::ledger::{Kept, Release};
 use crate::plan::{ActionKind, Diff, DriftKind, RemoteObject};
 
@@ -72,12 +73,16 @@ impl Default for Retention {
 }
 
 impl RawRetention {
-    pub fn validate(&self) -> Result<Retention, String> {
+    pub fn validate(&self) -> Result<Retention, Invalid> {
+        let at = |field: &str| Key::of("retention").then(field);
         let grace = match &self.removed_grace {
             None => DEFAULT_GRACE,
             Some(text) => parse_duration(text).ok_or_else(|| {
-                format!(
-                    "retention.removed_grace: {text:?} is not a duration (e.g. \"48h\", \"30m\", \"7d\")"
+                Invalid::new(
+                    at("removed_grace"),
+                    format!(
+                        "retention.removed_grace: {text:?} is not a duration (e.g. \"48h\", \"30m\", \"7d\")"
+                    ),
                 )
             })?,
         };
@@ -85,29 +90,38 @@ impl RawRetention {
             None => None,
             Some(patterns) => {
                 let mut b = GlobSetBuilder::new();
-                for p in patterns {
-                    b.add(Glob::new(p).map_err(|e| format!("retention.keep_removed: {p:?}: {e}"))?);
+                for (i, p) in patterns.iter().enumerate() {
+                    b.add(Glob::new(p).map_err(|e| {
+                        Invalid::new(
+                            at("keep_removed").at(i),
+                            format!("retention.keep_removed: {p:?}: {e}"),
+                        )
+                    })?);
                 }
-                Some(
-                    b.build()
-                        .map_err(|e| format!("retention.keep_removed: {e}"))?,
-                )
+                Some(b.build().map_err(|e| {
+                    Invalid::new(at("keep_removed"), format!("retention.keep_removed: {e}"))
+                })?)
             }
         };
         let keep_releases = match self.keep_releases {
             None => DEFAULT_KEEP_RELEASES,
             Some(0) => {
-                return Err(
-                    "retention.keep_releases: must be at least 1 (the live release is always kept)"
-                        .into(),
-                );
+                return Err(Invalid::new(
+                    at("keep_releases"),
+                    "retention.keep_releases: must be at least 1 (the live release is always kept)",
+                ));
             }
             Some(n) => n,
         };
         let keep_days = match &self.keep_days {
             None => None,
             Some(text) => Some(parse_duration(text).ok_or_else(|| {
-                format!("retention.keep_days: {text:?} is not a duration (e.g. \"30d\", \"12h\")")
+                Invalid::new(
+                    at("keep_days"),
+                    format!(
+                        "retention.keep_days: {text:?} is not a duration (e.g. \"30d\", \"12h\")"
+                    ),
+                )
             })?),
         };
         Ok(Retention {

@@ -6,6 +6,8 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{Invalid, Key};
+
 /// `[env.NAME.watch]` as written in driftless.toml.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -66,20 +68,27 @@ impl Default for Watch {
 pub const MIN_REQUESTS: usize = 20;
 
 impl RawWatch {
-    pub fn validate(&self) -> Result<Watch, String> {
+    /// `at`: where this table is (`env.prod.watch`).
+    pub fn validate(&self, at: &Key) -> Result<Watch, Invalid> {
         let d = Watch::default();
         let share = |v: Option<f64>, key: &str, default: f64| match v {
             None => Ok(default),
             Some(x) if (0.0..=1.0).contains(&x) => Ok(x),
-            Some(x) => Err(format!(
-                "watch.{key}: {x} is not a share between 0 and 1 (5 % is 0.05)"
+            Some(x) => Err(Invalid::new(
+                at.clone().then(key),
+                format!("{at}.{key}: {x} is not a share between 0 and 1 (5 % is 0.05)"),
             )),
         };
         let interval = match &self.interval {
             None => d.interval,
             Some(t) => crate::retention::parse_duration(t)
                 .filter(|d| !d.is_zero())
-                .ok_or_else(|| format!("watch.interval: {t:?} is not a duration (e.g. \"10s\")"))?,
+                .ok_or_else(|| {
+                    Invalid::new(
+                        at.clone().then("interval"),
+                        format!("{at}.interval: {t:?} is not a duration (e.g. \"10s\")"),
+                    )
+                })?,
         };
         Ok(Watch {
             error_rate: share(self.error_rate, "error_rate", d.error_rate)?,
@@ -318,7 +327,7 @@ mod tests {
                 error_rate: Some(5.0),
                 ..RawWatch::default()
             }
-            .validate()
+            .validate(&Key::of("env.prod.watch"))
             .is_err()
         );
     }

@@ -377,7 +377,7 @@ fn check_edge_files(ctx: &Ctx, desired: &BTreeMap<String, Desired>) -> Result<()
         {
             return Err(Error::Usage(format!(
                 "{}: {key} = {f:?} is not in the build ({})\n  → build it, or fix {key} in driftless.toml",
-                ctx.config.path.display(),
+                ctx.config.locate(&crate::config::Key::of(key)),
                 ctx.config.site.display()
             )));
         }
