@@ -503,45 +503,9 @@ pub struct Rule {
 
 impl Rule {
     pub fn matches(&self, key: &str) -> bool {
-        self.matcher.is_match(key) && (!self.fingerprinted || has_fingerprint(key))
+        self.matcher.is_match(key)
+            && (!self.fingerprinted || crate::fingerprint::has_fingerprint(key))
     }
-}
-
-/// Does the file name carry a content hash, as bundlers and generators write them?
-/// `main.8608ea7d.min.css`, `app.3b5d2c9a1f0e4d6b7a8c.js`, Hugo's `main.<sha256>.css`
-/// (hexadecimal, 8+ characters, digits and letters), or Vite/Rollup's `index-CsUDhMuy.js`
-/// (8 base64url characters after the last `-`, with several capitals or a digit).
-/// Conservative on purpose: a file marked immutable by mistake is cached for a year.
-pub fn has_fingerprint(key: &str) -> bool {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    let Some((stem, _ext)) = name.rsplit_once('.') else {
-        return false;
-    };
-    let hex = |s: &str| {
-        s.len() >= 8
-            && s.chars()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-            && s.chars().any(|c| c.is_ascii_digit())
-            && s.chars().any(|c| c.is_ascii_alphabetic())
-    };
-    let base64 = |s: &str| {
-        let upper = s.chars().filter(char::is_ascii_uppercase).count();
-        let digit = s.chars().any(|c| c.is_ascii_digit());
-        s.len() == 8
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            && (upper >= 3 || (upper >= 1 && digit))
-    };
-    let dotted =
-        stem.split('.').skip(1).any(hex) || stem.split('.').any(|s| hex(s) && s.len() >= 16);
-    let dashed = stem.len() > 9
-        && stem.is_char_boundary(stem.len() - 9)
-        && stem[stem.len() - 9..].starts_with(['-', '.'])
-        && {
-            let tail = &stem[stem.len() - 8..];
-            hex(tail) || base64(tail)
-        };
-    dotted || dashed
 }
 
 #[derive(Debug, Clone)]
@@ -1113,35 +1077,6 @@ spa_fallback = "index.html"
         let err = c.env("production").unwrap_err().to_string();
         assert!(err.contains("\"production\""), "{err}");
         assert!(err.contains("prod, staging"), "{err}");
-    }
-
-    #[test]
-    fn fingerprinted_names() {
-        for yes in [
-            "assets/index-CsUDhMuy.js",
-            "assets/vite-BF8QNONU.svg",
-            "assets/hero-CLDdwZDr.png",
-            "assets/index-CAoPt-vL.js",
-            "js/app-1a2b3c4d.js",
-            "main.8608ea7d.min.css",
-            "app.3b5d2c9a1f0e4d6b7a8c.js",
-            "css/main.min.2f8e1a0c9b7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f.css",
-        ] {
-            assert!(has_fingerprint(yes), "{yes}");
-        }
-        for no in [
-            "index.html",
-            "js/settings.js",
-            "app-settings.js",
-            "MyWidget.js",
-            "my-MyWidget.js",
-            "favicon.ico",
-            "about-us-page.html",
-            "fonts/deadbeef.woff2",
-            "2024-11-22.html",
-        ] {
-            assert!(!has_fingerprint(no), "{no}");
-        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod cdn;
 pub mod cli;
 pub mod config;
 pub mod edge;
+pub mod fingerprint;
 pub mod git;
 pub mod identity;
 pub mod ledger;
