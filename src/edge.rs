@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
-use unicode_normalization::UnicodeNormalization as _;
 
 use crate::config::{Invalid, Key, check_header_value};
 
@@ -26,6 +25,205 @@ pub struct Redirect {
 
 fn default_redirect_status() -> u16 {
     301
+}
+
+/// A redirect's `from`, compiled: literal segments, `:name` placeholders (one segment
+/// each) and an optional trailing `*` splat — the `_redirects` syntax of Netlify that
+/// users know. Matched against the percent-decoded path, segment by segment, a trailing
+/// slash ignored on both sides (`/old` and `/old/` are one rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    /// Each segment: literal text, or `:name`.
+    pub parts: Vec<Part>,
+    pub splat: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Literal(String),
+    Param(String),
+}
+
+/// The segments of a decoded path, without the leading and a trailing slash: `/a/b/` →
+/// `a`, `b`; `/` → none.
+fn path_segments(path: &str) -> Vec<&str> {
+    let inner = path.strip_prefix('/').unwrap_or(path);
+    let inner = inner.strip_suffix('/').unwrap_or(inner);
+    if inner.is_empty() {
+        Vec::new()
+    } else {
+        inner.split('/').collect()
+    }
+}
+
+fn placeholder_name(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+}
+
+impl Pattern {
+    /// Compile `from`; the error says what is not supported and how to write it.
+    pub fn parse(from: &str) -> Result<Self, String> {
+        if !from.starts_with('/') {
+            return Err(format!("must be a path starting with '/': {from:?}"));
+        }
+        if from.contains('?') || from.contains('#') {
+            return Err(format!(
+                "{from:?}: query-string and fragment conditions are not supported; match the path only"
+            ));
+        }
+        let decoded = percent_decode_str(from)
+            .decode_utf8()
+            .map_err(|_| format!("{from:?} is not valid UTF-8 once percent-decoded"))?;
+        let segs = path_segments(&decoded);
+        let mut parts = Vec::new();
+        let mut splat = false;
+        for (i, seg) in segs.iter().enumerate() {
+            if seg.is_empty() || *seg == "." || *seg == ".." {
+                return Err(format!(
+                    "{from:?}: empty, '.' and '..' segments never match a request"
+                ));
+            }
+            if *seg == "*" {
+                if i + 1 != segs.len() {
+                    return Err(format!(
+                        "{from:?}: '*' (the splat) is supported only as the last segment, e.g. \"/blog/*\""
+                    ));
+                }
+                splat = true;
+            } else if seg.contains('*') {
+                return Err(format!(
+                    "{from:?}: '*' must be a whole segment (\"/blog/*\"); partial wildcards such as \"*.html\" are not supported"
+                ));
+            } else if let Some(name) = seg.strip_prefix(':') {
+                if !placeholder_name(name) || name == "splat" {
+                    return Err(format!(
+                        "{from:?}: {seg:?} is not a placeholder name (letters, digits, '_'; \"splat\" is the '*')"
+                    ));
+                }
+                if parts.contains(&Part::Param(name.to_owned())) {
+                    return Err(format!("{from:?}: placeholder :{name} appears twice"));
+                }
+                parts.push(Part::Param(name.to_owned()));
+            } else if seg.contains(':') && seg.split(':').skip(1).any(|x| placeholder_name(x)) {
+                return Err(format!(
+                    "{from:?}: a placeholder must be a whole segment (\"/:year/:slug\"), not part of {seg:?}"
+                ));
+            } else {
+                parts.push(Part::Literal((*seg).to_owned()));
+            }
+        }
+        Ok(Self { parts, splat })
+    }
+
+    /// The placeholders a match binds (`splat` included when there is a `*`).
+    pub fn names(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Param(n) => Some(n.as_str()),
+                Part::Literal(_) => None,
+            })
+            .collect();
+        if self.splat {
+            out.push("splat");
+        }
+        out
+    }
+
+    /// The placeholders' values when the decoded `path` matches.
+    pub fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+        let segs = path_segments(path);
+        let n = self.parts.len();
+        if (self.splat && segs.len() < n) || (!self.splat && segs.len() != n) {
+            return None;
+        }
+        let mut bound = Vec::new();
+        for (part, seg) in self.parts.iter().zip(&segs) {
+            match part {
+                Part::Literal(l) if l == seg => {}
+                Part::Param(name) if !seg.is_empty() => {
+                    bound.push((name.clone(), (*seg).to_owned()));
+                }
+                _ => return None,
+            }
+        }
+        if self.splat {
+            bound.push(("splat".into(), segs[n..].join("/")));
+        }
+        Some(bound)
+    }
+}
+
+/// The placeholders `to` uses (`:name` followed by anything but a name character).
+fn used_placeholders(to: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = to;
+    while let Some(i) = rest.find(':') {
+        let after = &rest[i + 1..];
+        let len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if len > 0 && placeholder_name(&after[..len]) {
+            out.push(&after[..len]);
+        }
+        rest = &after[len..];
+    }
+    out
+}
+
+/// What `encodeURIComponent` leaves alone: the rest is percent-encoded, so a value bound
+/// from the path is encoded the same by `serve` and by the CloudFront Function.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
+/// `to` as typed, made a valid header value: bytes outside visible ASCII (non-ASCII,
+/// spaces) percent-encoded; escapes already there are kept.
+pub fn location_literal(to: &str) -> String {
+    const OUTSIDE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ');
+    percent_encoding::utf8_percent_encode(to, OUTSIDE).to_string()
+}
+
+/// The `Location` for a match: `to` with its placeholders filled, each value encoded as
+/// `encodeURIComponent` does (the splat keeps its slashes).
+pub fn fill(to: &str, bound: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut rest = to;
+    while let Some(i) = rest.find(':') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        match bound.iter().find(|(n, _)| *n == after[..len]) {
+            Some((name, value)) if len > 0 => {
+                let enc = |v: &str| percent_encoding::utf8_percent_encode(v, COMPONENT).to_string();
+                if name == "splat" {
+                    out.push_str(&value.split('/').map(enc).collect::<Vec<_>>().join("/"));
+                } else {
+                    out.push_str(&enc(value));
+                }
+            }
+            _ => {
+                out.push(':');
+                out.push_str(&after[..len]);
+            }
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    location_literal(&out)
 }
 
 /// Basic auth for previews; the password comes from an environment variable, never
@@ -131,18 +329,49 @@ impl EdgeConfig {
                     ),
                 ));
             }
-            if !r.from.starts_with('/') {
+            let pattern = Pattern::parse(&r.from).map_err(|why| {
+                Invalid::new(
+                    at.clone().then("from"),
+                    format!("edge.redirects[{i}].from: {why}"),
+                )
+            })?;
+            if let Some(c) = r.to.chars().find(|c| c.is_control()) {
                 return Err(Invalid::new(
-                    at.then("from"),
+                    at.then("to"),
                     format!(
-                        "edge.redirects[{i}].from: must be a path starting with '/': {:?}",
-                        r.from
+                        "edge.redirects[{i}].to: {:?} contains the control character {c:?}",
+                        r.to
                     ),
                 ));
             }
-            check_header_value(&r.to).map_err(|why| {
-                Invalid::new(at.then("to"), format!("edge.redirects[{i}].to: {why}"))
-            })?;
+            if r.to.trim().is_empty() {
+                return Err(Invalid::new(
+                    at.then("to"),
+                    format!("edge.redirects[{i}].to: is empty"),
+                ));
+            }
+            let names = pattern.names();
+            if let Some(unknown) = used_placeholders(&r.to)
+                .into_iter()
+                .find(|u| !names.contains(u))
+            {
+                return Err(Invalid::new(
+                    at.then("to"),
+                    format!(
+                        "edge.redirects[{i}].to: :{unknown} is not bound by from = {:?} (it binds: {}); write a literal ':' as %3A",
+                        r.from,
+                        if names.is_empty() {
+                            "nothing".to_owned()
+                        } else {
+                            names
+                                .iter()
+                                .map(|n| format!(":{n}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                ));
+            }
         }
         if let Some(auth) = &self.basic_auth {
             let at = edge.clone().then("basic_auth").then("user");
@@ -187,20 +416,49 @@ pub fn resolve(
     exists: &dyn Fn(&str) -> bool,
     hidden: &[&str],
 ) -> Outcome {
+    // As decodeURIComponent (what the CloudFront Function uses): an escape is `%` and two
+    // hex digits, and the bytes must be UTF-8.
+    let escapes_ok = url_path
+        .split('%')
+        .skip(1)
+        .all(|s| s.len() >= 2 && s.as_bytes()[..2].iter().all(u8::is_ascii_hexdigit));
     let Ok(decoded) = percent_decode_str(url_path).decode_utf8() else {
         return Outcome::BadRequest;
     };
+    if !escapes_ok {
+        return Outcome::BadRequest;
+    }
     let with_query = |location: String| match query.filter(|q| !q.is_empty()) {
         Some(q) if !location.contains('?') => format!("{location}?{q}"),
         _ => location,
     };
-    if let Some(r) = edge.redirects.iter().find(|r| r.from == decoded) {
+    if url_path.contains("//") {
+        // One canonical path for visitors and caches: repeated slashes merged, by a 301.
+        let mut merged = String::with_capacity(url_path.len());
+        for c in url_path.chars() {
+            if !(c == '/' && merged.ends_with('/')) {
+                merged.push(c);
+            }
+        }
         return Outcome::Redirect {
-            status: r.status,
-            location: with_query(r.to.clone()),
+            status: 301,
+            location: with_query(merged),
         };
     }
-    let rel: String = decoded.trim_start_matches('/').nfc().collect();
+    for r in &edge.redirects {
+        let Ok(pattern) = Pattern::parse(&r.from) else {
+            continue; // refused when the config was loaded
+        };
+        if let Some(bound) = pattern.matches(&decoded) {
+            return Outcome::Redirect {
+                status: r.status,
+                location: with_query(fill(&r.to, &bound)),
+            };
+        }
+    }
+    // Matched byte for byte: S3 keys are exact, so no Unicode normalisation here either
+    // (keys are stored in NFC; a decomposed request is another name).
+    let rel = decoded.trim_start_matches('/').to_owned();
     if rel.split('/').any(|s| s == ".." || s == ".") || rel.contains('\0') || rel.contains("//") {
         return Outcome::BadRequest;
     }
@@ -252,6 +510,56 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (issue 20.10): `from = "/blog/*"` was taken literally; what is not
+    /// supported is now refused, naming it.
+    #[test]
+    fn redirect_patterns_supported_and_refused() {
+        let p = Pattern::parse("/blog/:year/*").unwrap();
+        assert_eq!(
+            p.matches("/blog/2024/a/b/"),
+            Some(vec![
+                ("year".into(), "2024".into()),
+                ("splat".into(), "a/b".into())
+            ])
+        );
+        assert_eq!(p.matches("/blog"), None);
+        assert_eq!(
+            fill(
+                "/posts/:year/:splat?x=:y",
+                &p.matches("/blog/2024/é x").unwrap()
+            ),
+            "/posts/2024/%C3%A9%20x?x=:y"
+        );
+        for (from, why) in [
+            ("blog/*", "starting with '/'"),
+            ("/blog/*.html", "partial wildcards"),
+            ("/a/*/b", "only as the last segment"),
+            ("/search?q=1", "query-string"),
+            ("/a/:1", "not a placeholder name"),
+            ("/a/:x/:x", "appears twice"),
+            ("/a/pre:x", "whole segment"),
+            ("/a/../b", "'..'"),
+        ] {
+            let err = Pattern::parse(from).unwrap_err();
+            assert!(err.contains(why), "{from}: {err}");
+        }
+        let edge = |from: &str, to: &str| EdgeConfig {
+            redirects: vec![Redirect {
+                from: from.into(),
+                to: to.into(),
+                status: 301,
+            }],
+            ..EdgeConfig::default()
+        };
+        let err = edge("/a/:x", "/b/:y").validate().unwrap_err();
+        assert!(err.message.contains(":y is not bound"), "{}", err.message);
+        assert!(
+            edge("/a/*", "https://example.com:8443/:splat")
+                .validate()
+                .is_ok()
+        );
+    }
 
     #[test]
     fn resolution_table() {

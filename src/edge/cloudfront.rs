@@ -109,14 +109,33 @@ pub fn compile(
             "{bad:?}: a key with a newline cannot be routed at the edge"
         ));
     }
-    let mut redirects = String::from("{");
+    // [[segments, splat, status, to], ...]: a segment ":name" is a placeholder (a literal
+    // segment never starts with ':'; the config refuses it).
+    let mut redirects = String::from("[");
     for (i, r) in edge.redirects.iter().enumerate() {
+        let pattern =
+            super::Pattern::parse(&r.from).map_err(|e| format!("edge.redirects[{i}].from: {e}"))?;
         if i > 0 {
             redirects.push(',');
         }
-        let _ = write!(redirects, "{}:[{},{}]", js(&r.from), r.status, js(&r.to));
+        let parts: Vec<String> = pattern
+            .parts
+            .iter()
+            .map(|p| match p {
+                super::Part::Literal(l) => js(l),
+                super::Part::Param(n) => js(&format!(":{n}")),
+            })
+            .collect();
+        let _ = write!(
+            redirects,
+            "[[{}],{},{},{}]",
+            parts.join(","),
+            u8::from(pattern.splat),
+            r.status,
+            js(&super::location_literal(&r.to))
+        );
     }
-    redirects.push('}');
+    redirects.push(']');
     let hidden_js = format!(
         "[{}]",
         hidden.iter().map(|h| js(h)).collect::<Vec<_>>().join(",")
@@ -174,6 +193,23 @@ function query(q) {
   return parts.length ? '?' + parts.join('&') : '';
 }
 function has(list, key) { return list.indexOf('\n' + key + '\n') >= 0; }
+function redirect(path) {
+  var p = path.replace(/^\//, '').replace(/\/$/, ''), segs = p === '' ? [] : p.split('/');
+  for (var i = 0; i < REDIRECTS.length; i++) {
+    var r = REDIRECTS[i], parts = r[0], n = parts.length, b = {};
+    var ok = r[1] ? segs.length >= n : segs.length === n;
+    for (var j = 0; ok && j < n; j++) {
+      if (parts[j].charAt(0) === ':') { ok = segs[j] !== ''; b[parts[j].slice(1)] = encodeURIComponent(segs[j]); }
+      else ok = parts[j] === segs[j];
+    }
+    if (!ok) continue;
+    if (r[1]) b.splat = segs.slice(n).map(encodeURIComponent).join('/');
+    return [r[2], r[3].replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, function (m, k) {
+      return Object.prototype.hasOwnProperty.call(b, k) ? b[k] : m;
+    })];
+  }
+  return null;
+}
 function handler(event) {
   var req = event.request, uri = req.uri, path;
   if (AUTH) {
@@ -183,8 +219,11 @@ function handler(event) {
     }
   }
   try { path = decodeURIComponent(uri); } catch (e) { return answer(400, 'Bad Request', {}); }
-  if (Object.prototype.hasOwnProperty.call(REDIRECTS, path)) {
-    var to = REDIRECTS[path];
+  if (uri.indexOf('//') >= 0) {
+    return answer(301, 'Moved Permanently', { location: uri.replace(/\/\/+/g, '/') + query(req.querystring) });
+  }
+  var to = redirect(path);
+  if (to) {
     return answer(to[0], 'Redirect', { location: to[1].indexOf('?') < 0 ? to[1] + query(req.querystring) : to[1] });
   }
   var rel = path.replace(/^\/+/, '');
