@@ -351,9 +351,7 @@ async fn working_copy_base(ec: &EnvCtx<'_>, live: &Arc<Release>) -> Result<BaseR
                 ),
                 key: None,
                 release: Some(live.summary()),
-                resolve: format!(
-                    "start from live with `driftless pull {env} DIR` (or commit your site to git), or after `driftless diff {env}` re-run with --force stale-base"
-                ),
+                resolve: stale_advice(env),
             }),
             since_base: Vec::new(),
             changed: Vec::new(),
@@ -379,29 +377,58 @@ async fn working_copy_base(ec: &EnvCtx<'_>, live: &Arc<Release>) -> Result<BaseR
         since_base.clear();
         changed.clear();
     }
-    let since: Vec<ReleaseRef> = since_base.iter().map(|r| r.summary()).collect();
-    let rolled = since
-        .iter()
-        .find(|r| matches!(r.kind, ReleaseKind::Rollback { .. }))
-        .map(|r| format!("; release {r} was a rollback"))
-        .unwrap_or_default();
-    Ok(BaseResolution {
-        base,
-        source: BaseSource::WorkingCopy,
-        stale: Some(Refusal {
+    // Live moved only by rollbacks and adoptions this working copy made itself: it saw
+    // them, so it is not stale; the per-file guard still judges each file against them.
+    let made = ec.made_since_base();
+    let ours =
+        base.is_some() && !since_base.is_empty() && since_base.iter().all(|r| made.contains(&r.id));
+    let stale = (!ours).then(|| {
+        let others: Vec<ReleaseRef> = since_base
+            .iter()
+            .filter(|r| !made.contains(&r.id))
+            .map(|r| r.summary())
+            .collect();
+        let rolled = others
+            .iter()
+            .find(|r| matches!(r.kind, ReleaseKind::Rollback { .. }))
+            .map(|r| format!("; release {r} was a rollback"))
+            .unwrap_or_default();
+        let by = match others.as_slice() {
+            [] | [_] => String::new(),
+            many => {
+                let mut authors: Vec<&str> = Vec::new();
+                for r in many {
+                    if !authors.contains(&r.author.as_str()) {
+                        authors.push(&r.author);
+                    }
+                }
+                format!(" ({} releases since yours, by {})", many.len(), authors.join(", "))
+            }
+        };
+        Refusal {
             guard: Guard::StaleBase,
             message: format!(
-                "this working copy last deployed or pulled release {id}, but live is now {}{rolled}",
+                "this working copy last deployed or pulled release {id}, but live is now {}{by}{rolled}",
                 live.summary()
             ),
             key: None,
             release: Some(live.summary()),
-            resolve: format!(
-                "see what changed with `driftless diff {env}`; start from live with `driftless pull {env} DIR`, or re-run with --force stale-base"
-            ),
-        }),
+            resolve: stale_advice(env),
+        }
+    });
+    Ok(BaseResolution {
+        base,
+        source: BaseSource::WorkingCopy,
+        stale,
         since_base,
         changed,
         reverted_rollbacks: std::collections::BTreeSet::new(),
     })
+}
+
+/// What to do about a stale working copy outside git, where the site is build output.
+fn stale_advice(env: &str) -> String {
+    format!(
+        "see what live has that your build lacks with `driftless diff {env}`, bring it into your sources and rebuild, then `driftless deploy {env} --force stale-base` (the revert guard still refuses any file live changed that your copy would take back); or keep the site in git, so driftless knows which commits live came from"
+    )
 }

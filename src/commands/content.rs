@@ -224,6 +224,7 @@ async fn adopt_locked(
             )),
             other => other.into(),
         })?;
+    ec.record_made(head.release.as_deref(), &release.id)?;
     ec.ledger
         .journal(
             &ctx.actor,

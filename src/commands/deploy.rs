@@ -537,8 +537,12 @@ pub(super) async fn execute_and_report(
     }
     crate::interrupt::install();
     let (release, transfer) = execute(ec, &plan, staged).await?;
-    if plan.kind == PlanKind::Deploy {
-        ec.set_working_base(&release.id)?;
+    match plan.kind {
+        PlanKind::Deploy => ec.set_working_base(&release.id)?,
+        PlanKind::Rollback { .. } => {
+            ec.record_made(plan.live.as_ref().map(|l| l.id.as_str()), &release.id)?;
+        }
+        PlanKind::Promote { .. } => {}
     }
     ctx.out.say(format!(
         "{} release {} is live on {env}: {} created, {} updated, {} header-only, {} deleted.",

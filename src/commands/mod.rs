@@ -361,6 +361,11 @@ struct WorkingBase {
     /// finishes it after a crash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pending: Option<String>,
+    /// Releases this working copy made on top of `release` without building (rollbacks,
+    /// adoptions), oldest first: live having moved to one of them is not "stale" — this
+    /// copy saw it happen — and `release` stays the base its files derive from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    made: Vec<String>,
 }
 
 impl EnvCtx<'_> {
@@ -419,7 +424,28 @@ impl EnvCtx<'_> {
         self.write_working_base(&WorkingBase {
             release: Some(release.to_owned()),
             pending: None,
+            made: Vec::new(),
         })
+    }
+
+    /// Releases this working copy made (rollbacks, adoptions) since its base.
+    pub(crate) fn made_since_base(&self) -> Vec<String> {
+        self.read_working_base().made
+    }
+
+    /// This working copy made `made` (a rollback or an adoption) while `from` was live:
+    /// if `from` was its base (or one it made since), remember it, so its next deploy is
+    /// not stale for it.
+    pub(crate) fn record_made(&self, from: Option<&str>, made: &str) -> Result<(), Error> {
+        let mut base = self.read_working_base();
+        let ours = from.is_some_and(|f| {
+            base.release.as_deref() == Some(f) || base.made.iter().any(|m| m == f)
+        });
+        if ours {
+            base.made.push(made.to_owned());
+            self.write_working_base(&base)?;
+        }
+        Ok(())
     }
 
     /// Remember that this working copy is about to apply `release`.

@@ -170,3 +170,60 @@ fn forcing_stale_base_without_a_base_still_refuses_a_revert() {
     b.cmd(&["deploy", "prod", "--yes", "--force", "stale-base"])
         .expect(0);
 }
+
+/// Regression (issue 20.8): outside git, this working copy's own rollback or adopt no
+/// longer makes its next deploy "stale". The per-file guard still refuses to bring the
+/// rolled-back content (or to revert the adopted change) back.
+#[test]
+fn your_own_rollback_or_adopt_does_not_make_you_stale() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::new(tmp.path(), &store, "");
+    p.write("index.html", "v1").write("about.html", "a1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.write("index.html", "v2 (broken)");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.cmd(&["rollback", "prod", "--yes"]).expect(0);
+    let rollback = head(&store);
+    // Re-shipping the broken page as it is: refused by the revert guard, not stale-base.
+    let done = p.cmd(&["deploy", "prod", "--yes"]).expect(3);
+    done.mentions(&["[revert] index.html: would undo rollback", &rollback]);
+    assert!(!done.all().contains("[stale-base]"), "{}", done.all());
+    // Accept the rollback in the copy and change something else: it ships, unforced.
+    p.write("index.html", "v1").write("about.html", "a2");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+
+    // Someone fixes about.html in the bucket; this copy adopts it and brings it in.
+    std::fs::write(store.join("about.html"), "a2 hotfix").unwrap();
+    p.cmd(&["adopt", "prod", "--yes"]).expect(0);
+    p.write("index.html", "v3");
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["[revert] about.html"]);
+    p.write("about.html", "a2 hotfix");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+}
+
+/// Another person's release since this copy's base: stale, and the message says what to
+/// do in a build-output workflow — diff, bring the change into the sources, rebuild, and
+/// force stale-base (the per-file guard still holds).
+#[test]
+fn a_stale_copy_is_told_what_to_do_without_git() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let a = Project::new(&tmp.path().join("a"), &store, "");
+    a.write("index.html", "v1");
+    a.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let b = Project::new(&tmp.path().join("b"), &store, "").author("Bob <bob@example.com>");
+    b.cmd(&["pull", "prod", "site", "--force"]).expect(0);
+    b.write("news.html", "news");
+    b.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    a.write("index.html", "v2");
+    a.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&[
+        "[stale-base]",
+        "Bob",
+        "driftless diff prod",
+        "bring it into your sources and rebuild",
+        "driftless deploy prod --force stale-base",
+    ]);
+}
