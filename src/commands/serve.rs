@@ -80,31 +80,47 @@ impl Served {
         (real.starts_with(root) && real.is_file()).then_some(real)
     }
 
-    /// The bytes and headers of `key`.
+    /// Where the bytes of `key` are, their length, headers and validator — nothing read
+    /// yet: a file is streamed, never held whole (a range of a 1 GB file reads that range).
     async fn content(
         &self,
         key: &str,
         manifest: Option<&Manifest>,
-    ) -> Result<Option<(Bytes, Attributes)>, Error> {
+    ) -> Result<Option<Content>, Error> {
         match (&self.site, manifest) {
             (Site::Env { ledger, .. }, Some(m)) => {
                 let Some(entry) = m.get(key) else {
                     return Ok(None);
                 };
-                let body = match ledger.read_content(&entry.sha256).await? {
-                    Some(b) => b,
-                    None => match ledger.store().get(key).await? {
-                        Some((_, b)) => b,
-                        None => return Ok(None),
+                let reader = match ledger.locate(&entry.sha256).await? {
+                    Some(at @ crate::ledger::Location::Pack { .. }) => {
+                        // A small file (packs hold files up to 8 MiB), checked against its hash.
+                        match ledger.read_content_at(&entry.sha256, at).await? {
+                            Some(b) => Reader::Bytes(b),
+                            None => return Ok(None),
+                        }
+                    }
+                    Some(crate::ledger::Location::Object) => Reader::Store {
+                        store: ledger.store().clone(),
+                        key: ledger.object_key(&entry.sha256),
+                    },
+                    None => Reader::Store {
+                        store: ledger.store().clone(),
+                        key: key.to_owned(),
                     },
                 };
-                Ok(Some((body, Entry::attributes(entry))))
+                Ok(Some(Content {
+                    len: entry.size,
+                    attrs: Entry::attributes(entry),
+                    etag: format!("\"{}\"", entry.sha256),
+                    reader,
+                }))
             }
             (Site::Dir { rules, .. }, _) => {
                 let Some(path) = self.dir_path(key) else {
                     return Ok(None);
                 };
-                let body = fs_err::read(&path)?;
+                let meta = fs_err::metadata(&path)?;
                 let mut attrs = crate::scan::attributes(key, rules, "");
                 // A directory holds the uncompressed source of a precompressed rule.
                 if rules
@@ -114,11 +130,96 @@ impl Served {
                 {
                     attrs.content_encoding = None;
                 }
-                Ok(Some((Bytes::from(body), attrs)))
+                let mtime = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                Ok(Some(Content {
+                    len: meta.len(),
+                    attrs,
+                    etag: format!("W/\"{:x}-{mtime:x}\"", meta.len()),
+                    reader: Reader::File(path),
+                }))
             }
             (Site::Env { .. }, None) => Ok(None),
         }
     }
+}
+
+/// A file to answer with: its length, headers, validator, and where its bytes are.
+struct Content {
+    len: u64,
+    attrs: Attributes,
+    /// A strong ETag (the SHA-256) for a release's file; a weak one (size, mtime) for a
+    /// file of a directory.
+    etag: String,
+    reader: Reader,
+}
+
+enum Reader {
+    File(PathBuf),
+    Store {
+        store: Arc<dyn crate::store::Store>,
+        key: String,
+    },
+    Bytes(Bytes),
+}
+
+/// How much of a file one read brings into memory.
+const CHUNK: u64 = 1 << 20;
+
+impl Reader {
+    async fn read(&self, offset: u64, len: u64) -> Result<Bytes, Error> {
+        match self {
+            Self::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || crate::store::read_region(&path, offset, len))
+                    .await
+                    .map_err(|e| Error::Other(format!("serve: {e}")))?
+                    .map_err(Error::from)
+            }
+            Self::Store { store, key } => store
+                .get_range(key, offset, len)
+                .await?
+                .ok_or_else(|| Error::Other(format!("{key}: gone from the store while served"))),
+            Self::Bytes(b) => Ok(slice(b, offset, len)),
+        }
+    }
+
+    /// `len` bytes from `start`, as a body read a chunk at a time.
+    fn body(self, start: u64, len: u64) -> Body {
+        if let Self::Bytes(b) = &self {
+            return Body::from(slice(b, start, len));
+        }
+        let stream = futures::stream::try_unfold((self, start, len), |(r, at, left)| async move {
+            if left == 0 {
+                return Ok::<_, Error>(None);
+            }
+            let chunk = r.read(at, left.min(CHUNK)).await?;
+            if chunk.is_empty() {
+                return Err(Error::Other("the file ended early while served".into()));
+            }
+            let n = chunk.len() as u64;
+            Ok(Some((chunk, (r, at + n, left - n))))
+        });
+        Body::from_stream(stream)
+    }
+}
+
+/// `len` bytes of `b` from `start` (fewer at its end).
+fn slice(b: &Bytes, start: u64, len: u64) -> Bytes {
+    let s = usize::try_from(start).unwrap_or(usize::MAX).min(b.len());
+    let e = usize::try_from(start.saturating_add(len))
+        .unwrap_or(usize::MAX)
+        .min(b.len());
+    b.slice(s..e)
+}
+
+/// Does `If-None-Match` match `etag` (weak comparison, as RFC 9110 asks for GET)?
+fn none_match(header: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    header.trim() == "*" || header.split(',').any(|t| bare(t) == bare(etag))
 }
 
 fn plain(status: StatusCode, text: &str) -> Response<Body> {
@@ -138,6 +239,7 @@ struct Asked {
     query: Option<String>,
     auth: Option<String>,
     range: Option<String>,
+    if_none_match: Option<String>,
 }
 
 fn asked(req: &Request) -> Asked {
@@ -153,6 +255,7 @@ fn asked(req: &Request) -> Asked {
         query: req.uri().query().map(str::to_owned),
         auth: header_text(header::AUTHORIZATION),
         range: header_text(header::RANGE),
+        if_none_match: header_text(header::IF_NONE_MATCH),
     }
 }
 
@@ -219,57 +322,82 @@ async fn answer(s: &Served, asked: &Asked) -> Result<Response<Body>, Error> {
             Ok(r)
         }
         Outcome::Serve { key, status } => {
-            let Some((body, attrs)) = s.content(&key, manifest.as_deref()).await? else {
+            let Some(content) = s.content(&key, manifest.as_deref()).await? else {
                 return Ok(plain(StatusCode::NOT_FOUND, "not found\n"));
             };
-            let total = body.len() as u64;
-            // A single byte range, as real servers answer it (multiple ranges: the whole
-            // body, which HTTP allows).
-            let range = match (&asked.range, status) {
-                (Some(r), 200) => {
-                    match http_range_header::parse_range_header(r).and_then(|p| p.validate(total)) {
-                        Ok(ranges) if ranges.len() == 1 => Some(Ok(ranges[0].clone())),
-                        Ok(_) => None,
-                        Err(_) => Some(Err(())),
+            let total = content.len;
+            let mut r = if status == 200
+                && asked
+                    .if_none_match
+                    .as_deref()
+                    .is_some_and(|h| none_match(h, &content.etag))
+            {
+                // The client has these bytes: no body (If-None-Match wins over Range).
+                let mut r = Response::new(Body::empty());
+                *r.status_mut() = StatusCode::NOT_MODIFIED;
+                r
+            } else {
+                // A single byte range, as real servers answer it (multiple ranges: the
+                // whole body, which HTTP allows).
+                let range = match (&asked.range, status) {
+                    (Some(r), 200) => {
+                        match http_range_header::parse_range_header(r)
+                            .and_then(|p| p.validate(total))
+                        {
+                            Ok(ranges) if ranges.len() == 1 => Some(Ok(ranges[0].clone())),
+                            Ok(_) => None,
+                            Err(_) => Some(Err(())),
+                        }
                     }
+                    _ => None,
+                };
+                let (code, start, len) = match range {
+                    Some(Err(())) => {
+                        let mut r = plain(StatusCode::RANGE_NOT_SATISFIABLE, "");
+                        if let Ok(v) = HeaderValue::try_from(format!("bytes */{total}")) {
+                            r.headers_mut().insert(header::CONTENT_RANGE, v);
+                        }
+                        return Ok(r);
+                    }
+                    Some(Ok(span)) => (
+                        StatusCode::PARTIAL_CONTENT,
+                        *span.start(),
+                        *span.end() - *span.start() + 1,
+                    ),
+                    None => (
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                        0,
+                        total,
+                    ),
+                };
+                let body = if *method == Method::HEAD {
+                    Body::empty()
+                } else {
+                    content.reader.body(start, len)
+                };
+                let mut r = Response::new(body);
+                *r.status_mut() = code;
+                if code == StatusCode::PARTIAL_CONTENT
+                    && let Ok(v) =
+                        HeaderValue::try_from(format!("bytes {start}-{}/{total}", start + len - 1))
+                {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
                 }
-                _ => None,
+                r.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                r
             };
-            let mut r = match range {
-                Some(Err(())) => {
-                    let mut r = plain(StatusCode::RANGE_NOT_SATISFIABLE, "");
-                    if let Ok(v) = HeaderValue::try_from(format!("bytes */{total}")) {
-                        r.headers_mut().insert(header::CONTENT_RANGE, v);
-                    }
-                    return Ok(r);
-                }
-                Some(Ok(span)) => {
-                    let (start, end) = (*span.start(), *span.end());
-                    #[expect(
-                        clippy::cast_possible_truncation,
-                        reason = "within a body held in memory"
-                    )]
-                    let part = body.slice(start as usize..=end as usize);
-                    let mut r = Response::new(Body::from(part));
-                    *r.status_mut() = StatusCode::PARTIAL_CONTENT;
-                    if let Ok(v) = HeaderValue::try_from(format!("bytes {start}-{end}/{total}")) {
-                        r.headers_mut().insert(header::CONTENT_RANGE, v);
-                    }
-                    r
-                }
-                None => {
-                    let mut r = Response::new(Body::from(body));
-                    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                    r
-                }
-            };
-            r.headers_mut()
-                .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
             let h = r.headers_mut();
+            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            if status == 200
+                && let Ok(v) = HeaderValue::try_from(content.etag.as_str())
+            {
+                h.insert(header::ETAG, v);
+            }
             for (name, value) in [
-                (header::CONTENT_TYPE, attrs.content_type),
-                (header::CACHE_CONTROL, attrs.cache_control),
-                (header::CONTENT_ENCODING, attrs.content_encoding),
+                (header::CONTENT_TYPE, content.attrs.content_type),
+                (header::CACHE_CONTROL, content.attrs.cache_control),
+                (header::CONTENT_ENCODING, content.attrs.content_encoding),
             ] {
                 if let Some(v) = value.and_then(|v| HeaderValue::try_from(v).ok()) {
                     h.insert(name, v);

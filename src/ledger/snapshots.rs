@@ -248,6 +248,12 @@ impl Ledger {
         }
     }
 
+    /// The bytes of `sha` where [`Ledger::locate`] found them (for `serve`, which reads
+    /// small packed files whole and streams objects).
+    pub async fn read_content_at(&self, sha: &str, at: Location) -> Result<Option<Bytes>> {
+        self.read_at(sha, at).await
+    }
+
     /// The bytes of `sha` where [`Ledger::locate`] found them, checked against the hash
     /// when read from a pack.
     pub(super) async fn read_at(&self, sha: &str, at: Location) -> Result<Option<Bytes>> {

@@ -151,7 +151,7 @@ fn rollback_is_byte_identical_on_both_servers() {
         let p = project(s, tmp.path(), endpoint, &bucket);
         let v1 = [
             ("index.html", "home 1"),
-            ("assets/a.css", "a 1"),
+            ("css/a.css", "a 1"),
             ("old.html", "old"),
         ];
         for (k, v) in v1 {
@@ -160,11 +160,11 @@ fn rollback_is_byte_identical_on_both_servers() {
         p.cmd(&["deploy", "prod", "--yes"]).expect(0);
         let first = bucket_head(s, endpoint, &bucket);
         p.write("index.html", "home 2")
-            .write("assets/a.css", "a 2")
+            .write("css/a.css", "a 2")
             .write("new.js", "new")
             .remove("old.html");
         p.cmd(&["deploy", "prod", "--yes"]).expect(0);
-        put_out_of_band(s, endpoint, &bucket, "assets/a.css", "tampered");
+        put_out_of_band(s, endpoint, &bucket, "css/a.css", "tampered");
         p.cmd(&["rollback", "prod", "--to", &first, "--yes"])
             .expect(0);
         assert_eq!(bucket_site(s, endpoint, &bucket), files(&v1), "{endpoint}");

@@ -134,3 +134,81 @@ fn a_resumed_deploy_to_s3_uploads_nothing_twice() {
     assert_eq!(resumed["transfer"]["objects_uploaded"], 0, "{resumed}");
     assert_eq!(resumed["transfer"]["objects_present"], 300, "{resumed}");
 }
+
+/// Regression (issue 20.9): `serve` read whole files into memory (a 100-byte range of a
+/// 1 GiB file took 1 GB). Files and ranges are streamed; an ETag is sent and
+/// `If-None-Match` answered with 304 — for a release (strong: its SHA-256) and for a
+/// directory (weak). Memory is read from /proc: a test of memory, not of time.
+#[test]
+fn serve_streams_files_and_ranges_and_answers_if_none_match() {
+    use std::io::{Read as _, Write as _};
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::new(&tmp.path().join("work"), &store, "");
+    big_site(&p);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+
+    /// Status, lower-cased head, and the body's length (the body itself is dropped).
+    fn get(port: u16, path: &str, extra: &str) -> (u16, String, u64) {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{extra}\r\n").unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut len = 0u64;
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            len += n as u64;
+        }
+        (status, head, len)
+    }
+    fn peak_kib(pid: u32) -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+    let header = |head: &str, name: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(": "))
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.to_owned())
+    };
+
+    for (target, strong) in [("prod", true), ("site", false)] {
+        let port = crate::serve::free_port();
+        let server = crate::serve::serve(&p, target, port);
+        let (status, head, len) = get(port, "/big.bin", "Range: bytes=0-99\r\n");
+        assert_eq!((status, len), (206, 100), "{target}: {head}");
+        assert_eq!(
+            header(&head, "content-range").as_deref(),
+            Some("bytes 0-99/1073741824")
+        );
+        let (status, head, len) = get(port, "/big.bin", "");
+        assert_eq!((status, len), (200, 1 << 30), "{target}: {head}");
+        let etag = header(&head, "etag").unwrap_or_else(|| panic!("{target}: no etag: {head}"));
+        assert_eq!(etag.starts_with("W/"), !strong, "{target}: {etag}");
+        let (status, head, len) = get(port, "/big.bin", &format!("If-None-Match: {etag}\r\n"));
+        assert_eq!((status, len), (304, 0), "{target}: {head}");
+        assert_eq!(get(port, "/big.bin", "If-None-Match: \"other\"\r\n").0, 200);
+        let kib = peak_kib(server.pid());
+        assert!(
+            kib < BOUND_KIB,
+            "{target}: serving a 1 GiB file took {} MiB of RAM (bound {} MiB)",
+            kib / 1024,
+            BOUND_KIB / 1024
+        );
+        eprintln!("serve {target}: peak RSS {} MiB", kib / 1024);
+    }
+}

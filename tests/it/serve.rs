@@ -13,6 +13,12 @@ use crate::util::Project;
 /// A `driftless serve` process, stopped when dropped.
 pub(crate) struct Server(std::process::Child);
 
+impl Server {
+    pub(crate) fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl From<std::process::Child> for Server {
     fn from(child: std::process::Child) -> Self {
         Self(child)
