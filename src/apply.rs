@@ -161,11 +161,14 @@ pub(crate) async fn apply(
         actor: who.actor.clone(),
         git: plan.git.clone(),
         message: who.message.clone().or_else(|| plan.message.clone()),
-        overrides: plan
-            .overrides
-            .iter()
-            .map(|r| r.guard.name().to_owned())
-            .collect(),
+        overrides: plan.overrides.iter().fold(Vec::new(), |mut names, r| {
+            let name = r.guard.name().to_owned();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+            names
+        }),
+        tag: plan.tag.clone(),
         manifest: plan
             .manifest
             .iter()

@@ -29,7 +29,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Path to driftless.toml (default: search the current directory and its parents).
-    #[arg(long, global = true, env = "DRIFTLESS_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "DRIFTLESS_CONFIG",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// Print one JSON document on stdout instead of human output.
     #[arg(long, global = true)]
@@ -53,10 +59,22 @@ pub struct ConfirmArgs {
 #[derive(Debug, Args)]
 pub struct ForceArgs {
     /// Override a guard, explicitly (repeatable): drift, stale-base, revert, feature,
-    /// deletes, unsafe-store, unverified. Overrides are shown in the proof block and
-    /// journalled.
-    #[arg(long = "force", value_name = "GUARD")]
+    /// deletes, immutable, unsafe-store, unverified. Overrides are shown in the proof
+    /// block and journalled.
+    #[arg(long = "force", value_name = "GUARD", add = ArgValueCompleter::new(guard_names))]
     pub force: Vec<String>,
+}
+
+/// A release's name wherever one is asked for: its id or an unambiguous prefix of it, a
+/// tag given at deploy (`--tag v1.4`), or `HEAD` / `HEAD~N` (live, N releases back).
+pub const RELEASE_NAMES: &str = "a release id (or an unambiguous prefix), a tag (`--tag` at deploy), or HEAD~N (N releases before live)";
+
+#[derive(Debug, Args)]
+pub struct TagArg {
+    /// Name the new release (e.g. v1.4), usable wherever a release id is: `rollback --to
+    /// v1.4`, `diff --against v1.4`. Unique per environment.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -95,7 +113,7 @@ pub enum Command {
     },
     /// Plan, show the proof block, confirm, and apply.
     #[command(
-        after_help = "Examples:\n  driftless deploy staging -m 'Fix checkout copy'\n  driftless deploy staging --yes           # in CI (no terminal)"
+        after_help = "Examples:\n  driftless deploy staging -m 'Fix checkout copy'\n  driftless deploy staging --yes           # in CI (no terminal)\n  driftless deploy prod --tag v1.4 --yes     # then: driftless rollback prod --to v1.4"
     )]
     Deploy {
         /// Environment to deploy to: exactly one, so staging and production are never
@@ -104,6 +122,8 @@ pub enum Command {
         env: Option<String>,
         #[command(flatten)]
         message: MessageArg,
+        #[command(flatten)]
+        tag: TagArg,
         #[command(flatten)]
         confirm: ConfirmArgs,
         #[command(flatten)]
@@ -144,11 +164,14 @@ pub enum Command {
         /// The environment that receives it (e.g. prod).
         #[arg(add = ArgValueCompleter::new(env_names))]
         to: String,
-        /// Refuse unless this is FROM's live release (promote exactly what you reviewed).
+        /// Refuse unless this is FROM's live release (promote exactly what you reviewed):
+        /// a release id or prefix, a tag, or HEAD.
         #[arg(long, value_name = "RELEASE")]
         release: Option<String>,
         #[command(flatten)]
         message: MessageArg,
+        #[command(flatten)]
+        tag: TagArg,
         /// Seconds to wait for TO's verify after the promotion (when TO has a `url`).
         #[arg(long, default_value_t = 120, value_name = "SECS")]
         timeout: u64,
@@ -179,7 +202,8 @@ pub enum Command {
         #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
         /// The right side: `local` (your build, the default), `store` (the objects now
-        /// in ENV's store), an environment's name (or `env:NAME`), or a release id of ENV.
+        /// in ENV's store), an environment's name (or `env:NAME`), or a release of ENV
+        /// (its id or a prefix, a tag, HEAD~N).
         #[arg(long, default_value = "local", value_name = "STATE")]
         against: String,
         /// Only these keys (files or directories).
@@ -214,13 +238,14 @@ pub enum Command {
     },
     /// Make a previous release live again (a new release with the old content).
     #[command(
-        after_help = "Examples:\n  driftless rollback staging                  # to the previous release\n  driftless rollback staging --to 20261121T101500Z-3fa9c1"
+        after_help = "Examples:\n  driftless rollback staging                  # to the previous release\n  driftless rollback staging --to HEAD~2      # two releases before live\n  driftless rollback staging --to v1.4        # a tag given at deploy\n  driftless rollback staging --to 20261121T1015   # an unambiguous prefix of an id"
     )]
     Rollback {
         /// Environment to roll back.
         #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
-        /// Release id to restore (default: the parent of the live release).
+        /// The release to restore: its id or an unambiguous prefix, a tag, or HEAD~N
+        /// (default: HEAD~1, the release before live).
         #[arg(long, value_name = "RELEASE")]
         to: Option<String>,
         #[command(flatten)]
@@ -357,7 +382,7 @@ Example:
         /// Environment of the release.
         #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
-        /// The release id (see `driftless log ENV`).
+        /// The release (see `driftless log ENV`): its id or an unambiguous prefix, or a tag.
         release: String,
         /// Why; kept with the release in `driftless log`.
         #[arg(long, value_name = "TEXT")]
@@ -371,6 +396,7 @@ Example:
     )]
     Serve {
         /// An environment name or a directory (default: the site directory).
+        #[arg(add = ArgValueCompleter::new(serve_targets))]
         target: Option<String>,
         /// TCP port to listen on; 0 picks a free one (printed).
         #[arg(long, default_value_t = 8080)]
@@ -481,4 +507,23 @@ fn env_names(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The guards `--force` accepts, for completion.
+fn guard_names(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
+    let prefix = current.to_string_lossy();
+    crate::plan::Guard::FORCEABLE
+        .into_iter()
+        .map(crate::plan::Guard::name)
+        .filter(|n| n.starts_with(prefix.as_ref()))
+        .map(CompletionCandidate::new)
+        .collect()
+}
+
+/// What `serve` takes: an environment, or a directory.
+fn serve_targets(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
+    use clap_complete::engine::ValueCompleter as _;
+    let mut out = env_names(current);
+    out.extend(clap_complete::engine::PathCompleter::dir().complete(current));
+    out
 }

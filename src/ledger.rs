@@ -209,6 +209,9 @@ pub struct Release {
     /// Guards that were explicitly overridden to make this release.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
+    /// A name given at deploy (`--tag v1.4`), usable wherever a release id is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
     pub manifest: Manifest,
     /// Keys a deploy removed from the site but leaves served for a grace period (skew
     /// protection: pages loaded from an earlier release still find their assets). Not
@@ -297,6 +300,8 @@ pub struct Record {
     pub message: Option<String>,
     #[serde(default)]
     pub overrides: Vec<String>,
+    #[serde(default)]
+    pub tag: Option<String>,
     /// How many files the release has (so `log` needs no manifest).
     #[serde(default)]
     pub files: Option<usize>,
@@ -332,6 +337,8 @@ pub struct RecordOut<'a> {
     message: Option<&'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     overrides: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tag: Option<&'a str>,
     files: usize,
     #[serde(
         rename = "entries",
@@ -361,6 +368,8 @@ struct RecordHead {
     files: Option<usize>,
     #[serde(default)]
     overrides: Vec<String>,
+    #[serde(default)]
+    tag: Option<String>,
 }
 
 /// A checkpoint is written when the changes since the last one pass this share of the
@@ -408,6 +417,7 @@ impl Release {
             git: self.git.as_ref(),
             message: self.message.as_deref(),
             overrides: &self.overrides,
+            tag: self.tag.as_deref(),
             files: self.manifest.len(),
             manifest: delta.is_none().then_some(&self.manifest),
             delta,
@@ -437,6 +447,7 @@ impl Release {
             message: self.message.clone(),
             files: self.files_if_dropped.unwrap_or(self.manifest.len()),
             overrides: self.overrides.clone(),
+            tag: self.tag.clone(),
         }
     }
 }
@@ -457,14 +468,19 @@ pub struct ReleaseRef {
     /// Guards overridden to make it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 impl std::fmt::Display for ReleaseRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", crate::output::esc(&self.id))?;
+        if let Some(t) = &self.tag {
+            write!(f, " [{}]", crate::output::esc(t))?;
+        }
         write!(
             f,
-            "{} by {} at {}",
-            crate::output::esc(&self.id),
+            " by {} at {}",
             crate::output::esc(&self.author),
             short_time(self.created_at)
         )?;
@@ -488,6 +504,18 @@ pub fn short_time(t: Timestamp) -> String {
 pub fn new_release_id(now: Timestamp) -> String {
     let token = crate::unique_token();
     format!("{}-{}", now.strftime("%Y%m%dT%H%M%SZ"), &token[..6])
+}
+
+/// Is `s` shaped like a release id (`20261121T101500Z-3fa9c1`)?
+pub fn is_release_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 23
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z'
+        && b[16] == b'-'
+        && b[17..].iter().all(|c| c.is_ascii_hexdigit())
 }
 
 /// HEAD as read: which release is live and the ETag to compare-and-swap against.
@@ -839,6 +867,7 @@ impl Ledger {
             git: record.git,
             message: record.message,
             overrides: record.overrides,
+            tag: record.tag,
             manifest,
             kept: record.kept,
             delta,
@@ -874,6 +903,7 @@ impl Ledger {
             message: head.message,
             files,
             overrides: head.overrides,
+            tag: head.tag,
         };
         Ok((r, head.parent))
     }

@@ -273,6 +273,9 @@ pub struct Plan {
     /// Removed keys the new release keeps served for open pages (skew protection).
     #[serde(default)]
     pub retention: crate::retention::Settled,
+    /// The name the new release gets (`--tag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 impl PlanKind {
@@ -574,7 +577,7 @@ pub fn delete_refusal(
         key: None,
         release: None,
         resolve: format!(
-            "check the build output is complete (`driftless plan {env}` lists every delete); if the deletes are intended, re-run with --force deletes or raise [limits] in driftless.toml"
+            "check the build output is complete (`driftless plan {env} --full` lists every delete); if the deletes are intended, re-run with --force deletes or raise [limits] in driftless.toml"
         ),
     })
 }

@@ -490,7 +490,7 @@ impl Scanner<'_> {
             }
             let Some(rel_str) = rel.to_str() else {
                 problems.push(SiteProblem {
-                    path: rel.to_string_lossy().into_owned(),
+                    path: escape_bytes(rel.as_os_str().as_encoded_bytes()),
                     problem: "file name is not valid UTF-8; rename it (object keys are UTF-8)"
                         .into(),
                 });
@@ -983,4 +983,17 @@ mod tests {
         assert_eq!(third.stats.hashed, 1);
         assert_eq!(third.files["3.html"].sha256, hash_bytes(b"changed"));
     }
+}
+
+/// A file name that is not UTF-8, shown with its bad bytes escaped (`bad\xff.html`), so
+/// the person can find the file (a replacement character `�` names none).
+fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }

@@ -36,13 +36,14 @@ pub(super) async fn rollback(
     }
     let target_id = match &to {
         // Only a release that was live here: walk live's ancestry as far as `id`.
-        Some(id) => {
-            if !ec.ledger.history_refs(Some(id), 100_000).await?.1 {
+        Some(name) => {
+            let id = ec.release_named(name).await?;
+            if !ec.ledger.history_refs(Some(&id), 100_000).await?.1 {
                 return Err(Error::Usage(format!(
                     "{id} is not a release that was live on {env}; see `driftless log {env}`"
                 )));
             }
-            id.clone()
+            id
         }
         None => match ec.ledger.history_refs(None, 2).await?.0.as_slice() {
             [] => {
@@ -89,6 +90,7 @@ pub(super) async fn rollback_plan(
             message: Some(message.unwrap_or_else(|| format!("rollback to {}", target.id))),
             // The content is the target's: so is the commit it was built from.
             git: target.git.clone(),
+            tag: None,
         },
         facts,
     )
@@ -207,6 +209,7 @@ async fn adopt_locked(
         git: None,
         message,
         overrides: Vec::new(),
+        tag: None,
         manifest,
         kept: std::collections::BTreeMap::new(),
         delta: None,
@@ -461,13 +464,22 @@ pub(super) async fn diff(
             known()
         )));
     } else {
-        let r = ec.ledger.release(against).await.map_err(|_| {
+        let id = ec.release_named(against).await.map_err(|_| {
             Error::Usage(format!(
-                "--against {against}: not `local` (your build), `store`, an environment ({}), or a release of {env}",
-                known()
+                "--against {against}: not `local` (your build), `store`, an environment ({}), or a release of {env} ({})",
+                known(),
+                crate::cli::RELEASE_NAMES
             ))
         })?;
-        (Side::Release(&ec, r.manifest), against.to_owned())
+        // A collected or yanked release has no bytes left to compare: say so, and why.
+        if let Err(gone) = ec.ledger.restorable(&id).await? {
+            return Err(Error::Usage(format!(
+                "--against {against}: release {id} was {}: its files are gone, so there is nothing to compare\n  → `driftless log {env}` shows the releases that can still be compared",
+                gone.describe()
+            )));
+        }
+        let r = ec.ledger.release(&id).await?;
+        (Side::Release(&ec, r.manifest), id)
     };
     let left = Side::Release(&ec, left_manifest);
     let (ls, rs) = (left.shas(), right.shas());

@@ -158,6 +158,14 @@ pub(super) struct Request {
     /// The commit the new release's content was built from: the checkout's for a deploy,
     /// the restored release's for a rollback, the source release's for a promotion.
     pub(super) git: Option<GitInfo>,
+    /// The name the new release gets (`--tag`).
+    pub(super) tag: Option<String>,
+}
+
+/// What a person says about the release a deploy makes.
+pub(super) struct What {
+    pub(super) message: Option<String>,
+    pub(super) tag: Option<String>,
 }
 
 /// Resolve the base, diff against what the store holds, and run every guard.
@@ -293,6 +301,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
         scan: req.scan,
         batch: Vec::new(),
         retention,
+        tag: req.tag,
     })
 }
 
@@ -338,12 +347,11 @@ pub(super) async fn refuse_early(ec: &EnvCtx<'_>, kind: &PlanKind) -> Result<(),
     Err(Error::Refused(summary))
 }
 
-async fn deploy_plan(
-    ec: &EnvCtx<'_>,
-    message: Option<String>,
-    force: &[String],
-) -> Result<Plan, Error> {
+async fn deploy_plan(ec: &EnvCtx<'_>, what: What, force: &[String]) -> Result<Plan, Error> {
     let forced = parse_forces(force)?;
+    if let Some(tag) = &what.tag {
+        ec.check_new_tag(tag).await?;
+    }
     refuse_early(ec, &PlanKind::Deploy).await?;
     // Hash the site while the store is read: a no-op deploy waits on whichever is longer.
     let (site, facts) = tokio::try_join!(scan_site_concurrently(ec.ctx), read_facts(ec))?;
@@ -357,8 +365,9 @@ async fn deploy_plan(
             scan: Some(site.stats),
             refusals: site.refusals,
             forced,
-            message,
+            message: what.message,
             git,
+            tag: what.tag,
         },
         facts,
     )
@@ -427,7 +436,8 @@ pub(super) async fn plan(
     force: &[String],
 ) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
-    let mut plan = deploy_plan(&ec, message, force).await?;
+    let what = What { message, tag: None };
+    let mut plan = deploy_plan(&ec, what, force).await?;
     if out_file.is_some() {
         // What `apply` compares the local site with: the new manifest holds exactly the
         // desired keys, contents and headers.
@@ -453,13 +463,13 @@ pub(super) async fn plan(
 pub(super) async fn deploy(
     ctx: &Ctx,
     env: &str,
-    message: Option<String>,
+    what: What,
     yes: bool,
     force: &[String],
 ) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
     ec.finish_interrupted().await?;
-    let plan = deploy_plan(&ec, message, force).await?;
+    let plan = deploy_plan(&ec, what, force).await?;
     ctx.show_plan(&plan);
     let allow_unsafe = parse_forces(force)?.contains(&Guard::UnsafeStore);
     confirm_and_execute(&ec, plan, yes, allow_unsafe).await
@@ -694,6 +704,29 @@ pub(super) async fn apply_saved(ctx: &Ctx, file: &Path, yes: bool) -> Result<(),
         )));
     }
     let ec = ctx.env(&plan.env).await?;
+    // Applied already (a re-run in CI, a second terminal): say so, not "it moved".
+    if let Ok((made, _)) = ec.ledger.release_ref(&plan.new_release).await {
+        let live = ec.ledger.head().await?.release;
+        if live.as_deref() == Some(plan.new_release.as_str()) {
+            ctx.out.say(format!(
+                "{} was already applied: release {made} is live on {}; nothing to do.",
+                file.display(),
+                plan.env
+            ));
+            ctx.out.document_with(
+                || serde_json::json!({ "result": "already-applied", "release": made }),
+            );
+            return Ok(());
+        }
+        return Err(Error::Refused(format!(
+            "{} was already applied as release {made}, and {} has moved on since (live: {}) — nothing was changed\n  → plan again: driftless plan {} --out {}",
+            file.display(),
+            plan.env,
+            live.as_deref().unwrap_or("(none)"),
+            plan.env,
+            file.display()
+        )));
+    }
     ctx.show_plan(&plan);
     if plan.refused() {
         return Err(refuse(&ec, &plan).await);

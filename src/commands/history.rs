@@ -206,6 +206,7 @@ pub(super) async fn yank(
             "--reason must say why (it stays with the release in `driftless log`)".into(),
         ));
     }
+    let id = &ec.release_named(id).await?;
     let shown = ec.ledger.plan_yank(id).await?.map_err(Error::Refused)?;
     let inv = invalidation(&ec, &shown);
     show_yank(&ec, &shown, inv.as_ref());

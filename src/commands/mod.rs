@@ -69,7 +69,7 @@ pub(crate) async fn dispatch(cli: Cli, out: Output) -> Result<(), Error> {
 /// The environment a command would change, for the refusal notification.
 fn changed_env(ctx: &Ctx, command: &Command) -> Option<String> {
     match command {
-        Command::Deploy { env, .. } => ctx.env_name(env.as_deref()).ok(),
+        Command::Deploy { env, .. } => ctx.env_name(env.as_deref(), "deploy").ok(),
         Command::Promote { to, .. } => Some(to.clone()),
         Command::Rollback { env, .. } => Some(env.clone()),
         Command::Apply { file, .. } => std::fs::read(file)
@@ -94,21 +94,26 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             message,
             force,
         } => {
-            let env = ctx.env_name(env.as_deref())?;
+            let env = ctx.env_name(env.as_deref(), "plan")?;
             deploy::plan(ctx, &env, file.as_deref(), message.message, &force.force).await
         }
         Command::Deploy {
             env,
             message,
+            tag,
             confirm,
             force,
             watch: window,
         } => {
-            let env = ctx.env_name(env.as_deref())?;
+            let env = ctx.env_name(env.as_deref(), "deploy")?;
             if let Some(w) = &window {
                 watch::parse_window(w)?; // before deploying, not after
             }
-            deploy::deploy(ctx, &env, message.message, confirm.yes, &force.force).await?;
+            let what = deploy::What {
+                message: message.message,
+                tag: tag.tag,
+            };
+            deploy::deploy(ctx, &env, what, confirm.yes, &force.force).await?;
             match window {
                 Some(w) => watch::watch(ctx, &env, &w, false).await,
                 None => Ok(()),
@@ -122,6 +127,7 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             to,
             release,
             message,
+            tag,
             timeout,
             confirm,
             force,
@@ -136,6 +142,7 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
                 to,
                 release,
                 message: message.message,
+                tag: tag.tag,
                 timeout,
                 yes: confirm.yes,
             };
@@ -231,7 +238,7 @@ impl Ctx {
     }
 
     /// The environment a command names, or the only one the config defines.
-    fn env_name(&self, given: Option<&str>) -> Result<String, Error> {
+    fn env_name(&self, given: Option<&str>, verb: &str) -> Result<String, Error> {
         if let Some(name) = given {
             return Ok(name.to_owned());
         }
@@ -243,7 +250,7 @@ impl Ctx {
                 self.config.path.display()
             ))),
             many => Err(Error::Usage(format!(
-                "name the environment: {} defines {} (e.g. `driftless plan {}`)",
+                "name the environment: {} defines {} (e.g. `driftless {verb} {}`)",
                 self.config.path.display(),
                 many.iter()
                     .map(|s| s.as_str())
@@ -453,6 +460,90 @@ impl EnvCtx<'_> {
         let mut base = self.read_working_base();
         base.pending = Some(release.to_owned());
         self.write_working_base(&base)
+    }
+
+    /// The release `name` stands for on this environment: an id (a collected or yanked
+    /// one too: the caller decides what that means), `HEAD` / `HEAD~N`, a tag, or an
+    /// unambiguous prefix of an id in live's history.
+    pub(crate) async fn release_named(&self, name: &str) -> Result<String, Error> {
+        let env = &self.cfg.name;
+        let back = match name {
+            "HEAD" | "@" => Some(0),
+            _ => name
+                .strip_prefix("HEAD~")
+                .map(|n| {
+                    n.parse::<usize>().map_err(|_| {
+                        Error::Usage(format!(
+                            "{name}: HEAD~N takes a number of releases back (HEAD~1 is the one before live)"
+                        ))
+                    })
+                })
+                .transpose()?
+                .or_else(|| name.strip_prefix("HEAD^").map(|c| 1 + c.chars().filter(|&c| c == '^').count())),
+        };
+        if let Some(n) = back {
+            let (history, _) = self.ledger.history_refs(None, n + 1).await?;
+            return history.get(n).map(|r| r.id.clone()).ok_or_else(|| {
+                Error::Usage(format!(
+                    "{name}: {env} has {} release(s) in live's history; `driftless log {env}` lists them",
+                    history.len()
+                ))
+            });
+        }
+        if crate::ledger::is_release_id(name) && self.ledger.release_ref(name).await.is_ok() {
+            return Ok(name.to_owned());
+        }
+        let (history, _) = self.ledger.history_refs(None, usize::MAX).await?;
+        if let Some(r) = history.iter().find(|r| r.tag.as_deref() == Some(name)) {
+            return Ok(r.id.clone());
+        }
+        let matching: Vec<&crate::ledger::ReleaseRef> =
+            history.iter().filter(|r| r.id.starts_with(name)).collect();
+        match matching.as_slice() {
+            [one] if name.len() >= 4 => Ok(one.id.clone()),
+            [] | [_] => Err(Error::Usage(format!(
+                "{name:?} names no release of {env}: use {}; `driftless log {env}` lists them",
+                crate::cli::RELEASE_NAMES
+            ))),
+            many => Err(Error::Usage(format!(
+                "{name:?} is the start of {} releases of {env} ({}{}): give more of the id",
+                many.len(),
+                many.iter()
+                    .take(5)
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if many.len() > 5 { ", …" } else { "" }
+            ))),
+        }
+    }
+
+    /// A tag for a new release: a name people type, not taken on this environment.
+    pub(crate) async fn check_new_tag(&self, tag: &str) -> Result<(), Error> {
+        let env = &self.cfg.name;
+        let ok = !tag.is_empty()
+            && tag.len() <= 64
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
+            && tag
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && !tag.starts_with("HEAD")
+            && !crate::ledger::is_release_id(tag);
+        if !ok {
+            return Err(Error::Usage(format!(
+                "--tag {tag:?}: a tag is 1–64 letters, digits, '.', '_', '-' or '+', starting with a letter or digit (not HEAD…, not a release id), e.g. v1.4"
+            )));
+        }
+        let (history, _) = self.ledger.history_refs(None, usize::MAX).await?;
+        if let Some(r) = history.iter().find(|r| r.tag.as_deref() == Some(tag)) {
+            return Err(Error::Usage(format!(
+                "--tag {tag}: release {r} of {env} already has it; tags name one release each"
+            )));
+        }
+        Ok(())
     }
 
     /// Take the environment's lease or refuse, naming the holder.

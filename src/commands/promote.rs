@@ -20,6 +20,7 @@ pub(super) struct Request {
     pub(super) to: String,
     pub(super) release: Option<String>,
     pub(super) message: Option<String>,
+    pub(super) tag: Option<String>,
     pub(super) timeout: u64,
     pub(super) yes: bool,
 }
@@ -51,7 +52,14 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
             "{from} has no live release to promote: deploy it first (`driftless deploy {from}`)"
         )));
     };
-    if let Some(wanted) = &req.release
+    if let Some(tag) = &req.tag {
+        te.check_new_tag(tag).await?;
+    }
+    let wanted = match &req.release {
+        Some(name) => Some(fe.release_named(name).await?),
+        None => None,
+    };
+    if let Some(wanted) = &wanted
         && *wanted != live.id
     {
         let was = if fe.ledger.history_refs(Some(wanted), 100_000).await?.1 {
@@ -89,6 +97,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
                     .unwrap_or_else(|| format!("promote {from} release {}", live.id)),
             ),
             git: live.git.clone(),
+            tag: req.tag.clone(),
         },
         facts,
     )

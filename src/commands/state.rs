@@ -294,9 +294,20 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
             ));
             continue;
         }
+        // Records made before overrides were de-duplicated name a guard once per file.
+        let mut overrides: Vec<&str> = Vec::new();
+        for o in &s.overrides {
+            if !overrides.contains(&o.as_str()) {
+                overrides.push(o);
+            }
+        }
         out.say(format!(
-            "{} {}  {}, {} files{}",
+            "{}{} {}  {}, {} files{}",
             out.paint(&s.id, Style::Strong),
+            s.tag
+                .as_deref()
+                .map(|t| format!(" [{}]", esc(t)))
+                .unwrap_or_default(),
             if i == 0 {
                 out.paint("(live)", Style::Good)
             } else {
@@ -304,10 +315,10 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
             },
             s.kind,
             s.files,
-            if s.overrides.is_empty() {
+            if overrides.is_empty() {
                 String::new()
             } else {
-                format!(", overrides: {}", s.overrides.join(", "))
+                format!(", overrides: {}", overrides.join(", "))
             }
         ));
         out.say(format!(

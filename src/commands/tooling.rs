@@ -17,15 +17,40 @@ pub(super) fn completions(shell: Shell) -> Result<(), Error> {
     let completer = shells
         .completer(shell.name())
         .ok_or_else(|| Error::Other(format!("no completer for {}", shell.name())))?;
-    // The binary that printed the script answers it: an upgrade in place keeps working,
-    // and a driftless that is not on PATH still completes.
-    let exe = std::env::current_exe()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "driftless".into());
+    // The script calls `driftless` as found on PATH when completing, so an upgrade to a
+    // new versioned install keeps completing; only a driftless that is not on PATH is
+    // named by its path (it is the only way the shell can find it).
+    let exe = if on_path("driftless") {
+        "driftless".to_owned()
+    } else {
+        std::env::current_exe()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "driftless".into())
+    };
     let mut buf = Vec::new();
     completer.write_registration(COMPLETE_VAR, "driftless", "driftless", &exe, &mut buf)?;
     std::io::stdout().lock().write_all(&buf)?;
     Ok(())
+}
+
+/// Is there an executable `name` in a directory of PATH?
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            std::fs::metadata(dir.join(name)).is_ok_and(|m| m.is_file() && executable(&m))
+        })
+    })
+}
+
+#[cfg(unix)]
+fn executable(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    m.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn executable(_: &std::fs::Metadata) -> bool {
+    true
 }
 
 /// The manual, from the same grammar as `--help`.

@@ -99,9 +99,10 @@ fn non_utf8_file_name_is_refused_by_name() {
     p.write("index.html", "x");
     let name = std::ffi::OsStr::from_bytes(b"caf\xe9.html");
     std::fs::write(tmp.path().join("site").join(name), "latin-1 name").unwrap();
-    p.cmd(&["deploy", "prod", "--yes"])
-        .expect(3)
-        .mentions(&["caf", "not valid UTF-8"]);
+    let done = p.cmd(&["deploy", "prod", "--yes"]).expect(3);
+    // Regression (issue 20.15): the name is shown with its bad byte escaped, not as `�`.
+    done.mentions(&["caf\\xe9.html", "not valid UTF-8"]);
+    assert!(!done.all().contains('\u{fffd}'), "{}", done.all());
     nothing_written(&store);
 }
 
@@ -116,7 +117,7 @@ fn no_terminal_means_yes_is_required_and_force_names_are_checked() {
         .mentions(&["not a terminal", "--yes"]);
     p.cmd(&["deploy", "prod", "--yes", "--force", "everything"])
         .expect(2)
-        .mentions(&["drift, stale-base, revert, feature, deletes"]);
+        .mentions(&["drift, stale-base, revert, feature, deletes, immutable"]);
     nothing_written(&store);
 }
 
@@ -130,5 +131,29 @@ fn one_target_per_deploy() {
     p.cmd(&["deploy", "staging", "prod", "--yes"])
         .expect(2)
         .mentions(&["unexpected argument"]);
+    // With several environments, naming none suggests this very command.
+    p.cmd(&["deploy", "--yes"])
+        .expect(2)
+        .mentions(&["name the environment", "`driftless deploy prod`"]);
     nothing_written(&store);
+}
+
+/// Issue 20.15: a saved plan applied twice says it was already applied (exit 0 while it
+/// is live; refused, naming it, once something else went live).
+#[test]
+fn a_plan_applied_twice_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::new(tmp.path(), &store, "");
+    p.write("index.html", "v1");
+    p.cmd(&["plan", "prod", "--out", "p.json"]).expect(0);
+    p.cmd(&["apply", "p.json", "--yes"]).expect(0);
+    p.cmd(&["apply", "p.json", "--yes"])
+        .expect(0)
+        .mentions(&["was already applied", "is live on prod"]);
+    p.write("index.html", "v2");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.cmd(&["apply", "p.json", "--yes"])
+        .expect(3)
+        .mentions(&["was already applied as release", "moved on since"]);
 }

@@ -358,12 +358,23 @@ fn bash_completes_commands_and_environment_names() {
         r#"source <("{BIN}" completions bash) && complete -p driftless &&
 COMP_WORDS=(driftless dep); COMP_CWORD=1; _clap_complete_driftless driftless dep driftless; echo "commands: ${{COMPREPLY[*]}}";
 COMP_WORDS=(driftless deploy st); COMP_CWORD=2; _clap_complete_driftless driftless st deploy; echo "envs: ${{COMPREPLY[*]}}";
-COMP_WORDS=(driftless promote staging ""); COMP_CWORD=3; _clap_complete_driftless driftless "" staging; echo "to: ${{COMPREPLY[*]}}""#
+COMP_WORDS=(driftless promote staging ""); COMP_CWORD=3; _clap_complete_driftless driftless "" staging; echo "to: ${{COMPREPLY[*]}}";
+COMP_WORDS=(driftless serve st); COMP_CWORD=2; _clap_complete_driftless driftless st serve; echo "serve: ${{COMPREPLY[*]}}";
+COMP_WORDS=(driftless deploy prod --force re); COMP_CWORD=4; _clap_complete_driftless driftless re --force; echo "force: ${{COMPREPLY[*]}}";
+COMP_WORDS=(driftless deploy prod --force ""); COMP_CWORD=4; _clap_complete_driftless driftless "" --force; echo "guards: ${{COMPREPLY[*]}}""#
+    );
+    // driftless on PATH, as an install puts it: the script calls it by name.
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
     );
     let out = std::process::Command::new("bash")
         .args(["-c", &script])
         .current_dir(&p.dir)
         .env_remove("DRIFTLESS_CONFIG")
+        .env("PATH", &path)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -387,6 +398,21 @@ COMP_WORDS=(driftless promote staging ""); COMP_CWORD=3; _clap_complete_driftles
     assert_eq!(line("envs: ").trim(), "staging", "{stdout}");
     let to = line("to: ");
     assert!(to.contains("prod") && to.contains("staging"), "{stdout}");
+    // Regression (issue 20.16): serve completes environments, --force the guards, and
+    // the script names no resolved path of the binary (a versioned install moves).
+    assert!(line("serve: ").contains("staging"), "{stdout}");
+    assert_eq!(line("force: ").trim(), "revert", "{stdout}");
+    let guards = line("guards: ");
+    for g in ["drift", "stale-base", "immutable", "unverified"] {
+        assert!(guards.contains(g), "{g}: {stdout}");
+    }
+    let registration = std::process::Command::new(BIN)
+        .args(["completions", "bash"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let registration = String::from_utf8_lossy(&registration.stdout);
+    assert!(!registration.contains(BIN), "{registration}");
 
     for shell in ["zsh", "fish", "powershell"] {
         let d = Run::new(t.path(), &["completions", shell]).expect(0);

@@ -380,6 +380,10 @@ fn a_yanked_secret_is_gone_from_the_bucket_and_its_release_refused() {
     p.cmd(&["log", "prod"])
         .expect(0)
         .mentions(&["(yanked)", "committed the API key"]);
+    // Regression (issue 20.11): a diff against it says it was yanked, by whom and why.
+    p.cmd(&["diff", "prod", "--against", &id2])
+        .expect(2)
+        .mentions(&["was yanked by", "committed the API key", "files are gone"]);
     // The other releases still roll back byte for byte (release 2's page came from
     // the rewritten pack).
     p.cmd(&["rollback", "prod", "--to", &id1, "--yes"])

@@ -169,6 +169,25 @@ fn forcing_stale_base_without_a_base_still_refuses_a_revert() {
         .write("news.html", "news by A2");
     b.cmd(&["deploy", "prod", "--yes", "--force", "stale-base"])
         .expect(0);
+    // Two files forced back at once: `log` names the overridden guard once (issue 20.15).
+    let c = Project::new(&tmp.path().join("c"), &store, "");
+    c.write("index.html", "A2").write("about.html", "about");
+    c.cmd(&[
+        "deploy",
+        "prod",
+        "--yes",
+        "--force",
+        "stale-base",
+        "--force",
+        "revert",
+    ])
+    .expect(0);
+    let log = c.cmd(&["log", "prod", "--limit", "1"]).expect(0);
+    assert!(
+        log.stdout.contains("overrides: stale-base, revert\n"),
+        "{}",
+        log.stdout
+    );
 }
 
 /// Regression (issue 20.8): outside git, this working copy's own rollback or adopt no

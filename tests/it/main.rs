@@ -18,6 +18,7 @@ mod hardening;
 mod incident;
 mod init;
 mod lifecycle;
+mod names;
 mod pipeline;
 mod retention;
 mod s3;
