@@ -327,6 +327,24 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
 
     // What matters first: the totals, the CDN cost, and every guard's verdict.
     let _ = writeln!(s, "{}", plan.totals);
+    let verdicts = plan.verdicts();
+    if !verdicts.is_empty() {
+        let marks: Vec<String> = verdicts
+            .iter()
+            .map(|(g, v)| match v {
+                crate::plan::Verdict::Passed => {
+                    format!("{} {}", g.name(), out.paint("✓", Style::Good))
+                }
+                crate::plan::Verdict::Refused => {
+                    format!("{} {}", g.name(), out.paint("✗", Style::Bad))
+                }
+                crate::plan::Verdict::Overridden => {
+                    format!("{} {}", g.name(), out.paint("! forced", Style::Warn))
+                }
+            })
+            .collect();
+        let _ = writeln!(s, "guards: {}", marks.join("  "));
+    }
     if !plan.retention.kept.is_empty() {
         kept_lines(out, plan, &mut s);
     }
@@ -640,6 +658,8 @@ struct PlanFields<'a> {
     /// Removed assets kept served for open pages (skew protection).
     #[serde(skip_serializing_if = "is_unsettled")]
     retention: &'a crate::retention::Settled,
+    /// Every guard the plan ran and its verdict: passed, refused or overridden.
+    guards: serde_json::Map<String, serde_json::Value>,
 }
 
 fn is_unsettled(s: &&crate::retention::Settled) -> bool {
@@ -672,6 +692,11 @@ impl Output {
                 invalidation: plan.invalidation.as_ref(),
                 batch: &plan.batch,
                 retention: &plan.retention,
+                guards: plan
+                    .verdicts()
+                    .into_iter()
+                    .map(|(g, v)| (g.name().to_owned(), serde_json::json!(v)))
+                    .collect(),
             },
             manifest: self.full.then_some(&plan.manifest),
         }

@@ -276,6 +276,19 @@ pub struct Plan {
     /// The name the new release gets (`--tag`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// Every guard this plan ran, in order: with `refusals` and `overrides`, each one's
+    /// verdict ([`Plan::verdicts`]).
+    #[serde(default)]
+    pub checked: Vec<Guard>,
+}
+
+/// What one guard said about a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Passed,
+    Refused,
+    Overridden,
 }
 
 impl PlanKind {
@@ -307,6 +320,41 @@ impl Plan {
 
     pub fn refused(&self) -> bool {
         !self.refusals.is_empty()
+    }
+
+    /// Each guard the plan ran and what it said, in the order they ran.
+    pub fn verdicts(&self) -> Vec<(Guard, Verdict)> {
+        let mut out: Vec<Guard> = self.checked.clone();
+        for r in self.refusals.iter().chain(&self.overrides) {
+            if !out.contains(&r.guard) {
+                out.push(r.guard);
+            }
+        }
+        out.into_iter()
+            .map(|g| {
+                let verdict = if self.refusals.iter().any(|r| r.guard == g) {
+                    Verdict::Refused
+                } else if self.overrides.iter().any(|r| r.guard == g) {
+                    Verdict::Overridden
+                } else {
+                    Verdict::Passed
+                };
+                (g, verdict)
+            })
+            .collect()
+    }
+}
+
+/// The guards a plan of `kind` runs, in the order the proof block lists them.
+pub fn guards_for(kind: &PlanKind) -> Vec<Guard> {
+    use Guard::*;
+    match kind {
+        PlanKind::Deploy => vec![
+            Site, Protected, Hold, Lock, Pending, Drift, StaleBase, Revert, Feature, Deletes,
+            Immutable,
+        ],
+        PlanKind::Rollback { .. } => vec![Lock, Pending, Drift],
+        PlanKind::Promote { .. } => vec![Hold, Lock, Pending, Drift, Unverified, Immutable],
     }
 }
 

@@ -266,6 +266,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
     let (refusals, mut overrides) = apply_forces(refusals, &req.forced);
     overrides.extend(automatic_overrides);
 
+    let checked = crate::plan::guards_for(&req.kind);
     let totals = totals(&d.actions, d.unchanged);
     let invalidation = ec
         .cfg
@@ -302,6 +303,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
         batch: Vec::new(),
         retention,
         tag: req.tag,
+        checked,
     })
 }
 

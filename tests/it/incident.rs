@@ -129,6 +129,17 @@ fn would_revert_is_refused_outside_git() {
         .expect(3)
         .mentions(&["about.html", "revert"]);
     assert_eq!(store_bytes(&store), before);
+
+    // Every guard's verdict, the passing ones too (issue 20.13), in text and JSON.
+    a.cmd(&["plan", "prod", "--force", "stale-base"])
+        .expect(3)
+        .mentions(&[
+            "guards: site ✓  protected ✓  hold ✓  lock ✓  pending ✓  drift ✓  stale-base ! forced  revert ✗  feature ✓  deletes ✓  immutable ✓",
+        ]);
+    let doc = a.cmd(&["--json", "plan", "prod"]).expect(3).json();
+    assert_eq!(doc["guards"]["drift"], "passed", "{doc}");
+    assert_eq!(doc["guards"]["stale-base"], "refused", "{doc}");
+    assert_eq!(doc["guards"]["revert"], "refused", "{doc}");
 }
 
 /// Regression (issue 20.2): a copy that never deployed has no base; forcing stale-base
