@@ -235,6 +235,23 @@ pub struct BasicAuth {
     pub password_env: String,
 }
 
+/// An `Authorization` header value with its scheme in the canonical case (`basic xyz` →
+/// `Basic xyz`): schemes are case-insensitive (RFC 9110 §11.1), credentials are not.
+/// Other schemes are returned as they are (and never match).
+pub fn canonical_authorization(value: &str) -> String {
+    let value = value.trim();
+    match value.split_once(char::is_whitespace) {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
+            format!("Basic {}", rest.trim_start())
+        }
+        _ => value.to_owned(),
+    }
+}
+
+/// Passwords shorter than this get a warning: basic auth is all that stands between a
+/// preview and everyone.
+pub const SHORT_PASSWORD: usize = 12;
+
 impl BasicAuth {
     /// The exact `Authorization` header value, with the password read from
     /// `password_env` (an error names the variable to set).
@@ -246,6 +263,16 @@ impl BasicAuth {
                 self.password_env
             )
         })?;
+        if password.chars().count() < SHORT_PASSWORD {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!(
+                    "driftless: warning: edge.basic_auth: the password in {} is {} character(s); use {SHORT_PASSWORD} or more (a short one is guessed quickly)",
+                    self.password_env,
+                    password.chars().count()
+                );
+            });
+        }
         let token =
             base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", self.user));
         Ok(format!("Basic {token}"))

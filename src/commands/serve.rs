@@ -292,7 +292,7 @@ async fn answer(s: &Served, asked: &Asked) -> Result<Response<Body>, Error> {
         ));
     }
     if let Some(expected) = &s.auth
-        && auth != Some(expected.as_str())
+        && auth.map(crate::edge::canonical_authorization).as_deref() != Some(expected.as_str())
     {
         let mut r = plain(StatusCode::UNAUTHORIZED, "authentication required\n");
         r.headers_mut().insert(

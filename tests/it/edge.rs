@@ -75,15 +75,18 @@ fn project(t: &Table, dir: &Path) -> Project {
 
 fn authorization(t: &Table, c: &Case) -> Option<String> {
     use base64::Engine as _;
-    let pair = match c.auth.as_deref() {
-        None => format!("team:{}", t.password),
+    let (scheme, pair) = match c.auth.as_deref() {
+        None => ("Basic", format!("team:{}", t.password)),
         Some("none") => return None,
-        Some("wrong") => "team:not-the-password".to_owned(),
-        Some("wrong-user") => format!("someone:{}", t.password),
+        Some("wrong") => ("Basic", "team:not-the-password".to_owned()),
+        Some("wrong-user") => ("Basic", format!("someone:{}", t.password)),
+        // Schemes are case-insensitive (RFC 9110 §11.1).
+        Some("lowercase") => ("basic", format!("team:{}", t.password)),
+        Some("bearer") => ("Bearer", format!("team:{}", t.password)),
         Some(other) => panic!("{}: unknown auth {other:?}", c.name),
     };
     Some(format!(
-        "Basic {}",
+        "{scheme} {}",
         base64::engine::general_purpose::STANDARD.encode(pair)
     ))
 }

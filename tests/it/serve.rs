@@ -286,10 +286,13 @@ basic_auth = {{ user = "team", password_env = "PREVIEW_PASSWORD" }}
         .expect(0)
         .json();
     assert_eq!(report["failed"], serde_json::json!([]), "{report}");
-    p.cmd(&["verify", "preview", "--timeout", "5"])
+    let wrong = p
+        .cmd(&["verify", "preview", "--timeout", "5"])
         .env("PREVIEW_PASSWORD", "wrong")
-        .expect(1)
-        .mentions(&["HTTP 401"]);
+        .expect(1);
+    wrong.mentions(&["HTTP 401"]);
+    // Regression (issue 20.19): a short password is accepted, with a warning.
+    wrong.mentions(&["PREVIEW_PASSWORD is 5 character(s); use 12 or more"]);
 
     // A diff of a precompressed file reads as text, not as gzip bytes.
     p.write("site.css", "body { color: red; }\n");
