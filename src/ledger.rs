@@ -531,11 +531,22 @@ pub struct LockInfo {
     pub operation: String,
     pub started_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The release the holder is making live, once it knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// When the holder last renewed the lease (it does every tenth of the lease).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed_at: Option<Timestamp>,
 }
 
 impl LockInfo {
     pub fn expired(&self, now: Timestamp) -> bool {
         now > self.expires_at
+    }
+
+    /// How long since the holder last showed it was alive (took or renewed the lease).
+    pub fn silent_for(&self, now: Timestamp) -> jiff::SignedDuration {
+        now.duration_since(self.renewed_at.unwrap_or(self.started_at))
     }
 
     /// Held by a process on this host that no longer exists (Linux: no /proc entry).
@@ -1037,6 +1048,7 @@ impl Ledger {
         &self,
         actor: &Actor,
         operation: &str,
+        release: Option<&str>,
         lease: std::time::Duration,
     ) -> Result<Result<Lock, LockInfo>> {
         let key = self.key("lock");
@@ -1047,6 +1059,8 @@ impl Ledger {
                 operation: operation.to_owned(),
                 started_at: now,
                 expires_at: now + jiff::SignedDuration::try_from(lease).unwrap_or_default(),
+                release: release.map(str::to_owned),
+                renewed_at: None,
             };
             match self
                 .store
@@ -1118,8 +1132,9 @@ impl Ledger {
     /// Extend our lease; fails if someone broke it.
     pub async fn renew(&self, lock: &mut Lock, lease: std::time::Duration) -> Result<()> {
         let mut info = lock.info.clone();
-        info.expires_at =
-            Timestamp::now() + jiff::SignedDuration::try_from(lease).unwrap_or_default();
+        let now = Timestamp::now();
+        info.expires_at = now + jiff::SignedDuration::try_from(lease).unwrap_or_default();
+        info.renewed_at = Some(now);
         let etag = self
             .store
             .put(
@@ -1436,7 +1451,7 @@ mod tests {
         let ledger = Ledger::new(Arc::new(MemoryStore::new()), ".driftless/", "prod");
         let lease = Duration::from_millis(300);
         let lock = ledger
-            .lock(&actor("alice"), "deploy", lease)
+            .lock(&actor("alice"), "deploy", None, lease)
             .await
             .unwrap()
             .unwrap();
@@ -1449,7 +1464,7 @@ mod tests {
         assert!(now.expires_at > first_expiry, "the lease was not renewed");
         assert!(
             ledger
-                .lock(&actor("bob"), "deploy", lease)
+                .lock(&actor("bob"), "deploy", None, lease)
                 .await
                 .unwrap()
                 .is_err()
@@ -1469,13 +1484,13 @@ mod tests {
         let ledger = Ledger::new(Arc::new(MemoryStore::new()), ".driftless/", "prod");
         let short = Duration::from_millis(10);
         let _stale = ledger
-            .lock(&actor("alice"), "deploy", short)
+            .lock(&actor("alice"), "deploy", None, short)
             .await
             .unwrap()
             .unwrap();
         tokio::time::sleep(Duration::from_millis(30)).await;
         let taken = ledger
-            .lock(&actor("bob"), "deploy", Duration::from_secs(60))
+            .lock(&actor("bob"), "deploy", None, Duration::from_secs(60))
             .await
             .unwrap();
         assert_eq!(taken.unwrap().info.holder.author, "bob");

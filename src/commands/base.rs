@@ -339,7 +339,7 @@ fn stale_commit(
 
 async fn working_copy_base(ec: &EnvCtx<'_>, live: &Arc<Release>) -> Result<BaseResolution, Error> {
     let env = &ec.cfg.name;
-    let Some(id) = ec.working_base() else {
+    let Some(id) = ec.working_base(Some(&live.id)) else {
         return Ok(BaseResolution {
             base: None,
             source: BaseSource::None,

@@ -25,6 +25,7 @@ pub(super) async fn rollback(
 ) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
     ec.finish_interrupted().await?;
+    ec.clear_finished_lock().await?;
     // A hold stops deploys, not the way back; say that it is there.
     for (hold, _) in ec.ledger.holds().await? {
         ctx.out.say(format!(

@@ -471,6 +471,7 @@ pub(super) async fn deploy(
 ) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
     ec.finish_interrupted().await?;
+    ec.clear_finished_lock().await?;
     let plan = deploy_plan(&ec, what, force).await?;
     ctx.show_plan(&plan);
     let allow_unsafe = parse_forces(force)?.contains(&Guard::UnsafeStore);
@@ -625,7 +626,7 @@ async fn execute(
 ) -> Result<(Release, crate::apply::Transfer), Error> {
     let operation = plan.kind.name();
     crate::apply::failpoint("before-lock").await;
-    let lease = ec.lock(operation).await?;
+    let lease = ec.lock_for(operation, Some(&plan.new_release)).await?;
     let result = async {
         if matches!(plan.kind, PlanKind::Deploy | PlanKind::Promote { .. })
             && let Some((hold, _)) = ec.ledger.holds().await?.into_iter().next()
@@ -649,6 +650,7 @@ async fn execute(
         apply(&ec.ledger, plan, &who, &lease, &ec.ctx.out, staged, &tmp).await
     }
     .await;
+    crate::apply::failpoint("before-unlock").await;
     lease.release(&ec.ledger).await?;
     match &result {
         Ok((release, _)) => {

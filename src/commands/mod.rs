@@ -423,8 +423,15 @@ impl EnvCtx<'_> {
         Ok(())
     }
 
-    pub(crate) fn working_base(&self) -> Option<String> {
-        self.read_working_base().release
+    /// The release this working copy's files derive from, `live` being what is live now:
+    /// a release it was applying when it died counts once it is live (its apply finished,
+    /// but the run never got to record it).
+    pub(crate) fn working_base(&self, live: Option<&str>) -> Option<String> {
+        let base = self.read_working_base();
+        match base.pending {
+            Some(p) if Some(p.as_str()) == live => Some(p),
+            _ => base.release,
+        }
     }
 
     pub(crate) fn set_working_base(&self, release: &str) -> Result<(), Error> {
@@ -548,9 +555,19 @@ impl EnvCtx<'_> {
 
     /// Take the environment's lease or refuse, naming the holder.
     pub(crate) async fn lock(&self, operation: &str) -> Result<HeldLease, Error> {
+        self.lock_for(operation, None).await
+    }
+
+    /// Take the lease to make `release` live (the lock names it, so a run that finds it
+    /// live after its holder died can clear the lock).
+    pub(crate) async fn lock_for(
+        &self,
+        operation: &str,
+        release: Option<&str>,
+    ) -> Result<HeldLease, Error> {
         match self
             .ledger
-            .lock(&self.ctx.actor, operation, crate::apply::LEASE)
+            .lock(&self.ctx.actor, operation, release, crate::apply::LEASE)
             .await?
         {
             Ok(lock) => {
@@ -587,6 +604,64 @@ impl EnvCtx<'_> {
                 self.cfg.name
             ))),
         }
+    }
+
+    /// A lock whose holder is gone: dead on this host, or its release already live and
+    /// no renewal for three renewal periods (a live holder renews every tenth of the
+    /// lease). Cleared (only if it is still the one read), journalled and said: a no-op
+    /// run must not leave the environment locked until the lease runs out.
+    pub(crate) async fn clear_finished_lock(&self) -> Result<(), Error> {
+        let Some((held, etag)) = self.ledger.read_lock().await? else {
+            return Ok(());
+        };
+        let now = jiff::Timestamp::now();
+        let silent = held.silent_for(now);
+        let quiet = silent
+            > jiff::SignedDuration::try_from(crate::apply::LEASE * 3 / 10).unwrap_or_default();
+        let live = self.ledger.head().await?.release;
+        let why = if held.holder_is_dead_here() {
+            format!(
+                "process {} is no longer running on this host",
+                held.holder.pid
+            )
+        } else if quiet
+            && held.release.is_some()
+            && held.release == live
+            && self.ledger.pending().await?.is_none()
+        {
+            format!(
+                "its release {} is live and the lease was last renewed {:#} ago",
+                held.release.as_deref().unwrap_or_default(),
+                jiff::SignedDuration::from_secs(silent.as_secs())
+            )
+        } else {
+            return Ok(());
+        };
+        match self.ledger.break_lock(&etag).await {
+            Ok(()) => {}
+            // Taken or released meanwhile: not ours to clear.
+            Err(crate::ledger::LedgerError::Store(
+                crate::store::StoreError::Precondition { .. }
+                | crate::store::StoreError::NotFound { .. },
+            )) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        self.ctx.out.say(format!(
+            "note: cleared the lock of {} on {} (`{}` since {}): {why}.",
+            crate::output::esc(&held.holder.author),
+            crate::output::esc(&held.holder.host),
+            held.operation,
+            crate::ledger::short_time(held.started_at)
+        ));
+        self.ledger
+            .journal(
+                &self.ctx.actor,
+                "lock-cleared",
+                None,
+                serde_json::json!({ "previous": held, "why": why }),
+            )
+            .await;
+        Ok(())
     }
 
     /// Refuse to write to a store that ignores conditional writes, unless the user

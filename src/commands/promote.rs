@@ -45,6 +45,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     let fe = ctx.env(from).await?;
     let te = ctx.env(to).await?;
     te.finish_interrupted().await?;
+    te.clear_finished_lock().await?;
 
     let (_, live) = fe.ledger.live().await?;
     let Some(live) = live else {

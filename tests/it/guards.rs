@@ -50,7 +50,7 @@ fn lock_held_by_another_deployer_is_named_and_can_be_broken() {
         host: "ci-runner-7".into(),
         pid: 1,
     };
-    rt.block_on(ledger.lock(&carol, "deploy", std::time::Duration::from_secs(600)))
+    rt.block_on(ledger.lock(&carol, "deploy", None, std::time::Duration::from_secs(600)))
         .unwrap()
         .unwrap();
 
@@ -179,4 +179,74 @@ fn an_immutable_file_is_not_changed_in_place() {
         .write("assets/style.5e1f9a2c.css", "body{color:green}")
         .write("index.html", "<link href=assets/style.5e1f9a2c.css>");
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+}
+
+/// Regression (issue 20.20): a deploy killed after its release went live but before it
+/// released the lock left the lock behind, and a re-run with nothing to do left it too.
+/// The re-run clears it (the holder is dead on this host) and says so; a lock of another
+/// host whose release is live and whose lease went unrenewed is cleared the same way.
+#[test]
+fn a_dead_deployers_lock_is_cleared_by_the_next_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::new(tmp.path(), &store, "");
+    p.write("index.html", "v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.write("index.html", "v2");
+    let killed = p
+        .cmd(&["deploy", "prod", "--yes"])
+        .env("DRIFTLESS_FAILPOINT", "before-unlock")
+        .run();
+    assert_eq!(killed.signal, Some(9), "{}", killed.all());
+    let v2 = head(&store);
+    p.cmd(&["status", "prod"])
+        .expect(0)
+        .mentions(&["held by Alice"]);
+    // Nothing to deploy, and the lock goes.
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0).mentions(&[
+        "cleared the lock of Alice",
+        "is no longer running on this host",
+        "Nothing to do",
+    ]);
+    let status = p.cmd(&["status", "prod"]).expect(0);
+    assert!(status.stdout.contains("lock     free"), "{}", status.stdout);
+    assert_eq!(head(&store), v2);
+
+    // Carol's CI runner died after making its release live: its lease is not renewed.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ledger = driftless::ledger::Ledger::new(
+        std::sync::Arc::new(driftless::store::LocalStore::new(&store)),
+        ".driftless/",
+        "prod",
+    );
+    let carol = driftless::ledger::Actor {
+        author: "Carol".into(),
+        host: "ci-runner-7".into(),
+        pid: 1,
+    };
+    let lock = rt
+        .block_on(ledger.lock(
+            &carol,
+            "deploy",
+            Some(&v2),
+            std::time::Duration::from_secs(600),
+        ))
+        .unwrap()
+        .unwrap();
+    // Seen alive just now: not cleared (the lock guard names Carol).
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["Carol", "ci-runner-7"]);
+    // Silent for five minutes (three renewal periods are three minutes): cleared.
+    let mut info = lock.info.clone();
+    info.started_at = info.started_at - jiff::SignedDuration::from_mins(5);
+    std::fs::write(
+        store.join(".driftless/lock"),
+        serde_json::to_vec(&info).unwrap(),
+    )
+    .unwrap();
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0).mentions(&[
+        "cleared the lock of Carol",
+        "is live and the lease was last renewed 5m",
+    ]);
 }
