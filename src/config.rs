@@ -626,7 +626,9 @@ impl Config {
                 .map_err(|m| at(Some(raw_store.span()), format!("env.{name}.store: {m}")))?;
             if let StoreUrl::File(root) = &store {
                 let root = normalize(root);
-                let clash = if root.starts_with(&site) {
+                // `.driftless/` in the site is never scanned: a store there is not published.
+                let clash = if root.starts_with(&site) && !root.starts_with(site.join(".driftless"))
+                {
                     Some("is inside the site: every deploy would publish the store into itself")
                 } else if site.starts_with(&root) {
                     Some("holds the site: the store would list the build as its own objects")

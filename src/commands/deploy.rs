@@ -65,7 +65,11 @@ fn scan_config(
         }
         bar.set_position(done);
     };
-    let skip = [config.path.clone()];
+    // The config and its schema, when the site is the project folder itself (`site = ".").
+    let skip = [
+        config.path.clone(),
+        config.dir.join(super::init::SCHEMA_FILE),
+    ];
     let scanner = Scanner {
         site: &config.site,
         ignore: &config.ignore,

@@ -335,7 +335,7 @@ fn check_parent_project(dir: &Path, out: &Output) -> Result<(), Error> {
 }
 
 /// The config's JSON Schema, beside it, named in its `#:schema` line.
-const SCHEMA_FILE: &str = "driftless.schema.json";
+pub(super) const SCHEMA_FILE: &str = "driftless.schema.json";
 
 pub(super) fn init(out: &Output, site: Option<&str>) -> Result<(), Error> {
     let dir = std::env::current_dir()?;
@@ -352,15 +352,20 @@ pub(super) fn init(out: &Output, site: Option<&str>) -> Result<(), Error> {
         .iter()
         .find(|c| dir.join(c).is_dir())
         .map(|c| (*c).to_owned());
-    let site = match (site, &fw, existing) {
-        (Some(s), _, _) => s.to_owned(),
-        (None, Some(f), _) => f.site.clone(),
-        (None, None, Some(d)) => d,
-        (None, None, None) => "dist".to_owned(),
+    let built_here = built_site(&dir);
+    let site = match (site, &fw, existing, &built_here) {
+        (Some(s), _, _, _) => s.to_owned(),
+        (None, Some(f), _, _) => f.site.clone(),
+        (None, None, Some(d), _) => d,
+        (None, None, None, Some(here)) => here.clone(),
+        (None, None, None, None) => "dist".to_owned(),
     };
     let built = dir.join(&site).join("index.html").is_file();
     let note = match (&fw, dir.join(&site).is_dir()) {
         (Some(f), _) => format!("{}'s build output", f.name),
+        (None, true) if site == "." => {
+            "this folder: it is already a built site (index.html here)".to_owned()
+        }
         (None, true) => "detected".to_owned(),
         (None, false) => "not found yet: build your site or change this".to_owned(),
     };
@@ -408,6 +413,27 @@ pub(super) fn init(out: &Output, site: Option<&str>) -> Result<(), Error> {
         })
     });
     Ok(())
+}
+
+/// A folder that is itself a built site — `index.html` at the top, not a git repository
+/// (a repository is a project, not build output) — is deployed as it is (`.`; the local
+/// store under `.driftless/` is never published). Otherwise, the one subfolder with an
+/// `index.html`, if exactly one has.
+fn built_site(dir: &Path) -> Option<String> {
+    if dir.join("index.html").is_file() && crate::git::Repo::discover(dir).is_none() {
+        return Some(".".to_owned());
+    }
+    let with_index: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("index.html").is_file())
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| !n.starts_with('.') && n != "node_modules")
+        .collect();
+    match with_index.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
 }
 
 /// In a git repository, keep driftless's local state out of commits.

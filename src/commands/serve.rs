@@ -440,11 +440,16 @@ pub(super) async fn serve(
                     config.envs.keys().cloned().collect::<Vec<_>>().join(", ")
                 ))
             })?;
-            let hidden = vec![
+            let mut hidden = vec![
                 ".driftless/".into(),
                 ".driftless-store/".into(),
                 ".git/".into(),
             ];
+            // The project folder itself as the site (`site = "."`): its config is not a page.
+            if config.dir.canonicalize().is_ok_and(|d| d == root) {
+                hidden.push(crate::config::FILE_NAME.into());
+                hidden.push(super::init::SCHEMA_FILE.into());
+            }
             let what = format!("the directory {}", root.display());
             (
                 Site::Dir {

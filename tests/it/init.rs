@@ -155,3 +155,30 @@ fn init_with_a_built_site_does_not_warn() {
     assert!(config.contains("site = \"dist\""), "{config}");
     assert!(!out.contains("warning"), "{out}");
 }
+
+/// Regression (issue 20.12): in a folder that is already a built site (index.html at
+/// the top, no framework files) init wrote site = "dist" and warned that
+/// dist/index.html was missing. It picks "." — and the local store under .driftless/,
+/// which a deploy never publishes — and the first deploy works and publishes neither
+/// driftless.toml nor its schema.
+#[test]
+fn init_in_a_built_site_deploys_that_folder() {
+    let (tmp, out, config) =
+        init_in(&[("index.html", "<h1>built</h1>"), ("css/site.css", "body{}")]);
+    assert!(config.contains("site = \".\""), "{config}");
+    assert!(!out.contains("warning"), "{out}");
+    let done = Run::new(tmp.path(), &["--json", "deploy", "local", "--yes"]).expect(0);
+    let store = tmp.path().join(".driftless/local");
+    let served = crate::util::site_files(&store);
+    assert_eq!(
+        served.keys().cloned().collect::<Vec<_>>(),
+        ["css/site.css", "index.html"],
+        "{}",
+        done.stdout
+    );
+
+    // The site in one subfolder (a downloaded build): that folder.
+    let (_tmp, out, config) = init_in(&[("www/index.html", "<h1>built</h1>")]);
+    assert!(config.contains("site = \"www\""), "{config}");
+    assert!(!out.contains("warning"), "{out}");
+}
