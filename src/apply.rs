@@ -198,7 +198,9 @@ pub(crate) async fn apply(
 
     // 4–5. Site writes, release record, HEAD. Any failure here puts back what was
     // written, so a failed run leaves the old release complete.
-    let mut written: Vec<(&Action, String)> = Vec::new();
+    // Every write started: with the ETag it gave, or `None` if it failed (it may still
+    // have landed). Only these keys can need putting back.
+    let mut written: Vec<(&Action, Option<String>)> = Vec::new();
     let site = SiteWrites {
         ledger,
         plan,
@@ -215,7 +217,7 @@ pub(crate) async fn apply(
         // A swap whose answer was lost may still have landed: never undo a live release.
         if ledger.head().await.ok().and_then(|h| h.release).as_deref() != Some(release.id.as_str())
         {
-            let restored = undo(ledger, plan, &written, live.as_ref()).await;
+            let restored = undo(ledger, &written, live.as_ref()).await;
             if !restored || ledger.clear_pending(&pending_etag).await.is_err() {
                 return Err(Error::Other(format!(
                     "{e}\n  the store could not be put back completely: the next `driftless deploy {}` finishes release {} first",
@@ -285,7 +287,7 @@ async fn write_and_swap<'p>(
     site: &SiteWrites<'p>,
     head: &crate::ledger::Head,
     release: &mut Release,
-    written: &mut Vec<(&'p Action, String)>,
+    written: &mut Vec<(&'p Action, Option<String>)>,
     lease: &HeldLease,
     out: &Output,
 ) -> Result<(), Error> {
@@ -304,24 +306,37 @@ async fn write_and_swap<'p>(
             bar.finish_and_clear();
             return Err(Error::Interrupted(String::new()));
         }
-        let results: Vec<(&Action, Result<String, StoreError>)> = futures::stream::iter(group)
-            .map(|a| {
+        // Ctrl-C starts no new write; the ones in flight finish, so what was written is
+        // known exactly and can be put back.
+        let (results, stopped) = crate::interrupt::run_bounded(
+            group,
+            CONCURRENCY,
+            crate::interrupt::InFlight::Finish,
+            "write",
+            |a| {
                 let bar = &bar;
                 async move {
+                    failpoint("site-write").await;
                     let r = write_key(site, a).await;
                     bar.inc(1);
-                    (a, r)
+                    r.map(|etag| (a, etag)).map_err(|e| (a, e))
                 }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
+            },
+        )
+        .await;
         let mut failure = None;
-        for (a, r) in results {
+        for r in results {
             match r {
-                Ok(etag) => written.push((a, etag)),
-                Err(e) => failure = failure.or(Some((a.key.clone(), e))),
+                Ok((a, etag)) => written.push((a, Some(etag))),
+                Err((a, e)) => {
+                    written.push((a, None));
+                    failure = failure.or(Some((a.key.clone(), e)));
+                }
             }
+        }
+        if stopped && failure.is_none() {
+            bar.finish_and_clear();
+            return Err(Error::Interrupted(String::new()));
         }
         if let Some((key, e)) = failure {
             bar.finish_and_clear();
@@ -335,7 +350,7 @@ async fn write_and_swap<'p>(
     }
     bar.finish_and_clear();
     for (a, etag) in written.iter() {
-        if let Some(e) = release.manifest.get_mut(&a.key) {
+        if let (Some(e), Some(etag)) = (release.manifest.get_mut(&a.key), etag) {
             e.etag.clone_from(etag);
         }
     }
@@ -559,18 +574,18 @@ async fn write_key(site: &SiteWrites<'_>, a: &Action) -> Result<String, StoreErr
 /// checked or put back (the pending record then stays for the next run to finish).
 async fn undo(
     ledger: &Ledger,
-    plan: &Plan,
-    written: &[(&Action, String)],
+    written: &[(&Action, Option<String>)],
     live: Option<&Release>,
 ) -> bool {
-    let ours: BTreeMap<&str, &str> = written
-        .iter()
-        .map(|(a, e)| (a.key.as_str(), e.as_str()))
-        .collect();
-    let attempted = plan.actions.iter().filter(|a| a.kind != ActionKind::Delete);
-    let results: Vec<bool> = futures::stream::iter(attempted)
-        .map(|a| {
-            let ours = ours.get(a.key.as_str()).copied();
+    if !written.is_empty() {
+        eprintln!(
+            "driftless: putting back the {} key(s) written so far (Ctrl-C again to stop at once: the next run finishes them)",
+            written.len()
+        );
+    }
+    let results: Vec<bool> = futures::stream::iter(written)
+        .map(|(a, etag)| {
+            let ours = etag.as_deref();
             async move {
                 let result = undo_key(ledger, a, ours, live).await;
                 if let Err(e) = &result {
@@ -591,21 +606,29 @@ async fn undo_key(
     ours: Option<&str>,
     live: Option<&Release>,
 ) -> Result<(), Error> {
-    let Some(now) = ledger.store().head(&a.key).await? else {
-        return Ok(()); // nothing there: a create that never landed
-    };
-    let seen = a.remote.as_ref().map(|r| r.etag.as_str());
-    let wanted = a.local.as_ref().map(|e| e.sha256.as_str());
-    let is_ours = ours == Some(now.meta.etag.as_str())
-        || (Some(now.meta.etag.as_str()) != seen && now.attrs.sha256.as_deref() == wanted);
-    if !is_ours {
-        return Ok(()); // untouched: still what the plan saw
-    }
-    let mode = PutMode::IfMatch(now.meta.etag.clone());
-    match a.remote.as_ref().and_then(|r| r.sha256.as_ref()) {
-        None if a.remote.is_none() => {
-            Ok(ledger.store().delete(&a.key, Some(&now.meta.etag)).await?)
+    // What the key holds now, if it is ours: known from the write (one request less per
+    // key — a put-back of thousands of keys is what a Ctrl-C waits for), else read.
+    let etag = match ours {
+        Some(etag) => etag.to_owned(),
+        None => {
+            let Some(now) = ledger.store().head(&a.key).await? else {
+                return Ok(()); // nothing there: a create that never landed
+            };
+            let seen = a.remote.as_ref().map(|r| r.etag.as_str());
+            let wanted = a.local.as_ref().map(|e| e.sha256.as_str());
+            if Some(now.meta.etag.as_str()) == seen || now.attrs.sha256.as_deref() != wanted {
+                return Ok(()); // untouched: still what the plan saw
+            }
+            now.meta.etag
         }
+    };
+    let mode = PutMode::IfMatch(etag.clone());
+    match a.remote.as_ref().and_then(|r| r.sha256.as_ref()) {
+        None if a.remote.is_none() => match ledger.store().delete(&a.key, Some(&etag)).await {
+            // Changed by someone else since: theirs now, not ours to remove.
+            Ok(()) | Err(StoreError::NotFound { .. } | StoreError::Precondition { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
         None => Err(Error::Other(format!("{}: previous content unknown", a.key))),
         Some(sha) => {
             let attrs = live

@@ -122,7 +122,13 @@ where
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::dispatch(cli, out)) {
+    let result = runtime.block_on(commands::dispatch(cli, out));
+    // After Ctrl-C, work abandoned on blocking threads (a pack being read) is not waited
+    // for: the run stopped at a safe point, and nothing it could still do is needed.
+    if matches!(result, Err(Error::Interrupted(_))) {
+        runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = e.exit_code();

@@ -332,16 +332,20 @@ impl Ledger {
                 .await?;
             staged.dirs.push(dir);
         }
-        let objects: Vec<(String, u64)> = futures::stream::iter(large)
-            .map(|f| async move {
+        let (objects, _) = crate::interrupt::run_bounded(
+            large,
+            8,
+            crate::interrupt::InFlight::Abandon,
+            "upload",
+            |f| async move {
                 self.put_object_file(&f).await?;
                 progress(1);
                 Ok::<_, StageError>((f.sha256, f.size))
-            })
-            .buffer_unordered(8)
-            .try_collect()
-            .await?;
-        for (sha, size) in objects {
+            },
+        )
+        .await;
+        for r in objects {
+            let (sha, size) = r?;
             staged.uploaded_objects += 1;
             staged.uploaded_bytes += size;
             staged.by_sha.insert(sha, Staging::Object);
@@ -393,22 +397,33 @@ impl Ledger {
             size += f.size;
             groups.last_mut().expect("pushed").push(f);
         }
-        let built: Vec<BuiltPack> = futures::stream::iter(groups.into_iter().enumerate())
-            .map(|(n, group)| {
+        // Ctrl-C abandons the packs in flight: a pack no release references is collected.
+        let (built, stopped) = crate::interrupt::run_bounded(
+            groups.into_iter().enumerate(),
+            PACK_UPLOADS,
+            crate::interrupt::InFlight::Abandon,
+            "pack upload",
+            |(n, group)| {
                 let path = dir.join(format!("{n}.pack"));
                 async move {
                     let count = group.len() as u64;
                     let pack = tokio::task::spawn_blocking(move || build_pack(&path, &group))
                         .await
                         .map_err(|e| StageError::Io(PathBuf::new(), std::io::Error::other(e)))??;
+                    crate::apply::failpoint("pack-upload").await;
                     self.upload_pack(&pack).await?;
                     progress(count);
                     Ok::<_, StageError>(pack)
                 }
-            })
-            .buffer_unordered(PACK_UPLOADS)
-            .try_collect()
-            .await?;
+            },
+        )
+        .await;
+        // Stopped by Ctrl-C: a pack that failed did so because its build was cut short.
+        let built: Vec<BuiltPack> = if stopped {
+            built.into_iter().filter_map(Result::ok).collect()
+        } else {
+            built.into_iter().collect::<Result<_, _>>()?
+        };
         let mut idx = self.packs.lock().await;
         for pack in built {
             let path: Arc<Path> = Arc::from(pack.path.as_path());
@@ -531,6 +546,10 @@ fn build_pack(path: &Path, files: &[LocalContent]) -> std::result::Result<BuiltP
     for f in files {
         if !seen.insert(f.sha256.as_str()) {
             continue;
+        }
+        if crate::interrupt::requested() {
+            // The upload it was for is abandoned: stop reading.
+            return Err(io(path, std::io::Error::other("interrupted")));
         }
         let mut file = std::fs::File::open(&f.path).map_err(|e| io(&f.path, e))?;
         let mut h = Sha256::new();

@@ -208,3 +208,50 @@ fn a_dead_holders_lock_is_shown_and_its_takeover_printed() {
         .expect(0)
         .mentions(&["took over the lock", "Alice"]);
 }
+
+/// Regression (issue 20.18): Ctrl-C in the middle of a long phase waited for the whole
+/// phase (54 s for a 52,000-file first deploy to S3). It starts no new request, says what
+/// it waits for — the writes in flight, which it then puts back — and changes nothing.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_mid_phase_starts_nothing_new_and_says_what_it_waits_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::new(&tmp.path().join("work"), &store, "");
+    p.write("index.html", "v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let v1 = head(&store);
+    for i in 0..400 {
+        p.write(&format!("assets/a{i}.js"), &format!("console.log({i})"));
+    }
+    // Every write pauses until Ctrl-C: 64 are in flight when it comes, 336 never start.
+    let out = interrupt_at(&p, "site-write");
+    assert_eq!(out.code, 130, "{}", out.all());
+    out.mentions(&[
+        "stopping: waiting for the 64 write(s) in flight to finish",
+        "putting back the 64 key(s) written so far",
+        "Interrupted: nothing changed on prod",
+        &v1,
+    ]);
+    assert_eq!(head(&store), v1);
+    assert_eq!(site_files(&store), files(&[("index.html", "v1")]));
+}
+
+/// The same for content uploads to S3: the packs in flight are abandoned at once
+/// (nothing refers to them yet) and the re-run uploads what is missing.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_abandons_pack_uploads_in_flight() {
+    let s = crate::servers::servers();
+    let bucket = s.bucket(&s.seaweedfs);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = crate::servers::Servers::prod_config(&s.seaweedfs, &bucket);
+    let p = Project::with_config(tmp.path(), &config).envs(s.env());
+    for i in 0..50 {
+        p.write(&format!("p{i}.html"), &format!("page {i}"));
+    }
+    let out = interrupt_at(&p, "pack-upload");
+    assert_eq!(out.code, 130, "{}", out.all());
+    out.mentions(&["pack upload(s) in flight abandoned", "nothing is live yet"]);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+}
