@@ -497,8 +497,13 @@ impl EnvCtx<'_> {
                 ))
             });
         }
-        if crate::ledger::is_release_id(name) && self.ledger.release_ref(name).await.is_ok() {
-            return Ok(name.to_owned());
+        if crate::ledger::is_release_id(name) {
+            return match self.ledger.release_ref(name).await {
+                Ok(_) => Ok(name.to_owned()),
+                Err(_) => Err(Error::Usage(format!(
+                    "{name} is not a release that was live on {env}; see `driftless log {env}`"
+                ))),
+            };
         }
         let (history, _) = self.ledger.history_refs(None, usize::MAX).await?;
         if let Some(r) = history.iter().find(|r| r.tag.as_deref() == Some(name)) {

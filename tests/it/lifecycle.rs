@@ -268,10 +268,10 @@ fn saved_plan_applies_only_if_nothing_moved() {
     p.cmd(&["apply", "plan.json", "--yes"]).expect(0);
     assert_eq!(site_files(&store), files(&[("index.html", "v3")]));
 
-    // A plan is single-use: HEAD has moved since.
+    // A plan is single-use: applied again, it says so and changes nothing.
     p.cmd(&["apply", "plan.json", "--yes"])
-        .expect(3)
-        .mentions(&["live release changed"]);
+        .expect(0)
+        .mentions(&["already applied", "nothing to do"]);
 }
 
 #[test]

@@ -39,8 +39,8 @@ function redirect(path) {
 function handler(event) {
   var req = event.request, uri = req.uri, path;
   if (AUTH) {
-    var given = req.headers.authorization;
-    if (!given || crypto.createHash('sha256').update(given.value).digest('hex') !== AUTH) {
+    var given = req.headers.authorization, m = given && /^\s*basic\s+(.*)$/i.exec(given.value);
+    if (!m || crypto.createHash('sha256').update('Basic ' + m[1].replace(/\s+$/, '')).digest('hex') !== AUTH) {
       return answer(401, 'Unauthorized', { 'www-authenticate': 'Basic realm="driftless"' });
     }
   }
