@@ -107,7 +107,7 @@ impl Pattern {
                     return Err(format!("{from:?}: placeholder :{name} appears twice"));
                 }
                 parts.push(Part::Param(name.to_owned()));
-            } else if seg.contains(':') && seg.split(':').skip(1).any(|x| placeholder_name(x)) {
+            } else if seg.contains(':') && seg.split(':').skip(1).any(placeholder_name) {
                 return Err(format!(
                     "{from:?}: a placeholder must be a whole segment (\"/:year/:slug\"), not part of {seg:?}"
                 ));

@@ -861,6 +861,19 @@ pub fn content_type(key: &str) -> String {
     }
 }
 
+/// A file name that is not UTF-8, shown with its bad bytes escaped (`bad\xff.html`), so
+/// the person can find the file (a replacement character `�` names none).
+fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -983,17 +996,4 @@ mod tests {
         assert_eq!(third.stats.hashed, 1);
         assert_eq!(third.files["3.html"].sha256, hash_bytes(b"changed"));
     }
-}
-
-/// A file name that is not UTF-8, shown with its bad bytes escaped (`bad\xff.html`), so
-/// the person can find the file (a replacement character `�` names none).
-fn escape_bytes(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
 }

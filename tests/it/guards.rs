@@ -239,7 +239,7 @@ fn a_dead_deployers_lock_is_cleared_by_the_next_run() {
         .mentions(&["Carol", "ci-runner-7"]);
     // Silent for five minutes (three renewal periods are three minutes): cleared.
     let mut info = lock.info.clone();
-    info.started_at = info.started_at - jiff::SignedDuration::from_mins(5);
+    info.started_at -= jiff::SignedDuration::from_mins(5);
     std::fs::write(
         store.join(".driftless/lock"),
         serde_json::to_vec(&info).unwrap(),
