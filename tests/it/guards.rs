@@ -39,20 +39,7 @@ fn lock_held_by_another_deployer_is_named_and_can_be_broken() {
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
 
     // Carol, on another machine, holds the lease.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let ledger = driftless::ledger::Ledger::new(
-        std::sync::Arc::new(driftless::store::LocalStore::new(&store)),
-        ".driftless/",
-        "prod",
-    );
-    let carol = driftless::ledger::Actor {
-        author: "Carol".into(),
-        host: "ci-runner-7".into(),
-        pid: 1,
-    };
-    rt.block_on(ledger.lock(&carol, "deploy", None, std::time::Duration::from_secs(600)))
-        .unwrap()
-        .unwrap();
+    carol_locks(&store, None);
 
     p.write("index.html", "v2");
     p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&[
@@ -213,26 +200,7 @@ fn a_dead_deployers_lock_is_cleared_by_the_next_run() {
     assert_eq!(head(&store), v2);
 
     // Carol's CI runner died after making its release live: its lease is not renewed.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let ledger = driftless::ledger::Ledger::new(
-        std::sync::Arc::new(driftless::store::LocalStore::new(&store)),
-        ".driftless/",
-        "prod",
-    );
-    let carol = driftless::ledger::Actor {
-        author: "Carol".into(),
-        host: "ci-runner-7".into(),
-        pid: 1,
-    };
-    let lock = rt
-        .block_on(ledger.lock(
-            &carol,
-            "deploy",
-            Some(&v2),
-            std::time::Duration::from_secs(600),
-        ))
-        .unwrap()
-        .unwrap();
+    let lock = carol_locks(&store, Some(&v2));
     // Seen alive just now: not cleared (the lock guard names Carol).
     p.cmd(&["deploy", "prod", "--yes"])
         .expect(3)
@@ -249,4 +217,28 @@ fn a_dead_deployers_lock_is_cleared_by_the_next_run() {
         "cleared the lock of Carol",
         "is live and the lease was last renewed 5m",
     ]);
+}
+
+/// Carol, on CI runner 7 (another host), takes the lease of `prod` in `store` for a
+/// 10-minute deploy of `release`.
+fn carol_locks(store: &std::path::Path, release: Option<&str>) -> driftless::ledger::Lock {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ledger = driftless::ledger::Ledger::new(
+        std::sync::Arc::new(driftless::store::LocalStore::new(store)),
+        ".driftless/",
+        "prod",
+    );
+    let carol = driftless::ledger::Actor {
+        author: "Carol".into(),
+        host: "ci-runner-7".into(),
+        pid: 1,
+    };
+    rt.block_on(ledger.lock(
+        &carol,
+        "deploy",
+        release,
+        std::time::Duration::from_secs(600),
+    ))
+    .unwrap()
+    .unwrap()
 }
