@@ -16,6 +16,8 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use jiff::Timestamp;
 
 use crate::Error;
+use crate::digest::hash_bytes;
+use crate::failpoint::failpoint;
 use crate::ledger::{
     Actor, Entry, HeldLease, Ledger, LocalContent, Pending, Release, ReleaseKind, StageError,
     Staged, Staging,
@@ -23,49 +25,9 @@ use crate::ledger::{
 use crate::output::Output;
 use crate::plan::{Action, ActionKind, Plan, PlanKind, Source, listing_digest};
 use crate::remote::{CONCURRENCY, list_site};
-use crate::scan::hash_bytes;
 use crate::store::{PutMode, StoreError};
 
 pub(crate) const LEASE: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Fault injection for the crash tests. With `DRIFTLESS_FAILPOINT=NAME` the process
-/// kills itself with SIGKILL at that point of an apply — no cleanup, no unlock. With
-/// `NAME:pause` it waits there (touching `$TMPDIR/driftless-failpoint-PID` so a test
-/// knows) until Ctrl-C, for the interruption tests; with `NAME:wait` it waits there
-/// until the test deletes that file, then goes on (to interleave two runs exactly).
-pub(crate) async fn failpoint(name: &str) {
-    let Ok(wanted) = std::env::var("DRIFTLESS_FAILPOINT") else {
-        return;
-    };
-    if wanted == name {
-        eprintln!("driftless: failpoint {name}: SIGKILL");
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &std::process::id().to_string()])
-            .status();
-        std::process::abort(); // where `kill` is unavailable
-    }
-    if wanted.strip_suffix(":wait") == Some(name) {
-        let mark = std::env::temp_dir().join(format!("driftless-failpoint-{}", std::process::id()));
-        let _ = std::fs::write(&mark, name);
-        for _ in 0..2400 {
-            if !mark.exists() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    }
-    if wanted.strip_suffix(":pause") == Some(name) {
-        let mark = std::env::temp_dir().join(format!("driftless-failpoint-{}", std::process::id()));
-        let _ = std::fs::write(&mark, name);
-        for _ in 0..2400 {
-            if crate::interrupt::requested() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        let _ = std::fs::remove_file(&mark);
-    }
-}
 
 /// What an apply moved into the store's `objects/` (a resumed run uploads nothing twice).
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]

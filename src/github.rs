@@ -11,8 +11,10 @@ use std::io::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::output::{Output, bytes, esc};
+use crate::output::Output;
 use crate::plan::{ActionKind, Plan, PlanKind, Refusal};
+use crate::text::bytes;
+use crate::text::esc;
 
 /// Whether this run already annotated its refusal (then the final error adds none).
 static ANNOTATED: AtomicBool = AtomicBool::new(false);

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::git::GitInfo;
 use crate::store::{Attributes, PutMode, Store, StoreError};
+use crate::text::short_time;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -474,14 +475,14 @@ pub struct ReleaseRef {
 
 impl std::fmt::Display for ReleaseRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", crate::output::esc(&self.id))?;
+        write!(f, "{}", crate::text::esc(&self.id))?;
         if let Some(t) = &self.tag {
-            write!(f, " [{}]", crate::output::esc(t))?;
+            write!(f, " [{}]", crate::text::esc(t))?;
         }
         write!(
             f,
             " by {} at {}",
-            crate::output::esc(&self.author),
+            crate::text::esc(&self.author),
             short_time(self.created_at)
         )?;
         if let Some(c) = &self.commit {
@@ -496,13 +497,9 @@ impl std::fmt::Display for ReleaseRef {
     }
 }
 
-pub fn short_time(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
 /// A fresh, sortable release id: `20261121T121321Z-3fa9c1`.
 pub fn new_release_id(now: Timestamp) -> String {
-    let token = crate::unique_token();
+    let token = crate::digest::unique_token();
     format!("{}-{}", now.strftime("%Y%m%dT%H%M%SZ"), &token[..6])
 }
 
@@ -1185,7 +1182,7 @@ impl Ledger {
         let key = self.key(&format!(
             "journal/{}-{}.json",
             at.strftime("%Y%m%dT%H%M%S%.6fZ"),
-            &crate::unique_token()[..8]
+            &crate::digest::unique_token()[..8]
         ));
         if let Err(e) = self
             .store

@@ -10,6 +10,7 @@
 pub mod cdn;
 pub mod cli;
 pub mod config;
+pub mod digest;
 pub mod edge;
 pub mod fingerprint;
 pub mod git;
@@ -20,11 +21,13 @@ pub mod plan;
 pub mod retention;
 pub mod scan;
 pub mod store;
+pub mod text;
 pub mod tls;
 pub mod watch;
 
 mod apply;
 mod commands;
+mod failpoint;
 mod github;
 mod interrupt;
 mod output;
@@ -33,10 +36,8 @@ mod sdk_error;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::Parser as _;
-use sha2::{Digest, Sha256};
 
 /// Everything that can stop a command, mapped to exit statuses in one place.
 #[derive(Debug, thiserror::Error)]
@@ -160,18 +161,4 @@ fn limit_malloc_arenas() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
-}
-
-/// A unique hex token (release ids, temp names, journal keys): time, process, counter.
-pub fn unique_token() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = Sha256::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    h.update(now.as_nanos().to_le_bytes());
-    h.update(std::process::id().to_le_bytes());
-    h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    h.update(format!("{:?}", std::thread::current().id()));
-    hex::encode(&h.finalize()[..16])
 }

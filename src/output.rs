@@ -14,34 +14,7 @@ use crate::ledger::ReleaseRef;
 use std::collections::BTreeMap;
 
 use crate::plan::{Action, ActionKind, Plan, PlanKind, Refusal};
-
-/// Text from outside this process (file and object names, release messages, authors,
-/// hold reasons) made safe for a terminal: control characters and bidirectional
-/// overrides are shown escaped (`\n`, `\u{1b}`), so a name can neither forge a line of
-/// the proof block nor send escape sequences to the terminal.
-pub(crate) fn esc(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() || is_bidi_control(c);
-    if !text.chars().any(unsafe_char) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if unsafe_char(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
+use crate::text::{bytes, esc};
 
 /// Set by a command that prints its own document over those of the commands it runs.
 static DOCUMENT_RESERVED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -197,21 +170,6 @@ pub(crate) enum Style {
     Warn,
     Strong,
     Dim,
-}
-
-pub(crate) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    #[expect(clippy::cast_precision_loss, reason = "display only")]
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
 }
 
 fn release_line(r: Option<&ReleaseRef>) -> String {
@@ -434,7 +392,7 @@ fn kept_lines(out: &Output, plan: &Plan, s: &mut String) {
             s,
             "{} removed asset(s) kept for open pages until {} (deleted by the first deploy after):",
             newly.len(),
-            crate::ledger::short_time(first.until)
+            crate::text::short_time(first.until)
         );
         let shown = if out.full { usize::MAX } else { CAP };
         for (key, _) in newly.iter().take(shown) {
@@ -455,7 +413,7 @@ fn kept_lines(out: &Output, plan: &Plan, s: &mut String) {
             .filter(|k| k.removed_in != plan.new_release)
             .map(|k| k.until)
             .min()
-            .map(crate::ledger::short_time)
+            .map(crate::text::short_time)
             .unwrap_or_default();
         let _ = writeln!(
             s,

@@ -217,7 +217,7 @@ impl std::fmt::Display for Totals {
             self.header_update,
             self.delete,
             self.unchanged,
-            crate::output::bytes(self.upload_bytes)
+            crate::text::bytes(self.upload_bytes)
         )
     }
 }

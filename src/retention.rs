@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Invalid, Key};
 use crate::ledger::{Kept, Release};
 use crate::plan::{ActionKind, Diff, DriftKind, RemoteObject};
+use crate::text::parse_duration;
 
 /// `[retention]` as written in driftless.toml.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
@@ -134,17 +135,6 @@ impl RawRetention {
     }
 }
 
-/// "48h", "30m", "90s", "7d", or anything jiff reads as a duration ("2h 30m", "PT48H").
-pub(crate) fn parse_duration(text: &str) -> Option<SignedDuration> {
-    let t = text.trim();
-    let days = t
-        .strip_suffix('d')
-        .and_then(|n| n.trim().parse::<i64>().ok())
-        .map(|n| SignedDuration::from_hours(n * 24));
-    days.or_else(|| t.parse::<SignedDuration>().ok())
-        .filter(|d| !d.is_negative())
-}
-
 impl Retention {
     fn keeps(&self, key: &str, entry: &crate::ledger::Entry) -> bool {
         if (self.grace.is_zero() && self.removed_releases == 0) || crate::scan::is_html(key) {
@@ -227,7 +217,7 @@ pub fn settle(
             }
             a.reason = format!(
                 "kept for open pages until {}: grace over",
-                crate::ledger::short_time(k.until)
+                crate::text::short_time(k.until)
             );
             expired += 1;
             return true;

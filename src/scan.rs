@@ -14,10 +14,10 @@ use ignore::WalkBuilder;
 use ignore::overrides::OverrideBuilder;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization as _;
 
 use crate::config::{Precompress, Rule};
+use crate::digest::{hash_bytes, hash_file};
 use crate::store::Attributes;
 
 /// Excluded from every scan (on top of the config's `ignore` and `.driftlessignore`),
@@ -704,20 +704,6 @@ fn now_ns() -> i128 {
         .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
 }
 
-pub fn hash_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
-}
-
 /// The compressed copy of a site file, as uploaded.
 struct Packed {
     path: PathBuf,
@@ -749,7 +735,7 @@ fn precompressed(dir: &Path, path: &Path, sha: &str, enc: Precompress) -> std::i
     let bytes = compress(&input, enc)?;
     let sha256 = hash_bytes(&bytes);
     std::fs::create_dir_all(dir)?;
-    let tmp = |p: &Path| p.with_extension(format!("tmp{}", crate::unique_token()));
+    let tmp = |p: &Path| p.with_extension(format!("tmp{}", crate::digest::unique_token()));
     for (target, contents) in [(&out, &bytes[..]), (&sum, sha256.as_bytes())] {
         let t = tmp(target);
         std::fs::write(&t, contents)?;
@@ -803,10 +789,6 @@ pub fn decompress(input: &[u8], enc: Precompress) -> std::io::Result<Vec<u8>> {
 pub fn is_html(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     k.ends_with(".html") || k.ends_with(".htm")
-}
-
-pub fn hash_bytes(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Headers for `key`: the first matching rule, then defaults by extension.

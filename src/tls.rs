@@ -77,7 +77,7 @@ impl Certificate {
     pub fn describe(&self) -> String {
         format!(
             "valid until {} ({} days left)",
-            crate::ledger::short_time(self.not_after),
+            crate::text::short_time(self.not_after),
             self.days_left
         )
     }

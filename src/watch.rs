@@ -81,7 +81,7 @@ impl RawWatch {
         };
         let interval = match &self.interval {
             None => d.interval,
-            Some(t) => crate::retention::parse_duration(t)
+            Some(t) => crate::text::parse_duration(t)
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| {
                     Invalid::new(

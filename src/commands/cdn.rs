@@ -113,7 +113,7 @@ pub(super) async fn invalidate(
             "not confirmed; nothing was invalidated".into(),
         ));
     }
-    let reference = format!("manual-{}", &crate::unique_token()[..12]);
+    let reference = format!("manual-{}", &crate::digest::unique_token()[..12]);
     let done = ec
         .invalidate_now(&inv, &reference, Duration::from_secs(cfg.wait_seconds))
         .await?;

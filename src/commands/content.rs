@@ -10,11 +10,12 @@ use jiff::Timestamp;
 use super::deploy::{Request, build_plan, confirm_and_execute, read_facts};
 use super::{Ctx, EnvCtx};
 use crate::Error;
+use crate::digest::hash_bytes;
 use crate::ledger::{Entry, Manifest, Release, ReleaseKind, new_release_id};
-use crate::output::{Style, esc};
+use crate::output::Style;
 use crate::plan::{Desired, PlanKind, Source};
 use crate::remote::read_site;
-use crate::scan::hash_bytes;
+use crate::text::esc;
 
 pub(super) async fn rollback(
     ctx: &Ctx,
@@ -30,9 +31,9 @@ pub(super) async fn rollback(
     for (hold, _) in ec.ledger.holds().await? {
         ctx.out.say(format!(
             "note: {env} is on hold since {} by {}: {} — rolling back is allowed; `driftless unhold {env}` when resolved",
-            crate::ledger::short_time(hold.at),
-            crate::output::esc(&hold.by.author),
-            crate::output::esc(&hold.reason)
+            crate::text::short_time(hold.at),
+            crate::text::esc(&hold.by.author),
+            crate::text::esc(&hold.reason)
         ));
     }
     let target_id = match &to {
@@ -120,7 +121,7 @@ pub(super) async fn adopt(
         return Err(Error::Refused(format!(
             "an apply of release {} by {} on {env} was interrupted; adopting now would record a half-deployed site\n  → finish it first: driftless deploy {env} (then adopt what still differs)",
             pending.release.id,
-            crate::output::esc(&pending.release.actor.author)
+            crate::text::esc(&pending.release.actor.author)
         )));
     }
     let lease = ec.lock("adopt").await?;

@@ -87,7 +87,7 @@ fn scan_config(
         .iter()
         .map(|p| Refusal {
             guard: Guard::Site,
-            message: format!("{}: {}", crate::output::esc(&p.path), p.problem),
+            message: format!("{}: {}", crate::text::esc(&p.path), p.problem),
             key: Some(p.path.clone()),
             release: None,
             resolve: "fix the build output (or exclude the file in .driftlessignore) and re-run"
@@ -629,7 +629,7 @@ async fn execute(
     staged: crate::ledger::Staged,
 ) -> Result<(Release, crate::apply::Transfer), Error> {
     let operation = plan.kind.name();
-    crate::apply::failpoint("before-lock").await;
+    crate::failpoint::failpoint("before-lock").await;
     let lease = ec.lock_for(operation, Some(&plan.new_release)).await?;
     let result = async {
         if matches!(plan.kind, PlanKind::Deploy | PlanKind::Promote { .. })
@@ -654,7 +654,7 @@ async fn execute(
         apply(&ec.ledger, plan, &who, &lease, &ec.ctx.out, staged, &tmp).await
     }
     .await;
-    crate::apply::failpoint("before-unlock").await;
+    crate::failpoint::failpoint("before-unlock").await;
     lease.release(&ec.ledger).await?;
     match &result {
         Ok((release, _)) => {

@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::config::StoreUrl;
-use crate::output::{Style, esc};
+use crate::output::Style;
+use crate::text::esc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

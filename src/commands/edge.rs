@@ -11,7 +11,8 @@ use crate::edge::cloudfront::{
     terraform_snippet,
 };
 use crate::edge::{Outcome, resolve};
-use crate::output::{Style, esc};
+use crate::output::Style;
+use crate::text::esc;
 
 /// Everything `[edge]` compiles to for one environment.
 pub(crate) struct Compiled {

@@ -561,8 +561,8 @@ pub(crate) async fn drift(ec: &EnvCtx<'_>, c: &Compiled) -> Result<Option<(bool,
             format!(
                 "CloudFront Function {} published by {} at {} is gone from CloudFront: changed outside driftless\n  → driftless edge {env} --apply",
                 p.function,
-                crate::output::esc(&p.by.author),
-                crate::ledger::short_time(p.at)
+                crate::text::esc(&p.by.author),
+                crate::text::short_time(p.at)
             ),
         )),
         (Some(l), _) if l == c.function.digest => Some((
@@ -576,8 +576,8 @@ pub(crate) async fn drift(ec: &EnvCtx<'_>, c: &Compiled) -> Result<Option<(bool,
             true,
             format!(
                 "config changed since driftless published the edge ({}, by {}): run `driftless edge {env} --apply`",
-                crate::ledger::short_time(p.at),
-                crate::output::esc(&p.by.author)
+                crate::text::short_time(p.at),
+                crate::text::esc(&p.by.author)
             ),
         )),
         (Some(l), p) => Some((
@@ -589,7 +589,7 @@ pub(crate) async fn drift(ec: &EnvCtx<'_>, c: &Compiled) -> Result<Option<(bool,
                 p.map(|p| format!(
                     " ({}… at {})",
                     &p.sha256[..12],
-                    crate::ledger::short_time(p.at)
+                    crate::text::short_time(p.at)
                 ))
                 .unwrap_or_default(),
                 c.name

@@ -13,11 +13,12 @@ use super::EnvCtx;
 use super::base::BaseResolution;
 use crate::Error;
 use crate::config::{EnvConfig, StoreUrl};
-use crate::ledger::{Hold, LockInfo, Pending, Release, ReleaseKind, short_time};
-use crate::output::esc;
+use crate::ledger::{Hold, LockInfo, Pending, Release, ReleaseKind};
 use crate::plan::{
     Desired, Drift, FileConflict, FileConflictKind, Guard, PlanKind, Refusal, Source,
 };
+use crate::text::esc;
+use crate::text::short_time;
 
 /// S3's limit on a key, prefix included.
 pub(crate) const MAX_KEY_BYTES: usize = 1024;

@@ -6,8 +6,11 @@ use jiff::Timestamp;
 
 use super::{Ctx, EnvCtx};
 use crate::Error;
-use crate::ledger::{Collection, Policy, Yank, short_time};
-use crate::output::{Style, bytes, esc};
+use crate::ledger::{Collection, Policy, Yank};
+use crate::output::Style;
+use crate::text::bytes;
+use crate::text::esc;
+use crate::text::short_time;
 
 /// Lines listed before "… and N more" (`--full` lists all).
 const LISTED: usize = 10;

@@ -585,15 +585,15 @@ impl EnvCtx<'_> {
                     } else {
                         format!(
                             "its lease expired at {}",
-                            crate::ledger::short_time(old.expires_at)
+                            crate::text::short_time(old.expires_at)
                         )
                     };
                     self.ctx.out.say(format!(
                         "note: took over the lock of {} on {} (`{}` since {}): {why}.",
-                        crate::output::esc(&old.holder.author),
-                        crate::output::esc(&old.holder.host),
+                        crate::text::esc(&old.holder.author),
+                        crate::text::esc(&old.holder.host),
                         old.operation,
-                        crate::ledger::short_time(old.started_at)
+                        crate::text::short_time(old.started_at)
                     ));
                 }
                 Ok(self.ledger.hold_lease(lock, crate::apply::LEASE))
@@ -604,8 +604,8 @@ impl EnvCtx<'_> {
                 held.holder.author,
                 held.holder.host,
                 held.operation,
-                crate::ledger::short_time(held.started_at),
-                crate::ledger::short_time(held.expires_at),
+                crate::text::short_time(held.started_at),
+                crate::text::short_time(held.expires_at),
                 self.cfg.name
             ))),
         }
@@ -653,10 +653,10 @@ impl EnvCtx<'_> {
         }
         self.ctx.out.say(format!(
             "note: cleared the lock of {} on {} (`{}` since {}): {why}.",
-            crate::output::esc(&held.holder.author),
-            crate::output::esc(&held.holder.host),
+            crate::text::esc(&held.holder.author),
+            crate::text::esc(&held.holder.host),
             held.operation,
-            crate::ledger::short_time(held.started_at)
+            crate::text::short_time(held.started_at)
         ));
         self.ledger
             .journal(

@@ -11,9 +11,10 @@ use super::deploy::{
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::config::{EnvConfig, StoreUrl};
-use crate::ledger::{Ledger, Release, ReleaseKind, ReleaseRef, short_time};
+use crate::ledger::{Ledger, Release, ReleaseKind, ReleaseRef};
 use crate::output::Style;
 use crate::plan::{ActionKind, Guard, Plan, PlanKind, Refusal};
+use crate::text::short_time;
 
 pub(super) struct Request {
     pub(super) from: String,
@@ -326,7 +327,7 @@ async fn fetch_to_file(from: &Ledger, sha: &str, path: &std::path::Path) -> Resu
             fs_err::write(path, &body)?;
         }
     }
-    let got = crate::scan::hash_file(path)
+    let got = crate::digest::hash_file(path)
         .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
     if got != sha {
         return Err(missing());

@@ -5,10 +5,12 @@ use jiff::Timestamp;
 use super::Ctx;
 use super::base::BaseSource;
 use crate::Error;
-use crate::ledger::{Hold, Release, short_time};
-use crate::output::{Style, esc};
+use crate::ledger::{Hold, Release};
+use crate::output::Style;
 use crate::plan::drift;
 use crate::remote::read_site;
+use crate::text::esc;
+use crate::text::short_time;
 
 /// How many drifted keys `status` lists before "and N more" (`--json` lists all).
 const LISTED: usize = 10;
@@ -89,9 +91,9 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     out.say(format!(
         "  storage  {} release record(s) ({}), {} collected or yanked; snapshots {} ({} pack(s), {} object(s)); `driftless gc {env}` keeps the {} newest{}",
         storage.releases,
-        crate::output::bytes(storage.release_bytes),
+        crate::text::bytes(storage.release_bytes),
         storage.retired,
-        crate::output::bytes(storage.snapshot_bytes),
+        crate::text::bytes(storage.snapshot_bytes),
         storage.packs,
         storage.objects,
         retention.keep_releases,
@@ -173,7 +175,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             d["at"]
                 .as_str()
                 .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .map_or_else(|| "?".to_owned(), crate::ledger::short_time),
+                .map_or_else(|| "?".to_owned(), crate::text::short_time),
             esc(d["by"]["author"].as_str().unwrap_or("?")),
             d["warned"].as_u64().unwrap_or(0),
             if failed > 0 {
@@ -370,7 +372,7 @@ pub(super) async fn hold(ctx: &Ctx, env: &str, reason: &str) -> Result<(), Error
         id: format!(
             "{}-{}",
             Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
-            &crate::unique_token()[..6]
+            &crate::digest::unique_token()[..6]
         ),
         reason: reason.to_owned(),
         by: ctx.actor.clone(),

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use super::{Ctx, EnvCtx};
 use crate::Error;
+use crate::digest::hash_bytes;
 use crate::ledger::{Check, Entry, Manifest, Release, Verification};
-use crate::output::{Style, esc};
-use crate::scan::hash_bytes;
+use crate::output::Style;
 use crate::store::encode_key;
+use crate::text::esc;
 
 /// What one check expects of one path.
 #[derive(Debug, Clone)]
@@ -417,7 +418,7 @@ pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Erro
             plan.push(("directory index".into(), slash, Expect::Content(entry)));
         }
     }
-    let token = &crate::unique_token()[..10];
+    let token = &crate::digest::unique_token()[..10];
     if let Some(spa) = edge
         .spa_fallback
         .as_ref()

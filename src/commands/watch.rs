@@ -14,7 +14,8 @@ use jiff::{SignedDuration, Timestamp};
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::ledger::{Hold, Release};
-use crate::output::{Style, esc};
+use crate::output::Style;
+use crate::text::esc;
 use crate::watch::{Tally, Watch, Watched};
 
 pub(super) async fn watch(
@@ -29,7 +30,7 @@ pub(super) async fn watch(
 
 /// "15m", "90s", "1h" for `--for` / `--watch`.
 pub(super) fn parse_window(text: &str) -> Result<SignedDuration, Error> {
-    crate::retention::parse_duration(text)
+    crate::text::parse_duration(text)
         .filter(|d| !d.is_zero())
         .ok_or_else(|| {
             Error::Usage(format!(
@@ -319,7 +320,7 @@ async fn fired(
         id: format!(
             "{}-{}",
             Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
-            &crate::unique_token()[..6]
+            &crate::digest::unique_token()[..6]
         ),
         reason: format!(
             "auto-rollback: release {} failed its watch ({trigger}); fix it, then `driftless unhold {env}`",

@@ -50,13 +50,13 @@ impl Retired {
     /// "collected by gc (ana, 2026-11-22 10:00:00 UTC)" / "yanked by ana at …: why".
     pub fn describe(&self) -> String {
         let (who, when) = (
-            crate::output::esc(&self.by.author),
-            super::short_time(self.at),
+            crate::text::esc(&self.by.author),
+            crate::text::short_time(self.at),
         );
         match &self.how {
             Retirement::Collected => format!("collected by `driftless gc` ({who}, {when})"),
             Retirement::Yanked { reason } => {
-                format!("yanked by {who} at {when}: {}", crate::output::esc(reason))
+                format!("yanked by {who} at {when}: {}", crate::text::esc(reason))
             }
         }
     }

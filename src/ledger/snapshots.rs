@@ -266,7 +266,7 @@ impl Ledger {
                     .get_range(&key, offset, len)
                     .await?
                     .ok_or_else(|| corrupt(&key, "pack listed in its index but missing"))?;
-                if body.len() as u64 != len || crate::scan::hash_bytes(&body) != sha {
+                if body.len() as u64 != len || crate::digest::hash_bytes(&body) != sha {
                     return Err(corrupt(
                         &key,
                         format!("content {sha} does not match its hash"),
@@ -410,7 +410,7 @@ impl Ledger {
                     let pack = tokio::task::spawn_blocking(move || build_pack(&path, &group))
                         .await
                         .map_err(|e| StageError::Io(PathBuf::new(), std::io::Error::other(e)))??;
-                    crate::apply::failpoint("pack-upload").await;
+                    crate::failpoint::failpoint("pack-upload").await;
                     self.upload_pack(&pack).await?;
                     progress(count);
                     Ok::<_, StageError>(pack)
@@ -586,7 +586,7 @@ pub(super) fn write_cache(path: &Path, body: &[u8]) {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let tmp = path.with_extension(format!("tmp{}", crate::unique_token()));
+    let tmp = path.with_extension(format!("tmp{}", crate::digest::unique_token()));
     if std::fs::write(&tmp, body).is_ok() && std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

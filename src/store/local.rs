@@ -385,7 +385,7 @@ impl LocalStore {
     ) -> Result<String> {
         let tmp_dir = self.root.join(INTERNAL).join("tmp");
         fs::create_dir_all(&tmp_dir).map_err(|e| fs_io("create", e))?;
-        let nonce = crate::unique_token();
+        let nonce = crate::digest::unique_token();
         let tmp = tmp_dir.join(&nonce);
         if let Err(e) = fill(&tmp) {
             let _ = std::fs::remove_file(&tmp);
@@ -623,7 +623,7 @@ impl Store for LocalStore {
                 return Ok(None);
             };
             let path = this.path(&key);
-            let sha = crate::scan::hash_file(&path).map_err(|e| io("read", &path, e))?;
+            let sha = crate::digest::hash_file(&path).map_err(|e| io("read", &path, e))?;
             // Changed while hashing: judge it by what it is now.
             match this.current(&key)? {
                 Some(now) if now.meta.etag == obj.meta.etag => Ok(Some((obj, sha))),

@@ -194,7 +194,7 @@ pub trait Store: Send + Sync + fmt::Debug {
         Ok(self
             .get(key)
             .await?
-            .map(|(obj, body)| (obj, crate::scan::hash_bytes(&body))))
+            .map(|(obj, body)| (obj, crate::digest::hash_bytes(&body))))
     }
 
     /// Write the whole object to the local file `to`, streamed.

@@ -25,7 +25,7 @@ impl ProbeReport {
 
 /// Probe `store` with scratch objects under `scratch` (removed afterwards).
 pub async fn probe(store: &dyn Store, scratch: &str) -> Result<ProbeReport> {
-    let key = format!("{scratch}{}", crate::unique_token());
+    let key = format!("{scratch}{}", crate::digest::unique_token());
     let copy_target = format!("{key}-copy");
     let plain = Attributes::default();
     let put = |body: &'static str, mode: PutMode| {

@@ -100,7 +100,7 @@ impl S3Store {
         attrs: &Attributes,
         mode: PutMode,
     ) -> Result<String> {
-        let token = crate::unique_token();
+        let token = crate::digest::unique_token();
         self.conditional(to, &mode, &token, || async {
             let req = self
                 .client
@@ -391,7 +391,7 @@ impl S3Store {
         attrs: &Attributes,
         mode: PutMode,
     ) -> Result<String> {
-        let token = crate::unique_token();
+        let token = crate::digest::unique_token();
         let one_part = mode != PutMode::Overwrite
             && self
                 .one_part_conditional
@@ -892,7 +892,7 @@ impl Store for S3Store {
     /// A one-part multipart upload onto an existing key, completed with a stale
     /// If-Match and with If-None-Match: both must be refused.
     async fn probe_large_writes(&self, scratch_key: &str) -> Result<bool> {
-        let token = crate::unique_token();
+        let token = crate::digest::unique_token();
         let body = Bytes::from_static(b"probe");
         let attrs = Attributes::default();
         let existing = self

@@ -170,7 +170,7 @@ fn rollback_is_byte_identical_on_both_servers() {
         assert_eq!(bucket_site(s, endpoint, &bucket), files(&v1), "{endpoint}");
         // The tampered bytes were snapshotted before being replaced: nothing is lost.
         let objects = s.bucket_hashes(endpoint, &bucket, "www/.driftless/journal/");
-        let tampered_sha = driftless::scan::hash_bytes(b"tampered");
+        let tampered_sha = driftless::digest::hash_bytes(b"tampered");
         assert!(
             objects.contains_key(&format!("www/.driftless/objects/{tampered_sha}")),
             "{endpoint}: the overwritten bytes are not recoverable"

@@ -230,7 +230,7 @@ basic_auth = {{ user = "team", password_env = "PREVIEW_PASSWORD" }}
     assert_eq!(headers[2], "gzip", "{headers}");
     assert_eq!(
         row[1].as_str().unwrap(),
-        driftless::scan::hash_bytes(&stored)
+        driftless::digest::hash_bytes(&stored)
     );
     let mut unbrotli = Vec::new();
     brotli::BrotliDecompress(
