@@ -258,7 +258,7 @@ async fn write_and_swap<'p>(
         .actions
         .iter()
         .filter(|a| a.kind != ActionKind::Delete)
-        .partition(|a| crate::scan::is_html(&a.key));
+        .partition(|a| crate::keys::is_html(&a.key));
     let bar = out.bar((html.len() + assets.len()) as u64, "writing");
     for (i, group) in [assets, html].into_iter().enumerate() {
         if i == 1 {
@@ -721,8 +721,8 @@ pub(crate) async fn recover(
 mod tests {
     #[test]
     fn html_is_an_entry_point() {
-        assert!(crate::scan::is_html("index.html"));
-        assert!(crate::scan::is_html("docs/A.HTM"));
-        assert!(!crate::scan::is_html("assets/app.js"));
+        assert!(crate::keys::is_html("index.html"));
+        assert!(crate::keys::is_html("docs/A.HTM"));
+        assert!(!crate::keys::is_html("assets/app.js"));
     }
 }

@@ -80,7 +80,7 @@ fn url_forms(key: &str) -> Vec<String> {
 pub fn invalidation_for(actions: &[Action], threshold: usize) -> Option<Invalidation> {
     let cached_before = actions.iter().filter(|a| match a.kind {
         ActionKind::Update | ActionKind::HeaderUpdate | ActionKind::Delete => true,
-        ActionKind::Create => crate::scan::is_html(&a.key),
+        ActionKind::Create => crate::keys::is_html(&a.key),
     });
     invalidation_for_keys(cached_before.map(|a| a.key.as_str()), threshold)
 }

@@ -503,8 +503,7 @@ pub struct Rule {
 
 impl Rule {
     pub fn matches(&self, key: &str) -> bool {
-        self.matcher.is_match(key)
-            && (!self.fingerprinted || crate::fingerprint::has_fingerprint(key))
+        self.matcher.is_match(key) && (!self.fingerprinted || crate::keys::has_fingerprint(key))
     }
 }
 
@@ -668,7 +667,7 @@ impl Config {
                 None => DEFAULT_STATE_PREFIX.to_owned(),
                 Some(p) => {
                     let p = p.trim_matches('/');
-                    if p.is_empty() || crate::store::validate_key(p).is_err() {
+                    if p.is_empty() || crate::keys::key_problem(p).is_some() {
                         return Err(at(
                             Key::of("env").then(name).then("state_prefix").span(text),
                             format!("env.{name}.state_prefix: {p:?} is not a relative key prefix"),
@@ -770,7 +769,7 @@ impl Config {
         let mut features = Vec::new();
         for (i, f) in raw.features.iter().enumerate() {
             let feature = f.get_ref();
-            if crate::store::validate_key(&feature.file).is_err() || feature.contains.is_empty() {
+            if crate::keys::key_problem(&feature.file).is_some() || feature.contains.is_empty() {
                 return Err(at(
                     Some(f.span()),
                     format!(
@@ -870,7 +869,9 @@ pub fn parse_store_url(url: &str, base: &Path) -> Result<StoreUrl, String> {
         validate_bucket(bucket)?;
         let prefix = prefix.trim_matches('/');
         if !prefix.is_empty() {
-            crate::store::validate_key(prefix).map_err(|e| e.to_string())?;
+            if let Some(reason) = crate::keys::key_problem(prefix) {
+                return Err(format!("invalid object key {prefix:?}: {reason}"));
+            }
         }
         return Ok(StoreUrl::S3 {
             bucket: bucket.to_owned(),

@@ -424,12 +424,6 @@ pub enum Outcome {
     BadRequest,
 }
 
-fn has_extension(path: &str) -> bool {
-    path.rsplit('/')
-        .next()
-        .is_some_and(|last| last.contains('.'))
-}
-
 /// Resolve a request path (and its query string, kept on redirects). `exists` says
 /// whether a key is in the site; keys under any of `hidden` are never served.
 ///
@@ -515,7 +509,7 @@ pub fn resolve(
         }
     }
     if let Some(spa) = &edge.spa_fallback
-        && !has_extension(&rel)
+        && !crate::keys::has_extension(&rel)
         && exists(spa)
     {
         return Outcome::Serve {

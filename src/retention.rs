@@ -137,7 +137,7 @@ impl RawRetention {
 
 impl Retention {
     fn keeps(&self, key: &str, entry: &crate::ledger::Entry) -> bool {
-        if (self.grace.is_zero() && self.removed_releases == 0) || crate::scan::is_html(key) {
+        if (self.grace.is_zero() && self.removed_releases == 0) || crate::keys::is_html(key) {
             return false;
         }
         match &self.keep {

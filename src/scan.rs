@@ -785,12 +785,6 @@ pub fn decompress(input: &[u8], enc: Precompress) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// HTML is what visitors enter through (and what a CDN may have cached by route).
-pub fn is_html(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    k.ends_with(".html") || k.ends_with(".htm")
-}
-
 /// Headers for `key`: the first matching rule, then defaults by extension.
 pub fn attributes(key: &str, rules: &[Rule], sha256: &str) -> Attributes {
     let rule = rules.iter().find(|r| r.matches(key));

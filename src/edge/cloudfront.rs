@@ -42,7 +42,7 @@ impl SiteShape {
             {
                 s.dirs.insert(dir.trim_end_matches('/').to_owned());
             }
-            if !super::has_extension(k) {
+            if !crate::keys::has_extension(k) {
                 s.bare_files.insert(k.to_owned());
             }
             s.has_spa |= edge.spa_fallback.as_deref() == Some(k);

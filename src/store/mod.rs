@@ -257,43 +257,16 @@ pub enum Workaround {
 
 /// Keys are `/`-separated relative paths: no empty, `.` or `..` segments, no NUL.
 pub fn validate_key(key: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(StoreError::InvalidKey {
+    match crate::keys::key_problem(key) {
+        None => Ok(()),
+        Some(reason) => Err(StoreError::InvalidKey {
             key: key.to_owned(),
             reason,
-        })
-    };
-    if key.is_empty() {
-        return bad("empty");
+        }),
     }
-    if key.contains('\0') {
-        return bad("contains NUL");
-    }
-    if key.starts_with('/') || key.ends_with('/') {
-        return bad("starts or ends with '/'");
-    }
-    if key
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..")
-    {
-        return bad("has an empty, '.' or '..' segment");
-    }
-    Ok(())
 }
 
-/// Percent-encode a key for a URL path or `x-amz-copy-source`, keeping `/`.
-pub fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(char::from(b));
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+pub use crate::keys::encode_key;
 
 /// S3 and friends quote ETags in some places and not in others.
 pub fn normalize_etag(etag: &str) -> String {

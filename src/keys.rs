@@ -1,23 +1,75 @@
-//! Does a file name carry a content hash, as bundlers and generators write them?
-//!
-//! A fingerprinted name never changes content, so `fingerprinted = true` rules may serve it
-//! as `immutable` and skew protection keeps it for open pages. Getting this wrong one way
-//! costs a year of stale caches; the other way only loses caching. So the test is
-//! conservative: a name whose hash-shaped part reads like a word (`index-overview.html`,
-//! `struct.BTreeMap.js`, `Inter-SemiBold.woff2`) is not fingerprinted, and HTML never is
-//! (entry points keep their names; rustdoc's `struct.BTreeMap.html` is not a hash).
-//!
-//! Styles recognised:
-//! - hexadecimal, 8 to 64 lowercase digits with at least one digit and one letter, after a
-//!   dot or a dash: webpack `main.8608ea7d.min.css` (also 20), Parcel `index.1a2b3c4d.js`,
-//!   Next.js `main-3b1e2f4a5c6d7e8f.js`, Hugo `main.<sha256>.css`, mdBook, Docusaurus;
-//! - Rollup / Vite / SvelteKit / Astro base64url, 8 characters after `-` or `.`
-//!   (`index-DiwrgTda.js`, `chunk-BKD3_xQ-.js`, `index.BY2vkw8A.js`) with both cases;
-//! - esbuild's upper-case base32, 8 of `A-Z2-7` (`chunk-2ASZ4ACP.js`).
-//!
-//! Measured on real build output (Vite 8.3: 401 chunk names, esbuild 0.25: 42) and on the
-//! 178,000 file names of a Debian machine with the Rust documentation tree: 380 / 401 and
-//! 42 / 42 recognised; outside bundler output only three ALSA `.conf` names match.
+//! What an object key is and what its name says: a valid key, its URL form, an entry
+//! point (HTML), an extension, a content hash in the name. A leaf: every layer asks it.
+
+/// Why `key` is not a key (a `/`-separated relative path: no empty, `.` or `..`
+/// segment, no NUL), if it is not.
+pub fn key_problem(key: &str) -> Option<&'static str> {
+    if key.is_empty() {
+        return Some("empty");
+    }
+    if key.contains('\0') {
+        return Some("contains NUL");
+    }
+    if key.starts_with('/') || key.ends_with('/') {
+        return Some("starts or ends with '/'");
+    }
+    if key
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Some("has an empty, '.' or '..' segment");
+    }
+    None
+}
+
+/// Percent-encode a key for a URL path or `x-amz-copy-source`, keeping `/`.
+pub fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(char::from(b));
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// HTML is what visitors enter through (and what a CDN may have cached by route).
+pub fn is_html(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.ends_with(".html") || k.ends_with(".htm")
+}
+
+/// Does the last segment of `path` have an extension (`app.js`, not `dashboard`)?
+pub fn has_extension(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.'))
+}
+
+// Fingerprints.
+// Does a file name carry a content hash, as bundlers and generators write them?
+//
+// A fingerprinted name never changes content, so `fingerprinted = true` rules may serve it
+// as `immutable` and skew protection keeps it for open pages. Getting this wrong one way
+// costs a year of stale caches; the other way only loses caching. So the test is
+// conservative: a name whose hash-shaped part reads like a word (`index-overview.html`,
+// `struct.BTreeMap.js`, `Inter-SemiBold.woff2`) is not fingerprinted, and HTML never is
+// (entry points keep their names; rustdoc's `struct.BTreeMap.html` is not a hash).
+//
+// Styles recognised:
+// - hexadecimal, 8 to 64 lowercase digits with at least one digit and one letter, after a
+// dot or a dash: webpack `main.8608ea7d.min.css` (also 20), Parcel `index.1a2b3c4d.js`,
+// Next.js `main-3b1e2f4a5c6d7e8f.js`, Hugo `main.<sha256>.css`, mdBook, Docusaurus;
+// - Rollup / Vite / SvelteKit / Astro base64url, 8 characters after `-` or `.`
+// (`index-DiwrgTda.js`, `chunk-BKD3_xQ-.js`, `index.BY2vkw8A.js`) with both cases;
+// - esbuild's upper-case base32, 8 of `A-Z2-7` (`chunk-2ASZ4ACP.js`).
+//
+// Measured on real build output (Vite 8.3: 401 chunk names, esbuild 0.25: 42) and on the
+// 178,000 file names of a Debian machine with the Rust documentation tree: 380 / 401 and
+// 42 / 42 recognised; outside bundler output only three ALSA `.conf` names match.
 
 /// Is `key`'s file name fingerprinted?
 pub fn has_fingerprint(key: &str) -> bool {
