@@ -62,3 +62,18 @@ pub fn parse_duration(text: &str) -> Option<SignedDuration> {
     days.or_else(|| t.parse::<SignedDuration>().ok())
         .filter(|d| !d.is_negative())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("48h"), Some(SignedDuration::from_hours(48)));
+        assert_eq!(parse_duration("7d"), Some(SignedDuration::from_hours(168)));
+        assert_eq!(parse_duration("30m"), Some(SignedDuration::from_mins(30)));
+        assert_eq!(parse_duration("0s"), Some(SignedDuration::ZERO));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("-1h"), None);
+    }
+}

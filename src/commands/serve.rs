@@ -15,8 +15,9 @@ use tokio::sync::Mutex;
 
 use super::Ctx;
 use crate::Error;
+use crate::config::EdgeConfig;
 use crate::config::Rule;
-use crate::edge::{EdgeConfig, Outcome, resolve};
+use crate::edge::{Outcome, resolve};
 use crate::ledger::{Entry, Ledger, Manifest};
 use crate::store::Attributes;
 

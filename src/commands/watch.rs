@@ -13,10 +13,11 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{Ctx, EnvCtx};
 use crate::Error;
+use crate::config::Watch;
 use crate::ledger::{Hold, Release};
 use crate::output::Style;
 use crate::text::esc;
-use crate::watch::{Tally, Watch, Watched};
+use crate::watch::{Tally, Watched};
 
 pub(super) async fn watch(
     ctx: &Ctx,

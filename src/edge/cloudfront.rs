@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use sha2::{Digest as _, Sha256};
 
-use super::EdgeConfig;
+use crate::config::EdgeConfig;
 
 /// CloudFront's limit on a function's code.
 pub const CODE_BUDGET: usize = 10 * 1024;
@@ -113,8 +113,8 @@ pub fn compile(
     // segment never starts with ':'; the config refuses it).
     let mut redirects = String::from("[");
     for (i, r) in edge.redirects.iter().enumerate() {
-        let pattern =
-            super::Pattern::parse(&r.from).map_err(|e| format!("edge.redirects[{i}].from: {e}"))?;
+        let pattern = crate::config::Pattern::parse(&r.from)
+            .map_err(|e| format!("edge.redirects[{i}].from: {e}"))?;
         if i > 0 {
             redirects.push(',');
         }
@@ -122,8 +122,8 @@ pub fn compile(
             .parts
             .iter()
             .map(|p| match p {
-                super::Part::Literal(l) => js(l),
-                super::Part::Param(n) => js(&format!(":{n}")),
+                crate::config::Part::Literal(l) => js(l),
+                crate::config::Part::Param(n) => js(&format!(":{n}")),
             })
             .collect();
         let _ = write!(
@@ -132,7 +132,7 @@ pub fn compile(
             parts.join(","),
             u8::from(pattern.splat),
             r.status,
-            js(&super::location_literal(&r.to))
+            js(&crate::config::location_literal(&r.to))
         );
     }
     redirects.push(']');

@@ -12,6 +12,18 @@ use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod edge;
+mod notify;
+mod retention;
+mod watch;
+
+pub use edge::{
+    BasicAuth, EdgeConfig, Part, Pattern, Redirect, SHORT_PASSWORD, fill, location_literal,
+};
+pub use notify::{EVENTS, Format, Webhook};
+pub use retention::{DEFAULT_GRACE, DEFAULT_KEEP_RELEASES, RawRetention, Retention};
+pub use watch::{RawWatch, Watch};
+
 pub const FILE_NAME: &str = "driftless.toml";
 pub const DEFAULT_STATE_PREFIX: &str = ".driftless/";
 
@@ -181,14 +193,14 @@ pub(crate) struct RawConfig {
     include: Vec<String>,
     /// What visitors get: headers, directory index, SPA fallback, 404 page, redirects.
     #[serde(default)]
-    edge: crate::edge::EdgeConfig,
+    edge: EdgeConfig,
     /// Webhooks told about deploys, promotions, rollbacks, refusals and holds.
     #[serde(default)]
-    notify: Vec<crate::notify::Webhook>,
+    notify: Vec<Webhook>,
     /// What happens to files a deploy removes: fingerprinted assets stay served for open
     /// pages during a grace period.
     #[serde(default)]
-    retention: crate::retention::RawRetention,
+    retention: RawRetention,
 }
 
 /// One environment.
@@ -228,7 +240,7 @@ struct RawEnv {
     limits: Option<Limits>,
     /// What `watch` (and `deploy`/`promote --watch`) rolls back on.
     #[serde(default)]
-    watch: Option<crate::watch::RawWatch>,
+    watch: Option<RawWatch>,
     /// What `verify` also demands.
     #[serde(default)]
     verify: Option<RawVerify>,
@@ -483,7 +495,7 @@ pub struct EnvConfig {
     pub url: Option<String>,
     pub cdn: Option<CdnConfig>,
     pub limits: Limits,
-    pub watch: crate::watch::Watch,
+    pub watch: Watch,
     /// `[env.NAME.verify] p95_ms`.
     pub verify_p95_ms: Option<u64>,
 }
@@ -519,9 +531,9 @@ pub struct Config {
     pub ignore: Vec<String>,
     /// Globs that bring back files the built-in exclusions (secrets, VCS) keep back.
     pub include: Vec<String>,
-    pub edge: crate::edge::EdgeConfig,
-    pub notify: Vec<crate::notify::Webhook>,
-    pub retention: crate::retention::Retention,
+    pub edge: EdgeConfig,
+    pub notify: Vec<Webhook>,
+    pub retention: Retention,
     /// The file as read, to name the line of a value found unusable later (a file the
     /// config names that is not in the build).
     text: String,
