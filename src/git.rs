@@ -65,8 +65,10 @@ impl Repo {
     /// The checked-out commit, dirty only for uncommitted changes inside the project (the
     /// directory holding `driftless.toml`), never for driftless's own `.driftless/` state
     /// or for other projects of the same repository.
-    pub fn head_for(&self, config: &crate::config::Config) -> Option<GitInfo> {
-        self.head_in(&config.dir, &[".", ":(exclude).driftless"])
+    /// The commit a build of the project in `project` (where driftless.toml is) comes
+    /// from, dirty if anything there but driftless's own state differs from it.
+    pub fn head_for(&self, project: &Path) -> Option<GitInfo> {
+        self.head_in(project, &[".", ":(exclude).driftless"])
     }
 
     fn head_in(&self, dir: &Path, pathspec: &[&str]) -> Option<GitInfo> {

@@ -95,7 +95,7 @@ pub(crate) async fn resolve(
         return Ok(BaseResolution::none());
     };
     let repo = Repo::discover(&ec.ctx.config.dir);
-    let git = repo.as_ref().and_then(|r| r.head_for(&ec.ctx.config));
+    let git = repo.as_ref().and_then(|r| r.head_for(&ec.ctx.config.dir));
     if let (Some(repo), Some(git)) = (&repo, &git) {
         let (base, since_base, changed) = walk_to(ec, live, |r| {
             built_from_commit(r).is_some_and(|g| repo.contains(&g.commit) == Ancestry::Contained)

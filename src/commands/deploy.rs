@@ -362,7 +362,7 @@ async fn deploy_plan(ec: &EnvCtx<'_>, what: What, force: &[String]) -> Result<Pl
     // Hash the site while the store is read: a no-op deploy waits on whichever is longer.
     let (site, facts) = tokio::try_join!(scan_site_concurrently(ec.ctx), read_facts(ec))?;
     check_edge_files(ec.ctx, &site.desired)?;
-    let git = Repo::discover(&ec.ctx.config.dir).and_then(|r| r.head_for(&ec.ctx.config));
+    let git = Repo::discover(&ec.ctx.config.dir).and_then(|r| r.head_for(&ec.ctx.config.dir));
     build_plan(
         ec,
         Request {
