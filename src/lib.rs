@@ -7,13 +7,13 @@
 //! [`scan`] (the local site), [`store`] (object stores), [`ledger`] (state kept in the
 //! store), [`plan`] (what a deploy would do, as data) and the apply engine.
 
+pub mod aws;
 pub mod cdn;
 pub mod cli;
 pub mod config;
 pub mod digest;
 pub mod edge;
 pub mod git;
-pub mod identity;
 pub mod keys;
 pub mod ledger;
 pub mod notify;
@@ -23,6 +23,7 @@ pub mod scan;
 pub mod store;
 pub mod text;
 pub mod tls;
+pub mod verdict;
 pub mod watch;
 
 mod apply;
@@ -32,7 +33,6 @@ mod github;
 mod interrupt;
 mod output;
 mod remote;
-mod sdk_error;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

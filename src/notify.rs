@@ -136,7 +136,9 @@ pub async fn send(hooks: &[Webhook], ledger: Option<&Ledger>, event: &Event<'_>)
                             break;
                         }
                         Ok(r) => last = format!("HTTP {}", r.status().as_u16()),
-                        Err(e) => last = crate::sdk_error::Unanswered::of(&e).explain(&shown, None),
+                        Err(e) => {
+                            last = crate::aws::error::Unanswered::of(&e).explain(&shown, None)
+                        }
                     }
                 }
                 if sent { Ok(()) } else { Err(last) }

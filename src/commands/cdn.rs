@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::{Ctx, EnvCtx};
 use crate::Error;
-use crate::cdn::{CloudFront, Invalidation, invalidation_of, run};
+use crate::aws::cloudfront::{CloudFront, run};
+use crate::cdn::{Invalidation, invalidation_of};
 
 /// What was invalidated, for `--json`.
 #[derive(serde::Serialize)]
@@ -46,7 +47,7 @@ impl EnvCtx<'_> {
     ) -> Result<Invalidated, Error> {
         let cfg = self.cfg.cdn.as_ref().expect("caller checked the cdn");
         let cdn = CloudFront::connect(&cfg.cloudfront, self.cfg.profile.as_deref()).await;
-        let (id, completed) = run(&cdn, inv, reference, wait)
+        let (id, completed) = run(&cdn, &inv.paths, reference, wait)
             .await
             .map_err(|e| Error::Other(e.to_string()))?;
         self.ctx.out.say(format!(

@@ -316,7 +316,7 @@ async fn check_account(cfg: &EnvConfig, want: &str) -> Result<(), Error> {
         || "the default credential chain".to_owned(),
         |p| format!("profile {p:?}"),
     );
-    match crate::identity::resolve(cfg.profile.as_deref(), cfg.region.as_deref()).await {
+    match crate::aws::sts::resolve(cfg.profile.as_deref(), cfg.region.as_deref()).await {
         Ok(id) if id.account == want => Ok(()),
         Ok(id) => Err(Error::Refused(format!(
             "env.{env} is account {want}, but {used} resolves to account {} ({}): nothing was read or written\n  → use the credentials of account {want}: set `profile` for env.{env} in driftless.toml, or AWS_PROFILE",
@@ -349,15 +349,6 @@ async fn open_s3(env: &EnvConfig, bucket: &str, prefix: &str) -> S3Store {
         static_credentials: None,
     })
     .await
-}
-
-/// An S3 client configured as the environment's store (region, endpoint, profile).
-pub(crate) async fn s3_client(env: &EnvConfig) -> aws_sdk_s3::Client {
-    let (bucket, prefix) = match &env.store {
-        StoreUrl::S3 { bucket, prefix } => (bucket.as_str(), prefix.as_str()),
-        StoreUrl::File(_) => ("", ""),
-    };
-    open_s3(env, bucket, prefix).await.client().clone()
 }
 
 /// This working copy's last-known release per environment (never shared, never in git).

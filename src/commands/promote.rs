@@ -442,7 +442,7 @@ async fn pipeline_row(
             },
         ));
     }
-    let (identity, identity_line) = crate::identity::describe(cfg).await;
+    let (identity, identity_line) = crate::aws::sts::describe(cfg).await;
     lines.push(("identity", identity_line));
     let row = serde_json::json!({
         "env": name,

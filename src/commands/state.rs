@@ -201,7 +201,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         let style = if *moved { Style::Warn } else { Style::Good };
         out.say(format!("  edge     {}", out.paint(line, style)));
     }
-    let (identity, identity_line) = crate::identity::describe(ec.cfg).await;
+    let (identity, identity_line) = crate::aws::sts::describe(ec.cfg).await;
     out.say(format!("  identity {identity_line}"));
     out.document_with(|| {
         serde_json::json!({

@@ -14,9 +14,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
@@ -38,18 +35,7 @@ const META_SHA256: &str = "sha256";
 const LIST_CONCURRENCY: usize = 16;
 const META_WRITE: &str = "driftless-write";
 
-/// Where and how to reach one bucket.
-#[derive(Debug, Clone, Default)]
-pub struct S3Settings {
-    pub bucket: String,
-    pub prefix: String,
-    pub region: Option<String>,
-    pub endpoint: Option<String>,
-    pub profile: Option<String>,
-    /// Fixed credentials, for embedding driftless as a library (and its tests). The CLI
-    /// never sets these: it always uses the standard AWS credential chain.
-    pub static_credentials: Option<(String, String)>,
-}
+pub use crate::aws::s3::S3Settings;
 
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -142,59 +128,18 @@ impl S3Store {
     }
 
     pub async fn connect(s: &S3Settings) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(r) = &s.region {
-            loader = loader.region(Region::new(r.clone()));
-        }
-        if let Some(p) = &s.profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(e) = &s.endpoint {
-            loader = loader.endpoint_url(e);
-        }
-        if let Some((id, secret)) = &s.static_credentials {
-            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
-                id,
-                secret,
-                None,
-                None,
-                "driftless-static",
-            ));
-        }
-        let sdk = loader.load().await;
         let endpoint = s
             .endpoint
             .clone()
             .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
             .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
-        let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
-            // Some S3-compatible servers reject streaming checksum trailers.
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            // Adaptive: besides retrying with backoff, the client paces its own requests
-            // when the store throttles (503 SlowDown), so many concurrent writes adapt to
-            // what the store takes instead of hammering it.
-            .retry_config(RetryConfig::adaptive().with_max_attempts(6))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(120))
-                    .build(),
-            );
-        if sdk.region().is_none() {
-            conf = conf.region(Region::new("us-east-1"));
-        }
-        if endpoint.is_some() {
-            // Custom endpoints (MinIO, SeaweedFS, loopback) need path-style addressing.
-            conf = conf.force_path_style(true);
-        }
         let prefix = if s.prefix.is_empty() {
             String::new()
         } else {
             format!("{}/", s.prefix.trim_matches('/'))
         };
         Self {
-            client: Client::from_conf(conf.build()),
+            client: crate::aws::s3::client(s).await,
             bucket: s.bucket.clone(),
             prefix,
             endpoint,
@@ -268,7 +213,7 @@ impl S3Store {
             _ => match &err {
                 SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
                     StoreError::Other(
-                        crate::sdk_error::Unanswered::of(&err)
+                        crate::aws::error::Unanswered::of(&err)
                             .explain(&where_(), self.profile.as_deref()),
                     )
                 }

@@ -48,7 +48,7 @@ pub async fn resolve(profile: Option<&str>, region: Option<&str>) -> Result<Iden
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| crate::sdk_error::one_line(&e, "STS (GetCallerIdentity)", profile))?;
+        .map_err(|e| crate::aws::error::one_line(&e, "STS (GetCallerIdentity)", profile))?;
     Ok(Identity {
         account: out.account().unwrap_or_default().to_owned(),
         arn: out.arn().unwrap_or_default().to_owned(),

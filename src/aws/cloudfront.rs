@@ -1,0 +1,587 @@
+//! CloudFront through its API: invalidations (behind the [`Cdn`] trait, so tests can fake
+//! them), the edge function and response headers policy `edge --apply` publishes, and the
+//! distribution config it attaches them to — every write conditional (`If-Match`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_cloudfront::error::ProvideErrorMetadata;
+use aws_sdk_cloudfront::primitives::Blob;
+use aws_sdk_cloudfront::types::{
+    CustomErrorResponse, CustomErrorResponses, DistributionConfig, EventType, FunctionAssociation,
+    FunctionAssociations, FunctionConfig, FunctionRuntime, FunctionStage,
+};
+
+use crate::Error;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CdnError {
+    #[error("CloudFront distribution {distribution}: {message}")]
+    Failed {
+        distribution: String,
+        message: String,
+    },
+}
+
+/// What driftless needs from a CDN, cut down so tests can fake it.
+#[async_trait]
+pub trait Cdn: Send + Sync {
+    /// Request an invalidation; returns its id. Idempotent per `reference`.
+    async fn invalidate(&self, paths: &[String], reference: &str) -> Result<String, CdnError>;
+    /// Whether the invalidation has completed.
+    async fn completed(&self, id: &str) -> Result<bool, CdnError>;
+}
+
+pub struct CloudFront {
+    client: aws_sdk_cloudfront::Client,
+    distribution: String,
+}
+
+impl CloudFront {
+    /// Uses the standard AWS chain; `AWS_ENDPOINT_URL_CLOUDFRONT` / `AWS_ENDPOINT_URL`
+    /// point it at an emulator.
+    pub async fn connect(distribution: &str, profile: Option<&str>) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            // CloudFront is a global service, signed in us-east-1.
+            .region(aws_config::Region::new("us-east-1"));
+        if let Some(p) = profile {
+            loader = loader.profile_name(p);
+        }
+        let sdk = loader.load().await;
+        Self {
+            client: aws_sdk_cloudfront::Client::new(&sdk),
+            distribution: distribution.to_owned(),
+        }
+    }
+
+    /// The SDK client (edge functions and distribution config use it directly).
+    pub fn client(&self) -> &aws_sdk_cloudfront::Client {
+        &self.client
+    }
+
+    fn fail(&self, e: impl std::fmt::Display) -> CdnError {
+        CdnError::Failed {
+            distribution: self.distribution.clone(),
+            message: e.to_string().lines().next().unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl Cdn for CloudFront {
+    async fn invalidate(&self, paths: &[String], reference: &str) -> Result<String, CdnError> {
+        use aws_sdk_cloudfront::error::ProvideErrorMetadata as _;
+        use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
+        let batch = InvalidationBatch::builder()
+            .caller_reference(reference)
+            .paths(
+                Paths::builder()
+                    .quantity(i32::try_from(paths.len()).unwrap_or(i32::MAX))
+                    .set_items(Some(paths.to_vec()))
+                    .build()
+                    .map_err(|e| self.fail(e))?,
+            )
+            .build()
+            .map_err(|e| self.fail(e))?;
+        let mut backoff = Duration::from_secs(2);
+        let mut waited = Duration::ZERO;
+        loop {
+            let sent = self
+                .client
+                .create_invalidation()
+                .distribution_id(&self.distribution)
+                .invalidation_batch(batch.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(out) => {
+                    return Ok(out
+                        .invalidation()
+                        .map(|i| i.id().to_owned())
+                        .unwrap_or_default());
+                }
+                Err(e)
+                    if e.code() == Some("TooManyInvalidationsInProgress")
+                        && waited < Duration::from_secs(300) =>
+                {
+                    tokio::time::sleep(backoff).await;
+                    waited += backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => {
+                    return Err(self.fail(crate::aws::error::one_line(&e, "CloudFront", None)));
+                }
+            }
+        }
+    }
+
+    async fn completed(&self, id: &str) -> Result<bool, CdnError> {
+        let out = self
+            .client
+            .get_invalidation()
+            .distribution_id(&self.distribution)
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| self.fail(crate::aws::error::one_line(&e, "CloudFront", None)))?;
+        // The API says "Completed"; emulators have said "COMPLETED".
+        Ok(out
+            .invalidation()
+            .is_some_and(|i| i.status().eq_ignore_ascii_case("completed")))
+    }
+}
+
+/// Request the invalidation of `paths` and wait (at most `wait`) for it to complete. Returns the id and
+/// whether it completed in time.
+pub async fn run(
+    cdn: &dyn Cdn,
+    paths: &[String],
+    reference: &str,
+    wait: Duration,
+) -> Result<(String, bool), CdnError> {
+    let id = cdn.invalidate(paths, reference).await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if cdn.completed(&id).await? {
+            return Ok((id, true));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok((id, false));
+        }
+        tokio::time::sleep(Duration::from_secs(2).min(wait)).await;
+    }
+}
+
+fn failed(what: &str, e: &impl ProvideErrorMetadata) -> Error {
+    Error::Other(format!(
+        "CloudFront {what} failed: {}",
+        e.message()
+            .or(e.code())
+            .unwrap_or("no answer (see `driftless status` for the identity and endpoint)")
+    ))
+}
+
+/// An edge function as CloudFront has it: its ETag (DEVELOPMENT stage), LIVE code and ARN.
+pub struct LiveFunction {
+    pub etag: String,
+    pub code: Option<String>,
+    pub arn: String,
+}
+
+/// A distribution's config as read, with the ETag its update is conditional on.
+pub struct Distribution {
+    pub etag: String,
+    config: DistributionConfig,
+}
+
+impl Distribution {
+    /// This config with the edge function `arn` (named `function`), the headers policy and
+    /// the custom error responses (CloudFront API JSON) attached to the default cache
+    /// behavior; `None` when it has them already. Refuses to replace another
+    /// viewer-request function.
+    pub fn with_edge(
+        &self,
+        arn: &str,
+        policy_id: Option<&str>,
+        function: &str,
+        errors: &[serde_json::Value],
+    ) -> Result<Option<Distribution>, Error> {
+        Ok(
+            attached(self.config.clone(), arn, policy_id, function, errors)?.map(|config| {
+                Distribution {
+                    etag: self.etag.clone(),
+                    config,
+                }
+            }),
+        )
+    }
+}
+
+impl CloudFront {
+    /// The edge function `name` as CloudFront has it (`None`: there is none).
+    pub async fn live_function(&self, name: &str) -> Result<Option<LiveFunction>, Error> {
+        let client = &self.client;
+        let described = match client.describe_function().name(name).send().await {
+            Ok(d) => d,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_function_exists()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(failed("DescribeFunction", &e)),
+        };
+        let arn = described
+            .function_summary()
+            .and_then(|s| s.function_metadata())
+            .map(|m| m.function_arn().to_owned())
+            .unwrap_or_default();
+        let code = match client
+            .get_function()
+            .name(name)
+            .stage(FunctionStage::Live)
+            .send()
+            .await
+        {
+            Ok(g) => g
+                .function_code()
+                .map(|b| String::from_utf8_lossy(b.as_ref()).into_owned()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_function_exists()) =>
+            {
+                None
+            }
+            Err(e) => return Err(failed("GetFunction", &e)),
+        };
+        Ok(Some(LiveFunction {
+            etag: described.e_tag().unwrap_or_default().to_owned(),
+            code,
+            arn,
+        }))
+    }
+
+    /// The distribution's config and its ETag.
+    pub async fn distribution(&self) -> Result<Distribution, Error> {
+        let got = self
+            .client
+            .get_distribution_config()
+            .id(&self.distribution)
+            .send()
+            .await
+            .map_err(|e| failed("GetDistributionConfig", &e))?;
+        Ok(Distribution {
+            etag: got.e_tag().unwrap_or_default().to_owned(),
+            config: got
+                .distribution_config
+                .ok_or_else(|| Error::Other("GetDistributionConfig returned no config".into()))?,
+        })
+    }
+
+    /// Write `d` back, conditional on the ETag it was read with; `again` is the command
+    /// that re-reads it (named in the refusal when someone changed it meanwhile).
+    pub async fn update_distribution(&self, d: Distribution, again: &str) -> Result<(), Error> {
+        self.client
+            .update_distribution()
+            .id(&self.distribution)
+            .if_match(&d.etag)
+            .distribution_config(d.config)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.code() == Some("PreconditionFailed") {
+                    Error::Refused(format!(
+                        "distribution {} changed since driftless read it; nothing of it was changed\n  → run `{again}` again",
+                        self.distribution
+                    ))
+                } else {
+                    failed("UpdateDistribution (If-Match)", &e)
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Create the function `name` (or update it, If-Match, when its code changed) and
+    /// publish it; returns its ARN.
+    pub async fn publish_function(
+        &self,
+        name: &str,
+        code: &str,
+        comment: String,
+        live: Option<LiveFunction>,
+        code_changed: bool,
+    ) -> Result<String, Error> {
+        let client = &self.client;
+        let config = FunctionConfig::builder()
+            .comment(comment)
+            .runtime(FunctionRuntime::CloudfrontJs20)
+            .build()
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let code = Blob::new(code.as_bytes());
+        let (etag, arn) = match live {
+            None => {
+                let made = client
+                    .create_function()
+                    .name(name)
+                    .function_config(config)
+                    .function_code(code)
+                    .send()
+                    .await
+                    .map_err(|e| failed("CreateFunction", &e))?;
+                let arn = made
+                    .function_summary()
+                    .and_then(|s| s.function_metadata())
+                    .map(|m| m.function_arn().to_owned())
+                    .unwrap_or_default();
+                (made.e_tag().unwrap_or_default().to_owned(), arn)
+            }
+            Some(l) if code_changed => {
+                let updated = client
+                    .update_function()
+                    .name(name)
+                    .if_match(&l.etag)
+                    .function_config(config)
+                    .function_code(code)
+                    .send()
+                    .await
+                    .map_err(|e| failed("UpdateFunction (If-Match)", &e))?;
+                (updated.e_tag().unwrap_or_default().to_owned(), l.arn)
+            }
+            Some(l) => (String::new(), l.arn),
+        };
+        if !etag.is_empty() {
+            client
+                .publish_function()
+                .name(name)
+                .if_match(&etag)
+                .send()
+                .await
+                .map_err(|e| failed("PublishFunction (If-Match)", &e))?;
+        }
+        Ok(arn)
+    }
+
+    /// The custom response headers policy named `name`: its id and ETag.
+    pub async fn find_policy(&self, name: &str) -> Result<Option<(String, String)>, Error> {
+        let client = &self.client;
+        use aws_sdk_cloudfront::types::ResponseHeadersPolicyType;
+        let list = client
+            .list_response_headers_policies()
+            .r#type(ResponseHeadersPolicyType::Custom)
+            .send()
+            .await
+            .map_err(|e| failed("ListResponseHeadersPolicies", &e))?;
+        let found = list
+            .response_headers_policy_list()
+            .and_then(|l| l.items.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.response_headers_policy.as_ref())
+            .find(|p| {
+                p.response_headers_policy_config
+                    .as_ref()
+                    .is_some_and(|c| c.name == name)
+            })
+            .map(|p| p.id.clone());
+        let Some(id) = found else { return Ok(None) };
+        let got = client
+            .get_response_headers_policy_config()
+            .id(&id)
+            .send()
+            .await
+            .map_err(|e| failed("GetResponseHeadersPolicyConfig", &e))?;
+        Ok(Some((id, got.e_tag().unwrap_or_default().to_owned())))
+    }
+
+    /// Create or update (If-Match) the policy; returns its id.
+    pub async fn put_policy(&self, name: &str, p: &serde_json::Value) -> Result<String, Error> {
+        let client = &self.client;
+        let config = policy_config(name, p)?;
+        match self.find_policy(name).await? {
+            Some((id, etag)) => {
+                client
+                    .update_response_headers_policy()
+                    .id(&id)
+                    .if_match(etag)
+                    .response_headers_policy_config(config)
+                    .send()
+                    .await
+                    .map_err(|e| failed("UpdateResponseHeadersPolicy (If-Match)", &e))?;
+                Ok(id)
+            }
+            None => {
+                let made = client
+                    .create_response_headers_policy()
+                    .response_headers_policy_config(config)
+                    .send()
+                    .await
+                    .map_err(|e| failed("CreateResponseHeadersPolicy", &e))?;
+                Ok(made
+                    .response_headers_policy()
+                    .map(|p| p.id.clone())
+                    .unwrap_or_default())
+            }
+        }
+    }
+}
+
+/// The distribution config with the function, policy and error responses of `c`
+/// attached; `None` when it already has them. Refuses to replace another viewer-request
+/// function.
+fn attached(
+    mut cfg: DistributionConfig,
+    arn: &str,
+    policy_id: Option<&str>,
+    function: &str,
+    errors: &[serde_json::Value],
+) -> Result<Option<DistributionConfig>, Error> {
+    let before = cfg.clone();
+    let dcb = cfg
+        .default_cache_behavior
+        .as_mut()
+        .ok_or_else(|| Error::Other("the distribution has no default cache behavior".into()))?;
+    let mut items: Vec<FunctionAssociation> = dcb
+        .function_associations
+        .as_ref()
+        .and_then(|f| f.items.clone())
+        .unwrap_or_default();
+    if let Some(other) = items.iter().find(|a| {
+        a.event_type == EventType::ViewerRequest
+            && !a.function_arn.ends_with(&format!("/{function}"))
+    }) {
+        return Err(Error::Refused(format!(
+            "the distribution's default cache behavior runs another viewer-request function ({}); driftless will not replace it\n  → detach it (or fold its logic into [edge]) and run `driftless edge ENV --apply` again",
+            other.function_arn
+        )));
+    }
+    items.retain(|a| a.event_type != EventType::ViewerRequest);
+    items.push(
+        FunctionAssociation::builder()
+            .function_arn(arn)
+            .event_type(EventType::ViewerRequest)
+            .build()
+            .map_err(|e| Error::Other(e.to_string()))?,
+    );
+    dcb.function_associations = Some(
+        FunctionAssociations::builder()
+            .quantity(i32::try_from(items.len()).unwrap_or(i32::MAX))
+            .set_items(Some(items))
+            .build()
+            .map_err(|e| Error::Other(e.to_string()))?,
+    );
+    if let Some(id) = policy_id {
+        dcb.response_headers_policy_id = Some(id.to_owned());
+    }
+    if !errors.is_empty() {
+        let mut errs: Vec<CustomErrorResponse> = cfg
+            .custom_error_responses
+            .as_ref()
+            .and_then(|e| e.items.clone())
+            .unwrap_or_default();
+        errs.retain(|e| e.error_code != 403 && e.error_code != 404);
+        for e in errors {
+            errs.push(
+                CustomErrorResponse::builder()
+                    .error_code(
+                        e["ErrorCode"]
+                            .as_i64()
+                            .and_then(|n| i32::try_from(n).ok())
+                            .unwrap_or(404),
+                    )
+                    .response_page_path(e["ResponsePagePath"].as_str().unwrap_or_default())
+                    .response_code(e["ResponseCode"].as_str().unwrap_or("404"))
+                    .error_caching_min_ttl(e["ErrorCachingMinTTL"].as_i64().unwrap_or(10))
+                    .build()
+                    .map_err(|e| Error::Other(e.to_string()))?,
+            );
+        }
+        errs.sort_by_key(|e| e.error_code);
+        cfg.custom_error_responses = Some(
+            CustomErrorResponses::builder()
+                .quantity(i32::try_from(errs.len()).unwrap_or(i32::MAX))
+                .set_items(Some(errs))
+                .build()
+                .map_err(|e| Error::Other(e.to_string()))?,
+        );
+    }
+    Ok((cfg != before).then_some(cfg))
+}
+
+/// The SDK's `ResponseHeadersPolicyConfig` from the API JSON of `[edge] headers`.
+///
+/// (`edge::cloudfront::headers_policy` makes that JSON.)
+fn policy_config(
+    name: &str,
+    p: &serde_json::Value,
+) -> Result<aws_sdk_cloudfront::types::ResponseHeadersPolicyConfig, Error> {
+    use aws_sdk_cloudfront::types as t;
+    let bad = |e: aws_sdk_cloudfront::error::BuildError| Error::Other(e.to_string());
+    let mut b = t::ResponseHeadersPolicyConfig::builder()
+        .name(name)
+        .comment(p["Comment"].as_str().unwrap_or_default());
+    if let Some(s) = p.get("SecurityHeadersConfig") {
+        let mut sb = t::ResponseHeadersPolicySecurityHeadersConfig::builder();
+        if let Some(h) = s.get("StrictTransportSecurity") {
+            sb = sb.strict_transport_security(
+                t::ResponseHeadersPolicyStrictTransportSecurity::builder()
+                    .r#override(true)
+                    .access_control_max_age_sec(
+                        i32::try_from(h["AccessControlMaxAgeSec"].as_u64().unwrap_or(0))
+                            .unwrap_or(i32::MAX),
+                    )
+                    .include_subdomains(h["IncludeSubdomains"].as_bool().unwrap_or(false))
+                    .preload(h["Preload"].as_bool().unwrap_or(false))
+                    .build()
+                    .map_err(bad)?,
+            );
+        }
+        if s.get("ContentTypeOptions").is_some() {
+            sb = sb.content_type_options(
+                t::ResponseHeadersPolicyContentTypeOptions::builder()
+                    .r#override(true)
+                    .build()
+                    .map_err(bad)?,
+            );
+        }
+        if let Some(h) = s.get("FrameOptions") {
+            sb = sb.frame_options(
+                t::ResponseHeadersPolicyFrameOptions::builder()
+                    .r#override(true)
+                    .frame_option(t::FrameOptionsList::from(
+                        h["FrameOption"].as_str().unwrap_or("DENY"),
+                    ))
+                    .build()
+                    .map_err(bad)?,
+            );
+        }
+        if let Some(h) = s.get("ReferrerPolicy") {
+            sb = sb.referrer_policy(
+                t::ResponseHeadersPolicyReferrerPolicy::builder()
+                    .r#override(true)
+                    .referrer_policy(t::ReferrerPolicyList::from(
+                        h["ReferrerPolicy"].as_str().unwrap_or("no-referrer"),
+                    ))
+                    .build()
+                    .map_err(bad)?,
+            );
+        }
+        if let Some(h) = s.get("ContentSecurityPolicy") {
+            sb = sb.content_security_policy(
+                t::ResponseHeadersPolicyContentSecurityPolicy::builder()
+                    .r#override(true)
+                    .content_security_policy(
+                        h["ContentSecurityPolicy"].as_str().unwrap_or_default(),
+                    )
+                    .build()
+                    .map_err(bad)?,
+            );
+        }
+        if let Some(h) = s.get("XSSProtection") {
+            let mut xb = t::ResponseHeadersPolicyXssProtection::builder()
+                .r#override(true)
+                .protection(h["Protection"].as_bool().unwrap_or(false))
+                .mode_block(h["ModeBlock"].as_bool().unwrap_or(false));
+            if let Some(u) = h["ReportUri"].as_str() {
+                xb = xb.report_uri(u);
+            }
+            sb = sb.xss_protection(xb.build().map_err(bad)?);
+        }
+        b = b.security_headers_config(sb.build());
+    }
+    if let Some(items) = p["CustomHeadersConfig"]["Items"].as_array() {
+        let mut cb = t::ResponseHeadersPolicyCustomHeadersConfig::builder()
+            .quantity(i32::try_from(items.len()).unwrap_or(i32::MAX));
+        for i in items {
+            cb = cb.items(
+                t::ResponseHeadersPolicyCustomHeader::builder()
+                    .header(i["Header"].as_str().unwrap_or_default())
+                    .value(i["Value"].as_str().unwrap_or_default())
+                    .r#override(true)
+                    .build()
+                    .map_err(bad)?,
+            );
+        }
+        b = b.custom_headers_config(cb.build().map_err(bad)?);
+    }
+    b.build().map_err(bad)
+}
