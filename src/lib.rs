@@ -19,7 +19,7 @@ pub mod ledger;
 pub mod notify;
 pub mod plan;
 pub mod retention;
-pub mod scan;
+pub mod site;
 pub mod store;
 pub mod text;
 pub mod tls;
@@ -47,7 +47,7 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
-    Scan(#[from] scan::ScanError),
+    Scan(#[from] site::ScanError),
     /// A guard refused; the details were already shown with the plan.
     #[error("{0}")]
     Refused(String),

@@ -608,7 +608,7 @@ struct PlanFields<'a> {
     overrides: &'a [Refusal],
     seen: &'a crate::plan::Seen,
     #[serde(skip_serializing_if = "Option::is_none")]
-    scan: Option<&'a crate::scan::ScanStats>,
+    scan: Option<&'a crate::site::ScanStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     invalidation: Option<&'a crate::cdn::Invalidation>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]

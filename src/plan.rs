@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::git::GitInfo;
 use crate::ledger::{Actor, Entry, Head, Manifest, ReleaseRef};
-use crate::scan::ScanStats;
+use crate::site::ScanStats;
 
 pub const PLAN_FORMAT: u32 = 1;
 

@@ -307,7 +307,7 @@ pub(super) async fn pull(ctx: &Ctx, env: &str, dir: &Path, force: bool) -> Resul
         if let Some(enc) = rule.and_then(|r| r.precompress)
             && entry.content_encoding.as_deref() == Some(enc.token())
         {
-            body = crate::scan::decompress(&body, enc)
+            body = crate::site::decompress(&body, enc)
                 .map_err(|e| {
                     Error::Other(format!("{key}: cannot decompress ({}): {e}", enc.token()))
                 })?
@@ -371,7 +371,7 @@ impl Side<'_> {
                 .collect(),
             Side::Store(_, shas) => shas
                 .iter()
-                .map(|(k, sha)| (k.clone(), (sha.clone(), Some(crate::scan::content_type(k)))))
+                .map(|(k, sha)| (k.clone(), (sha.clone(), Some(crate::site::content_type(k)))))
                 .collect(),
         }
     }
@@ -404,7 +404,7 @@ fn readable(body: Bytes, entry: &Entry) -> Bytes {
         Some("br") => crate::config::Precompress::Br,
         _ => return body,
     };
-    crate::scan::decompress(&body, enc).map_or(body, Bytes::from)
+    crate::site::decompress(&body, enc).map_or(body, Bytes::from)
 }
 
 fn is_text(content_type: Option<&str>) -> bool {

@@ -18,7 +18,7 @@ use crate::plan::{
     delete_refusal, diff, listing_digest, local_digest, totals,
 };
 use crate::remote::read_site;
-use crate::scan::{ScanStats, Scanner};
+use crate::site::{ScanStats, Scanner};
 
 pub(super) fn parse_forces(names: &[String]) -> Result<Vec<Guard>, Error> {
     names

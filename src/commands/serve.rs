@@ -122,7 +122,7 @@ impl Served {
                     return Ok(None);
                 };
                 let meta = fs_err::metadata(&path)?;
-                let mut attrs = crate::scan::attributes(key, rules, "");
+                let mut attrs = crate::site::attributes(key, rules, "");
                 // A directory holds the uncompressed source of a precompressed rule.
                 if rules
                     .iter()

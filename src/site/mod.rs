@@ -5,8 +5,29 @@
 //! symlink out of the site, never include secrets the defaults exclude, and never
 //! produce two files with one key.
 
+mod cache;
+mod compress;
+mod headers;
+mod ignore_rules;
+mod walk;
+
+use crate::site::cache::CacheEntry;
+use crate::site::cache::HashCache;
+use crate::site::cache::now_ns;
+use crate::site::cache::stamp;
+use crate::site::compress::Packed;
+use crate::site::compress::precompressed;
+use crate::site::ignore_rules::OWN_FILES;
+use crate::site::walk::escape_bytes;
+use crate::site::walk::rel_key;
+use crate::site::walk::special_kind;
+use crate::site::walk::unsafe_site;
+use crate::site::walk::walk_problem;
+pub use compress::{compress, decompress};
+pub use headers::{attributes, content_type};
+pub use ignore_rules::{DEFAULT_IGNORES, IGNORE_FILE};
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,73 +37,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization as _;
 
-use crate::config::{Precompress, Rule};
-use crate::digest::{hash_bytes, hash_file};
+use crate::config::Rule;
+use crate::digest::hash_file;
 use crate::store::Attributes;
-
-/// Excluded from every scan (on top of the config's `ignore` and `.driftlessignore`),
-/// with gitignore semantics: version control, secrets and credentials a build directory
-/// should never publish, and OS junk. Each exclusion is reported in the plan; the
-/// config's `include` globs bring back a file these would keep back.
-pub const DEFAULT_IGNORES: &[&str] = &[
-    // version control
-    ".git/",
-    ".hg/",
-    ".svn/",
-    // environment and package-manager credentials
-    ".env",
-    ".env.*",
-    ".npmrc",
-    ".pypirc",
-    ".yarnrc.yml",
-    ".netrc",
-    "_netrc",
-    ".git-credentials",
-    ".pgpass",
-    ".my.cnf",
-    ".htpasswd",
-    // cloud and cluster credentials
-    ".aws/",
-    ".azure/",
-    ".gcloud/",
-    ".kube/",
-    ".docker/",
-    ".ssh/",
-    ".gnupg/",
-    "credentials.json",
-    "client_secret*.json",
-    // keys and certificates
-    "*.pem",
-    "*.key",
-    "*.p12",
-    "*.pfx",
-    "*.jks",
-    "*.keystore",
-    "*.ppk",
-    "*.kdbx",
-    "id_rsa*",
-    "id_dsa*",
-    "id_ecdsa*",
-    "id_ed25519*",
-    // infrastructure state and database dumps
-    "*.tfstate",
-    "*.tfstate.*",
-    ".terraform/",
-    "*.sql",
-    "*.sql.gz",
-    "*.dump",
-    // OS and editor junk
-    ".DS_Store",
-    "Thumbs.db",
-    "desktop.ini",
-    "*.swp",
-    "*~",
-];
-
-/// Driftless's own files: never deployed, and not worth reporting.
-const OWN_FILES: &[&str] = &[".driftless/", IGNORE_FILE];
-
-pub const IGNORE_FILE: &str = ".driftlessignore";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -142,46 +99,8 @@ pub struct Scan {
     pub stats: ScanStats,
 }
 
-#[derive(Serialize, Deserialize, Default)]
-struct HashCache {
-    entries: HashMap<String, CacheEntry>,
-}
-
-/// Stored as a compact row `[size, mtime, ctime, inode, sha256]`: the cache of a 50,000
-/// file site is read on every deploy.
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
-#[serde(from = "CacheRow", into = "CacheRow")]
-struct CacheEntry {
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-    inode: u64,
-    sha256: String,
-}
-
 /// What a walk found: files to hash, problems, and what the built-in exclusions kept back.
 type Walked = (Vec<Candidate>, Vec<SiteProblem>, Vec<String>);
-
-#[derive(Serialize, Deserialize)]
-struct CacheRow(u64, i128, i128, u64, String);
-
-impl From<CacheRow> for CacheEntry {
-    fn from(CacheRow(size, mtime_ns, ctime_ns, inode, sha256): CacheRow) -> Self {
-        Self {
-            size,
-            mtime_ns,
-            ctime_ns,
-            inode,
-            sha256,
-        }
-    }
-}
-
-impl From<CacheEntry> for CacheRow {
-    fn from(e: CacheEntry) -> Self {
-        Self(e.size, e.mtime_ns, e.ctime_ns, e.inode, e.sha256)
-    }
-}
 
 struct Candidate {
     key: String,
@@ -542,317 +461,10 @@ impl Scanner<'_> {
     }
 }
 
-/// A site-relative path as a key-like string (`/`-separated).
-fn rel_key(rel: &Path) -> String {
-    rel.to_string_lossy()
-        .split(std::path::MAIN_SEPARATOR)
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// One clean line for an error the walk met: a symlink loop, an unreadable directory.
-fn walk_problem(site: &Path, e: &ignore::Error) -> SiteProblem {
-    let mut err = e;
-    let mut path = None;
-    loop {
-        match err {
-            ignore::Error::WithPath {
-                path: p,
-                err: inner,
-            } => {
-                path = Some(p.clone());
-                err = inner;
-            }
-            ignore::Error::WithDepth { err: inner, .. }
-            | ignore::Error::WithLineNumber { err: inner, .. } => {
-                err = inner;
-            }
-            _ => break,
-        }
-    }
-    let rel = |p: &Path| rel_key(p.strip_prefix(site).unwrap_or(p));
-    match err {
-        ignore::Error::Loop { ancestor, child } => SiteProblem {
-            path: rel(child),
-            problem: format!(
-                "symlink loop: it points back to {} (an ancestor of itself)",
-                if rel(ancestor).is_empty() {
-                    "the site root".to_owned()
-                } else {
-                    rel(ancestor)
-                }
-            ),
-        },
-        ignore::Error::Io(io) => match path.as_deref().map(|p| (p, std::fs::read_link(p))) {
-            Some((p, Ok(target))) => SiteProblem {
-                path: rel(p),
-                problem: format!(
-                    "broken symlink (points to {}, which does not exist)",
-                    target.display()
-                ),
-            },
-            _ => SiteProblem {
-                path: path.as_deref().map(rel).unwrap_or_default(),
-                problem: format!("cannot read: {io}"),
-            },
-        },
-        other => SiteProblem {
-            path: path.as_deref().map(rel).unwrap_or_default(),
-            problem: other.to_string(),
-        },
-    }
-}
-
-#[cfg(unix)]
-fn special_kind(ft: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt as _;
-    if ft.is_fifo() {
-        "FIFO (named pipe)"
-    } else if ft.is_socket() {
-        "socket"
-    } else if ft.is_block_device() || ft.is_char_device() {
-        "device"
-    } else {
-        "special file"
-    }
-}
-
-#[cfg(not(unix))]
-fn special_kind(_: &std::fs::FileType) -> &'static str {
-    "special file"
-}
-
-/// A directory that holds far more than a website: the whole file system, the system's
-/// directories, a home directory, or the project's git repository.
-fn unsafe_site(root: &Path, project: Option<&Path>) -> Option<String> {
-    if root.parent().is_none() {
-        return Some("is the whole file system".into());
-    }
-    const SYSTEM: [&str; 14] = [
-        "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin",
-        "/sys", "/usr", "/var", "/home",
-    ];
-    if let Some(sys) = SYSTEM.iter().find(|s| root == Path::new(s)) {
-        return Some(format!("is the system directory {sys}"));
-    }
-    if ["/proc", "/sys", "/dev"]
-        .iter()
-        .any(|s| root.starts_with(s))
-    {
-        return Some("is inside a system pseudo file system".into());
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .and_then(|h| h.canonicalize().ok());
-    if let Some(home) = home {
-        if home == root {
-            return Some(format!("is your home directory ({})", home.display()));
-        }
-        if home.starts_with(root) {
-            return Some(format!("holds your home directory ({})", home.display()));
-        }
-    }
-    // The repository the project (driftless.toml) lives in is a project, not a build.
-    let repo = project.and_then(|p| p.canonicalize().ok()).and_then(|p| {
-        p.ancestors()
-            .find(|a| a.join(".git").exists())
-            .map(Path::to_path_buf)
-    });
-    if let Some(repo) = repo
-        && repo.starts_with(root)
-    {
-        return Some(format!(
-            "holds the project's git repository ({}): it is a project, not its build output",
-            repo.join(".git").display()
-        ));
-    }
-    None
-}
-
-fn stamp(meta: &std::fs::Metadata) -> CacheEntry {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        CacheEntry {
-            size: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-            inode: meta.ino(),
-            sha256: String::new(),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i128);
-        CacheEntry {
-            size: meta.len(),
-            mtime_ns,
-            ctime_ns: 0,
-            inode: 0,
-            sha256: String::new(),
-        }
-    }
-}
-
-fn now_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
-}
-
-/// The compressed copy of a site file, as uploaded.
-struct Packed {
-    path: PathBuf,
-    size: u64,
-    sha256: String,
-}
-
-/// Compress the file whose content hash is `sha` once: the result is kept in `dir` under
-/// that hash, so later scans (and re-runs) reuse it without compressing again. Output is
-/// deterministic (no timestamp in the gzip header), so its hash is stable across machines.
-fn precompressed(dir: &Path, path: &Path, sha: &str, enc: Precompress) -> std::io::Result<Packed> {
-    let out = dir.join(format!("{sha}.{}", enc.token()));
-    let sum = dir.join(format!("{sha}.{}.sha256", enc.token()));
-    if let (Ok(meta), Ok(h)) = (std::fs::metadata(&out), std::fs::read_to_string(&sum))
-        && h.len() == 64
-    {
-        return Ok(Packed {
-            path: out,
-            size: meta.len(),
-            sha256: h,
-        });
-    }
-    let input = std::fs::read(path)?;
-    if hash_bytes(&input) != sha {
-        return Err(std::io::Error::other(
-            "the file changed while it was being scanned",
-        ));
-    }
-    let bytes = compress(&input, enc)?;
-    let sha256 = hash_bytes(&bytes);
-    std::fs::create_dir_all(dir)?;
-    let tmp = |p: &Path| p.with_extension(format!("tmp{}", crate::digest::unique_token()));
-    for (target, contents) in [(&out, &bytes[..]), (&sum, sha256.as_bytes())] {
-        let t = tmp(target);
-        std::fs::write(&t, contents)?;
-        std::fs::rename(&t, target)?;
-    }
-    Ok(Packed {
-        path: out,
-        size: bytes.len() as u64,
-        sha256,
-    })
-}
-
-/// Compress with the strongest setting: it is done once per content, not per request.
-pub fn compress(input: &[u8], enc: Precompress) -> std::io::Result<Vec<u8>> {
-    use std::io::Write as _;
-    match enc {
-        Precompress::Gzip => {
-            let mut w = flate2::GzBuilder::new()
-                .mtime(0)
-                .write(Vec::new(), flate2::Compression::best());
-            w.write_all(input)?;
-            w.finish()
-        }
-        Precompress::Br => {
-            let mut out = Vec::new();
-            {
-                let mut w = brotli::CompressorWriter::new(&mut out, 64 * 1024, 11, 22);
-                w.write_all(input)?;
-            }
-            Ok(out)
-        }
-    }
-}
-
-/// The inverse of [`compress`]: `pull` gives back the source a precompressed object was
-/// made from, so a pulled site re-deploys to the same bytes.
-pub fn decompress(input: &[u8], enc: Precompress) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    match enc {
-        Precompress::Gzip => {
-            flate2::read::GzDecoder::new(input).read_to_end(&mut out)?;
-        }
-        Precompress::Br => {
-            brotli::Decompressor::new(input, 64 * 1024).read_to_end(&mut out)?;
-        }
-    }
-    Ok(out)
-}
-
-/// Headers for `key`: the first matching rule, then defaults by extension.
-pub fn attributes(key: &str, rules: &[Rule], sha256: &str) -> Attributes {
-    let rule = rules.iter().find(|r| r.matches(key));
-    Attributes {
-        content_type: rule
-            .and_then(|r| r.content_type.clone())
-            .or_else(|| Some(content_type(key))),
-        cache_control: rule.and_then(|r| r.cache_control.clone()),
-        content_encoding: rule.and_then(|r| r.content_encoding.clone()),
-        sha256: Some(sha256.to_owned()),
-    }
-}
-
-/// Content-Type by extension. Web-critical types are pinned here because generic MIME
-/// tables get them wrong or old (`application/javascript` for modules, no avif, ...).
-pub fn content_type(key: &str) -> String {
-    let ext = key
-        .rsplit('/')
-        .next()
-        .and_then(|name| name.rsplit_once('.'))
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    let pinned = match ext.as_str() {
-        "html" | "htm" => Some("text/html; charset=utf-8"),
-        "css" => Some("text/css; charset=utf-8"),
-        "js" | "mjs" | "cjs" => Some("text/javascript; charset=utf-8"),
-        "json" | "map" => Some("application/json"),
-        "webmanifest" => Some("application/manifest+json"),
-        "txt" => Some("text/plain; charset=utf-8"),
-        "xml" => Some("application/xml"),
-        "svg" => Some("image/svg+xml"),
-        "wasm" => Some("application/wasm"),
-        "woff2" => Some("font/woff2"),
-        "woff" => Some("font/woff"),
-        "ttf" => Some("font/ttf"),
-        "otf" => Some("font/otf"),
-        "webp" => Some("image/webp"),
-        "avif" => Some("image/avif"),
-        "ico" => Some("image/x-icon"),
-        "md" => Some("text/markdown; charset=utf-8"),
-        _ => None,
-    };
-    if let Some(t) = pinned {
-        return t.to_owned();
-    }
-    match mime_guess::from_ext(&ext).first() {
-        Some(m) if m.type_() == mime_guess::mime::TEXT => format!("{m}; charset=utf-8"),
-        Some(m) => m.to_string(),
-        None => "application/octet-stream".to_owned(),
-    }
-}
-
-/// A file name that is not UTF-8, shown with its bad bytes escaped (`bad\xff.html`), so
-/// the person can find the file (a replacement character `�` names none).
-fn escape_bytes(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::hash_bytes;
 
     fn scanner<'a>(site: &'a Path, cache: Option<PathBuf>) -> Scanner<'a> {
         Scanner {
