@@ -4,93 +4,9 @@
 //! and edge function metrics, and named alarms.
 
 use crate::config::Watch;
-use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
-
-/// Requests judged before a share can trigger (one early 500 is not 100 %).
-pub const MIN_REQUESTS: usize = 20;
-
-/// The 95th percentile of `latencies_ms` (nearest rank; 0 for none): for `watch`'s
-/// synthetic requests and `verify`'s checks alike.
-pub fn p95(latencies_ms: &[u64]) -> u64 {
-    if latencies_ms.is_empty() {
-        return 0;
-    }
-    let mut v = latencies_ms.to_vec();
-    v.sort_unstable();
-    let rank = (v.len() * 95).div_ceil(100).max(1);
-    v[rank - 1]
-}
-
-/// What the synthetic requests saw so far.
-///
-/// A request that got no answer (connection refused or reset, DNS, timeout) is counted
-/// apart and never as an error of the site: it is as likely the runner's network as the
-/// release, and rolling production back on a network blip is a disaster of its own. Rates
-/// and latency are judged over answered requests only.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Tally {
-    pub requests: usize,
-    pub server_errors: usize,
-    pub client_errors: usize,
-    /// Requests that got no answer (not counted in the rates).
-    pub unanswered: usize,
-    #[serde(skip)]
-    pub latencies_ms: Vec<u64>,
-}
+use crate::ledger::Tally;
 
 impl Tally {
-    pub fn add(&mut self, status: Option<u16>, ms: u64) {
-        self.requests += 1;
-        match status {
-            None => self.unanswered += 1,
-            Some(s) => {
-                self.latencies_ms.push(ms);
-                if s >= 500 {
-                    self.server_errors += 1;
-                } else if s >= 400 {
-                    self.client_errors += 1;
-                }
-            }
-        }
-    }
-
-    /// Requests the site answered (with any status).
-    pub fn answered(&self) -> usize {
-        self.requests - self.unanswered
-    }
-
-    /// Enough answers to judge the release by.
-    pub fn conclusive(&self) -> bool {
-        self.answered() >= MIN_REQUESTS
-    }
-
-    /// The 95th percentile latency of the answered requests (nearest rank).
-    pub fn p95(&self) -> u64 {
-        p95(&self.latencies_ms)
-    }
-
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "a share, for display and comparison"
-    )]
-    fn share(&self, n: usize) -> f64 {
-        if self.answered() == 0 {
-            0.0
-        } else {
-            n as f64 / self.answered() as f64
-        }
-    }
-
-    /// "; 6 unanswered, not counted" when some requests got no answer.
-    fn unanswered_note(&self) -> String {
-        if self.unanswered == 0 {
-            String::new()
-        } else {
-            format!("; {} unanswered, not counted", self.unanswered)
-        }
-    }
-
     /// The first trigger the site's answers fire, in words. Unanswered requests alone
     /// never fire one.
     pub fn trigger(&self, w: &Watch) -> Option<String> {
@@ -130,56 +46,6 @@ impl Tally {
             ));
         }
         None
-    }
-}
-
-/// A watch of one release, kept in `watches/<release>.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Watched {
-    pub release: String,
-    pub from: Timestamp,
-    pub until: Timestamp,
-    pub tally: Tally,
-    pub p95_ms: u64,
-    pub healthy: bool,
-    /// What fired, if anything.
-    #[serde(default)]
-    pub trigger: Option<String>,
-    /// The release rolled back to, if the watch did.
-    #[serde(default)]
-    pub rolled_back_to: Option<String>,
-    pub by: crate::ledger::Actor,
-}
-
-impl Watched {
-    /// "watched 15m, healthy (120 requests, p95 80 ms)" / "watched 2m: 5xx rate … — rolled back".
-    pub fn describe(&self) -> String {
-        let span = self.until.duration_since(self.from);
-        let mins = span.as_secs() / 60;
-        let span = if mins > 0 {
-            format!("{mins}m")
-        } else {
-            format!("{}s", span.as_secs())
-        };
-        match (&self.trigger, &self.rolled_back_to) {
-            (None, _) if !self.healthy => format!(
-                "watched {span}: could not tell ({} of {} requests answered)",
-                self.tally.answered(),
-                self.tally.requests
-            ),
-            (None, _) => format!(
-                "watched {span}, healthy ({} requests, p95 {} ms{})",
-                self.tally.requests,
-                self.p95_ms,
-                if self.tally.unanswered > 0 {
-                    format!(", {} unanswered", self.tally.unanswered)
-                } else {
-                    String::new()
-                }
-            ),
-            (Some(t), Some(to)) => format!("watched {span}: {t} — rolled back to {to}"),
-            (Some(t), None) => format!("watched {span}: {t}"),
-        }
     }
 }
 

@@ -190,7 +190,7 @@ async fn validation_run(
     }
     let times: Vec<u64> = checks.iter().filter_map(|c| c.ms).collect();
     if !times.is_empty() {
-        let p95 = crate::watch::p95(&times);
+        let p95 = crate::ledger::p95(&times);
         let (ok, detail) = match p95_budget {
             Some(b) if p95 > b => (
                 false,

@@ -14,9 +14,9 @@ use jiff::{SignedDuration, Timestamp};
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::ledger::{Hold, Release};
+use crate::ledger::{Tally, Watched};
 use crate::output::Style;
 use crate::text::esc;
-use crate::watch::{Tally, Watched};
 
 pub(super) async fn watch(
     ctx: &Ctx,
