@@ -23,8 +23,8 @@ use crate::ledger::{
     Staged, Staging,
 };
 use crate::output::Output;
+use crate::plan::facts::{CONCURRENCY, list_site};
 use crate::plan::{Action, ActionKind, Plan, PlanKind, Source, listing_digest};
-use crate::remote::{CONCURRENCY, list_site};
 use crate::store::{PutMode, StoreError};
 
 pub(crate) const LEASE: std::time::Duration = std::time::Duration::from_secs(600);

@@ -8,7 +8,6 @@
 //! store), [`plan`] (what a deploy would do, as data) and the apply engine.
 
 pub mod aws;
-pub mod cdn;
 pub mod cli;
 pub mod config;
 pub mod digest;
@@ -18,7 +17,6 @@ pub mod keys;
 pub mod ledger;
 pub mod notify;
 pub mod plan;
-pub mod retention;
 pub mod site;
 pub mod store;
 pub mod text;
@@ -32,7 +30,6 @@ mod failpoint;
 mod github;
 mod interrupt;
 mod output;
-mod remote;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -610,17 +610,17 @@ struct PlanFields<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     scan: Option<&'a crate::site::ScanStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    invalidation: Option<&'a crate::cdn::Invalidation>,
+    invalidation: Option<&'a crate::plan::invalidation::Invalidation>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     batch: &'a [ReleaseRef],
     /// Removed assets kept served for open pages (skew protection).
     #[serde(skip_serializing_if = "is_unsettled")]
-    retention: &'a crate::retention::Settled,
+    retention: &'a crate::plan::skew::Settled,
     /// Every guard the plan ran and its verdict: passed, refused or overridden.
     guards: serde_json::Map<String, serde_json::Value>,
 }
 
-fn is_unsettled(s: &&crate::retention::Settled) -> bool {
+fn is_unsettled(s: &&crate::plan::skew::Settled) -> bool {
     s.kept.is_empty() && s.expired == 0
 }
 

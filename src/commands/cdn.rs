@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::aws::cloudfront::{CloudFront, run};
-use crate::cdn::{Invalidation, invalidation_of};
+use crate::plan::invalidation::{Invalidation, invalidation_of};
 
 /// What was invalidated, for `--json`.
 #[derive(serde::Serialize)]

@@ -13,8 +13,8 @@ use crate::Error;
 use crate::digest::hash_bytes;
 use crate::ledger::{Entry, Manifest, Release, ReleaseKind, new_release_id};
 use crate::output::Style;
+use crate::plan::facts::read_site;
 use crate::plan::{Desired, PlanKind, Source};
-use crate::remote::read_site;
 use crate::text::esc;
 
 pub(super) async fn rollback(

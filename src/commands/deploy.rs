@@ -13,11 +13,11 @@ use crate::Error;
 use crate::apply::{Provenance, apply};
 use crate::git::{GitInfo, Repo};
 use crate::ledger::{Entry, Release, new_release_id};
+use crate::plan::facts::read_site;
 use crate::plan::{
     ActionKind, Desired, Guard, PLAN_FORMAT, Plan, PlanKind, Refusal, Source, apply_forces,
     delete_refusal, diff, listing_digest, local_digest, totals,
 };
-use crate::remote::read_site;
 use crate::site::{ScanStats, Scanner};
 
 pub(super) fn parse_forces(names: &[String]) -> Result<Vec<Guard>, Error> {
@@ -204,7 +204,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
     }
     guards::expected_changes(&mut d.drift, live.as_deref(), pending.as_ref(), &remote);
     let new_release = new_release_id(Timestamp::now());
-    let retention = crate::retention::settle(
+    let retention = crate::plan::skew::settle(
         &mut d,
         live.as_deref(),
         &remote,
@@ -272,11 +272,9 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
 
     let checked = crate::plan::guards_for(&req.kind);
     let totals = totals(&d.actions, d.unchanged);
-    let invalidation = ec
-        .cfg
-        .cdn
-        .as_ref()
-        .and_then(|c| crate::cdn::invalidation_for(&d.actions, c.wildcard_threshold));
+    let invalidation = ec.cfg.cdn.as_ref().and_then(|c| {
+        crate::plan::invalidation::invalidation_for(&d.actions, c.wildcard_threshold)
+    });
     let manifest = d.manifest(req.desired);
     Ok(Plan {
         format: PLAN_FORMAT,

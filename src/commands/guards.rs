@@ -171,7 +171,7 @@ pub(super) fn expected_changes(
     remote: &BTreeMap<String, crate::plan::RemoteObject>,
 ) {
     if let Some(l) = live {
-        crate::retention::not_drift(drift, l, remote);
+        crate::plan::skew::not_drift(drift, l, remote);
     }
     let Some(p) = pending else { return };
     drift.retain(|d| {

@@ -262,17 +262,17 @@ pub(super) async fn yank(
 }
 
 /// The CDN paths that served the removed bytes (and kept keys deleted).
-fn invalidation(ec: &EnvCtx<'_>, y: &Yank) -> Option<crate::cdn::Invalidation> {
+fn invalidation(ec: &EnvCtx<'_>, y: &Yank) -> Option<crate::plan::invalidation::Invalidation> {
     let cdn = ec.cfg.cdn.as_ref()?;
     let keys = y
         .removed
         .iter()
         .chain(y.kept_keys.iter().map(|(k, _)| k))
         .map(String::as_str);
-    crate::cdn::invalidation_for_keys(keys, cdn.wildcard_threshold)
+    crate::plan::invalidation::invalidation_for_keys(keys, cdn.wildcard_threshold)
 }
 
-fn show_yank(ec: &EnvCtx<'_>, y: &Yank, inv: Option<&crate::cdn::Invalidation>) {
+fn show_yank(ec: &EnvCtx<'_>, y: &Yank, inv: Option<&crate::plan::invalidation::Invalidation>) {
     let out = &ec.ctx.out;
     out.say(format!(
         "{} yank {}: release {}",

@@ -8,7 +8,7 @@ use crate::Error;
 use crate::ledger::{Hold, Release};
 use crate::output::Style;
 use crate::plan::drift;
-use crate::remote::read_site;
+use crate::plan::facts::read_site;
 use crate::text::esc;
 use crate::text::short_time;
 

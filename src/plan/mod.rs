@@ -1,0 +1,447 @@
+//! The plan: per key what a deploy (or rollback) would do and why, plus every guard's
+//! verdict and the identities of what it saw (HEAD ETag, listing digest, local digest).
+//!
+//! The plan is data. Reasons are for people and never drive apply; apply reads only the
+//! actions, the planned manifest and the ETags seen. This module is pure: gathering
+//! the facts (I/O) happens in `commands`, so the diff and guards are table-tested and
+//! property-tested here.
+
+mod diff;
+pub mod facts;
+pub mod invalidation;
+pub mod skew;
+
+pub use diff::{Diff, FileConflict, FileConflictKind, diff, drift};
+pub use invalidation::Invalidation;
+pub use skew::Settled;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::git::GitInfo;
+use crate::ledger::{Actor, Entry, Head, Manifest, ReleaseRef};
+use crate::site::ScanStats;
+
+pub const PLAN_FORMAT: u32 = 1;
+
+/// Where apply gets a key's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// A file of the local site (re-hashed at apply; refused if it changed).
+    Local(PathBuf),
+    /// The content-addressed copy in the environment's state (`objects/<sha256>`).
+    Object,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desired {
+    pub entry: Entry,
+    pub source: Source,
+}
+
+/// A release's manifest as a desired state whose bytes come from the store's own
+/// `objects/` (rollback, promotion).
+pub fn desired_from_objects(manifest: &Manifest) -> BTreeMap<String, Desired> {
+    manifest
+        .iter()
+        .map(|(k, e)| {
+            let mut entry = e.clone();
+            entry.etag.clear();
+            (
+                k.clone(),
+                Desired {
+                    entry,
+                    source: Source::Object,
+                },
+            )
+        })
+        .collect()
+}
+
+/// What the store actually holds at a key, as read at plan time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteObject {
+    pub size: u64,
+    pub etag: String,
+    /// Content hash: from the live manifest when the ETag matches it, else computed
+    /// from the bytes.
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    Create,
+    Update,
+    HeaderUpdate,
+    Delete,
+}
+
+impl ActionKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::HeaderUpdate => "headers",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub key: String,
+    pub kind: ActionKind,
+    pub reason: String,
+    /// What will be written (absent for deletes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<Entry>,
+    /// What the store held when planned (absent for creates); writes are conditional on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteObject>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftKind {
+    /// The store's bytes differ from the live release's.
+    Changed,
+    /// In the store, not in the live release.
+    Added,
+    /// In the live release, not in the store.
+    Missing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    pub key: String,
+    pub kind: DriftKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guard {
+    /// The site itself is unusable (symlink leaving it, bad names, empty).
+    Site,
+    Protected,
+    Hold,
+    Lock,
+    /// An earlier apply was interrupted and must be finished first.
+    Pending,
+    Drift,
+    StaleBase,
+    /// Per-file: the deploy would revert a newer live file, or both sides changed it.
+    Revert,
+    Feature,
+    Deletes,
+    /// The store ignores conditional writes, so compare-and-swap cannot be trusted.
+    UnsafeStore,
+    /// A promotion of a release its source environment has not verified.
+    Unverified,
+    /// A file live serves as cacheable for a long time (`immutable`, or a max-age of 30
+    /// days or more) would change its bytes under the same name.
+    Immutable,
+}
+
+impl Guard {
+    /// Guards a person may override with `--force GUARD`.
+    pub const FORCEABLE: [Self; 8] = [
+        Self::Drift,
+        Self::StaleBase,
+        Self::Revert,
+        Self::Feature,
+        Self::Deletes,
+        Self::Immutable,
+        Self::UnsafeStore,
+        Self::Unverified,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Site => "site",
+            Self::Protected => "protected",
+            Self::Hold => "hold",
+            Self::Lock => "lock",
+            Self::Pending => "pending",
+            Self::Drift => "drift",
+            Self::StaleBase => "stale-base",
+            Self::Revert => "revert",
+            Self::Feature => "feature",
+            Self::Deletes => "deletes",
+            Self::UnsafeStore => "unsafe-store",
+            Self::Unverified => "unverified",
+            Self::Immutable => "immutable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::FORCEABLE.into_iter().find(|g| g.name() == s)
+    }
+}
+
+/// A guard's refusal: what is wrong, who and what it concerns, how to resolve it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub guard: Guard,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseRef>,
+    pub resolve: String,
+}
+
+/// The identities of what the plan saw; a saved plan is refused when any moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub head: Head,
+    pub listing_digest: String,
+    pub local_digest: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub create: usize,
+    pub update: usize,
+    pub header_update: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+    /// Bytes that will be uploaded (creates and updates).
+    pub upload_bytes: u64,
+}
+
+impl std::fmt::Display for Totals {
+    /// One line: what every change does, and the bytes to upload.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} to create, {} to update, {} header-only, {} to delete, {} unchanged; {} to upload",
+            self.create,
+            self.update,
+            self.header_update,
+            self.delete,
+            self.unchanged,
+            crate::text::bytes(self.upload_bytes)
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum PlanKind {
+    Deploy,
+    Rollback {
+        to: String,
+    },
+    /// FROM's live release, copied byte for byte.
+    Promote {
+        from: String,
+        release: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub format: u32,
+    pub kind: PlanKind,
+    pub env: String,
+    pub store: String,
+    pub created_at: Timestamp,
+    pub actor: Actor,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub live: Option<ReleaseRef>,
+    pub base: Option<ReleaseRef>,
+    pub new_release: String,
+    pub actions: Vec<Action>,
+    pub totals: Totals,
+    pub drift: Vec<Drift>,
+    /// Guards that block this plan.
+    pub refusals: Vec<Refusal>,
+    /// Guards that would have blocked but were overridden with `--force`.
+    pub overrides: Vec<Refusal>,
+    pub seen: Seen,
+    /// The complete manifest of the release this plan would make live.
+    pub manifest: BTreeMap<String, Desired>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanStats>,
+    /// CDN paths to invalidate once applied (environments with a `cdn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalidation: Option<crate::plan::invalidation::Invalidation>,
+    /// A promotion: every release of the source environment this one has not had yet,
+    /// newest first — what the promotion batches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<ReleaseRef>,
+    /// Removed keys the new release keeps served for open pages (skew protection).
+    #[serde(default)]
+    pub retention: crate::plan::skew::Settled,
+    /// The name the new release gets (`--tag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Every guard this plan ran, in order: with `refusals` and `overrides`, each one's
+    /// verdict ([`Plan::verdicts`]).
+    #[serde(default)]
+    pub checked: Vec<Guard>,
+}
+
+/// What one guard said about a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Passed,
+    Refused,
+    Overridden,
+}
+
+impl PlanKind {
+    /// The operation's name: the lock's, the journal's and the notification's.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Rollback { .. } => "rollback",
+            Self::Promote { .. } => "promote",
+        }
+    }
+
+    /// What is being made live, in words ("rollback to R", "promotion of staging release R").
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Deploy => "deploy".to_owned(),
+            Self::Rollback { to } => format!("rollback to {to}"),
+            Self::Promote { from, release } => format!("promotion of {from} release {release}"),
+        }
+    }
+}
+
+impl Plan {
+    /// Nothing to write: no action, and no key newly kept for open pages (which changes
+    /// the release even though no byte moves).
+    pub fn is_noop(&self) -> bool {
+        self.actions.is_empty() && self.retention.newly == 0
+    }
+
+    pub fn refused(&self) -> bool {
+        !self.refusals.is_empty()
+    }
+
+    /// Each guard the plan ran and what it said, in the order they ran.
+    pub fn verdicts(&self) -> Vec<(Guard, Verdict)> {
+        let mut out: Vec<Guard> = self.checked.clone();
+        for r in self.refusals.iter().chain(&self.overrides) {
+            if !out.contains(&r.guard) {
+                out.push(r.guard);
+            }
+        }
+        out.into_iter()
+            .map(|g| {
+                let verdict = if self.refusals.iter().any(|r| r.guard == g) {
+                    Verdict::Refused
+                } else if self.overrides.iter().any(|r| r.guard == g) {
+                    Verdict::Overridden
+                } else {
+                    Verdict::Passed
+                };
+                (g, verdict)
+            })
+            .collect()
+    }
+}
+
+/// The guards a plan of `kind` runs, in the order the proof block lists them.
+pub fn guards_for(kind: &PlanKind) -> Vec<Guard> {
+    use Guard::*;
+    match kind {
+        PlanKind::Deploy => vec![
+            Site, Protected, Hold, Lock, Pending, Drift, StaleBase, Revert, Feature, Deletes,
+            Immutable,
+        ],
+        PlanKind::Rollback { .. } => vec![Lock, Pending, Drift],
+        PlanKind::Promote { .. } => vec![Hold, Lock, Pending, Drift, Unverified, Immutable],
+    }
+}
+
+pub fn totals(actions: &[Action], unchanged: usize) -> Totals {
+    let mut t = Totals {
+        unchanged,
+        ..Totals::default()
+    };
+    for a in actions {
+        match a.kind {
+            ActionKind::Create => t.create += 1,
+            ActionKind::Update => t.update += 1,
+            ActionKind::HeaderUpdate => t.header_update += 1,
+            ActionKind::Delete => t.delete += 1,
+        }
+        if matches!(a.kind, ActionKind::Create | ActionKind::Update) {
+            t.upload_bytes += a.local.as_ref().map_or(0, |e| e.size);
+        }
+    }
+    t
+}
+
+/// Digest of a listing: key, size and ETag of every site object.
+pub fn listing_digest(remote: &BTreeMap<String, RemoteObject>) -> String {
+    let mut h = Sha256::new();
+    for (k, r) in remote {
+        h.update(format!("{k}\t{}\t{}\n", r.size, r.etag));
+    }
+    hex::encode(h.finalize())
+}
+
+/// Digest of the desired site: key, content and headers.
+pub fn local_digest(desired: &BTreeMap<String, Desired>) -> String {
+    let mut h = Sha256::new();
+    for (k, d) in desired {
+        let e = &d.entry;
+        h.update(format!(
+            "{k}\t{}\t{}\t{:?}\t{:?}\t{:?}\n",
+            e.sha256, e.size, e.content_type, e.cache_control, e.content_encoding
+        ));
+    }
+    hex::encode(h.finalize())
+}
+
+/// The too-many-deletes guard.
+pub fn delete_refusal(
+    deletes: usize,
+    live_files: usize,
+    limits: &crate::config::Limits,
+    env: &str,
+) -> Option<Refusal> {
+    if deletes == 0 {
+        return None;
+    }
+    #[expect(clippy::cast_precision_loss, reason = "file counts are far below 2^52")]
+    let share = deletes as f64 / live_files.max(1) as f64;
+    let too_many = deletes > limits.max_deletes;
+    // The share rule only means something on a site of some size.
+    let too_much = share > limits.max_delete_share && live_files >= 10;
+    (too_many || too_much).then(|| Refusal {
+        guard: Guard::Deletes,
+        message: format!(
+            "would delete {deletes} of {live_files} live files ({:.0}%; limits: {} files, {:.0}%)",
+            share * 100.0,
+            limits.max_deletes,
+            limits.max_delete_share * 100.0
+        ),
+        key: None,
+        release: None,
+        resolve: format!(
+            "check the build output is complete (`driftless plan {env} --full` lists every delete); if the deletes are intended, re-run with --force deletes or raise [limits] in driftless.toml"
+        ),
+    })
+}
+
+/// Move refusals the user explicitly forced into `overrides`.
+pub fn apply_forces(refusals: Vec<Refusal>, forced: &[Guard]) -> (Vec<Refusal>, Vec<Refusal>) {
+    refusals
+        .into_iter()
+        .partition(|r| !forced.contains(&r.guard))
+}
