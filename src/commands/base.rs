@@ -339,7 +339,7 @@ fn stale_commit(
 
 async fn working_copy_base(ec: &EnvCtx<'_>, live: &Arc<Release>) -> Result<BaseResolution, Error> {
     let env = &ec.cfg.name;
-    let Some(id) = ec.working_base(Some(&live.id)) else {
+    let Some(id) = ec.work.base(Some(&live.id)) else {
         return Ok(BaseResolution {
             base: None,
             source: BaseSource::None,
@@ -379,7 +379,7 @@ async fn working_copy_base(ec: &EnvCtx<'_>, live: &Arc<Release>) -> Result<BaseR
     }
     // Live moved only by rollbacks and adoptions this working copy made itself: it saw
     // them, so it is not stale; the per-file guard still judges each file against them.
-    let made = ec.made_since_base();
+    let made = ec.work.made_since_base();
     let ours =
         base.is_some() && !since_base.is_empty() && since_base.iter().all(|r| made.contains(&r.id));
     let stale = (!ours).then(|| {

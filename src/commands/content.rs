@@ -229,7 +229,7 @@ async fn adopt_locked(
             )),
             other => other.into(),
         })?;
-    ec.record_made(head.release.as_deref(), &release.id)?;
+    ec.work.record_made(head.release.as_deref(), &release.id)?;
     ec.ledger
         .journal(
             &ctx.actor,
@@ -321,7 +321,7 @@ pub(super) async fn pull(ctx: &Ctx, env: &str, dir: &Path, force: bool) -> Resul
         bar.inc(1);
     }
     bar.finish_and_clear();
-    ec.set_working_base(&live.id)?;
+    ec.work.set_base(&live.id)?;
     ctx.out.say(format!(
         "Pulled release {} ({} files) into {}; it is now this working copy's base for {env}.",
         live.summary(),

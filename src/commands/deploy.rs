@@ -508,7 +508,7 @@ pub(super) async fn confirmed(ec: &EnvCtx<'_>, plan: &Plan, yes: bool) -> Result
         if plan.kind == PlanKind::Deploy
             && let Some(live) = &plan.live
         {
-            ec.set_working_base(&live.id)?;
+            ec.work.set_base(&live.id)?;
         }
         ctx.out.document_with(
             || serde_json::json!({ "plan": ctx.out.plan_view(plan), "result": "no-op" }),
@@ -548,14 +548,15 @@ pub(super) async fn execute_and_report(
     let env = &ec.cfg.name;
     let t = &plan.totals;
     if plan.kind == PlanKind::Deploy {
-        ec.set_working_pending(&plan.new_release)?;
+        ec.work.set_pending(&plan.new_release)?;
     }
     crate::interrupt::install();
     let (release, transfer) = execute(ec, &plan, staged).await?;
     match plan.kind {
-        PlanKind::Deploy => ec.set_working_base(&release.id)?,
+        PlanKind::Deploy => ec.work.set_base(&release.id)?,
         PlanKind::Rollback { .. } => {
-            ec.record_made(plan.live.as_ref().map(|l| l.id.as_str()), &release.id)?;
+            ec.work
+                .record_made(plan.live.as_ref().map(|l| l.id.as_str()), &release.id)?;
         }
         PlanKind::Promote { .. } => {}
     }

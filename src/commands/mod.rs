@@ -23,8 +23,6 @@ mod watch;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use crate::Error;
 use crate::cli::{Cli, Command};
 use crate::config::{Config, EnvConfig, StoreUrl};
@@ -225,6 +223,8 @@ pub(crate) struct EnvCtx<'a> {
     pub(crate) ctx: &'a Ctx,
     pub(crate) cfg: &'a EnvConfig,
     pub(crate) ledger: Ledger,
+    /// This working copy's record of the environment.
+    pub(crate) work: crate::plan::workcopy::WorkCopy,
 }
 
 impl Ctx {
@@ -302,6 +302,7 @@ impl Ctx {
             ctx: self,
             cfg,
             ledger,
+            work: crate::plan::workcopy::WorkCopy::new(&self.config.workdir_state(), &cfg.name),
         })
     }
 }
@@ -351,21 +352,6 @@ async fn open_s3(env: &EnvConfig, bucket: &str, prefix: &str) -> S3Store {
     .await
 }
 
-/// This working copy's last-known release per environment (never shared, never in git).
-#[derive(Serialize, Deserialize, Default)]
-struct WorkingBase {
-    release: Option<String>,
-    /// A release this working copy started to apply; becomes the base if a later run
-    /// finishes it after a crash.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pending: Option<String>,
-    /// Releases this working copy made on top of `release` without building (rollbacks,
-    /// adoptions), oldest first: live having moved to one of them is not "stale" — this
-    /// copy saw it happen — and `release` stays the base its files derive from.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    made: Vec<String>,
-}
-
 impl EnvCtx<'_> {
     /// Tell the `[[notify]]` webhooks that want it. Never fails the command: failures
     /// are reported and journalled by `notify::send`.
@@ -388,76 +374,6 @@ impl EnvCtx<'_> {
             url: self.cfg.url.as_deref(),
         };
         crate::notify::send(&self.ctx.config.notify, Some(&self.ledger), &event).await;
-    }
-
-    fn base_file(&self) -> PathBuf {
-        self.ctx
-            .config
-            .workdir_state()
-            .join("bases")
-            .join(format!("{}.json", self.cfg.name))
-    }
-
-    fn read_working_base(&self) -> WorkingBase {
-        std::fs::read(self.base_file())
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
-    }
-
-    fn write_working_base(&self, base: &WorkingBase) -> Result<(), Error> {
-        let path = self.base_file();
-        if let Some(dir) = path.parent() {
-            fs_err::create_dir_all(dir)?;
-        }
-        fs_err::write(&path, serde_json::to_vec(base).expect("serialises"))?;
-        Ok(())
-    }
-
-    /// The release this working copy's files derive from, `live` being what is live now:
-    /// a release it was applying when it died counts once it is live (its apply finished,
-    /// but the run never got to record it).
-    pub(crate) fn working_base(&self, live: Option<&str>) -> Option<String> {
-        let base = self.read_working_base();
-        match base.pending {
-            Some(p) if Some(p.as_str()) == live => Some(p),
-            _ => base.release,
-        }
-    }
-
-    pub(crate) fn set_working_base(&self, release: &str) -> Result<(), Error> {
-        self.write_working_base(&WorkingBase {
-            release: Some(release.to_owned()),
-            pending: None,
-            made: Vec::new(),
-        })
-    }
-
-    /// Releases this working copy made (rollbacks, adoptions) since its base.
-    pub(crate) fn made_since_base(&self) -> Vec<String> {
-        self.read_working_base().made
-    }
-
-    /// This working copy made `made` (a rollback or an adoption) while `from` was live:
-    /// if `from` was its base (or one it made since), remember it, so its next deploy is
-    /// not stale for it.
-    pub(crate) fn record_made(&self, from: Option<&str>, made: &str) -> Result<(), Error> {
-        let mut base = self.read_working_base();
-        let ours = from.is_some_and(|f| {
-            base.release.as_deref() == Some(f) || base.made.iter().any(|m| m == f)
-        });
-        if ours {
-            base.made.push(made.to_owned());
-            self.write_working_base(&base)?;
-        }
-        Ok(())
-    }
-
-    /// Remember that this working copy is about to apply `release`.
-    pub(crate) fn set_working_pending(&self, release: &str) -> Result<(), Error> {
-        let mut base = self.read_working_base();
-        base.pending = Some(release.to_owned());
-        self.write_working_base(&base)
     }
 
     /// The release `name` stands for on this environment: an id (a collected or yanked
@@ -703,8 +619,8 @@ impl EnvCtx<'_> {
             if let Some((pending, etag)) = self.ledger.pending().await? {
                 let by = pending.release.actor.author.clone();
                 let release = crate::apply::recover(&self.ledger, pending, &etag, &self.ctx.actor).await?;
-                if self.read_working_base().pending.as_deref() == Some(release.id.as_str()) {
-                    self.set_working_base(&release.id)?;
+                if self.work.pending().as_deref() == Some(release.id.as_str()) {
+                    self.work.set_base(&release.id)?;
                 }
                 self.ctx.out.say(format!(
                     "Finished an interrupted apply: release {} (started by {by}) is now live on {}.",

@@ -10,6 +10,7 @@ mod diff;
 pub mod facts;
 pub mod invalidation;
 pub mod skew;
+pub mod workcopy;
 
 pub use diff::{Diff, FileConflict, FileConflictKind, diff, drift};
 pub use invalidation::Invalidation;
