@@ -6,13 +6,13 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
-use super::base::{self, BaseResolution, BaseSource};
 use super::guards;
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::apply::{Provenance, apply};
 use crate::git::{GitInfo, Repo};
 use crate::ledger::{Entry, Release, new_release_id};
+use crate::plan::base::{self, BaseResolution, BaseSource};
 use crate::plan::facts::read_site;
 use crate::plan::{
     ActionKind, Desired, Guard, PLAN_FORMAT, Plan, PlanKind, Refusal, Source, apply_forces,
@@ -183,7 +183,7 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
     } = facts;
     let deploy = req.kind == PlanKind::Deploy;
     let mut resolution = if deploy {
-        base::resolve(ec, live.as_ref()).await?
+        base::resolve(&ec.working(), live.as_ref()).await?
     } else {
         BaseResolution::of(live.clone())
     };
@@ -199,7 +199,8 @@ pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> R
     {
         // No base to compare with: forcing stale-base must not let a copy revert what
         // live's history replaced.
-        let reverts = base::history_reverts(ec, live, &req.desired, &mut resolution).await?;
+        let reverts =
+            base::history_reverts(&ec.working(), live, &req.desired, &mut resolution).await?;
         d.conflicts.extend(reverts);
     }
     guards::expected_changes(&mut d.drift, live.as_deref(), pending.as_ref(), &remote);

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use super::EnvCtx;
-use super::base::BaseResolution;
 use crate::Error;
 use crate::config::{EnvConfig, StoreUrl};
 use crate::ledger::{Hold, LockInfo, Pending, Release, ReleaseKind};
+use crate::plan::base::BaseResolution;
 use crate::plan::{
     Desired, Drift, FileConflict, FileConflictKind, Guard, PlanKind, Refusal, Source,
 };

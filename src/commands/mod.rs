@@ -3,7 +3,6 @@
 //! `Ctx` is the settings layer: the loaded config, the output mode and who is acting;
 //! `EnvCtx` adds one environment's store and ledger.
 
-mod base;
 mod cdn;
 mod content;
 mod deploy;
@@ -374,6 +373,17 @@ impl EnvCtx<'_> {
             url: self.cfg.url.as_deref(),
         };
         crate::notify::send(&self.ctx.config.notify, Some(&self.ledger), &event).await;
+    }
+
+    /// Where this environment's base is looked for (its ledger, the project, this
+    /// working copy's record).
+    pub(crate) fn working(&self) -> crate::plan::base::Working<'_> {
+        crate::plan::base::Working {
+            ledger: &self.ledger,
+            env: &self.cfg.name,
+            project: &self.ctx.config.dir,
+            work: &self.work,
+        }
     }
 
     /// The release `name` stands for on this environment: an id (a collected or yanked

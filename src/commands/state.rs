@@ -3,10 +3,10 @@
 use jiff::Timestamp;
 
 use super::Ctx;
-use super::base::BaseSource;
 use crate::Error;
 use crate::ledger::{Hold, Release};
 use crate::output::Style;
+use crate::plan::base::BaseSource;
 use crate::plan::drift;
 use crate::plan::facts::read_site;
 use crate::text::esc;
@@ -32,7 +32,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         .collect();
     let lock = ec.ledger.read_lock().await?.map(|(l, _)| l);
     let live = live.map(std::sync::Arc::new);
-    let base = super::base::resolve(&ec, live.as_ref()).await?;
+    let base = crate::plan::base::resolve(&ec.working(), live.as_ref()).await?;
 
     let out = &ctx.out;
     out.say(format!(

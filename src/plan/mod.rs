@@ -6,6 +6,7 @@
 //! the facts (I/O) happens in `commands`, so the diff and guards are table-tested and
 //! property-tested here.
 
+pub mod base;
 mod diff;
 pub mod facts;
 pub mod invalidation;

@@ -11,11 +11,19 @@
 
 use std::sync::Arc;
 
-use super::EnvCtx;
 use crate::Error;
 use crate::git::{Ancestry, GitInfo, Repo};
 use crate::ledger::{Release, ReleaseKind, ReleaseRef};
 use crate::plan::{Guard, Refusal};
+
+/// Where a base is looked for: the environment's ledger, the project (its git
+/// repository) and this working copy's record.
+pub struct Working<'a> {
+    pub ledger: &'a crate::ledger::Ledger,
+    pub env: &'a str,
+    pub project: &'a std::path::Path,
+    pub work: &'a super::workcopy::WorkCopy,
+}
 
 /// How far back base resolution walks live's ancestry.
 const MAX_WALK: usize = 200;
@@ -88,23 +96,23 @@ fn built_from_commit(r: &Release) -> Option<&GitInfo> {
 }
 
 pub(crate) async fn resolve(
-    ec: &EnvCtx<'_>,
+    w: &Working<'_>,
     live: Option<&Arc<Release>>,
 ) -> Result<BaseResolution, Error> {
     let Some(live) = live else {
         return Ok(BaseResolution::none());
     };
-    let repo = Repo::discover(&ec.ctx.config.dir);
-    let git = repo.as_ref().and_then(|r| r.head_for(&ec.ctx.config.dir));
+    let repo = Repo::discover(w.project);
+    let git = repo.as_ref().and_then(|r| r.head_for(w.project));
     if let (Some(repo), Some(git)) = (&repo, &git) {
-        let (base, since_base, changed) = walk_to(ec, live, |r| {
+        let (base, since_base, changed) = walk_to(w, live, |r| {
             built_from_commit(r).is_some_and(|g| repo.contains(&g.commit) == Ancestry::Contained)
         })
         .await?;
-        let stale = stale_commit(ec, live, repo, git, base.as_ref(), &since_base);
+        let stale = stale_commit(w, live, repo, git, base.as_ref(), &since_base);
         if base.is_some() || stale.is_some() {
             let reverted_rollbacks =
-                reverted_rollbacks(ec, repo, &since_base, base.as_ref()).await?;
+                reverted_rollbacks(w, repo, &since_base, base.as_ref()).await?;
             return Ok(BaseResolution {
                 base,
                 source: BaseSource::Git,
@@ -117,14 +125,14 @@ pub(crate) async fn resolve(
         // No release was built from a commit this checkout knows (adopted, or made
         // outside git): fall back to what this working copy last saw.
     }
-    working_copy_base(ec, live).await
+    working_copy_base(w, live).await
 }
 
 /// Live's ancestry walked back to the first release `is_base` accepts: the base, the
 /// releases since (newest first, manifests dropped but live's), and the keys each changed.
 /// At most three manifests are in memory at once.
 async fn walk_to(
-    ec: &EnvCtx<'_>,
+    w: &Working<'_>,
     live: &Arc<Release>,
     is_base: impl Fn(&Release) -> bool,
 ) -> Result<Walked, Error> {
@@ -139,7 +147,7 @@ async fn walk_to(
             break;
         }
         let parent = match &current.parent {
-            Some(p) => match ec.ledger.release(p).await {
+            Some(p) => match w.ledger.release(p).await {
                 Ok(r) => Some(Arc::new(r)),
                 // Collected by gc: the history before it is no longer known file by file.
                 Err(crate::ledger::LedgerError::Retired { .. }) => None,
@@ -205,7 +213,7 @@ fn lighten(r: Arc<Release>, live: &Arc<Release>) -> Arc<Release> {
 /// releases that made them, to `base` (so the refusal names who made the live change).
 /// Only the candidate keys' hashes are kept while walking; one release is loaded at a time.
 pub(crate) async fn history_reverts(
-    ec: &EnvCtx<'_>,
+    w: &Working<'_>,
     live: &Arc<Release>,
     desired: &std::collections::BTreeMap<String, crate::plan::Desired>,
     base: &mut BaseResolution,
@@ -226,7 +234,7 @@ pub(crate) async fn history_reverts(
         let Some(parent_id) = child.parent.clone() else {
             break;
         };
-        let parent = match ec.ledger.release(&parent_id).await {
+        let parent = match w.ledger.release(&parent_id).await {
             Ok(r) => Arc::new(r),
             Err(crate::ledger::LedgerError::Retired { .. }) => break,
             Err(e) => return Err(e.into()),
@@ -261,7 +269,7 @@ pub(crate) async fn history_reverts(
 
 /// The rollbacks since the base whose rolled-back commits the checkout has reverted.
 async fn reverted_rollbacks(
-    ec: &EnvCtx<'_>,
+    w: &Working<'_>,
     repo: &Repo,
     since_base: &[Arc<Release>],
     base: Option<&Arc<Release>>,
@@ -276,7 +284,7 @@ async fn reverted_rollbacks(
         };
         let from = match &r.git {
             Some(g) => Some(g.commit.clone()),
-            None => ec
+            None => w
                 .ledger
                 .release(to)
                 .await
@@ -296,14 +304,14 @@ async fn reverted_rollbacks(
 /// Stale base in git: the newest build since the base (live itself, or what a rollback
 /// restored) came from a commit the checkout does not contain.
 fn stale_commit(
-    ec: &EnvCtx<'_>,
+    w: &Working<'_>,
     live: &Release,
     repo: &Repo,
     git: &GitInfo,
     base: Option<&Arc<Release>>,
     since_base: &[Arc<Release>],
 ) -> Option<Refusal> {
-    let env = &ec.cfg.name;
+    let env = w.env;
     let unknown = since_base.iter().find_map(|r| {
         let g = built_from_commit(r)?;
         let ancestry = repo.contains(&g.commit);
@@ -337,9 +345,9 @@ fn stale_commit(
     })
 }
 
-async fn working_copy_base(ec: &EnvCtx<'_>, live: &Arc<Release>) -> Result<BaseResolution, Error> {
-    let env = &ec.cfg.name;
-    let Some(id) = ec.work.base(Some(&live.id)) else {
+async fn working_copy_base(w: &Working<'_>, live: &Arc<Release>) -> Result<BaseResolution, Error> {
+    let env = w.env;
+    let Some(id) = w.work.base(Some(&live.id)) else {
         return Ok(BaseResolution {
             base: None,
             source: BaseSource::None,
@@ -369,17 +377,17 @@ async fn working_copy_base(ec: &EnvCtx<'_>, live: &Arc<Release>) -> Result<BaseR
         });
     }
     // Walk live's ancestry to the base, to name who changed what since.
-    let (mut base, mut since_base, mut changed) = walk_to(ec, live, |r| r.id == id).await?;
+    let (mut base, mut since_base, mut changed) = walk_to(w, live, |r| r.id == id).await?;
     if base.is_none() {
         // No longer in live's ancestry (a release of another line): still the base for
         // the per-file comparison, but nobody since it can be named.
-        base = ec.ledger.release(&id).await.ok().map(Arc::new);
+        base = w.ledger.release(&id).await.ok().map(Arc::new);
         since_base.clear();
         changed.clear();
     }
     // Live moved only by rollbacks and adoptions this working copy made itself: it saw
     // them, so it is not stale; the per-file guard still judges each file against them.
-    let made = ec.work.made_since_base();
+    let made = w.work.made_since_base();
     let ours =
         base.is_some() && !since_base.is_empty() && since_base.iter().all(|r| made.contains(&r.id));
     let stale = (!ours).then(|| {
