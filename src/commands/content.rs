@@ -7,12 +7,13 @@ use std::path::Path;
 use bytes::Bytes;
 use jiff::Timestamp;
 
-use super::deploy::{Request, build_plan, confirm_and_execute, read_facts};
+use super::deploy::{confirm_and_execute, plan_of};
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::digest::hash_bytes;
 use crate::ledger::{Entry, Manifest, Release, ReleaseKind, new_release_id};
 use crate::output::Style;
+use crate::plan::build::Request;
 use crate::plan::facts::read_site;
 use crate::plan::{Desired, PlanKind, Source};
 use crate::text::esc;
@@ -78,8 +79,7 @@ pub(super) async fn rollback_plan(
 ) -> Result<crate::plan::Plan, Error> {
     let target = ec.ledger.release(target_id).await?;
     let desired = crate::plan::desired_from_objects(&target.manifest);
-    let facts = read_facts(ec).await?;
-    build_plan(
+    plan_of(
         ec,
         Request {
             kind: PlanKind::Rollback {
@@ -94,7 +94,6 @@ pub(super) async fn rollback_plan(
             git: target.git.clone(),
             tag: None,
         },
-        facts,
     )
     .await
 }

@@ -4,19 +4,16 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use jiff::Timestamp;
-
-use super::guards;
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::apply::{Provenance, apply};
-use crate::git::{GitInfo, Repo};
-use crate::ledger::{Entry, Release, new_release_id};
-use crate::plan::base::{self, BaseResolution, BaseSource};
-use crate::plan::facts::read_site;
+use crate::git::Repo;
+use crate::ledger::{Entry, Release};
+use crate::plan::base::{self, BaseResolution};
+use crate::plan::build::{Request, build};
+use crate::plan::facts::{self, Facts, State, read_site};
 use crate::plan::{
-    ActionKind, Desired, Guard, PLAN_FORMAT, Plan, PlanKind, Refusal, Source, apply_forces,
-    delete_refusal, diff, listing_digest, local_digest, totals,
+    Desired, Guard, PLAN_FORMAT, Plan, PlanKind, Refusal, Source, guards, local_digest,
 };
 use crate::site::{ScanStats, Scanner};
 
@@ -82,30 +79,7 @@ fn scan_config(
     };
     let scan = scanner.scan()?;
     bar.finish_and_clear();
-    let mut refusals: Vec<Refusal> = scan
-        .problems
-        .iter()
-        .map(|p| Refusal {
-            guard: Guard::Site,
-            message: format!("{}: {}", crate::text::esc(&p.path), p.problem),
-            key: Some(p.path.clone()),
-            release: None,
-            resolve: "fix the build output (or exclude the file in .driftlessignore) and re-run"
-                .into(),
-        })
-        .collect();
-    if scan.files.is_empty() && scan.problems.is_empty() {
-        refusals.push(Refusal {
-            guard: Guard::Site,
-            message: format!(
-                "the site directory {} is empty (after ignore rules): did the build fail?",
-                config.site.display()
-            ),
-            key: None,
-            release: None,
-            resolve: "build the site, then re-run".into(),
-        });
-    }
+    let refusals = crate::plan::guards::site(&scan.problems, scan.files.len(), &config.site);
     let desired = scan
         .files
         .into_values()
@@ -127,43 +101,63 @@ fn scan_config(
     })
 }
 
-/// What the store says, read once per plan: HEAD, the live release, an interrupted
-/// apply, and every site object with its content hash.
-pub(super) struct Facts {
-    head: crate::ledger::Head,
-    live: Option<std::sync::Arc<Release>>,
-    pending: Option<crate::ledger::Pending>,
-    remote: BTreeMap<String, crate::plan::RemoteObject>,
-}
-
-pub(super) async fn read_facts(ec: &EnvCtx<'_>) -> Result<Facts, Error> {
-    let (head, live) = ec.ledger.live().await?;
-    let live = live.map(std::sync::Arc::new);
-    let pending = ec.ledger.pending().await?.map(|(p, _)| p);
+/// What the store holds at the site keys, read with a spinner on a terminal.
+pub(super) async fn read_remote(
+    ec: &EnvCtx<'_>,
+    live: Option<&Release>,
+) -> Result<BTreeMap<String, crate::plan::RemoteObject>, Error> {
     let reading = ec.ctx.out.spinner("reading the store");
-    let remote = read_site(&ec.ledger, live.as_deref()).await?;
+    let remote = read_site(&ec.ledger, live).await?;
     reading.finish_and_clear();
-    Ok(Facts {
-        head,
-        live,
-        pending,
-        remote,
-    })
+    Ok(remote)
 }
 
-/// Everything a plan needs besides the desired state.
-pub(super) struct Request {
-    pub(super) kind: PlanKind,
-    pub(super) desired: BTreeMap<String, Desired>,
-    pub(super) scan: Option<ScanStats>,
-    pub(super) refusals: Vec<Refusal>,
-    pub(super) forced: Vec<Guard>,
-    pub(super) message: Option<String>,
-    /// The commit the new release's content was built from: the checkout's for a deploy,
-    /// the restored release's for a rollback, the source release's for a promotion.
-    pub(super) git: Option<GitInfo>,
-    /// The name the new release gets (`--tag`).
-    pub(super) tag: Option<String>,
+/// Read the rest of what a plan of `req` decides on (the base, a deploy's features) and
+/// build it.
+pub(super) async fn plan_from(
+    ec: &EnvCtx<'_>,
+    req: Request,
+    state: State,
+    remote: BTreeMap<String, crate::plan::RemoteObject>,
+) -> Result<Plan, Error> {
+    let deploy = req.kind == PlanKind::Deploy;
+    let mut base = if deploy {
+        base::resolve(&ec.working(), state.live.as_ref()).await?
+    } else {
+        BaseResolution::of(state.live.clone())
+    };
+    let history_reverts = match &state.live {
+        Some(live) if deploy && base.base.is_none() => {
+            base::history_reverts(&ec.working(), live, &req.desired, &mut base).await?
+        }
+        _ => Vec::new(),
+    };
+    let features = if deploy {
+        facts::features(
+            &ec.ledger,
+            &ec.ctx.config.features,
+            &req.desired,
+            state.live.as_deref(),
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    let facts = Facts {
+        state,
+        remote,
+        base,
+        history_reverts,
+        features,
+    };
+    Ok(build(&ec.plan_inputs(), req, facts))
+}
+
+/// A plan with no scan (rollback, promotion): the state and the store, then the plan.
+pub(super) async fn plan_of(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Error> {
+    let state = State::read(&ec.ledger).await?;
+    let remote = read_remote(ec, state.live.as_deref()).await?;
+    plan_from(ec, req, state, remote).await
 }
 
 /// What a person says about the release a deploy makes.
@@ -172,148 +166,14 @@ pub(super) struct What {
     pub(super) tag: Option<String>,
 }
 
-/// Resolve the base, diff against what the store holds, and run every guard.
-pub(super) async fn build_plan(ec: &EnvCtx<'_>, req: Request, facts: Facts) -> Result<Plan, Error> {
-    let env = &ec.cfg.name;
-    let Facts {
-        head,
-        live,
-        pending,
-        remote,
-    } = facts;
-    let deploy = req.kind == PlanKind::Deploy;
-    let mut resolution = if deploy {
-        base::resolve(&ec.working(), live.as_ref()).await?
-    } else {
-        BaseResolution::of(live.clone())
-    };
-    let mut d = diff(
-        &req.desired,
-        resolution.base.as_ref().map(|b| &b.manifest),
-        live.as_ref().map(|l| &l.manifest),
-        &remote,
-    );
-    if deploy
-        && resolution.base.is_none()
-        && let Some(live) = &live
-    {
-        // No base to compare with: forcing stale-base must not let a copy revert what
-        // live's history replaced.
-        let reverts =
-            base::history_reverts(&ec.working(), live, &req.desired, &mut resolution).await?;
-        d.conflicts.extend(reverts);
-    }
-    guards::expected_changes(&mut d.drift, live.as_deref(), pending.as_ref(), &remote);
-    let new_release = new_release_id(Timestamp::now());
-    let retention = crate::plan::skew::settle(
-        &mut d,
-        live.as_deref(),
-        &remote,
-        &ec.ctx.config.retention,
-        &new_release,
-        Timestamp::now(),
-    );
-
-    let mut refusals = req.refusals;
-    refusals.extend(guards::key_length(ec.cfg, &req.desired));
-    refusals.extend(guards::protected(ec.cfg, &req.kind));
-    let holds: Vec<_> = ec
-        .ledger
-        .holds()
-        .await?
-        .into_iter()
-        .map(|(h, _)| h)
-        .collect();
-    refusals.extend(guards::holds(env, &req.kind, &holds));
-    let lock = ec.ledger.read_lock().await?.map(|(l, _)| l);
-    refusals.extend(guards::lock(env, lock.as_ref()));
-    refusals.extend(guards::pending(env, pending.as_ref()));
-    let mut automatic_overrides = Vec::new();
-    if let Some(drift) = guards::drift(env, &d.drift, live.as_deref(), pending.is_some()) {
-        if matches!(req.kind, PlanKind::Rollback { .. }) {
-            // Restoring a known release is what a rollback is for; the drifted bytes
-            // are snapshotted before they are replaced.
-            automatic_overrides.push(drift);
-        } else {
-            refusals.push(drift);
-        }
-    }
-    if deploy {
-        let in_git = resolution.source == BaseSource::Git;
-        refusals.extend(resolution.stale.clone());
-        refusals.extend(guards::revert(
-            env,
-            &d.conflicts,
-            &resolution,
-            live.as_deref(),
-            in_git,
-            &|k| req.desired.contains_key(k),
-        ));
-        refusals.extend(guards::features(ec, &req.desired, live.as_deref()).await?);
-        let deletes = d
-            .actions
-            .iter()
-            .filter(|a| a.kind == ActionKind::Delete)
-            .count();
-        let live_files = live.as_ref().map_or(0, |l| l.manifest.len());
-        refusals.extend(delete_refusal(deletes, live_files, &ec.cfg.limits, env));
-    }
-    if !matches!(req.kind, PlanKind::Rollback { .. }) {
-        // A rollback restores bytes that were live before: refusing it would keep a
-        // broken release live.
-        refusals.extend(guards::immutable(
-            env,
-            &d.actions,
-            live.as_deref(),
-            &ec.ctx.config.rules,
-        ));
-    }
-    let (refusals, mut overrides) = apply_forces(refusals, &req.forced);
-    overrides.extend(automatic_overrides);
-
-    let checked = crate::plan::guards_for(&req.kind);
-    let totals = totals(&d.actions, d.unchanged);
-    let invalidation = ec.cfg.cdn.as_ref().and_then(|c| {
-        crate::plan::invalidation::invalidation_for(&d.actions, c.wildcard_threshold)
-    });
-    let manifest = d.manifest(req.desired);
-    Ok(Plan {
-        format: PLAN_FORMAT,
-        kind: req.kind,
-        env: env.clone(),
-        store: ec.ledger.store().location(),
-        created_at: Timestamp::now(),
-        actor: ec.ctx.actor.clone(),
-        git: req.git,
-        message: req.message,
-        live: live.as_deref().map(Release::summary),
-        base: resolution.base.as_deref().map(Release::summary),
-        new_release,
-        seen: crate::plan::Seen {
-            head,
-            listing_digest: listing_digest(&remote),
-            // Computed only when the plan is saved (`plan --out`): nothing else reads it.
-            local_digest: String::new(),
-        },
-        actions: d.actions,
-        totals,
-        drift: d.drift,
-        refusals,
-        overrides,
-        invalidation,
-        manifest,
-        scan: req.scan,
-        batch: Vec::new(),
-        retention,
-        tag: req.tag,
-        checked,
-    })
-}
-
 /// Refuse at once, before scanning the site, when a guard that needs no scan refuses:
 /// a hold, the lock, a protected environment, an interrupted apply.
-pub(super) async fn refuse_early(ec: &EnvCtx<'_>, kind: &PlanKind) -> Result<(), Error> {
-    let refusals = guards::early(ec, kind).await?;
+pub(super) async fn refuse_early(
+    ec: &EnvCtx<'_>,
+    kind: &PlanKind,
+    state: &State,
+) -> Result<(), Error> {
+    let refusals = guards::early(ec.cfg, kind, state);
     if refusals.is_empty() {
         return Ok(());
     }
@@ -357,12 +217,16 @@ async fn deploy_plan(ec: &EnvCtx<'_>, what: What, force: &[String]) -> Result<Pl
     if let Some(tag) = &what.tag {
         ec.check_new_tag(tag).await?;
     }
-    refuse_early(ec, &PlanKind::Deploy).await?;
+    let state = State::read(&ec.ledger).await?;
+    refuse_early(ec, &PlanKind::Deploy, &state).await?;
     // Hash the site while the store is read: a no-op deploy waits on whichever is longer.
-    let (site, facts) = tokio::try_join!(scan_site_concurrently(ec.ctx), read_facts(ec))?;
+    let (site, remote) = tokio::try_join!(
+        scan_site_concurrently(ec.ctx),
+        read_remote(ec, state.live.as_deref())
+    )?;
     check_edge_files(ec.ctx, &site.desired)?;
     let git = Repo::discover(&ec.ctx.config.dir).and_then(|r| r.head_for(&ec.ctx.config.dir));
-    build_plan(
+    plan_from(
         ec,
         Request {
             kind: PlanKind::Deploy,
@@ -374,7 +238,8 @@ async fn deploy_plan(ec: &EnvCtx<'_>, what: What, force: &[String]) -> Result<Pl
             git,
             tag: what.tag,
         },
-        facts,
+        state,
+        remote,
     )
     .await
 }

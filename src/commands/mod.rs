@@ -9,7 +9,6 @@ mod deploy;
 mod doctor;
 mod edge;
 mod edge_apply;
-mod guards;
 mod history;
 mod init;
 mod promote;
@@ -375,6 +374,17 @@ impl EnvCtx<'_> {
         crate::notify::send(&self.ctx.config.notify, Some(&self.ledger), &event).await;
     }
 
+    /// Who plans, for which environment, under which config.
+    pub(crate) fn plan_inputs(&self) -> crate::plan::build::Inputs<'_> {
+        crate::plan::build::Inputs {
+            env: self.cfg,
+            config: &self.ctx.config,
+            actor: &self.ctx.actor,
+            store: self.ledger.store().location(),
+            now: jiff::Timestamp::now(),
+        }
+    }
+
     /// Where this environment's base is looked for (its ledger, the project, this
     /// working copy's record).
     pub(crate) fn working(&self) -> crate::plan::base::Working<'_> {
@@ -594,10 +604,7 @@ impl EnvCtx<'_> {
             return Ok(());
         }
         let ignored = report.ignored.join("; ");
-        let what = format!(
-            "{} ignores conditional writes — {ignored}; on such a store driftless cannot stop two deployers from overwriting each other",
-            self.ledger.store().location()
-        );
+        let what = crate::plan::guards::unsafe_store(&self.ledger.store().location(), &ignored);
         if allow_unsafe {
             self.ctx.out.say(format!(
                 "warning: {what}; continuing because of --force unsafe-store"

@@ -5,14 +5,13 @@ use std::collections::BTreeSet;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 
-use super::deploy::{
-    Request as PlanRequest, build_plan, confirmed, execute_and_report, parse_forces, read_facts,
-};
+use super::deploy::{confirmed, execute_and_report, parse_forces, plan_of};
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::config::{EnvConfig, StoreUrl};
 use crate::ledger::{Ledger, Release, ReleaseKind, ReleaseRef};
 use crate::output::Style;
+use crate::plan::build::Request as PlanRequest;
 use crate::plan::{ActionKind, Guard, Plan, PlanKind, Refusal};
 use crate::text::short_time;
 
@@ -82,8 +81,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     let refusals = gate(&fe, &live).await?.into_iter().collect();
 
     let desired = crate::plan::desired_from_objects(&live.manifest);
-    let facts = read_facts(&te).await?;
-    let mut plan = build_plan(
+    let mut plan = plan_of(
         &te,
         PlanRequest {
             kind: PlanKind::Promote {
@@ -101,7 +99,6 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
             git: live.git.clone(),
             tag: req.tag.clone(),
         },
-        facts,
     )
     .await?;
     if plan.is_noop() {
@@ -152,37 +149,15 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     }
 }
 
-/// The promotion gate: FROM's live release must have passed `verify` on FROM.
+/// FROM's live release must be verified (when FROM can be: it has a `url`).
 async fn gate(fe: &EnvCtx<'_>, live: &Release) -> Result<Option<Refusal>, Error> {
-    let from = &fe.cfg.name;
-    let message = match fe.ledger.verification(&live.id).await? {
-        Some(v) if v.failed.is_empty() => return Ok(None),
-        Some(v) => format!(
-            "{from}'s live release {} failed verification ({} check(s)) at {} by {}",
-            live.summary(),
-            v.failed.len(),
-            short_time(v.at),
-            v.by
-        ),
-        None => format!(
-            "{from}'s live release {} has not been verified",
-            live.summary()
-        ),
-    };
-    let resolve = if fe.cfg.url.is_some() {
-        format!("driftless verify {from}, then promote again")
-    } else {
-        format!(
-            "add `url` to env.{from} and run `driftless verify {from}`, or promote unverified with --force unverified (recorded and journalled)"
-        )
-    };
-    Ok(Some(Refusal {
-        guard: Guard::Unverified,
-        message,
-        key: None,
-        release: Some(live.summary()),
-        resolve,
-    }))
+    let verification = fe.ledger.verification(&live.id).await?;
+    Ok(crate::plan::guards::unverified(
+        &fe.cfg.name,
+        fe.cfg.url.is_some(),
+        live,
+        verification.as_ref(),
+    ))
 }
 
 /// The FROM release whose content a TO release of this `kind` carries, following

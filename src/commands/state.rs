@@ -22,7 +22,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     let pending = ec.ledger.pending().await?.map(|(p, _)| p);
     let remote = read_site(&ec.ledger, live.as_ref()).await?;
     let mut drift = drift(live.as_ref().map(|l| &l.manifest), &remote);
-    super::guards::expected_changes(&mut drift, live.as_ref(), pending.as_ref(), &remote);
+    crate::plan::guards::expected_changes(&mut drift, live.as_ref(), pending.as_ref(), &remote);
     let holds: Vec<Hold> = ec
         .ledger
         .holds()

@@ -31,7 +31,7 @@ const MAX_WALK: usize = 200;
 /// Where the base came from, for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub(crate) enum BaseSource {
+pub enum BaseSource {
     /// The newest release built from a commit the checkout contains.
     Git,
     /// The release this working copy last deployed or pulled.
@@ -40,26 +40,26 @@ pub(crate) enum BaseSource {
     None,
 }
 
-pub(crate) struct BaseResolution {
-    pub(crate) base: Option<Arc<Release>>,
-    pub(crate) source: BaseSource,
+pub struct BaseResolution {
+    pub base: Option<Arc<Release>>,
+    pub source: BaseSource,
     /// The stale-base refusal, when live moved past what this working copy knows.
-    pub(crate) stale: Option<Refusal>,
+    pub stale: Option<Refusal>,
     /// Live and its ancestors down to (not including) the base, newest first: the
     /// releases that changed live since the base, to name who changed a file. Only live
     /// keeps its manifest (a chain of 50,000-file manifests would not fit in memory).
-    pub(crate) since_base: Vec<Arc<Release>>,
+    pub since_base: Vec<Arc<Release>>,
     /// For each of `since_base`, the keys it changed (against its parent, or the base).
-    pub(crate) changed: Vec<std::collections::BTreeSet<String>>,
+    pub changed: Vec<std::collections::BTreeSet<String>>,
     /// Rollbacks among `since_base` whose rolled-back commits this checkout has reverted
     /// (`git revert`): a rebuilt file that differs from what they restored is then the
     /// revert, not the rolled-back change coming back.
-    pub(crate) reverted_rollbacks: std::collections::BTreeSet<String>,
+    pub reverted_rollbacks: std::collections::BTreeSet<String>,
 }
 
 impl BaseResolution {
     /// A plan whose base is simply `release` (rollback, promotion: live).
-    pub(crate) fn of(release: Option<Arc<Release>>) -> Self {
+    pub fn of(release: Option<Arc<Release>>) -> Self {
         Self {
             base: release,
             ..Self::none()
@@ -78,7 +78,7 @@ impl BaseResolution {
     }
 
     /// The release among `since_base` that last changed `key` (gave it live's content).
-    pub(crate) fn changed_by(&self, key: &str) -> Option<&Arc<Release>> {
+    pub fn changed_by(&self, key: &str) -> Option<&Arc<Release>> {
         self.since_base
             .iter()
             .zip(&self.changed)
@@ -95,7 +95,7 @@ fn built_from_commit(r: &Release) -> Option<&GitInfo> {
     }
 }
 
-pub(crate) async fn resolve(
+pub async fn resolve(
     w: &Working<'_>,
     live: Option<&Arc<Release>>,
 ) -> Result<BaseResolution, Error> {
@@ -212,7 +212,7 @@ fn lighten(r: Arc<Release>, live: &Arc<Release>) -> Arc<Release> {
 /// replaced that content, and deploying would revert it. Adds those conflicts, and the
 /// releases that made them, to `base` (so the refusal names who made the live change).
 /// Only the candidate keys' hashes are kept while walking; one release is loaded at a time.
-pub(crate) async fn history_reverts(
+pub async fn history_reverts(
     w: &Working<'_>,
     live: &Arc<Release>,
     desired: &std::collections::BTreeMap<String, crate::plan::Desired>,

@@ -213,7 +213,6 @@ fn header_change(from: &Entry, to: &Entry) -> String {
 mod tests {
     use super::*;
     use crate::plan::Source;
-    use crate::plan::delete_refusal;
     use crate::plan::totals;
     use proptest::prelude::*;
 
@@ -436,34 +435,6 @@ mod tests {
             d.actions[0].reason
         );
         assert_eq!(totals(&d.actions, d.unchanged).upload_bytes, 0);
-    }
-
-    #[test]
-    fn delete_guard() {
-        let limits = crate::config::Limits {
-            max_deletes: 5,
-            max_delete_share: 0.5,
-        };
-        assert!(delete_refusal(0, 100, &limits, "p").is_none());
-        assert!(delete_refusal(5, 100, &limits, "p").is_none());
-        assert!(delete_refusal(6, 100, &limits, "p").is_some());
-        assert!(delete_refusal(5, 10, &limits, "p").is_none());
-        assert!(
-            delete_refusal(4, 4, &limits, "p").is_none(),
-            "tiny sites: count rule only"
-        );
-        assert!(
-            delete_refusal(
-                3,
-                5,
-                &crate::config::Limits {
-                    max_deletes: 2,
-                    max_delete_share: 1.0
-                },
-                "p"
-            )
-            .is_some()
-        );
     }
 
     fn arb_state() -> impl Strategy<Value = BTreeMap<String, String>> {

@@ -1,8 +1,12 @@
-//! Read what an environment's store actually holds at the site keys.
+//! Everything a plan decides on, read once: the environment's state (HEAD, the live
+//! release, an interrupted apply, holds, the lock), what the store holds at the site keys,
+//! the base, and whether the registered features are in the build and live. Reading is
+//! the plan's only I/O; the guards and the plan built from these are pure.
 //!
-//! A key whose ETag matches the live manifest takes its content hash from the manifest;
-//! any other key is downloaded and hashed, so drift is judged on content, never on an
-//! ETag format (multipart, copies, or a store that re-tags on metadata changes).
+//! A store key whose ETag matches the live manifest takes its content hash from the
+//! manifest; any other key is downloaded and hashed, so drift is judged on content,
+//! never on an ETag format (multipart, copies, or a store that re-tags on metadata
+//! changes).
 
 use std::collections::BTreeMap;
 
@@ -74,4 +78,92 @@ pub(crate) async fn read_site(
         .try_collect()
         .await?;
     Ok(resolved.into_iter().flatten().collect())
+}
+
+/// The environment's state: read first, enough for the guards that need no scan.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub head: crate::ledger::Head,
+    pub live: Option<std::sync::Arc<Release>>,
+    /// An apply that was interrupted.
+    pub pending: Option<crate::ledger::Pending>,
+    pub holds: Vec<crate::ledger::Hold>,
+    pub lock: Option<crate::ledger::LockInfo>,
+}
+
+impl State {
+    pub async fn read(ledger: &Ledger) -> Result<Self, Error> {
+        let (head, live) = ledger.live().await?;
+        let pending = ledger.pending().await?.map(|(p, _)| p);
+        let holds = ledger.holds().await?.into_iter().map(|(h, _)| h).collect();
+        let lock = ledger.read_lock().await?.map(|(l, _)| l);
+        Ok(Self {
+            head,
+            live: live.map(std::sync::Arc::new),
+            pending,
+            holds,
+            lock,
+        })
+    }
+}
+
+/// Everything a plan decides on.
+pub struct Facts {
+    pub state: State,
+    /// Every site object in the store, with its content hash.
+    pub remote: BTreeMap<String, RemoteObject>,
+    /// The base the new site derives from (a deploy's; live for a rollback or promotion).
+    pub base: super::base::BaseResolution,
+    /// Files live's history replaced that the new site would bring back, found when no
+    /// base is known (the per-file guard's view without one).
+    pub history_reverts: Vec<super::FileConflict>,
+    /// Per `[[features]]` entry, in order: in the build, there, and live.
+    pub features: Vec<FeatureFact>,
+}
+
+/// What is known of one registered feature.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeatureFact {
+    /// Its file is in the new site.
+    pub in_build: bool,
+    /// That file holds the token.
+    pub local_has: bool,
+    /// The live release's copy holds it (read only when the build's does not).
+    pub live_has: bool,
+}
+
+/// Read, for each registered feature, whether the new site and the live release have it.
+pub async fn features(
+    ledger: &Ledger,
+    features: &[crate::config::Feature],
+    desired: &BTreeMap<String, super::Desired>,
+    live: Option<&Release>,
+) -> Result<Vec<FeatureFact>, Error> {
+    let mut out = Vec::new();
+    for f in features {
+        let local = desired.get(&f.file).map(|d| &d.source);
+        let local_has = match local {
+            Some(super::Source::Local(path)) => {
+                std::fs::read(path).is_ok_and(|b| contains(&b, f.contains.as_bytes()))
+            }
+            _ => false,
+        };
+        let live_has = match live.and_then(|l| l.manifest.get(&f.file)) {
+            Some(e) if !local_has => ledger
+                .read_content(&e.sha256)
+                .await?
+                .is_some_and(|b| contains(&b, f.contains.as_bytes())),
+            _ => false,
+        };
+        out.push(FeatureFact {
+            in_build: local.is_some(),
+            local_has,
+            live_has,
+        });
+    }
+    Ok(out)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -7,8 +7,10 @@
 //! property-tested here.
 
 pub mod base;
+pub mod build;
 mod diff;
 pub mod facts;
+pub mod guards;
 pub mod invalidation;
 pub mod skew;
 pub mod workcopy;
@@ -408,42 +410,4 @@ pub fn local_digest(desired: &BTreeMap<String, Desired>) -> String {
         ));
     }
     hex::encode(h.finalize())
-}
-
-/// The too-many-deletes guard.
-pub fn delete_refusal(
-    deletes: usize,
-    live_files: usize,
-    limits: &crate::config::Limits,
-    env: &str,
-) -> Option<Refusal> {
-    if deletes == 0 {
-        return None;
-    }
-    #[expect(clippy::cast_precision_loss, reason = "file counts are far below 2^52")]
-    let share = deletes as f64 / live_files.max(1) as f64;
-    let too_many = deletes > limits.max_deletes;
-    // The share rule only means something on a site of some size.
-    let too_much = share > limits.max_delete_share && live_files >= 10;
-    (too_many || too_much).then(|| Refusal {
-        guard: Guard::Deletes,
-        message: format!(
-            "would delete {deletes} of {live_files} live files ({:.0}%; limits: {} files, {:.0}%)",
-            share * 100.0,
-            limits.max_deletes,
-            limits.max_delete_share * 100.0
-        ),
-        key: None,
-        release: None,
-        resolve: format!(
-            "check the build output is complete (`driftless plan {env} --full` lists every delete); if the deletes are intended, re-run with --force deletes or raise [limits] in driftless.toml"
-        ),
-    })
-}
-
-/// Move refusals the user explicitly forced into `overrides`.
-pub fn apply_forces(refusals: Vec<Refusal>, forced: &[Guard]) -> (Vec<Refusal>, Vec<Refusal>) {
-    refusals
-        .into_iter()
-        .partition(|r| !forced.contains(&r.guard))
 }

@@ -1,32 +1,29 @@
-//! Every guard of a plan, one small function each, over facts already gathered.
+//! Every guard of a plan, one small pure function each, over facts already gathered
+//! ([`super::facts`]): no guard reads the store or the site.
 //!
 //! A guard returns its refusals: what is wrong, the culprit (file, release, person,
-//! time) and the one command that resolves it. Guards never write; `build_plan` reads as
-//! the list of guards it runs. Guards that need no scan of the site (protected, hold,
-//! lock, pending) also run before scanning, so a 50,000-file site is refused at once.
+//! time) and the one command that resolves it. [`super::build`] reads as the list of
+//! guards it runs. Guards that need no scan of the site (protected, hold, lock, pending)
+//! also run before scanning ([`early`]), so a 50,000-file site is refused at once.
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use super::EnvCtx;
-use crate::Error;
 use crate::config::{EnvConfig, StoreUrl};
 use crate::ledger::{Hold, LockInfo, Pending, Release, ReleaseKind};
 use crate::plan::base::BaseResolution;
-use crate::plan::{
-    Desired, Drift, FileConflict, FileConflictKind, Guard, PlanKind, Refusal, Source,
-};
+use crate::plan::{Desired, Drift, FileConflict, FileConflictKind, Guard, PlanKind, Refusal};
 use crate::text::esc;
 use crate::text::short_time;
 
 /// S3's limit on a key, prefix included.
-pub(crate) const MAX_KEY_BYTES: usize = 1024;
+pub const MAX_KEY_BYTES: usize = 1024;
 
 /// How many drifted keys a refusal names before "and N more".
 const NAMED: usize = 10;
 
-pub(super) fn protected(cfg: &EnvConfig, kind: &PlanKind) -> Option<Refusal> {
+pub fn protected(cfg: &EnvConfig, kind: &PlanKind) -> Option<Refusal> {
     let (env, from) = (&cfg.name, cfg.promote_from.as_ref()?);
     (*kind == PlanKind::Deploy).then(|| Refusal {
         guard: Guard::Protected,
@@ -39,7 +36,7 @@ pub(super) fn protected(cfg: &EnvConfig, kind: &PlanKind) -> Option<Refusal> {
     })
 }
 
-pub(super) fn holds(env: &str, kind: &PlanKind, holds: &[Hold]) -> Vec<Refusal> {
+pub fn holds(env: &str, kind: &PlanKind, holds: &[Hold]) -> Vec<Refusal> {
     if matches!(kind, PlanKind::Rollback { .. }) {
         return Vec::new(); // a rollback is how an incident under hold is handled
     }
@@ -60,7 +57,7 @@ pub(super) fn holds(env: &str, kind: &PlanKind, holds: &[Hold]) -> Vec<Refusal> 
         .collect()
 }
 
-pub(super) fn lock(env: &str, lock: Option<&LockInfo>) -> Option<Refusal> {
+pub fn lock(env: &str, lock: Option<&LockInfo>) -> Option<Refusal> {
     let lock = lock?;
     if lock.expired(Timestamp::now()) || lock.holder_is_dead_here() {
         return None; // taken over when the apply locks
@@ -80,7 +77,7 @@ pub(super) fn lock(env: &str, lock: Option<&LockInfo>) -> Option<Refusal> {
     })
 }
 
-pub(super) fn pending(env: &str, pending: Option<&Pending>) -> Option<Refusal> {
+pub fn pending(env: &str, pending: Option<&Pending>) -> Option<Refusal> {
     let pending = pending?;
     Some(Refusal {
         guard: Guard::Pending,
@@ -95,33 +92,19 @@ pub(super) fn pending(env: &str, pending: Option<&Pending>) -> Option<Refusal> {
     })
 }
 
-/// The guards that need no scan of the site.
-pub(super) async fn early(ec: &EnvCtx<'_>, kind: &PlanKind) -> Result<Vec<Refusal>, Error> {
-    let env = &ec.cfg.name;
-    let mut out: Vec<Refusal> = protected(ec.cfg, kind).into_iter().collect();
-    let hold_list: Vec<Hold> = ec
-        .ledger
-        .holds()
-        .await?
-        .into_iter()
-        .map(|(h, _)| h)
-        .collect();
-    out.extend(holds(env, kind, &hold_list));
-    let held = ec.ledger.read_lock().await?.map(|(l, _)| l);
-    out.extend(lock(env, held.as_ref()));
-    let p = ec.ledger.pending().await?.map(|(p, _)| p);
-    out.extend(pending(env, p.as_ref()));
-    Ok(out)
+/// The guards that need no scan of the site: protected, holds, lock, pending.
+pub fn early(cfg: &EnvConfig, kind: &PlanKind, state: &super::facts::State) -> Vec<Refusal> {
+    let env = &cfg.name;
+    let mut out: Vec<Refusal> = protected(cfg, kind).into_iter().collect();
+    out.extend(holds(env, kind, &state.holds));
+    out.extend(lock(env, state.lock.as_ref()));
+    out.extend(pending(env, state.pending.as_ref()));
+    out
 }
 
 /// Drift is what the store holds that the live release does not say — minus what an
 /// interrupted apply wrote (that is the pending release, finished by the next deploy).
-pub(super) fn drift(
-    env: &str,
-    drift: &[Drift],
-    live: Option<&Release>,
-    pending: bool,
-) -> Option<Refusal> {
+pub fn drift(env: &str, drift: &[Drift], live: Option<&Release>, pending: bool) -> Option<Refusal> {
     if drift.is_empty() {
         return None;
     }
@@ -164,7 +147,7 @@ pub(super) fn drift(
 /// Differences from live that driftless itself made, so not drift: removed assets kept
 /// for open pages (while they hold their bytes), and keys the pending release wrote (or
 /// is about to delete).
-pub(super) fn expected_changes(
+pub fn expected_changes(
     drift: &mut Vec<Drift>,
     live: Option<&Release>,
     pending: Option<&Pending>,
@@ -187,7 +170,7 @@ pub(super) fn expected_changes(
 
 /// Per-file: a deploy that would take live back to older content, or over a change made
 /// since the base. Names the release that made the live change — a rollback especially.
-pub(super) fn revert(
+pub fn revert(
     env: &str,
     conflicts: &[FileConflict],
     base: &BaseResolution,
@@ -278,35 +261,20 @@ pub(super) fn revert(
 }
 
 /// Registered features must be in the new site; say whether they are live now.
-pub(super) async fn features(
-    ec: &EnvCtx<'_>,
-    desired: &BTreeMap<String, Desired>,
+pub fn features(
+    env: &str,
+    features: &[crate::config::Feature],
+    seen: &[super::facts::FeatureFact],
     live: Option<&Release>,
-) -> Result<Vec<Refusal>, Error> {
-    let env = &ec.cfg.name;
+) -> Vec<Refusal> {
     let mut out = Vec::new();
-    for (i, f) in ec.ctx.config.features.iter().enumerate() {
-        let local = desired.get(&f.file).map(|d| &d.source);
-        let local_has = match local {
-            Some(Source::Local(path)) => {
-                std::fs::read(path).is_ok_and(|b| contains(&b, f.contains.as_bytes()))
-            }
-            _ => false,
-        };
-        if local_has {
+    for (i, (f, fact)) in features.iter().zip(seen).enumerate() {
+        if fact.local_has {
             continue;
         }
-        let live_entry = live.and_then(|l| l.manifest.get(&f.file));
-        let live_has = match live_entry {
-            Some(e) => ec
-                .ledger
-                .read_content(&e.sha256)
-                .await?
-                .is_some_and(|b| contains(&b, f.contains.as_bytes())),
-            None => false,
-        };
+        let (in_build, live_has) = (fact.in_build, fact.live_has);
         let live_in = || live.map(|l| l.summary().to_string()).unwrap_or_default();
-        let message = match (local.is_some(), live_has) {
+        let message = match (in_build, live_has) {
             (true, true) => format!(
                 "feature {:?} is live ({} contains {:?} in release {}) but missing from your build",
                 f.name,
@@ -341,15 +309,11 @@ pub(super) async fn features(
             ),
         });
     }
-    Ok(out)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    out
 }
 
 /// Keys S3 cannot hold, found before anything is written.
-pub(super) fn key_length(cfg: &EnvConfig, desired: &BTreeMap<String, Desired>) -> Vec<Refusal> {
+pub fn key_length(cfg: &EnvConfig, desired: &BTreeMap<String, Desired>) -> Vec<Refusal> {
     let prefix = match &cfg.store {
         StoreUrl::S3 { prefix, .. } if !prefix.is_empty() => prefix.len() + 1,
         _ => 0,
@@ -380,7 +344,7 @@ pub(super) fn key_length(cfg: &EnvConfig, desired: &BTreeMap<String, Desired>) -
 /// How long browsers may keep a response with this `Cache-Control` without asking again,
 /// when that is long enough that changing the bytes under the same name strands them:
 /// `immutable`, or a `max-age` of 30 days or more.
-pub(crate) fn long_lived(cache_control: &str) -> Option<String> {
+pub fn long_lived(cache_control: &str) -> Option<String> {
     let lower = cache_control.to_ascii_lowercase();
     let mut max_age = None;
     for directive in lower.split(',').map(str::trim) {
@@ -397,7 +361,7 @@ pub(crate) fn long_lived(cache_control: &str) -> Option<String> {
 
 /// A file live serves as long-lived whose bytes the plan changes under the same name:
 /// browsers that loaded it keep the old bytes, and no CDN invalidation reaches them.
-pub(super) fn immutable(
+pub fn immutable(
     env: &str,
     actions: &[crate::plan::Action],
     live: Option<&Release>,
@@ -434,4 +398,155 @@ pub(super) fn immutable(
             })
         })
         .collect()
+}
+
+/// Too many deletes: more than `max_deletes`, or more than `max_delete_share` of a
+/// site of 10+ files.
+pub fn delete_refusal(
+    deletes: usize,
+    live_files: usize,
+    limits: &crate::config::Limits,
+    env: &str,
+) -> Option<Refusal> {
+    if deletes == 0 {
+        return None;
+    }
+    #[expect(clippy::cast_precision_loss, reason = "file counts are far below 2^52")]
+    let share = deletes as f64 / live_files.max(1) as f64;
+    let too_many = deletes > limits.max_deletes;
+    // The share rule only means something on a site of some size.
+    let too_much = share > limits.max_delete_share && live_files >= 10;
+    (too_many || too_much).then(|| Refusal {
+        guard: Guard::Deletes,
+        message: format!(
+            "would delete {deletes} of {live_files} live files ({:.0}%; limits: {} files, {:.0}%)",
+            share * 100.0,
+            limits.max_deletes,
+            limits.max_delete_share * 100.0
+        ),
+        key: None,
+        release: None,
+        resolve: format!(
+            "check the build output is complete (`driftless plan {env} --full` lists every delete); if the deletes are intended, re-run with --force deletes or raise [limits] in driftless.toml"
+        ),
+    })
+}
+
+/// Move refusals the user explicitly forced into `overrides`.
+pub fn apply_forces(refusals: Vec<Refusal>, forced: &[Guard]) -> (Vec<Refusal>, Vec<Refusal>) {
+    refusals
+        .into_iter()
+        .partition(|r| !forced.contains(&r.guard))
+}
+
+/// The site itself: what the scan found wrong (symlinks leaving it, bad names, special
+/// files), and an empty site (after ignore rules: a failed build).
+pub fn site(
+    problems: &[crate::site::SiteProblem],
+    files: usize,
+    site_dir: &std::path::Path,
+) -> Vec<Refusal> {
+    let mut out: Vec<Refusal> = problems
+        .iter()
+        .map(|p| Refusal {
+            guard: Guard::Site,
+            message: format!("{}: {}", esc(&p.path), p.problem),
+            key: Some(p.path.clone()),
+            release: None,
+            resolve: "fix the build output (or exclude the file in .driftlessignore) and re-run"
+                .into(),
+        })
+        .collect();
+    if files == 0 && problems.is_empty() {
+        out.push(Refusal {
+            guard: Guard::Site,
+            message: format!(
+                "the site directory {} is empty (after ignore rules): did the build fail?",
+                site_dir.display()
+            ),
+            key: None,
+            release: None,
+            resolve: "build the site, then re-run".into(),
+        });
+    }
+    out
+}
+
+/// A promotion of a release its source environment `from` has not verified (or whose
+/// verification failed); `has_url`: whether `from` can be verified at all.
+pub fn unverified(
+    from: &str,
+    has_url: bool,
+    live: &Release,
+    verification: Option<&crate::ledger::Verification>,
+) -> Option<Refusal> {
+    let message = match verification {
+        Some(v) if v.failed.is_empty() => return None,
+        Some(v) => format!(
+            "{from}'s live release {} failed verification ({} check(s)) at {} by {}",
+            live.summary(),
+            v.failed.len(),
+            short_time(v.at),
+            v.by
+        ),
+        None => format!(
+            "{from}'s live release {} has not been verified",
+            live.summary()
+        ),
+    };
+    let resolve = if has_url {
+        format!("driftless verify {from}, then promote again")
+    } else {
+        format!(
+            "add `url` to env.{from} and run `driftless verify {from}`, or promote unverified with --force unverified (recorded and journalled)"
+        )
+    };
+    Some(Refusal {
+        guard: Guard::Unverified,
+        message,
+        key: None,
+        release: Some(live.summary()),
+        resolve,
+    })
+}
+
+/// A store that ignores conditional writes (`ignored`: which, as the probe found them):
+/// on it driftless cannot stop two deployers from overwriting each other.
+pub fn unsafe_store(location: &str, ignored: &str) -> String {
+    format!(
+        "{location} ignores conditional writes — {ignored}; on such a store driftless cannot stop two deployers from overwriting each other"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delete_guard() {
+        let limits = crate::config::Limits {
+            max_deletes: 5,
+            max_delete_share: 0.5,
+        };
+        assert!(delete_refusal(0, 100, &limits, "p").is_none());
+        assert!(delete_refusal(5, 100, &limits, "p").is_none());
+        assert!(delete_refusal(6, 100, &limits, "p").is_some());
+        assert!(delete_refusal(5, 10, &limits, "p").is_none());
+        assert!(
+            delete_refusal(4, 4, &limits, "p").is_none(),
+            "tiny sites: count rule only"
+        );
+        assert!(
+            delete_refusal(
+                3,
+                5,
+                &crate::config::Limits {
+                    max_deletes: 2,
+                    max_delete_share: 1.0
+                },
+                "p"
+            )
+            .is_some()
+        );
+    }
 }
