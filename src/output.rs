@@ -660,3 +660,13 @@ impl Output {
         }
     }
 }
+
+impl crate::apply::Report for Output {
+    fn bar(&self, len: u64, label: &str) -> ProgressBar {
+        Output::bar(self, len, label)
+    }
+
+    fn say(&self, line: String) {
+        Output::say(self, line);
+    }
+}

@@ -5,13 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use bytes::Bytes;
-use jiff::Timestamp;
 
 use super::deploy::{confirm_and_execute, plan_of};
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::digest::hash_bytes;
-use crate::ledger::{Entry, Manifest, Release, ReleaseKind, new_release_id};
+use crate::ledger::{Entry, Manifest};
 use crate::output::Style;
 use crate::plan::build::Request;
 use crate::plan::facts::read_site;
@@ -200,34 +199,21 @@ async fn adopt_locked(
             "the lock on {env} was broken while adopting; nothing was recorded"
         )));
     }
-    let release = Release {
-        id: new_release_id(Timestamp::now()),
-        parent: head.release.clone(),
-        env: env.clone(),
-        kind: ReleaseKind::Adopt,
-        created_at: Timestamp::now(),
-        actor: ctx.actor.clone(),
-        git: None,
-        message,
-        overrides: Vec::new(),
-        tag: None,
+    let release = crate::apply::adopt(
+        &ec.ledger,
+        &ctx.actor,
+        &head,
+        live.as_ref(),
         manifest,
-        kept: std::collections::BTreeMap::new(),
-        delta: None,
-        files_if_dropped: None,
-    };
-    ec.ledger.write_release(&release, live.as_ref()).await?;
-    ec.ledger
-        .swap_head(&head, &release.id)
-        .await
-        .map_err(|e| match e {
-            crate::ledger::LedgerError::Store(crate::store::StoreError::Precondition {
-                ..
-            }) => Error::Refused(format!(
-                "the live release of {env} changed while adopting; re-run"
-            )),
-            other => other.into(),
-        })?;
+        message,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::apply::Adopted::Moved => Error::Refused(format!(
+            "the live release of {env} changed while adopting; re-run"
+        )),
+        crate::apply::Adopted::Failed(e) => e,
+    })?;
     ec.work.record_made(head.release.as_deref(), &release.id)?;
     ec.ledger
         .journal(

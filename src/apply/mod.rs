@@ -22,10 +22,24 @@ use crate::ledger::{
     Actor, Entry, HeldLease, Ledger, LocalContent, Pending, Release, ReleaseKind, StageError,
     Staged, Staging,
 };
-use crate::output::Output;
 use crate::plan::facts::{CONCURRENCY, list_site};
 use crate::plan::{Action, ActionKind, Plan, PlanKind, Source, listing_digest};
 use crate::store::{PutMode, StoreError};
+
+mod adopt;
+mod recover;
+
+pub(crate) use adopt::{Adopted, adopt};
+pub(crate) use recover::recover;
+
+/// How an apply shows its progress: bars on long work, a line of news. The user
+/// interface implements it; an apply never prints by itself.
+pub(crate) trait Report: Sync {
+    /// A progress bar of `len` steps, labelled.
+    fn bar(&self, len: u64, label: &str) -> indicatif::ProgressBar;
+    /// One line for the person running it.
+    fn say(&self, line: String);
+}
 
 pub(crate) const LEASE: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -72,7 +86,7 @@ pub(crate) async fn apply(
     plan: &Plan,
     who: &Provenance<'_>,
     lease: &HeldLease,
-    out: &Output,
+    out: &dyn Report,
     mut staged: Staged,
     tmp: &std::path::Path,
 ) -> Result<(Release, Transfer), Error> {
@@ -251,7 +265,7 @@ async fn write_and_swap<'p>(
     release: &mut Release,
     written: &mut Vec<(&'p Action, Option<String>)>,
     lease: &HeldLease,
-    out: &Output,
+    out: &dyn Report,
 ) -> Result<(), Error> {
     let (ledger, plan) = (site.ledger, site.plan);
     let (html, assets): (Vec<&Action>, Vec<&Action>) = plan
@@ -346,7 +360,7 @@ async fn store_content(
     ledger: &Ledger,
     plan: &Plan,
     live: Option<&Release>,
-    out: &Output,
+    out: &dyn Report,
     staged: &mut Staged,
     tmp: &std::path::Path,
 ) -> Result<Transfer, Error> {
@@ -610,7 +624,7 @@ async fn undo_key(
 }
 
 /// Delete each key if it still holds what was seen; returns the keys kept.
-async fn delete_keys(ledger: &Ledger, deletes: &[(String, String)]) -> Vec<String> {
+pub(crate) async fn delete_keys(ledger: &Ledger, deletes: &[(String, String)]) -> Vec<String> {
     let results: Vec<(String, Result<(), StoreError>)> = futures::stream::iter(deletes)
         .map(|(k, etag)| async move { (k.clone(), ledger.store().delete(k, Some(etag)).await) })
         .buffer_unordered(CONCURRENCY)
@@ -625,96 +639,6 @@ async fn delete_keys(ledger: &Ledger, deletes: &[(String, String)]) -> Vec<Strin
         .collect();
     kept.sort();
     kept
-}
-
-/// Finish an apply that was interrupted (the process died) from its pending record.
-/// Every byte the release needs is in `objects/`, so this needs no local files.
-pub(crate) async fn recover(
-    ledger: &Ledger,
-    pending: Pending,
-    pending_etag: &str,
-    actor: &Actor,
-) -> Result<Release, Error> {
-    let mut release = pending.release;
-    let head = ledger.head().await?;
-    let already_written = match ledger.release(&release.id).await {
-        Ok(r) => Some(r),
-        Err(crate::ledger::LedgerError::MissingRelease { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(written) = already_written {
-        // Died after writing the release record: only HEAD may be left to move.
-        release = written;
-        if head.release.as_deref() != Some(release.id.as_str()) {
-            if head != pending.head {
-                return Err(Error::Other(format!(
-                    "an interrupted apply of release {} is pending, but HEAD has moved since; inspect with `driftless status {}`",
-                    release.id, release.env
-                )));
-            }
-            ledger.swap_head(&head, &release.id).await?;
-        }
-    } else {
-        if head != pending.head {
-            return Err(Error::Other(format!(
-                "an interrupted apply of release {} is pending, but HEAD has moved since; inspect with `driftless status {}`",
-                release.id, release.env
-            )));
-        }
-        // Only the keys this release changes were (maybe) written; the rest are the
-        // parent's, as it left them.
-        let parent = match &pending.head.release {
-            Some(id) => Some(ledger.release(id).await?),
-            None => None,
-        };
-        let changed: Vec<(String, Entry)> = release
-            .manifest
-            .iter()
-            .filter(|(k, e)| {
-                parent
-                    .as_ref()
-                    .and_then(|p| p.manifest.get(*k))
-                    .is_none_or(|p| !p.same_as(e))
-            })
-            .map(|(k, e)| (k.clone(), e.clone()))
-            .collect();
-        let etags: BTreeMap<String, String> = futures::stream::iter(changed)
-            .map(|(key, entry)| async move {
-                let now = ledger.store().head(&key).await?;
-                let etag = match now {
-                    Some(o) if !entry.etag.is_empty() && o.meta.etag == entry.etag => o.meta.etag,
-                    Some(o) if o.attrs == entry.attributes() => o.meta.etag,
-                    other => {
-                        let mode = other.map_or(PutMode::Create, |o| PutMode::IfMatch(o.meta.etag));
-                        ledger
-                            .content_to_key(&entry.sha256, &key, &entry.attributes(), mode)
-                            .await?
-                    }
-                };
-                Ok::<_, Error>((key, etag))
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        for (k, etag) in etags {
-            if let Some(e) = release.manifest.get_mut(&k) {
-                e.etag = etag;
-            }
-        }
-        ledger.write_release(&release, parent.as_ref()).await?;
-        ledger.swap_head(&head, &release.id).await?;
-    }
-    let kept = delete_keys(ledger, &pending.deletes).await;
-    ledger.clear_pending(pending_etag).await?;
-    ledger
-        .journal(
-            actor,
-            "recovered",
-            Some(&release.id),
-            serde_json::json!({ "interrupted_by": release.actor, "kept": kept }),
-        )
-        .await;
-    Ok(release)
 }
 
 #[cfg(test)]
