@@ -26,7 +26,7 @@ pub(super) async fn doctor(ctx: &Ctx, env: &str) -> Result<(), Error> {
         ));
     }
     if let Some(cdn) = &ec.cfg.cdn {
-        let function = super::edge::resource_name(&ec.cfg.name);
+        let function = crate::edge::resource_name(&ec.cfg.name);
         crate::aws::audit::distribution(ec.cfg, &cdn.cloudfront, &function, &mut checks).await;
         crate::aws::audit::alarms(ec.cfg, &cdn.cloudfront, &mut checks).await;
     }

@@ -6,40 +6,11 @@ use std::path::Path;
 
 use super::{Ctx, EnvCtx};
 use crate::Error;
-use crate::edge::cloudfront::{
-    CODE_BUDGET, Function, SiteShape, compile, error_responses, headers_policy, terraform,
-    terraform_snippet,
-};
+use crate::edge::Compiled;
+use crate::edge::cloudfront::{CODE_BUDGET, terraform, terraform_snippet};
 use crate::edge::{Outcome, resolve};
 use crate::output::Style;
 use crate::text::esc;
-
-/// Everything `[edge]` compiles to for one environment.
-pub(crate) struct Compiled {
-    pub(crate) name: String,
-    pub(crate) function: Function,
-    pub(crate) policy: Option<serde_json::Value>,
-    pub(crate) errors: Vec<serde_json::Value>,
-    pub(crate) shape: SiteShape,
-    /// The keys the function was compiled for (the live release's, or the local build's).
-    pub(crate) keys: std::collections::BTreeSet<String>,
-    pub(crate) from: String,
-}
-
-/// The CloudFront names driftless gives an environment's function and policy.
-pub(crate) fn resource_name(env: &str) -> String {
-    let clean: String = env
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("driftless-{clean}").chars().take(64).collect()
-}
 
 impl EnvCtx<'_> {
     /// Compile `[edge]` for what this environment serves (its live release; the local
@@ -60,29 +31,8 @@ impl EnvCtx<'_> {
                 )
             }
         };
-        let shape = SiteShape::of(edge, keys.iter().map(String::as_str));
-        let auth = match &edge.basic_auth {
-            Some(b) => {
-                use sha2::Digest as _;
-                let value = b.header_value().map_err(Error::Usage)?;
-                Some(hex::encode(sha2::Sha256::digest(value.as_bytes())))
-            }
-            None => None,
-        };
-        let hidden = self.hidden();
-        let function = compile(edge, &shape, &hidden, auth.as_deref()).map_err(Error::Usage)?;
-        let name = resource_name(&self.cfg.name);
-        let policy = headers_policy(edge, &name).map_err(Error::Usage)?;
-        let errors = error_responses(edge, &shape);
-        Ok(Compiled {
-            name,
-            function,
-            policy,
-            errors,
-            shape,
-            keys,
-            from,
-        })
+        crate::edge::compile_for(edge, &self.cfg.name, keys, from, &self.hidden())
+            .map_err(Error::Usage)
     }
 
     /// Key prefixes visitors never get: the state, and the local store's internals.

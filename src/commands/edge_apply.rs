@@ -8,8 +8,8 @@ use crate::aws::cloudfront::{CloudFront, Distribution, LiveFunction};
 use serde::{Deserialize, Serialize};
 
 use super::EnvCtx;
-use super::edge::Compiled;
 use crate::Error;
+use crate::edge::Compiled;
 use crate::output::Style;
 
 /// What driftless last published, kept in the environment's state (`edge.json`): edge

@@ -101,7 +101,7 @@ pub(super) async fn watch_env(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| Error::Other(format!("HTTP client: {e}")))?;
-    let function = super::edge::resource_name(&ec.cfg.name);
+    let function = crate::edge::resource_name(&ec.cfg.name);
     let cloud = crate::aws::cloudwatch::Cloud::connect(ec.cfg, Some(function)).await;
     ctx.out.say(format!(
         "Watching release {} on {env} for {window:#}: {} path(s) a round every {:#} through {base}{}; rolls back on 5xx > {:.0}%, 4xx > {:.0}%, p95 > {} ms{}",

@@ -10,6 +10,8 @@ pub mod cloudfront;
 use crate::config::EdgeConfig;
 use crate::config::Pattern;
 use crate::config::fill;
+use crate::edge::cloudfront::Function;
+use crate::edge::cloudfront::SiteShape;
 
 use percent_encoding::percent_decode_str;
 
@@ -24,6 +26,67 @@ pub fn canonical_authorization(value: &str) -> String {
         }
         _ => value.to_owned(),
     }
+}
+
+/// Everything `[edge]` compiles to for one environment.
+pub struct Compiled {
+    pub name: String,
+    pub function: Function,
+    pub policy: Option<serde_json::Value>,
+    pub errors: Vec<serde_json::Value>,
+    pub shape: SiteShape,
+    /// The keys the function was compiled for (the live release's, or the local build's).
+    pub keys: std::collections::BTreeSet<String>,
+    pub from: String,
+}
+
+/// The CloudFront names driftless gives an environment's function and policy.
+pub fn resource_name(env: &str) -> String {
+    let clean: String = env
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("driftless-{clean}").chars().take(64).collect()
+}
+
+/// Compile `[edge]` for a site of `keys` (described by `from`, for people), as the
+/// environment `env`'s function and policy; `hidden`: key prefixes never served.
+pub fn compile_for(
+    edge: &EdgeConfig,
+    env: &str,
+    keys: std::collections::BTreeSet<String>,
+    from: String,
+    hidden: &[String],
+) -> Result<Compiled, String> {
+    use cloudfront::{SiteShape, compile, error_responses, headers_policy};
+    let shape = SiteShape::of(edge, keys.iter().map(String::as_str));
+    let auth = match &edge.basic_auth {
+        Some(b) => {
+            use sha2::Digest as _;
+            let value = b.header_value()?;
+            Some(hex::encode(sha2::Sha256::digest(value.as_bytes())))
+        }
+        None => None,
+    };
+    let function = compile(edge, &shape, hidden, auth.as_deref())?;
+    let name = resource_name(env);
+    let policy = headers_policy(edge, &name)?;
+    let errors = error_responses(edge, &shape);
+    Ok(Compiled {
+        name,
+        function,
+        policy,
+        errors,
+        shape,
+        keys,
+        from,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
