@@ -89,7 +89,25 @@ where
     let mut running = FuturesUnordered::new();
     let mut done = Vec::new();
     let mut failed = false;
+    let mut announced = false;
     loop {
+        if requested() && !announced && !running.is_empty() {
+            announced = true;
+            let n = running.len();
+            match in_flight {
+                InFlight::Abandon => {
+                    eprintln!(
+                        "driftless: stopping: {n} {what}(s) in flight abandoned (nothing refers to them yet)"
+                    );
+                    return (done, true);
+                }
+                InFlight::Finish => {
+                    eprintln!(
+                        "driftless: stopping: waiting for the {n} {what}(s) in flight to finish"
+                    );
+                }
+            }
+        }
         while !failed && !requested() && running.len() < limit.max(1) {
             match items.next() {
                 Some(item) => running.push(work(item)),
@@ -106,18 +124,8 @@ where
                     done.push(r);
                 }
             }
-            () = wait(), if !requested() => {
-                let n = running.len();
-                match in_flight {
-                    InFlight::Abandon => {
-                        eprintln!("driftless: stopping: {n} {what}(s) in flight abandoned (nothing refers to them yet)");
-                        return (done, true);
-                    }
-                    InFlight::Finish => {
-                        eprintln!("driftless: stopping: waiting for the {n} {what}(s) in flight to finish");
-                    }
-                }
-            }
+            // Woken by Ctrl-C: the top of the loop says what happens to the rest.
+            () = wait(), if !requested() => {}
         }
     }
 }
