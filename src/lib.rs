@@ -8,6 +8,7 @@
 //! store), [`plan`] (what a deploy would do, as data) and the apply engine.
 
 pub mod aws;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod digest;
@@ -20,9 +21,7 @@ pub mod plan;
 pub mod site;
 pub mod store;
 pub mod text;
-pub mod tls;
 pub mod verdict;
-pub mod watch;
 
 mod apply;
 mod commands;

@@ -1,7 +1,7 @@
 //! CloudWatch for `watch` and `doctor`: CloudFront's error rates and the edge function's
 //! errors (`AWS/CloudFront`, `Region=Global`, read in us-east-1), and alarms.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 use crate::config::{EnvConfig, Watch};
 
@@ -122,88 +122,84 @@ impl Cloud {
         }
     }
 
-    /// A metric above its threshold or an alarm in `ALARM`, in words. Failures to read
-    /// CloudWatch are reported once per round as warnings, never as triggers.
-    pub async fn trigger(&self, w: &Watch, since: Timestamp) -> Option<String> {
-        use aws_sdk_cloudwatch::types::{StateValue, Statistic};
+    /// Whether there is anything to read (a distribution, or alarms).
+    pub fn enabled(&self) -> bool {
+        self.client.is_some()
+    }
+
+    pub fn distribution(&self) -> Option<&str> {
+        self.distribution.as_deref()
+    }
+
+    pub fn function(&self) -> Option<&str> {
+        self.function.as_deref()
+    }
+
+    /// The worst minute of the distribution's `metric` (an error rate, in percent) since
+    /// `start`; 0 when there is no datapoint or it cannot be read (warned once).
+    pub async fn worst_rate(&self, metric: &'static str, start: Timestamp) -> f64 {
+        use aws_sdk_cloudwatch::types::Statistic;
+        let (Some(client), Some(d)) = (&self.client, &self.distribution) else {
+            return 0.0;
+        };
+        self.points(
+            client,
+            metric,
+            ("DistributionId", d),
+            Statistic::Average,
+            start,
+        )
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .fold(0.0_f64, f64::max)
+    }
+
+    /// The edge function's invocations, execution errors and validation errors since
+    /// `start` (sums; 0 where unreadable, warned once).
+    pub async fn edge_sums(&self, start: Timestamp) -> [f64; 3] {
+        use aws_sdk_cloudwatch::types::Statistic;
+        let mut sums = [0.0_f64; 3];
+        let (Some(client), Some(f)) = (&self.client, &self.function) else {
+            return sums;
+        };
+        for (sum, metric) in sums.iter_mut().zip([
+            "FunctionInvocations",
+            "FunctionExecutionErrors",
+            "FunctionValidationErrors",
+        ]) {
+            let points = self
+                .points(client, metric, ("FunctionName", f), Statistic::Sum, start)
+                .await;
+            *sum = points.unwrap_or_default().into_iter().sum();
+        }
+        sums
+    }
+
+    /// The first of `names` in `ALARM`, with its reason (unreadable: warned once, `None`).
+    pub async fn in_alarm(&self, names: &[String]) -> Option<(String, Option<String>)> {
+        use aws_sdk_cloudwatch::types::StateValue;
         let client = self.client.as_ref()?;
-        let start = since
-            .checked_sub(SignedDuration::from_secs(60))
-            .unwrap_or(since);
-        if let Some(d) = &self.distribution {
-            for (metric, limit) in [
-                ("5xxErrorRate", w.error_rate),
-                ("4xxErrorRate", w.client_error_rate),
-            ] {
-                let points = self
-                    .points(
-                        client,
-                        metric,
-                        ("DistributionId", d),
-                        Statistic::Average,
-                        start,
+        match client
+            .describe_alarms()
+            .set_alarm_names(Some(names.to_vec()))
+            .send()
+            .await
+        {
+            Ok(a) => a
+                .metric_alarms()
+                .iter()
+                .find(|m| m.state_value() == Some(&StateValue::Alarm))
+                .map(|m| {
+                    (
+                        m.alarm_name().unwrap_or_default().to_owned(),
+                        m.state_reason().map(str::to_owned),
                     )
-                    .await;
-                let worst = points
-                    .unwrap_or_default()
-                    .into_iter()
-                    .fold(0.0_f64, f64::max);
-                if worst > limit * 100.0 {
-                    return Some(format!(
-                        "CloudFront {metric} {worst:.1}% > {:.1}% (CloudWatch, distribution {d})",
-                        limit * 100.0
-                    ));
-                }
+                }),
+            Err(e) => {
+                self.warn("alarms", super::error::one_line(&e, "CloudWatch", None));
+                None
             }
         }
-        if let Some(f) = &self.function {
-            let mut sums = [0.0_f64; 3];
-            for (sum, metric) in sums.iter_mut().zip([
-                "FunctionInvocations",
-                "FunctionExecutionErrors",
-                "FunctionValidationErrors",
-            ]) {
-                let points = self
-                    .points(client, metric, ("FunctionName", f), Statistic::Sum, start)
-                    .await;
-                *sum = points.unwrap_or_default().into_iter().sum();
-            }
-            let [invocations, execution, validation] = sums;
-            let errors = execution + validation;
-            if invocations > 0.0 && errors / invocations > w.edge_error_rate {
-                return Some(format!(
-                    "edge function {f} errors {:.1}% > {:.1}% ({errors} of {invocations} invocations: {execution} execution, {validation} validation; CloudWatch)",
-                    errors / invocations * 100.0,
-                    w.edge_error_rate * 100.0
-                ));
-            }
-        }
-        if !w.alarms.is_empty() {
-            match client
-                .describe_alarms()
-                .set_alarm_names(Some(w.alarms.clone()))
-                .send()
-                .await
-            {
-                Ok(a) => {
-                    if let Some(alarm) = a
-                        .metric_alarms()
-                        .iter()
-                        .find(|m| m.state_value() == Some(&StateValue::Alarm))
-                    {
-                        return Some(format!(
-                            "CloudWatch alarm {} is in ALARM{}",
-                            alarm.alarm_name().unwrap_or_default(),
-                            alarm
-                                .state_reason()
-                                .map(|r| format!(": {r}"))
-                                .unwrap_or_default()
-                        ));
-                    }
-                }
-                Err(e) => self.warn("alarms", super::error::one_line(&e, "CloudWatch", None)),
-            }
-        }
-        None
     }
 }

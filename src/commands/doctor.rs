@@ -253,7 +253,7 @@ async fn url_checks(url: &str, checks: &mut Vec<Check>) {
         Err(_) => return,
     };
     if parsed.scheme() == "https" {
-        checks.push(match crate::tls::certificate(&host, port).await {
+        checks.push(match crate::check::tls::certificate(&host, port).await {
             Ok(c) if c.expiring() => warn(
                 "url.tls",
                 format!("the certificate for {host} is {}", c.describe()),
@@ -269,7 +269,7 @@ async fn url_checks(url: &str, checks: &mut Vec<Check>) {
                 format!("serve a valid certificate for {host} (for CloudFront: ACM in us-east-1, and viewer_certificate)"),
             ),
         });
-        checks.push(match crate::tls::plain_http(url) {
+        checks.push(match crate::check::tls::plain_http(url) {
             None => warn(
                 "url.https-redirect",
                 format!(
@@ -278,7 +278,7 @@ async fn url_checks(url: &str, checks: &mut Vec<Check>) {
                 "check the HTTP listener by hand",
             ),
             Some(plain) => match client.get(&plain).send().await {
-                Ok(r) if crate::tls::redirects_to_https(&r) => pass(
+                Ok(r) if crate::check::tls::redirects_to_https(&r) => pass(
                     "url.https-redirect",
                     format!("{plain} answers {} to HTTPS", r.status().as_u16()),
                 ),

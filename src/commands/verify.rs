@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::digest::hash_bytes;
-use crate::ledger::{Check, Entry, Manifest, Release, Verification};
+use crate::ledger::{Check, Entry, Release, Verification};
 use crate::output::Style;
 use crate::store::encode_key;
 use crate::text::esc;
@@ -167,16 +167,16 @@ async fn validation_run(
     {
         let host = parsed.host_str().unwrap_or_default();
         let port = parsed.port_or_known_default().unwrap_or(443);
-        let (ok, detail) = match crate::tls::certificate(host, port).await {
+        let (ok, detail) = match crate::check::tls::certificate(host, port).await {
             Ok(c) if c.expiring() => (true, format!("{}: renew it", c.describe())),
             Ok(c) => (true, c.describe()),
             Err(e) => (false, e),
         };
         out.push(info("TLS certificate", "https://", ok, detail));
-        let (ok, detail) = match crate::tls::plain_http(url) {
+        let (ok, detail) = match crate::check::tls::plain_http(url) {
             None => (true, format!("not checked: {url} names a port")),
             Some(plain) => match clients.raw.get(&plain).send().await {
-                Ok(r) if crate::tls::redirects_to_https(&r) => {
+                Ok(r) if crate::check::tls::redirects_to_https(&r) => {
                     (true, format!("{} to HTTPS", r.status().as_u16()))
                 }
                 Ok(r) => (
@@ -348,19 +348,6 @@ fn connection_cause(e: &reqwest::Error, url: &str) -> String {
     }
 }
 
-/// Paths whose content changed in `live` since its parent (all of them for a first release).
-pub(super) fn changed(live: &Release, parent: Option<&Manifest>) -> Vec<(String, Entry)> {
-    live.manifest
-        .iter()
-        .filter(|(k, e)| {
-            parent
-                .and_then(|p| p.get(*k))
-                .is_none_or(|p| p.sha256 != e.sha256 || !p.same_headers(e))
-        })
-        .map(|(k, e)| (k.clone(), e.clone()))
-        .collect()
-}
-
 pub(super) async fn verify(ctx: &Ctx, env: &str, timeout: u64) -> Result<(), Error> {
     verify_env(&ctx.env(env).await?, timeout).await
 }
@@ -368,28 +355,12 @@ pub(super) async fn verify(ctx: &Ctx, env: &str, timeout: u64) -> Result<(), Err
 /// Verify an environment that is already open (promote verifies TO after applying).
 pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Error> {
     let (ctx, env) = (ec.ctx, ec.cfg.name.as_str());
-    let Some(url) = ec.cfg.url.clone() else {
-        return Err(Error::Usage(format!(
-            "env.{env} has no `url`: add the public URL visitors use, e.g. url = \"https://{env}.example.com\""
-        )));
-    };
-    let base = url.trim_end_matches('/').to_owned();
-    let (_, live) = ec.ledger.live().await?;
-    let Some(live) = live else {
-        return Err(Error::Usage(format!("{env} has no live release to verify")));
-    };
-    let parent = match &live.parent {
-        Some(p) => match ec.ledger.release(p).await {
-            Ok(r) => Some(r.manifest),
-            Err(crate::ledger::LedgerError::Retired { .. }) => None,
-            Err(e) => return Err(e.into()),
-        },
-        None => None,
-    };
+    let target = crate::check::Target::read(&ec.ledger, ec.cfg, "verify").await?;
+    let (url, base, live) = (&target.url, &target.base, &target.live);
     let edge = &ctx.config.edge;
     let state = &ec.cfg.state_prefix;
     let mut plan: Vec<(String, String, Expect)> = Vec::new();
-    for (key, entry) in changed(&live, parent.as_ref()) {
+    for (key, entry) in target.changed() {
         plan.push((
             "new content".into(),
             format!("/{}", encode_key(&key)),

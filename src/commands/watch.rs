@@ -41,11 +41,9 @@ pub(super) fn parse_window(text: &str) -> Result<SignedDuration, Error> {
 
 /// The paths one round requests: every changed key, then `sample` others spread over
 /// the site (so a large site is sampled, not crawled).
-fn paths(live: &Release, parent: Option<&crate::ledger::Manifest>, sample: usize) -> Vec<String> {
-    let changed: Vec<String> = super::verify::changed(live, parent)
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+fn paths(target: &crate::check::Target, sample: usize) -> Vec<String> {
+    let live = &target.live;
+    let changed: Vec<String> = target.changed().into_iter().map(|(k, _)| k).collect();
     let step = (live.manifest.len() / sample.max(1)).max(1);
     let mut keys = changed.clone();
     keys.extend(
@@ -80,21 +78,9 @@ pub(super) async fn watch_env(
     ctx.out.reserve_document();
     let window = parse_window(window)?;
     let policy = ec.cfg.watch.clone();
-    let Some(url) = ec.cfg.url.clone() else {
-        return Err(Error::Usage(format!(
-            "env.{env} has no `url`: watch sends its synthetic requests through the URL visitors use"
-        )));
-    };
-    let base = url.trim_end_matches('/').to_owned();
-    let (_, live) = ec.ledger.live().await?;
-    let Some(live) = live else {
-        return Err(Error::Usage(format!("{env} has no live release to watch")));
-    };
-    let parent = match &live.parent {
-        Some(p) => ec.ledger.release(p).await.ok(),
-        None => None,
-    };
-    let paths = paths(&live, parent.as_ref().map(|p| &p.manifest), policy.sample);
+    let target = crate::check::Target::read(&ec.ledger, ec.cfg, "watch").await?;
+    let (base, live) = (&target.base, &target.live);
+    let paths = paths(&target, policy.sample);
     let auth = ctx.config.edge.auth_header().map_err(Error::Usage)?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -171,7 +157,7 @@ pub(super) async fn watch_env(
         let now = Instant::now();
         if cloud_read.is_none_or(|t| now - t >= CLOUDWATCH_EVERY) || now >= deadline {
             cloud_read = Some(now);
-            if let Some(t) = cloud.trigger(&policy, from).await {
+            if let Some(t) = crate::check::watch::cloud_trigger(&cloud, &policy, from).await {
                 break Ended::Fired(t);
             }
         }

@@ -1,7 +1,8 @@
-//! Watching a release after it goes live: the rollback triggers (`[env.NAME.watch]`,
-//! defaulting to the promotion plan's: 5xx > 5 %, 4xx > 20 %, p95 > 3 s, edge function
-//! errors > 1 %) judged over synthetic requests through the URL, CloudFront's error-rate
-//! and edge function metrics, and named alarms.
+//! When a watched release is rolled back — the one place that decides it: the rollback
+//! triggers (`[env.NAME.watch]`, defaulting to the promotion plan's: 5xx > 5 %, 4xx > 20 %,
+//! p95 > 3 s, edge function errors > 1 %) judged over the synthetic requests' answers
+//! (never over requests that got none), CloudFront's error-rate and edge function
+//! metrics, and named alarms.
 
 use crate::config::Watch;
 use crate::ledger::Tally;
@@ -47,6 +48,55 @@ impl Tally {
         }
         None
     }
+}
+
+/// The first trigger CloudWatch fires for a window that began at `since`, in words.
+/// Failures to read CloudWatch are warned once, never triggers.
+pub async fn cloud_trigger(
+    cloud: &crate::aws::cloudwatch::Cloud,
+    w: &Watch,
+    since: jiff::Timestamp,
+) -> Option<String> {
+    if !cloud.enabled() {
+        return None;
+    }
+    let start = since
+        .checked_sub(jiff::SignedDuration::from_secs(60))
+        .unwrap_or(since);
+    if let Some(d) = cloud.distribution() {
+        for (metric, limit) in [
+            ("5xxErrorRate", w.error_rate),
+            ("4xxErrorRate", w.client_error_rate),
+        ] {
+            let worst = cloud.worst_rate(metric, start).await;
+            if worst > limit * 100.0 {
+                return Some(format!(
+                    "CloudFront {metric} {worst:.1}% > {:.1}% (CloudWatch, distribution {d})",
+                    limit * 100.0
+                ));
+            }
+        }
+    }
+    if let Some(f) = cloud.function() {
+        let [invocations, execution, validation] = cloud.edge_sums(start).await;
+        let errors = execution + validation;
+        if invocations > 0.0 && errors / invocations > w.edge_error_rate {
+            return Some(format!(
+                "edge function {f} errors {:.1}% > {:.1}% ({errors} of {invocations} invocations: {execution} execution, {validation} validation; CloudWatch)",
+                errors / invocations * 100.0,
+                w.edge_error_rate * 100.0
+            ));
+        }
+    }
+    if !w.alarms.is_empty()
+        && let Some((name, reason)) = cloud.in_alarm(&w.alarms).await
+    {
+        return Some(format!(
+            "CloudWatch alarm {name} is in ALARM{}",
+            reason.map(|r| format!(": {r}")).unwrap_or_default()
+        ));
+    }
+    None
 }
 
 #[cfg(test)]
