@@ -16,7 +16,7 @@ pub mod edge;
 pub mod git;
 pub mod keys;
 pub mod ledger;
-pub mod notify;
+
 pub mod plan;
 pub mod site;
 pub mod store;
@@ -26,9 +26,9 @@ pub mod verdict;
 mod apply;
 mod commands;
 mod failpoint;
-mod github;
+
 mod interrupt;
-mod output;
+mod ui;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -108,7 +108,7 @@ where
         }
     };
     let json = cli.global.json;
-    let out = output::Output::new(json, cli.global.no_color, cli.global.full);
+    let out = ui::Output::new(json, cli.global.no_color, cli.global.full);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,16 +129,16 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = e.exit_code();
-            github::final_error(&out, matches!(e, Error::Refused(_)), &e.to_string());
+            ui::github::final_error(&out, matches!(e, Error::Refused(_)), &e.to_string());
             match &e {
                 Error::Refused(msg) => eprintln!("driftless: refused: {msg}"),
                 Error::Interrupted(msg) => eprintln!("driftless: {msg}"),
                 other => eprintln!("driftless: error: {other}"),
             }
-            let printed = output::DOCUMENT_PRINTED.load(std::sync::atomic::Ordering::Relaxed);
+            let printed = ui::DOCUMENT_PRINTED.load(std::sync::atomic::Ordering::Relaxed);
             if json && !printed && !matches!(e, Error::Refused(_)) {
                 let doc = serde_json::json!({ "error": e.to_string(), "exit_status": code });
-                output::stdout_line(&doc.to_string());
+                ui::stdout_line(&doc.to_string());
             }
             ExitCode::from(code)
         }

@@ -11,11 +11,11 @@ use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::digest::hash_bytes;
 use crate::ledger::{Entry, Manifest};
-use crate::output::Style;
 use crate::plan::build::Request;
 use crate::plan::facts::read_site;
 use crate::plan::{Desired, PlanKind, Source};
 use crate::text::esc;
+use crate::ui::Style;
 
 pub(super) async fn rollback(
     ctx: &Ctx,

@@ -51,10 +51,7 @@ async fn scan_site_concurrently(ctx: &Ctx) -> Result<SiteScan, Error> {
         .map_err(|e| Error::Other(format!("scanning the site: {e}")))?
 }
 
-fn scan_config(
-    config: &crate::config::Config,
-    out: &crate::output::Output,
-) -> Result<SiteScan, Error> {
+fn scan_config(config: &crate::config::Config, out: &crate::ui::Output) -> Result<SiteScan, Error> {
     let bar = out.bar_later("hashing");
     let progress = |done: u64, total: u64| {
         if bar.length() != Some(total) {
@@ -180,16 +177,13 @@ pub(super) async fn refuse_early(
     let out = &ec.ctx.out;
     out.say(format!(
         "{} {} → {}\n\n{}\n{}",
-        out.paint("Plan:", crate::output::Style::Strong),
+        out.paint("Plan:", crate::ui::Style::Strong),
         kind.name(),
-        out.paint(&ec.cfg.name, crate::output::Style::Strong),
-        out.paint(
-            "REFUSED — nothing will be changed:",
-            crate::output::Style::Bad
-        ),
-        crate::output::refusals(out, &refusals).trim_end()
+        out.paint(&ec.cfg.name, crate::ui::Style::Strong),
+        out.paint("REFUSED — nothing will be changed:", crate::ui::Style::Bad),
+        crate::ui::proof::refusals(out, &refusals).trim_end()
     ));
-    crate::github::refusals(out, &refusals, &ec.ctx.config.site);
+    crate::ui::github::refusals(out, &refusals, &ec.ctx.config.site);
     out.document_with(|| {
         serde_json::json!({
             "env": ec.cfg.name,
@@ -207,7 +201,7 @@ pub(super) async fn refuse_early(
         )
         .await;
     let summary = refusal_summary(kind, &ec.cfg.name, &refusals);
-    crate::github::early_refusal_summary(out, kind, &ec.cfg.name, &refusals);
+    crate::ui::github::early_refusal_summary(out, kind, &ec.cfg.name, &refusals);
     ec.notify("refused", None, summary.clone()).await;
     Err(Error::Refused(summary))
 }
@@ -428,7 +422,7 @@ pub(super) async fn execute_and_report(
     }
     ctx.out.say(format!(
         "{} release {} is live on {env}: {} created, {} updated, {} header-only, {} deleted.",
-        ctx.out.paint("✓", crate::output::Style::Good),
+        ctx.out.paint("✓", crate::ui::Style::Good),
         release.id,
         t.create,
         t.update,
@@ -461,7 +455,7 @@ pub(super) async fn execute_and_report(
             .map(|m| format!(": {m}"))
             .unwrap_or_default()
     );
-    crate::github::summary(
+    crate::ui::github::summary(
         &ctx.out,
         &format!(
             "**Result:** ✅ release `{}` is live on {env}{}\n\n",

@@ -9,8 +9,8 @@
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::config::StoreUrl;
-use crate::output::Style;
 use crate::text::esc;
+use crate::ui::Style;
 use crate::verdict::{Check, Level, fail, pass, warn};
 
 pub(super) async fn doctor(ctx: &Ctx, env: &str) -> Result<(), Error> {

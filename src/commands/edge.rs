@@ -9,8 +9,8 @@ use crate::Error;
 use crate::edge::Compiled;
 use crate::edge::cloudfront::{CODE_BUDGET, terraform, terraform_snippet};
 use crate::edge::{Outcome, resolve};
-use crate::output::Style;
 use crate::text::esc;
+use crate::ui::Style;
 
 impl EnvCtx<'_> {
     /// Compile `[edge]` for what this environment serves (its live release; the local

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::EnvCtx;
 use crate::Error;
 use crate::edge::Compiled;
-use crate::output::Style;
+use crate::ui::Style;
 
 /// What driftless last published, kept in the environment's state (`edge.json`): edge
 /// drift is judged against it.

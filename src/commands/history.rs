@@ -7,10 +7,10 @@ use jiff::Timestamp;
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::ledger::{Collection, Policy, Yank};
-use crate::output::Style;
 use crate::text::bytes;
 use crate::text::esc;
 use crate::text::short_time;
+use crate::ui::Style;
 
 /// Lines listed before "… and N more" (`--full` lists all).
 const LISTED: usize = 10;

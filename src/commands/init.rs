@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::Error;
 use crate::config::{Config, FILE_NAME};
-use crate::output::Output;
+use crate::ui::Output;
 
 /// Directories a build commonly lands in, when no framework is recognised.
 const CANDIDATES: [&str; 5] = ["dist", "build", "public", "_site", "out"];

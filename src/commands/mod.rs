@@ -25,8 +25,8 @@ use crate::Error;
 use crate::cli::{Cli, Command};
 use crate::config::{Config, EnvConfig, StoreUrl};
 use crate::ledger::{Actor, HeldLease, Ledger};
-use crate::output::Output;
 use crate::store::{LocalStore, S3Settings, S3Store, Store};
+use crate::ui::Output;
 
 pub(crate) async fn dispatch(cli: Cli, out: Output) -> Result<(), Error> {
     match &cli.command {
@@ -43,12 +43,12 @@ pub(crate) async fn dispatch(cli: Cli, out: Output) -> Result<(), Error> {
     let changing = changed_env(&ctx, &cli.command);
     let result = run_command(&ctx, cli.command).await;
     if let (Err(Error::Refused(why)), Some(env)) = (&result, changing)
-        && !crate::notify::refusal_sent()
+        && !crate::ui::notify::refusal_sent()
         && !ctx.config.notify.is_empty()
     {
         // Refused before a plan (lock, account, store): still news. Nothing is journalled
         // here: the refusal may be that this is the wrong account's store.
-        let event = crate::notify::Event {
+        let event = crate::ui::notify::Event {
             event: "refused",
             env: &env,
             at: jiff::Timestamp::now(),
@@ -57,7 +57,7 @@ pub(crate) async fn dispatch(cli: Cli, out: Output) -> Result<(), Error> {
             summary: why.clone(),
             url: ctx.config.envs.get(&env).and_then(|e| e.url.as_deref()),
         };
-        crate::notify::send(&ctx.config.notify, None, &event).await;
+        crate::ui::notify::send(&ctx.config.notify, None, &event).await;
     }
     result
 }
@@ -228,10 +228,10 @@ pub(crate) struct EnvCtx<'a> {
 impl Ctx {
     /// The proof block, and in GitHub Actions its annotations and job summary.
     pub(crate) fn show_plan(&self, plan: &crate::plan::Plan) {
-        self.out.say(crate::output::proof_block(&self.out, plan));
+        self.out.say(crate::ui::proof::proof_block(&self.out, plan));
         if self.out.github {
-            crate::github::refusals(&self.out, &plan.refusals, &self.config.site);
-            crate::github::summary(&self.out, &crate::github::plan_markdown(plan));
+            crate::ui::github::refusals(&self.out, &plan.refusals, &self.config.site);
+            crate::ui::github::summary(&self.out, &crate::ui::github::plan_markdown(plan));
         }
     }
 
@@ -362,7 +362,7 @@ impl EnvCtx<'_> {
         if self.ctx.config.notify.is_empty() {
             return;
         }
-        let event = crate::notify::Event {
+        let event = crate::ui::notify::Event {
             event,
             env: &self.cfg.name,
             at: jiff::Timestamp::now(),
@@ -371,7 +371,7 @@ impl EnvCtx<'_> {
             summary,
             url: self.cfg.url.as_deref(),
         };
-        crate::notify::send(&self.ctx.config.notify, Some(&self.ledger), &event).await;
+        crate::ui::notify::send(&self.ctx.config.notify, Some(&self.ledger), &event).await;
     }
 
     /// Who plans, for which environment, under which config.

@@ -10,10 +10,10 @@ use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::config::{EnvConfig, StoreUrl};
 use crate::ledger::{Ledger, Release, ReleaseKind, ReleaseRef};
-use crate::output::Style;
 use crate::plan::build::Request as PlanRequest;
 use crate::plan::{ActionKind, Guard, Plan, PlanKind, Refusal};
 use crate::text::short_time;
+use crate::ui::Style;
 
 pub(super) struct Request {
     pub(super) from: String,

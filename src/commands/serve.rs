@@ -496,7 +496,7 @@ pub(super) async fn serve(
     ));
     if ctx.out.json {
         // One line, at once: a script starting `serve --port 0 --json` reads the port.
-        crate::output::stdout_line(
+        crate::ui::stdout_line(
             &serde_json::json!({ "url": url, "port": addr.port(), "bind": bind, "serving": what })
                 .to_string(),
         );

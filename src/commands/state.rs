@@ -5,12 +5,12 @@ use jiff::Timestamp;
 use super::Ctx;
 use crate::Error;
 use crate::ledger::{Hold, Release};
-use crate::output::Style;
 use crate::plan::base::BaseSource;
 use crate::plan::drift;
 use crate::plan::facts::read_site;
 use crate::text::esc;
 use crate::text::short_time;
+use crate::ui::Style;
 
 /// How many drifted keys `status` lists before "and N more" (`--json` lists all).
 const LISTED: usize = 10;

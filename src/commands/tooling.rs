@@ -71,7 +71,7 @@ pub(super) fn man(dir: Option<&Path>) -> Result<(), Error> {
                 .filter(|n| n.starts_with("driftless") && n.ends_with(".1"))
                 .collect();
             pages.sort();
-            crate::output::stdout_line(&format!(
+            crate::ui::stdout_line(&format!(
                 "Wrote {} manual pages to {}: {}",
                 pages.len(),
                 dir.display(),
@@ -84,7 +84,7 @@ pub(super) fn man(dir: Option<&Path>) -> Result<(), Error> {
 
 /// The JSON Schema of driftless.toml.
 pub(super) fn schema() {
-    crate::output::stdout_line(
+    crate::ui::stdout_line(
         &serde_json::to_string_pretty(&crate::config::schema()).expect("schemas serialise"),
     );
 }

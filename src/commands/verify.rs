@@ -10,9 +10,9 @@ use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::digest::hash_bytes;
 use crate::ledger::{Check, Entry, Release, Verification};
-use crate::output::Style;
 use crate::store::encode_key;
 use crate::text::esc;
+use crate::ui::Style;
 
 /// What one check expects of one path.
 #[derive(Debug, Clone)]

@@ -15,8 +15,8 @@ use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::ledger::{Hold, Release};
 use crate::ledger::{Tally, Watched};
-use crate::output::Style;
 use crate::text::esc;
+use crate::ui::Style;
 
 pub(super) async fn watch(
     ctx: &Ctx,

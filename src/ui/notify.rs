@@ -19,13 +19,13 @@ use crate::ledger::{Actor, Ledger, ReleaseRef};
 /// sent once by the command dispatcher).
 static REFUSAL_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-pub fn refusal_sent() -> bool {
+pub(crate) fn refusal_sent() -> bool {
     REFUSAL_SENT.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// What happened, as sent.
 #[derive(Debug, Clone, Serialize)]
-pub struct Event<'a> {
+pub(crate) struct Event<'a> {
     pub event: &'a str,
     pub env: &'a str,
     pub at: jiff::Timestamp,
@@ -84,7 +84,7 @@ impl Webhook {
 type Request = (Vec<u8>, Vec<(&'static str, String)>);
 
 /// HMAC-SHA256 of `body` with `secret`, hex.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
+pub(crate) fn sign(secret: &[u8], body: &[u8]) -> String {
     let mut mac =
         hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(body);
@@ -93,7 +93,11 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 
 /// Send `event` to every webhook that wants it. Failures are reported and journalled,
 /// never returned: a deploy that succeeded stays a success.
-pub async fn send(hooks: &[Webhook], ledger: Option<&Ledger>, event: &Event<'_>) -> Vec<String> {
+pub(crate) async fn send(
+    hooks: &[Webhook],
+    ledger: Option<&Ledger>,
+    event: &Event<'_>,
+) -> Vec<String> {
     if event.event == "refused" {
         REFUSAL_SENT.store(true, std::sync::atomic::Ordering::Relaxed);
     }

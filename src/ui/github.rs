@@ -11,10 +11,10 @@ use std::io::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::output::Output;
 use crate::plan::{ActionKind, Plan, PlanKind, Refusal};
 use crate::text::bytes;
 use crate::text::esc;
+use crate::ui::Output;
 
 /// Whether this run already annotated its refusal (then the final error adds none).
 static ANNOTATED: AtomicBool = AtomicBool::new(false);
@@ -33,7 +33,7 @@ fn command_line(out: &Output, line: &str) {
     if out.json {
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     } else {
-        crate::output::stdout_line(line);
+        crate::ui::stdout_line(line);
     }
 }
 
