@@ -60,10 +60,7 @@ impl EnvCtx<'_> {
                 format!(", still in progress after {}s", wait.as_secs())
             }
         ));
-        self.ledger
-            .journal(
-                &self.ctx.actor,
-                "invalidated",
+        self.journal("invalidated",
                 None,
                 serde_json::json!({ "distribution": cfg.cloudfront, "id": id, "paths": inv.paths, "completed": completed }),
             )

@@ -6,14 +6,15 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use super::deploy::{confirm_and_execute, plan_of};
+use super::execute::confirm_and_execute;
+use super::planning::plan_of;
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::digest::hash_bytes;
 use crate::ledger::{Entry, Manifest};
 use crate::plan::build::Request;
 use crate::plan::facts::read_site;
-use crate::plan::{Desired, PlanKind, Source};
+use crate::plan::{Desired, PlanKind, Source, guards};
 use crate::text::esc;
 use crate::ui::Style;
 
@@ -63,7 +64,7 @@ pub(super) async fn rollback(
         },
     };
     if let Err(gone) = ec.ledger.restorable(&target_id).await? {
-        return Err(unrestorable(env, &gone));
+        return Err(Error::Refused(guards::unrestorable(env, &gone)));
     }
     let plan = rollback_plan(&ec, &target_id, message).await?;
     ctx.show_plan(&plan);
@@ -95,15 +96,6 @@ pub(super) async fn rollback_plan(
         },
     )
     .await
-}
-
-/// The refusal of a rollback to a release collected or yanked.
-pub(super) fn unrestorable(env: &str, gone: &crate::ledger::Retired) -> Error {
-    Error::Refused(format!(
-        "release {} was {}: it can no longer be restored\n  → `driftless log {env}` shows the releases you can roll back to (`driftless rollback {env} --to RELEASE`)",
-        gone.release.id,
-        gone.describe()
-    ))
 }
 
 /// Record the store's current objects as a new release.
@@ -215,14 +207,12 @@ async fn adopt_locked(
         crate::apply::Adopted::Failed(e) => e,
     })?;
     ec.work.record_made(head.release.as_deref(), &release.id)?;
-    ec.ledger
-        .journal(
-            &ctx.actor,
-            "adopt",
-            Some(&release.id),
-            serde_json::json!({ "drift": drift }),
-        )
-        .await;
+    ec.journal(
+        "adopt",
+        Some(&release.id),
+        serde_json::json!({ "drift": drift }),
+    )
+    .await;
     ctx.out.say(format!(
         "{} release {} (adopted, {} files) is live on {env}.",
         ctx.out.paint("✓", Style::Good),
@@ -430,7 +420,7 @@ pub(super) async fn diff(
         .filter(|name| ctx.config.envs.contains_key(*name));
     let (right, right_name) = if against == "local" {
         (
-            Side::Local(super::deploy::scan_site(ctx)?.desired),
+            Side::Local(super::planning::scan_site(ctx)?.desired),
             "local build".to_owned(),
         )
     } else if against == "store" {

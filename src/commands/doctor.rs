@@ -76,14 +76,12 @@ pub(super) async fn doctor(ctx: &Ctx, env: &str) -> Result<(), Error> {
         checks.len(),
         checks.len() - failed - warned
     ));
-    ec.ledger
-        .journal(
-            &ctx.actor,
-            "doctor",
-            None,
-            serde_json::json!({ "failed": failed, "warned": warned, "checks": checks }),
-        )
-        .await;
+    ec.journal(
+        "doctor",
+        None,
+        serde_json::json!({ "failed": failed, "warned": warned, "checks": checks }),
+    )
+    .await;
     ec.ledger
         .put_state_json(
             "doctor.json",

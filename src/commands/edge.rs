@@ -24,7 +24,7 @@ impl EnvCtx<'_> {
                 format!("live release {}", l.id),
             ),
             None => {
-                let site = super::deploy::scan_site(self.ctx)?;
+                let site = super::planning::scan_site(self.ctx)?;
                 (
                     site.desired.into_keys().collect(),
                     "your local build (nothing is live yet)".into(),

@@ -117,14 +117,12 @@ pub(super) async fn apply(
         at: jiff::Timestamp::now(),
     };
     ec.ledger.put_state_json("edge.json", &published).await?;
-    ec.ledger
-        .journal(
-            &ec.ctx.actor,
-            "edge-published",
-            None,
-            serde_json::json!({ "function": arn, "sha256": c.function.digest, "steps": steps }),
-        )
-        .await;
+    ec.journal(
+        "edge-published",
+        None,
+        serde_json::json!({ "function": arn, "sha256": c.function.digest, "steps": steps }),
+    )
+    .await;
     out.say(format!("Published the edge rules of {env}: {arn}."));
     Ok(serde_json::json!({ "result": "published", "function_arn": arn, "steps": steps }))
 }

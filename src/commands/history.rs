@@ -54,18 +54,16 @@ pub(super) async fn gc(ctx: &Ctx, env: &str, keep: Option<usize>, yes: bool) -> 
     .await;
     lease.release(&ec.ledger).await?;
     let (done, freed) = result?;
-    ec.ledger
-        .journal(
-            &ctx.actor,
-            "gc",
-            None,
-            serde_json::json!({
-                "collected": done.collect.iter().map(|r| &r.id).collect::<Vec<_>>(),
-                "freed": freed,
-                "expired_kept": done.expired_kept.len(),
-            }),
-        )
-        .await;
+    ec.journal(
+        "gc",
+        None,
+        serde_json::json!({
+            "collected": done.collect.iter().map(|r| &r.id).collect::<Vec<_>>(),
+            "freed": freed,
+            "expired_kept": done.expired_kept.len(),
+        }),
+    )
+    .await;
     ctx.out.say(format!(
         "Collected {} release(s) on {env}; freed {}{}.",
         done.collect.len(),
@@ -237,10 +235,7 @@ pub(super) async fn yank(
     .await;
     lease.release(&ec.ledger).await?;
     let done = result?;
-    ec.ledger
-        .journal(
-            &ctx.actor,
-            "yank",
+    ec.journal("yank",
             Some(id),
             serde_json::json!({ "reason": reason, "removed": done.removed, "packs_rewritten": done.packs.len() }),
         )

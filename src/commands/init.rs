@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::Error;
+use crate::config::SCHEMA_FILE;
 use crate::config::{Config, FILE_NAME};
 use crate::ui::Output;
 
@@ -333,9 +334,6 @@ fn check_parent_project(dir: &Path, out: &Output) -> Result<(), Error> {
     ));
     Ok(())
 }
-
-/// The config's JSON Schema, beside it, named in its `#:schema` line.
-pub(super) const SCHEMA_FILE: &str = "driftless.schema.json";
 
 pub(super) fn init(out: &Output, site: Option<&str>) -> Result<(), Error> {
     let dir = std::env::current_dir()?;

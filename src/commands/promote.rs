@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 
-use super::deploy::{confirmed, execute_and_report, parse_forces, plan_of};
+use super::execute::{confirmed, execute_and_report};
+use super::planning::{parse_forces, plan_of};
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::config::{EnvConfig, StoreUrl};
@@ -129,16 +130,14 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     });
     let new_release = plan.new_release.clone();
     execute_and_report(&te, plan, moved.staged).await?;
-    te.ledger
-        .journal(&ctx.actor, "promoted", Some(&new_release), approval.clone())
+    te.journal("promoted", Some(&new_release), approval.clone())
         .await;
-    fe.ledger
-        .journal(&ctx.actor, "promoted-out", Some(&live.id), {
-            let mut a = approval;
-            a["to"] = to.into();
-            a
-        })
-        .await;
+    fe.journal("promoted-out", Some(&live.id), {
+        let mut a = approval;
+        a["to"] = to.into();
+        a
+    })
+    .await;
     if te.cfg.url.is_some() {
         super::verify::verify_env(&te, req.timeout).await
     } else {

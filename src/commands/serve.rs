@@ -449,7 +449,7 @@ pub(super) async fn serve(
             // The project folder itself as the site (`site = "."`): its config is not a page.
             if config.dir.canonicalize().is_ok_and(|d| d == root) {
                 hidden.push(crate::config::FILE_NAME.into());
-                hidden.push(super::init::SCHEMA_FILE.into());
+                hidden.push(crate::config::SCHEMA_FILE.into());
             }
             let what = format!("the directory {}", root.display());
             (

@@ -379,14 +379,12 @@ pub(super) async fn hold(ctx: &Ctx, env: &str, reason: &str) -> Result<(), Error
         at: Timestamp::now(),
     };
     ec.ledger.set_hold(&hold).await?;
-    ec.ledger
-        .journal(
-            &ctx.actor,
-            "hold",
-            None,
-            serde_json::json!({ "reason": reason, "id": hold.id }),
-        )
-        .await;
+    ec.journal(
+        "hold",
+        None,
+        serde_json::json!({ "reason": reason, "id": hold.id }),
+    )
+    .await;
     ctx.out.say(format!(
         "{env} is on hold: deploys are refused until `driftless unhold {env}`."
     ));
@@ -420,13 +418,7 @@ pub(super) async fn unhold(ctx: &Ctx, env: &str, yes: bool) -> Result<(), Error>
     }
     for (h, etag) in &holds {
         ec.ledger.lift_hold(h, etag).await?;
-        ec.ledger
-            .journal(
-                &ctx.actor,
-                "unhold",
-                None,
-                serde_json::json!({ "lifted": h }),
-            )
+        ec.journal("unhold", None, serde_json::json!({ "lifted": h }))
             .await;
     }
     ctx.out
@@ -468,13 +460,7 @@ pub(super) async fn unlock(ctx: &Ctx, env: &str, yes: bool) -> Result<(), Error>
         }
         other => other.into(),
     })?;
-    ec.ledger
-        .journal(
-            &ctx.actor,
-            "unlock",
-            None,
-            serde_json::json!({ "broken": lock }),
-        )
+    ec.journal("unlock", None, serde_json::json!({ "broken": lock }))
         .await;
     ctx.out.say(format!("Broke the lock on {env}."));
     ctx.out

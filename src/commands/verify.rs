@@ -508,14 +508,12 @@ pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Erro
     } else {
         "verify-failed"
     };
-    ec.ledger
-        .journal(
-            &ctx.actor,
-            event,
-            Some(&live.id),
-            serde_json::json!({ "url": url, "passed": passed, "failed": failed }),
-        )
-        .await;
+    ec.journal(
+        event,
+        Some(&live.id),
+        serde_json::json!({ "url": url, "passed": passed, "failed": failed }),
+    )
+    .await;
     ctx.out.document(&record);
     for c in &checks {
         ctx.out.say(format!(

@@ -185,14 +185,12 @@ pub(super) async fn watch_env(
     match ended {
         Ended::Passed => {
             ec.ledger.record_watch(&record).await?;
-            ec.ledger
-                .journal(
-                    &ctx.actor,
-                    "watched",
-                    Some(&live.id),
-                    serde_json::to_value(&record).unwrap_or_default(),
-                )
-                .await;
+            ec.journal(
+                "watched",
+                Some(&live.id),
+                serde_json::to_value(&record).unwrap_or_default(),
+            )
+            .await;
             ctx.out.say(format!(
                 "{} release {} on {env}: {}.",
                 ctx.out.paint("Healthy:", Style::Good),
@@ -204,14 +202,12 @@ pub(super) async fn watch_env(
             Ok(())
         }
         Ended::Inconclusive => {
-            ec.ledger
-                .journal(
-                    &ctx.actor,
-                    "watch-inconclusive",
-                    Some(&live.id),
-                    serde_json::to_value(&record).unwrap_or_default(),
-                )
-                .await;
+            ec.journal(
+                "watch-inconclusive",
+                Some(&live.id),
+                serde_json::to_value(&record).unwrap_or_default(),
+            )
+            .await;
             ctx.out
                 .final_document(&serde_json::json!({ "result": "inconclusive", "watch": record }));
             Err(Error::Other(format!(
@@ -253,14 +249,12 @@ async fn fired(
     record.trigger = Some(trigger.clone());
     let Some(previous) = live.parent.clone().filter(|_| !no_rollback) else {
         ec.ledger.record_watch(&record).await?;
-        ec.ledger
-            .journal(
-                &ctx.actor,
-                "watch-failed",
-                Some(&live.id),
-                serde_json::json!({ "trigger": trigger }),
-            )
-            .await;
+        ec.journal(
+            "watch-failed",
+            Some(&live.id),
+            serde_json::json!({ "trigger": trigger }),
+        )
+        .await;
         ctx.out
             .final_document(&serde_json::json!({ "result": "unhealthy", "watch": record }));
         let why = if no_rollback {
@@ -290,7 +284,7 @@ async fn fired(
         )));
     }
     ctx.show_plan(&plan);
-    if let Err(e) = super::deploy::confirm_and_execute(ec, plan, true, false).await {
+    if let Err(e) = super::execute::confirm_and_execute(ec, plan, true, false).await {
         let now = ec.ledger.head().await?.release;
         if now.as_deref() != Some(live.id.as_str()) && now.as_deref() != Some(previous.as_str()) {
             ctx.out
@@ -318,14 +312,12 @@ async fn fired(
     };
     ec.ledger.set_hold(&hold).await?;
     ec.ledger.record_watch(&record).await?;
-    ec.ledger
-        .journal(
-            &ctx.actor,
-            "auto-rollback",
-            Some(&live.id),
-            serde_json::json!({ "trigger": trigger, "to": previous, "hold": hold.id }),
-        )
-        .await;
+    ec.journal(
+        "auto-rollback",
+        Some(&live.id),
+        serde_json::json!({ "trigger": trigger, "to": previous, "hold": hold.id }),
+    )
+    .await;
     ec.notify(
         "auto-rollback",
         Some(&live.summary()),

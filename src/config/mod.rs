@@ -25,6 +25,8 @@ pub use retention::{DEFAULT_GRACE, DEFAULT_KEEP_RELEASES, RawRetention, Retentio
 pub use watch::{RawWatch, Watch};
 
 pub const FILE_NAME: &str = "driftless.toml";
+/// The config's JSON Schema (`driftless schema`), beside it, named in its `#:schema` line.
+pub const SCHEMA_FILE: &str = "driftless.schema.json";
 pub const DEFAULT_STATE_PREFIX: &str = ".driftless/";
 
 /// A place in `driftless.toml` (`edge.redirects[0].from`), to name its line in an error.

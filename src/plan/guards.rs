@@ -510,6 +510,25 @@ pub fn unverified(
     })
 }
 
+/// Checked again under the lock, just before applying: a hold put since the plan.
+pub fn held_since_plan(env: &str, holds: &[Hold]) -> Option<String> {
+    holds.first().map(|hold| {
+        format!(
+            "{env} was put on hold by {} since the plan: {}\n  → driftless unhold {env}",
+            hold.by.author, hold.reason
+        )
+    })
+}
+
+/// A rollback to a release that gc collected or someone yanked.
+pub fn unrestorable(env: &str, gone: &crate::ledger::Retired) -> String {
+    format!(
+        "release {} was {}: it can no longer be restored\n  → `driftless log {env}` shows the releases you can roll back to (`driftless rollback {env} --to RELEASE`)",
+        gone.release.id,
+        gone.describe()
+    )
+}
+
 /// A store that ignores conditional writes (`ignored`: which, as the probe found them):
 /// on it driftless cannot stop two deployers from overwriting each other.
 pub fn unsafe_store(location: &str, ignored: &str) -> String {
