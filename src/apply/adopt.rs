@@ -2,13 +2,48 @@
 //! out-of-band drift accepted after review): the release record, then HEAD moved by
 //! compare-and-swap from what the adoption saw.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 
 use crate::Error;
+use crate::digest::hash_bytes;
 use crate::ledger::{
-    Actor, Head, Ledger, LedgerError, Manifest, Release, ReleaseKind, new_release_id,
+    Actor, Entry, Head, Ledger, LedgerError, Manifest, Release, ReleaseKind, new_release_id,
 };
+use crate::plan::RemoteObject;
 use crate::store::StoreError;
+
+/// What the store holds at the site keys (`remote`), as a manifest: the live release's
+/// entries where the object is still the one driftless wrote; anything else snapshotted
+/// (its bytes kept in the environment's objects) with the headers it is served with.
+pub(crate) async fn snapshot_store(
+    ledger: &Ledger,
+    live: &Manifest,
+    remote: &BTreeMap<String, RemoteObject>,
+) -> Result<Manifest, Error> {
+    let mut manifest = Manifest::new();
+    for (key, r) in remote {
+        let known = live
+            .get(key)
+            .filter(|e| e.etag == r.etag && Some(&e.sha256) == r.sha256.as_ref());
+        if let Some(e) = known {
+            manifest.insert(key.clone(), e.clone());
+            continue;
+        }
+        // Not what driftless wrote: snapshot its bytes and record its headers.
+        let Some((obj, body)) = ledger.store().get(key).await? else {
+            continue;
+        };
+        let sha = hash_bytes(&body);
+        ledger.put_object(&sha, body).await?;
+        manifest.insert(
+            key.clone(),
+            Entry::from_attributes(&sha, obj.meta.size, &obj.attrs, &obj.meta.etag),
+        );
+    }
+    Ok(manifest)
+}
 
 /// Why an adoption did not become live.
 pub(crate) enum Adopted {

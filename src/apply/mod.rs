@@ -27,9 +27,10 @@ use crate::plan::{Action, ActionKind, Plan, PlanKind, Source, listing_digest};
 use crate::store::{PutMode, StoreError};
 
 mod adopt;
+pub(crate) mod promote;
 mod recover;
 
-pub(crate) use adopt::{Adopted, adopt};
+pub(crate) use adopt::{Adopted, adopt, snapshot_store};
 pub(crate) use recover::recover;
 
 /// How an apply shows its progress: bars on long work, a line of news. The user

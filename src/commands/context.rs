@@ -460,4 +460,22 @@ impl EnvCtx<'_> {
         lock.release(&self.ledger).await?;
         result
     }
+
+    /// Bytes of one release entry: from `objects/`, or the site key if it still matches.
+    pub(crate) async fn entry_bytes(
+        &self,
+        key: &str,
+        entry: &crate::ledger::Entry,
+    ) -> Result<bytes::Bytes, Error> {
+        if let Some(b) = self.ledger.read_content(&entry.sha256).await? {
+            return Ok(b);
+        }
+        match self.ledger.store().get(key).await? {
+            Some((_, b)) if crate::digest::hash_bytes(&b) == entry.sha256 => Ok(b),
+            _ => Err(Error::Other(format!(
+                "{key}: content {} is in neither objects/ nor the site",
+                entry.sha256
+            ))),
+        }
+    }
 }

@@ -2,10 +2,11 @@
 //! maps the parsed command line to them. [`context`] is what they run in; [`execute`]
 //! shows a plan, asks, applies it and reports — the same for every kind of plan.
 
+mod adopt;
 mod cdn;
-mod content;
 mod context;
 mod deploy;
+mod diff;
 mod doctor;
 mod edge;
 mod edge_apply;
@@ -14,6 +15,8 @@ mod history;
 mod init;
 mod planning;
 mod promote;
+mod pull;
+mod rollback;
 mod serve;
 mod state;
 mod tooling;
@@ -153,19 +156,19 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             env,
             against,
             paths,
-        } => content::diff(ctx, &env, &against, &paths).await,
-        Command::Pull { env, dir, force } => content::pull(ctx, &env, &dir, force).await,
+        } => diff::diff(ctx, &env, &against, &paths).await,
+        Command::Pull { env, dir, force } => pull::pull(ctx, &env, &dir, force).await,
         Command::Adopt {
             env,
             message,
             confirm,
-        } => content::adopt(ctx, &env, message.message, confirm.yes).await,
+        } => adopt::adopt(ctx, &env, message.message, confirm.yes).await,
         Command::Rollback {
             env,
             to,
             message,
             confirm,
-        } => content::rollback(ctx, &env, to, message.message, confirm.yes).await,
+        } => rollback::rollback(ctx, &env, to, message.message, confirm.yes).await,
         Command::Hold { env, reason, .. } => state::hold(ctx, &env, &reason).await,
         Command::Unhold { env, confirm } => state::unhold(ctx, &env, confirm.yes).await,
         Command::Unlock { env, confirm } => state::unlock(ctx, &env, confirm.yes).await,

@@ -153,6 +153,33 @@ pub(super) async fn plan_of(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Error
     plan_from(ec, req, state, remote).await
 }
 
+/// The plan that makes release `target_id` live again.
+pub(super) async fn rollback_plan(
+    ec: &EnvCtx<'_>,
+    target_id: &str,
+    message: Option<String>,
+) -> Result<crate::plan::Plan, Error> {
+    let target = ec.ledger.release(target_id).await?;
+    let desired = crate::plan::desired_from_objects(&target.manifest);
+    plan_of(
+        ec,
+        Request {
+            kind: PlanKind::Rollback {
+                to: target.id.clone(),
+            },
+            desired,
+            scan: None,
+            refusals: Vec::new(),
+            forced: Vec::new(),
+            message: Some(message.unwrap_or_else(|| format!("rollback to {}", target.id))),
+            // The content is the target's: so is the commit it was built from.
+            git: target.git.clone(),
+            tag: None,
+        },
+    )
+    .await
+}
+
 /// Refuse at once, before scanning the site, when a guard that needs no scan refuses:
 /// a hold, the lock, a protected environment, an interrupted apply.
 pub(super) async fn refuse_early(

@@ -1,18 +1,13 @@
 //! `promote FROM TO`: FROM's live, verified release becomes TO's, byte for byte (never
 //! rebuilt); and the pipeline view (`status` with no environment).
 
-use std::collections::BTreeSet;
-
-use futures::{StreamExt as _, TryStreamExt as _};
-
 use super::execute::{confirmed, execute_and_report};
 use super::planning::{parse_forces, plan_of};
 use super::{Ctx, EnvCtx};
 use crate::Error;
-use crate::config::{EnvConfig, StoreUrl};
-use crate::ledger::{Ledger, Release, ReleaseKind, ReleaseRef};
+use crate::ledger::Release;
 use crate::plan::build::Request as PlanRequest;
-use crate::plan::{ActionKind, Guard, Plan, PlanKind, Refusal};
+use crate::plan::{Guard, PlanKind, Refusal};
 use crate::text::short_time;
 use crate::ui::Style;
 
@@ -108,7 +103,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
         plan.overrides.retain(|r| r.guard != Guard::Unverified);
     }
     let to_live = plan.live.as_ref().map(|l| &l.kind);
-    let batch = batch(&fe.ledger, &te.ledger, to_live, from).await?;
+    let batch = crate::plan::facts::promotion_batch(&fe.ledger, &te.ledger, to_live, from).await?;
     plan.batch = batch;
     ctx.show_plan(&plan);
     if !confirmed(&te, &plan, req.yes).await? {
@@ -116,7 +111,14 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     }
     te.ensure_store_trusted(forced.contains(&Guard::UnsafeStore))
         .await?;
-    let moved = transfer(&fe, &te, &plan).await?;
+    let moved = crate::apply::promote::transfer(
+        (&fe.ledger, fe.cfg),
+        (&te.ledger, te.cfg),
+        &plan,
+        &ctx.config.workdir_state().join("tmp"),
+        &ctx.out,
+    )
+    .await?;
     ctx.out.say(format!(
         "Content: {} object(s) copied server-side, {} streamed through driftless.",
         moved.copied, moved.streamed
@@ -157,156 +159,6 @@ async fn gate(fe: &EnvCtx<'_>, live: &Release) -> Result<Option<Refusal>, Error>
         live,
         verification.as_ref(),
     ))
-}
-
-/// The FROM release whose content a TO release of this `kind` carries, following
-/// rollbacks back to the promotion they restored.
-async fn promoted_from(
-    ledger: &Ledger,
-    kind: &ReleaseKind,
-    from: &str,
-) -> Result<Option<String>, Error> {
-    let mut kind = kind.clone();
-    for _ in 0..100 {
-        match kind {
-            ReleaseKind::Promote { from: f, release } if f == from => return Ok(Some(release)),
-            ReleaseKind::Rollback { to } => kind = ledger.release_ref(&to).await?.0.kind,
-            _ => return Ok(None),
-        }
-    }
-    Ok(None)
-}
-
-/// FROM's releases, newest first, that TO (whose live release is of `to_live` kind) has
-/// not had yet. Reads FROM's history only back to the release TO last received.
-async fn batch(
-    from_ledger: &Ledger,
-    to_ledger: &Ledger,
-    to_live: Option<&ReleaseKind>,
-    from: &str,
-) -> Result<Vec<ReleaseRef>, Error> {
-    let since = match to_live {
-        Some(kind) => promoted_from(to_ledger, kind, from).await?,
-        None => None,
-    };
-    Ok(from_ledger.history_refs(since.as_deref(), 100_000).await?.0)
-}
-
-/// One set of credentials reaches both stores: objects can be copied server-side.
-fn same_service(a: &EnvConfig, b: &EnvConfig) -> bool {
-    matches!(
-        (&a.store, &b.store),
-        (StoreUrl::S3 { .. }, StoreUrl::S3 { .. })
-    ) && a.endpoint == b.endpoint
-        && a.profile == b.profile
-        && a.region == b.region
-}
-
-/// What a promotion moved into TO's snapshots: content staged from FROM's bytes (TO's
-/// site keys are then written from it), and how many pieces were copied server-side
-/// or streamed through driftless.
-pub(super) struct Moved {
-    pub(super) staged: crate::ledger::Staged,
-    pub(super) copied: usize,
-    pub(super) streamed: usize,
-}
-
-/// Bring the content of every key the plan writes into TO's snapshots (unchanged keys and
-/// header-only updates already have theirs there). Large objects are copied server-side
-/// when one set of credentials reaches both stores; everything else is read from FROM
-/// (checked against its hash), written to a local file and kept in TO's packs.
-async fn transfer(fe: &EnvCtx<'_>, te: &EnvCtx<'_>, plan: &Plan) -> Result<Moved, Error> {
-    let server_side = same_service(fe.cfg, te.cfg);
-    let wanted: BTreeSet<(&str, u64)> = plan
-        .actions
-        .iter()
-        .filter(|a| matches!(a.kind, ActionKind::Create | ActionKind::Update))
-        .filter_map(|a| a.local.as_ref().map(|e| (e.sha256.as_str(), e.size)))
-        .collect();
-    let shas: Vec<&str> = wanted.iter().map(|(s, _)| *s).collect();
-    let present = te.ledger.present(&shas).await?;
-    let todo: Vec<(&str, u64)> = wanted
-        .into_iter()
-        .filter(|(s, _)| !present.contains(*s))
-        .collect();
-    let tmp_root = te.ctx.config.workdir_state().join("tmp");
-    fs_err::create_dir_all(&tmp_root)?;
-    let dir = tempfile::Builder::new()
-        .prefix("promote-")
-        .tempdir_in(&tmp_root)
-        .map_err(|e| Error::Other(format!("{}: {e}", tmp_root.display())))?;
-    let bar = te.ctx.out.bar(todo.len() as u64, "copying");
-    let done: Vec<Option<crate::ledger::LocalContent>> = futures::stream::iter(todo)
-        .map(|(sha, size)| {
-            let (bar, dir) = (&bar, dir.path());
-            async move {
-                let big = size > crate::ledger::PACK_MAX_FILE || !te.ledger.store().prefers_packs();
-                if server_side && big && te.ledger.copy_object_from(&fe.ledger, sha).await? {
-                    bar.inc(1);
-                    return Ok::<_, Error>(None);
-                }
-                let path = dir.join(sha);
-                fetch_to_file(&fe.ledger, sha, &path).await?;
-                bar.inc(1);
-                Ok(Some(crate::ledger::LocalContent {
-                    sha256: sha.to_owned(),
-                    path,
-                    size,
-                }))
-            }
-        })
-        .buffer_unordered(16)
-        .try_collect()
-        .await?;
-    bar.finish_and_clear();
-    let copied = done.iter().filter(|d| d.is_none()).count();
-    let files: Vec<crate::ledger::LocalContent> = done.into_iter().flatten().collect();
-    let streamed = files.len();
-    let mut staged = te
-        .ledger
-        .stage_files(files, dir.path(), &|_| {})
-        .await
-        .map_err(|e| {
-            Error::Other(format!(
-                "keeping {}'s content in {}: {e}",
-                fe.cfg.name, te.cfg.name
-            ))
-        })?;
-    staged.dirs.push(dir);
-    Ok(Moved {
-        staged,
-        copied,
-        streamed,
-    })
-}
-
-/// FROM's content `sha` into the local file `path`, streamed, checked against its hash.
-async fn fetch_to_file(from: &Ledger, sha: &str, path: &std::path::Path) -> Result<(), Error> {
-    let missing = || {
-        Error::Other(format!(
-            "content {sha} named by a release of {} is missing from its store, or does not match its hash",
-            from.env()
-        ))
-    };
-    match from.locate(sha).await? {
-        None => return Err(missing()),
-        Some(crate::ledger::Location::Object) => {
-            from.store()
-                .get_to_file(&from.object_key(sha), path)
-                .await?
-                .ok_or_else(missing)?;
-        }
-        Some(crate::ledger::Location::Pack { .. }) => {
-            let body = from.read_content(sha).await?.ok_or_else(missing)?;
-            fs_err::write(path, &body)?;
-        }
-    }
-    let got = crate::digest::hash_file(path)
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    if got != sha {
-        return Err(missing());
-    }
-    Ok(())
 }
 
 /// `status` with no environment: every environment in promotion order, its live
@@ -406,7 +258,9 @@ async fn pipeline_row(
     if let Some(from) = &cfg.promote_from {
         let fe = source.ok_or_else(|| Error::Other(format!("{from} could not be opened")))?;
         let to_live = live.as_ref().map(|l| &l.kind);
-        let n = batch(&fe.ledger, &ec.ledger, to_live, from).await?.len();
+        let n = crate::plan::facts::promotion_batch(&fe.ledger, &ec.ledger, to_live, from)
+            .await?
+            .len();
         behind = Some(n);
         lines.push((
             "behind",

@@ -269,7 +269,7 @@ async fn fired(
     };
     // Roll back only the watched release: the plan must see it live, and the apply
     // swaps HEAD only if it still is.
-    let plan = super::content::rollback_plan(
+    let plan = super::planning::rollback_plan(
         ec,
         &previous,
         Some(format!("auto-rollback of {}: {trigger}", live.id)),

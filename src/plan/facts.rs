@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use futures::{StreamExt as _, TryStreamExt as _};
 
 use crate::Error;
-use crate::ledger::{Ledger, Release};
+use crate::ledger::{Ledger, Release, ReleaseKind, ReleaseRef};
 use crate::plan::RemoteObject;
 
 /// Requests in flight at once. High enough to hide a region's round trip (64 writes of
@@ -166,4 +166,37 @@ pub async fn features(
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// FROM's releases, newest first, that TO (whose live release is of `to_live` kind) has
+/// not had yet. Reads FROM's history only back to the release TO last received.
+pub async fn promotion_batch(
+    from_ledger: &Ledger,
+    to_ledger: &Ledger,
+    to_live: Option<&ReleaseKind>,
+    from: &str,
+) -> Result<Vec<ReleaseRef>, Error> {
+    let since = match to_live {
+        Some(kind) => promoted_from(to_ledger, kind, from).await?,
+        None => None,
+    };
+    Ok(from_ledger.history_refs(since.as_deref(), 100_000).await?.0)
+}
+
+/// The FROM release whose content a TO release of this `kind` carries, following
+/// rollbacks back to the promotion they restored.
+async fn promoted_from(
+    ledger: &Ledger,
+    kind: &ReleaseKind,
+    from: &str,
+) -> Result<Option<String>, Error> {
+    let mut kind = kind.clone();
+    for _ in 0..100 {
+        match kind {
+            ReleaseKind::Promote { from: f, release } if f == from => return Ok(Some(release)),
+            ReleaseKind::Rollback { to } => kind = ledger.release_ref(&to).await?.0.kind,
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
 }
