@@ -3,6 +3,7 @@
 //! Both start from the same [`Target`].
 
 pub mod tls;
+pub mod verify;
 pub mod watch;
 
 use crate::Error;

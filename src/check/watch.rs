@@ -4,7 +4,13 @@
 //! (never over requests that got none), CloudFront's error-rate and edge function
 //! metrics, and named alarms.
 
-use crate::config::Watch;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+
+use super::Target;
+use crate::Error;
+use crate::config::{EdgeConfig, Watch};
 use crate::ledger::Tally;
 
 impl Tally {
@@ -97,6 +103,78 @@ pub async fn cloud_trigger(
         ));
     }
     None
+}
+
+/// The synthetic requests of a watch: every changed path and a sample of the others,
+/// through the environment's URL (with the site's credentials behind basic auth).
+pub struct Probe {
+    client: reqwest::Client,
+    auth: Option<String>,
+    base: String,
+    pub paths: Vec<String>,
+}
+
+impl Probe {
+    pub fn new(target: &Target, edge: &EdgeConfig, sample: usize) -> Result<Self, Error> {
+        Ok(Self {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| Error::Other(format!("HTTP client: {e}")))?,
+            auth: edge.auth_header().map_err(Error::Usage)?,
+            base: target.base.clone(),
+            paths: paths(target, sample),
+        })
+    }
+
+    /// One round: every path requested (8 at a time), each answer (or none) counted.
+    pub async fn round(&self, tally: &mut Tally) {
+        let round: Vec<(Option<u16>, u64)> = futures::stream::iter(&self.paths)
+            .map(|p| {
+                let (client, auth, url) = (
+                    &self.client,
+                    self.auth.as_deref(),
+                    format!("{}{p}", self.base),
+                );
+                async move {
+                    let t = Instant::now();
+                    let mut req = client.get(&url);
+                    if let Some(a) = auth {
+                        req = req.header("Authorization", a);
+                    }
+                    let status = req.send().await.ok().map(|r| r.status().as_u16());
+                    let ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    (status, ms)
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        for (status, ms) in round {
+            tally.add(status, ms);
+        }
+    }
+}
+
+/// The paths one round requests: every changed key, then `sample` others spread over
+/// the site (so a large site is sampled, not crawled).
+fn paths(target: &Target, sample: usize) -> Vec<String> {
+    let live = &target.live;
+    let changed: Vec<String> = target.changed().into_iter().map(|(k, _)| k).collect();
+    let step = (live.manifest.len() / sample.max(1)).max(1);
+    let mut keys = changed.clone();
+    keys.extend(
+        live.manifest
+            .keys()
+            .step_by(step)
+            .filter(|k| !changed.contains(k))
+            .take(sample)
+            .cloned(),
+    );
+    keys.iter()
+        .map(|k| format!("/{}", crate::store::encode_key(k)))
+        .collect()
 }
 
 #[cfg(test)]

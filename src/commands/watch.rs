@@ -8,13 +8,12 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
 use jiff::{SignedDuration, Timestamp};
 
 use super::{Ctx, EnvCtx};
 use crate::Error;
-use crate::ledger::{Hold, Release};
-use crate::ledger::{Tally, Watched};
+use crate::check::watch::Probe;
+use crate::ledger::{Hold, Release, Tally, Watched};
 use crate::text::esc;
 use crate::ui::Style;
 
@@ -39,26 +38,6 @@ pub(super) fn parse_window(text: &str) -> Result<SignedDuration, Error> {
         })
 }
 
-/// The paths one round requests: every changed key, then `sample` others spread over
-/// the site (so a large site is sampled, not crawled).
-fn paths(target: &crate::check::Target, sample: usize) -> Vec<String> {
-    let live = &target.live;
-    let changed: Vec<String> = target.changed().into_iter().map(|(k, _)| k).collect();
-    let step = (live.manifest.len() / sample.max(1)).max(1);
-    let mut keys = changed.clone();
-    keys.extend(
-        live.manifest
-            .keys()
-            .step_by(step)
-            .filter(|k| !changed.contains(k))
-            .take(sample)
-            .cloned(),
-    );
-    keys.iter()
-        .map(|k| format!("/{}", crate::store::encode_key(k)))
-        .collect()
-}
-
 /// What ended the window.
 enum Ended {
     Passed,
@@ -80,19 +59,13 @@ pub(super) async fn watch_env(
     let policy = ec.cfg.watch.clone();
     let target = crate::check::Target::read(&ec.ledger, ec.cfg, "watch").await?;
     let (base, live) = (&target.base, &target.live);
-    let paths = paths(&target, policy.sample);
-    let auth = ctx.config.edge.auth_header().map_err(Error::Usage)?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| Error::Other(format!("HTTP client: {e}")))?;
+    let probe = Probe::new(&target, &ctx.config.edge, policy.sample)?;
     let function = crate::edge::resource_name(&ec.cfg.name);
     let cloud = crate::aws::cloudwatch::Cloud::connect(ec.cfg, Some(function)).await;
     ctx.out.say(format!(
         "Watching release {} on {env} for {window:#}: {} path(s) a round every {:#} through {base}{}; rolls back on 5xx > {:.0}%, 4xx > {:.0}%, p95 > {} ms{}",
         live.id,
-        paths.len(),
+        probe.paths.len(),
         policy.interval,
         cloud.describe(&policy),
         policy.error_rate * 100.0,
@@ -109,27 +82,8 @@ pub(super) async fn watch_env(
         if let Some(now) = ec.ledger.head().await?.release.filter(|h| *h != live.id) {
             break Ended::Superseded(now);
         }
-        let round: Vec<(Option<u16>, u64)> = futures::stream::iter(&paths)
-            .map(|p| {
-                let (client, auth, url) = (&client, auth.as_deref(), format!("{base}{p}"));
-                async move {
-                    let t = Instant::now();
-                    let mut req = client.get(&url);
-                    if let Some(a) = auth {
-                        req = req.header("Authorization", a);
-                    }
-                    let status = req.send().await.ok().map(|r| r.status().as_u16());
-                    let ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    (status, ms)
-                }
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
         let unanswered_before = tally.unanswered;
-        for (status, ms) in round {
-            tally.add(status, ms);
-        }
+        probe.round(&mut tally).await;
         if unanswered_before == 0 && tally.unanswered > 0 {
             eprintln!(
                 "driftless: warning: {} request(s) to {base} got no answer (connection failed or timed out); unanswered requests are counted apart, not as errors of the release: only the site's answers and CloudWatch can trigger a rollback",
