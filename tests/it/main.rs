@@ -4,6 +4,7 @@
     reason = "helpers are shared between the test modules"
 )]
 
+mod architecture;
 mod bad_input;
 mod cdn;
 mod ci;
