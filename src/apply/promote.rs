@@ -57,12 +57,12 @@ pub(crate) async fn transfer(
             let (bar, dir) = (&bar, dir.path());
             async move {
                 let big = size > crate::ledger::PACK_MAX_FILE || !to.store().prefers_packs();
-                if server_side && big && to.copy_object_from(&from, sha).await? {
+                if server_side && big && to.copy_object_from(from, sha).await? {
                     bar.inc(1);
                     return Ok::<_, Error>(None);
                 }
                 let path = dir.join(sha);
-                fetch_to_file(&from, sha, &path).await?;
+                fetch_to_file(from, sha, &path).await?;
                 bar.inc(1);
                 Ok(Some(crate::ledger::LocalContent {
                     sha256: sha.to_owned(),

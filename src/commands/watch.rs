@@ -182,7 +182,7 @@ pub(super) async fn watch_env(
             );
             Ok(())
         }
-        Ended::Fired(trigger) => fired(ec, &live, record, trigger, no_rollback).await,
+        Ended::Fired(trigger) => fired(ec, live, record, trigger, no_rollback).await,
     }
 }
 

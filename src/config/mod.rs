@@ -882,10 +882,10 @@ pub fn parse_store_url(url: &str, base: &Path) -> Result<StoreUrl, String> {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         validate_bucket(bucket)?;
         let prefix = prefix.trim_matches('/');
-        if !prefix.is_empty() {
-            if let Some(reason) = crate::keys::key_problem(prefix) {
-                return Err(format!("invalid object key {prefix:?}: {reason}"));
-            }
+        if !prefix.is_empty()
+            && let Some(reason) = crate::keys::key_problem(prefix)
+        {
+            return Err(format!("invalid object key {prefix:?}: {reason}"));
         }
         return Ok(StoreUrl::S3 {
             bucket: bucket.to_owned(),
