@@ -187,7 +187,7 @@ pub(super) async fn refuse_early(
     kind: &PlanKind,
     state: &State,
 ) -> Result<(), Error> {
-    let refusals = guards::early(ec.cfg, kind, state);
+    let refusals = guards::early(ec.cfg, kind, state, jiff::Timestamp::now());
     if refusals.is_empty() {
         return Ok(());
     }

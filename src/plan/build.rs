@@ -82,7 +82,7 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
     refusals.extend(guards::key_length(inputs.env, &req.desired));
     refusals.extend(guards::protected(inputs.env, &req.kind));
     refusals.extend(guards::holds(env, &req.kind, &state.holds));
-    refusals.extend(guards::lock(env, state.lock.as_ref()));
+    refusals.extend(guards::lock(env, state.lock.as_ref(), inputs.now));
     refusals.extend(guards::pending(env, pending.as_ref()));
     let mut automatic_overrides = Vec::new();
     if let Some(drift) = guards::drift(env, &d.drift, live.as_deref(), pending.is_some()) {
@@ -175,5 +175,450 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
         retention,
         tag: req.tag,
         checked,
+    }
+}
+
+/// The guards as a table: hand-made facts in, the verdict out — no store, no site.
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::ledger::{Entry, Head, Hold, LockInfo, Pending, ReleaseKind, header};
+    use crate::plan::base::BaseResolution;
+    use crate::plan::{RemoteObject, Source};
+
+    const CONFIG: &str = r#"
+site = "site"
+[env.staging]
+store = "file://store/staging"
+[env.prod]
+store = "file://store/prod"
+promote_from = "staging"
+[env.staging.limits]
+max_deletes = 2
+[[rules]]
+match = "assets/**"
+cache_control = "public, max-age=31536000, immutable"
+"#;
+
+    fn entry(sha: &str, cache_control: Option<&str>) -> Entry {
+        Entry {
+            sha256: sha.repeat(64 / sha.len()),
+            size: 10,
+            content_type: None,
+            cache_control: cache_control.map(header),
+            content_encoding: None,
+            etag: format!("etag-{sha}"),
+        }
+    }
+
+    fn someone(name: &str) -> Actor {
+        Actor {
+            author: name.to_owned(),
+            host: "elsewhere".to_owned(),
+            pid: 1,
+        }
+    }
+
+    fn release(id: &str, files: &[(&str, Entry)]) -> Arc<Release> {
+        Arc::new(Release {
+            id: id.to_owned(),
+            parent: None,
+            env: "staging".to_owned(),
+            kind: ReleaseKind::Deploy,
+            created_at: Timestamp::UNIX_EPOCH,
+            actor: someone("bob"),
+            git: None,
+            message: None,
+            overrides: Vec::new(),
+            tag: None,
+            manifest: files
+                .iter()
+                .map(|(k, e)| ((*k).to_owned(), e.clone()))
+                .collect(),
+            kept: BTreeMap::new(),
+            delta: None,
+            files_if_dropped: None,
+        })
+    }
+
+    /// What the store holds when it holds exactly `live`.
+    fn served(live: Option<&Release>) -> BTreeMap<String, RemoteObject> {
+        live.map(|l| &l.manifest)
+            .into_iter()
+            .flatten()
+            .map(|(k, e)| {
+                let remote = RemoteObject {
+                    size: e.size,
+                    etag: e.etag.clone(),
+                    sha256: Some(e.sha256.clone()),
+                };
+                (k.clone(), remote)
+            })
+            .collect()
+    }
+
+    fn site(files: &[(&str, Entry)]) -> BTreeMap<String, Desired> {
+        files
+            .iter()
+            .map(|(k, e)| {
+                let mut entry = e.clone();
+                entry.etag.clear();
+                let source = Source::Local(format!("/site/{k}").into());
+                ((*k).to_owned(), Desired { entry, source })
+            })
+            .collect()
+    }
+
+    /// One case: the facts as they would be read, and what is asked.
+    struct Case {
+        env: &'static str,
+        kind: PlanKind,
+        live: Option<Arc<Release>>,
+        base: Option<Arc<Release>>,
+        remote: Option<BTreeMap<String, RemoteObject>>,
+        holds: Vec<Hold>,
+        lock: Option<LockInfo>,
+        pending: bool,
+        desired: BTreeMap<String, Desired>,
+        forced: Vec<Guard>,
+    }
+
+    impl Case {
+        fn deploy(live: Option<Arc<Release>>, desired: &[(&str, Entry)]) -> Self {
+            Self {
+                env: "staging",
+                kind: PlanKind::Deploy,
+                base: live.clone(),
+                live,
+                remote: None,
+                holds: Vec::new(),
+                lock: None,
+                pending: false,
+                desired: site(desired),
+                forced: Vec::new(),
+            }
+        }
+
+        fn plan(self) -> Plan {
+            let config = Config::parse(CONFIG, Path::new("driftless.toml"), Path::new("/work"))
+                .expect("the test config parses");
+            let actor = someone("alice");
+            let inputs = Inputs {
+                env: &config.envs[self.env],
+                config: &config,
+                actor: &actor,
+                store: "file://store".to_owned(),
+                now: Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_hours(24 * 365 * 30),
+            };
+            let remote = self.remote.unwrap_or_else(|| served(self.live.as_deref()));
+            let pending = self.pending.then(|| Pending {
+                release: (*release("r-pending", &[])).clone(),
+                head: Head::default(),
+                deletes: Vec::new(),
+            });
+            let facts = Facts {
+                state: crate::plan::facts::State {
+                    head: Head {
+                        release: self.live.as_ref().map(|l| l.id.clone()),
+                        etag: Some("h".to_owned()),
+                    },
+                    live: self.live.clone(),
+                    pending,
+                    holds: self.holds,
+                    lock: self.lock,
+                },
+                remote,
+                base: BaseResolution {
+                    source: if self.base.is_some() {
+                        BaseSource::WorkingCopy
+                    } else {
+                        BaseSource::None
+                    },
+                    base: self.base,
+                    stale: None,
+                    since_base: self.live.into_iter().collect(),
+                    changed: Vec::new(),
+                    reverted_rollbacks: Default::default(),
+                },
+                history_reverts: Vec::new(),
+                features: Vec::new(),
+            };
+            let request = Request {
+                kind: self.kind,
+                desired: self.desired,
+                scan: None,
+                refusals: Vec::new(),
+                forced: self.forced,
+                message: None,
+                git: None,
+                tag: None,
+            };
+            build(&inputs, request, facts)
+        }
+    }
+
+    fn refused(plan: &Plan) -> Vec<Guard> {
+        plan.refusals.iter().map(|r| r.guard).collect()
+    }
+
+    fn overridden(plan: &Plan) -> Vec<Guard> {
+        plan.overrides.iter().map(|r| r.guard).collect()
+    }
+
+    #[test]
+    fn guards_as_a_table() {
+        let v1 = release("r1", &[("index.html", entry("a", None))]);
+        let five = release(
+            "r5",
+            &[
+                ("a.html", entry("a", None)),
+                ("b.html", entry("b", None)),
+                ("c.html", entry("c", None)),
+                ("d.html", entry("d", None)),
+                ("e.html", entry("e", None)),
+            ],
+        );
+        let css = release(
+            "rc",
+            &[(
+                "assets/app.css",
+                entry("c", Some("public, max-age=31536000, immutable")),
+            )],
+        );
+        let mut tampered = served(Some(&v1));
+        tampered.insert(
+            "index.html".to_owned(),
+            RemoteObject {
+                size: 11,
+                etag: "etag-x".to_owned(),
+                sha256: Some("x".repeat(64)),
+            },
+        );
+        let hold = Hold {
+            id: "h1".to_owned(),
+            reason: "incident 42".to_owned(),
+            by: someone("carol"),
+            at: Timestamp::UNIX_EPOCH,
+        };
+        let far = Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_hours(24 * 365 * 40);
+        let lock = LockInfo {
+            holder: someone("dave"),
+            operation: "deploy".to_owned(),
+            started_at: Timestamp::UNIX_EPOCH,
+            expires_at: far,
+            release: None,
+            renewed_at: None,
+        };
+
+        let cases: Vec<(&str, Case, Vec<Guard>, Vec<Guard>)> = vec![
+            (
+                "a first deploy",
+                Case::deploy(None, &[("index.html", entry("a", None))]),
+                vec![],
+                vec![],
+            ),
+            (
+                "a plain change",
+                Case::deploy(Some(v1.clone()), &[("index.html", entry("b", None))]),
+                vec![],
+                vec![],
+            ),
+            (
+                "a protected environment takes promotions only",
+                Case {
+                    env: "prod",
+                    ..Case::deploy(None, &[("index.html", entry("a", None))])
+                },
+                vec![Guard::Protected],
+                vec![],
+            ),
+            (
+                "a change made outside driftless",
+                Case {
+                    remote: Some(tampered.clone()),
+                    ..Case::deploy(Some(v1.clone()), &[("index.html", entry("b", None))])
+                },
+                vec![Guard::Drift],
+                vec![],
+            ),
+            (
+                "drift forced",
+                Case {
+                    remote: Some(tampered.clone()),
+                    forced: vec![Guard::Drift],
+                    ..Case::deploy(Some(v1.clone()), &[("index.html", entry("b", None))])
+                },
+                vec![],
+                vec![Guard::Drift],
+            ),
+            (
+                "forcing another guard leaves drift refused",
+                Case {
+                    remote: Some(tampered.clone()),
+                    forced: vec![Guard::Deletes],
+                    ..Case::deploy(Some(v1.clone()), &[("index.html", entry("b", None))])
+                },
+                vec![Guard::Drift],
+                vec![],
+            ),
+            (
+                "a rollback restores over drift (snapshotted first)",
+                Case {
+                    kind: PlanKind::Rollback {
+                        to: "r0".to_owned(),
+                    },
+                    remote: Some(tampered),
+                    ..Case::deploy(Some(v1.clone()), &[("index.html", entry("b", None))])
+                },
+                vec![],
+                vec![Guard::Drift],
+            ),
+            (
+                "a stale copy would bring back older content",
+                Case {
+                    base: Some(release("r0", &[("index.html", entry("o", None))])),
+                    ..Case::deploy(Some(v1.clone()), &[("index.html", entry("o", None))])
+                },
+                vec![Guard::Revert],
+                vec![],
+            ),
+            (
+                "on hold",
+                Case {
+                    holds: vec![hold.clone()],
+                    ..Case::deploy(Some(v1.clone()), &[("index.html", entry("b", None))])
+                },
+                vec![Guard::Hold],
+                vec![],
+            ),
+            (
+                "a rollback is how a hold is handled",
+                Case {
+                    kind: PlanKind::Rollback {
+                        to: "r0".to_owned(),
+                    },
+                    holds: vec![hold],
+                    ..Case::deploy(Some(v1.clone()), &[("index.html", entry("b", None))])
+                },
+                vec![],
+                vec![],
+            ),
+            (
+                "someone else holds the lock",
+                Case {
+                    lock: Some(lock.clone()),
+                    ..Case::deploy(Some(v1.clone()), &[("index.html", entry("b", None))])
+                },
+                vec![Guard::Lock],
+                vec![],
+            ),
+            (
+                "an expired lock is taken over",
+                Case {
+                    lock: Some(LockInfo {
+                        expires_at: Timestamp::UNIX_EPOCH,
+                        ..lock
+                    }),
+                    ..Case::deploy(Some(v1.clone()), &[("index.html", entry("b", None))])
+                },
+                vec![],
+                vec![],
+            ),
+            (
+                "an interrupted apply comes first",
+                Case {
+                    pending: true,
+                    ..Case::deploy(Some(v1.clone()), &[("index.html", entry("b", None))])
+                },
+                vec![Guard::Pending],
+                vec![],
+            ),
+            (
+                "too many deletes",
+                Case::deploy(Some(five.clone()), &[("a.html", entry("a", None))]),
+                vec![Guard::Deletes],
+                vec![],
+            ),
+            (
+                "deletes within the limit",
+                Case::deploy(
+                    Some(five),
+                    &[
+                        ("a.html", entry("a", None)),
+                        ("b.html", entry("b", None)),
+                        ("c.html", entry("c", None)),
+                    ],
+                ),
+                vec![],
+                vec![],
+            ),
+            (
+                "an immutable file changed in place",
+                Case::deploy(
+                    Some(css.clone()),
+                    &[(
+                        "assets/app.css",
+                        entry("d", Some("public, max-age=31536000, immutable")),
+                    )],
+                ),
+                vec![Guard::Immutable],
+                vec![],
+            ),
+            (
+                "a rollback may restore an immutable file",
+                Case {
+                    kind: PlanKind::Rollback {
+                        to: "r0".to_owned(),
+                    },
+                    ..Case::deploy(
+                        Some(css),
+                        &[(
+                            "assets/app.css",
+                            entry("d", Some("public, max-age=31536000, immutable")),
+                        )],
+                    )
+                },
+                vec![],
+                vec![],
+            ),
+        ];
+
+        let mut wrong = Vec::new();
+        for (name, case, refusals, overrides) in cases {
+            let plan = case.plan();
+            if refused(&plan) != refusals || overridden(&plan) != overrides {
+                wrong.push(format!(
+                    "{name}: refused {:?} overridden {:?}, expected {refusals:?} and {overrides:?}\n    {:?}",
+                    refused(&plan),
+                    overridden(&plan),
+                    plan.refusals.iter().map(|r| &r.message).collect::<Vec<_>>()
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn a_refusal_names_the_culprit_and_the_command() {
+        let v1 = release("r1", &[("index.html", entry("a", None))]);
+        let plan = Case {
+            holds: vec![Hold {
+                id: "h1".to_owned(),
+                reason: "incident 42".to_owned(),
+                by: someone("carol"),
+                at: Timestamp::UNIX_EPOCH,
+            }],
+            ..Case::deploy(Some(v1), &[("index.html", entry("b", None))])
+        }
+        .plan();
+        let hold = &plan.refusals[0];
+        assert!(hold.message.contains("carol") && hold.message.contains("incident 42"));
+        assert_eq!(
+            hold.resolve,
+            "when the reason is resolved: driftless unhold staging"
+        );
     }
 }

@@ -88,6 +88,8 @@ pub struct State {
     /// An apply that was interrupted.
     pub pending: Option<crate::ledger::Pending>,
     pub holds: Vec<crate::ledger::Hold>,
+    /// The lease, unless its holder is a process of this host that no longer exists
+    /// (such a lease is taken over at once, expired or not).
     pub lock: Option<crate::ledger::LockInfo>,
 }
 
@@ -96,7 +98,11 @@ impl State {
         let (head, live) = ledger.live().await?;
         let pending = ledger.pending().await?.map(|(p, _)| p);
         let holds = ledger.holds().await?.into_iter().map(|(h, _)| h).collect();
-        let lock = ledger.read_lock().await?.map(|(l, _)| l);
+        let lock = ledger
+            .read_lock()
+            .await?
+            .map(|(l, _)| l)
+            .filter(|l| !l.holder_is_dead_here());
         Ok(Self {
             head,
             live: live.map(std::sync::Arc::new),

@@ -57,10 +57,12 @@ pub fn holds(env: &str, kind: &PlanKind, holds: &[Hold]) -> Vec<Refusal> {
         .collect()
 }
 
-pub fn lock(env: &str, lock: Option<&LockInfo>) -> Option<Refusal> {
+/// Someone else's lease, unless it has expired by `now` (it is taken over when the apply
+/// locks). A lease whose holder is known dead never reaches here ([`super::facts::State`]).
+pub fn lock(env: &str, lock: Option<&LockInfo>, now: Timestamp) -> Option<Refusal> {
     let lock = lock?;
-    if lock.expired(Timestamp::now()) || lock.holder_is_dead_here() {
-        return None; // taken over when the apply locks
+    if lock.expired(now) {
+        return None;
     }
     Some(Refusal {
         guard: Guard::Lock,
@@ -93,11 +95,16 @@ pub fn pending(env: &str, pending: Option<&Pending>) -> Option<Refusal> {
 }
 
 /// The guards that need no scan of the site: protected, holds, lock, pending.
-pub fn early(cfg: &EnvConfig, kind: &PlanKind, state: &super::facts::State) -> Vec<Refusal> {
+pub fn early(
+    cfg: &EnvConfig,
+    kind: &PlanKind,
+    state: &super::facts::State,
+    now: Timestamp,
+) -> Vec<Refusal> {
     let env = &cfg.name;
     let mut out: Vec<Refusal> = protected(cfg, kind).into_iter().collect();
     out.extend(holds(env, kind, &state.holds));
-    out.extend(lock(env, state.lock.as_ref()));
+    out.extend(lock(env, state.lock.as_ref(), now));
     out.extend(pending(env, state.pending.as_ref()));
     out
 }
