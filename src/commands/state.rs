@@ -155,7 +155,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         out.say(format!(
             "           {} {}",
             out.paint("stale:", Style::Warn),
-            stale.message
+            crate::plan::guards::stale_base(env, stale).message
         ));
     }
     let watched = match &live {
@@ -217,7 +217,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             "lock_holder_dead": lock.as_ref().map(crate::ledger::LockInfo::holder_is_dead_here),
             "base": base.base.as_deref().map(Release::summary),
             "base_source": base.source,
-            "stale_base": base.stale.as_ref().map(|r| &r.message),
+            "stale_base": base.stale.as_ref().map(|s| crate::plan::guards::stale_base(env, s).message),
             "identity": identity,
             "edge": edge.as_ref().map(|(moved, line)| serde_json::json!({ "moved": moved, "what": line })),
             "watch": watched,

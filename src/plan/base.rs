@@ -14,7 +14,6 @@ use std::sync::Arc;
 use crate::Error;
 use crate::git::{Ancestry, GitInfo, Repo};
 use crate::ledger::{Release, ReleaseKind, ReleaseRef};
-use crate::plan::{Guard, Refusal};
 
 /// Where a base is looked for: the environment's ledger, the project (its git
 /// repository) and this working copy's record.
@@ -43,8 +42,9 @@ pub enum BaseSource {
 pub struct BaseResolution {
     pub base: Option<Arc<Release>>,
     pub source: BaseSource,
-    /// The stale-base refusal, when live moved past what this working copy knows.
-    pub stale: Option<Refusal>,
+    /// How live moved past what this working copy knows, when it did (the stale-base
+    /// guard, [`super::guards::stale_base`], words the refusal).
+    pub stale: Option<Stale>,
     /// Live and its ancestors down to (not including) the base, newest first: the
     /// releases that changed live since the base, to name who changed a file. Only live
     /// keeps its manifest (a chain of 50,000-file manifests would not fit in memory).
@@ -109,7 +109,7 @@ pub async fn resolve(
             built_from_commit(r).is_some_and(|g| repo.contains(&g.commit) == Ancestry::Contained)
         })
         .await?;
-        let stale = stale_commit(w, live, repo, git, base.as_ref(), &since_base);
+        let stale = stale_commit(live, repo, git, base.as_ref(), &since_base);
         if base.is_some() || stale.is_some() {
             let reverted_rollbacks =
                 reverted_rollbacks(w, repo, &since_base, base.as_ref()).await?;
@@ -301,65 +301,64 @@ async fn reverted_rollbacks(
     Ok(out)
 }
 
+/// Live moved past what this checkout or working copy knows.
+#[derive(Debug, Clone)]
+pub enum Stale {
+    /// In git: `release` (live itself, or a build since the base) came from `commit`,
+    /// which the checkout, at `head`, does not contain.
+    Commit {
+        release: ReleaseRef,
+        live: String,
+        commit: String,
+        /// The commit is not in the repository at all (not fetched), rather than merely
+        /// not an ancestor of the checkout.
+        unknown: bool,
+        head: String,
+        base: Option<String>,
+    },
+    /// Outside git: this working copy never deployed or pulled the environment, which
+    /// already serves `live`.
+    Never { live: ReleaseRef },
+    /// Outside git: this working copy last deployed or pulled `base`; live is now `live`,
+    /// after `others` (releases it did not make itself, oldest last).
+    Behind {
+        base: String,
+        live: ReleaseRef,
+        others: Vec<ReleaseRef>,
+    },
+}
+
 /// Stale base in git: the newest build since the base (live itself, or what a rollback
 /// restored) came from a commit the checkout does not contain.
 fn stale_commit(
-    w: &Working<'_>,
     live: &Release,
     repo: &Repo,
     git: &GitInfo,
     base: Option<&Arc<Release>>,
     since_base: &[Arc<Release>],
-) -> Option<Refusal> {
-    let env = w.env;
-    let unknown = since_base.iter().find_map(|r| {
+) -> Option<Stale> {
+    let (release, commit, ancestry) = since_base.iter().find_map(|r| {
         let g = built_from_commit(r)?;
         let ancestry = repo.contains(&g.commit);
         (ancestry != Ancestry::Contained).then_some((r, g.commit.clone(), ancestry))
     })?;
-    let (release, commit, ancestry) = unknown;
-    let why = if ancestry == Ancestry::Unknown {
-        "which is not in your repository (not fetched yet?)"
-    } else {
-        "which your checkout does not contain"
-    };
-    let which = if release.id == live.id {
-        "live release".to_owned()
-    } else {
-        format!("release {} (live is {})", release.id, live.id)
-    };
-    Some(Refusal {
-        guard: Guard::StaleBase,
-        message: format!(
-            "{which} {} was built from commit {commit}, {why} (you are at {}{})",
-            release.summary(),
-            &git.commit[..git.commit.len().min(10)],
-            base.map(|b| format!("; your base is release {}", b.id))
-                .unwrap_or_default()
-        ),
-        key: None,
-        release: Some(release.summary()),
-        resolve: format!(
-            "git fetch && git merge {commit} (or git pull), rebuild, and re-run; `driftless diff {env}` shows what you would revert"
-        ),
+    Some(Stale::Commit {
+        release: release.summary(),
+        live: live.id.clone(),
+        commit,
+        unknown: ancestry == Ancestry::Unknown,
+        head: git.commit[..git.commit.len().min(10)].to_owned(),
+        base: base.map(|b| b.id.clone()),
     })
 }
 
 async fn working_copy_base(w: &Working<'_>, live: &Arc<Release>) -> Result<BaseResolution, Error> {
-    let env = w.env;
     let Some(id) = w.work.base(Some(&live.id)) else {
         return Ok(BaseResolution {
             base: None,
             source: BaseSource::None,
-            stale: Some(Refusal {
-                guard: Guard::StaleBase,
-                message: format!(
-                    "this working copy has never deployed or pulled {env}, and {env} already serves release {}",
-                    live.summary()
-                ),
-                key: None,
-                release: Some(live.summary()),
-                resolve: stale_advice(env),
+            stale: Some(Stale::Never {
+                live: live.summary(),
             }),
             since_base: Vec::new(),
             changed: Vec::new(),
@@ -390,39 +389,14 @@ async fn working_copy_base(w: &Working<'_>, live: &Arc<Release>) -> Result<BaseR
     let made = w.work.made_since_base();
     let ours =
         base.is_some() && !since_base.is_empty() && since_base.iter().all(|r| made.contains(&r.id));
-    let stale = (!ours).then(|| {
-        let others: Vec<ReleaseRef> = since_base
+    let stale = (!ours).then(|| Stale::Behind {
+        base: id,
+        live: live.summary(),
+        others: since_base
             .iter()
             .filter(|r| !made.contains(&r.id))
             .map(|r| r.summary())
-            .collect();
-        let rolled = others
-            .iter()
-            .find(|r| matches!(r.kind, ReleaseKind::Rollback { .. }))
-            .map(|r| format!("; release {r} was a rollback"))
-            .unwrap_or_default();
-        let by = match others.as_slice() {
-            [] | [_] => String::new(),
-            many => {
-                let mut authors: Vec<&str> = Vec::new();
-                for r in many {
-                    if !authors.contains(&r.author.as_str()) {
-                        authors.push(&r.author);
-                    }
-                }
-                format!(" ({} releases since yours, by {})", many.len(), authors.join(", "))
-            }
-        };
-        Refusal {
-            guard: Guard::StaleBase,
-            message: format!(
-                "this working copy last deployed or pulled release {id}, but live is now {}{by}{rolled}",
-                live.summary()
-            ),
-            key: None,
-            release: Some(live.summary()),
-            resolve: stale_advice(env),
-        }
+            .collect(),
     });
     Ok(BaseResolution {
         base,
@@ -432,11 +406,4 @@ async fn working_copy_base(w: &Working<'_>, live: &Arc<Release>) -> Result<BaseR
         changed,
         reverted_rollbacks: std::collections::BTreeSet::new(),
     })
-}
-
-/// What to do about a stale working copy outside git, where the site is build output.
-fn stale_advice(env: &str) -> String {
-    format!(
-        "see what live has that your build lacks with `driftless diff {env}`, bring it into your sources and rebuild, then `driftless deploy {env} --force stale-base` (the revert guard still refuses any file live changed that your copy would take back); or keep the site in git, so driftless knows which commits live came from"
-    )
 }

@@ -96,7 +96,7 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
     }
     if deploy {
         let in_git = base.source == BaseSource::Git;
-        refusals.extend(base.stale.clone());
+        refusals.extend(base.stale.as_ref().map(|s| guards::stale_base(env, s)));
         refusals.extend(guards::revert(
             env,
             &d.conflicts,
@@ -284,6 +284,7 @@ cache_control = "public, max-age=31536000, immutable"
         pending: bool,
         desired: BTreeMap<String, Desired>,
         forced: Vec<Guard>,
+        stale: Option<crate::plan::base::Stale>,
     }
 
     impl Case {
@@ -299,6 +300,7 @@ cache_control = "public, max-age=31536000, immutable"
                 pending: false,
                 desired: site(desired),
                 forced: Vec::new(),
+                stale: None,
             }
         }
 
@@ -338,7 +340,7 @@ cache_control = "public, max-age=31536000, immutable"
                         BaseSource::None
                     },
                     base: self.base,
-                    stale: None,
+                    stale: self.stale,
                     since_base: self.live.into_iter().collect(),
                     changed: Vec::new(),
                     reverted_rollbacks: Default::default(),
@@ -484,6 +486,27 @@ cache_control = "public, max-age=31536000, immutable"
                 },
                 vec![Guard::Revert],
                 vec![],
+            ),
+            (
+                "a working copy that never deployed",
+                Case {
+                    base: None,
+                    stale: Some(crate::plan::base::Stale::Never { live: v1.summary() }),
+                    ..Case::deploy(Some(v1.clone()), &[("index.html", entry("b", None))])
+                },
+                vec![Guard::StaleBase],
+                vec![],
+            ),
+            (
+                "stale base forced",
+                Case {
+                    base: None,
+                    stale: Some(crate::plan::base::Stale::Never { live: v1.summary() }),
+                    forced: vec![Guard::StaleBase],
+                    ..Case::deploy(Some(v1.clone()), &[("index.html", entry("b", None))])
+                },
+                vec![],
+                vec![Guard::StaleBase],
             ),
             (
                 "on hold",

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 
 use crate::config::{EnvConfig, StoreUrl};
 use crate::ledger::{Hold, LockInfo, Pending, Release, ReleaseKind};
-use crate::plan::base::BaseResolution;
+use crate::plan::base::{BaseResolution, Stale};
 use crate::plan::{Desired, Drift, FileConflict, FileConflictKind, Guard, PlanKind, Refusal};
 use crate::text::esc;
 use crate::text::short_time;
@@ -107,6 +107,96 @@ pub fn early(
     out.extend(lock(env, state.lock.as_ref(), now));
     out.extend(pending(env, state.pending.as_ref()));
     out
+}
+
+/// Live moved past what this checkout or working copy knows ([`Stale`]): deploying would
+/// take back what the releases since brought.
+pub fn stale_base(env: &str, stale: &Stale) -> Refusal {
+    let (message, release, resolve) = match stale {
+        Stale::Commit {
+            release,
+            live,
+            commit,
+            unknown,
+            head,
+            base,
+        } => {
+            let why = if *unknown {
+                "which is not in your repository (not fetched yet?)"
+            } else {
+                "which your checkout does not contain"
+            };
+            let which = if release.id == *live {
+                "live release".to_owned()
+            } else {
+                format!("release {} (live is {live})", release.id)
+            };
+            let base = base
+                .as_ref()
+                .map(|b| format!("; your base is release {b}"))
+                .unwrap_or_default();
+            (
+                format!(
+                    "{which} {release} was built from commit {commit}, {why} (you are at {head}{base})"
+                ),
+                release,
+                format!(
+                    "git fetch && git merge {commit} (or git pull), rebuild, and re-run; `driftless diff {env}` shows what you would revert"
+                ),
+            )
+        }
+        Stale::Never { live } => (
+            format!(
+                "this working copy has never deployed or pulled {env}, and {env} already serves release {live}"
+            ),
+            live,
+            stale_advice(env),
+        ),
+        Stale::Behind { base, live, others } => {
+            let rolled = others
+                .iter()
+                .find(|r| matches!(r.kind, ReleaseKind::Rollback { .. }))
+                .map(|r| format!("; release {r} was a rollback"))
+                .unwrap_or_default();
+            let by = match others.as_slice() {
+                [] | [_] => String::new(),
+                many => {
+                    let mut authors: Vec<&str> = Vec::new();
+                    for r in many {
+                        if !authors.contains(&r.author.as_str()) {
+                            authors.push(&r.author);
+                        }
+                    }
+                    format!(
+                        " ({} releases since yours, by {})",
+                        many.len(),
+                        authors.join(", ")
+                    )
+                }
+            };
+            (
+                format!(
+                    "this working copy last deployed or pulled release {base}, but live is now {live}{by}{rolled}"
+                ),
+                live,
+                stale_advice(env),
+            )
+        }
+    };
+    Refusal {
+        guard: Guard::StaleBase,
+        message,
+        key: None,
+        release: Some(release.clone()),
+        resolve,
+    }
+}
+
+/// What to do about a stale working copy outside git, where the site is build output.
+fn stale_advice(env: &str) -> String {
+    format!(
+        "see what live has that your build lacks with `driftless diff {env}`, bring it into your sources and rebuild, then `driftless deploy {env} --force stale-base` (the revert guard still refuses any file live changed that your copy would take back); or keep the site in git, so driftless knows which commits live came from"
+    )
 }
 
 /// Drift is what the store holds that the live release does not say — minus what an
