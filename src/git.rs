@@ -103,7 +103,7 @@ impl Repo {
 impl Repo {
     /// Has every commit in `from..to` (what a rollback from `to` back to `from` took out)
     /// been reverted by a commit the checkout contains (`git revert` writes "This reverts
-    /// commit <sha>.")? False when there is nothing to check or git cannot tell.
+    /// commit `<sha>`.")? False when there is nothing to check or git cannot tell.
     pub fn reverts_all(&self, from: &str, to: &str) -> bool {
         let range = format!("{from}..{to}");
         let Some(listed) = git(&self.dir, &["rev-list", "--max-count=200", &range])

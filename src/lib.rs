@@ -3,9 +3,12 @@
 //! made outside the tool silently reverted, a deploy with no way back, two people
 //! deploying at once.
 //!
-//! The binary is a thin wrapper around [`run`]. The pieces: [`config`] (driftless.toml),
-//! [`scan`] (the local site), [`store`] (object stores), [`ledger`] (state kept in the
-//! store), [`plan`] (what a deploy would do, as data) and the apply engine.
+//! The binary is a thin wrapper around [`run`]. The rooms, one per stage of a deploy:
+//! [`config`] (driftless.toml), [`site`] (the local build), [`store`] (object stores),
+//! [`ledger`] (state kept in the store), [`plan`] (what a deploy would do, as data, with
+//! every guard), the apply engine (the only writer of releases and HEAD), [`check`]
+//! (verify and watch), with [`aws`], [`edge`] and the user interface beside them and the
+//! commands on top. `docs/architecture.md` is the map; `tests/it/architecture.rs` keeps it.
 
 pub mod aws;
 pub mod check;
