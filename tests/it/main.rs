@@ -18,6 +18,7 @@ mod guards;
 mod hardening;
 mod incident;
 mod init;
+mod install;
 mod lifecycle;
 mod names;
 mod pipeline;
