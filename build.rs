@@ -1,4 +1,6 @@
-//! Embed the git commit this binary was built from in `driftless --version`.
+//! Embed the git commit this binary was built from, and its target, in
+//! `driftless --version`. Where the source has no `.git` (a container build, a crate
+//! download) `DRIFTLESS_COMMIT` names the commit instead.
 
 use std::process::Command;
 
@@ -11,12 +13,20 @@ fn main() {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
-    let commit = git(&["rev-parse", "--short=12", "HEAD"]);
-    let dirty =
-        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    println!("cargo:rerun-if-env-changed=DRIFTLESS_COMMIT");
+    let given = std::env::var("DRIFTLESS_COMMIT")
+        .ok()
+        .filter(|c| !c.trim().is_empty());
+    let commit = given
+        .as_deref()
+        .map(|c| c.trim().chars().take(12).collect())
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]));
+    let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown target".to_owned());
+    let dirty = given.is_none()
+        && git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     let version = match commit {
         Some(c) => format!(
-            "{} (commit {c}{})",
+            "{} (commit {c}{}, {target})",
             env!("CARGO_PKG_VERSION"),
             if dirty {
                 ", with uncommitted changes"
@@ -25,7 +35,7 @@ fn main() {
             }
         ),
         None => format!(
-            "{} (commit unknown: not built from a git checkout)",
+            "{} (commit unknown: not built from a git checkout, {target})",
             env!("CARGO_PKG_VERSION")
         ),
     };

@@ -292,12 +292,13 @@ pub enum Command {
     /// versioning, encryption, conditional writes), the distribution, the URL, alarms and
     /// the identity. One line per check with its fix; exit 1 on any failure.
     #[command(
-        after_help = "Examples:\n  driftless doctor prod\n  driftless doctor prod --json | jq '.checks[] | select(.level != \"pass\")'"
+        after_help = "Examples:\n  driftless doctor               # self-check: config file, credentials, endpoint per environment\n  driftless doctor prod\n  driftless doctor prod --json | jq '.checks[] | select(.level != \"pass\")'"
     )]
     Doctor {
-        /// Environment to audit.
+        /// Environment to audit. Without one: the self-check — which config file,
+        /// credential source, region and S3 endpoint each environment would use.
         #[arg(add = ArgValueCompleter::new(env_names))]
-        env: String,
+        env: Option<String>,
     },
     /// Watch the live release for a window: synthetic requests through `url`,
     /// CloudFront's error rates and named CloudWatch alarms; on a trigger, roll back to

@@ -128,6 +128,20 @@ where
     }
 }
 
+/// An error and its causes as one line ("a: b: c"), each cleaned, repeats dropped.
+pub(crate) fn chain(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let part = clean(&e.to_string());
+        if !part.is_empty() && !parts.iter().any(|p| p.contains(&part)) {
+            parts.push(part);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 /// The SDK's messages without their debug tails, cut at a word boundary.
 fn clean(text: &str) -> String {
     let first = text.lines().next().unwrap_or_default();

@@ -4,6 +4,7 @@
 //! CloudWatch, STS, the bucket settings `doctor` audits, and SDK errors in one line.
 
 pub mod audit;
+pub mod chain;
 pub mod cloudfront;
 pub mod cloudwatch;
 pub mod error;

@@ -302,3 +302,100 @@ async fn url_checks(url: &str, checks: &mut Vec<Check>) {
         Err(e) => fail("url.hsts", format!("{url}: {e}"), "make the URL answer"),
     });
 }
+
+/// `driftless doctor` with no environment: which driftless, which config file, and per
+/// environment where its store is and — for S3 — the endpoint, region and credential
+/// source the AWS SDK resolves (the credentials are resolved, never used). Exit 1 when an
+/// S3 environment has no credentials; a config that cannot be read is its usual error.
+pub(super) async fn self_check(
+    out: &crate::ui::Output,
+    config: Option<&std::path::Path>,
+) -> Result<(), Error> {
+    let version = env!("DRIFTLESS_VERSION");
+    out.say(format!("driftless {version}"));
+    let path = match config {
+        Some(p) => Ok(p.to_path_buf()),
+        None => crate::config::Config::discover(&std::env::current_dir()?),
+    };
+    let path = match path {
+        Ok(p) => p,
+        Err(e) => {
+            out.say(format!("  config       {}", out.paint("none", Style::Warn)));
+            out.document(&serde_json::json!({ "version": version, "config": null }));
+            return Err(e.into());
+        }
+    };
+    let config = crate::config::Config::load(&path)?;
+    let shown = std::path::absolute(&path).unwrap_or(path);
+    out.say(format!(
+        "  config       {}",
+        esc(&shown.display().to_string())
+    ));
+    let mut envs = Vec::new();
+    let mut missing = Vec::new();
+    for cfg in config.envs.values() {
+        out.say(format!(
+            "  {}",
+            out.paint(&format!("env {}", cfg.name), Style::Strong)
+        ));
+        out.say(format!("    store        {}", esc(&cfg.store.to_string())));
+        let StoreUrl::S3 { .. } = &cfg.store else {
+            out.say("    credentials  none needed (a local directory)");
+            envs.push(serde_json::json!({ "env": cfg.name, "store": cfg.store.to_string() }));
+            continue;
+        };
+        let chain = crate::aws::chain::resolve(
+            cfg.region.as_deref(),
+            cfg.profile.as_deref(),
+            cfg.endpoint.as_deref(),
+        )
+        .await;
+        out.say(format!("    endpoint     {}", esc(&chain.endpoint)));
+        out.say(format!("    region       {}", esc(&chain.region)));
+        if let Some(p) = &cfg.profile {
+            out.say(format!("    profile      {} (driftless.toml)", esc(p)));
+        }
+        match &chain.credentials {
+            Ok(source) => out.say(format!("    credentials  {}", esc(source))),
+            Err(why) => {
+                out.say(format!(
+                    "    credentials  {} {}",
+                    out.paint("NONE:", Style::Bad),
+                    esc(why)
+                ));
+                out.say(format!(
+                    "                 → set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run `aws sso login{}`",
+                    cfg.profile
+                        .as_deref()
+                        .map(|p| format!(" --profile {p}"))
+                        .unwrap_or_default()
+                ));
+                missing.push(cfg.name.clone());
+            }
+        }
+        envs.push(serde_json::json!({
+            "env": cfg.name,
+            "store": cfg.store.to_string(),
+            "endpoint": chain.endpoint,
+            "region": chain.region,
+            "profile": cfg.profile,
+            "credentials": match &chain.credentials {
+                Ok(source) => serde_json::json!({ "source": source }),
+                Err(why) => serde_json::json!({ "error": why }),
+            },
+        }));
+    }
+    out.document(&serde_json::json!({
+        "version": version,
+        "config": shown,
+        "envs": envs,
+    }));
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Other(format!(
+            "no AWS credentials for {}: `driftless doctor ENV` then audits the rest",
+            missing.join(", ")
+        )))
+    }
+}

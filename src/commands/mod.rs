@@ -38,6 +38,9 @@ pub(crate) async fn dispatch(cli: Cli, out: Output) -> Result<(), Error> {
             tooling::schema();
             return Ok(());
         }
+        Command::Doctor { env: None } => {
+            return doctor::self_check(&out, cli.global.config.as_deref()).await;
+        }
         _ => {}
     }
     let ctx = Ctx::load(cli.global.config.as_deref(), out)?;
@@ -82,7 +85,8 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
         Command::Init { .. }
         | Command::Completions { .. }
         | Command::Man { .. }
-        | Command::Schema => {
+        | Command::Schema
+        | Command::Doctor { env: None } => {
             unreachable!("handled above")
         }
         Command::Plan {
@@ -183,7 +187,7 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             paths,
             confirm,
         } => edge::edge(ctx, &env, export.as_deref(), apply, confirm.yes, &paths).await,
-        Command::Doctor { env } => doctor::doctor(ctx, &env).await,
+        Command::Doctor { env: Some(env) } => doctor::doctor(ctx, &env).await,
         Command::Watch {
             env,
             window,

@@ -441,7 +441,7 @@ fn the_manual_comes_from_the_same_grammar() {
 }
 
 #[test]
-fn version_names_the_commit() {
+fn version_names_the_commit_and_the_target() {
     let d = Run::new(repo(), &["--version"]).expect(0);
     let head = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
@@ -453,6 +453,18 @@ fn version_names_the_commit() {
     assert!(
         d.stdout
             .starts_with(&format!("driftless 0.1.0 (commit {head}")),
+        "{}",
+        d.stdout
+    );
+    let target = format!("{}-", std::env::consts::ARCH);
+    let named = d
+        .stdout
+        .trim_end()
+        .trim_end_matches(')')
+        .rsplit(", ")
+        .next();
+    assert!(
+        named.is_some_and(|t| t.starts_with(&target) && t.contains(std::env::consts::OS)),
         "{}",
         d.stdout
     );

@@ -413,3 +413,125 @@ fn doctor_reads_the_certificate_and_warns_near_expiry() {
     assert_eq!(c["url.tls"].0, "fail", "{c:?}");
     assert!(c["url.tls"].1.contains("TLS handshake"), "{c:?}");
 }
+
+/// `doctor` with no environment: which config, and per environment the endpoint, region
+/// and credential source the SDK resolves — environment variables, a profile's keys, web
+/// identity (GitHub Actions' OIDC, against moto's STS), or none (exit 1, with the fix).
+#[test]
+fn self_check_names_config_endpoint_region_and_credential_source() {
+    let s = servers();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "site = \"site\"\n[env.local]\nstore = \"file://store\"\n[env.dev]\nstore = \"s3://dev-site\"\nendpoint = \"{}\"\n[env.prod]\nstore = \"s3://prod-site/www\"\nregion = \"eu-west-1\"\nprofile = \"team\"\n",
+        s.moto
+    );
+    let p = Project::with_config(tmp.path(), &config);
+    let aws_config = tmp.path().join("aws-config");
+    std::fs::write(
+        &aws_config,
+        "[profile team]\naws_access_key_id = AKIATEAMEXAMPLE0001\naws_secret_access_key = x\nregion = eu-west-1\n",
+    )
+    .unwrap();
+    let clean = |run: crate::util::Run| {
+        [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_S3",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_ROLE_ARN",
+        ]
+        .iter()
+        .fold(run, |r, k| r.env_remove(k))
+        .env("AWS_CONFIG_FILE", aws_config.to_str().unwrap())
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+    };
+
+    let d = clean(p.cmd(&["doctor", "--json"]))
+        .env("AWS_ACCESS_KEY_ID", "AKIAENVEXAMPLE000002")
+        .env("AWS_SECRET_ACCESS_KEY", "y")
+        .env("AWS_REGION", "us-west-2")
+        .expect(0);
+    let v = d.json();
+    assert!(
+        v["config"].as_str().unwrap().ends_with("driftless.toml"),
+        "{v}"
+    );
+    assert!(v["version"].as_str().unwrap().starts_with("0.1.0 (commit"));
+    let env = |name: &str| {
+        v["envs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["env"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert!(
+        env("local")["store"]
+            .as_str()
+            .unwrap()
+            .starts_with("file://")
+    );
+    let dev = env("dev");
+    assert_eq!(dev["endpoint"], format!("{} (driftless.toml)", s.moto));
+    assert_eq!(dev["region"], "us-west-2 (AWS_REGION)");
+    let source = dev["credentials"]["source"].as_str().unwrap();
+    assert!(source.starts_with("environment variables"), "{source}");
+    assert!(source.contains("AKIA…0002"), "{source}");
+    assert!(
+        !d.stdout.contains("AKIAENVEXAMPLE000002"),
+        "the key is never shown whole"
+    );
+    let prod = env("prod");
+    assert_eq!(prod["region"], "eu-west-1 (driftless.toml)");
+    assert_eq!(prod["endpoint"], "Amazon S3 (the region's endpoint)");
+    // The SDK's chain puts environment variables before any profile, even one named in
+    // driftless.toml: the self-check says so rather than what the config suggests.
+    let source = prod["credentials"]["source"].as_str().unwrap();
+    assert!(source.starts_with("environment variables"), "{source}");
+    let d = clean(p.cmd(&["doctor", "--json"])).expect(1);
+    let v = d.json();
+    let prod = v["envs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["env"] == "prod")
+        .unwrap();
+    let source = prod["credentials"]["source"].as_str().unwrap();
+    assert!(source.starts_with("keys in profile team"), "{source}");
+    assert_eq!(prod["region"], "eu-west-1 (driftless.toml)");
+
+    // No credentials at all: said, with the fix, exit 1.
+    let none = format!(
+        "site = \"site\"\n[env.dev]\nstore = \"s3://dev-site\"\nendpoint = \"{}\"\n",
+        s.moto
+    );
+    std::fs::write(tmp.path().join("driftless.toml"), none).unwrap();
+    let d = clean(p.cmd(&["doctor"])).expect(1);
+    d.mentions(&[
+        "credentials  NONE:",
+        "aws sso login",
+        "no AWS credentials for dev",
+    ]);
+
+    // GitHub Actions' OIDC: a web identity token and a role, exchanged at STS (moto).
+    let token = tmp.path().join("token");
+    std::fs::write(
+        &token,
+        "eyJhbGciOiJub25lIn0.eyJzdWIiOiJyZXBvOngvZHJpZnRsZXNzIn0.",
+    )
+    .unwrap();
+    let d = clean(p.cmd(&["doctor"]))
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap())
+        .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/deployer")
+        .env("AWS_ENDPOINT_URL_STS", &s.moto)
+        .env("AWS_REGION", "us-east-1")
+        .expect(0);
+    d.mentions(&["credentials  web identity", "temporary"]);
+}

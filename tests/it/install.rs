@@ -14,7 +14,15 @@ struct Mirror {
 impl Mirror {
     fn serve(root: &Path) -> Self {
         let mut child = Command::new("python3")
-            .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory"])
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
             .arg(root)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -167,8 +175,12 @@ fn a_corrupted_or_unverifiable_archive_is_refused_and_nothing_installed() {
     assert!(!home.join(".local/bin/.driftless.new").exists());
 
     // No checksum published: never installed unverified.
-    std::fs::remove_file(tmp.path().join("latest/download").join(format!("{name}.sha256")))
-        .unwrap();
+    std::fs::remove_file(
+        tmp.path()
+            .join("latest/download")
+            .join(format!("{name}.sha256")),
+    )
+    .unwrap();
     let out = install(&mirror, &[], &home);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("refusing to install an unverified binary"));
@@ -178,6 +190,10 @@ fn a_corrupted_or_unverifiable_archive_is_refused_and_nothing_installed() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("could not download"), "{}", text(&out));
 
-    let out = install(&mirror, &["--target", "sparc-sun-solaris", "--bogus"], &home);
+    let out = install(
+        &mirror,
+        &["--target", "sparc-sun-solaris", "--bogus"],
+        &home,
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
