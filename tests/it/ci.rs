@@ -16,16 +16,16 @@ fn repo() -> &'static Path {
 }
 
 #[test]
-fn example_workflows_pass_actionlint() {
-    let dir = repo().join("examples/github-actions");
-    let mut workflows: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
+fn example_and_release_workflows_pass_actionlint() {
+    let mut workflows: Vec<String> = ["examples/github-actions", ".github/workflows"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(repo().join(dir)).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yml"))
         .map(|p| p.display().to_string())
         .collect();
     workflows.sort();
-    assert!(workflows.len() >= 3, "{workflows:?}");
+    assert!(workflows.len() >= 5, "{workflows:?}");
     let out = std::process::Command::new(&tools()["ACTIONLINT"])
         .args(["-no-color"])
         .args(&workflows)

@@ -197,3 +197,47 @@ fn a_corrupted_or_unverifiable_archive_is_refused_and_nothing_installed() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+#[test]
+fn the_changelog_has_notes_for_this_version_and_binstall_finds_the_archives() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let notes = |version: &str| {
+        Command::new("sh")
+            .arg(root.join("scripts/release-notes.sh"))
+            .arg(version)
+            .output()
+            .unwrap()
+    };
+    let version = format!("v{}", env!("CARGO_PKG_VERSION"));
+    let out = notes(&version);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("### Added"), "{said}");
+    assert!(!said.contains("## ["), "only this version's section: {said}");
+    let out = notes("v99.0.0");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("no section \"## [99.0.0]\""), "{}", text(&out));
+
+    // binstall's template names exactly what the release workflow uploads.
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root.join("Cargo.toml")).unwrap()).unwrap();
+    let binstall = &manifest["package"]["metadata"]["binstall"];
+    let url = binstall["pkg-url"]
+        .as_str()
+        .unwrap()
+        .replace("{ repo }", manifest["package"]["repository"].as_str().unwrap())
+        .replace("{ version }", env!("CARGO_PKG_VERSION"))
+        .replace("{ target }", "x86_64-unknown-linux-musl")
+        .replace("{ archive-suffix }", ".tar.gz");
+    assert_eq!(
+        url,
+        format!(
+            "https://github.com/driftless-dev/driftless/releases/download/{version}/driftless-x86_64-unknown-linux-musl.tar.gz"
+        )
+    );
+    let workflow = std::fs::read_to_string(root.join(".github/workflows/release.yml")).unwrap();
+    assert!(workflow.contains(r#"name="driftless-$TARGET""#));
+    assert!(workflow.contains(r#"tar -czf "$name.tar.gz" "$name""#));
+    let installer = std::fs::read_to_string(root.join("install.sh")).unwrap();
+    assert!(installer.contains(r#"ARCHIVE="driftless-$TARGET.tar.gz""#));
+}
