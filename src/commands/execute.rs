@@ -163,13 +163,7 @@ async fn execute(
         // Re-checked under the lock: a hold put since the plan, and a rollback target gc
         // or yank took since.
         if !matches!(plan.kind, PlanKind::Rollback { .. }) {
-            let holds: Vec<_> = ec
-                .ledger
-                .holds()
-                .await?
-                .into_iter()
-                .map(|(h, _)| h)
-                .collect();
+            let holds = ec.ledger.hold_list().await?;
             if let Some(why) = guards::held_since_plan(&ec.cfg.name, &holds) {
                 return Err(Error::Refused(why));
             }

@@ -23,13 +23,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     let remote = read_site(&ec.ledger, live.as_ref()).await?;
     let mut drift = drift(live.as_ref().map(|l| &l.manifest), &remote);
     crate::plan::guards::expected_changes(&mut drift, live.as_ref(), pending.as_ref(), &remote);
-    let holds: Vec<Hold> = ec
-        .ledger
-        .holds()
-        .await?
-        .into_iter()
-        .map(|(h, _)| h)
-        .collect();
+    let holds: Vec<Hold> = ec.ledger.hold_list().await?;
     let lock = ec.ledger.read_lock().await?.map(|(l, _)| l);
     let live = live.map(std::sync::Arc::new);
     let base = crate::plan::base::resolve(&ec.working(), live.as_ref()).await?;

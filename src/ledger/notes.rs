@@ -174,6 +174,11 @@ impl Ledger {
         Ok(out)
     }
 
+    /// The holds alone, without the ETags a removal is conditional on.
+    pub async fn hold_list(&self) -> Result<Vec<Hold>> {
+        Ok(self.holds().await?.into_iter().map(|(h, _)| h).collect())
+    }
+
     pub async fn set_hold(&self, hold: &Hold) -> Result<()> {
         let key = self.key(&format!("holds/{}.json", hold.id));
         self.store

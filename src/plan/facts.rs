@@ -97,7 +97,7 @@ impl State {
     pub async fn read(ledger: &Ledger) -> Result<Self, Error> {
         let (head, live) = ledger.live().await?;
         let pending = ledger.pending().await?.map(|(p, _)| p);
-        let holds = ledger.holds().await?.into_iter().map(|(h, _)| h).collect();
+        let holds = ledger.hold_list().await?;
         let lock = ledger
             .read_lock()
             .await?

@@ -213,10 +213,17 @@ fn the_changelog_has_notes_for_this_version_and_binstall_finds_the_archives() {
     assert!(out.status.success(), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("### Added"), "{said}");
-    assert!(!said.contains("## ["), "only this version's section: {said}");
+    assert!(
+        !said.contains("## ["),
+        "only this version's section: {said}"
+    );
     let out = notes("v99.0.0");
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("no section \"## [99.0.0]\""), "{}", text(&out));
+    assert!(
+        text(&out).contains("no section \"## [99.0.0]\""),
+        "{}",
+        text(&out)
+    );
 
     // binstall's template names exactly what the release workflow uploads.
     let manifest: toml::Table =
@@ -225,7 +232,10 @@ fn the_changelog_has_notes_for_this_version_and_binstall_finds_the_archives() {
     let url = binstall["pkg-url"]
         .as_str()
         .unwrap()
-        .replace("{ repo }", manifest["package"]["repository"].as_str().unwrap())
+        .replace(
+            "{ repo }",
+            manifest["package"]["repository"].as_str().unwrap(),
+        )
         .replace("{ version }", env!("CARGO_PKG_VERSION"))
         .replace("{ target }", "x86_64-unknown-linux-musl")
         .replace("{ archive-suffix }", ".tar.gz");
