@@ -23,7 +23,7 @@ pub struct Chain {
 /// Resolve the chain for a store with these settings (`region`, `profile`, `endpoint` as
 /// driftless.toml gives them).
 pub async fn resolve(region: Option<&str>, profile: Option<&str>, endpoint: Option<&str>) -> Chain {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = crate::aws::loader();
     if let Some(p) = profile {
         loader = loader.profile_name(p);
     }

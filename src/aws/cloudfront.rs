@@ -41,7 +41,7 @@ impl CloudFront {
     /// Uses the standard AWS chain; `AWS_ENDPOINT_URL_CLOUDFRONT` / `AWS_ENDPOINT_URL`
     /// point it at an emulator.
     pub async fn connect(distribution: &str, profile: Option<&str>) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let mut loader = crate::aws::loader()
             // CloudFront is a global service, signed in us-east-1.
             .region(aws_config::Region::new("us-east-1"));
         if let Some(p) = profile {

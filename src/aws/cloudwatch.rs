@@ -8,8 +8,7 @@ use crate::config::{EnvConfig, Watch};
 /// A CloudWatch client for the environment's credentials, in us-east-1 (where
 /// CloudFront's metrics and their alarms live).
 pub async fn client(env: &EnvConfig) -> aws_sdk_cloudwatch::Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"));
+    let mut loader = crate::aws::loader().region(aws_config::Region::new("us-east-1"));
     if let Some(p) = &env.profile {
         loader = loader.profile_name(p);
     }

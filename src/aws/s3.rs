@@ -26,7 +26,7 @@ pub struct S3Settings {
 /// S3-compatible servers reject streaming trailers), adaptive retries, path-style
 /// addressing for custom endpoints.
 pub async fn client(s: &S3Settings) -> Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = crate::aws::loader();
     if let Some(r) = &s.region {
         loader = loader.region(Region::new(r.clone()));
     }

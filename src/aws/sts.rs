@@ -28,7 +28,7 @@ pub fn has_sts(s3_endpoint: Option<&str>) -> bool {
 
 /// Ask STS who the credentials for `profile` (in `region`) belong to.
 pub async fn resolve(profile: Option<&str>, region: Option<&str>) -> Result<Identity, String> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let mut loader = crate::aws::loader()
         .region(aws_config::Region::new(
             region.unwrap_or("us-east-1").to_owned(),
         ))
