@@ -23,11 +23,7 @@ pub struct Chain {
 /// Resolve the chain for a store with these settings (`region`, `profile`, `endpoint` as
 /// driftless.toml gives them).
 pub async fn resolve(region: Option<&str>, profile: Option<&str>, endpoint: Option<&str>) -> Chain {
-    let mut loader = crate::aws::loader();
-    if let Some(p) = profile {
-        loader = loader.profile_name(p);
-    }
-    let sdk = loader.load().await;
+    let sdk = crate::aws::loader_for(profile, region).await.load().await;
     let region = match (region, sdk.region()) {
         (Some(r), _) => format!("{r} (driftless.toml)"),
         (None, Some(r)) if env_set("AWS_REGION") || env_set("AWS_DEFAULT_REGION") => {

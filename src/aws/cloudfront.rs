@@ -41,13 +41,11 @@ impl CloudFront {
     /// Uses the standard AWS chain; `AWS_ENDPOINT_URL_CLOUDFRONT` / `AWS_ENDPOINT_URL`
     /// point it at an emulator.
     pub async fn connect(distribution: &str, profile: Option<&str>) -> Self {
-        let mut loader = crate::aws::loader()
-            // CloudFront is a global service, signed in us-east-1.
-            .region(aws_config::Region::new("us-east-1"));
-        if let Some(p) = profile {
-            loader = loader.profile_name(p);
-        }
-        let sdk = loader.load().await;
+        // CloudFront is a global service, signed in us-east-1.
+        let sdk = crate::aws::loader_for(profile, Some("us-east-1"))
+            .await
+            .load()
+            .await;
         Self {
             client: aws_sdk_cloudfront::Client::new(&sdk),
             distribution: distribution.to_owned(),

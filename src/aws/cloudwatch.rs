@@ -8,10 +8,7 @@ use crate::config::{EnvConfig, Watch};
 /// A CloudWatch client for the environment's credentials, in us-east-1 (where
 /// CloudFront's metrics and their alarms live).
 pub async fn client(env: &EnvConfig) -> aws_sdk_cloudwatch::Client {
-    let mut loader = crate::aws::loader().region(aws_config::Region::new("us-east-1"));
-    if let Some(p) = &env.profile {
-        loader = loader.profile_name(p);
-    }
+    let loader = crate::aws::loader_for(env.profile.as_deref(), Some("us-east-1")).await;
     aws_sdk_cloudwatch::Client::new(&loader.load().await)
 }
 

@@ -18,9 +18,54 @@ pub mod sts;
 /// built from it. One client per loader, as the SDK's default: a pool shared across
 /// loaders could outlive the tokio runtime its connections run on.
 pub(crate) fn loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client())
+}
+
+fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    let client = aws_smithy_http_client::Builder::new()
+    aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(client)
+        .build_https()
+}
+
+/// `loader` for an environment's `profile` and `region`. A profile named in driftless.toml
+/// is what the environment's credentials come from, as with `aws --profile NAME`:
+/// credentials in the environment variables (which a CI job may have exported for another
+/// account) are not used for it. Without one, the standard chain (variables,
+/// `AWS_PROFILE`, SSO, web identity, container, instance).
+pub(crate) async fn loader_for(
+    profile: Option<&str>,
+    region: Option<&str>,
+) -> aws_config::ConfigLoader {
+    let region = region.map(|r| aws_config::Region::new(r.to_owned()));
+    let mut loader = loader();
+    if let Some(r) = &region {
+        loader = loader.region(r.clone());
+    }
+    let Some(profile) = profile else {
+        return loader;
+    };
+    // The profile's own providers (SSO, a role to assume) call AWS in its region.
+    let region = match region {
+        Some(r) => Some(r),
+        None => {
+            use aws_config::meta::region::ProvideRegion as _;
+            aws_config::profile::ProfileFileRegionProvider::builder()
+                .profile_name(profile)
+                .build()
+                .region()
+                .await
+        }
+    };
+    let config = aws_config::provider_config::ProviderConfig::without_region()
+        .with_region(region)
+        .with_http_client(https_client())
+        .with_behavior_version(Some(aws_config::BehaviorVersion::latest()));
+    let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+        .configure(&config)
+        .profile_name(profile)
+        .build();
+    loader
+        .profile_name(profile)
+        .credentials_provider(credentials)
 }

@@ -26,13 +26,7 @@ pub struct S3Settings {
 /// S3-compatible servers reject streaming trailers), adaptive retries, path-style
 /// addressing for custom endpoints.
 pub async fn client(s: &S3Settings) -> Client {
-    let mut loader = crate::aws::loader();
-    if let Some(r) = &s.region {
-        loader = loader.region(Region::new(r.clone()));
-    }
-    if let Some(p) = &s.profile {
-        loader = loader.profile_name(p);
-    }
+    let mut loader = crate::aws::loader_for(s.profile.as_deref(), s.region.as_deref()).await;
     if let Some(e) = &s.endpoint {
         loader = loader.endpoint_url(e);
     }

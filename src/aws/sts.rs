@@ -28,10 +28,8 @@ pub fn has_sts(s3_endpoint: Option<&str>) -> bool {
 
 /// Ask STS who the credentials for `profile` (in `region`) belong to.
 pub async fn resolve(profile: Option<&str>, region: Option<&str>) -> Result<Identity, String> {
-    let mut loader = crate::aws::loader()
-        .region(aws_config::Region::new(
-            region.unwrap_or("us-east-1").to_owned(),
-        ))
+    let loader = crate::aws::loader_for(profile, Some(region.unwrap_or("us-east-1")))
+        .await
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
@@ -39,9 +37,6 @@ pub async fn resolve(profile: Option<&str>, region: Option<&str>) -> Result<Iden
                 .operation_timeout(Duration::from_secs(20))
                 .build(),
         );
-    if let Some(p) = profile {
-        loader = loader.profile_name(p);
-    }
     let sdk = loader.load().await;
     let client = aws_sdk_sts::Client::new(&sdk);
     let out = client

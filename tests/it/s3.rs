@@ -362,3 +362,39 @@ fn region_mismatch_is_explained() {
         d.stderr
     );
 }
+
+/// Regression: a `profile` named in driftless.toml is what the environment's requests are
+/// signed with, as `aws --profile NAME` — not credentials in the environment variables,
+/// which a CI job may have exported for another account. Before, the variables won.
+#[test]
+fn a_profile_named_in_the_config_wins_over_credentials_in_the_environment() {
+    let s = servers();
+    let bucket = s.bucket(&s.seaweedfs);
+    let tmp = tempfile::tempdir().unwrap();
+    let aws_config = tmp.path().join("aws-config");
+    std::fs::write(
+        &aws_config,
+        format!(
+            "[profile deployer]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            s.key, s.secret
+        ),
+    )
+    .unwrap();
+    let config = config(&s.seaweedfs, &bucket).replace(
+        "region = \"us-east-1\"\n",
+        "region = \"us-east-1\"\nprofile = \"deployer\"\n",
+    );
+    let p = Project::with_config(tmp.path(), &config).envs(vec![
+        ("AWS_ACCESS_KEY_ID", "AKIAOTHERACCOUNT0000".into()),
+        ("AWS_SECRET_ACCESS_KEY", "not-this-one".into()),
+        ("AWS_CONFIG_FILE", aws_config.display().to_string()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]);
+    p.write("index.html", "signed by the profile");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    assert_eq!(
+        bucket_site(s, &s.seaweedfs, &bucket)["index.html"],
+        b"signed by the profile"
+    );
+}
