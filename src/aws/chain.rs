@@ -53,9 +53,11 @@ pub async fn resolve(region: Option<&str>, profile: Option<&str>, endpoint: Opti
                         .get_property::<Vec<AwsCredentialFeature>>()
                         .cloned()
                         .unwrap_or_default();
-                    let key = c.access_key_id();
+                    // Enough to tell two keys apart, never the whole key.
+                    let key: Vec<char> = c.access_key_id().chars().collect();
                     let shown = if key.len() > 8 {
-                        format!("{}…{}", &key[..4], &key[key.len() - 4..])
+                        let (head, tail) = (&key[..4], &key[key.len() - 4..]);
+                        format!("{}…{}", String::from_iter(head), String::from_iter(tail))
                     } else {
                         "…".to_owned()
                     };
