@@ -32,13 +32,9 @@ pub async fn resolve(region: Option<&str>, profile: Option<&str>, endpoint: Opti
         (None, Some(r)) => format!("{r} (AWS profile {})", profile.unwrap_or("default")),
         (None, None) => "us-east-1 (driftless's default: no region configured)".to_owned(),
     };
-    let endpoint = match endpoint {
-        Some(e) => format!("{e} (driftless.toml)"),
-        None => match (var("AWS_ENDPOINT_URL_S3"), var("AWS_ENDPOINT_URL")) {
-            (Some(e), _) => format!("{e} (AWS_ENDPOINT_URL_S3)"),
-            (None, Some(e)) => format!("{e} (AWS_ENDPOINT_URL)"),
-            (None, None) => "Amazon S3 (the region's endpoint)".to_owned(),
-        },
+    let endpoint = match crate::aws::s3::endpoint(endpoint) {
+        Some((e, from)) => format!("{e} ({from})"),
+        None => "Amazon S3 (the region's endpoint)".to_owned(),
     };
     let credentials = match sdk.credentials_provider() {
         None => Err("no credential provider configured".to_owned()),

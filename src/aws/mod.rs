@@ -11,16 +11,11 @@ pub mod error;
 pub mod s3;
 pub mod sts;
 
-/// The SDK's config loader with driftless's HTTPS client: rustls on *ring*, the crypto
-/// the rest of driftless uses, so the AWS-LC C library (and its cmake build, which makes
-/// cross-compiling the static release binaries hard) is not linked. Every client — S3,
-/// CloudFront, CloudWatch, STS, and the SSO and web-identity credential providers — is
-/// built from it. One client per loader, as the SDK's default: a pool shared across
-/// loaders could outlive the tokio runtime its connections run on.
-pub(crate) fn loader() -> aws_config::ConfigLoader {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client())
-}
-
+/// driftless's HTTPS client for the SDK: rustls on *ring*, the crypto the rest of
+/// driftless uses, so the AWS-LC C library (and its cmake build, which makes
+/// cross-compiling the static release binaries hard) is not linked. One client per
+/// loader, as the SDK's default: a pool shared across loaders could outlive the tokio
+/// runtime its connections run on.
 fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
     aws_smithy_http_client::Builder::new()
@@ -28,17 +23,21 @@ fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
         .build_https()
 }
 
-/// `loader` for an environment's `profile` and `region`. A profile named in driftless.toml
-/// is what the environment's credentials come from, as with `aws --profile NAME`:
-/// credentials in the environment variables (which a CI job may have exported for another
-/// account) are not used for it. Without one, the standard chain (variables,
+/// The SDK's config loader for an environment's `profile` and `region`, on driftless's
+/// HTTPS client; every client — S3, CloudFront, CloudWatch, STS — is built from it. A
+/// profile named in driftless.toml is what the environment's credentials come from, as
+/// with `aws --profile NAME`: credentials in the environment variables (which a CI job
+/// may have exported for another account) are not used for it. Without one, the standard chain (variables,
 /// `AWS_PROFILE`, SSO, web identity, container, instance).
 pub(crate) async fn loader_for(
     profile: Option<&str>,
     region: Option<&str>,
 ) -> aws_config::ConfigLoader {
     let region = region.map(|r| aws_config::Region::new(r.to_owned()));
-    let mut loader = loader();
+    // One client for the SDK and the profile's own providers (SSO, a role to assume).
+    let client = https_client();
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(client.clone());
     if let Some(r) = &region {
         loader = loader.region(r.clone());
     }
@@ -59,7 +58,7 @@ pub(crate) async fn loader_for(
     };
     let config = aws_config::provider_config::ProviderConfig::without_region()
         .with_region(region)
-        .with_http_client(https_client())
+        .with_http_client(client)
         .with_behavior_version(Some(aws_config::BehaviorVersion::latest()));
     let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
         .configure(&config)

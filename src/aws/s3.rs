@@ -40,11 +40,7 @@ pub async fn client(s: &S3Settings) -> Client {
         ));
     }
     let sdk = loader.load().await;
-    let endpoint: Option<String> = s
-        .endpoint
-        .clone()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    let endpoint = endpoint(s.endpoint.as_deref());
     let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
         // Some S3-compatible servers reject streaming checksum trailers.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -67,6 +63,21 @@ pub async fn client(s: &S3Settings) -> Client {
         conf = conf.force_path_style(true);
     }
     Client::from_conf(conf.build())
+}
+
+/// The S3 endpoint a client for `configured` (driftless.toml's `endpoint`) talks to, and
+/// what set it: the config, then the SDK's variables; `None` for Amazon S3 itself.
+pub fn endpoint(configured: Option<&str>) -> Option<(String, &'static str)> {
+    let var = |name: &'static str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|v| (v, name))
+    };
+    configured
+        .map(|e| (e.to_owned(), "driftless.toml"))
+        .or_else(|| var("AWS_ENDPOINT_URL_S3"))
+        .or_else(|| var("AWS_ENDPOINT_URL"))
 }
 
 /// An S3 client for `env`'s store (its region, endpoint and profile).

@@ -204,7 +204,6 @@ impl EnvCtx<'_> {
     pub(crate) fn working(&self) -> crate::plan::base::Working<'_> {
         crate::plan::base::Working {
             ledger: &self.ledger,
-            env: &self.cfg.name,
             project: &self.ctx.config.dir,
             work: &self.work,
         }

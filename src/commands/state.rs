@@ -27,6 +27,10 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     let lock = ec.ledger.read_lock().await?.map(|(l, _)| l);
     let live = live.map(std::sync::Arc::new);
     let base = crate::plan::base::resolve(&ec.working(), live.as_ref()).await?;
+    let stale = base
+        .stale
+        .as_ref()
+        .map(|s| crate::plan::guards::stale_base(env, s).message);
 
     let out = &ctx.out;
     out.say(format!(
@@ -145,11 +149,11 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         BaseSource::None => "",
     };
     out.say(format!("  base     {base_line}{how}"));
-    if let Some(stale) = &base.stale {
+    if let Some(stale) = &stale {
         out.say(format!(
             "           {} {}",
             out.paint("stale:", Style::Warn),
-            crate::plan::guards::stale_base(env, stale).message
+            stale
         ));
     }
     let watched = match &live {
@@ -211,7 +215,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             "lock_holder_dead": lock.as_ref().map(crate::ledger::LockInfo::holder_is_dead_here),
             "base": base.base.as_deref().map(Release::summary),
             "base_source": base.source,
-            "stale_base": base.stale.as_ref().map(|s| crate::plan::guards::stale_base(env, s).message),
+            "stale_base": stale,
             "identity": identity,
             "edge": edge.as_ref().map(|(moved, line)| serde_json::json!({ "moved": moved, "what": line })),
             "watch": watched,

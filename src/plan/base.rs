@@ -19,7 +19,6 @@ use crate::ledger::{Release, ReleaseKind, ReleaseRef};
 /// repository) and this working copy's record.
 pub struct Working<'a> {
     pub ledger: &'a crate::ledger::Ledger,
-    pub env: &'a str,
     pub project: &'a std::path::Path,
     pub work: &'a super::workcopy::WorkCopy,
 }
