@@ -66,7 +66,10 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) | Self::Usage(_) | Self::Scan(_) => 2,
-            Self::Refused(_) | Self::Ledger(ledger::LedgerError::Retired { .. }) => 3,
+            Self::Refused(_)
+            | Self::Ledger(ledger::LedgerError::Retired { .. } | ledger::LedgerError::Layout(_)) => {
+                3
+            }
             Self::Store(_) | Self::Ledger(_) | Self::Other(_) => 1,
             Self::Interrupted(_) => 130,
         }

@@ -27,6 +27,7 @@ use crate::plan::{Action, ActionKind, Plan, PlanKind, Source, listing_digest};
 use crate::store::{PutMode, StoreError};
 
 mod adopt;
+mod atomic;
 pub(crate) mod promote;
 mod recover;
 
@@ -115,7 +116,11 @@ pub(crate) async fn apply(
     // 2. Content into the snapshots (packs or objects/), and a snapshot of everything
     //    about to be replaced.
     let transfer = store_content(ledger, plan, live.as_ref(), out, &mut staged, tmp).await?;
-    snapshot(ledger, &plan.actions).await?;
+    let atomic = ledger.layout().await? == crate::config::Layout::Atomic;
+    if !atomic {
+        // In place, the keys about to be replaced must be restorable.
+        snapshot(ledger, &plan.actions).await?;
+    }
     failpoint("after-objects").await;
     if crate::interrupt::requested() {
         return Err(interrupted_before(plan, &transfer));
@@ -155,6 +160,20 @@ pub(crate) async fn apply(
         delta: None,
         files_if_dropped: None,
     };
+    if atomic {
+        let switch = atomic::Switch {
+            ledger,
+            plan,
+            head: &head,
+            live: live.as_ref(),
+            staged: &staged,
+            lease,
+            out,
+            transfer: &transfer,
+        };
+        let release = atomic::apply(&switch, release).await?;
+        return Ok((release, transfer));
+    }
     let deletes: Vec<(String, String)> = plan
         .actions
         .iter()
@@ -167,6 +186,7 @@ pub(crate) async fn apply(
                 release: release.clone(),
                 head: head.clone(),
                 deletes: deletes.clone(),
+                slot: None,
             },
             live.as_ref(),
         )
@@ -518,28 +538,42 @@ async fn write_key(site: &SiteWrites<'_>, a: &Action) -> Result<String, StoreErr
         (ActionKind::Create, _) | (_, None) => PutMode::Create,
         (_, Some(r)) => PutMode::IfMatch(r.etag.clone()),
     };
-    let ledger = site.ledger;
+    let same_bytes = a.kind == ActionKind::HeaderUpdate && a.remote.is_some();
+    put_content(site.ledger, site.staged, &a.key, entry, mode, same_bytes).await
+}
+
+/// Write `entry` under `key` (`same_bytes`: the key holds its bytes already, only the
+/// headers change: copied onto itself, server-side): from this run's local pack file
+/// (one streamed upload of bytes already checked), by server-side copy of its object,
+/// or from the kept content.
+async fn put_content(
+    ledger: &Ledger,
+    staged: &Staged,
+    key: &str,
+    entry: &Entry,
+    mode: PutMode,
+    same_bytes: bool,
+) -> Result<String, StoreError> {
     let attrs = entry.attributes();
-    // Same bytes, new headers: copy the object onto itself (server-side, no upload).
-    if a.kind == ActionKind::HeaderUpdate && a.remote.is_some() {
-        return ledger.store().copy(&a.key, &a.key, &attrs, mode).await;
+    if same_bytes {
+        return ledger.store().copy(key, key, &attrs, mode).await;
     }
-    match site.staged.by_sha.get(&entry.sha256) {
+    match staged.by_sha.get(&entry.sha256) {
         Some(Staging::Range { path, offset, len }) => {
             ledger
                 .store()
-                .put_file(&a.key, path, *offset, *len, &attrs, mode)
+                .put_file(key, path, *offset, *len, &attrs, mode)
                 .await
         }
         Some(Staging::Object) => {
             ledger
                 .store()
-                .copy(&ledger.object_key(&entry.sha256), &a.key, &attrs, mode)
+                .copy(&ledger.object_key(&entry.sha256), key, &attrs, mode)
                 .await
         }
         None => {
             ledger
-                .content_to_key(&entry.sha256, &a.key, &attrs, mode)
+                .content_to_key(&entry.sha256, key, &attrs, mode)
                 .await
         }
     }

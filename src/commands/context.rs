@@ -95,8 +95,16 @@ impl Ctx {
     pub(crate) async fn env_unchecked(&self, name: &str) -> Result<EnvCtx<'_>, Error> {
         let cfg = self.config.env(name)?;
         let store = open_store(cfg).await;
+        // A pointer is read where nothing but driftless serves the store (a local
+        // directory, through `serve` or a web server rooted at `current`); an S3 bucket
+        // stays in place unless its config asks for the atomic layout.
+        let fresh = match cfg.store {
+            crate::config::StoreUrl::File(_) => crate::config::Layout::Atomic,
+            _ => crate::config::Layout::InPlace,
+        };
         let ledger = Ledger::new(store.clone(), &cfg.state_prefix, &cfg.name)
-            .with_cache(self.store_cache(&store.location(), &cfg.state_prefix));
+            .with_cache(self.store_cache(&store.location(), &cfg.state_prefix))
+            .with_layout(cfg.layout, fresh);
         Ok(EnvCtx {
             ctx: self,
             cfg,
@@ -444,6 +452,24 @@ impl EnvCtx<'_> {
         let result = async {
             if let Some((pending, etag)) = self.ledger.pending().await? {
                 let by = pending.release.actor.author.clone();
+                if let Some(slot) = &pending.slot {
+                    let live = self.ledger.pointer().await?.map(|p| p.slot);
+                    if live.as_deref() != Some(slot.as_str()) {
+                        // Atomic layout, pointer never moved: nothing of it was served.
+                        self.ledger.clear_pending(&etag).await?;
+                        self.journal(
+                            "apply-dropped",
+                            Some(&pending.release.id),
+                            serde_json::json!({ "slot": slot, "by": by }),
+                        )
+                        .await;
+                        self.ctx.out.say(format!(
+                            "Dropped an unfinished apply of release {} (started by {by}): nothing of it was ever served on {}.",
+                            pending.release.id, self.cfg.name
+                        ));
+                        return Ok(());
+                    }
+                }
                 let release = crate::apply::recover(&self.ledger, pending, &etag, &self.ctx.actor).await?;
                 if self.work.pending().as_deref() == Some(release.id.as_str()) {
                     self.work.set_base(&release.id)?;

@@ -4,6 +4,7 @@ use jiff::Timestamp;
 
 use super::Ctx;
 use crate::Error;
+use crate::config::Layout;
 use crate::ledger::{Hold, Release};
 use crate::plan::base::BaseSource;
 use crate::plan::drift;
@@ -25,6 +26,11 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     crate::plan::guards::expected_changes(&mut drift, live.as_ref(), pending.as_ref(), &remote);
     let holds: Vec<Hold> = ec.ledger.hold_list().await?;
     let lock = ec.ledger.read_lock().await?.map(|(l, _)| l);
+    let layout = ec.ledger.layout().await?;
+    let pointer = ec.ledger.pointer().await?;
+    let (slots, _) = ec.ledger.slots().await?;
+    let live_id = live.as_ref().map(|l| l.id.clone());
+    let layout_line = layout_line(layout, pointer.as_ref(), &slots, live_id.as_deref());
     let live = live.map(std::sync::Arc::new);
     let base = crate::plan::base::resolve(&ec.working(), live.as_ref()).await?;
     let stale = base
@@ -49,9 +55,26 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         }
         None => out.say("  live     (none yet: `driftless deploy` or `driftless adopt` makes the first release)"),
     }
+    let (mismatch, line) = &layout_line;
+    out.say(format!(
+        "  layout   {}",
+        if *mismatch {
+            out.paint(line, Style::Bad)
+        } else {
+            line.clone()
+        }
+    ));
     if let Some(p) = &pending {
+        let served = p.slot.is_some() && pointer.as_ref().map(|x| &x.slot) == p.slot.as_ref();
+        let what = if p.slot.is_none() || served {
+            format!("`driftless deploy {env}` finishes it")
+        } else {
+            format!(
+                "nothing of it is served: the next `driftless deploy {env}` or `driftless rollback {env}` drops it (re-run the same deploy to make it live: nothing is uploaded twice)"
+            )
+        };
         out.say(format!(
-            "  pending  {} an apply of release {} by {} was interrupted: `driftless deploy {env}` finishes it",
+            "  pending  {} an apply of release {} by {} was interrupted: {what}",
             out.paint("!", Style::Bad),
             p.release.id,
             esc(&p.release.actor.author)
@@ -207,6 +230,13 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             "store": ec.ledger.store().location(),
             "live": live.as_deref().map(Release::summary),
             "pending": pending.as_ref().map(|p| p.release.summary()),
+            "layout": layout.name(),
+            "pointer": pointer.as_ref().map(|p| serde_json::json!({
+                "slot": p.slot,
+                "release": slots.get(&p.slot).map(|h| &h.release),
+            })),
+            "slots": slots,
+            "pointer_matches_head": !layout_line.0,
             "drift": drift,
             "kept": live.as_deref().map(|l| &l.kept),
             "storage": storage,
@@ -223,6 +253,54 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         })
     });
     Ok(())
+}
+
+/// The layout line of `status`: whether the pointer disagrees with HEAD, and what to say.
+fn layout_line(
+    layout: Layout,
+    pointer: Option<&crate::ledger::Pointer>,
+    slots: &crate::ledger::Slots,
+    live: Option<&str>,
+) -> (bool, String) {
+    match (layout, pointer) {
+        (Layout::InPlace, _) => (
+            false,
+            "in-place: releases are written into the keys visitors read, so during an apply a visitor can get new pages with old assets or the reverse (`layout = \"atomic\"` switches in one write)".into(),
+        ),
+        (Layout::Atomic, None) => (
+            false,
+            "atomic: no release yet; the first deploy writes slot a and points `current` at it".into(),
+        ),
+        (Layout::Atomic, Some(p)) => {
+            let served = slots.get(&p.slot).map(|h| h.release.as_str());
+            let idle = crate::ledger::other_slot(&p.slot);
+            let idle_line = match slots.get(idle) {
+                Some(h) if h.complete => format!("slot {idle} holds {} (a rollback to it is one pointer write)", h.release),
+                Some(h) => format!("slot {idle} holds part of {} (an apply that did not finish)", h.release),
+                None => format!("slot {idle} is empty"),
+            };
+            if served.is_some() && served == live {
+                (
+                    false,
+                    format!(
+                        "atomic: the pointer serves slot {} = release {}; {idle_line}",
+                        p.slot,
+                        served.unwrap_or_default()
+                    ),
+                )
+            } else {
+                (
+                    true,
+                    format!(
+                        "atomic: the pointer serves slot {} = release {}, but HEAD is {}: the next deploy or rollback repairs it",
+                        p.slot,
+                        served.unwrap_or("(unknown)"),
+                        live.unwrap_or("(none)")
+                    ),
+                )
+            }
+        }
+    }
 }
 
 /// Who holds a lock, and whether that run is still alive.

@@ -246,6 +246,33 @@ struct RawEnv {
     /// What `verify` also demands.
     #[serde(default)]
     verify: Option<RawVerify>,
+    /// "atomic": each release is written where nothing serves it and made live by one
+    /// pointer write; "in-place": releases are written into the keys visitors read
+    /// (default: atomic for a new local store, in-place where nothing reads a pointer).
+    #[serde(default)]
+    layout: Option<Layout>,
+}
+
+/// How an environment's releases are laid out in its store.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// Two slots and a live pointer: a release is written into the slot nothing serves,
+    /// then made live by one pointer write.
+    Atomic,
+    /// Releases are written into the keys visitors read (assets, then HTML).
+    InPlace,
+}
+
+impl Layout {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Atomic => "atomic",
+            Self::InPlace => "in-place",
+        }
+    }
 }
 
 /// `[env.NAME.verify]`.
@@ -500,6 +527,8 @@ pub struct EnvConfig {
     pub watch: Watch,
     /// `[env.NAME.verify] p95_ms`.
     pub verify_p95_ms: Option<u64>,
+    /// `layout`, if the config sets it (else the store's own, or the default).
+    pub layout: Option<Layout>,
 }
 
 /// Header rule: the first whose glob matches a key sets its headers.
@@ -713,6 +742,7 @@ impl Config {
                     limits,
                     watch,
                     verify_p95_ms: env.verify.as_ref().and_then(|v| v.p95_ms),
+                    layout: env.layout,
                 },
             );
         }

@@ -22,6 +22,7 @@ mod gc;
 mod lock;
 mod notes;
 mod record;
+mod slots;
 mod snapshots;
 pub use gc::{Collection, Piece, Policy, Retired, Retirement, Yank};
 pub use lock::{HeldLease, Lock, LockInfo};
@@ -30,6 +31,7 @@ pub use record::{
     Actor, Delta, Entry, Header, Kept, Manifest, RECORD_FORMAT, Record, RecordOut, Release,
     ReleaseKind, ReleaseRef, header, is_release_id, new_release_id,
 };
+pub use slots::{Held, Pointer, SLOTS, Slots, other as other_slot};
 pub use snapshots::{
     LocalContent, Location, PACK_MAX_FILE, PACK_TARGET, StageError, Staged, Staging,
 };
@@ -49,6 +51,9 @@ pub enum LedgerError {
     Corrupt { key: String, reason: String },
     #[error("release {id} is not in the store (looked for {key})")]
     MissingRelease { id: String, key: String },
+    /// The config's layout and the store's disagree.
+    #[error("{0}")]
+    Layout(String),
     #[error("release {} was {}: it can no longer be restored (`driftless log {env}` shows what can)", .retired.release.id, .retired.describe())]
     Retired { retired: Box<Retired>, env: String },
 }
@@ -85,6 +90,13 @@ pub struct Ledger {
     cache: Option<std::path::PathBuf>,
     /// The pack indexes this process has read.
     packs: Arc<tokio::sync::Mutex<snapshots::PackIndex>>,
+    /// Where the site's files are: in place, or in slots behind a pointer (resolved
+    /// from the config and the store on first use).
+    layout: Arc<tokio::sync::OnceCell<crate::config::Layout>>,
+    /// The layout the config sets, if any.
+    configured: Option<crate::config::Layout>,
+    /// The layout of a store that has no release yet, when the config sets none.
+    fresh: crate::config::Layout,
 }
 
 /// Gzip a record (state records are compressed: a checkpoint of a large site is MBs of
@@ -142,7 +154,23 @@ impl Ledger {
             env: env.to_owned(),
             cache: None,
             packs: Arc::default(),
+            layout: Arc::default(),
+            configured: None,
+            fresh: crate::config::Layout::InPlace,
         }
+    }
+
+    /// The layout the config sets (`None`: the store's own), and the one a store with no
+    /// release yet gets when it sets none.
+    #[must_use]
+    pub fn with_layout(
+        mut self,
+        configured: Option<crate::config::Layout>,
+        fresh: crate::config::Layout,
+    ) -> Self {
+        self.configured = configured;
+        self.fresh = fresh;
+        self
     }
 
     /// Cache immutable records (releases, pack indexes) under `dir` on this machine.

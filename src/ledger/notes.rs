@@ -63,6 +63,9 @@ pub struct Pending {
     pub head: Head,
     /// Keys to delete once HEAD has moved, with the ETag each delete is conditional on.
     pub deletes: Vec<(String, String)>,
+    /// On an atomic layout, the slot the apply was filling: until the pointer names it,
+    /// nothing of the release is served and the apply can be dropped.
+    pub slot: Option<String>,
 }
 
 /// `pending.json` as stored: the release as a record (a delta over its parent's
@@ -75,6 +78,8 @@ struct PendingRecord {
     release: Option<Release>,
     head: Head,
     deletes: Vec<(String, String)>,
+    #[serde(default)]
+    slot: Option<String>,
 }
 
 impl Ledger {
@@ -227,6 +232,7 @@ impl Ledger {
                 release,
                 head: p.head,
                 deletes: p.deletes,
+                slot: p.slot,
             },
             etag,
         )))
@@ -239,11 +245,14 @@ impl Ledger {
             record: RecordOut<'a>,
             head: &'a Head,
             deletes: &'a [(String, String)],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            slot: Option<&'a str>,
         }
         let record = PendingOut {
             record: pending.release.record(parent),
             head: &pending.head,
             deletes: &pending.deletes,
+            slot: pending.slot.as_deref(),
         };
         Ok(self
             .store

@@ -320,6 +320,7 @@ cache_control = "public, max-age=31536000, immutable"
                 release: (*release("r-pending", &[])).clone(),
                 head: Head::default(),
                 deletes: Vec::new(),
+                slot: None,
             });
             let facts = Facts {
                 state: crate::plan::facts::State {

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use futures::{StreamExt as _, TryStreamExt as _};
 
 use crate::Error;
+use crate::config::Layout;
 use crate::ledger::{Ledger, Release, ReleaseKind, ReleaseRef};
 use crate::plan::RemoteObject;
 
@@ -21,13 +22,27 @@ use crate::plan::RemoteObject;
 /// the S3 client's adaptive retry mode then paces the requests.
 pub(crate) const CONCURRENCY: usize = 64;
 
+/// Where the live site's keys are in the store: in place (`""`), in the slot the live
+/// pointer names, or nowhere yet (an atomic store before its first release).
+pub(crate) async fn live_prefix(ledger: &Ledger) -> Result<Option<String>, Error> {
+    Ok(match ledger.layout().await? {
+        Layout::InPlace => Some(String::new()),
+        Layout::Atomic => ledger
+            .pointer()
+            .await?
+            .map(|p| crate::store::slot_prefix(&p.slot)),
+    })
+}
+
 /// The site objects in the store (state prefix excluded), by key, without content
-/// hashes: enough for the listing digest.
+/// hashes: enough for the listing digest. On an atomic layout, the live slot's.
 pub(crate) async fn list_site(ledger: &Ledger) -> Result<BTreeMap<String, RemoteObject>, Error> {
-    Ok(ledger
-        .store()
-        .list_except(ledger.prefix())
-        .await?
+    let listed = match live_prefix(ledger).await?.as_deref() {
+        None => Vec::new(),
+        Some("") => ledger.store().list_except(ledger.prefix()).await?,
+        Some(prefix) => list_under(ledger, prefix).await?,
+    };
+    Ok(listed
         .into_iter()
         .map(|m| {
             (
@@ -42,17 +57,44 @@ pub(crate) async fn list_site(ledger: &Ledger) -> Result<BTreeMap<String, Remote
         .collect())
 }
 
+/// The objects under `prefix`, keyed without it.
+pub(crate) async fn list_under(
+    ledger: &Ledger,
+    prefix: &str,
+) -> Result<Vec<crate::store::ObjectMeta>, Error> {
+    let mut listed = ledger.store().list(prefix).await?;
+    for m in &mut listed {
+        m.key = m.key[prefix.len()..].to_owned();
+    }
+    Ok(listed)
+}
+
 /// The site objects with their content hashes.
 pub(crate) async fn read_site(
     ledger: &Ledger,
     live: Option<&Release>,
 ) -> Result<BTreeMap<String, RemoteObject>, Error> {
-    let listed = list_site(ledger).await?;
+    let prefix = live_prefix(ledger).await?.unwrap_or_default();
+    hash_listed(ledger, &prefix, list_site(ledger).await?, live).await
+}
+
+/// Content hashes for listed objects under `prefix`: from `known`'s manifest (and the
+/// removed assets it keeps) where the ETag matches, else from the bytes (streamed).
+pub(crate) async fn hash_listed(
+    ledger: &Ledger,
+    prefix: &str,
+    listed: BTreeMap<String, RemoteObject>,
+    known: Option<&Release>,
+) -> Result<BTreeMap<String, RemoteObject>, Error> {
     let store = ledger.store();
     let resolved: Vec<Option<(String, RemoteObject)>> = futures::stream::iter(listed)
         .map(|(key, r)| async move {
-            let known = live
-                .and_then(|l| l.manifest.get(&key))
+            let known = known
+                .and_then(|l| {
+                    l.manifest
+                        .get(&key)
+                        .or_else(|| l.kept.get(&key).map(|k| &k.entry))
+                })
                 .filter(|e| e.etag == r.etag && e.size == r.size)
                 .map(|e| e.sha256.clone());
             if let Some(sha) = known {
@@ -64,15 +106,18 @@ pub(crate) async fn read_site(
                     },
                 )));
             }
-            // Unknown to the live release: judge it by its bytes (streamed).
-            Ok(store.hash(&key).await?.map(|(obj, sha)| {
-                let remote = RemoteObject {
-                    size: obj.meta.size,
-                    etag: obj.meta.etag,
-                    sha256: Some(sha),
-                };
-                (key, remote)
-            }))
+            // Unknown to the release: judge it by its bytes (streamed).
+            Ok(store
+                .hash(&format!("{prefix}{key}"))
+                .await?
+                .map(|(obj, sha)| {
+                    let remote = RemoteObject {
+                        size: obj.meta.size,
+                        etag: obj.meta.etag,
+                        sha256: Some(sha),
+                    };
+                    (key, remote)
+                }))
         })
         .buffer_unordered(CONCURRENCY)
         .try_collect()

@@ -39,6 +39,53 @@ pub async fn run(store: &dyn Store) {
     odd_names(store).await;
     racing_compare_and_swap(store).await;
     large_object(store).await;
+    pointer(store).await;
+}
+
+/// The live pointer of an atomic layout: created once, then moved only by a
+/// compare-and-swap on the token it was read with; never listed as a site object.
+async fn pointer(store: &dyn Store) {
+    assert_eq!(store.pointer().await.unwrap(), None, "no pointer yet");
+    let first = store.set_pointer("a", None).await.unwrap();
+    let (slot, token) = store.pointer().await.unwrap().expect("pointer written");
+    assert_eq!((slot.as_str(), token.as_str()), ("a", first.as_str()));
+    assert!(
+        matches!(
+            store.set_pointer("b", None).await,
+            Err(StoreError::AlreadyExists { .. })
+        ),
+        "a second first pointer must be refused"
+    );
+    let second = store.set_pointer("b", Some(&first)).await.unwrap();
+    assert!(
+        matches!(
+            store.set_pointer("a", Some(&first)).await,
+            Err(StoreError::Precondition { .. })
+        ),
+        "a switch from a stale pointer must be refused"
+    );
+    let (slot, token) = store.pointer().await.unwrap().expect("pointer kept");
+    assert_eq!((slot.as_str(), token.as_str()), ("b", second.as_str()));
+    // Two deployers switching from the same pointer: exactly one wins.
+    let (x, y) = tokio::join!(
+        store.set_pointer("a", Some(&second)),
+        store.set_pointer("a", Some(&second))
+    );
+    assert_eq!(
+        usize::from(x.is_ok()) + usize::from(y.is_ok()),
+        1,
+        "racing pointer switches: {x:?} {y:?}"
+    );
+    assert_eq!(store.pointer().await.unwrap().unwrap().0, "a");
+    assert!(
+        store
+            .list("")
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| !m.key.starts_with("slots/")),
+        "the pointer made slot keys appear"
+    );
 }
 
 async fn round_trip(store: &dyn Store) {

@@ -250,6 +250,39 @@ impl LocalStore {
         Ok(())
     }
 
+    /// What the `current` symlink points at for `slot` (relative, so the store can move).
+    fn slot_target(&self, slot: &str) -> String {
+        super::slot_prefix(slot).trim_end_matches('/').to_owned()
+    }
+
+    /// The live pointer: the slot `current` links to, and the link's target as its token.
+    fn read_pointer(&self) -> Result<Option<(String, String)>> {
+        let link = self.root.join(super::POINTER_KEY);
+        match std::fs::read_link(&link) {
+            Ok(target) => {
+                let target = target.to_string_lossy().into_owned();
+                let slot = target
+                    .strip_prefix("slots/")
+                    .filter(|s| !s.is_empty() && !s.contains('/'))
+                    .ok_or_else(|| {
+                        StoreError::Other(format!(
+                            "{}: the live pointer links to {target:?}, not to a slot (slots/a or slots/b)",
+                            link.display()
+                        ))
+                    })?;
+                Ok(Some((slot.to_owned(), target)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                Err(StoreError::Other(format!(
+                    "{}: expected the live pointer (a symlink), found a file or directory",
+                    link.display()
+                )))
+            }
+            Err(e) => Err(io("readlink", &link, e)),
+        }
+    }
+
     fn path(&self, key: &str) -> PathBuf {
         key.split('/').fold(self.root.clone(), |p, s| p.join(s))
     }
@@ -473,6 +506,23 @@ impl LocalStore {
     }
 }
 
+#[cfg(unix)]
+fn symlink(target: &str, at: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, at)
+}
+
+#[cfg(not(unix))]
+fn symlink(target: &str, at: &Path) -> std::io::Result<()> {
+    std::os::windows::fs::symlink_dir(target, at)
+}
+
+/// Make a rename in `dir` durable (best effort: not every file system can).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -489,6 +539,51 @@ impl Store for LocalStore {
         let this = self.clone();
         let prefix = prefix.to_owned();
         blocking(move || this.list_sync(&prefix)).await
+    }
+
+    async fn pointer(&self) -> Result<Option<(String, String)>> {
+        let this = self.clone();
+        blocking(move || this.read_pointer()).await
+    }
+
+    async fn set_pointer(&self, slot: &str, expected: Option<&str>) -> Result<String> {
+        super::validate_key(slot)?;
+        let this = self.clone();
+        let slot = slot.to_owned();
+        let expected = expected.map(str::to_owned);
+        blocking(move || {
+            this.locked(|| {
+                let now = this.read_pointer()?.map(|(_, token)| token);
+                if now.as_deref() != expected.as_deref() {
+                    return Err(match expected {
+                        None => StoreError::AlreadyExists {
+                            key: super::POINTER_KEY.into(),
+                        },
+                        Some(expected) => StoreError::Precondition {
+                            key: super::POINTER_KEY.into(),
+                            expected,
+                        },
+                    });
+                }
+                // A new symlink beside the old one, renamed over it: rename(2) replaces
+                // it atomically, so a server resolving `current` gets one slot or the
+                // other.
+                let target = this.slot_target(&slot);
+                let tmp = this
+                    .root
+                    .join(INTERNAL)
+                    .join(format!("current-{}", &crate::digest::unique_token()[..12]));
+                symlink(&target, &tmp).map_err(|e| io("symlink", &tmp, e))?;
+                let link = this.root.join(super::POINTER_KEY);
+                if let Err(e) = std::fs::rename(&tmp, &link) {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(io("rename", &link, e));
+                }
+                sync_dir(&this.root);
+                Ok(target)
+            })
+        })
+        .await
     }
 
     async fn list_except(&self, exclude: &str) -> Result<Vec<ObjectMeta>> {

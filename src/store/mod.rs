@@ -210,11 +210,47 @@ pub trait Store: Send + Sync + fmt::Debug {
         Ok(Some(obj))
     }
 
+    /// The live pointer of an atomic layout: the slot visitors are served (`a`, `b`), and
+    /// a token to compare-and-swap against. Stored as the object [`POINTER_KEY`] holding
+    /// the slot's name; a local directory overrides it with a symlink.
+    async fn pointer(&self) -> Result<Option<(String, String)>> {
+        Ok(match self.get(POINTER_KEY).await? {
+            Some((obj, body)) => Some((
+                String::from_utf8_lossy(&body).trim().to_owned(),
+                obj.meta.etag,
+            )),
+            None => None,
+        })
+    }
+
+    /// Point visitors at `slot`, only if the pointer is still `expected` (its token from
+    /// [`Store::pointer`]; `None`: only if there is no pointer yet). One write: visitors
+    /// get either the old slot or the new one, never a mix. Returns the new token.
+    async fn set_pointer(&self, slot: &str, expected: Option<&str>) -> Result<String> {
+        let mode = expected.map_or(PutMode::Create, |e| PutMode::IfMatch(e.to_owned()));
+        let attrs = Attributes {
+            content_type: Some("text/plain".into()),
+            cache_control: Some("no-store".into()),
+            ..Attributes::default()
+        };
+        self.put(POINTER_KEY, Bytes::from(slot.to_owned()), &attrs, mode)
+            .await
+    }
+
     /// Are small files better written many to one object? True where every request is
     /// priced and slow (S3); a local directory has no such cost.
     fn prefers_packs(&self) -> bool {
         false
     }
+}
+
+/// The key of the live pointer of an atomic layout (on a local store, a symlink to
+/// `slots/<slot>` that a web server can take as its root).
+pub const POINTER_KEY: &str = "current";
+
+/// Where slot `slot` of an atomic layout keeps its files.
+pub fn slot_prefix(slot: &str) -> String {
+    format!("slots/{slot}/")
 }
 
 /// `len` bytes of a local file from `offset`, read into memory (small regions only).

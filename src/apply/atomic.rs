@@ -1,0 +1,305 @@
+//! Apply on an atomic layout: the release goes into the slot nothing serves, and becomes
+//! live by one conditional write of the pointer.
+//!
+//! pending record (naming the slot) → slot marked incomplete → the slot made to hold
+//! exactly the release (and the removed assets it keeps): writes and deletes where it
+//! differs, nothing else → slot marked complete → release record → **pointer** (the
+//! switch visitors see) → compare-and-swap HEAD → clear pending.
+//!
+//! Until the pointer moves nothing of the release is served, so a failed or killed apply
+//! needs no putting back: the next run drops it (or finishes it, if the pointer had
+//! moved). The slot the pointer leaves keeps the previous release whole, so going back to
+//! it is one pointer write.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt as _;
+
+use super::{CONCURRENCY, Report, Transfer, interrupted_before, moved, put_content};
+use crate::Error;
+use crate::failpoint::failpoint;
+use crate::ledger::{Entry, Head, Held, HeldLease, Ledger, LedgerError, Pending, Release, Staged};
+use crate::plan::Plan;
+use crate::plan::facts::{hash_listed, list_under};
+use crate::store::{PutMode, StoreError, slot_prefix};
+
+/// What filling a slot took.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub(crate) struct Fill {
+    /// Objects written into the slot (new bytes or new headers).
+    pub(crate) written: usize,
+    /// Objects removed from the slot.
+    pub(crate) deleted: usize,
+    /// Objects already right in the slot.
+    pub(crate) kept: usize,
+}
+
+pub(super) struct Switch<'a> {
+    pub(super) ledger: &'a Ledger,
+    pub(super) plan: &'a Plan,
+    pub(super) head: &'a Head,
+    pub(super) live: Option<&'a Release>,
+    pub(super) staged: &'a Staged,
+    pub(super) lease: &'a HeldLease,
+    pub(super) out: &'a dyn Report,
+    pub(super) transfer: &'a Transfer,
+}
+
+/// Make `release` live on an atomic layout.
+pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Release, Error> {
+    let ledger = s.ledger;
+    let pointer = ledger.pointer().await?;
+    let slot = pointer
+        .as_ref()
+        .map_or("a", |p| crate::ledger::other_slot(&p.slot));
+    let pending_etag = ledger
+        .set_pending(
+            &Pending {
+                release: release.clone(),
+                head: s.head.clone(),
+                deletes: Vec::new(),
+                slot: Some(slot.to_owned()),
+            },
+            s.live,
+        )
+        .await?;
+    failpoint("after-pending").await;
+
+    let (mut slots, slots_etag) = ledger.slots().await?;
+    let before = slots.get(slot).cloned();
+    slots.set(
+        slot,
+        Some(Held {
+            release: release.id.clone(),
+            complete: false,
+        }),
+    );
+    let slots_etag = ledger.set_slots(&slots, slots_etag.as_deref()).await?;
+
+    let filled = fill(s, slot, before.as_ref(), &mut release).await;
+    // Nothing of it is served: the pending record can go at once.
+    let stop = async |e: Error, ledger: &Ledger| {
+        let _ = ledger.clear_pending(&pending_etag).await;
+        e
+    };
+    let fill = match filled {
+        Ok(f) => f,
+        Err(Error::Interrupted(_)) => {
+            return Err(stop(interrupted_before(s.plan, s.transfer), ledger).await);
+        }
+        Err(e) => return Err(stop(e, ledger).await),
+    };
+    slots.set(
+        slot,
+        Some(Held {
+            release: release.id.clone(),
+            complete: true,
+        }),
+    );
+    ledger.set_slots(&slots, Some(&slots_etag)).await?;
+    failpoint("after-assets").await;
+    if crate::interrupt::requested() {
+        return Err(stop(interrupted_before(s.plan, s.transfer), ledger).await);
+    }
+    if s.lease.lost() {
+        return Err(stop(
+            moved("the deploy lock was broken by someone else during the deploy".into()),
+            ledger,
+        )
+        .await);
+    }
+    s.out.say(format!(
+        "slot {slot}: {} written, {} removed, {} already in place",
+        fill.written, fill.deleted, fill.kept
+    ));
+
+    ledger.write_release(&release, s.live).await?;
+    failpoint("after-release").await;
+    // The switch: one conditional write.
+    match ledger.switch_pointer(slot, pointer.as_ref()).await {
+        Ok(_) => {}
+        Err(LedgerError::Store(
+            StoreError::Precondition { .. } | StoreError::AlreadyExists { .. },
+        )) => {
+            return Err(stop(
+                moved(
+                    "the live pointer was switched by someone else during the deploy (was the lock broken?)"
+                        .into(),
+                ),
+                ledger,
+            )
+            .await);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    failpoint("after-pointer").await;
+    ledger
+        .swap_head(s.head, &release.id)
+        .await
+        .map_err(|e| match e {
+            LedgerError::Store(StoreError::Precondition { .. }) => moved(
+                "HEAD was moved by someone else during the deploy (was the lock broken?)".into(),
+            ),
+            other => other.into(),
+        })?;
+    failpoint("after-head").await;
+    ledger.clear_pending(&pending_etag).await?;
+    Ok(release)
+}
+
+/// Make `slot` hold exactly `release` and the removed assets it keeps: write what
+/// differs, delete what it must not have, and record in `release` the ETag each object
+/// has in the slot.
+async fn fill(
+    s: &Switch<'_>,
+    slot: &str,
+    before: Option<&Held>,
+    release: &mut Release,
+) -> Result<Fill, Error> {
+    let ledger = s.ledger;
+    let prefix = slot_prefix(slot);
+    // What the slot holds: known from the release it held (by ETag), else hashed.
+    let held = match before {
+        Some(h) => match ledger.release(&h.release).await {
+            Ok(r) => Some(r),
+            Err(LedgerError::MissingRelease { .. } | LedgerError::Retired { .. }) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let listed: BTreeMap<_, _> = list_under(ledger, &prefix)
+        .await?
+        .into_iter()
+        .map(|m| {
+            (
+                m.key,
+                crate::plan::RemoteObject {
+                    size: m.size,
+                    etag: m.etag,
+                    sha256: None,
+                },
+            )
+        })
+        .collect();
+    let there = hash_listed(ledger, &prefix, listed, held.as_ref()).await?;
+    let known_entry = |key: &str| {
+        held.as_ref().and_then(|h| {
+            h.manifest
+                .get(key)
+                .or_else(|| h.kept.get(key).map(|k| &k.entry))
+        })
+    };
+
+    // Each key the slot must hold: (key, entry, how to write it; None: already right).
+    let mut todo: Vec<(String, Entry, PutMode, bool)> = Vec::new();
+    let mut fill = Fill::default();
+    let mut etags: BTreeMap<String, String> = BTreeMap::new();
+    let wanted = release
+        .manifest
+        .iter()
+        .chain(release.kept.iter().map(|(k, kept)| (k, &kept.entry)));
+    for (key, entry) in wanted {
+        match there.get(key) {
+            None => todo.push((key.clone(), entry.clone(), PutMode::Create, false)),
+            Some(r) if r.sha256.as_deref() != Some(entry.sha256.as_str()) => todo.push((
+                key.clone(),
+                entry.clone(),
+                PutMode::IfMatch(r.etag.clone()),
+                false,
+            )),
+            Some(r) => {
+                let headers_known_same = known_entry(key)
+                    .is_some_and(|k| k.etag == r.etag && k.attributes() == entry.attributes());
+                if headers_known_same {
+                    fill.kept += 1;
+                    etags.insert(key.clone(), r.etag.clone());
+                } else {
+                    todo.push((
+                        key.clone(),
+                        entry.clone(),
+                        PutMode::IfMatch(r.etag.clone()),
+                        true,
+                    ));
+                }
+            }
+        }
+    }
+    let deletes: Vec<(String, String)> = there
+        .iter()
+        .filter(|(k, _)| !release.manifest.contains_key(*k) && !release.kept.contains_key(*k))
+        .map(|(k, r)| (format!("{prefix}{k}"), r.etag.clone()))
+        .collect();
+
+    let bar = s.out.bar((todo.len() + deletes.len()) as u64, "writing");
+    let (results, stopped) = crate::interrupt::run_bounded(
+        todo,
+        CONCURRENCY,
+        crate::interrupt::InFlight::Finish,
+        "write",
+        |(key, entry, mode, same_bytes)| {
+            let (bar, prefix) = (&bar, &prefix);
+            async move {
+                failpoint("site-write").await;
+                let r = put_content(
+                    ledger,
+                    s.staged,
+                    &format!("{prefix}{key}"),
+                    &entry,
+                    mode,
+                    same_bytes,
+                )
+                .await;
+                bar.inc(1);
+                r.map(|etag| (key.clone(), etag)).map_err(|e| (key, e))
+            }
+        },
+    )
+    .await;
+    for r in results {
+        match r {
+            Ok((key, etag)) => {
+                fill.written += 1;
+                etags.insert(key, etag);
+            }
+            Err((key, e)) => {
+                bar.finish_and_clear();
+                return Err(Error::Other(format!(
+                    "writing {key} into slot {slot} failed: {e} (nothing of the release is served; re-run to try again)"
+                )));
+            }
+        }
+    }
+    if stopped {
+        bar.finish_and_clear();
+        return Err(Error::Interrupted(String::new()));
+    }
+    let deleted: Vec<Result<(), StoreError>> = futures::stream::iter(&deletes)
+        .map(|(k, etag)| async move {
+            let r = ledger.store().delete(k, Some(etag)).await;
+            r.or_else(|e| match e {
+                StoreError::NotFound { .. } => Ok(()),
+                e => Err(e),
+            })
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    if let Some(Err(e)) = deleted.into_iter().find(Result::is_err) {
+        return Err(Error::Other(format!(
+            "clearing slot {slot} failed: {e} (nothing of the release is served; re-run to try again)"
+        )));
+    }
+    fill.deleted = deletes.len();
+    for (key, entry) in &mut release.manifest {
+        if let Some(etag) = etags.get(key) {
+            entry.etag.clone_from(etag);
+        }
+    }
+    for (key, kept) in &mut release.kept {
+        if let Some(etag) = etags.get(key) {
+            kept.entry.etag.clone_from(etag);
+        }
+    }
+    Ok(fill)
+}

@@ -1,0 +1,185 @@
+//! The atomic layout: two slots (`slots/a/`, `slots/b/`), each holding at most one
+//! release, and the live pointer naming the slot visitors are served.
+//!
+//! A release is written into the slot the pointer does not name, then made live by one
+//! conditional pointer write; the slot it replaced keeps the previous release, so going
+//! back to it is one write too. `slots.json` under the state prefix says which release
+//! each slot holds and whether it holds all of it: a slot being filled is marked
+//! incomplete first, so a slot an interrupted apply left half-written is never switched
+//! to as if it were whole.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Ledger, LedgerError, Result, json, json_attrs};
+use crate::config::Layout;
+use crate::store::PutMode;
+
+/// The two slots.
+pub const SLOTS: [&str; 2] = ["a", "b"];
+
+/// The slot that is not `slot`.
+pub fn other(slot: &str) -> &'static str {
+    if slot == "a" { "b" } else { "a" }
+}
+
+/// What one slot holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub release: String,
+    /// Every object of the release (and the removed assets it keeps) is in place.
+    pub complete: bool,
+}
+
+/// `slots.json`: what each slot holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slots {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a: Option<Held>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub b: Option<Held>,
+}
+
+impl Slots {
+    pub fn get(&self, slot: &str) -> Option<&Held> {
+        if slot == "a" {
+            self.a.as_ref()
+        } else {
+            self.b.as_ref()
+        }
+    }
+
+    pub fn set(&mut self, slot: &str, held: Option<Held>) {
+        if slot == "a" {
+            self.a = held;
+        } else {
+            self.b = held;
+        }
+    }
+
+    /// The slot holding all of `release`, if one does.
+    pub fn holding(&self, release: &str) -> Option<&'static str> {
+        SLOTS.into_iter().find(|s| {
+            self.get(s)
+                .is_some_and(|h| h.complete && h.release == release)
+        })
+    }
+
+    /// Every release a slot holds (whole or not): what `gc` and `yank` must keep.
+    pub fn releases(&self) -> impl Iterator<Item = &str> {
+        [&self.a, &self.b]
+            .into_iter()
+            .flatten()
+            .map(|h| h.release.as_str())
+    }
+}
+
+/// The live pointer as read: the slot visitors get, and the token a switch is
+/// conditional on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pointer {
+    pub slot: String,
+    #[serde(skip)]
+    pub token: String,
+}
+
+impl Ledger {
+    /// This environment's layout: the store's (a live pointer means atomic, releases
+    /// without one in place), which the config must agree with; a store with no
+    /// release yet takes the config's, else the default.
+    pub async fn layout(&self) -> Result<Layout> {
+        self.layout
+            .get_or_try_init(|| async {
+                let pointer = self.pointer().await?;
+                let head = if pointer.is_some() {
+                    None
+                } else {
+                    self.head().await?.release
+                };
+                let env = &self.env;
+                match (self.configured, pointer, head) {
+                    (Some(Layout::InPlace), Some(p), _) => Err(LedgerError::Layout(format!(
+                        "env.{env} says layout = \"in-place\", but its store has an atomic layout (the live pointer names slot {}): nothing was read or written\n  → set layout = \"atomic\" for env.{env} in driftless.toml",
+                        p.slot
+                    ))),
+                    (Some(Layout::Atomic), None, Some(live)) => Err(LedgerError::Layout(format!(
+                        "env.{env} says layout = \"atomic\", but its store holds release {live} in place (no live pointer): nothing was read or written\n  → move it with `driftless migrate {env} --layout atomic`, or set layout = \"in-place\""
+                    ))),
+                    (_, Some(_), _) => Ok(Layout::Atomic),
+                    (_, None, Some(_)) => Ok(Layout::InPlace),
+                    (configured, None, None) => Ok(configured.unwrap_or(self.fresh)),
+                }
+            })
+            .await
+            .copied()
+    }
+
+    /// What each slot holds, and the record's ETag (`None`: no record yet).
+    pub async fn slots(&self) -> Result<(Slots, Option<String>)> {
+        Ok(
+            match self.read_json::<Slots>(&self.key("slots.json")).await? {
+                Some((s, etag)) => (s, Some(etag)),
+                None => (Slots::default(), None),
+            },
+        )
+    }
+
+    /// Replace `slots.json`, only if it is still the one read with `etag`. Returns the
+    /// new ETag.
+    pub async fn set_slots(&self, slots: &Slots, etag: Option<&str>) -> Result<String> {
+        let mode = etag.map_or(PutMode::Create, |e| PutMode::IfMatch(e.to_owned()));
+        Ok(self
+            .store
+            .put(&self.key("slots.json"), json(slots), &json_attrs(), mode)
+            .await?)
+    }
+
+    /// The live pointer, if this store has one.
+    pub async fn pointer(&self) -> Result<Option<Pointer>> {
+        Ok(self
+            .store
+            .pointer()
+            .await?
+            .map(|(slot, token)| Pointer { slot, token }))
+    }
+
+    /// Point visitors at `slot`, only if the pointer is still `seen`.
+    pub async fn switch_pointer(&self, slot: &str, seen: Option<&Pointer>) -> Result<Pointer> {
+        let token = self
+            .store
+            .set_pointer(slot, seen.map(|p| p.token.as_str()))
+            .await?;
+        Ok(Pointer {
+            slot: slot.to_owned(),
+            token,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_is_found_only_when_whole() {
+        let mut s = Slots::default();
+        s.set(
+            "a",
+            Some(Held {
+                release: "r1".into(),
+                complete: true,
+            }),
+        );
+        s.set(
+            "b",
+            Some(Held {
+                release: "r2".into(),
+                complete: false,
+            }),
+        );
+        assert_eq!(s.holding("r1"), Some("a"));
+        assert_eq!(s.holding("r2"), None);
+        assert_eq!(s.releases().collect::<Vec<_>>(), ["r1", "r2"]);
+        assert_eq!(other("a"), "b");
+        assert_eq!(other("b"), "a");
+    }
+}
