@@ -244,11 +244,15 @@ site = "{site}"
 # The embedded local store: works on a fresh machine with nothing installed.
 [env.local]
 store = "file://.driftless/local"
+# Each release goes into a slot nothing serves and is made live by one pointer write
+# (`current`, a symlink: root your web server there); rollback is one write too.
+layout = "atomic"
 # url = "http://127.0.0.1:8080"        # where `driftless serve local` answers, for `verify`
 
 # An S3 bucket (AWS or any S3-compatible server).
 # [env.staging]
 # store = "s3://my-site-staging"
+# layout = "in-place"                  # an S3 bucket is written where visitors read it
 # region = "us-east-1"
 # url = "https://staging.example.com"   # what `driftless verify staging` checks
 # cdn = {{ cloudfront = "E2EXAMPLE" }}

@@ -25,7 +25,8 @@ enum Site {
     /// An environment's live release, re-read at most once a second.
     Env {
         ledger: Ledger,
-        cache: Mutex<Option<(Arc<Manifest>, Instant)>>,
+        /// The manifest served, when it was read, and the pointer it was read under.
+        cache: Mutex<Option<(Arc<Manifest>, Instant, Option<String>)>>,
     },
     /// A directory on disk, with the config's header rules.
     Dir { root: PathBuf, rules: Vec<Rule> },
@@ -46,13 +47,30 @@ impl Served {
         let Site::Env { ledger, cache } = &self.site else {
             return Ok(None);
         };
+        // On an atomic layout the pointer is read on every request (what visitors of
+        // a web server rooted at `current` get); in place, HEAD at most once a second.
+        let atomic = ledger.layout().await? == crate::config::Layout::Atomic;
+        let read = if atomic { ledger.pointer().await? } else { None };
+        let pointer = read.as_ref().map(|p| p.token.clone());
         let mut cache = cache.lock().await;
-        if let Some((m, at)) = cache.as_ref()
-            && at.elapsed() < Duration::from_secs(1)
+        if let Some((m, at, token)) = cache.as_ref()
+            && (if atomic {
+                *token == pointer
+            } else {
+                at.elapsed() < Duration::from_secs(1)
+            })
         {
             return Ok(Some(m.clone()));
         }
-        let (_, live) = ledger.live().await?;
+        let live = if atomic {
+            let (slots, _) = ledger.slots().await?;
+            match read.and_then(|p| slots.get(&p.slot).cloned()) {
+                Some(held) => Some(ledger.release(&held.release).await?),
+                None => None,
+            }
+        } else {
+            ledger.live().await?.1
+        };
         // What the store serves: the live files and the removed assets kept for open
         // pages, while their grace lasts (after it, `gc` or the next deploy deletes them).
         let now = jiff::Timestamp::now();
@@ -67,7 +85,7 @@ impl Served {
             }
             m
         }));
-        *cache = Some((m.clone(), Instant::now()));
+        *cache = Some((m.clone(), Instant::now(), pointer));
         Ok(Some(m))
     }
 

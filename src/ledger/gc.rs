@@ -166,6 +166,9 @@ pub struct Yank {
     /// Objects deleted, and packs rewritten without the removed content.
     pub objects: Vec<Piece>,
     pub packs: Vec<String>,
+    /// The slot (atomic layout) that still held the release: emptied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_slot: Option<String>,
     #[serde(skip)]
     shas: HashSet<String>,
 }
@@ -251,12 +254,17 @@ impl Ledger {
         let pending = self.pending().await?.map(|(p, _)| p);
         let mut out = Collection::default();
         let mut restorable = 0;
+        // On an atomic layout the releases the slots hold stay restorable: going back to
+        // the other slot's release is one pointer write.
+        let (slots, _) = self.slots().await?;
+        let held: HashSet<&str> = slots.releases().collect();
         for (i, w) in history.iter().enumerate() {
             if w.retired.is_some() {
                 continue;
             }
             let young = policy.keep_since.is_some_and(|t| w.r.created_at >= t);
-            if i == 0 || restorable < policy.keep_releases || young {
+            if i == 0 || restorable < policy.keep_releases || young || held.contains(w.r.id.as_str())
+            {
                 restorable += 1;
                 out.retained.push(w.r.id.clone());
             } else {
@@ -293,7 +301,12 @@ impl Ledger {
             });
         }
         self.unneeded_snapshots(&needed, &mut out).await?;
-        if let (_, Some(live)) = self.live().await? {
+        // In slots, expired kept keys go with the next fill of a slot (the release it
+        // gets no longer keeps them); only an in-place store deletes them here.
+        if slots.a.is_none()
+            && slots.b.is_none()
+            && let (_, Some(live)) = self.live().await?
+        {
             out.expired_kept = self
                 .expired_kept(&live, now, policy.removed_releases)
                 .await?;
@@ -496,6 +509,19 @@ impl Ledger {
                 self.env, self.env
             )));
         }
+        // On an atomic layout the slot that still holds it (never the live one: that is
+        // refused above) is emptied with it.
+        let pointer = self.pointer().await?;
+        let (slots, _) = self.slots().await?;
+        let idle_slot = crate::ledger::SLOTS
+            .into_iter()
+            .filter(|s| pointer.as_ref().is_none_or(|p| p.slot != *s))
+            .find(|s| slots.get(s).is_some_and(|h| h.release == id))
+            .map(str::to_owned);
+        let live_prefix = pointer
+            .as_ref()
+            .map(|p| crate::store::slot_prefix(&p.slot))
+            .unwrap_or_default();
         let target = self.release(id).await?;
         let others: Vec<&str> = history
             .iter()
@@ -516,6 +542,7 @@ impl Ledger {
             kept_keys: Vec::new(),
             objects: Vec::new(),
             packs: Vec::new(),
+            idle_slot,
             shas: HashSet::new(),
         };
         for (key, e) in &target.manifest {
@@ -530,11 +557,12 @@ impl Ledger {
             }
         }
         for (key, k) in &live.kept {
+            let key = format!("{live_prefix}{key}");
             if y.shas.contains(&k.entry.sha256)
-                && let Some(o) = self.store.head(key).await?
+                && let Some(o) = self.store.head(&key).await?
                 && o.meta.etag == k.entry.etag
             {
-                y.kept_keys.push((key.clone(), o.meta.etag));
+                y.kept_keys.push((key, o.meta.etag));
             }
         }
         let prefix = self.object_key("");
@@ -588,6 +616,25 @@ impl Ledger {
             if let Some(p) = packs.get(id) {
                 self.rewrite_pack_without(p, &y.shas, tmp).await?;
             }
+        }
+        if let Some(slot) = &y.idle_slot {
+            // Nothing may take the slot for whole while it is emptied.
+            let (mut slots, etag) = self.slots().await?;
+            if slots.get(slot).is_some_and(|h| h.release == y.release.id) {
+                slots.set(slot, None);
+                self.set_slots(&slots, etag.as_deref()).await?;
+            }
+            let pieces: Vec<Piece> = self
+                .store
+                .list(&crate::store::slot_prefix(slot))
+                .await?
+                .into_iter()
+                .map(|m| Piece {
+                    key: m.key,
+                    size: m.size,
+                })
+                .collect();
+            self.delete_pieces(&pieces.iter().collect::<Vec<_>>()).await?;
         }
         let objects: Vec<&Piece> = y.objects.iter().collect();
         self.delete_pieces(&objects).await?;

@@ -255,7 +255,7 @@ impl LocalStore {
         super::slot_prefix(slot).trim_end_matches('/').to_owned()
     }
 
-    /// The live pointer: the slot `current` links to, and the link's target as its token.
+    /// The live pointer: the slot `current` links to, and a token naming the link.
     fn read_pointer(&self) -> Result<Option<(String, String)>> {
         let link = self.root.join(super::POINTER_KEY);
         match std::fs::read_link(&link) {
@@ -270,7 +270,14 @@ impl LocalStore {
                             link.display()
                         ))
                     })?;
-                Ok(Some((slot.to_owned(), target)))
+                // The token names this very link (a new one is renamed in on every
+                // switch), so a switch away and back is still seen as a change.
+                let meta = std::fs::symlink_metadata(&link).map_err(|e| io("stat", &link, e))?;
+                #[cfg(unix)]
+                let ino = std::os::unix::fs::MetadataExt::ino(&meta);
+                #[cfg(not(unix))]
+                let ino = fingerprint(&meta);
+                Ok(Some((slot.to_owned(), format!("{target}@{ino}"))))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
@@ -580,7 +587,10 @@ impl Store for LocalStore {
                     return Err(io("rename", &link, e));
                 }
                 sync_dir(&this.root);
-                Ok(target)
+                let (_, token) = this.read_pointer()?.ok_or_else(|| {
+                    StoreError::Other(format!("{}: the live pointer vanished", link.display()))
+                })?;
+                Ok(token)
             })
         })
         .await

@@ -440,7 +440,9 @@ fn a_promotion_whose_content_gc_collected_meanwhile_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let (staging, prod) = (tmp.path().join("staging"), tmp.path().join("prod"));
     let config = format!(
-        "site = \"site\"\n[retention]\nremoved_grace = \"0s\"\n[env.staging]\nstore = \"file://{}\"\n[env.prod]\nstore = \"file://{}\"\npromote_from = \"staging\"\n",
+        // In place: on an atomic store `gc` keeps the release the idle slot holds too
+        // (atomic::a_release_goes_live_by_one_pointer_write…).
+        "site = \"site\"\n[retention]\nremoved_grace = \"0s\"\n[env.staging]\nstore = \"file://{}\"\n[env.prod]\nstore = \"file://{}\"\nlayout = \"in-place\"\npromote_from = \"staging\"\n",
         staging.display(),
         prod.display()
     );

@@ -5,6 +5,7 @@
 )]
 
 mod architecture;
+mod atomic;
 mod bad_input;
 mod cdn;
 mod ci;

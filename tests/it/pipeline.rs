@@ -90,7 +90,7 @@ promote_from = "staging"
         "not byte-identical"
     );
     assert_eq!(
-        std::fs::read_to_string(prod.join("index.html")).unwrap(),
+        std::fs::read_to_string(crate::util::served_path(&prod, "index.html")).unwrap(),
         "<h1>R1</h1>"
     );
     let prod_release = promoted["release"]["id"].as_str().unwrap().to_owned();

@@ -198,7 +198,7 @@ basic_auth = {{ user = "team", password_env = "PREVIEW_PASSWORD" }}
     p.cmd(&["deploy", "preview", "--yes"]).expect(0);
 
     // The store holds the compressed bytes, and the manifest hashes them as uploaded.
-    let stored = std::fs::read(store.join("site.css")).unwrap();
+    let stored = std::fs::read(crate::util::served_path(&store, "site.css")).unwrap();
     assert!(
         stored.len() < css.len() / 4,
         "not compressed: {}",
@@ -234,7 +234,7 @@ basic_auth = {{ user = "team", password_env = "PREVIEW_PASSWORD" }}
     );
     let mut unbrotli = Vec::new();
     brotli::BrotliDecompress(
-        &mut &std::fs::read(store.join("app.js")).unwrap()[..],
+        &mut &std::fs::read(crate::util::served_path(&store, "app.js")).unwrap()[..],
         &mut unbrotli,
     )
     .unwrap();

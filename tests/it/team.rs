@@ -159,7 +159,9 @@ fn a_rollback_is_not_undone_by_the_next_deploy_on_the_local_store() {
         "site = \"site\"\n\n[env.prod]\nstore = \"file://{}\"\n",
         store.display()
     );
-    let read = || std::fs::read_to_string(store.join("index.html")).unwrap_or_default();
+    let read = || {
+        std::fs::read_to_string(crate::util::served_path(&store, "index.html")).unwrap_or_default()
+    };
     rollback_is_not_undone(&config, &[], &read);
 }
 

@@ -16,9 +16,19 @@ pub struct Project {
 
 impl Project {
     /// A project deploying `site/` to `store` (an absolute directory) as env `prod`
-    /// (plus `extra` TOML appended to the config).
+    /// (plus `extra` TOML appended to the config), in place: these tests read the
+    /// store's keys where visitors read them. `Project::atomic` makes an atomic one.
     pub fn new(dir: &Path, store: &Path, extra: &str) -> Self {
-        std::fs::create_dir_all(dir.join("site")).unwrap();
+        let config = format!(
+            "site = \"site\"\n\n[env.prod]\nstore = \"file://{}\"\nlayout = \"in-place\"\n{extra}",
+            store.display()
+        );
+        Self::with_config(dir, &config)
+    }
+
+    /// A project deploying `site/` to `store` as env `prod` with the atomic layout (the
+    /// default of a new local store).
+    pub fn atomic(dir: &Path, store: &Path, extra: &str) -> Self {
         let config = format!(
             "site = \"site\"\n\n[env.prod]\nstore = \"file://{}\"\n{extra}",
             store.display()
@@ -233,7 +243,12 @@ pub fn tree(root: &Path, skip: &[&str]) -> BTreeMap<String, Vec<u8>> {
             {
                 continue;
             }
-            if e.file_type().unwrap().is_dir() {
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                // The live pointer of an atomic store: what it names is its content.
+                let to = std::fs::read_link(&p).unwrap();
+                out.insert(rel, format!("-> {}", to.display()).into_bytes());
+            } else if ft.is_dir() {
                 stack.push(p);
             } else {
                 out.insert(rel, std::fs::read(&p).unwrap());
@@ -243,9 +258,21 @@ pub fn tree(root: &Path, skip: &[&str]) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// The store as a visitor sees it: site files only.
+/// The store as a visitor sees it: site files only (on an atomic store, those of the
+/// slot its live pointer names).
 pub fn site_files(store: &Path) -> BTreeMap<String, Vec<u8>> {
-    tree(store, &[".driftless/", ".driftless-store/"])
+    match std::fs::read_link(store.join("current")) {
+        Ok(_) => tree(&store.join("current"), &[]),
+        Err(_) => tree(store, &[".driftless/", ".driftless-store/"]),
+    }
+}
+
+/// The bytes a visitor gets for `key` (following an atomic store's live pointer).
+pub fn served_path(store: &Path, key: &str) -> PathBuf {
+    match std::fs::read_link(store.join("current")) {
+        Ok(_) => store.join("current").join(key),
+        Err(_) => store.join(key),
+    }
 }
 
 /// Everything in the store that a refused run must not touch, as path → SHA-256

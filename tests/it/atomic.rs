@@ -1,0 +1,297 @@
+//! The atomic layout (issue 22): a release is written into the slot nothing serves and
+//! made live by one pointer write; what a web server rooted at `current` and `serve`
+//! answer is always wholly one release.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::serve::{free_port, get, serve};
+use crate::util::{Project, files, tree};
+
+/// What a web server rooted at the store's `current` serves.
+fn served(store: &Path) -> BTreeMap<String, Vec<u8>> {
+    tree(&store.join("current"), &[])
+}
+
+fn pointer(store: &Path) -> String {
+    std::fs::read_link(store.join("current"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+/// Modification times of every file under `dir` (a write would change one).
+fn mtimes(dir: &Path) -> BTreeMap<String, std::time::SystemTime> {
+    tree(dir, &[])
+        .keys()
+        .map(|k| (k.clone(), std::fs::metadata(dir.join(k)).unwrap().modified().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_release_goes_live_by_one_pointer_write_and_rollback_writes_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::atomic(&tmp.path().join("w"), &store, "");
+    p.write("index.html", "v1").write("app.css", "css v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    assert_eq!(pointer(&store), "slots/a");
+    let v1 = files(&[("index.html", "v1"), ("app.css", "css v1")]);
+    assert_eq!(served(&store), v1);
+    // Nothing of the site is written where the slots are not.
+    let top: Vec<String> = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".driftless"))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(top, ["current", "slots"]);
+
+    p.write("index.html", "v2").write("new.js", "new");
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(0)
+        .mentions(&["slot b: 3 written"]);
+    assert_eq!(pointer(&store), "slots/b");
+    let v2 = files(&[("index.html", "v2"), ("app.css", "css v1"), ("new.js", "new")]);
+    assert_eq!(served(&store), v2);
+    // The previous release stays whole in the other slot.
+    assert_eq!(tree(&store.join("slots/a"), &[]), v1);
+
+    let before = mtimes(&store.join("slots"));
+    let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
+    assert_eq!(status["layout"], "atomic");
+    assert_eq!(status["pointer"]["slot"], "b");
+    assert_eq!(status["pointer_matches_head"], true);
+    p.cmd(&["rollback", "prod", "--yes"])
+        .expect(0)
+        .mentions(&["slot a: 0 written, 0 removed, 2 already in place"]);
+    assert_eq!(pointer(&store), "slots/a");
+    assert_eq!(served(&store), v1);
+    assert_eq!(
+        mtimes(&store.join("slots")),
+        before,
+        "a rollback to the other slot's release wrote into a slot"
+    );
+
+    // gc keeps what the slots hold, whatever the window: going back stays one write.
+    p.cmd(&["gc", "prod", "--keep", "1", "--yes"])
+        .expect(0)
+        .mentions(&["keep      2 release(s)"]);
+    p.cmd(&["rollback", "prod", "--yes"])
+        .expect(0)
+        .mentions(&["slot b: 0 written"]);
+    assert_eq!(served(&store), v2);
+
+    // The next deploy fills the idle slot with the difference only.
+    p.write("index.html", "v3");
+    p.cmd(&["deploy", "prod", "--yes", "--force", "revert"])
+        .expect(0)
+        .mentions(&["slot a: 2 written, 0 removed, 1 already in place"]);
+    assert_eq!(
+        served(&store),
+        files(&[("index.html", "v3"), ("app.css", "css v1"), ("new.js", "new")])
+    );
+}
+
+const POINTS: [&str; 5] = [
+    "after-pending",
+    "after-assets",
+    "after-release",
+    "after-pointer",
+    "after-head",
+];
+
+#[test]
+fn a_killed_apply_never_shows_and_is_dropped_unless_the_pointer_moved() {
+    for point in POINTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = tmp.path().join("store");
+        let p = Project::atomic(&tmp.path().join("w"), &store, "");
+        p.write("index.html", "v1").write("app.css", "css v1");
+        p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+        p.write("index.html", "v2").write("app.css", "css v2");
+        // The idle slot already held something: the killed run rewrites it.
+        let killed = p
+            .cmd(&["deploy", "prod", "--yes"])
+            .env("DRIFTLESS_FAILPOINT", point)
+            .run();
+        assert_eq!(killed.signal, Some(9), "{point}: {}", killed.all());
+        let v1 = files(&[("index.html", "v1"), ("app.css", "css v1")]);
+        let v2 = files(&[("index.html", "v2"), ("app.css", "css v2")]);
+        let switched = matches!(point, "after-pointer" | "after-head");
+        assert_eq!(
+            served(&store),
+            if switched { v2.clone() } else { v1.clone() },
+            "{point}: what is served is not wholly one release"
+        );
+        let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
+        assert_eq!(
+            status["pointer_matches_head"],
+            point != "after-pointer",
+            "{point}: {status}"
+        );
+
+        // A rollback now drops the unfinished apply instead of publishing it.
+        if !switched {
+            let r = p.cmd(&["rollback", "prod", "--yes"]).run();
+            assert!(
+                r.all().contains("Dropped an unfinished apply"),
+                "{point}: {}",
+                r.all()
+            );
+            assert!(
+                !r.all().contains("is now live on prod: 2"),
+                "{point}: the killed apply was published: {}",
+                r.all()
+            );
+        }
+        let again = p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+        if point == "after-pointer" {
+            again.mentions(&["Finished an interrupted apply"]);
+        }
+        assert_eq!(served(&store), v2, "{point}");
+        let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
+        assert!(status["pending"].is_null(), "{point}: {status}");
+        assert_eq!(status["pointer_matches_head"], true, "{point}");
+        assert_eq!(status["drift"].as_array().unwrap().len(), 0, "{point}");
+    }
+}
+
+/// A small pseudo-random sequence (no extra crate for a test's dice).
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// A site of `n` pages and `n` assets, every file saying which version it belongs to.
+fn write_version(p: &Project, v: usize, n: usize) {
+    for i in 0..n {
+        p.write(&format!("page{i}.html"), &format!("v{v} page {i}"));
+        p.write(&format!("assets/a{i}.css"), &format!("v{v} asset {i}"));
+    }
+}
+
+/// The versions a served tree holds (one, unless it is a mix).
+fn versions(t: &BTreeMap<String, Vec<u8>>) -> std::collections::BTreeSet<String> {
+    t.values()
+        .map(|b| {
+            String::from_utf8_lossy(b)
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn thirty_random_kills_never_leave_a_mix_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::atomic(&tmp.path().join("w"), &store, "");
+    let n = 150;
+    write_version(&p, 0, n);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("seed {seed}");
+    let mut dice = Dice(seed);
+    let (mut mixed, mut killed, mut incomplete) = (0, 0, 0);
+    for round in 1..=30 {
+        write_version(&p, round, n);
+        let mut child = p.cmd(&["deploy", "prod", "--yes"]).spawn();
+        std::thread::sleep(std::time::Duration::from_millis(dice.next(600)));
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let t = served(&store);
+        let v = versions(&t);
+        if v.len() != 1 {
+            mixed += 1;
+            eprintln!("round {round}: a mix is served: {v:?}");
+        } else if t.len() != 2 * n {
+            incomplete += 1;
+            eprintln!("round {round}: {} of {} files served", t.len(), 2 * n);
+        }
+        // Status reads it; the next deploy (next round) drops or finishes it.
+        p.cmd(&["status", "prod"]).expect(0);
+    }
+    eprintln!("{killed} of 30 deploys killed mid-run; {mixed} mixed; {incomplete} incomplete");
+    assert!(killed >= 10, "too few deploys were killed mid-run ({killed}) to prove anything");
+    assert_eq!((mixed, incomplete), (0, 0));
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    assert_eq!(versions(&served(&store)).len(), 1);
+}
+
+/// A page and its assets fetched in a loop through `serve` while releases switch: every
+/// asset a page names is there and of the page's release.
+#[test]
+fn a_reader_never_gets_a_page_with_an_asset_of_another_release() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::atomic(
+        &tmp.path().join("w"),
+        &store,
+        "[[rules]]\nmatch = \"assets/**\"\ncache_control = \"public, max-age=31536000, immutable\"\n",
+    );
+    // Fingerprinted assets, as bundlers name them: a page's assets stay served (kept)
+    // after the release that removed them, for pages still open.
+    let version = |v: usize| {
+        let name = format!("assets/app-{:08x}.js", 0x1000_0000 + v);
+        p.write("index.html", &format!("v{v} <script src=\"/{name}\"></script>"));
+        for old in std::fs::read_dir(p.dir.join("site/assets")).into_iter().flatten() {
+            std::fs::remove_file(old.unwrap().path()).unwrap();
+        }
+        p.write(&name, &format!("v{v} app"));
+    };
+    version(0);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let port = free_port();
+    let _server = serve(&p, "prod", port);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut pages, mut bad) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, _, page) = get(port, "/index.html", "");
+                assert_eq!(status, 200);
+                let page = String::from_utf8(page).unwrap();
+                let v = page.split_whitespace().next().unwrap().to_owned();
+                let src = page.split('"').nth(1).unwrap().to_owned();
+                let (status, _, asset) = get(port, &src, "");
+                let asset = String::from_utf8_lossy(&asset).into_owned();
+                if status != 200 || !asset.starts_with(&format!("{v} ")) {
+                    bad.push(format!("{v}: {src} → {status} {asset:?}"));
+                }
+                pages += 1;
+            }
+            (pages, bad)
+        })
+    };
+    for v in 1..=20 {
+        version(v);
+        // After a rollback, the next version undoes it on purpose.
+        p.cmd(&["deploy", "prod", "--yes", "--force", "revert"]).expect(0);
+        if v % 4 == 0 {
+            p.cmd(&["rollback", "prod", "--yes"]).expect(0);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (pages, bad) = reader.join().unwrap();
+    eprintln!("{pages} pages read during 20 deploys and 5 rollbacks; {} bad", bad.len());
+    assert!(pages > 50, "the reader read too little ({pages} pages) to prove anything");
+    assert!(bad.is_empty(), "{bad:#?}");
+}
