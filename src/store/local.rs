@@ -435,6 +435,13 @@ impl LocalStore {
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| fs_io("create", e))?;
         }
+        if key.starts_with("slots/") {
+            // What a web server serves is read-only: a hand edit of a served file takes
+            // a deliberate chmod (and is then seen as drift).
+            let mut perms = fs::metadata(&tmp).map_err(|e| fs_io("stat", e))?.permissions();
+            perms.set_readonly(true);
+            fs::set_permissions(&tmp, perms).map_err(|e| fs_io("chmod", e))?;
+        }
         fs::rename(&tmp, &dest).map_err(|e| fs_io("rename", e))?;
         let meta = fs::metadata(&dest).map_err(|e| fs_io("stat", e))?;
         self.set_meta(

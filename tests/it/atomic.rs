@@ -47,6 +47,10 @@ fn a_release_goes_live_by_one_pointer_write_and_rollback_writes_nothing_else() {
         .into_iter()
         .collect();
     assert_eq!(top, ["current", "slots"]);
+    for f in ["index.html", "app.css"] {
+        let perms = std::fs::metadata(store.join("current").join(f)).unwrap().permissions();
+        assert!(perms.readonly(), "{f}: a served file is writable");
+    }
 
     p.write("index.html", "v2").write("new.js", "new");
     p.cmd(&["deploy", "prod", "--yes"])
