@@ -50,7 +50,11 @@ impl Served {
         // On an atomic layout the pointer is read on every request (what visitors of
         // a web server rooted at `current` get); in place, HEAD at most once a second.
         let atomic = ledger.layout().await? == crate::config::Layout::Atomic;
-        let read = if atomic { ledger.pointer().await? } else { None };
+        let read = if atomic {
+            ledger.pointer().await?
+        } else {
+            None
+        };
         let pointer = read.as_ref().map(|p| p.token.clone());
         let mut cache = cache.lock().await;
         if let Some((m, at, token)) = cache.as_ref()

@@ -263,7 +263,10 @@ impl Ledger {
                 continue;
             }
             let young = policy.keep_since.is_some_and(|t| w.r.created_at >= t);
-            if i == 0 || restorable < policy.keep_releases || young || held.contains(w.r.id.as_str())
+            if i == 0
+                || restorable < policy.keep_releases
+                || young
+                || held.contains(w.r.id.as_str())
             {
                 restorable += 1;
                 out.retained.push(w.r.id.clone());
@@ -634,7 +637,8 @@ impl Ledger {
                     size: m.size,
                 })
                 .collect();
-            self.delete_pieces(&pieces.iter().collect::<Vec<_>>()).await?;
+            self.delete_pieces(&pieces.iter().collect::<Vec<_>>())
+                .await?;
         }
         let objects: Vec<&Piece> = y.objects.iter().collect();
         self.delete_pieces(&objects).await?;

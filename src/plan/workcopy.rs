@@ -45,7 +45,13 @@ impl WorkCopy {
         if let Some(dir) = self.path.parent() {
             fs_err::create_dir_all(dir)?;
         }
-        fs_err::write(&self.path, serde_json::to_vec(r).expect("serialises"))
+        // Written beside and renamed over: a run killed mid-write must not leave an
+        // empty record (this working copy would forget its base and look stale).
+        let tmp = self
+            .path
+            .with_extension(format!("tmp-{}", &crate::digest::unique_token()[..8]));
+        fs_err::write(&tmp, serde_json::to_vec(r).expect("serialises"))?;
+        fs_err::rename(&tmp, &self.path)
     }
 
     /// The release this working copy's files derive from, `live` being what is live now:

@@ -438,7 +438,9 @@ impl LocalStore {
         if key.starts_with("slots/") {
             // What a web server serves is read-only: a hand edit of a served file takes
             // a deliberate chmod (and is then seen as drift).
-            let mut perms = fs::metadata(&tmp).map_err(|e| fs_io("stat", e))?.permissions();
+            let mut perms = fs::metadata(&tmp)
+                .map_err(|e| fs_io("stat", e))?
+                .permissions();
             perms.set_readonly(true);
             fs::set_permissions(&tmp, perms).map_err(|e| fs_io("chmod", e))?;
         }

@@ -24,7 +24,12 @@ fn pointer(store: &Path) -> String {
 fn mtimes(dir: &Path) -> BTreeMap<String, std::time::SystemTime> {
     tree(dir, &[])
         .keys()
-        .map(|k| (k.clone(), std::fs::metadata(dir.join(k)).unwrap().modified().unwrap()))
+        .map(|k| {
+            (
+                k.clone(),
+                std::fs::metadata(dir.join(k)).unwrap().modified().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -48,7 +53,9 @@ fn a_release_goes_live_by_one_pointer_write_and_rollback_writes_nothing_else() {
         .collect();
     assert_eq!(top, ["current", "slots"]);
     for f in ["index.html", "app.css"] {
-        let perms = std::fs::metadata(store.join("current").join(f)).unwrap().permissions();
+        let perms = std::fs::metadata(store.join("current").join(f))
+            .unwrap()
+            .permissions();
         assert!(perms.readonly(), "{f}: a served file is writable");
     }
 
@@ -57,7 +64,11 @@ fn a_release_goes_live_by_one_pointer_write_and_rollback_writes_nothing_else() {
         .expect(0)
         .mentions(&["slot b: 3 written"]);
     assert_eq!(pointer(&store), "slots/b");
-    let v2 = files(&[("index.html", "v2"), ("app.css", "css v1"), ("new.js", "new")]);
+    let v2 = files(&[
+        ("index.html", "v2"),
+        ("app.css", "css v1"),
+        ("new.js", "new"),
+    ]);
     assert_eq!(served(&store), v2);
     // The previous release stays whole in the other slot.
     assert_eq!(tree(&store.join("slots/a"), &[]), v1);
@@ -94,7 +105,11 @@ fn a_release_goes_live_by_one_pointer_write_and_rollback_writes_nothing_else() {
         .mentions(&["slot a: 2 written, 0 removed, 1 already in place"]);
     assert_eq!(
         served(&store),
-        files(&[("index.html", "v3"), ("app.css", "css v1"), ("new.js", "new")])
+        files(&[
+            ("index.html", "v3"),
+            ("app.css", "css v1"),
+            ("new.js", "new")
+        ])
     );
 }
 
@@ -179,7 +194,7 @@ impl Dice {
 fn write_version(p: &Project, v: usize, n: usize) {
     for i in 0..n {
         p.write(&format!("page{i}.html"), &format!("v{v} page {i}"));
-        p.write(&format!("assets/a{i}.css"), &format!("v{v} asset {i}"));
+        p.write(&format!("static/a{i}.css"), &format!("v{v} asset {i}"));
     }
 }
 
@@ -196,31 +211,42 @@ fn versions(t: &BTreeMap<String, Vec<u8>>) -> std::collections::BTreeSet<String>
         .collect()
 }
 
-#[test]
-fn thirty_random_kills_never_leave_a_mix_served() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let p = Project::atomic(&tmp.path().join("w"), &store, "");
-    let n = 150;
-    write_version(&p, 0, n);
+/// 30 deploys of `p`, each SIGKILLed at a random moment of the time a deploy takes;
+/// after each, what `served` says visitors get must be wholly one release, complete.
+fn random_kills(p: &Project, n: usize, served: &dyn Fn() -> BTreeMap<String, Vec<u8>>) {
+    write_version(p, 100, n);
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    // How long a whole deploy of a new version takes here: the kills fall anywhere in it.
+    write_version(p, 0, n);
+    let started = std::time::Instant::now();
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let max_ms = u64::try_from(started.elapsed().as_millis())
+        .unwrap()
+        .max(50);
+    eprintln!("a whole deploy takes {max_ms} ms");
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
     eprintln!("seed {seed}");
     let mut dice = Dice(seed);
-    let (mut mixed, mut killed, mut incomplete) = (0, 0, 0);
+    let (mut mixed, mut killed, mut incomplete, mut switched) = (0, 0, 0, 0);
     for round in 1..=30 {
-        write_version(&p, round, n);
-        let mut child = p.cmd(&["deploy", "prod", "--yes"]).spawn();
-        std::thread::sleep(std::time::Duration::from_millis(dice.next(600)));
-        if child.try_wait().unwrap().is_none() {
-            killed += 1;
+        write_version(p, round, n);
+        let mut child = p.cmd(&["deploy", "prod", "--yes"]).spawn_quiet();
+        std::thread::sleep(std::time::Duration::from_millis(dice.next(max_ms)));
+        match child.try_wait().unwrap() {
+            None => killed += 1,
+            Some(st) if !st.success() => {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                panic!("round {round}: the deploy failed ({st}): {err}");
+            }
+            Some(_) => {}
         }
         let _ = child.kill();
         let _ = child.wait();
-        let t = served(&store);
+        let t = served();
         let v = versions(&t);
         if v.len() != 1 {
             mixed += 1;
@@ -228,15 +254,63 @@ fn thirty_random_kills_never_leave_a_mix_served() {
         } else if t.len() != 2 * n {
             incomplete += 1;
             eprintln!("round {round}: {} of {} files served", t.len(), 2 * n);
+        } else if v.contains(&format!("v{round}")) {
+            switched += 1;
         }
         // Status reads it; the next deploy (next round) drops or finishes it.
         p.cmd(&["status", "prod"]).expect(0);
     }
-    eprintln!("{killed} of 30 deploys killed mid-run; {mixed} mixed; {incomplete} incomplete");
-    assert!(killed >= 10, "too few deploys were killed mid-run ({killed}) to prove anything");
+    eprintln!(
+        "{killed} of 30 deploys killed mid-run; {switched} of 30 left the new release served, the rest the one before; {mixed} mixed; {incomplete} incomplete"
+    );
+    assert!(
+        killed >= 10,
+        "too few deploys were killed mid-run ({killed}) to prove anything"
+    );
     assert_eq!((mixed, incomplete), (0, 0));
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
-    assert_eq!(versions(&served(&store)).len(), 1);
+    assert_eq!(versions(&served()).len(), 1);
+}
+
+#[test]
+fn thirty_random_kills_never_leave_a_mix_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::atomic(&tmp.path().join("w"), &store, "");
+    random_kills(&p, 150, &|| served(&store));
+}
+
+/// The same on SeaweedFS: what a CloudFront function reading the pointer would serve is
+/// the slot the pointer object names, read back with the AWS CLI.
+#[test]
+fn thirty_random_kills_on_seaweedfs_never_leave_a_mix_served() {
+    let s = crate::servers::servers();
+    let bucket = s.bucket(&s.seaweedfs);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = crate::s3::config(&s.seaweedfs, &bucket).replace(
+        "region = \"us-east-1\"\n",
+        "region = \"us-east-1\"\nlayout = \"atomic\"\n",
+    );
+    let p = Project::with_config(&tmp.path().join("w"), &config).envs(s.env());
+    let pointed = || {
+        let dir = tempfile::tempdir().unwrap();
+        let base = format!("s3://{bucket}/{}", crate::s3::PREFIX);
+        let out = s.aws(&s.seaweedfs, &["s3", "cp", &format!("{base}/current"), "-"]);
+        let slot = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(slot == "a" || slot == "b", "pointer {slot:?}");
+        s.aws(
+            &s.seaweedfs,
+            &[
+                "s3",
+                "sync",
+                "--quiet",
+                &format!("{base}/slots/{slot}"),
+                dir.path().to_str().unwrap(),
+            ],
+        );
+        tree(dir.path(), &[])
+    };
+    random_kills(&p, 100, &pointed);
 }
 
 /// A page and its assets fetched in a loop through `serve` while releases switch: every
@@ -254,8 +328,14 @@ fn a_reader_never_gets_a_page_with_an_asset_of_another_release() {
     // after the release that removed them, for pages still open.
     let version = |v: usize| {
         let name = format!("assets/app-{:08x}.js", 0x1000_0000 + v);
-        p.write("index.html", &format!("v{v} <script src=\"/{name}\"></script>"));
-        for old in std::fs::read_dir(p.dir.join("site/assets")).into_iter().flatten() {
+        p.write(
+            "index.html",
+            &format!("v{v} <script src=\"/{name}\"></script>"),
+        );
+        for old in std::fs::read_dir(p.dir.join("site/assets"))
+            .into_iter()
+            .flatten()
+        {
             std::fs::remove_file(old.unwrap().path()).unwrap();
         }
         p.write(&name, &format!("v{v} app"));
@@ -288,14 +368,21 @@ fn a_reader_never_gets_a_page_with_an_asset_of_another_release() {
     for v in 1..=20 {
         version(v);
         // After a rollback, the next version undoes it on purpose.
-        p.cmd(&["deploy", "prod", "--yes", "--force", "revert"]).expect(0);
+        p.cmd(&["deploy", "prod", "--yes", "--force", "revert"])
+            .expect(0);
         if v % 4 == 0 {
             p.cmd(&["rollback", "prod", "--yes"]).expect(0);
         }
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (pages, bad) = reader.join().unwrap();
-    eprintln!("{pages} pages read during 20 deploys and 5 rollbacks; {} bad", bad.len());
-    assert!(pages > 50, "the reader read too little ({pages} pages) to prove anything");
+    eprintln!(
+        "{pages} pages read during 20 deploys and 5 rollbacks; {} bad",
+        bad.len()
+    );
+    assert!(
+        pages > 50,
+        "the reader read too little ({pages} pages) to prove anything"
+    );
     assert!(bad.is_empty(), "{bad:#?}");
 }

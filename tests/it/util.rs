@@ -144,6 +144,16 @@ impl Run {
             .unwrap()
     }
 
+    /// Spawned with its output thrown away (a child that is never read must not block
+    /// on a full pipe), its errors kept.
+    pub fn spawn_quiet(mut self) -> std::process::Child {
+        self.cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     pub fn run(mut self) -> Done {
         let out = self.cmd.output().unwrap();
         Done::from(self.shown, out)
