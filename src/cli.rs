@@ -253,6 +253,26 @@ pub enum Command {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+    /// Move an environment to the atomic layout: the live release is copied into a slot
+    /// and the live pointer (`current`) created; the in-place copies keep being served
+    /// until you root your web server at `current` and run it again with `--finish`.
+    #[command(
+        after_help = "Examples:\n  driftless migrate prod --layout atomic            # slot a + pointer; nothing visitors see changes\n  driftless migrate prod --layout atomic --finish   # then: remove the in-place copies"
+    )]
+    Migrate {
+        /// Environment to move.
+        #[arg(add = ArgValueCompleter::new(env_names))]
+        env: String,
+        /// The layout to move to (only "atomic" for now).
+        #[arg(long, value_name = "LAYOUT", value_parser = ["atomic"])]
+        layout: String,
+        /// Remove the in-place copies of the live release (after your web server is
+        /// rooted at `current`).
+        #[arg(long)]
+        finish: bool,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
     /// Put a stop sign on an environment at once: deploys are refused until `unhold`.
     #[command(after_help = "Example:\n  driftless hold prod --reason 'launch freeze until Monday'")]
     Hold {

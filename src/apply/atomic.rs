@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 
 use super::{CONCURRENCY, Report, Transfer, interrupted_before, moved, put_content};
 use crate::Error;
@@ -192,6 +192,7 @@ async fn fill(
 
     // Each key the slot must hold: (key, entry, how to write it; None: already right).
     let mut todo: Vec<(String, Entry, PutMode, bool)> = Vec::new();
+    let mut unknown: Vec<(String, Entry, String)> = Vec::new();
     let mut fill = Fill::default();
     let mut etags: BTreeMap<String, String> = BTreeMap::new();
     let wanted = release
@@ -208,20 +209,46 @@ async fn fill(
                 false,
             )),
             Some(r) => {
-                let headers_known_same = known_entry(key)
-                    .is_some_and(|k| k.etag == r.etag && k.attributes() == entry.attributes());
-                if headers_known_same {
-                    fill.kept += 1;
-                    etags.insert(key.clone(), r.etag.clone());
-                } else {
-                    todo.push((
+                let known = known_entry(key).filter(|k| k.etag == r.etag);
+                match known {
+                    Some(k) if k.attributes() == entry.attributes() => {
+                        fill.kept += 1;
+                        etags.insert(key.clone(), r.etag.clone());
+                    }
+                    Some(_) => todo.push((
                         key.clone(),
                         entry.clone(),
                         PutMode::IfMatch(r.etag.clone()),
                         true,
-                    ));
+                    )),
+                    None => unknown.push((key.clone(), entry.clone(), r.etag.clone())),
                 }
             }
+        }
+    }
+    // Right bytes, headers not known from a record (a slot filled by `migrate`, or
+    // by hand): asked of the store, one HEAD each, rewritten only if they differ.
+    let asked: Vec<(String, Entry, String, bool)> = futures::stream::iter(unknown)
+        .map(|(key, entry, etag)| {
+            let prefix = &prefix;
+            async move {
+                let same = ledger
+                    .store()
+                    .head(&format!("{prefix}{key}"))
+                    .await?
+                    .is_some_and(|o| o.meta.etag == etag && o.attrs == entry.attributes());
+                Ok::<_, Error>((key, entry, etag, same))
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    for (key, entry, etag, same) in asked {
+        if same {
+            fill.kept += 1;
+            etags.insert(key, etag);
+        } else {
+            todo.push((key, entry, PutMode::IfMatch(etag), true));
         }
     }
     let deletes: Vec<(String, String)> = there

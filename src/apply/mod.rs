@@ -28,6 +28,7 @@ use crate::store::{PutMode, StoreError};
 
 mod adopt;
 mod atomic;
+pub(crate) mod migrate;
 pub(crate) mod promote;
 mod recover;
 

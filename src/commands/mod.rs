@@ -13,6 +13,7 @@ mod edge_apply;
 mod execute;
 mod history;
 mod init;
+mod migrate;
 mod planning;
 mod promote;
 mod pull;
@@ -71,7 +72,7 @@ fn changed_env(ctx: &Ctx, command: &Command) -> Option<String> {
     match command {
         Command::Deploy { env, .. } => ctx.env_name(env.as_deref(), "deploy").ok(),
         Command::Promote { to, .. } => Some(to.clone()),
-        Command::Rollback { env, .. } => Some(env.clone()),
+        Command::Rollback { env, .. } | Command::Migrate { env, .. } => Some(env.clone()),
         Command::Apply { file, .. } => std::fs::read(file)
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
@@ -173,6 +174,12 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             message,
             confirm,
         } => rollback::rollback(ctx, &env, to, message.message, confirm.yes).await,
+        Command::Migrate {
+            env,
+            finish,
+            confirm,
+            ..
+        } => migrate::migrate(ctx, &env, finish, confirm.yes).await,
         Command::Hold { env, reason, .. } => state::hold(ctx, &env, &reason).await,
         Command::Unhold { env, confirm } => state::unhold(ctx, &env, confirm.yes).await,
         Command::Unlock { env, confirm } => state::unlock(ctx, &env, confirm.yes).await,

@@ -37,6 +37,10 @@ pub struct Slots {
     pub a: Option<Held>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub b: Option<Held>,
+    /// The release whose in-place copies are still in the store after a move to the
+    /// atomic layout (removed by `driftless migrate ENV --layout atomic --finish`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_place: Option<String>,
 }
 
 impl Slots {

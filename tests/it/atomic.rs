@@ -386,3 +386,64 @@ fn a_reader_never_gets_a_page_with_an_asset_of_another_release() {
     );
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+#[test]
+fn an_in_place_store_moves_to_the_atomic_layout_with_nothing_unserved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let dir = tmp.path().join("w");
+    let p = Project::new(&dir, &store, "");
+    p.write("index.html", "v1").write("app.css", "css v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let v1 = files(&[("index.html", "v1"), ("app.css", "css v1")]);
+    assert_eq!(crate::util::site_files(&store), v1);
+
+    // The config still says in place: refused, naming the line to change.
+    p.cmd(&["migrate", "prod", "--layout", "atomic", "--yes"])
+        .expect(3)
+        .mentions(&["layout = \"in-place\""]);
+    let config = std::fs::read_to_string(dir.join("driftless.toml"))
+        .unwrap()
+        .replace("layout = \"in-place\"\n", "");
+    std::fs::write(dir.join("driftless.toml"), config).unwrap();
+    p.cmd(&["status", "prod", "--json"]).expect(0).json()["layout"]
+        .as_str()
+        .map(|l| assert_eq!(l, "in-place"));
+
+    p.cmd(&["migrate", "prod", "--layout", "atomic", "--yes"])
+        .expect(0)
+        .mentions(&["2 object(s) copied", "--finish"]);
+    // Both roots serve release 1: the old one (in place) and `current`.
+    assert_eq!(served(&store), v1);
+    assert_eq!(
+        std::fs::read_to_string(store.join("index.html")).unwrap(),
+        "v1"
+    );
+    let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
+    assert_eq!(status["layout"], "atomic");
+    assert_eq!(status["drift"].as_array().unwrap().len(), 0, "{status}");
+    p.cmd(&["migrate", "prod", "--layout", "atomic", "--yes"])
+        .expect(3)
+        .mentions(&["already has the atomic layout"]);
+
+    p.write("index.html", "v2");
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(0)
+        .mentions(&["slot b"]);
+    assert_eq!(
+        served(&store),
+        files(&[("index.html", "v2"), ("app.css", "css v1")])
+    );
+    p.cmd(&["rollback", "prod", "--yes"])
+        .expect(0)
+        .mentions(&["slot a: 0 written"]);
+    assert_eq!(served(&store), v1);
+
+    p.cmd(&["migrate", "prod", "--layout", "atomic", "--finish", "--yes"])
+        .expect(0)
+        .mentions(&["removed 2 in-place"]);
+    assert!(!store.join("index.html").exists());
+    assert_eq!(served(&store), v1);
+    let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
+    assert_eq!(status["drift"].as_array().unwrap().len(), 0, "{status}");
+}

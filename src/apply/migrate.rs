@@ -1,0 +1,132 @@
+//! Moving an environment from in place to the atomic layout, with no moment where
+//! visitors get an error: the live release is copied into slot `a` (server-side, from
+//! the keys it is served from), the slot marked whole, then the pointer created. The
+//! in-place copies stay served until the web server is rooted at `current`; `--finish`
+//! removes them afterwards, each only if it still holds what the release put there.
+
+use std::collections::BTreeMap;
+
+use futures::{StreamExt as _, TryStreamExt as _};
+
+use super::{CONCURRENCY, Report};
+use crate::Error;
+use crate::ledger::{Entry, Held, Ledger, Release};
+use crate::store::{PutMode, StoreError, slot_prefix};
+
+/// Every key a release serves: its files and the removed assets it keeps.
+fn served(release: &Release) -> BTreeMap<&String, &Entry> {
+    release
+        .manifest
+        .iter()
+        .chain(release.kept.iter().map(|(k, kept)| (k, &kept.entry)))
+        .collect()
+}
+
+/// Copy `live` into slot `a` and create the pointer. Returns the objects copied.
+pub(crate) async fn to_atomic(
+    ledger: &Ledger,
+    live: &Release,
+    out: &dyn Report,
+) -> Result<usize, Error> {
+    if let Some(p) = ledger.pointer().await? {
+        return Err(Error::Refused(format!(
+            "{} already has the atomic layout (the live pointer names slot {}): nothing was changed",
+            ledger.env(),
+            p.slot
+        )));
+    }
+    let slot = "a";
+    let prefix = slot_prefix(slot);
+    let (mut slots, etag) = ledger.slots().await?;
+    slots.set(
+        slot,
+        Some(Held {
+            release: live.id.clone(),
+            complete: false,
+        }),
+    );
+    slots.in_place = Some(live.id.clone());
+    let etag = ledger.set_slots(&slots, etag.as_deref()).await?;
+    // What an earlier, interrupted move left in the slot.
+    let there: BTreeMap<String, String> = ledger
+        .store()
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .map(|m| (m.key, m.etag))
+        .collect();
+    let keys = served(live);
+    let bar = out.bar(keys.len() as u64, "copying");
+    let copied: Vec<()> = futures::stream::iter(keys)
+        .map(|(key, entry)| {
+            let (dest, bar, there) = (format!("{prefix}{key}"), &bar, &there);
+            async move {
+                let mode = there
+                    .get(&dest)
+                    .map_or(PutMode::Create, |e| PutMode::IfMatch(e.clone()));
+                let attrs = entry.attributes();
+                // From the key it is served from, if it still holds the release's bytes;
+                // else from the snapshots.
+                let at_key = ledger.store().head(key).await?;
+                if at_key.is_some_and(|o| o.meta.etag == entry.etag) {
+                    ledger.store().copy(key, &dest, &attrs, mode).await?;
+                } else {
+                    ledger
+                        .content_to_key(&entry.sha256, &dest, &attrs, mode)
+                        .await?;
+                }
+                bar.inc(1);
+                Ok::<_, Error>(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    bar.finish_and_clear();
+    slots.set(
+        slot,
+        Some(Held {
+            release: live.id.clone(),
+            complete: true,
+        }),
+    );
+    ledger.set_slots(&slots, Some(&etag)).await?;
+    ledger.switch_pointer(slot, None).await?;
+    Ok(copied.len())
+}
+
+/// Remove the in-place copies a move to the atomic layout left. Returns the keys
+/// removed and those left (changed since by someone else).
+pub(crate) async fn finish(ledger: &Ledger) -> Result<(usize, Vec<String>), Error> {
+    let (mut slots, etag) = ledger.slots().await?;
+    let Some(id) = slots.in_place.clone() else {
+        return Ok((0, Vec::new()));
+    };
+    let release = ledger.release(&id).await?;
+    let listed = ledger.store().list_except(ledger.prefix()).await?;
+    let in_place: Vec<(String, String)> = listed
+        .into_iter()
+        .filter(|m| !m.key.starts_with("slots/") && m.key != crate::store::POINTER_KEY)
+        .map(|m| (m.key, m.etag))
+        .collect();
+    let entries = served(&release);
+    let (ours, left): (Vec<_>, Vec<_>) = in_place
+        .into_iter()
+        .partition(|(k, e)| entries.get(k).is_some_and(|entry| &entry.etag == e));
+    let results: Vec<Result<(), StoreError>> = futures::stream::iter(&ours)
+        .map(|(k, e)| async move {
+            match ledger.store().delete(k, Some(e)).await {
+                Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+        return Err(e.into());
+    }
+    slots.in_place = None;
+    ledger.set_slots(&slots, etag.as_deref()).await?;
+    Ok((ours.len(), left.into_iter().map(|(k, _)| k).collect()))
+}
