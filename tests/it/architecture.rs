@@ -49,9 +49,9 @@ const SDK_CRATES: &[&str] = &[
     "aws_types",
 ];
 
-/// The writers of HEAD and of release records, and the rooms allowed to call them
-/// (`ledger/` defines them and tests them).
-const WRITERS: &[&str] = &[".swap_head(", ".write_release("];
+/// The writers of HEAD, of release records and of the live pointer (atomic layout), and
+/// the rooms allowed to call them (`ledger/` defines them and tests them).
+const WRITERS: &[&str] = &[".swap_head(", ".write_release(", ".switch_pointer("];
 const WRITER_HOMES: &[&str] = &["apply/", "ledger/"];
 
 #[test]
