@@ -23,6 +23,9 @@ pub(crate) async fn snapshot_store(
     remote: &BTreeMap<String, RemoteObject>,
 ) -> Result<Manifest, Error> {
     let mut manifest = Manifest::new();
+    let prefix = crate::plan::facts::live_prefix(ledger)
+        .await?
+        .unwrap_or_default();
     for (key, r) in remote {
         let known = live
             .get(key)
@@ -32,7 +35,7 @@ pub(crate) async fn snapshot_store(
             continue;
         }
         // Not what driftless wrote: snapshot its bytes and record its headers.
-        let Some((obj, body)) = ledger.store().get(key).await? else {
+        let Some((obj, body)) = ledger.store().get(&format!("{prefix}{key}")).await? else {
             continue;
         };
         let sha = hash_bytes(&body);
@@ -82,6 +85,25 @@ pub(crate) async fn adopt(
         .write_release(&release, live)
         .await
         .map_err(|e| Adopted::Failed(e.into()))?;
+    // Atomic layout: the live slot holds what was adopted (it was read from there).
+    if let Some(p) = ledger
+        .pointer()
+        .await
+        .map_err(|e| Adopted::Failed(e.into()))?
+    {
+        let record = async {
+            let (mut slots, etag) = ledger.slots().await?;
+            slots.set(
+                &p.slot,
+                Some(crate::ledger::Held {
+                    release: release.id.clone(),
+                    complete: true,
+                }),
+            );
+            ledger.set_slots(&slots, etag.as_deref()).await
+        };
+        record.await.map_err(|e| Adopted::Failed(e.into()))?;
+    }
     ledger
         .swap_head(head, &release.id)
         .await

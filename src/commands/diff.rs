@@ -67,10 +67,20 @@ impl Side<'_> {
                 Some(e) => Ok(Some(readable(ec.entry_bytes(key, e).await?, e))),
                 None => Ok(None),
             },
-            Side::Store(ec, _) => Ok(ec.ledger.store().get(key).await?.map(|(obj, body)| {
-                let entry = Entry::from_attributes("", obj.meta.size, &obj.attrs, "");
-                readable(body, &entry)
-            })),
+            Side::Store(ec, _) => {
+                let prefix = crate::plan::facts::live_prefix(&ec.ledger)
+                    .await?
+                    .unwrap_or_default();
+                Ok(ec
+                    .ledger
+                    .store()
+                    .get(&format!("{prefix}{key}"))
+                    .await?
+                    .map(|(obj, body)| {
+                        let entry = Entry::from_attributes("", obj.meta.size, &obj.attrs, "");
+                        readable(body, &entry)
+                    }))
+            }
         }
     }
 }

@@ -447,3 +447,33 @@ fn an_in_place_store_moves_to_the_atomic_layout_with_nothing_unserved() {
     let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
     assert_eq!(status["drift"].as_array().unwrap().len(), 0, "{status}");
 }
+
+#[test]
+fn a_hand_edit_of_the_live_slot_is_drift_shown_by_diff_and_adoptable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::atomic(&tmp.path().join("w"), &store, "");
+    p.write("index.html", "v1\n").write("app.css", "css v1\n");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    // Served files are read-only: an edit takes a deliberate chmod.
+    let edited = store.join("current/index.html");
+    let mut perms = std::fs::metadata(&edited).unwrap().permissions();
+    #[expect(clippy::permissions_set_readonly_false, reason = "the test plays a person editing")]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&edited, perms).unwrap();
+    std::fs::write(&edited, "hotfix\n").unwrap();
+
+    let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
+    assert_eq!(status["drift"][0]["key"], "index.html", "{status}");
+    p.cmd(&["diff", "prod", "--against", "store"])
+        .expect(0)
+        .mentions(&["+hotfix"]);
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["index.html"]);
+    p.cmd(&["adopt", "prod", "--yes", "-m", "keep the hotfix"])
+        .expect(0);
+    let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
+    assert_eq!(status["drift"].as_array().unwrap().len(), 0, "{status}");
+    assert_eq!(status["pointer_matches_head"], true, "{status}");
+}
