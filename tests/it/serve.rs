@@ -471,7 +471,11 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
+        let ft = e.file_type().unwrap();
+        if ft.is_symlink() {
+            // A store's live pointer (a deploy of the example in this checkout).
+            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), target).unwrap();
+        } else if ft.is_dir() {
             copy_dir(&e.path(), &target);
         } else {
             std::fs::copy(e.path(), target).unwrap();
