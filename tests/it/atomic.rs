@@ -458,7 +458,10 @@ fn a_hand_edit_of_the_live_slot_is_drift_shown_by_diff_and_adoptable() {
     // Served files are read-only: an edit takes a deliberate chmod.
     let edited = store.join("current/index.html");
     let mut perms = std::fs::metadata(&edited).unwrap().permissions();
-    #[expect(clippy::permissions_set_readonly_false, reason = "the test plays a person editing")]
+    #[expect(
+        clippy::permissions_set_readonly_false,
+        reason = "the test plays a person editing"
+    )]
     perms.set_readonly(false);
     std::fs::set_permissions(&edited, perms).unwrap();
     std::fs::write(&edited, "hotfix\n").unwrap();
