@@ -41,8 +41,8 @@ pub(super) async fn migrate(ctx: &Ctx, env: &str, finish: bool, yes: bool) -> Re
         live.id,
         bytes(size)
     ));
-    out.say("  point     current → slots/a (one write, once every file is there)".to_owned());
-    out.say("  keep      the in-place copies: visitors of a server rooted at the store keep getting the same bytes".to_owned());
+    out.say("  point     current → slots/a (one write, once every file is there)");
+    out.say("  keep      the in-place copies: visitors of a server rooted at the store keep getting the same bytes");
     if !out.confirm(&format!("Move {env} to the atomic layout?"), yes)? {
         return Err(Error::Other("not confirmed; nothing was changed".into()));
     }

@@ -21,12 +21,14 @@ use crate::edge::{Outcome, resolve};
 use crate::ledger::{Entry, Ledger, Manifest};
 use crate::store::Attributes;
 
+/// The manifest served, when it was read, and the pointer it was read under.
+type Cached = (Arc<Manifest>, Instant, Option<String>);
+
 enum Site {
     /// An environment's live release, re-read at most once a second.
     Env {
         ledger: Ledger,
-        /// The manifest served, when it was read, and the pointer it was read under.
-        cache: Mutex<Option<(Arc<Manifest>, Instant, Option<String>)>>,
+        cache: Mutex<Option<Cached>>,
     },
     /// A directory on disk, with the config's header rules.
     Dir { root: PathBuf, rules: Vec<Rule> },

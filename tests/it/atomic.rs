@@ -406,9 +406,8 @@ fn an_in_place_store_moves_to_the_atomic_layout_with_nothing_unserved() {
         .unwrap()
         .replace("layout = \"in-place\"\n", "");
     std::fs::write(dir.join("driftless.toml"), config).unwrap();
-    p.cmd(&["status", "prod", "--json"]).expect(0).json()["layout"]
-        .as_str()
-        .map(|l| assert_eq!(l, "in-place"));
+    let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
+    assert_eq!(status["layout"], "in-place", "{status}");
 
     p.cmd(&["migrate", "prod", "--layout", "atomic", "--yes"])
         .expect(0)
