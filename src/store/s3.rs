@@ -1000,26 +1000,19 @@ mod tests {
     /// a change by someone else (the flake of faults::deploy_through_resets_and_503s).
     #[tokio::test]
     async fn a_write_whose_check_fails_is_not_blamed_on_someone_else() {
-        let s = store(scripted_s3(1).await).await;
-        let put = s
-            .put(
-                "k",
-                Bytes::from_static(b"hi"),
-                &Attributes::default(),
-                PutMode::Create,
-            )
-            .await;
-        assert_eq!(put.unwrap(), "ours");
-
-        let s = store(scripted_s3(usize::MAX).await).await;
-        let put = s
-            .put(
-                "k",
-                Bytes::from_static(b"hi"),
-                &Attributes::default(),
-                PutMode::Create,
-            )
-            .await;
+        let put = async |heads_failing| {
+            store(scripted_s3(heads_failing).await)
+                .await
+                .put(
+                    "k",
+                    Bytes::from_static(b"hi"),
+                    &Attributes::default(),
+                    PutMode::Create,
+                )
+                .await
+        };
+        assert_eq!(put(1).await.unwrap(), "ours");
+        let put = put(usize::MAX).await;
         match put {
             Err(StoreError::Other(m)) => assert!(m.contains("could not be checked"), "{m}"),
             other => panic!("expected 'could not be checked', got {other:?}"),
