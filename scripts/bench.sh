@@ -18,6 +18,8 @@
 #   BIN=path             a driftless binary to measure instead of building one
 #   BEFORE=path          another driftless binary (e.g. built from the previous commit),
 #                        measured as the tool "before" in the same interleaved rounds
+#   LAYOUT=atomic        deploy with `layout = "atomic"` (slots + pointer; default: the
+#                        store's default, in place on S3)
 # Needs: the project's test servers (installed and started by scripts/s3-test-servers.sh),
 # python3, GNU time.
 set -euo pipefail
@@ -25,6 +27,7 @@ cd "$(dirname "$0")/.."
 SIZES=${SIZES:-2000 20000}
 ROUNDS=${ROUNDS:-3}
 BEFORE=${BEFORE:-}
+LAYOUT=${LAYOUT:-}
 TOOLS=${TOOLS:-rclone aws ${BEFORE:+before }driftless}
 NETS=${NETS:-direct latency}
 LATENCY_MS=${LATENCY_MS:-25}
@@ -108,7 +111,8 @@ for n in $SIZES; do
         "$AWS_CLI" --endpoint-url "$SEAWEEDFS_ENDPOINT" s3api create-bucket --bucket "$bucket" >/dev/null
         site="$WORK/s-$tool"; rm -rf "$site"; cp -r "$WORK/site-$n" "$site"
         proj="$WORK/p-$tool"; rm -rf "$proj"; mkdir -p "$proj"
-        printf 'site = "%s"\n[env.bench]\nstore = "s3://%s"\nendpoint = "%s"\nregion = "us-east-1"\n' "$site" "$bucket" "$ep" > "$proj/driftless.toml"
+        printf 'site = "%s"\n[env.bench]\nstore = "s3://%s"\nendpoint = "%s"\nregion = "us-east-1"\n%s' "$site" "$bucket" "$ep" "${LAYOUT:+layout = \"$LAYOUT\"
+}" > "$proj/driftless.toml"
         key="$n-$net-$tool"
         measure "$key-initial" run_tool "$tool" "$ep" "$bucket" "$site" "$proj"
         measure "$key-noop" run_tool "$tool" "$ep" "$bucket" "$site" "$proj"
