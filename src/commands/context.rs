@@ -98,6 +98,16 @@ impl Ctx {
         // A pointer is read where nothing but driftless serves the store (a local
         // directory, through `serve` or a web server rooted at `current`); an S3 bucket
         // stays in place unless its config asks for the atomic layout.
+        if cfg.layout == Some(crate::config::Layout::Atomic)
+            && cfg.cdn.is_some()
+            && !matches!(cfg.store, crate::config::StoreUrl::File(_))
+        {
+            // Nothing at the edge reads the pointer yet: CloudFront would ask the bucket
+            // for keys that are no longer where it looks. Never fail open.
+            return Err(Error::Refused(format!(
+                "env.{name} sets layout = \"atomic\" and a CloudFront distribution, but driftless cannot yet make CloudFront read the live pointer (its KeyValueStore projection is not built): visitors would get errors\n  → set layout = \"in-place\" for env.{name} in driftless.toml"
+            )));
+        }
         let fresh = match cfg.store {
             crate::config::StoreUrl::File(_) => crate::config::Layout::Atomic,
             _ => crate::config::Layout::InPlace,

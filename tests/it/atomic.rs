@@ -479,3 +479,18 @@ fn a_hand_edit_of_the_live_slot_is_drift_shown_by_diff_and_adoptable() {
     assert_eq!(status["drift"].as_array().unwrap().len(), 0, "{status}");
     assert_eq!(status["pointer_matches_head"], true, "{status}");
 }
+
+/// Until CloudFront reads the pointer, an atomic bucket behind CloudFront would serve
+/// errors: refused before anything is read or written.
+#[test]
+fn an_atomic_bucket_behind_cloudfront_is_refused_for_now() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Project::with_config(
+        tmp.path(),
+        "site = \"site\"\n[env.prod]\nstore = \"s3://bucket/www\"\nendpoint = \"http://127.0.0.1:1\"\nlayout = \"atomic\"\ncdn = { cloudfront = \"E2EXAMPLE\" }\n",
+    );
+    p.write("index.html", "v1");
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["KeyValueStore", "layout = \"in-place\""]);
+}
