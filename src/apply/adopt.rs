@@ -23,9 +23,7 @@ pub(crate) async fn snapshot_store(
     remote: &BTreeMap<String, RemoteObject>,
 ) -> Result<Manifest, Error> {
     let mut manifest = Manifest::new();
-    let prefix = crate::plan::facts::live_prefix(ledger)
-        .await?
-        .unwrap_or_default();
+    let prefix = ledger.live_prefix().await?.unwrap_or_default();
     for (key, r) in remote {
         let known = live
             .get(key)

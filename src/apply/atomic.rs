@@ -24,7 +24,7 @@ use crate::plan::facts::{hash_listed, list_under};
 use crate::store::{PutMode, StoreError, slot_prefix};
 
 /// What filling a slot took.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Fill {
     /// Objects written into the slot (new bytes or new headers).
     pub(crate) written: usize,
@@ -182,24 +182,14 @@ async fn fill(
         })
         .collect();
     let there = hash_listed(ledger, &prefix, listed, held.as_ref()).await?;
-    let known_entry = |key: &str| {
-        held.as_ref().and_then(|h| {
-            h.manifest
-                .get(key)
-                .or_else(|| h.kept.get(key).map(|k| &k.entry))
-        })
-    };
+    let known_entry = |key: &str| held.as_ref().and_then(|h| h.served_entry(key));
 
     // Each key the slot must hold: (key, entry, how to write it; None: already right).
     let mut todo: Vec<(String, Entry, PutMode, bool)> = Vec::new();
     let mut unknown: Vec<(String, Entry, String)> = Vec::new();
     let mut fill = Fill::default();
     let mut etags: BTreeMap<String, String> = BTreeMap::new();
-    let wanted = release
-        .manifest
-        .iter()
-        .chain(release.kept.iter().map(|(k, kept)| (k, &kept.entry)));
-    for (key, entry) in wanted {
+    for (key, entry) in release.served() {
         match there.get(key) {
             None => todo.push((key.clone(), entry.clone(), PutMode::Create, false)),
             Some(r) if r.sha256.as_deref() != Some(entry.sha256.as_str()) => todo.push((
@@ -253,7 +243,7 @@ async fn fill(
     }
     let deletes: Vec<(String, String)> = there
         .iter()
-        .filter(|(k, _)| !release.manifest.contains_key(*k) && !release.kept.contains_key(*k))
+        .filter(|(k, _)| release.served_entry(k).is_none())
         .map(|(k, r)| (format!("{prefix}{k}"), r.etag.clone()))
         .collect();
 

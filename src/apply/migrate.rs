@@ -10,17 +10,8 @@ use futures::{StreamExt as _, TryStreamExt as _};
 
 use super::{CONCURRENCY, Report};
 use crate::Error;
-use crate::ledger::{Entry, Held, Ledger, Release};
+use crate::ledger::{Held, Ledger, Release};
 use crate::store::{PutMode, StoreError, slot_prefix};
-
-/// Every key a release serves: its files and the removed assets it keeps.
-fn served(release: &Release) -> BTreeMap<&String, &Entry> {
-    release
-        .manifest
-        .iter()
-        .chain(release.kept.iter().map(|(k, kept)| (k, &kept.entry)))
-        .collect()
-}
 
 /// Copy `live` into slot `a` and create the pointer. Returns the objects copied.
 pub(crate) async fn to_atomic(
@@ -55,9 +46,8 @@ pub(crate) async fn to_atomic(
         .into_iter()
         .map(|m| (m.key, m.etag))
         .collect();
-    let keys = served(live);
-    let bar = out.bar(keys.len() as u64, "copying");
-    let copied: Vec<()> = futures::stream::iter(keys)
+    let bar = out.bar(live.served().count() as u64, "copying");
+    let copied: Vec<()> = futures::stream::iter(live.served())
         .map(|(key, entry)| {
             let (dest, bar, there) = (format!("{prefix}{key}"), &bar, &there);
             async move {
@@ -109,10 +99,11 @@ pub(crate) async fn finish(ledger: &Ledger) -> Result<(usize, Vec<String>), Erro
         .filter(|m| !m.key.starts_with("slots/") && m.key != crate::store::POINTER_KEY)
         .map(|m| (m.key, m.etag))
         .collect();
-    let entries = served(&release);
-    let (ours, left): (Vec<_>, Vec<_>) = in_place
-        .into_iter()
-        .partition(|(k, e)| entries.get(k).is_some_and(|entry| &entry.etag == e));
+    let (ours, left): (Vec<_>, Vec<_>) = in_place.into_iter().partition(|(k, e)| {
+        release
+            .served_entry(k)
+            .is_some_and(|entry| &entry.etag == e)
+    });
     let results: Vec<Result<(), StoreError>> = futures::stream::iter(&ours)
         .map(|(k, e)| async move {
             match ledger.store().delete(k, Some(e)).await {

@@ -505,9 +505,7 @@ impl EnvCtx<'_> {
         if let Some(b) = self.ledger.read_content(&entry.sha256).await? {
             return Ok(b);
         }
-        let prefix = crate::plan::facts::live_prefix(&self.ledger)
-            .await?
-            .unwrap_or_default();
+        let prefix = self.ledger.live_prefix().await?.unwrap_or_default();
         match self.ledger.store().get(&format!("{prefix}{key}")).await? {
             Some((_, b)) if crate::digest::hash_bytes(&b) == entry.sha256 => Ok(b),
             _ => Err(Error::Other(format!(

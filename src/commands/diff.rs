@@ -68,9 +68,7 @@ impl Side<'_> {
                 None => Ok(None),
             },
             Side::Store(ec, _) => {
-                let prefix = crate::plan::facts::live_prefix(&ec.ledger)
-                    .await?
-                    .unwrap_or_default();
+                let prefix = ec.ledger.live_prefix().await?.unwrap_or_default();
                 Ok(ec
                     .ledger
                     .store()

@@ -306,8 +306,7 @@ impl Ledger {
         self.unneeded_snapshots(&needed, &mut out).await?;
         // In slots, expired kept keys go with the next fill of a slot (the release it
         // gets no longer keeps them); only an in-place store deletes them here.
-        if slots.a.is_none()
-            && slots.b.is_none()
+        if self.layout().await? == crate::config::Layout::InPlace
             && let (_, Some(live)) = self.live().await?
         {
             out.expired_kept = self
@@ -521,10 +520,7 @@ impl Ledger {
             .filter(|s| pointer.as_ref().is_none_or(|p| p.slot != *s))
             .find(|s| slots.get(s).is_some_and(|h| h.release == id))
             .map(str::to_owned);
-        let live_prefix = pointer
-            .as_ref()
-            .map(|p| crate::store::slot_prefix(&p.slot))
-            .unwrap_or_default();
+        let live_prefix = self.live_prefix().await?.unwrap_or_default();
         let target = self.release(id).await?;
         let others: Vec<&str> = history
             .iter()

@@ -308,6 +308,21 @@ const CHECKPOINT_SHARE: usize = 4;
 const CHECKPOINT_MIN: usize = 256;
 
 impl Release {
+    /// Every key the release serves: its files, then the removed assets it keeps (skew
+    /// protection), each with its entry.
+    pub fn served(&self) -> impl Iterator<Item = (&String, &Entry)> {
+        self.manifest
+            .iter()
+            .chain(self.kept.iter().map(|(k, kept)| (k, &kept.entry)))
+    }
+
+    /// The entry the release serves at `key`: a file, or a removed asset it keeps.
+    pub fn served_entry(&self, key: &str) -> Option<&Entry> {
+        self.manifest
+            .get(key)
+            .or_else(|| self.kept.get(key).map(|k| &k.entry))
+    }
+
     /// The record to store for this release, given its parent as read from the store:
     /// its changes since the parent's checkpoint, or a checkpoint of its own. Borrows
     /// the manifest (a checkpoint of a large site is not copied to be written).

@@ -60,14 +60,6 @@ impl Slots {
         }
     }
 
-    /// The slot holding all of `release`, if one does.
-    pub fn holding(&self, release: &str) -> Option<&'static str> {
-        SLOTS.into_iter().find(|s| {
-            self.get(s)
-                .is_some_and(|h| h.complete && h.release == release)
-        })
-    }
-
     /// Every release a slot holds (whole or not): what `gc` and `yank` must keep.
     pub fn releases(&self) -> impl Iterator<Item = &str> {
         [&self.a, &self.b]
@@ -79,10 +71,9 @@ impl Slots {
 
 /// The live pointer as read: the slot visitors get, and the token a switch is
 /// conditional on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pointer {
     pub slot: String,
-    #[serde(skip)]
     pub token: String,
 }
 
@@ -137,6 +128,18 @@ impl Ledger {
             .await?)
     }
 
+    /// Where the live site's keys are in the store: in place (`""`), in the slot the
+    /// live pointer names, or nowhere yet (an atomic store before its first release).
+    pub async fn live_prefix(&self) -> Result<Option<String>> {
+        Ok(match self.layout().await? {
+            Layout::InPlace => Some(String::new()),
+            Layout::Atomic => self
+                .pointer()
+                .await?
+                .map(|p| crate::store::slot_prefix(&p.slot)),
+        })
+    }
+
     /// The live pointer, if this store has one.
     pub async fn pointer(&self) -> Result<Option<Pointer>> {
         Ok(self
@@ -164,7 +167,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_slot_is_found_only_when_whole() {
+    fn slots_name_the_releases_they_hold() {
         let mut s = Slots::default();
         s.set(
             "a",
@@ -180,8 +183,6 @@ mod tests {
                 complete: false,
             }),
         );
-        assert_eq!(s.holding("r1"), Some("a"));
-        assert_eq!(s.holding("r2"), None);
         assert_eq!(s.releases().collect::<Vec<_>>(), ["r1", "r2"]);
         assert_eq!(other("a"), "b");
         assert_eq!(other("b"), "a");

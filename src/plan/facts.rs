@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use futures::{StreamExt as _, TryStreamExt as _};
 
 use crate::Error;
-use crate::config::Layout;
 use crate::ledger::{Ledger, Release, ReleaseKind, ReleaseRef};
 use crate::plan::RemoteObject;
 
@@ -22,22 +21,10 @@ use crate::plan::RemoteObject;
 /// the S3 client's adaptive retry mode then paces the requests.
 pub(crate) const CONCURRENCY: usize = 64;
 
-/// Where the live site's keys are in the store: in place (`""`), in the slot the live
-/// pointer names, or nowhere yet (an atomic store before its first release).
-pub(crate) async fn live_prefix(ledger: &Ledger) -> Result<Option<String>, Error> {
-    Ok(match ledger.layout().await? {
-        Layout::InPlace => Some(String::new()),
-        Layout::Atomic => ledger
-            .pointer()
-            .await?
-            .map(|p| crate::store::slot_prefix(&p.slot)),
-    })
-}
-
 /// The site objects in the store (state prefix excluded), by key, without content
 /// hashes: enough for the listing digest. On an atomic layout, the live slot's.
 pub(crate) async fn list_site(ledger: &Ledger) -> Result<BTreeMap<String, RemoteObject>, Error> {
-    let listed = match live_prefix(ledger).await?.as_deref() {
+    let listed = match ledger.live_prefix().await?.as_deref() {
         None => Vec::new(),
         Some("") => ledger.store().list_except(ledger.prefix()).await?,
         Some(prefix) => list_under(ledger, prefix).await?,
@@ -74,7 +61,7 @@ pub(crate) async fn read_site(
     ledger: &Ledger,
     live: Option<&Release>,
 ) -> Result<BTreeMap<String, RemoteObject>, Error> {
-    let prefix = live_prefix(ledger).await?.unwrap_or_default();
+    let prefix = ledger.live_prefix().await?.unwrap_or_default();
     hash_listed(ledger, &prefix, list_site(ledger).await?, live).await
 }
 
@@ -90,11 +77,7 @@ pub(crate) async fn hash_listed(
     let resolved: Vec<Option<(String, RemoteObject)>> = futures::stream::iter(listed)
         .map(|(key, r)| async move {
             let known = known
-                .and_then(|l| {
-                    l.manifest
-                        .get(&key)
-                        .or_else(|| l.kept.get(&key).map(|k| &k.entry))
-                })
+                .and_then(|l| l.served_entry(&key))
                 .filter(|e| e.etag == r.etag && e.size == r.size)
                 .map(|e| e.sha256.clone());
             if let Some(sha) = known {
