@@ -167,20 +167,7 @@ async fn fill(
         },
         None => None,
     };
-    let listed: BTreeMap<_, _> = list_under(ledger, &prefix)
-        .await?
-        .into_iter()
-        .map(|m| {
-            (
-                m.key,
-                crate::plan::RemoteObject {
-                    size: m.size,
-                    etag: m.etag,
-                    sha256: None,
-                },
-            )
-        })
-        .collect();
+    let listed = list_under(ledger, &prefix).await?;
     let there = hash_listed(ledger, &prefix, listed, held.as_ref()).await?;
     let known_entry = |key: &str| held.as_ref().and_then(|h| h.served_entry(key));
 

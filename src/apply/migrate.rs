@@ -38,18 +38,19 @@ pub(crate) async fn to_atomic(
     );
     slots.in_place = Some(live.id.clone());
     let etag = ledger.set_slots(&slots, etag.as_deref()).await?;
-    // What an earlier, interrupted move left in the slot.
-    let there: BTreeMap<String, String> = ledger
+    // One listing: the keys served in place now, and what an earlier, interrupted move
+    // left in the slot.
+    let (there, in_place): (BTreeMap<String, String>, BTreeMap<String, String>) = ledger
         .store()
-        .list(&prefix)
+        .list_except(ledger.prefix())
         .await?
         .into_iter()
         .map(|m| (m.key, m.etag))
-        .collect();
+        .partition(|(k, _)| k.starts_with(&prefix));
     let bar = out.bar(live.served().count() as u64, "copying");
     let copied: Vec<()> = futures::stream::iter(live.served())
         .map(|(key, entry)| {
-            let (dest, bar, there) = (format!("{prefix}{key}"), &bar, &there);
+            let (dest, bar, there, in_place) = (format!("{prefix}{key}"), &bar, &there, &in_place);
             async move {
                 let mode = there
                     .get(&dest)
@@ -57,8 +58,7 @@ pub(crate) async fn to_atomic(
                 let attrs = entry.attributes();
                 // From the key it is served from, if it still holds the release's bytes;
                 // else from the snapshots.
-                let at_key = ledger.store().head(key).await?;
-                if at_key.is_some_and(|o| o.meta.etag == entry.etag) {
+                if in_place.get(key) == Some(&entry.etag) {
                     ledger.store().copy(key, &dest, &attrs, mode).await?;
                 } else {
                     ledger

@@ -33,7 +33,7 @@ pub(crate) mod promote;
 mod recover;
 
 pub(crate) use adopt::{Adopted, adopt, snapshot_store};
-pub(crate) use recover::recover;
+pub(crate) use recover::{Recovered, recover};
 
 /// How an apply shows its progress: bars on long work, a line of news. The user
 /// interface implements it; an apply never prints by itself.

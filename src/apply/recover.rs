@@ -1,5 +1,6 @@
-//! Finishing an apply that was interrupted (the process died) from its pending record:
-//! every byte the release needs is in the snapshots, so no local file is needed.
+//! Settling an apply that was interrupted (the process died) from its pending record:
+//! dropped if nothing of it was ever served (atomic layout, pointer never moved), else
+//! finished — every byte the release needs is in the snapshots, so no local file is needed.
 
 use std::collections::BTreeMap;
 
@@ -10,9 +11,45 @@ use crate::Error;
 use crate::ledger::{Actor, Entry, Ledger, Pending, Release};
 use crate::store::PutMode;
 
-/// Finish an apply that was interrupted (the process died) from its pending record.
-/// Every byte the release needs is in `objects/`, so this needs no local files.
+/// What became of an interrupted apply.
+pub(crate) enum Recovered {
+    /// Finished: the release is live.
+    Finished(Release),
+    /// Dropped (atomic layout, the pointer never moved to its slot): nothing of it was
+    /// ever served, so nothing is published.
+    Dropped(Release),
+}
+
+/// Settle an apply that was interrupted (the process died), from its pending record:
+/// on an atomic layout whose pointer never moved, drop it; otherwise finish it. Every
+/// byte the release needs is in `objects/`, so this needs no local files.
 pub(crate) async fn recover(
+    ledger: &Ledger,
+    pending: Pending,
+    pending_etag: &str,
+    actor: &Actor,
+) -> Result<Recovered, Error> {
+    if let Some(slot) = &pending.slot {
+        let live = ledger.pointer().await?.map(|p| p.slot);
+        if live.as_deref() != Some(slot.as_str()) {
+            ledger.clear_pending(pending_etag).await?;
+            ledger
+                .journal(
+                    actor,
+                    "apply-dropped",
+                    Some(&pending.release.id),
+                    serde_json::json!({ "slot": slot, "by": pending.release.actor }),
+                )
+                .await;
+            return Ok(Recovered::Dropped(pending.release));
+        }
+    }
+    finish(ledger, pending, pending_etag, actor)
+        .await
+        .map(Recovered::Finished)
+}
+
+async fn finish(
     ledger: &Ledger,
     pending: Pending,
     pending_etag: &str,

@@ -462,32 +462,21 @@ impl EnvCtx<'_> {
         let result = async {
             if let Some((pending, etag)) = self.ledger.pending().await? {
                 let by = pending.release.actor.author.clone();
-                if let Some(slot) = &pending.slot {
-                    let live = self.ledger.pointer().await?.map(|p| p.slot);
-                    if live.as_deref() != Some(slot.as_str()) {
-                        // Atomic layout, pointer never moved: nothing of it was served.
-                        self.ledger.clear_pending(&etag).await?;
-                        self.journal(
-                            "apply-dropped",
-                            Some(&pending.release.id),
-                            serde_json::json!({ "slot": slot, "by": by }),
-                        )
-                        .await;
+                match crate::apply::recover(&self.ledger, pending, &etag, &self.ctx.actor).await? {
+                    crate::apply::Recovered::Dropped(release) => self.ctx.out.say(format!(
+                        "Dropped an unfinished apply of release {} (started by {by}): nothing of it was ever served on {}.",
+                        release.id, self.cfg.name
+                    )),
+                    crate::apply::Recovered::Finished(release) => {
+                        if self.work.pending().as_deref() == Some(release.id.as_str()) {
+                            self.work.set_base(&release.id)?;
+                        }
                         self.ctx.out.say(format!(
-                            "Dropped an unfinished apply of release {} (started by {by}): nothing of it was ever served on {}.",
-                            pending.release.id, self.cfg.name
+                            "Finished an interrupted apply: release {} (started by {by}) is now live on {}.",
+                            release.id, self.cfg.name
                         ));
-                        return Ok(());
                     }
                 }
-                let release = crate::apply::recover(&self.ledger, pending, &etag, &self.ctx.actor).await?;
-                if self.work.pending().as_deref() == Some(release.id.as_str()) {
-                    self.work.set_base(&release.id)?;
-                }
-                self.ctx.out.say(format!(
-                    "Finished an interrupted apply: release {} (started by {by}) is now live on {}.",
-                    release.id, self.cfg.name
-                ));
             }
             Ok::<_, Error>(())
         }

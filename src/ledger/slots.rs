@@ -85,10 +85,13 @@ impl Ledger {
         self.layout
             .get_or_try_init(|| async {
                 let pointer = self.pointer().await?;
-                let head = if pointer.is_some() {
-                    None
-                } else {
+                // HEAD only where it changes the answer: an in-place run (the S3
+                // default) pays one pointer read, nothing more.
+                let wanted = self.configured.unwrap_or(self.fresh) == Layout::Atomic;
+                let head = if pointer.is_none() && wanted {
                     self.head().await?.release
+                } else {
+                    None
                 };
                 let env = &self.env;
                 match (self.configured, pointer, head) {

@@ -24,12 +24,35 @@ pub(crate) const CONCURRENCY: usize = 64;
 /// The site objects in the store (state prefix excluded), by key, without content
 /// hashes: enough for the listing digest. On an atomic layout, the live slot's.
 pub(crate) async fn list_site(ledger: &Ledger) -> Result<BTreeMap<String, RemoteObject>, Error> {
-    let listed = match ledger.live_prefix().await?.as_deref() {
-        None => Vec::new(),
-        Some("") => ledger.store().list_except(ledger.prefix()).await?,
+    list_at(ledger, ledger.live_prefix().await?.as_deref()).await
+}
+
+/// The site objects where `prefix` ([`Ledger::live_prefix`]) says they are.
+async fn list_at(
+    ledger: &Ledger,
+    prefix: Option<&str>,
+) -> Result<BTreeMap<String, RemoteObject>, Error> {
+    Ok(match prefix {
+        None => BTreeMap::new(),
+        Some("") => unhashed(ledger.store().list_except(ledger.prefix()).await?),
         Some(prefix) => list_under(ledger, prefix).await?,
-    };
-    Ok(listed
+    })
+}
+
+/// The objects under `prefix`, keyed without it, without content hashes.
+pub(crate) async fn list_under(
+    ledger: &Ledger,
+    prefix: &str,
+) -> Result<BTreeMap<String, RemoteObject>, Error> {
+    let mut listed = ledger.store().list(prefix).await?;
+    for m in &mut listed {
+        m.key = m.key[prefix.len()..].to_owned();
+    }
+    Ok(unhashed(listed))
+}
+
+fn unhashed(listed: Vec<crate::store::ObjectMeta>) -> BTreeMap<String, RemoteObject> {
+    listed
         .into_iter()
         .map(|m| {
             (
@@ -41,19 +64,7 @@ pub(crate) async fn list_site(ledger: &Ledger) -> Result<BTreeMap<String, Remote
                 },
             )
         })
-        .collect())
-}
-
-/// The objects under `prefix`, keyed without it.
-pub(crate) async fn list_under(
-    ledger: &Ledger,
-    prefix: &str,
-) -> Result<Vec<crate::store::ObjectMeta>, Error> {
-    let mut listed = ledger.store().list(prefix).await?;
-    for m in &mut listed {
-        m.key = m.key[prefix.len()..].to_owned();
-    }
-    Ok(listed)
+        .collect()
 }
 
 /// The site objects with their content hashes.
@@ -61,8 +72,9 @@ pub(crate) async fn read_site(
     ledger: &Ledger,
     live: Option<&Release>,
 ) -> Result<BTreeMap<String, RemoteObject>, Error> {
-    let prefix = ledger.live_prefix().await?.unwrap_or_default();
-    hash_listed(ledger, &prefix, list_site(ledger).await?, live).await
+    let prefix = ledger.live_prefix().await?;
+    let listed = list_at(ledger, prefix.as_deref()).await?;
+    hash_listed(ledger, prefix.as_deref().unwrap_or_default(), listed, live).await
 }
 
 /// Content hashes for listed objects under `prefix`: from `known`'s manifest (and the
