@@ -30,8 +30,9 @@ pub(super) async fn migrate(ctx: &Ctx, env: &str, finish: bool, yes: bool) -> Re
             p.release.id, p.release.actor.author
         )));
     }
-    let files = live.manifest.len() + live.kept.len();
-    let size: u64 = live.manifest.values().map(|e| e.size).sum();
+    let (files, size) = live
+        .served()
+        .fold((0, 0u64), |(n, b), (_, e)| (n + 1, b + e.size));
     out.say(format!(
         "{} migrate {env}: in place → atomic",
         out.paint("Plan", Style::Strong)

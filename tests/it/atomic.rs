@@ -234,7 +234,9 @@ fn random_kills(p: &Project, n: usize, served: &dyn Fn() -> BTreeMap<String, Vec
     for round in 1..=30 {
         write_version(p, round, n);
         let mut child = p.cmd(&["deploy", "prod", "--yes"]).spawn_quiet();
-        std::thread::sleep(std::time::Duration::from_millis(dice.next(max_ms)));
+        // Up to half again a clean deploy's time: a round also settles the previous
+        // round's killed apply, and some kills must land after the switch.
+        std::thread::sleep(std::time::Duration::from_millis(dice.next(max_ms * 3 / 2)));
         match child.try_wait().unwrap() {
             None => killed += 1,
             Some(st) if !st.success() => {
