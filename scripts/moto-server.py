@@ -9,11 +9,19 @@ Functions calls it lacks, so `driftless edge --apply` can run end to end in the 
 - GetBucketVersioning answers with S3's root element, VersioningConfiguration (moto
   writes GetBucketVersioningResponse, which botocore tolerates and the Rust SDK does not).
 
+- the CloudFront KeyValueStore data plane (moto has only the control plane): under
+  `/key-value-stores/{ARN}`, DescribeKeyValueStore, GetKey, ListKeys, PutKey, DeleteKey
+  and UpdateKeys, every write checked against If-Match (the store-wide ETag; a stale one
+  answers 412) and answering the new ETag, with the service's limits (key 512 bytes,
+  value 1 KB, store 5 MB, 50 keys per UpdateKeys).
+
 Everything else is moto's own. Still missing (driftless's tests say so): TestFunction and
 the response headers policy calls. moto does not compare UpdateDistribution's If-Match.
 """
 
+import json
 import sys
+from urllib.parse import parse_qs, unquote
 
 from moto.cloudfront import models, urls
 from moto.cloudfront.exceptions import CloudFrontException, NoSuchFunctionExists
@@ -103,6 +111,150 @@ CloudFrontResponse.get_function = get_function
 urls.url_paths["{0}/2020-05-31/function/(?P<function_name>[^/]+)/publish$"] = (
     CloudFrontResponse.dispatch
 )
+
+# --- KeyValueStore data plane -------------------------------------------------------
+
+
+def _kvs_answer(start_response, status, body, etag=None):
+    data = json.dumps(body).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    if etag is not None:
+        headers.append(("ETag", etag))
+    reasons = {200: "OK", 400: "Bad Request", 404: "Not Found", 412: "Precondition Failed"}
+    start_response(f"{status} {reasons.get(status, 'Error')}", headers)
+    return [data]
+
+
+def _kvs_error(start_response, status, code, message):
+    body = {"__type": code, "Message": message, "message": message}
+    data = json.dumps(body).encode()
+    start_response(
+        f"{status} Error",
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(data))),
+            ("x-amzn-ErrorType", code),
+        ],
+    )
+    return [data]
+
+
+def _kvs_store(arn):
+    """The moto KeyValueStore named by `arn`, with its data-plane items and ETag."""
+    from moto.cloudfront.models import cloudfront_backends
+
+    for account in list(cloudfront_backends.keys()):
+        for store in cloudfront_backends[account]["global"].key_value_stores.values():
+            if store.arn == arn:
+                if not hasattr(store, "items"):
+                    store.items = {}
+                    store.data_etag = "KV" + random_id()
+                return store
+    return None
+
+
+def _kvs_size(store):
+    return sum(len(k.encode()) + len(v.encode()) for k, v in store.items.items())
+
+
+def _kvs_counts(store):
+    return {"ItemCount": len(store.items), "TotalSizeInBytes": _kvs_size(store)}
+
+
+def _kvs_apply(store, puts, deletes):
+    """Check and apply a batch; returns an error tuple or None."""
+    items = dict(store.items)
+    for key in deletes:
+        items.pop(key, None)
+    for key, value in puts:
+        if not 1 <= len(key.encode()) <= 512:
+            return 400, "ValidationException", f"key {key!r} is longer than 512 bytes"
+        if len(value.encode()) > 1024:
+            return 400, "ValidationException", f"the value of {key!r} is over 1 KB"
+        items[key] = value
+    if sum(len(k.encode()) + len(v.encode()) for k, v in items.items()) > 5 * 1024 * 1024:
+        return 402, "ServiceQuotaExceededException", "the store would exceed 5 MB"
+    store.items = items
+    store.data_etag = "KV" + random_id()
+    return None
+
+
+def kvs_data_plane(environ, start_response):
+    path = environ.get("PATH_INFO", "")
+    rest = path[len("/key-value-stores/") :]
+    arn, _, tail = rest.partition("/keys")
+    arn = unquote(arn.rstrip("/"))
+    store = _kvs_store(arn)
+    if store is None:
+        return _kvs_error(start_response, 404, "ResourceNotFoundException", f"no store {arn}")
+    method = environ["REQUEST_METHOD"]
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
+    if_match = environ.get("HTTP_IF_MATCH")
+    key = unquote(tail[1:]) if tail.startswith("/") else None
+    if not tail and "/keys" not in rest:
+        if method == "GET":  # DescribeKeyValueStore
+            created = store.last_modified_time.timestamp()
+            return _kvs_answer(
+                start_response,
+                200,
+                dict(_kvs_counts(store), KvsARN=store.arn, Created=created, Status="READY"),
+                etag=store.data_etag,
+            )
+        return _kvs_error(start_response, 400, "ValidationException", "bad method")
+    if method == "GET" and key is None:  # ListKeys
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        keys = sorted(store.items)
+        start = int(query.get("NextToken", ["0"])[0])
+        limit = int(query.get("MaxResults", ["50"])[0])
+        page = keys[start : start + limit]
+        out = {"Items": [{"Key": k, "Value": store.items[k]} for k in page]}
+        if start + limit < len(keys):
+            out["NextToken"] = str(start + limit)
+        return _kvs_answer(start_response, 200, out)
+    if method == "GET":  # GetKey
+        if key not in store.items:
+            return _kvs_error(start_response, 404, "ResourceNotFoundException", f"no key {key}")
+        out = dict(_kvs_counts(store), Key=key, Value=store.items[key])
+        return _kvs_answer(start_response, 200, out)
+    if if_match != store.data_etag:
+        return _kvs_error(
+            start_response,
+            412,
+            "PreconditionFailed",
+            f"If-Match {if_match} is not the store's ETag {store.data_etag}",
+        )
+    if method == "PUT" and key is not None:  # PutKey
+        failed = _kvs_apply(store, [(key, body.get("Value", ""))], [])
+    elif method == "DELETE" and key is not None:  # DeleteKey
+        if key not in store.items:
+            return _kvs_error(start_response, 404, "ResourceNotFoundException", f"no key {key}")
+        failed = _kvs_apply(store, [], [key])
+    elif method == "POST" and key is None:  # UpdateKeys
+        puts = [(p["Key"], p["Value"]) for p in body.get("Puts") or []]
+        deletes = [d["Key"] for d in body.get("Deletes") or []]
+        if len(puts) + len(deletes) > 50:
+            return _kvs_error(start_response, 400, "ValidationException", "over 50 keys")
+        failed = _kvs_apply(store, puts, deletes)
+    else:
+        return _kvs_error(start_response, 400, "ValidationException", "bad method")
+    if failed:
+        return _kvs_error(start_response, *failed)
+    return _kvs_answer(start_response, 200, _kvs_counts(store), etag=store.data_etag)
+
+
+def _with_kvs(app_call):
+    def call(self, environ, start_response):
+        if environ.get("PATH_INFO", "").startswith("/key-value-stores/"):
+            return kvs_data_plane(environ, start_response)
+        return app_call(self, environ, start_response)
+
+    return call
+
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
+
+DomainDispatcherApplication.__call__ = _with_kvs(DomainDispatcherApplication.__call__)
 
 if __name__ == "__main__":
     from moto.server import main

@@ -116,7 +116,10 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
     ledger.write_release(&release, s.live).await?;
     failpoint("after-release").await;
     // The switch: one conditional write.
-    match ledger.switch_pointer(slot, pointer.as_ref()).await {
+    match ledger
+        .switch_pointer(slot, &release.id, pointer.as_ref())
+        .await
+    {
         Ok(_) => {}
         Err(LedgerError::Store(
             StoreError::Precondition { .. } | StoreError::AlreadyExists { .. },

@@ -81,7 +81,7 @@ pub(crate) async fn to_atomic(
         }),
     );
     ledger.set_slots(&slots, Some(&etag)).await?;
-    ledger.switch_pointer(slot, None).await?;
+    ledger.switch_pointer(slot, &live.id, None).await?;
     Ok(copied.len())
 }
 

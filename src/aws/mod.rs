@@ -8,6 +8,7 @@ pub mod chain;
 pub mod cloudfront;
 pub mod cloudwatch;
 pub mod error;
+pub mod kvs;
 pub mod s3;
 pub mod sts;
 

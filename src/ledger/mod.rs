@@ -97,6 +97,9 @@ pub struct Ledger {
     configured: Option<crate::config::Layout>,
     /// The layout of a store that has no release yet, when the config sets none.
     fresh: crate::config::Layout,
+    /// Where the live pointer of the atomic layout is kept (the store itself unless a
+    /// CDN reads it from elsewhere).
+    live_pointer: Arc<dyn crate::store::LivePointer>,
 }
 
 /// Gzip a record (state records are compressed: a checkpoint of a large site is MBs of
@@ -149,7 +152,6 @@ fn json_attrs() -> Attributes {
 impl Ledger {
     pub fn new(store: Arc<dyn Store>, prefix: &str, env: &str) -> Self {
         Self {
-            store,
             prefix: prefix.to_owned(),
             env: env.to_owned(),
             cache: None,
@@ -157,7 +159,22 @@ impl Ledger {
             layout: Arc::default(),
             configured: None,
             fresh: crate::config::Layout::InPlace,
+            live_pointer: Arc::new(crate::store::StorePointer(store.clone())),
+            store,
         }
+    }
+
+    /// Keep the live pointer in `pointer` (a CloudFront KeyValueStore) instead of the
+    /// store.
+    #[must_use]
+    pub fn with_pointer(mut self, pointer: Arc<dyn crate::store::LivePointer>) -> Self {
+        self.live_pointer = pointer;
+        self
+    }
+
+    /// Where the live pointer is kept, for people.
+    pub fn pointer_location(&self) -> String {
+        self.live_pointer.describe()
     }
 
     /// The layout the config sets (`None`: the store's own), and the one a store with no

@@ -146,17 +146,22 @@ impl Ledger {
     /// The live pointer, if this store has one.
     pub async fn pointer(&self) -> Result<Option<Pointer>> {
         Ok(self
-            .store
-            .pointer()
+            .live_pointer
+            .read()
             .await?
             .map(|(slot, token)| Pointer { slot, token }))
     }
 
-    /// Point visitors at `slot`, only if the pointer is still `seen`.
-    pub async fn switch_pointer(&self, slot: &str, seen: Option<&Pointer>) -> Result<Pointer> {
+    /// Point visitors at `slot` (holding `release`), only if the pointer is still `seen`.
+    pub async fn switch_pointer(
+        &self,
+        slot: &str,
+        release: &str,
+        seen: Option<&Pointer>,
+    ) -> Result<Pointer> {
         let token = self
-            .store
-            .set_pointer(slot, seen.map(|p| p.token.as_str()))
+            .live_pointer
+            .write(slot, release, seen.map(|p| p.token.as_str()))
             .await?;
         Ok(Pointer {
             slot: slot.to_owned(),

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 
-use super::{Attributes, PutMode, Store, StoreError};
+use super::{Attributes, LivePointer, PutMode, Store, StoreError};
 
 fn attrs(ct: &str, sha: &str) -> Attributes {
     Attributes {
@@ -45,38 +45,7 @@ pub async fn run(store: &dyn Store) {
 /// The live pointer of an atomic layout: created once, then moved only by a
 /// compare-and-swap on the token it was read with; never listed as a site object.
 async fn pointer(store: &dyn Store) {
-    assert_eq!(store.pointer().await.unwrap(), None, "no pointer yet");
-    let first = store.set_pointer("a", None).await.unwrap();
-    let (slot, token) = store.pointer().await.unwrap().expect("pointer written");
-    assert_eq!((slot.as_str(), token.as_str()), ("a", first.as_str()));
-    assert!(
-        matches!(
-            store.set_pointer("b", None).await,
-            Err(StoreError::AlreadyExists { .. })
-        ),
-        "a second first pointer must be refused"
-    );
-    let second = store.set_pointer("b", Some(&first)).await.unwrap();
-    assert!(
-        matches!(
-            store.set_pointer("a", Some(&first)).await,
-            Err(StoreError::Precondition { .. })
-        ),
-        "a switch from a stale pointer must be refused"
-    );
-    let (slot, token) = store.pointer().await.unwrap().expect("pointer kept");
-    assert_eq!((slot.as_str(), token.as_str()), ("b", second.as_str()));
-    // Two deployers switching from the same pointer: exactly one wins.
-    let (x, y) = tokio::join!(
-        store.set_pointer("a", Some(&second)),
-        store.set_pointer("a", Some(&second))
-    );
-    assert_eq!(
-        usize::from(x.is_ok()) + usize::from(y.is_ok()),
-        1,
-        "racing pointer switches: {x:?} {y:?}"
-    );
-    assert_eq!(store.pointer().await.unwrap().unwrap().0, "a");
+    pointer_cases(&Direct(store)).await;
     assert!(
         store
             .list("")
@@ -86,6 +55,66 @@ async fn pointer(store: &dyn Store) {
             .all(|m| !m.key.starts_with("slots/")),
         "the pointer made slot keys appear"
     );
+}
+
+/// The pointer cases every [`LivePointer`] passes (the store's own, and a CloudFront
+/// KeyValueStore's): none at first, created once, switched only from the current token,
+/// exactly one of two racing switches wins.
+pub async fn pointer_cases(p: &dyn LivePointer) {
+    assert_eq!(p.read().await.unwrap(), None, "no pointer yet");
+    let first = p.write("a", "r1", None).await.unwrap();
+    let (slot, token) = p.read().await.unwrap().expect("pointer written");
+    assert_eq!((slot.as_str(), token.as_str()), ("a", first.as_str()));
+    assert!(
+        matches!(
+            p.write("b", "r2", None).await,
+            Err(StoreError::AlreadyExists { .. })
+        ),
+        "a second first pointer must be refused"
+    );
+    let second = p.write("b", "r2", Some(&first)).await.unwrap();
+    assert!(
+        matches!(
+            p.write("a", "r1", Some(&first)).await,
+            Err(StoreError::Precondition { .. })
+        ),
+        "a switch from a stale pointer must be refused"
+    );
+    let (slot, token) = p.read().await.unwrap().expect("pointer kept");
+    assert_eq!((slot.as_str(), token.as_str()), ("b", second.as_str()));
+    // Two deployers switching from the same pointer: exactly one wins.
+    let (x, y) = tokio::join!(
+        p.write("a", "r1", Some(&second)),
+        p.write("a", "r3", Some(&second))
+    );
+    assert_eq!(
+        usize::from(x.is_ok()) + usize::from(y.is_ok()),
+        1,
+        "racing pointer switches: {x:?} {y:?}"
+    );
+    assert_eq!(p.read().await.unwrap().unwrap().0, "a");
+}
+
+/// A borrowed store as a [`LivePointer`] (the conformance run has no `Arc`).
+#[derive(Debug)]
+struct Direct<'a>(&'a dyn Store);
+
+#[async_trait::async_trait]
+impl LivePointer for Direct<'_> {
+    fn describe(&self) -> String {
+        self.0.location()
+    }
+    async fn read(&self) -> crate::store::Result<Option<(String, String)>> {
+        self.0.pointer().await
+    }
+    async fn write(
+        &self,
+        slot: &str,
+        _release: &str,
+        expected: Option<&str>,
+    ) -> crate::store::Result<String> {
+        self.0.set_pointer(slot, expected).await
+    }
 }
 
 async fn round_trip(store: &dyn Store) {

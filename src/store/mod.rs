@@ -16,6 +16,7 @@ mod probe;
 mod s3;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -241,6 +242,43 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// priced and slow (S3); a local directory has no such cost.
     fn prefers_packs(&self) -> bool {
         false
+    }
+}
+
+/// Where the live pointer of an atomic layout is kept: in the store itself
+/// ([`StorePointer`]), or where a CDN reads it (a CloudFront KeyValueStore). One
+/// compare-and-swap cell: `read` gives the slot and a token, `write` moves it only if
+/// the token is still current.
+#[async_trait]
+pub trait LivePointer: Send + Sync + fmt::Debug {
+    /// Where the pointer is, for people (`file:///srv/site/current`, `CloudFront
+    /// KeyValueStore driftless-prod`).
+    fn describe(&self) -> String;
+
+    /// The slot visitors are served and the token to compare-and-swap against.
+    async fn read(&self) -> Result<Option<(String, String)>>;
+
+    /// Point visitors at `slot` (holding `release`), only if the pointer is still
+    /// `expected` (`None`: only if there is none yet). Returns the new token.
+    async fn write(&self, slot: &str, release: &str, expected: Option<&str>) -> Result<String>;
+}
+
+/// The pointer kept in the store itself ([`Store::pointer`]).
+#[derive(Debug, Clone)]
+pub struct StorePointer(pub Arc<dyn Store>);
+
+#[async_trait]
+impl LivePointer for StorePointer {
+    fn describe(&self) -> String {
+        format!("{}/{POINTER_KEY}", self.0.location().trim_end_matches('/'))
+    }
+
+    async fn read(&self) -> Result<Option<(String, String)>> {
+        self.0.pointer().await
+    }
+
+    async fn write(&self, slot: &str, _release: &str, expected: Option<&str>) -> Result<String> {
+        self.0.set_pointer(slot, expected).await
     }
 }
 

@@ -398,3 +398,36 @@ fn a_profile_named_in_the_config_wins_over_credentials_in_the_environment() {
         b"signed by the profile"
     );
 }
+
+/// The live pointer kept in a CloudFront KeyValueStore (moto's control plane, the data
+/// plane scripts/moto-server.py adds) passes the same pointer cases as the stores: none
+/// at first, created once, switched only from the current ETag, one of two racing
+/// switches wins. The value names the release too (the function's cache key).
+#[tokio::test(flavor = "multi_thread")]
+async fn kvs_pointer_passes_the_pointer_cases_on_moto() {
+    use driftless::aws::kvs::KeyValueStore;
+    let s = servers();
+    let name = format!("dl-{}", &crate::servers::uniq()[..16]);
+    s.aws(
+        &s.moto,
+        &["cloudfront", "create-key-value-store", "--name", &name],
+    );
+    let kvs = KeyValueStore::with_settings(&name, &s.moto, (&s.key, &s.secret)).await;
+    driftless::store::conformance::pointer_cases(&kvs).await;
+    let value: serde_json::Value =
+        serde_json::from_str(&kvs.get("current").await.unwrap().unwrap()).unwrap();
+    assert_eq!(value["slot"], "a", "{value}");
+    assert!(
+        value["release"] == "r1" || value["release"] == "r3",
+        "the value names the release: {value}"
+    );
+    let missing = KeyValueStore::with_settings("no-such-store", &s.moto, (&s.key, &s.secret)).await;
+    let err = driftless::store::LivePointer::read(&missing)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("does not exist") && err.contains("edge ENV --apply"),
+        "{err}"
+    );
+}

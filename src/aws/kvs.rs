@@ -1,0 +1,271 @@
+//! The live pointer of an atomic layout behind CloudFront: a key of the environment's
+//! CloudFront KeyValueStore, which the `[edge]` function reads on every request.
+//!
+//! The store is found by name (`driftless-<env>`, created by `edge --apply`) through the
+//! CloudFront control plane, once per process; the key is read and written through the
+//! KeyValueStore data plane (SigV4A). Every write carries `If-Match` with the store-wide
+//! ETag, so a switch from a stale pointer is refused (the service answers 409 or 412).
+//! The value is JSON, `{"slot":"a","release":"<id>"}`: the slot to serve from and the
+//! release the function puts into the cache key.
+
+use async_trait::async_trait;
+use aws_sdk_cloudfrontkeyvaluestore as kvs;
+use aws_sdk_s3::error::ProvideErrorMetadata as _;
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use crate::store::{LivePointer, POINTER_KEY, StoreError};
+
+/// The KeyValueStore value of the live pointer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointerValue {
+    pub slot: String,
+    pub release: String,
+}
+
+/// An environment's CloudFront KeyValueStore, found by name on first use.
+#[derive(Debug)]
+pub struct KeyValueStore {
+    name: String,
+    profile: Option<String>,
+    clients: OnceCell<(aws_sdk_cloudfront::Client, kvs::Client)>,
+    arn: OnceCell<String>,
+}
+
+/// The data plane's endpoint when an emulator stands in for AWS: the service's rules put
+/// the account id in front of the host (`123456789012.cloudfront-kvs.global.api.aws`),
+/// which an address like `127.0.0.1:19180` cannot take, so an endpoint given in
+/// `AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE` (or `AWS_ENDPOINT_URL`) is used as it is.
+#[derive(Debug)]
+struct Fixed(String);
+
+impl kvs::config::endpoint::ResolveEndpoint for Fixed {
+    fn resolve_endpoint<'a>(
+        &'a self,
+        _: &'a kvs::config::endpoint::Params,
+    ) -> kvs::config::endpoint::EndpointFuture<'a> {
+        kvs::config::endpoint::EndpointFuture::ready(Ok(kvs::config::endpoint::Endpoint::builder()
+            .url(self.0.clone())
+            .build()))
+    }
+}
+
+impl KeyValueStore {
+    pub fn new(name: &str, profile: Option<&str>) -> Self {
+        Self {
+            name: name.to_owned(),
+            profile: profile.map(str::to_owned),
+            clients: OnceCell::new(),
+            arn: OnceCell::new(),
+        }
+    }
+
+    /// At a fixed endpoint with fixed credentials, for embedding driftless as a library
+    /// (and its tests). The CLI never uses these: it takes the standard AWS chain.
+    pub async fn with_settings(name: &str, endpoint: &str, credentials: (&str, &str)) -> Self {
+        let sdk = crate::aws::loader_for(None, Some("us-east-1"))
+            .await
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                credentials.0,
+                credentials.1,
+                None,
+                None,
+                "driftless-static",
+            ))
+            .load()
+            .await;
+        let data = kvs::config::Builder::from(&sdk)
+            .endpoint_resolver(Fixed(endpoint.to_owned()))
+            .build();
+        Self {
+            name: name.to_owned(),
+            profile: None,
+            clients: OnceCell::new_with(Some((
+                aws_sdk_cloudfront::Client::new(&sdk),
+                kvs::Client::from_conf(data),
+            ))),
+            arn: OnceCell::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn clients(&self) -> &(aws_sdk_cloudfront::Client, kvs::Client) {
+        self.clients
+            .get_or_init(|| async {
+                let sdk = crate::aws::loader_for(self.profile.as_deref(), Some("us-east-1"))
+                    .await
+                    .load()
+                    .await;
+                let mut conf = kvs::config::Builder::from(&sdk);
+                let endpoint = std::env::var("AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE")
+                    .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+                    .ok()
+                    .filter(|e| !e.is_empty());
+                if let Some(e) = endpoint {
+                    conf = conf.endpoint_resolver(Fixed(e));
+                }
+                (
+                    aws_sdk_cloudfront::Client::new(&sdk),
+                    kvs::Client::from_conf(conf.build()),
+                )
+            })
+            .await
+    }
+
+    fn target(&self) -> String {
+        format!("CloudFront KeyValueStore {}", self.name)
+    }
+
+    /// The store's ARN, if it exists.
+    pub async fn find(&self) -> Result<Option<String>, StoreError> {
+        if let Some(arn) = self.arn.get() {
+            return Ok(Some(arn.clone()));
+        }
+        let (cf, _) = self.clients().await;
+        match cf.describe_key_value_store().name(&self.name).send().await {
+            Ok(out) => {
+                let arn = out
+                    .key_value_store()
+                    .map(|s| s.arn().to_owned())
+                    .ok_or_else(|| StoreError::Other(format!("{}: no ARN", self.target())))?;
+                Ok(Some(self.arn.get_or_init(|| async { arn }).await.clone()))
+            }
+            Err(e) if e.code() == Some("EntityNotFound") => Ok(None),
+            Err(e) => Err(StoreError::Other(crate::aws::error::one_line(
+                &e,
+                &self.target(),
+                self.profile.as_deref(),
+            ))),
+        }
+    }
+
+    /// The store's ARN; a refusal naming the command that creates it when it is missing.
+    async fn arn(&self) -> Result<String, StoreError> {
+        self.find().await?.ok_or_else(|| {
+            StoreError::Other(format!(
+                "{} does not exist, so CloudFront has no live pointer to read\n  → create it with `driftless edge ENV --apply` (it creates the store and attaches it to the function)",
+                self.target()
+            ))
+        })
+    }
+
+    /// The store-wide ETag every write must name.
+    pub async fn etag(&self) -> Result<String, StoreError> {
+        let arn = self.arn().await?;
+        let (_, data) = self.clients().await;
+        let out = data
+            .describe_key_value_store()
+            .kvs_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| self.failed(&e))?;
+        Ok(out.e_tag().to_owned())
+    }
+
+    /// The value of `key`, if the store has it.
+    pub async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let arn = self.arn().await?;
+        let (_, data) = self.clients().await;
+        match data.get_key().kvs_arn(&arn).key(key).send().await {
+            Ok(out) => Ok(Some(out.value().to_owned())),
+            Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(self.failed(&e)),
+        }
+    }
+
+    /// Write `key`, only if the store's ETag is still `etag`. Returns the new ETag.
+    pub async fn put(&self, key: &str, value: &str, etag: &str) -> Result<String, StoreError> {
+        let arn = self.arn().await?;
+        let (_, data) = self.clients().await;
+        match data
+            .put_key()
+            .kvs_arn(&arn)
+            .key(key)
+            .value(value)
+            .if_match(etag)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.e_tag().to_owned()),
+            Err(e)
+                if e.code() == Some("ConflictException")
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 412) =>
+            {
+                Err(StoreError::Precondition {
+                    key: format!("{}: {key}", self.target()),
+                    expected: etag.to_owned(),
+                })
+            }
+            Err(e) => Err(self.failed(&e)),
+        }
+    }
+
+    fn failed<E>(
+        &self,
+        e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> StoreError
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        StoreError::Other(crate::aws::error::one_line(
+            e,
+            &self.target(),
+            self.profile.as_deref(),
+        ))
+    }
+}
+
+/// The live pointer as the key [`POINTER_KEY`] of a KeyValueStore; its token is the
+/// store-wide ETag read before the value (so a write after any change is refused).
+#[async_trait]
+impl LivePointer for KeyValueStore {
+    fn describe(&self) -> String {
+        format!("{}, key {POINTER_KEY}", self.target())
+    }
+
+    async fn read(&self) -> Result<Option<(String, String)>, StoreError> {
+        let etag = self.etag().await?;
+        let Some(raw) = self.get(POINTER_KEY).await? else {
+            return Ok(None);
+        };
+        let value: PointerValue = serde_json::from_str(&raw).map_err(|e| {
+            StoreError::Other(format!(
+                "{}: key {POINTER_KEY} holds {raw:?}, not a driftless pointer ({e})",
+                self.target()
+            ))
+        })?;
+        Ok(Some((value.slot, etag)))
+    }
+
+    async fn write(
+        &self,
+        slot: &str,
+        release: &str,
+        expected: Option<&str>,
+    ) -> Result<String, StoreError> {
+        let value = serde_json::to_string(&PointerValue {
+            slot: slot.to_owned(),
+            release: release.to_owned(),
+        })
+        .expect("a pointer serialises");
+        let etag = match expected {
+            Some(e) => e.to_owned(),
+            None => {
+                // Only if there is none yet: the ETag read first, so a pointer written
+                // after the check makes the write fail.
+                let etag = self.etag().await?;
+                if self.get(POINTER_KEY).await?.is_some() {
+                    return Err(StoreError::AlreadyExists {
+                        key: format!("{}: {POINTER_KEY}", self.target()),
+                    });
+                }
+                etag
+            }
+        };
+        self.put(POINTER_KEY, &value, &etag).await
+    }
+}
