@@ -67,7 +67,12 @@ impl Error {
         match self {
             Self::Config(_) | Self::Usage(_) | Self::Scan(_) => 2,
             Self::Refused(_)
-            | Self::Ledger(ledger::LedgerError::Retired { .. } | ledger::LedgerError::Layout(_)) => {
+            | Self::Store(store::StoreError::Refused(_))
+            | Self::Ledger(
+                ledger::LedgerError::Retired { .. }
+                | ledger::LedgerError::Layout(_)
+                | ledger::LedgerError::Store(store::StoreError::Refused(_)),
+            ) => {
                 3
             }
             Self::Store(_) | Self::Ledger(_) | Self::Other(_) => 1,

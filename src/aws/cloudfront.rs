@@ -288,13 +288,27 @@ impl CloudFront {
         comment: String,
         live: Option<LiveFunction>,
         code_changed: bool,
+        kvs_arn: Option<&str>,
     ) -> Result<String, Error> {
+        use aws_sdk_cloudfront::types::{KeyValueStoreAssociation, KeyValueStoreAssociations};
         let client = &self.client;
-        let config = FunctionConfig::builder()
+        let mut config = FunctionConfig::builder()
             .comment(comment)
-            .runtime(FunctionRuntime::CloudfrontJs20)
-            .build()
-            .map_err(|e| Error::Other(e.to_string()))?;
+            .runtime(FunctionRuntime::CloudfrontJs20);
+        if let Some(arn) = kvs_arn {
+            let assoc = KeyValueStoreAssociation::builder()
+                .key_value_store_arn(arn)
+                .build()
+                .map_err(|e| Error::Other(e.to_string()))?;
+            config = config.key_value_store_associations(
+                KeyValueStoreAssociations::builder()
+                    .quantity(1)
+                    .items(assoc)
+                    .build()
+                    .map_err(|e| Error::Other(e.to_string()))?,
+            );
+        }
+        let config = config.build().map_err(|e| Error::Other(e.to_string()))?;
         let code = Blob::new(code.as_bytes());
         let (etag, arn) = match live {
             None => {
@@ -337,6 +351,45 @@ impl CloudFront {
                 .map_err(|e| failed("PublishFunction (If-Match)", &e))?;
         }
         Ok(arn)
+    }
+
+    /// Create the KeyValueStore `name` and wait until CloudFront says it is ready (a new
+    /// store is PROVISIONING for a few seconds). Returns its ARN.
+    pub async fn create_key_value_store(&self, name: &str, comment: &str) -> Result<String, Error> {
+        let made = self
+            .client
+            .create_key_value_store()
+            .name(name)
+            .comment(comment)
+            .send()
+            .await
+            .map_err(|e| failed("CreateKeyValueStore", &e))?;
+        let arn = made
+            .key_value_store()
+            .map(|s| s.arn().to_owned())
+            .unwrap_or_default();
+        for _ in 0..60 {
+            let d = self
+                .client
+                .describe_key_value_store()
+                .name(name)
+                .send()
+                .await
+                .map_err(|e| failed("DescribeKeyValueStore", &e))?;
+            let status = d.key_value_store().and_then(|s| s.status()).unwrap_or("READY");
+            if status == "READY" {
+                return Ok(arn);
+            }
+            if status == "PROVISIONING_FAILED" {
+                return Err(Error::Other(format!(
+                    "CloudFront could not provision KeyValueStore {name} ({status})"
+                )));
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        Err(Error::Other(format!(
+            "KeyValueStore {name} was not ready after two minutes: run the command again"
+        )))
     }
 
     /// The custom response headers policy named `name`: its id and ETag.

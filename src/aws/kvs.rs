@@ -27,6 +27,8 @@ pub struct PointerValue {
 #[derive(Debug)]
 pub struct KeyValueStore {
     name: String,
+    /// The environment, for the command a refusal names.
+    env: String,
     profile: Option<String>,
     clients: OnceCell<(aws_sdk_cloudfront::Client, kvs::Client)>,
     arn: OnceCell<String>,
@@ -51,9 +53,10 @@ impl kvs::config::endpoint::ResolveEndpoint for Fixed {
 }
 
 impl KeyValueStore {
-    pub fn new(name: &str, profile: Option<&str>) -> Self {
+    pub fn new(name: &str, env: &str, profile: Option<&str>) -> Self {
         Self {
             name: name.to_owned(),
+            env: env.to_owned(),
             profile: profile.map(str::to_owned),
             clients: OnceCell::new(),
             arn: OnceCell::new(),
@@ -80,6 +83,7 @@ impl KeyValueStore {
             .build();
         Self {
             name: name.to_owned(),
+            env: "ENV".to_owned(),
             profile: None,
             clients: OnceCell::new_with(Some((
                 aws_sdk_cloudfront::Client::new(&sdk),
@@ -146,9 +150,10 @@ impl KeyValueStore {
     /// The store's ARN; a refusal naming the command that creates it when it is missing.
     async fn arn(&self) -> Result<String, StoreError> {
         self.find().await?.ok_or_else(|| {
-            StoreError::Other(format!(
-                "{} does not exist, so CloudFront has no live pointer to read\n  → create it with `driftless edge ENV --apply` (it creates the store and attaches it to the function)",
-                self.target()
+            StoreError::Refused(format!(
+                "{} does not exist, so CloudFront has no live pointer to read\n  → create it with `driftless edge {} --apply` (it creates the store and attaches it to the function)",
+                self.target(),
+                self.env
             ))
         })
     }

@@ -95,19 +95,6 @@ impl Ctx {
     pub(crate) async fn env_unchecked(&self, name: &str) -> Result<EnvCtx<'_>, Error> {
         let cfg = self.config.env(name)?;
         let store = open_store(cfg).await;
-        // A pointer is read where nothing but driftless serves the store (a local
-        // directory, through `serve` or a web server rooted at `current`); an S3 bucket
-        // stays in place unless its config asks for the atomic layout.
-        if cfg.layout == Some(crate::config::Layout::Atomic)
-            && cfg.cdn.is_some()
-            && !matches!(cfg.store, crate::config::StoreUrl::File(_))
-        {
-            // Nothing at the edge reads the pointer yet: CloudFront would ask the bucket
-            // for keys that are no longer where it looks. Never fail open.
-            return Err(Error::Refused(format!(
-                "env.{name} sets layout = \"atomic\" and a CloudFront distribution, but driftless cannot yet make CloudFront read the live pointer (its KeyValueStore projection is not built): visitors would get errors\n  → set layout = \"in-place\" for env.{name} in driftless.toml"
-            )));
-        }
         let fresh = match cfg.store {
             crate::config::StoreUrl::File(_) => crate::config::Layout::Atomic,
             _ => crate::config::Layout::InPlace,
@@ -115,6 +102,17 @@ impl Ctx {
         let ledger = Ledger::new(store.clone(), &cfg.state_prefix, &cfg.name)
             .with_cache(self.store_cache(&store.location(), &cfg.state_prefix))
             .with_layout(cfg.layout, fresh);
+        // Behind CloudFront the pointer is what its function reads: a key of the
+        // environment's KeyValueStore (created by `edge --apply`).
+        let ledger = if cfg.edge_reads_pointer() {
+            ledger.with_pointer(std::sync::Arc::new(crate::aws::kvs::KeyValueStore::new(
+                &crate::edge::resource_name(&cfg.name),
+                &cfg.name,
+                cfg.profile.as_deref(),
+            )))
+        } else {
+            ledger
+        };
         Ok(EnvCtx {
             ctx: self,
             cfg,

@@ -18,6 +18,7 @@ impl EnvCtx<'_> {
     pub(crate) async fn compile_edge(&self) -> Result<Compiled, Error> {
         let edge = &self.ctx.config.edge;
         let (_, live) = self.ledger.live().await?;
+        let live_id = live.as_ref().map(|l| l.id.clone());
         let (keys, from): (std::collections::BTreeSet<String>, String) = match live {
             Some(l) => (
                 l.manifest.into_keys().collect(),
@@ -31,8 +32,34 @@ impl EnvCtx<'_> {
                 )
             }
         };
-        crate::edge::compile_for(edge, &self.cfg.name, keys, from, &self.hidden())
-            .map_err(Error::Usage)
+        let atomic = if self.cfg.edge_reads_pointer() {
+            // HEAD is the truth: the slot that holds the live release whole is what the
+            // function falls back to when the KeyValueStore cannot be read.
+            let (slots, _) = self.ledger.slots().await?;
+            let last = live_id.and_then(|id| {
+                crate::ledger::SLOTS.iter().find_map(|s| {
+                    slots
+                        .get(s)
+                        .filter(|h| h.complete && h.release == id)
+                        .map(|_| ((*s).to_owned(), id.clone()))
+                })
+            });
+            Some(crate::edge::cloudfront::Atomic {
+                pointer_key: crate::store::POINTER_KEY.to_owned(),
+                last_known_good: last,
+            })
+        } else {
+            None
+        };
+        crate::edge::compile_for(
+            edge,
+            &self.cfg.name,
+            keys,
+            from,
+            &self.hidden(),
+            atomic.as_ref(),
+        )
+        .map_err(Error::Usage)
     }
 
     /// Key prefixes visitors never get: the state, and the local store's internals.

@@ -44,6 +44,10 @@ pub(super) async fn apply(
     let cf = CloudFront::connect(&cdn.cloudfront, ec.cfg.profile.as_deref()).await;
     let live = cf.live_function(&c.name).await?;
     let dist = cf.distribution().await?;
+    let pointer = match &c.atomic {
+        Some(a) => Some(pointer_plan(ec, a).await?),
+        None => None,
+    };
     let code_changed = live
         .as_ref()
         .and_then(|l| l.code.as_deref())
@@ -63,6 +67,21 @@ pub(super) async fn apply(
     );
     let dist_change = dist.with_edge(&arn_guess, policy_id.as_deref(), &c.name, &c.errors)?;
     let mut steps = Vec::new();
+    if let Some(p) = &pointer {
+        if p.arn.is_none() {
+            steps.push(format!(
+                "create CloudFront KeyValueStore {} (the live pointer the function reads)",
+                c.name
+            ));
+        }
+        if let Some((slot, release)) = &p.first {
+            steps.push(format!(
+                "write the first live pointer: slot {slot}, release {release} (nothing else is served)"
+            ));
+        }
+    }
+    // A new store is associated by a function update.
+    let code_changed = code_changed || pointer.as_ref().is_some_and(|p| p.arn.is_none());
     match (&live, code_changed) {
         (None, _) => steps.push(format!(
             "create CloudFront Function {} ({} bytes) and publish it",
@@ -106,7 +125,7 @@ pub(super) async fn apply(
         return Err(Error::Other("not confirmed; nothing was published".into()));
     }
     let lease = ec.lock("edge").await?;
-    let result = publish(ec, &cf, c, live, code_changed, dist).await;
+    let result = publish(ec, &cf, c, live, code_changed, dist, pointer.as_ref()).await;
     lease.release(&ec.ledger).await?;
     let arn = result?;
     let published = Published {
@@ -136,10 +155,38 @@ async fn publish(
     live: Option<LiveFunction>,
     code_changed: bool,
     dist: Distribution,
+    pointer: Option<&PointerPlan>,
 ) -> Result<String, Error> {
     let comment = format!("[edge] rules of driftless.toml for {}", ec.cfg.name);
+    // The store and the first pointer come first: the function, once attached, reads it.
+    let kvs_arn = match pointer {
+        Some(p) => {
+            let arn = match &p.arn {
+                Some(a) => a.clone(),
+                None => {
+                    cf.create_key_value_store(
+                        &c.name,
+                        &format!("live pointer of driftless env {}", ec.cfg.name),
+                    )
+                    .await?
+                }
+            };
+            if let Some((slot, release)) = &p.first {
+                ec.ledger.switch_pointer(slot, release, None).await?;
+            }
+            Some(arn)
+        }
+        None => None,
+    };
     let arn = cf
-        .publish_function(&c.name, &c.function.code, comment, live, code_changed)
+        .publish_function(
+            &c.name,
+            &c.function.code,
+            comment,
+            live,
+            code_changed,
+            kvs_arn.as_deref(),
+        )
         .await?;
     let policy_id = match &c.policy {
         Some(p) => Some(cf.put_policy(&c.name, p).await?),
@@ -149,6 +196,65 @@ async fn publish(
         let again = format!("driftless edge {} --apply", ec.cfg.name);
         cf.update_distribution(changed, &again).await?;
     }
+    Ok(arn)
+}
+
+/// The KeyValueStore side of publishing an atomic layout's function.
+pub(super) struct PointerPlan {
+    /// The store's ARN, if it exists.
+    arn: Option<String>,
+    /// The first pointer to write (the slot holding the live release), if there is none.
+    first: Option<(String, String)>,
+}
+
+/// What publishing the function of an atomic layout needs first: the KeyValueStore,
+/// and a pointer naming the live release's slot. Refuses where the function would have
+/// nothing to serve: a live release still in place (not moved into a slot).
+async fn pointer_plan(
+    ec: &EnvCtx<'_>,
+    a: &crate::edge::cloudfront::Atomic,
+) -> Result<PointerPlan, Error> {
+    let env = &ec.cfg.name;
+    let kvs = crate::aws::kvs::KeyValueStore::new(
+        &crate::edge::resource_name(env),
+        env,
+        ec.cfg.profile.as_deref(),
+    );
+    let arn = kvs.find().await?;
+    let head = ec.ledger.head().await?.release;
+    if let (Some(live), None) = (&head, &a.last_known_good) {
+        return Err(Error::Refused(format!(
+            "env.{env}'s live release {live} is served in place, not from a slot: a function reading the live pointer would have nothing to serve; nothing was published\n  → move it first with `driftless migrate {env} --layout atomic`, then run `driftless edge {env} --apply`"
+        )));
+    }
+    let existing = match &arn {
+        Some(_) => ec.ledger.pointer().await?,
+        None => None,
+    };
+    let first = match existing {
+        Some(_) => None,
+        None => a.last_known_good.clone(),
+    };
+    Ok(PointerPlan { arn, first })
+}
+
+/// The environment's KeyValueStore, created if it does not exist yet (`migrate` writes
+/// the pointer before a function reads it). Returns its ARN.
+pub(super) async fn ensure_key_value_store(ec: &EnvCtx<'_>) -> Result<String, Error> {
+    let env = &ec.cfg.name;
+    let name = crate::edge::resource_name(env);
+    let kvs = crate::aws::kvs::KeyValueStore::new(&name, env, ec.cfg.profile.as_deref());
+    if let Some(arn) = kvs.find().await? {
+        return Ok(arn);
+    }
+    let Some(cdn) = &ec.cfg.cdn else {
+        return Err(Error::Usage(format!("env.{env} has no `cdn`")));
+    };
+    let cf = CloudFront::connect(&cdn.cloudfront, ec.cfg.profile.as_deref()).await;
+    let arn = cf
+        .create_key_value_store(&name, &format!("live pointer of driftless env {env}"))
+        .await?;
+    ec.ctx.out.say(format!("Created CloudFront KeyValueStore {name}."));
     Ok(arn)
 }
 

@@ -42,10 +42,22 @@ pub(super) async fn migrate(ctx: &Ctx, env: &str, finish: bool, yes: bool) -> Re
         live.id,
         bytes(size)
     ));
-    out.say("  point     current → slots/a (one write, once every file is there)");
+    let behind_cloudfront = ec.cfg.edge_reads_pointer();
+    if behind_cloudfront {
+        out.say(format!(
+            "  point     {} → slots/a (one write, once every file is there; the store is created if missing)",
+            ec.ledger.pointer_location()
+        ));
+        out.say("  keep      the published function: it serves the in-place copies until `driftless edge ENV --apply` publishes one that reads the pointer");
+    } else {
+        out.say("  point     current → slots/a (one write, once every file is there)");
+    }
     out.say("  keep      the in-place copies: visitors of a server rooted at the store keep getting the same bytes");
     if !out.confirm(&format!("Move {env} to the atomic layout?"), yes)? {
         return Err(Error::Other("not confirmed; nothing was changed".into()));
+    }
+    if behind_cloudfront {
+        super::edge_apply::ensure_key_value_store(&ec).await?;
     }
     let lease = ec.lock("migrate").await?;
     let result = crate::apply::migrate::to_atomic(&ec.ledger, &live, out).await;
@@ -59,12 +71,19 @@ pub(super) async fn migrate(ctx: &Ctx, env: &str, finish: bool, yes: bool) -> Re
     .await;
     let root = ec.ledger.store().location();
     out.say(format!(
-        "✓ {env} has the atomic layout: release {} is in slot a and `current` points at it ({copied} object(s) copied).",
-        live.id
+        "✓ {env} has the atomic layout: release {} is in slot a and the live pointer ({}) names it ({copied} object(s) copied).",
+        live.id,
+        ec.ledger.pointer_location()
     ));
-    out.say(format!(
-        "  Next: root your web server at {root}/current (nginx: `root …/current;`, Caddy: `root * …/current`), then remove the in-place copies:\n    driftless migrate {env} --layout atomic --finish"
-    ));
+    if behind_cloudfront {
+        out.say(format!(
+            "  Next: publish the function that reads the pointer, then remove the in-place copies:\n    driftless edge {env} --apply\n    driftless migrate {env} --layout atomic --finish"
+        ));
+    } else {
+        out.say(format!(
+            "  Next: root your web server at {root}/current (nginx: `root …/current;`, Caddy: `root * …/current`), then remove the in-place copies:\n    driftless migrate {env} --layout atomic --finish"
+        ));
+    }
     out.document_with(|| {
         serde_json::json!({ "env": env, "layout": "atomic", "release": live.id, "copied": copied })
     });
@@ -81,6 +100,23 @@ async fn finish_move(ec: &super::context::EnvCtx<'_>, yes: bool) -> Result<(), E
         ));
         return Ok(());
     };
+    if ec.cfg.edge_reads_pointer() {
+        // CloudFront serves the in-place copies until its function reads the pointer.
+        let c = ec.compile_edge().await?;
+        match super::edge_apply::drift(ec, &c).await? {
+            Some((false, _)) => {}
+            Some((true, why)) => {
+                return Err(Error::Refused(format!(
+                    "CloudFront may still serve {env} from the in-place copies (its function is not the one that reads the live pointer: {why}); nothing was removed\n  → driftless edge {env} --apply, then run this again"
+                )));
+            }
+            None => {
+                return Err(Error::Refused(format!(
+                    "no driftless function is published on {env}'s distribution, so CloudFront serves the in-place copies; nothing was removed\n  → driftless edge {env} --apply, then run this again"
+                )));
+            }
+        }
+    }
     if !out.confirm(
         &format!("Remove the in-place copies of release {id} from {env} (a web server rooted at the store, not at `current`, stops serving them)?"),
         yes,

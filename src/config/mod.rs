@@ -531,6 +531,16 @@ pub struct EnvConfig {
     pub layout: Option<Layout>,
 }
 
+impl EnvConfig {
+    /// Whether the live pointer of this environment is kept where its CDN reads it (a
+    /// CloudFront KeyValueStore): the atomic layout on an S3 store behind CloudFront.
+    pub fn edge_reads_pointer(&self) -> bool {
+        self.layout == Some(Layout::Atomic)
+            && self.cdn.is_some()
+            && !matches!(self.store, StoreUrl::File(_))
+    }
+}
+
 /// Header rule: the first whose glob matches a key sets its headers.
 #[derive(Debug, Clone)]
 pub struct Rule {

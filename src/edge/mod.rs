@@ -38,6 +38,8 @@ pub struct Compiled {
     /// The keys the function was compiled for (the live release's, or the local build's).
     pub keys: std::collections::BTreeSet<String>,
     pub from: String,
+    /// The function reads the live pointer from the environment's KeyValueStore.
+    pub atomic: Option<cloudfront::Atomic>,
 }
 
 /// The CloudFront names driftless gives an environment's function and policy.
@@ -63,6 +65,7 @@ pub fn compile_for(
     keys: std::collections::BTreeSet<String>,
     from: String,
     hidden: &[String],
+    atomic: Option<&cloudfront::Atomic>,
 ) -> Result<Compiled, String> {
     use cloudfront::{SiteShape, compile, error_responses, headers_policy};
     let shape = SiteShape::of(edge, keys.iter().map(String::as_str));
@@ -74,7 +77,7 @@ pub fn compile_for(
         }
         None => None,
     };
-    let function = compile(edge, &shape, hidden, auth.as_deref())?;
+    let function = compile(edge, &shape, hidden, auth.as_deref(), atomic)?;
     let name = resource_name(env);
     let policy = headers_policy(edge, &name)?;
     let errors = error_responses(edge, &shape);
@@ -86,6 +89,7 @@ pub fn compile_for(
         shape,
         keys,
         from,
+        atomic: atomic.cloned(),
     })
 }
 

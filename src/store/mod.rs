@@ -87,6 +87,10 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    /// Something the store needs is missing and a command creates it (the message
+    /// names it): a refusal, not a failure.
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     Other(String),
 }
