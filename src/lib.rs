@@ -72,9 +72,7 @@ impl Error {
                 ledger::LedgerError::Retired { .. }
                 | ledger::LedgerError::Layout(_)
                 | ledger::LedgerError::Store(store::StoreError::Refused(_)),
-            ) => {
-                3
-            }
+            ) => 3,
             Self::Store(_) | Self::Ledger(_) | Self::Other(_) => 1,
             Self::Interrupted(_) => 130,
         }

@@ -96,6 +96,7 @@ pub(crate) async fn adopt(
                 Some(crate::ledger::Held {
                     release: release.id.clone(),
                     complete: true,
+                    cache: None,
                 }),
             );
             ledger.set_slots(&slots, etag.as_deref()).await

@@ -72,6 +72,7 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
         Some(Held {
             release: release.id.clone(),
             complete: false,
+            cache: None,
         }),
     );
     let slots_etag = ledger.set_slots(&slots, slots_etag.as_deref()).await?;
@@ -89,11 +90,20 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
         }
         Err(e) => return Err(stop(e, ledger).await),
     };
+    // A slot that was whole and needed no write or delete holds the bytes it held: the
+    // cache key keeps naming them (a rollback to it finds the CDN's copies still good).
+    let cache = before
+        .as_ref()
+        .filter(|b| b.complete && fill.written == 0 && fill.deleted == 0)
+        .map(|b| b.cache_id().to_owned())
+        .filter(|c| *c != release.id);
+    let cache_id = cache.clone().unwrap_or_else(|| release.id.clone());
     slots.set(
         slot,
         Some(Held {
             release: release.id.clone(),
             complete: true,
+            cache,
         }),
     );
     ledger.set_slots(&slots, Some(&slots_etag)).await?;
@@ -117,7 +127,7 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
     failpoint("after-release").await;
     // The switch: one conditional write.
     match ledger
-        .switch_pointer(slot, &release.id, pointer.as_ref())
+        .switch_pointer(slot, &cache_id, pointer.as_ref())
         .await
     {
         Ok(_) => {}
@@ -136,6 +146,7 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
         Err(e) => return Err(e.into()),
     }
     failpoint("after-pointer").await;
+    ledger.project(slot).await?;
     ledger
         .swap_head(s.head, &release.id)
         .await

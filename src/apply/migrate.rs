@@ -34,6 +34,7 @@ pub(crate) async fn to_atomic(
         Some(Held {
             release: live.id.clone(),
             complete: false,
+            cache: None,
         }),
     );
     slots.in_place = Some(live.id.clone());
@@ -78,6 +79,7 @@ pub(crate) async fn to_atomic(
         Some(Held {
             release: live.id.clone(),
             complete: true,
+            cache: None,
         }),
     );
     ledger.set_slots(&slots, Some(&etag)).await?;
@@ -96,7 +98,11 @@ pub(crate) async fn finish(ledger: &Ledger) -> Result<(usize, Vec<String>), Erro
     let listed = ledger.store().list_except(ledger.prefix()).await?;
     let in_place: Vec<(String, String)> = listed
         .into_iter()
-        .filter(|m| !m.key.starts_with("slots/") && m.key != crate::store::POINTER_KEY)
+        .filter(|m| {
+            !m.key.starts_with("slots/")
+                && m.key != crate::store::POINTER_KEY
+                && !ledger.projected().contains(&m.key)
+        })
         .map(|m| (m.key, m.etag))
         .collect();
     let (ours, left): (Vec<_>, Vec<_>) = in_place.into_iter().partition(|(k, e)| {

@@ -43,6 +43,7 @@ pub(crate) async fn recover(
                 .await;
             return Ok(Recovered::Dropped(pending.release));
         }
+        ledger.project(slot).await?;
     }
     finish(ledger, pending, pending_etag, actor)
         .await

@@ -376,7 +376,10 @@ impl CloudFront {
                 .send()
                 .await
                 .map_err(|e| failed("DescribeKeyValueStore", &e))?;
-            let status = d.key_value_store().and_then(|s| s.status()).unwrap_or("READY");
+            let status = d
+                .key_value_store()
+                .and_then(|s| s.status())
+                .unwrap_or("READY");
             if status == "READY" {
                 return Ok(arn);
             }

@@ -105,11 +105,13 @@ impl Ctx {
         // Behind CloudFront the pointer is what its function reads: a key of the
         // environment's KeyValueStore (created by `edge --apply`).
         let ledger = if cfg.edge_reads_pointer() {
-            ledger.with_pointer(std::sync::Arc::new(crate::aws::kvs::KeyValueStore::new(
-                &crate::edge::resource_name(&cfg.name),
-                &cfg.name,
-                cfg.profile.as_deref(),
-            )))
+            ledger
+                .with_pointer(std::sync::Arc::new(crate::aws::kvs::KeyValueStore::new(
+                    &crate::edge::resource_name(&cfg.name),
+                    &cfg.name,
+                    cfg.profile.as_deref(),
+                )))
+                .with_projected(self.config.edge.not_found.iter().cloned().collect())
         } else {
             ledger
         };

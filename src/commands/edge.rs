@@ -41,7 +41,7 @@ impl EnvCtx<'_> {
                     slots
                         .get(s)
                         .filter(|h| h.complete && h.release == id)
-                        .map(|_| ((*s).to_owned(), id.clone()))
+                        .map(|h| ((*s).to_owned(), h.cache_id().to_owned()))
                 })
             });
             Some(crate::edge::cloudfront::Atomic {

@@ -254,7 +254,9 @@ pub(super) async fn ensure_key_value_store(ec: &EnvCtx<'_>) -> Result<String, Er
     let arn = cf
         .create_key_value_store(&name, &format!("live pointer of driftless env {env}"))
         .await?;
-    ec.ctx.out.say(format!("Created CloudFront KeyValueStore {name}."));
+    ec.ctx
+        .out
+        .say(format!("Created CloudFront KeyValueStore {name}."));
     Ok(arn)
 }
 

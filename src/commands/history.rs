@@ -259,6 +259,18 @@ pub(super) async fn yank(
 /// The CDN paths that served the removed bytes (and kept keys deleted).
 fn invalidation(ec: &EnvCtx<'_>, y: &Yank) -> Option<crate::plan::invalidation::Invalidation> {
     let cdn = ec.cfg.cdn.as_ref()?;
+    if ec.cfg.edge_reads_pointer() {
+        // CloudFront caches by the URI the function rewrote (`/slots/<slot>/…`), so the
+        // visitors' paths would match nothing: the slots, whole (one wildcard path).
+        return (!y.removed.is_empty() || !y.kept_keys.is_empty())
+            .then(|| {
+                crate::plan::invalidation::invalidation_of(
+                    vec!["/slots/*".to_owned()],
+                    cdn.wildcard_threshold,
+                )
+            })
+            .flatten();
+    }
     let keys = y
         .removed
         .iter()

@@ -184,9 +184,7 @@ pub fn compile(
     if let Some(a) = atomic {
         let last = a.last_known_good.as_ref().map_or_else(
             || "null".to_owned(),
-            |(slot, release)| {
-                serde_json::json!({ "slot": slot, "release": release }).to_string()
-            },
+            |(slot, release)| serde_json::json!({ "slot": slot, "release": release }).to_string(),
         );
         let _ = writeln!(
             code,

@@ -100,6 +100,9 @@ pub struct Ledger {
     /// Where the live pointer of the atomic layout is kept (the store itself unless a
     /// CDN reads it from elsewhere).
     live_pointer: Arc<dyn crate::store::LivePointer>,
+    /// Keys of the live slot copied to the store's root after each switch (the error
+    /// page CloudFront fetches without running the function).
+    projected: Vec<String>,
 }
 
 /// Gzip a record (state records are compressed: a checkpoint of a large site is MBs of
@@ -160,6 +163,7 @@ impl Ledger {
             configured: None,
             fresh: crate::config::Layout::InPlace,
             live_pointer: Arc::new(crate::store::StorePointer(store.clone())),
+            projected: Vec::new(),
             store,
         }
     }
@@ -170,6 +174,18 @@ impl Ledger {
     pub fn with_pointer(mut self, pointer: Arc<dyn crate::store::LivePointer>) -> Self {
         self.live_pointer = pointer;
         self
+    }
+
+    /// Copy `keys` of the live slot to the store's root after every switch.
+    #[must_use]
+    pub fn with_projected(mut self, keys: Vec<String>) -> Self {
+        self.projected = keys;
+        self
+    }
+
+    /// The keys copied to the store's root after every switch (never in-place leftovers).
+    pub fn projected(&self) -> &[String] {
+        &self.projected
     }
 
     /// Where the live pointer is kept, for people.

@@ -28,6 +28,18 @@ pub struct Held {
     pub release: String,
     /// Every object of the release (and the removed assets it keeps) is in place.
     pub complete: bool,
+    /// The release whose fill last changed the slot's bytes, when not `release` (a
+    /// rollback to the release the slot already held writes nothing): the part of the
+    /// CDN's cache key, so what was cached for these bytes stays good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<String>,
+}
+
+impl Held {
+    /// The id the CDN's cache key carries for this slot's bytes.
+    pub fn cache_id(&self) -> &str {
+        self.cache.as_deref().unwrap_or(&self.release)
+    }
 }
 
 /// `slots.json`: what each slot holds.
@@ -170,6 +182,36 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// Copy the projected keys (the error page) from `slot` to the store's root where
+    /// the root's copy differs: CloudFront fetches a custom error page by its own path,
+    /// without the function, so it cannot follow the pointer. Server-side copies, only of
+    /// what changed (a rollback whose releases share the page copies nothing). Returns
+    /// the keys copied.
+    pub async fn project(&self, slot: &str) -> Result<Vec<String>> {
+        let mut copied = Vec::new();
+        for key in &self.projected {
+            let from = format!("{}{key}", crate::store::slot_prefix(slot));
+            let Some(src) = self.store.head(&from).await? else {
+                continue;
+            };
+            let root = self.store.head(key).await?;
+            // A server-side copy keeps the ETag (an MD5 of the bytes) and the headers.
+            if root
+                .as_ref()
+                .is_some_and(|r| r.meta.etag == src.meta.etag && r.attrs == src.attrs)
+            {
+                continue;
+            }
+            self.store
+                .copy(&from, key, &src.attrs, PutMode::Overwrite)
+                .await?;
+            copied.push(key.clone());
+        }
+        Ok(copied)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +224,7 @@ mod tests {
             Some(Held {
                 release: "r1".into(),
                 complete: true,
+                cache: None,
             }),
         );
         s.set(
@@ -189,6 +232,7 @@ mod tests {
             Some(Held {
                 release: "r2".into(),
                 complete: false,
+                cache: None,
             }),
         );
         assert_eq!(s.releases().collect::<Vec<_>>(), ["r1", "r2"]);

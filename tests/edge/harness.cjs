@@ -5,17 +5,32 @@
 // request it returns, then S3 behind it (a key is the URL path, percent-decoded), the
 // distribution's custom error responses, and the response headers policy on every answer.
 //
-// stdin: { code, policy, errors, site: [keys], state: [keys], cases: [{ method, path, headers }] }
-// stdout: [{ status, location, key, headers }]
+// The `cloudfront` module's KeyValueStore answers from `kvs` (key → string value; a case
+// may bring its own, or "throw" to make every read fail), as `cf.kvs().get` does: a
+// missing key throws, `{ format: 'json' }` parses.
+//
+// stdin: { code, policy, errors, site: [keys], state: [keys], kvs, cases: [{ method, path, headers, kvs }] }
+// stdout: [{ status, location, key, query, headers }]
 'use strict';
 const crypto = require('crypto');
 
+// The KeyValueStore the running case reads.
+let store = {};
+
+const kvs = {
+  async get(key, options) {
+    if (store === 'throw') throw new Error('KeyValueStore read failed');
+    if (!Object.prototype.hasOwnProperty.call(store, key)) throw new Error(`key ${key} not found`);
+    const v = store[key];
+    return options && options.format === 'json' ? JSON.parse(v) : v;
+  },
+};
+
 function load(code) {
-  // Only what cloudfront-js-2.0 offers: `crypto` and `cloudfront`; no other module.
-  const allowed = {
-    crypto,
-    cloudfront: { kvs: () => { throw new Error('no KeyValueStore in this harness'); } },
-  };
+  // Only what cloudfront-js-2.0 offers: `crypto` and `cloudfront`; no other module. The
+  // runtime's `import cf from 'cloudfront';` (ES module syntax) becomes a require here.
+  const allowed = { crypto, cloudfront: { kvs: () => kvs } };
+  code = code.replace(/^import (\w+) from '(\w+)';$/m, "var $1 = require('$2');");
   const req = (name) => {
     if (!(name in allowed)) throw new Error(`require('${name}') is not available in CloudFront Functions`);
     return allowed[name];
@@ -77,6 +92,7 @@ async function main() {
   const extra = policyHeaders(input.policy);
   const results = [];
   for (const c of input.cases) {
+    store = c.kvs !== undefined ? c.kvs : (input.kvs || {});
     const r = await handler(event(c));
     let out;
     if (r && r.statusCode !== undefined) {
@@ -95,6 +111,7 @@ async function main() {
         out = { status: 404, location: null, key: null };
       }
     }
+    out.query = r && r.statusCode === undefined ? r.querystring : null;
     out.headers = extra;
     results.push(out);
   }

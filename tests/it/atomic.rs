@@ -482,17 +482,228 @@ fn a_hand_edit_of_the_live_slot_is_drift_shown_by_diff_and_adoptable() {
     assert_eq!(status["pointer_matches_head"], true, "{status}");
 }
 
-/// Until CloudFront reads the pointer, an atomic bucket behind CloudFront would serve
-/// errors: refused before anything is read or written.
+/// The atomic layout behind CloudFront, on moto: the pointer is a key of the
+/// environment's KeyValueStore (created and associated by `edge --apply`), the function
+/// (run in Node against the bucket's keys and that key) serves the slot it names with the
+/// release in the cache key, falls back to the release compiled in when the read fails;
+/// a deploy switches it, a rollback is that one write and writes no site object; no
+/// invalidation is ever made; the 404 page CloudFront fetches without the function
+/// follows the switch.
 #[test]
-fn an_atomic_bucket_behind_cloudfront_is_refused_for_now() {
+fn cloudfront_serves_the_slot_its_key_value_store_names() {
+    let s = crate::servers::servers();
+    let bucket = s.bucket(&s.moto);
+    let distribution = s.distribution(&bucket);
+    // KeyValueStore names are per account: an environment of its own.
+    let env = format!("e{}", &crate::servers::uniq()[..10]);
     let tmp = tempfile::tempdir().unwrap();
-    let p = Project::with_config(
-        tmp.path(),
-        "site = \"site\"\n[env.prod]\nstore = \"s3://bucket/www\"\nendpoint = \"http://127.0.0.1:1\"\nlayout = \"atomic\"\ncdn = { cloudfront = \"E2EXAMPLE\" }\n",
+    let config = format!(
+        "site = \"site\"\n[env.{env}]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nlayout = \"atomic\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n\n[edge]\nnot_found = \"404.html\"\n",
+        s.moto
     );
-    p.write("index.html", "v1");
-    p.cmd(&["deploy", "prod", "--yes"])
+    let mut vars = s.env();
+    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
+    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE", s.moto.clone()));
+    let p = Project::with_config(&tmp.path().join("w"), &config).envs(vars);
+    p.write("index.html", "<p>v1</p>")
+        .write("404.html", "missing v1")
+        .write("assets/app.js", "js v1");
+
+    // No store yet: refused, naming the command that creates it.
+    p.cmd(&["deploy", &env, "--yes"])
         .expect(3)
-        .mentions(&["KeyValueStore", "layout = \"in-place\""]);
+        .mentions(&["KeyValueStore", &format!("driftless edge {env} --apply")]);
+    p.cmd(&["edge", &env, "--apply", "--yes"])
+        .expect(0)
+        .mentions(&[
+            &format!("create CloudFront KeyValueStore driftless-{env}"),
+            "Published the edge rules",
+        ]);
+    let described = s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "describe-function",
+            "--name",
+            &format!("driftless-{env}"),
+        ],
+    );
+    let described: serde_json::Value = serde_json::from_slice(&described.stdout).unwrap();
+    let assoc = &described["FunctionSummary"]["FunctionConfig"]["KeyValueStoreAssociations"];
+    assert_eq!(assoc["Quantity"], 1, "{described}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kvs = rt.block_on(driftless::aws::kvs::KeyValueStore::with_settings(
+        &format!("driftless-{env}"),
+        &s.moto,
+        (&s.key, &s.secret),
+    ));
+    let pointer = || -> serde_json::Value {
+        let raw = rt.block_on(kvs.get("current")).unwrap().expect("a pointer");
+        serde_json::from_str(&raw).unwrap()
+    };
+    let r1 = p.cmd(&["deploy", &env, "--yes", "--json"]).expect(0).json()["release"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(pointer(), serde_json::json!({ "slot": "a", "release": r1 }));
+    let export1 = tmp.path().join("export1");
+    p.cmd(&["edge", &env, "--export", export1.to_str().unwrap()])
+        .expect(0);
+    crate::edge::assert_runs_on_cloudfront(
+        &std::fs::read_to_string(export1.join("function.js")).unwrap(),
+    );
+
+    // What the function answers, run in Node against the bucket's keys and the store.
+    let keys = || -> Vec<String> {
+        let out = s.aws(
+            &s.moto,
+            &[
+                "s3api",
+                "list-objects-v2",
+                "--bucket",
+                &bucket,
+                "--prefix",
+                "www/",
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["Contents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                o["Key"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("www/")
+                    .to_owned()
+            })
+            .collect()
+    };
+    let ask = |export: &Path, kvs: serde_json::Value| -> Vec<(u64, String, String)> {
+        let read = |n: &str| std::fs::read_to_string(export.join(n)).unwrap();
+        let errors: serde_json::Value =
+            serde_json::from_str(&read("custom-error-responses.json")).unwrap();
+        let cases: Vec<serde_json::Value> = ["/", "/assets/app.js", "/nope.html"]
+            .iter()
+            .map(|p| serde_json::json!({ "path": p, "kvs": kvs }))
+            .collect();
+        let input = serde_json::json!({
+            "code": read("function.js"), "errors": errors["Items"], "site": keys(),
+            "state": [], "cases": cases,
+        });
+        crate::edge::harness(&input)
+            .into_iter()
+            .map(|r| {
+                (
+                    r["status"].as_u64().unwrap(),
+                    r["key"].as_str().unwrap_or("").to_owned(),
+                    r["query"]["driftless-release"]["value"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                )
+            })
+            .collect()
+    };
+    let live = |ptr: serde_json::Value| serde_json::json!({ "current": ptr.to_string() });
+    let answers = ask(&export1, live(pointer()));
+    assert_eq!(answers[0], (200, "slots/a/index.html".into(), r1.clone()));
+    assert_eq!(
+        answers[1],
+        (200, "slots/a/assets/app.js".into(), r1.clone())
+    );
+    // The 404 page CloudFront fetches by its own path: the live release's, at the root.
+    assert_eq!(answers[2].0, 404);
+    assert_eq!(answers[2].1, "404.html");
+
+    // A second release fills slot b; the switch is the pointer; no invalidation.
+    p.write("index.html", "<p>v2</p>")
+        .write("404.html", "missing v2");
+    let r2 = p.cmd(&["deploy", &env, "--yes", "--json"]).expect(0).json()["release"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(pointer(), serde_json::json!({ "slot": "b", "release": r2 }));
+    let answers = ask(&export1, live(pointer()));
+    assert_eq!(answers[0], (200, "slots/b/index.html".into(), r2.clone()));
+    let root_404 = s.aws(
+        &s.moto,
+        &["s3", "cp", &format!("s3://{bucket}/www/404.html"), "-"],
+    );
+    assert_eq!(String::from_utf8_lossy(&root_404.stdout), "missing v2");
+    // The read fails: the release compiled in (r1 in the first export), never the bare URI.
+    let answers = ask(&export1, serde_json::json!("throw"));
+    assert_eq!(answers[0], (200, "slots/a/index.html".into(), r1.clone()));
+    let export2 = tmp.path().join("export2");
+    p.cmd(&["edge", &env, "--export", export2.to_str().unwrap()])
+        .expect(0);
+    let answers = ask(&export2, serde_json::json!("throw"));
+    assert_eq!(answers[0], (200, "slots/b/index.html".into(), r2.clone()));
+    // No pointer at all and nothing compiled in: 503, not the bucket's root.
+    let cold = tmp.path().join("cold");
+    std::fs::create_dir_all(&cold).unwrap();
+    let code = std::fs::read_to_string(export2.join("function.js")).unwrap();
+    let at = code.find("LAST = ").unwrap();
+    let end = at + code[at..].find(";\n").unwrap();
+    std::fs::write(
+        cold.join("function.js"),
+        format!("{}LAST = null{}", &code[..at], &code[end..]),
+    )
+    .unwrap();
+    std::fs::copy(
+        export2.join("custom-error-responses.json"),
+        cold.join("custom-error-responses.json"),
+    )
+    .unwrap();
+    assert_eq!(ask(&cold, serde_json::json!("throw"))[0].0, 503);
+    assert_eq!(ask(&cold, serde_json::json!({}))[0].0, 503);
+
+    // Rollback: the pointer write, no site object written.
+    let log = std::path::Path::new("/tmp/driftless-s3-test/run/moto.log");
+    let before = std::fs::read_to_string(log).map(|l| l.len()).unwrap_or(0);
+    p.cmd(&["rollback", &env, "--yes"]).expect(0);
+    assert_eq!(pointer(), serde_json::json!({ "slot": "a", "release": r1 }));
+    let during = std::fs::read_to_string(log).unwrap()[before..].to_owned();
+    let site_writes: Vec<&str> = during
+        .lines()
+        .filter(|l| {
+            (l.contains("\"PUT /") || l.contains("\"DELETE /"))
+                && l.contains("/www/")
+                && !l.contains("/www/.driftless/")
+        })
+        .collect();
+    // The 404 page differs between the two releases: its root copy follows, and only it.
+    assert!(
+        site_writes.iter().all(|l| l.contains("/www/404.html")),
+        "a rollback wrote site objects: {site_writes:#?}"
+    );
+    let kvs_writes = during
+        .lines()
+        .filter(|l| l.contains("\"PUT /key-value-stores/"))
+        .count();
+    assert_eq!(kvs_writes, 1, "{during}");
+    let answers = ask(&export2, live(pointer()));
+    assert_eq!(answers[0], (200, "slots/a/index.html".into(), r1.clone()));
+    let invalidations = s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "list-invalidations",
+            "--distribution-id",
+            &distribution,
+        ],
+    );
+    let invalidations: serde_json::Value =
+        serde_json::from_slice(&invalidations.stdout).unwrap_or_default();
+    assert_eq!(
+        invalidations["InvalidationList"]["Quantity"]
+            .as_u64()
+            .unwrap_or(0),
+        0,
+        "{invalidations}"
+    );
+    let status = p.cmd(&["status", &env, "--json"]).expect(0).json();
+    assert_eq!(status["pointer_matches_head"], true, "{status}");
 }
