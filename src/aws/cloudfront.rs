@@ -183,19 +183,139 @@ impl Distribution {
         policy_id: Option<&str>,
         function: &str,
         errors: &[serde_json::Value],
+        release_key: Option<&str>,
     ) -> Result<Option<Distribution>, Error> {
-        Ok(
-            attached(self.config.clone(), arn, policy_id, function, errors)?.map(|config| {
-                Distribution {
-                    etag: self.etag.clone(),
-                    config,
-                }
-            }),
-        )
+        Ok(attached(
+            self.config.clone(),
+            arn,
+            policy_id,
+            function,
+            errors,
+            release_key,
+        )?
+        .map(|config| Distribution {
+            etag: self.etag.clone(),
+            config,
+        }))
+    }
+}
+
+impl Distribution {
+    /// Whether the default cache behavior takes its cache key from a cache policy (the
+    /// modern settings) rather than legacy `ForwardedValues`.
+    pub fn uses_cache_policy(&self) -> bool {
+        self.config
+            .default_cache_behavior
+            .as_ref()
+            .and_then(|d| d.cache_policy_id.as_deref())
+            .is_some_and(|id| !id.is_empty())
     }
 }
 
 impl CloudFront {
+    /// Driftless's cache policy `name`: the query-string parameter `param` (the release)
+    /// in the cache key and nothing else of the request, compressed variants, TTLs taken
+    /// from the objects' Cache-Control (a day when they set none, a year at most).
+    /// Created if missing, put right if changed. Returns its id.
+    pub async fn ensure_cache_policy(&self, name: &str, param: &str) -> Result<String, Error> {
+        use aws_sdk_cloudfront::types::{
+            CachePolicyConfig, CachePolicyCookieBehavior, CachePolicyCookiesConfig,
+            CachePolicyHeaderBehavior, CachePolicyHeadersConfig, CachePolicyQueryStringBehavior,
+            CachePolicyQueryStringsConfig, CachePolicyType,
+            ParametersInCacheKeyAndForwardedToOrigin, QueryStringNames,
+        };
+        let e = |e: aws_sdk_cloudfront::error::BuildError| Error::Other(e.to_string());
+        let config = CachePolicyConfig::builder()
+            .name(name)
+            .comment("driftless: the release in the cache key")
+            .min_ttl(0)
+            .default_ttl(86_400)
+            .max_ttl(31_536_000)
+            .parameters_in_cache_key_and_forwarded_to_origin(
+                ParametersInCacheKeyAndForwardedToOrigin::builder()
+                    .enable_accept_encoding_gzip(true)
+                    .enable_accept_encoding_brotli(true)
+                    .headers_config(
+                        CachePolicyHeadersConfig::builder()
+                            .header_behavior(CachePolicyHeaderBehavior::None)
+                            .build()
+                            .map_err(e)?,
+                    )
+                    .cookies_config(
+                        CachePolicyCookiesConfig::builder()
+                            .cookie_behavior(CachePolicyCookieBehavior::None)
+                            .build()
+                            .map_err(e)?,
+                    )
+                    .query_strings_config(
+                        CachePolicyQueryStringsConfig::builder()
+                            .query_string_behavior(CachePolicyQueryStringBehavior::Whitelist)
+                            .query_strings(
+                                QueryStringNames::builder()
+                                    .quantity(1)
+                                    .items(param)
+                                    .build()
+                                    .map_err(e)?,
+                            )
+                            .build()
+                            .map_err(e)?,
+                    )
+                    .build()
+                    .map_err(e)?,
+            )
+            .build()
+            .map_err(e)?;
+        let listed = self
+            .client
+            .list_cache_policies()
+            .r#type(CachePolicyType::Custom)
+            .send()
+            .await
+            .map_err(|e| failed("ListCachePolicies", &e))?;
+        let found = listed
+            .cache_policy_list()
+            .map(|l| l.items())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| s.cache_policy())
+            .find(|p| p.cache_policy_config().is_some_and(|c| c.name() == name))
+            .cloned();
+        match found {
+            Some(p) if p.cache_policy_config() == Some(&config) => Ok(p.id().to_owned()),
+            Some(p) => {
+                let got = self
+                    .client
+                    .get_cache_policy()
+                    .id(p.id())
+                    .send()
+                    .await
+                    .map_err(|e| failed("GetCachePolicy", &e))?;
+                self.client
+                    .update_cache_policy()
+                    .id(p.id())
+                    .if_match(got.e_tag().unwrap_or_default())
+                    .cache_policy_config(config)
+                    .send()
+                    .await
+                    .map_err(|e| failed("UpdateCachePolicy (If-Match)", &e))?;
+                Ok(p.id().to_owned())
+            }
+            None => {
+                let made = self
+                    .client
+                    .create_cache_policy()
+                    .cache_policy_config(config)
+                    .send()
+                    .await
+                    .map_err(|e| failed("CreateCachePolicy", &e))?;
+                Ok(made
+                    .cache_policy()
+                    .map(|p| p.id().to_owned())
+                    .unwrap_or_default())
+            }
+        }
+    }
+
     /// The edge function `name` as CloudFront has it (`None`: there is none).
     pub async fn live_function(&self, name: &str) -> Result<Option<LiveFunction>, Error> {
         let client = &self.client;
@@ -462,12 +582,48 @@ impl CloudFront {
 /// The distribution config with the function, policy and error responses of `c`
 /// attached; `None` when it already has them. Refuses to replace another viewer-request
 /// function.
+/// The release parameter in the cache key of a behavior on the legacy cache settings
+/// (`ForwardedValues`: deprecated in the API, still on many distributions).
+#[allow(deprecated)]
+fn legacy_release_key(
+    dcb: &mut aws_sdk_cloudfront::types::DefaultCacheBehavior,
+) -> Result<(), Error> {
+    use aws_sdk_cloudfront::types::{
+        CookiePreference, ForwardedValues, ItemSelection, QueryStringCacheKeys,
+    };
+    let e = |e: aws_sdk_cloudfront::error::BuildError| Error::Other(e.to_string());
+    let mut fv = match dcb.forwarded_values.clone() {
+        Some(fv) => fv,
+        None => ForwardedValues::builder()
+            .cookies(
+                CookiePreference::builder()
+                    .forward(ItemSelection::None)
+                    .build()
+                    .map_err(e)?,
+            )
+            .query_string(true)
+            .build()
+            .map_err(e)?,
+    };
+    fv.query_string = true;
+    fv.query_string_cache_keys = Some(
+        QueryStringCacheKeys::builder()
+            .quantity(1)
+            .items(crate::edge::cloudfront::RELEASE_PARAM)
+            .build()
+            .map_err(e)?,
+    );
+    dcb.forwarded_values = Some(fv);
+    Ok(())
+}
+
 fn attached(
     mut cfg: DistributionConfig,
     arn: &str,
     policy_id: Option<&str>,
     function: &str,
     errors: &[serde_json::Value],
+    release_key: Option<&str>,
 ) -> Result<Option<DistributionConfig>, Error> {
     let before = cfg.clone();
     let dcb = cfg
@@ -505,6 +661,19 @@ fn attached(
     );
     if let Some(id) = policy_id {
         dcb.response_headers_policy_id = Some(id.to_owned());
+    }
+    // The atomic layout's function puts the release in the query string: it must be in
+    // the cache key (driftless's cache policy, or the legacy settings' cache keys).
+    if let Some(key) = release_key {
+        if dcb
+            .cache_policy_id
+            .as_deref()
+            .is_some_and(|id| !id.is_empty())
+        {
+            dcb.cache_policy_id = Some(key.to_owned());
+        } else {
+            legacy_release_key(dcb)?;
+        }
     }
     if !errors.is_empty() {
         let mut errs: Vec<CustomErrorResponse> = cfg
@@ -638,4 +807,74 @@ fn policy_config(
         b = b.custom_headers_config(cb.build().map_err(bad)?);
     }
     b.build().map_err(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudfront::types::{DefaultCacheBehavior, ViewerProtocolPolicy};
+
+    fn config(cache_policy: Option<&str>) -> DistributionConfig {
+        let mut dcb = DefaultCacheBehavior::builder()
+            .target_origin_id("s3")
+            .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps);
+        if let Some(id) = cache_policy {
+            dcb = dcb.cache_policy_id(id);
+        }
+        DistributionConfig::builder()
+            .caller_reference("r")
+            .comment("")
+            .enabled(true)
+            .default_cache_behavior(dcb.build().unwrap())
+            .build()
+            .unwrap()
+    }
+
+    /// The release parameter reaches the cache key whichever settings the behavior has:
+    /// driftless's cache policy replaces the one it used (a managed policy such as
+    /// CachingOptimized keeps no query string), legacy settings get it as a cache key.
+    #[test]
+    #[allow(deprecated)]
+    fn the_release_joins_the_cache_key() {
+        let arn = "arn:aws:cloudfront::1:function/driftless-prod";
+        let modern = attached(
+            config(Some("658327ea-f89d-4fab-a63d-7e88639e58f6")),
+            arn,
+            None,
+            "driftless-prod",
+            &[],
+            Some("our-policy"),
+        )
+        .unwrap()
+        .unwrap();
+        let dcb = modern.default_cache_behavior.unwrap();
+        assert_eq!(dcb.cache_policy_id.as_deref(), Some("our-policy"));
+        assert!(dcb.forwarded_values.is_none());
+
+        let legacy = attached(config(None), arn, None, "driftless-prod", &[], Some(""))
+            .unwrap()
+            .unwrap();
+        let fv = legacy
+            .default_cache_behavior
+            .unwrap()
+            .forwarded_values
+            .unwrap();
+        assert!(fv.query_string);
+        assert_eq!(
+            fv.query_string_cache_keys.unwrap().items.unwrap(),
+            ["driftless-release"]
+        );
+
+        // In place: the cache key is left alone.
+        let in_place = attached(config(None), arn, None, "driftless-prod", &[], None)
+            .unwrap()
+            .unwrap();
+        assert!(
+            in_place
+                .default_cache_behavior
+                .unwrap()
+                .forwarded_values
+                .is_none()
+        );
+    }
 }

@@ -65,7 +65,16 @@ pub(super) async fn apply(
         || format!("arn:aws:cloudfront::(account):function/{}", c.name),
         |l| l.arn.clone(),
     );
-    let dist_change = dist.with_edge(&arn_guess, policy_id.as_deref(), &c.name, &c.errors)?;
+    // The atomic layout's release parameter joins the cache key: through driftless's
+    // cache policy where the behavior uses one (planned with a marker until it exists).
+    let release_key = c.atomic.as_ref().map(|_| "(new)");
+    let dist_change = dist.with_edge(
+        &arn_guess,
+        policy_id.as_deref(),
+        &c.name,
+        &c.errors,
+        release_key,
+    )?;
     let mut steps = Vec::new();
     if let Some(p) = &pointer {
         if p.arn.is_none() {
@@ -97,6 +106,12 @@ pub(super) async fn apply(
     if c.policy.is_some() {
         steps.push(format!(
             "create or update response headers policy {}",
+            c.name
+        ));
+    }
+    if c.atomic.is_some() && dist.uses_cache_policy() {
+        steps.push(format!(
+            "create or update cache policy {} (the release in the cache key: no invalidation on a switch)",
             c.name
         ));
     }
@@ -192,7 +207,21 @@ async fn publish(
         Some(p) => Some(cf.put_policy(&c.name, p).await?),
         None => None,
     };
-    if let Some(changed) = dist.with_edge(&arn, policy_id.as_deref(), &c.name, &c.errors)? {
+    let release_key = match &c.atomic {
+        Some(_) if dist.uses_cache_policy() => Some(
+            cf.ensure_cache_policy(&c.name, crate::edge::cloudfront::RELEASE_PARAM)
+                .await?,
+        ),
+        Some(_) => Some(String::new()),
+        None => None,
+    };
+    if let Some(changed) = dist.with_edge(
+        &arn,
+        policy_id.as_deref(),
+        &c.name,
+        &c.errors,
+        release_key.as_deref(),
+    )? {
         let again = format!("driftless edge {} --apply", ec.cfg.name);
         cf.update_distribution(changed, &again).await?;
     }

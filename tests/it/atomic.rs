@@ -531,6 +531,25 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
     let described: serde_json::Value = serde_json::from_slice(&described.stdout).unwrap();
     let assoc = &described["FunctionSummary"]["FunctionConfig"]["KeyValueStoreAssociations"];
     assert_eq!(assoc["Quantity"], 1, "{described}");
+    // The release the function adds to the query string is in the cache key (this
+    // distribution has the legacy cache settings; one with a cache policy gets driftless's).
+    let dist = s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "get-distribution-config",
+            "--id",
+            &distribution,
+        ],
+    );
+    let dist: serde_json::Value = serde_json::from_slice(&dist.stdout).unwrap();
+    let fv = &dist["DistributionConfig"]["DefaultCacheBehavior"]["ForwardedValues"];
+    assert_eq!(fv["QueryString"], true, "{fv}");
+    assert_eq!(
+        fv["QueryStringCacheKeys"]["Items"],
+        serde_json::json!(["driftless-release"]),
+        "{fv}"
+    );
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let kvs = rt.block_on(driftless::aws::kvs::KeyValueStore::with_settings(
@@ -684,6 +703,11 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
         .filter(|l| l.contains("\"PUT /key-value-stores/"))
         .count();
     assert_eq!(kvs_writes, 1, "{during}");
+    eprintln!(
+        "rollback behind CloudFront: {} requests, {kvs_writes} KeyValueStore write, {} site object(s) written",
+        during.lines().filter(|l| l.contains("HTTP/1.1\"")).count(),
+        site_writes.len()
+    );
     let answers = ask(&export2, live(pointer()));
     assert_eq!(answers[0], (200, "slots/a/index.html".into(), r1.clone()));
     let invalidations = s.aws(
