@@ -77,7 +77,8 @@ pub(super) async fn execute_and_report(
     let env = &ec.cfg.name;
     let t = &plan.totals;
     if plan.kind == PlanKind::Deploy {
-        ec.work.set_pending(&plan.new_release)?;
+        ec.work
+            .set_pending(&plan.new_release, plan.live.as_ref().map(|l| l.id.as_str()))?;
     }
     crate::interrupt::install();
     let (release, transfer) = execute(ec, &plan, staged).await?;

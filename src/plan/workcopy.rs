@@ -97,10 +97,39 @@ impl WorkCopy {
         Ok(())
     }
 
-    /// Remember that this working copy is about to apply `release`.
-    pub fn set_pending(&self, release: &str) -> std::io::Result<()> {
+    /// Remember that this working copy is about to apply `release`, `live` being what
+    /// is live now. A release it was applying that has since gone live (a killed run,
+    /// finished by this one) becomes its base first: the record of it must not be lost
+    /// if this run dies too.
+    pub fn set_pending(&self, release: &str, live: Option<&str>) -> std::io::Result<()> {
         let mut r = self.read();
+        if r.pending.is_some() && r.pending.as_deref() == live {
+            r.release = r.pending.take();
+            r.made.clear();
+        }
         r.pending = Some(release.to_owned());
         self.write(&r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two runs killed in a row: the first after its release went live (finished by the
+    /// next run), the second before. The base is the first one's release, not the one
+    /// before it (the random-kill test behind CloudFront saw "stale-base" here).
+    #[test]
+    fn a_finished_pending_release_stays_the_base_when_the_next_run_dies_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = WorkCopy::new(dir.path(), "prod");
+        w.set_base("r10").unwrap();
+        w.set_pending("r11", Some("r10")).unwrap();
+        // r11 went live (the next run finished it), then that run died before its switch.
+        w.set_pending("r12", Some("r11")).unwrap();
+        assert_eq!(w.base(Some("r11")).as_deref(), Some("r11"));
+        // A pending release that never went live is not a base.
+        w.set_pending("r13", Some("r11")).unwrap();
+        assert_eq!(w.base(Some("r11")).as_deref(), Some("r11"));
     }
 }

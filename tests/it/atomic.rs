@@ -213,13 +213,13 @@ fn versions(t: &BTreeMap<String, Vec<u8>>) -> std::collections::BTreeSet<String>
 
 /// 30 deploys of `p`, each SIGKILLed at a random moment of the time a deploy takes;
 /// after each, what `served` says visitors get must be wholly one release, complete.
-fn random_kills(p: &Project, n: usize, served: &dyn Fn() -> BTreeMap<String, Vec<u8>>) {
+fn random_kills(p: &Project, env: &str, n: usize, served: &dyn Fn() -> BTreeMap<String, Vec<u8>>) {
     write_version(p, 100, n);
-    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.cmd(&["deploy", env, "--yes"]).expect(0);
     // How long a whole deploy of a new version takes here: the kills fall anywhere in it.
     write_version(p, 0, n);
     let started = std::time::Instant::now();
-    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.cmd(&["deploy", env, "--yes"]).expect(0);
     let max_ms = u64::try_from(started.elapsed().as_millis())
         .unwrap()
         .max(50);
@@ -233,7 +233,7 @@ fn random_kills(p: &Project, n: usize, served: &dyn Fn() -> BTreeMap<String, Vec
     let (mut mixed, mut killed, mut incomplete, mut switched) = (0, 0, 0, 0);
     for round in 1..=30 {
         write_version(p, round, n);
-        let mut child = p.cmd(&["deploy", "prod", "--yes"]).spawn_quiet();
+        let mut child = p.cmd(&["deploy", env, "--yes"]).spawn_quiet();
         // Up to half again a clean deploy's time: a round also settles the previous
         // round's killed apply, and some kills must land after the switch.
         std::thread::sleep(std::time::Duration::from_millis(dice.next(max_ms * 3 / 2)));
@@ -260,7 +260,7 @@ fn random_kills(p: &Project, n: usize, served: &dyn Fn() -> BTreeMap<String, Vec
             switched += 1;
         }
         // Status reads it; the next deploy (next round) drops or finishes it.
-        p.cmd(&["status", "prod"]).expect(0);
+        p.cmd(&["status", env]).expect(0);
     }
     eprintln!(
         "{killed} of 30 deploys killed mid-run; {switched} of 30 left the new release served, the rest the one before; {mixed} mixed; {incomplete} incomplete"
@@ -270,7 +270,7 @@ fn random_kills(p: &Project, n: usize, served: &dyn Fn() -> BTreeMap<String, Vec
         "too few deploys were killed mid-run ({killed}) to prove anything"
     );
     assert_eq!((mixed, incomplete), (0, 0));
-    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.cmd(&["deploy", env, "--yes"]).expect(0);
     assert_eq!(versions(&served()).len(), 1);
 }
 
@@ -279,7 +279,7 @@ fn thirty_random_kills_never_leave_a_mix_served() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let p = Project::atomic(&tmp.path().join("w"), &store, "");
-    random_kills(&p, 150, &|| served(&store));
+    random_kills(&p, "prod", 150, &|| served(&store));
 }
 
 /// The same on SeaweedFS: what a CloudFront function reading the pointer would serve is
@@ -312,7 +312,79 @@ fn thirty_random_kills_on_seaweedfs_never_leave_a_mix_served() {
         );
         tree(dir.path(), &[])
     };
-    random_kills(&p, 100, &pointed);
+    random_kills(&p, "prod", 100, &pointed);
+}
+
+/// The same behind CloudFront: the store on SeaweedFS, the pointer in a KeyValueStore
+/// (moto), and what visitors get is what the published function answers, run in Node
+/// against the bucket's keys and the pointer, for every page and asset.
+#[test]
+fn thirty_random_kills_behind_cloudfront_never_leave_a_mix_served() {
+    let s = crate::servers::servers();
+    let bucket = s.bucket(&s.seaweedfs);
+    let distribution = s.distribution(&bucket);
+    let env = format!("k{}", &crate::servers::uniq()[..10]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "site = \"site\"\n[env.{env}]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nlayout = \"atomic\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n",
+        s.seaweedfs
+    );
+    let mut vars = s.env();
+    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
+    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE", s.moto.clone()));
+    let p = Project::with_config(&tmp.path().join("w"), &config).envs(vars);
+    let n = 100;
+    write_version(&p, 100, n);
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kvs = rt.block_on(driftless::aws::kvs::KeyValueStore::with_settings(
+        &format!("driftless-{env}"),
+        &s.moto,
+        (&s.key, &s.secret),
+    ));
+    let code: std::cell::OnceCell<String> = std::cell::OnceCell::new();
+    let export = tmp.path().join("export");
+    let paths: Vec<String> = (0..n)
+        .flat_map(|i| [format!("/page{i}.html"), format!("/static/a{i}.css")])
+        .collect();
+    let through_function = || -> BTreeMap<String, Vec<u8>> {
+        let code = code.get_or_init(|| {
+            p.cmd(&["edge", &env, "--export", export.to_str().unwrap()])
+                .expect(0);
+            std::fs::read_to_string(export.join("function.js")).unwrap()
+        });
+        let pointer = rt.block_on(kvs.get("current")).unwrap().expect("a pointer");
+        let dir = tempfile::tempdir().unwrap();
+        s.aws(
+            &s.seaweedfs,
+            &[
+                "s3",
+                "sync",
+                "--quiet",
+                &format!("s3://{bucket}/www/slots"),
+                dir.path().join("slots").to_str().unwrap(),
+            ],
+        );
+        let bucket_keys: Vec<String> = tree(dir.path(), &[]).into_keys().collect();
+        let cases: Vec<serde_json::Value> = paths
+            .iter()
+            .map(|p| serde_json::json!({ "path": p }))
+            .collect();
+        let input = serde_json::json!({
+            "code": code, "errors": [], "site": bucket_keys, "state": [],
+            "kvs": { "current": pointer }, "cases": cases,
+        });
+        crate::edge::harness(&input)
+            .into_iter()
+            .zip(&paths)
+            .filter(|(a, _)| a["status"] == 200)
+            .map(|(a, path)| {
+                let key = a["key"].as_str().unwrap();
+                (path.clone(), std::fs::read(dir.path().join(key)).unwrap())
+            })
+            .collect()
+    };
+    random_kills(&p, &env, n, &through_function);
 }
 
 /// A page and its assets fetched in a loop through `serve` while releases switch: every
