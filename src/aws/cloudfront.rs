@@ -201,6 +201,48 @@ impl Distribution {
 }
 
 impl Distribution {
+    /// Whether the default cache behavior's cache key includes the query-string
+    /// parameter `param`: through driftless's cache policy `policy` (its config read),
+    /// or the legacy settings' cache keys.
+    #[allow(deprecated)]
+    pub async fn release_in_cache_key(
+        &self,
+        cf: &CloudFront,
+        policy: &str,
+        param: &str,
+    ) -> Result<bool, Error> {
+        let Some(dcb) = self.config.default_cache_behavior.as_ref() else {
+            return Ok(false);
+        };
+        match dcb.cache_policy_id.as_deref().filter(|id| !id.is_empty()) {
+            Some(id) => {
+                let got = cf
+                    .client
+                    .get_cache_policy()
+                    .id(id)
+                    .send()
+                    .await
+                    .map_err(|e| failed("GetCachePolicy", &e))?;
+                let config = got.cache_policy().and_then(|p| p.cache_policy_config());
+                Ok(config.is_some_and(|c| {
+                    c.name() == policy
+                        && c.parameters_in_cache_key_and_forwarded_to_origin()
+                            .and_then(|p| p.query_strings_config())
+                            .and_then(|q| q.query_strings())
+                            .is_some_and(|q| q.items().iter().any(|i| i == param))
+                }))
+            }
+            None => Ok(dcb.forwarded_values.as_ref().is_some_and(|fv| {
+                fv.query_string
+                    && fv
+                        .query_string_cache_keys
+                        .as_ref()
+                        .and_then(|k| k.items.as_ref())
+                        .is_some_and(|i| i.iter().any(|i| i == param))
+            })),
+        }
+    }
+
     /// Whether the default cache behavior takes its cache key from a cache policy (the
     /// modern settings) rather than legacy `ForwardedValues`.
     pub fn uses_cache_policy(&self) -> bool {

@@ -29,6 +29,9 @@ pub(super) async fn doctor(ctx: &Ctx, env: &str) -> Result<(), Error> {
         let function = crate::edge::resource_name(&ec.cfg.name);
         crate::aws::audit::distribution(ec.cfg, &cdn.cloudfront, &function, &mut checks).await;
         crate::aws::audit::alarms(ec.cfg, &cdn.cloudfront, &mut checks).await;
+        if ec.cfg.edge_reads_pointer() {
+            pointer_checks(&ec, &cdn.cloudfront, &function, &mut checks).await;
+        }
     }
     if let Some(url) = &ec.cfg.url {
         url_checks(url, &mut checks).await;
@@ -103,6 +106,120 @@ pub(super) async fn doctor(ctx: &Ctx, env: &str) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// The atomic layout behind CloudFront: the KeyValueStore exists and is associated with
+/// the function, the pointer names the slot holding HEAD's release, and the release the
+/// function adds to the query string is in the cache key.
+async fn pointer_checks(
+    ec: &EnvCtx<'_>,
+    distribution: &str,
+    function: &str,
+    checks: &mut Vec<Check>,
+) {
+    let env = &ec.cfg.name;
+    let apply = format!("driftless edge {env} --apply");
+    let kvs = crate::aws::kvs::KeyValueStore::new(function, env, ec.cfg.profile.as_deref());
+    let arn = match kvs.find().await {
+        Ok(Some(arn)) => arn,
+        Ok(None) => {
+            checks.push(fail(
+                "edge.pointer_store",
+                format!("CloudFront KeyValueStore {function} does not exist: nothing holds the live pointer"),
+                apply,
+            ));
+            return;
+        }
+        Err(e) => {
+            checks.push(warn(
+                "edge.pointer_store",
+                format!("could not tell whether KeyValueStore {function} exists: {e}"),
+                "check the credentials' cloudfront:DescribeKeyValueStore permission",
+            ));
+            return;
+        }
+    };
+    let cf =
+        crate::aws::cloudfront::CloudFront::connect(distribution, ec.cfg.profile.as_deref()).await;
+    match cf.client().describe_function().name(function).send().await {
+        Ok(d) => {
+            let associated = d
+                .function_summary()
+                .and_then(|s| s.function_config())
+                .and_then(|c| c.key_value_store_associations())
+                .is_some_and(|a| a.items().iter().any(|i| i.key_value_store_arn() == arn));
+            checks.push(if associated {
+                pass("edge.pointer_store", format!("function {function} reads KeyValueStore {function}"))
+            } else {
+                fail(
+                    "edge.pointer_store",
+                    format!("function {function} is not associated with KeyValueStore {function}: it cannot read the live pointer"),
+                    apply.clone(),
+                )
+            });
+        }
+        Err(e) => checks.push(warn(
+            "edge.pointer_store",
+            format!(
+                "could not read function {function}: {}",
+                crate::aws::error::chain(&e)
+            ),
+            apply.clone(),
+        )),
+    }
+    let pointer = ec.ledger.pointer().await;
+    let head = ec.ledger.head().await;
+    let slots = ec.ledger.slots().await;
+    checks.push(match (pointer, head, slots) {
+        (Ok(Some(p)), Ok(h), Ok((slots, _))) => {
+            let held = slots.get(&p.slot).filter(|h| h.complete).map(|h| h.release.clone());
+            if held.is_some() && held == h.release {
+                pass("edge.pointer", format!("the live pointer names slot {}, which holds HEAD's release {}", p.slot, held.unwrap_or_default()))
+            } else {
+                fail(
+                    "edge.pointer",
+                    format!(
+                        "the live pointer names slot {} (holding {}), but HEAD is {}",
+                        p.slot,
+                        held.as_deref().unwrap_or("no whole release"),
+                        h.release.as_deref().unwrap_or("(none)")
+                    ),
+                    format!("`driftless status {env}`; the next `driftless deploy {env}` or `rollback` repairs it"),
+                )
+            }
+        }
+        (Ok(None), Ok(h), _) if h.release.is_none() => pass("edge.pointer", "no release yet: the first deploy writes the pointer"),
+        (Ok(None), Ok(h), _) => fail(
+            "edge.pointer",
+            format!("HEAD is {} but no live pointer exists: CloudFront serves nothing", h.release.unwrap_or_default()),
+            format!("`driftless migrate {env} --layout atomic` (a store still in place), else {apply}"),
+        ),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => warn(
+            "edge.pointer",
+            format!("could not compare the live pointer with HEAD: {e}"),
+            format!("`driftless status {env}`"),
+        ),
+    });
+    match cf.distribution().await {
+        Ok(d) => {
+            let param = crate::edge::cloudfront::RELEASE_PARAM;
+            let keyed = d.release_in_cache_key(&cf, function, param).await;
+            checks.push(match keyed {
+                Ok(true) => pass("edge.cache_key", format!("the cache key carries the release ({param}): a switch needs no invalidation")),
+                Ok(false) => fail(
+                    "edge.cache_key",
+                    format!("the default cache behavior's cache key leaves out {param}: after a slot is refilled CloudFront could serve the copy it cached for the release before"),
+                    apply,
+                ),
+                Err(e) => warn("edge.cache_key", format!("could not read the cache key settings: {e}"), apply),
+            });
+        }
+        Err(e) => checks.push(warn(
+            "edge.cache_key",
+            format!("could not read the distribution: {e}"),
+            apply,
+        )),
+    }
 }
 
 async fn store_checks(

@@ -30,7 +30,13 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     let pointer = ec.ledger.pointer().await?;
     let (slots, _) = ec.ledger.slots().await?;
     let live_id = live.as_ref().map(|l| l.id.clone());
-    let layout_line = layout_line(layout, pointer.as_ref(), &slots, live_id.as_deref());
+    let layout_line = layout_line(
+        layout,
+        pointer.as_ref(),
+        &slots,
+        live_id.as_deref(),
+        &ec.ledger.pointer_location(),
+    );
     let live = live.map(std::sync::Arc::new);
     let base = crate::plan::base::resolve(&ec.working(), live.as_ref()).await?;
     let stale = base
@@ -232,6 +238,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             "pending": pending.as_ref().map(|p| p.release.summary()),
             "layout": layout.name(),
             "pointer": pointer.as_ref().map(|p| serde_json::json!({
+                "at": ec.ledger.pointer_location(),
                 "slot": p.slot,
                 "release": slots.get(&p.slot).map(|h| &h.release),
             })),
@@ -261,6 +268,7 @@ fn layout_line(
     pointer: Option<&crate::ledger::Pointer>,
     slots: &crate::ledger::Slots,
     live: Option<&str>,
+    at: &str,
 ) -> (bool, String) {
     match (layout, pointer) {
         (Layout::InPlace, _) => (
@@ -283,7 +291,7 @@ fn layout_line(
                 (
                     false,
                     format!(
-                        "atomic: the pointer serves slot {} = release {}; {idle_line}",
+                        "atomic: the pointer ({at}) serves slot {} = release {}; {idle_line}",
                         p.slot,
                         served.unwrap_or_default()
                     ),
@@ -292,7 +300,7 @@ fn layout_line(
                 (
                     true,
                     format!(
-                        "atomic: the pointer serves slot {} = release {}, but HEAD is {}: the next deploy or rollback repairs it",
+                        "atomic: the pointer ({at}) serves slot {} = release {}, but HEAD is {}: the next deploy or rollback repairs it",
                         p.slot,
                         served.unwrap_or("(unknown)"),
                         live.unwrap_or("(none)")

@@ -802,4 +802,24 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
     );
     let status = p.cmd(&["status", &env, "--json"]).expect(0).json();
     assert_eq!(status["pointer_matches_head"], true, "{status}");
+    assert!(
+        status["pointer"]["at"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("KeyValueStore driftless-{env}")),
+        "{status}"
+    );
+    // doctor: the store is associated, the pointer matches HEAD, the cache key has the
+    // release (other checks of a moto bucket may fail; these are the pointer's).
+    let doctor = p.cmd(&["doctor", &env, "--json"]).run();
+    let doctor: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
+    for id in ["edge.pointer_store", "edge.pointer", "edge.cache_key"] {
+        let c = doctor["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} check: {doctor}"));
+        assert_eq!(c["level"], "pass", "{c}");
+    }
 }
