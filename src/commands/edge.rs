@@ -261,10 +261,13 @@ fn write_export(c: &Compiled, dir: &Path) -> Result<Vec<String>, Error> {
             }))
             .expect("json"),
         ),
-        ("driftless-edge.tf", terraform(&c.name, c.policy.as_ref())),
+        (
+            "driftless-edge.tf",
+            terraform(&c.name, c.policy.as_ref(), c.atomic.is_some()),
+        ),
         (
             "distribution.snippet.hcl",
-            terraform_snippet(&c.name, c.policy.is_some(), &c.errors),
+            terraform_snippet(&c.name, c.policy.is_some(), &c.errors, c.atomic.is_some()),
         ),
     ];
     if let Some(p) = &c.policy {

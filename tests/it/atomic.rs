@@ -641,6 +641,24 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
     let export1 = tmp.path().join("export1");
     p.cmd(&["edge", &env, "--export", export1.to_str().unwrap()])
         .expect(0);
+    let tf: hcl::Body =
+        hcl::from_str(&std::fs::read_to_string(export1.join("driftless-edge.tf")).unwrap())
+            .unwrap();
+    let kinds: Vec<String> = tf
+        .blocks()
+        .filter(|b| b.identifier() == "resource")
+        .map(|b| b.labels()[0].as_str().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "aws_cloudfront_function",
+            "aws_cloudfront_key_value_store",
+            "aws_cloudfront_cache_policy"
+        ]
+    );
+    let snippet = std::fs::read_to_string(export1.join("distribution.snippet.hcl")).unwrap();
+    assert!(snippet.contains("cache_policy_id"), "{snippet}");
     crate::edge::assert_runs_on_cloudfront(
         &std::fs::read_to_string(export1.join("function.js")).unwrap(),
     );
