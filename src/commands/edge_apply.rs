@@ -299,7 +299,13 @@ pub(crate) async fn drift(ec: &EnvCtx<'_>, c: &Compiled) -> Result<Option<(bool,
     let published: Option<Published> = ec.ledger.state_json("edge.json").await?.map(|(p, _)| p);
     let cf = CloudFront::connect(&cdn.cloudfront, ec.cfg.profile.as_deref()).await;
     let live = cf.live_function(&c.name).await?;
-    let live_sha = live.as_ref().and_then(|l| l.code.as_deref()).map(sha);
+    let live_code = live.as_ref().and_then(|l| l.code.as_deref());
+    let live_sha = live_code.map(sha);
+    // The release compiled in as the fallback moves with every deploy: not a rule.
+    let same_rules = live_code.is_some_and(|l| {
+        crate::edge::cloudfront::without_fallback(l)
+            == crate::edge::cloudfront::without_fallback(&c.function.code)
+    });
     Ok(match (live_sha, published) {
         (None, None) => None,
         (None, Some(p)) => Some((
@@ -311,7 +317,7 @@ pub(crate) async fn drift(ec: &EnvCtx<'_>, c: &Compiled) -> Result<Option<(bool,
                 crate::text::short_time(p.at)
             ),
         )),
-        (Some(l), _) if l == c.function.digest => Some((
+        (Some(_), _) if same_rules => Some((
             false,
             format!(
                 "CloudFront Function {} is live with the rules of driftless.toml",

@@ -281,6 +281,16 @@ function handler(event) {
 }
 "#;
 
+/// The code with the fallback release (`LAST = …;`) left out: two functions that differ
+/// only there have the same rules (the fallback follows every deploy).
+pub fn without_fallback(code: &str) -> std::borrow::Cow<'_, str> {
+    let Some(at) = code.find(", LAST = ") else {
+        return code.into();
+    };
+    let end = code[at..].find(";\n").map_or(code.len(), |e| at + e);
+    format!("{}{}", &code[..at], &code[end..]).into()
+}
+
 /// The atomic layout's handler: route as above, then serve the request from the slot the
 /// live pointer names, with the release in the query string (the cache key's part), so
 /// a switch never meets the other release's cached copy. A failed read serves the

@@ -735,6 +735,10 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
         .unwrap()
         .to_owned();
     assert_eq!(pointer(), serde_json::json!({ "slot": "b", "release": r2 }));
+    // The fallback compiled in is older now, but the rules are the same: no edge drift.
+    p.cmd(&["status", &env])
+        .expect(0)
+        .mentions(&["is live with the rules of driftless.toml"]);
     let answers = ask(&export1, live(pointer()));
     assert_eq!(answers[0], (200, "slots/b/index.html".into(), r2.clone()));
     let root_404 = s.aws(
