@@ -845,3 +845,72 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
         assert_eq!(c["level"], "pass", "{c}");
     }
 }
+
+/// An in-place bucket behind CloudFront moves to the atomic layout with nothing
+/// unserved: the function is not switched before a pointer exists, the in-place copies
+/// are not removed before the function reads it.
+#[test]
+fn an_in_place_bucket_behind_cloudfront_moves_to_the_atomic_layout() {
+    let s = crate::servers::servers();
+    let bucket = s.bucket(&s.moto);
+    let distribution = s.distribution(&bucket);
+    let env = format!("m{}", &crate::servers::uniq()[..10]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = |layout: &str| {
+        format!(
+            "site = \"site\"\n[env.{env}]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nlayout = \"{layout}\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n",
+            s.moto
+        )
+    };
+    let mut vars = s.env();
+    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
+    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE", s.moto.clone()));
+    let dir = tmp.path().join("w");
+    let p = Project::with_config(&dir, &config("in-place")).envs(vars);
+    p.write("index.html", "<p>v1</p>");
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    std::fs::write(dir.join("driftless.toml"), config("atomic")).unwrap();
+
+    // A function reading a pointer that does not exist yet would serve nothing.
+    p.cmd(&["edge", &env, "--apply", "--yes"])
+        .expect(3)
+        .mentions(&[&format!("driftless migrate {env} --layout atomic")]);
+    p.cmd(&["migrate", &env, "--layout", "atomic", "--yes"])
+        .expect(0)
+        .mentions(&[
+            &format!("KeyValueStore driftless-{env}"),
+            &format!("driftless edge {env} --apply"),
+        ]);
+    // The published function still serves the in-place copies: they stay.
+    p.cmd(&["migrate", &env, "--layout", "atomic", "--finish", "--yes"])
+        .expect(3)
+        .mentions(&["in-place copies", &format!("driftless edge {env} --apply")]);
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    p.cmd(&["migrate", &env, "--layout", "atomic", "--finish", "--yes"])
+        .expect(0)
+        .mentions(&["removed 1 in-place"]);
+    let root = s.aws(
+        &s.moto,
+        &[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            &bucket,
+            "--prefix",
+            "www/index.html",
+        ],
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&root.stdout).unwrap();
+    assert!(
+        listed["Contents"].as_array().is_none_or(Vec::is_empty),
+        "the in-place copy is still there: {listed}"
+    );
+    let status = p.cmd(&["status", &env, "--json"]).expect(0).json();
+    assert_eq!(status["pointer"]["slot"], "a", "{status}");
+    assert_eq!(status["pointer_matches_head"], true, "{status}");
+    p.write("index.html", "<p>v2</p>");
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+    let status = p.cmd(&["status", &env, "--json"]).expect(0).json();
+    assert_eq!(status["pointer"]["slot"], "b", "{status}");
+}
