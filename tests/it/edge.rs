@@ -229,6 +229,16 @@ pub(crate) fn harness(input: &serde_json::Value) -> Vec<serde_json::Value> {
 
 /// The exported function, run in Node as CloudFront would run it.
 fn run_function(t: &Table, export: &Path) -> Vec<Answer> {
+    run_function_on(t, export, &t.site, &serde_json::Value::Null)
+}
+
+/// The same, with the bucket holding `site` and the KeyValueStore `kvs` (or "throw").
+fn run_function_on(
+    t: &Table,
+    export: &Path,
+    site: &[String],
+    kvs: &serde_json::Value,
+) -> Vec<Answer> {
     web_deps(); // node, from the project's script
     let read = |name: &str| std::fs::read_to_string(export.join(name)).unwrap();
     let code = read("function.js");
@@ -244,14 +254,18 @@ fn run_function(t: &Table, export: &Path) -> Vec<Answer> {
             if let Some(a) = authorization(t, c) {
                 headers.insert("Authorization".into(), a.into());
             }
-            serde_json::json!({ "method": c.method.as_deref().unwrap_or("GET"), "path": c.path, "headers": headers })
+            let mut case = serde_json::json!({ "method": c.method.as_deref().unwrap_or("GET"), "path": c.path, "headers": headers });
+            if !kvs.is_null() {
+                case["kvs"] = kvs.clone();
+            }
+            case
         })
         .collect();
     let input = serde_json::json!({
         "code": code,
         "policy": policy,
         "errors": errors["Items"],
-        "site": t.site,
+        "site": site,
         "state": t.state,
         "cases": cases,
     });
@@ -328,6 +342,106 @@ fn the_generated_function_answers_the_conformance_table_in_node() {
     );
     let answers = run_function(&t, &export);
     check(&t, "the CloudFront Function", &answers);
+}
+
+/// The same table answered by the function of an atomic layout behind CloudFront: the
+/// site deployed into a slot of a bucket on moto, the pointer in its KeyValueStore. The
+/// function serves the slot the pointer names (each answer's key is that slot's copy),
+/// the 404 page from its copy at the root, and answers the same when the KeyValueStore
+/// read throws (the release compiled in) — every case, identical to the table.
+#[test]
+fn the_atomic_function_answers_the_conformance_table_from_the_pointer() {
+    let t = table();
+    let s = crate::servers::servers();
+    let bucket = s.bucket(&s.moto);
+    let distribution = s.distribution(&bucket);
+    let env = format!("t{}", &crate::servers::uniq()[..10]);
+    s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "create-key-value-store",
+            "--name",
+            &format!("driftless-{env}"),
+        ],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = format!(
+        "site = \"site\"\n[env.{env}]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nlayout = \"atomic\"\ncdn = {{ cloudfront = \"{distribution}\" }}\n",
+        s.moto
+    );
+    let mut edge = toml::Table::new();
+    edge.insert("edge".into(), toml::Value::Table(t.edge.clone()));
+    config.push_str(&toml::to_string(&edge).unwrap());
+    let mut vars = s.env();
+    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
+    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE", s.moto.clone()));
+    vars.push(("DRIFTLESS_EDGE_TEST_PASSWORD", t.password.clone()));
+    let p = Project::with_config(&tmp.path().join("w"), &config).envs(vars);
+    for k in &t.site {
+        p.write(k, &body(k));
+    }
+    let release = p.cmd(&["deploy", &env, "--yes", "--json"]).expect(0).json()["release"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let export = tmp.path().join("export");
+    p.cmd(&["edge", &env, "--export", export.to_str().unwrap()])
+        .expect(0);
+    assert_runs_on_cloudfront(&std::fs::read_to_string(export.join("function.js")).unwrap());
+    let listed = s.aws(
+        &s.moto,
+        &[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            &bucket,
+            "--prefix",
+            "www/",
+        ],
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let bucket_keys: Vec<String> = listed["Contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            o["Key"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("www/")
+                .to_owned()
+        })
+        .filter(|k| !k.starts_with(".driftless/"))
+        .collect();
+    assert!(
+        bucket_keys.contains(&"slots/a/index.html".to_owned()),
+        "{bucket_keys:?}"
+    );
+    let pointer = serde_json::json!({ "slot": "a", "release": release }).to_string();
+    for kvs in [
+        serde_json::json!({ "current": pointer }),
+        serde_json::json!("throw"),
+    ] {
+        let answers: Vec<Answer> = run_function_on(&t, &export, &bucket_keys, &kvs)
+            .into_iter()
+            .map(|mut a| {
+                if let Some(k) = &a.key {
+                    assert!(
+                        k.starts_with("slots/a/") || k == "404.html",
+                        "served from outside the live slot: {k}"
+                    );
+                    a.key = Some(k.trim_start_matches("slots/a/").to_owned());
+                }
+                a
+            })
+            .collect();
+        check(
+            &t,
+            &format!("the atomic function (KeyValueStore {kvs})"),
+            &answers,
+        );
+    }
 }
 
 /// A site whose directory list does not fit the function is refused, naming the budget.
