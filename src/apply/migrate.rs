@@ -13,6 +13,17 @@ use crate::Error;
 use crate::ledger::{Held, Ledger, Release};
 use crate::store::{PutMode, StoreError, slot_prefix};
 
+/// Create the pointer of a store whose live release a slot already holds whole (the
+/// first pointer in a KeyValueStore created after the move): only if there is none.
+pub(crate) async fn first_pointer(
+    ledger: &Ledger,
+    slot: &str,
+    cache_id: &str,
+) -> Result<(), Error> {
+    ledger.switch_pointer(slot, cache_id, None).await?;
+    Ok(())
+}
+
 /// Copy `live` into slot `a` and create the pointer. Returns the objects copied.
 pub(crate) async fn to_atomic(
     ledger: &Ledger,

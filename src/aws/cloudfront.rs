@@ -183,7 +183,7 @@ impl Distribution {
         policy_id: Option<&str>,
         function: &str,
         errors: &[serde_json::Value],
-        release_key: Option<&str>,
+        release_key: Option<(&str, &str)>,
     ) -> Result<Option<Distribution>, Error> {
         Ok(attached(
             self.config.clone(),
@@ -629,6 +629,7 @@ impl CloudFront {
 #[allow(deprecated)]
 fn legacy_release_key(
     dcb: &mut aws_sdk_cloudfront::types::DefaultCacheBehavior,
+    param: &str,
 ) -> Result<(), Error> {
     use aws_sdk_cloudfront::types::{
         CookiePreference, ForwardedValues, ItemSelection, QueryStringCacheKeys,
@@ -651,7 +652,7 @@ fn legacy_release_key(
     fv.query_string_cache_keys = Some(
         QueryStringCacheKeys::builder()
             .quantity(1)
-            .items(crate::edge::cloudfront::RELEASE_PARAM)
+            .items(param)
             .build()
             .map_err(e)?,
     );
@@ -665,7 +666,7 @@ fn attached(
     policy_id: Option<&str>,
     function: &str,
     errors: &[serde_json::Value],
-    release_key: Option<&str>,
+    release_key: Option<(&str, &str)>,
 ) -> Result<Option<DistributionConfig>, Error> {
     let before = cfg.clone();
     let dcb = cfg
@@ -706,15 +707,15 @@ fn attached(
     }
     // The atomic layout's function puts the release in the query string: it must be in
     // the cache key (driftless's cache policy, or the legacy settings' cache keys).
-    if let Some(key) = release_key {
+    if let Some((policy, param)) = release_key {
         if dcb
             .cache_policy_id
             .as_deref()
             .is_some_and(|id| !id.is_empty())
         {
-            dcb.cache_policy_id = Some(key.to_owned());
+            dcb.cache_policy_id = Some(policy.to_owned());
         } else {
-            legacy_release_key(dcb)?;
+            legacy_release_key(dcb, param)?;
         }
     }
     if !errors.is_empty() {
@@ -885,7 +886,7 @@ mod tests {
             None,
             "driftless-prod",
             &[],
-            Some("our-policy"),
+            Some(("our-policy", "driftless-release")),
         )
         .unwrap()
         .unwrap();
@@ -893,9 +894,16 @@ mod tests {
         assert_eq!(dcb.cache_policy_id.as_deref(), Some("our-policy"));
         assert!(dcb.forwarded_values.is_none());
 
-        let legacy = attached(config(None), arn, None, "driftless-prod", &[], Some(""))
-            .unwrap()
-            .unwrap();
+        let legacy = attached(
+            config(None),
+            arn,
+            None,
+            "driftless-prod",
+            &[],
+            Some(("", "driftless-release")),
+        )
+        .unwrap()
+        .unwrap();
         let fv = legacy
             .default_cache_behavior
             .unwrap()

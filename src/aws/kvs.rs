@@ -5,22 +5,23 @@
 //! CloudFront control plane, once per process; the key is read and written through the
 //! KeyValueStore data plane (SigV4A). Every write carries `If-Match` with the store-wide
 //! ETag, so a switch from a stale pointer is refused (the service answers 409 or 412).
-//! The value is JSON, `{"slot":"a","release":"<id>"}`: the slot to serve from and the
-//! release the function puts into the cache key.
+//! `store::KvsPointer` keeps the live pointer in it.
 
-use async_trait::async_trait;
 use aws_sdk_cloudfrontkeyvaluestore as kvs;
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
-use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use crate::store::{LivePointer, POINTER_KEY, StoreError};
-
-/// The KeyValueStore value of the live pointer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PointerValue {
-    pub slot: String,
-    pub release: String,
+/// Why a KeyValueStore request did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum KvsError {
+    /// The store does not exist (the message names the command that creates it).
+    #[error("{0}")]
+    Missing(String),
+    /// A write named an ETag the store no longer has.
+    #[error("{key}: changed since it was read (expected ETag {expected})")]
+    Conflict { key: String, expected: String },
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// An environment's CloudFront KeyValueStore, found by name on first use.
@@ -120,12 +121,12 @@ impl KeyValueStore {
             .await
     }
 
-    fn target(&self) -> String {
+    pub fn target(&self) -> String {
         format!("CloudFront KeyValueStore {}", self.name)
     }
 
     /// The store's ARN, if it exists.
-    pub async fn find(&self) -> Result<Option<String>, StoreError> {
+    pub async fn find(&self) -> Result<Option<String>, KvsError> {
         if let Some(arn) = self.arn.get() {
             return Ok(Some(arn.clone()));
         }
@@ -135,11 +136,11 @@ impl KeyValueStore {
                 let arn = out
                     .key_value_store()
                     .map(|s| s.arn().to_owned())
-                    .ok_or_else(|| StoreError::Other(format!("{}: no ARN", self.target())))?;
+                    .ok_or_else(|| KvsError::Failed(format!("{}: no ARN", self.target())))?;
                 Ok(Some(self.arn.get_or_init(|| async { arn }).await.clone()))
             }
             Err(e) if e.code() == Some("EntityNotFound") => Ok(None),
-            Err(e) => Err(StoreError::Other(crate::aws::error::one_line(
+            Err(e) => Err(KvsError::Failed(crate::aws::error::one_line(
                 &e,
                 &self.target(),
                 self.profile.as_deref(),
@@ -148,9 +149,9 @@ impl KeyValueStore {
     }
 
     /// The store's ARN; a refusal naming the command that creates it when it is missing.
-    async fn arn(&self) -> Result<String, StoreError> {
+    async fn arn(&self) -> Result<String, KvsError> {
         self.find().await?.ok_or_else(|| {
-            StoreError::Refused(format!(
+            KvsError::Missing(format!(
                 "{} does not exist, so CloudFront has no live pointer to read\n  → create it with `driftless edge {} --apply` (it creates the store and attaches it to the function)",
                 self.target(),
                 self.env
@@ -159,7 +160,7 @@ impl KeyValueStore {
     }
 
     /// The store-wide ETag every write must name.
-    pub async fn etag(&self) -> Result<String, StoreError> {
+    pub async fn etag(&self) -> Result<String, KvsError> {
         let arn = self.arn().await?;
         let (_, data) = self.clients().await;
         let out = data
@@ -172,7 +173,7 @@ impl KeyValueStore {
     }
 
     /// The value of `key`, if the store has it.
-    pub async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub async fn get(&self, key: &str) -> Result<Option<String>, KvsError> {
         let arn = self.arn().await?;
         let (_, data) = self.clients().await;
         match data.get_key().kvs_arn(&arn).key(key).send().await {
@@ -183,7 +184,7 @@ impl KeyValueStore {
     }
 
     /// Write `key`, only if the store's ETag is still `etag`. Returns the new ETag.
-    pub async fn put(&self, key: &str, value: &str, etag: &str) -> Result<String, StoreError> {
+    pub async fn put(&self, key: &str, value: &str, etag: &str) -> Result<String, KvsError> {
         let arn = self.arn().await?;
         let (_, data) = self.clients().await;
         match data
@@ -200,7 +201,7 @@ impl KeyValueStore {
                 if e.code() == Some("ConflictException")
                     || e.raw_response().is_some_and(|r| r.status().as_u16() == 412) =>
             {
-                Err(StoreError::Precondition {
+                Err(KvsError::Conflict {
                     key: format!("{}: {key}", self.target()),
                     expected: etag.to_owned(),
                 })
@@ -212,65 +213,14 @@ impl KeyValueStore {
     fn failed<E>(
         &self,
         e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-    ) -> StoreError
+    ) -> KvsError
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        StoreError::Other(crate::aws::error::one_line(
+        KvsError::Failed(crate::aws::error::one_line(
             e,
             &self.target(),
             self.profile.as_deref(),
         ))
-    }
-}
-
-/// The live pointer as the key [`POINTER_KEY`] of a KeyValueStore; its token is the
-/// store-wide ETag read before the value (so a write after any change is refused).
-#[async_trait]
-impl LivePointer for KeyValueStore {
-    fn describe(&self) -> String {
-        format!("{}, key {POINTER_KEY}", self.target())
-    }
-
-    async fn read(&self) -> Result<Option<(String, String)>, StoreError> {
-        let etag = self.etag().await?;
-        let Some(raw) = self.get(POINTER_KEY).await? else {
-            return Ok(None);
-        };
-        let value: PointerValue = serde_json::from_str(&raw).map_err(|e| {
-            StoreError::Other(format!(
-                "{}: key {POINTER_KEY} holds {raw:?}, not a driftless pointer ({e})",
-                self.target()
-            ))
-        })?;
-        Ok(Some((value.slot, etag)))
-    }
-
-    async fn write(
-        &self,
-        slot: &str,
-        release: &str,
-        expected: Option<&str>,
-    ) -> Result<String, StoreError> {
-        let value = serde_json::to_string(&PointerValue {
-            slot: slot.to_owned(),
-            release: release.to_owned(),
-        })
-        .expect("a pointer serialises");
-        let etag = match expected {
-            Some(e) => e.to_owned(),
-            None => {
-                // Only if there is none yet: the ETag read first, so a pointer written
-                // after the check makes the write fail.
-                let etag = self.etag().await?;
-                if self.get(POINTER_KEY).await?.is_some() {
-                    return Err(StoreError::AlreadyExists {
-                        key: format!("{}: {POINTER_KEY}", self.target()),
-                    });
-                }
-                etag
-            }
-        };
-        self.put(POINTER_KEY, &value, &etag).await
     }
 }

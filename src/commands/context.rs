@@ -106,10 +106,12 @@ impl Ctx {
         // environment's KeyValueStore (created by `edge --apply`).
         let ledger = if cfg.edge_reads_pointer() {
             ledger
-                .with_pointer(std::sync::Arc::new(crate::aws::kvs::KeyValueStore::new(
-                    &crate::edge::resource_name(&cfg.name),
-                    &cfg.name,
-                    cfg.profile.as_deref(),
+                .with_pointer(std::sync::Arc::new(crate::store::KvsPointer(
+                    crate::aws::kvs::KeyValueStore::new(
+                        &crate::edge::resource_name(&cfg.name),
+                        &cfg.name,
+                        cfg.profile.as_deref(),
+                    ),
                 )))
                 .with_projected(self.config.edge.not_found.iter().cloned().collect())
         } else {

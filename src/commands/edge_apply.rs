@@ -67,7 +67,8 @@ pub(super) async fn apply(
     );
     // The atomic layout's release parameter joins the cache key: through driftless's
     // cache policy where the behavior uses one (planned with a marker until it exists).
-    let release_key = c.atomic.as_ref().map(|_| "(new)");
+    let param = crate::edge::cloudfront::RELEASE_PARAM;
+    let release_key = c.atomic.as_ref().map(|_| ("(new)", param));
     let dist_change = dist.with_edge(
         &arn_guess,
         policy_id.as_deref(),
@@ -187,7 +188,7 @@ async fn publish(
                 }
             };
             if let Some((slot, release)) = &p.first {
-                ec.ledger.switch_pointer(slot, release, None).await?;
+                crate::apply::migrate::first_pointer(&ec.ledger, slot, release).await?;
             }
             Some(arn)
         }
@@ -220,7 +221,9 @@ async fn publish(
         policy_id.as_deref(),
         &c.name,
         &c.errors,
-        release_key.as_deref(),
+        release_key
+            .as_deref()
+            .map(|k| (k, crate::edge::cloudfront::RELEASE_PARAM)),
     )? {
         let again = format!("driftless edge {} --apply", ec.cfg.name);
         cf.update_distribution(changed, &again).await?;
@@ -249,7 +252,7 @@ async fn pointer_plan(
         env,
         ec.cfg.profile.as_deref(),
     );
-    let arn = kvs.find().await?;
+    let arn = kvs.find().await.map_err(crate::store::StoreError::from)?;
     let head = ec.ledger.head().await?.release;
     if let (Some(live), None) = (&head, &a.last_known_good) {
         return Err(Error::Refused(format!(
@@ -273,7 +276,7 @@ pub(super) async fn ensure_key_value_store(ec: &EnvCtx<'_>) -> Result<String, Er
     let env = &ec.cfg.name;
     let name = crate::edge::resource_name(env);
     let kvs = crate::aws::kvs::KeyValueStore::new(&name, env, ec.cfg.profile.as_deref());
-    if let Some(arn) = kvs.find().await? {
+    if let Some(arn) = kvs.find().await.map_err(crate::store::StoreError::from)? {
         return Ok(arn);
     }
     let Some(cdn) = &ec.cfg.cdn else {

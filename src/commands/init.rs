@@ -274,9 +274,9 @@ cache_control = "{IMMUTABLE}"
 [[rules]]
 match = "**.html"
 cache_control = "no-cache"
-# With layout = "atomic" behind CloudFront the release is in the edge's cache key, so
-# the edge may keep every release's pages while browsers still revalidate each visit:
-# cache_control = "public, max-age=0, s-maxage=31536000"
+# Behind CloudFront with the atomic layout the release is in the edge's cache key: pages
+# may then carry "public, max-age=0, s-maxage=31536000" (the edge keeps each release's
+# pages, browsers still revalidate every visit).
 
 # Features that must never silently disappear from the site.
 # [[features]]

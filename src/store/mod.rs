@@ -10,6 +10,7 @@
 //! own SHA-256 (stored in [`Attributes::sha256`]), never the ETag.
 
 pub mod conformance;
+mod kvs;
 mod local;
 mod memory;
 mod probe;
@@ -22,6 +23,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use kvs::{KvsPointer, PointerValue};
 pub use local::LocalStore;
 pub use memory::MemoryStore;
 pub use probe::{ProbeReport, probe};

@@ -406,23 +406,24 @@ fn a_profile_named_in_the_config_wins_over_credentials_in_the_environment() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kvs_pointer_passes_the_pointer_cases_on_moto() {
     use driftless::aws::kvs::KeyValueStore;
+    use driftless::store::KvsPointer;
     let s = servers();
     let name = format!("dl-{}", &crate::servers::uniq()[..16]);
     s.aws(
         &s.moto,
         &["cloudfront", "create-key-value-store", "--name", &name],
     );
-    let kvs = KeyValueStore::with_settings(&name, &s.moto, (&s.key, &s.secret)).await;
+    let kvs = KvsPointer(KeyValueStore::with_settings(&name, &s.moto, (&s.key, &s.secret)).await);
     driftless::store::conformance::pointer_cases(&kvs).await;
     let value: serde_json::Value =
-        serde_json::from_str(&kvs.get("current").await.unwrap().unwrap()).unwrap();
+        serde_json::from_str(&kvs.0.get("current").await.unwrap().unwrap()).unwrap();
     assert_eq!(value["slot"], "a", "{value}");
     assert!(
         value["release"] == "r1" || value["release"] == "r3",
         "the value names the release: {value}"
     );
     let missing = KeyValueStore::with_settings("no-such-store", &s.moto, (&s.key, &s.secret)).await;
-    let err = driftless::store::LivePointer::read(&missing)
+    let err = driftless::store::LivePointer::read(&KvsPointer(missing))
         .await
         .unwrap_err()
         .to_string();

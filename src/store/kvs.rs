@@ -1,0 +1,76 @@
+//! The live pointer of an atomic layout behind CloudFront: the key [`POINTER_KEY`] of the
+//! environment's CloudFront KeyValueStore ([`crate::aws::kvs`]), which the `[edge]`
+//! function reads on every request. The value is JSON, `{"slot":"a","release":"<id>"}`:
+//! the slot to serve from and the id the function puts into the cache key. The token is
+//! the store-wide ETag read *before* the value, so a switch after any write is refused.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{LivePointer, POINTER_KEY, Result, StoreError};
+use crate::aws::kvs::{KeyValueStore, KvsError};
+
+/// The KeyValueStore value of the live pointer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointerValue {
+    pub slot: String,
+    pub release: String,
+}
+
+impl From<KvsError> for StoreError {
+    fn from(e: KvsError) -> Self {
+        match e {
+            KvsError::Missing(m) => Self::Refused(m),
+            KvsError::Conflict { key, expected } => Self::Precondition { key, expected },
+            KvsError::Failed(m) => Self::Other(m),
+        }
+    }
+}
+
+/// The live pointer kept in a CloudFront KeyValueStore.
+#[derive(Debug)]
+pub struct KvsPointer(pub KeyValueStore);
+
+#[async_trait]
+impl LivePointer for KvsPointer {
+    fn describe(&self) -> String {
+        format!("{}, key {POINTER_KEY}", self.0.target())
+    }
+
+    async fn read(&self) -> Result<Option<(String, String)>> {
+        let etag = self.0.etag().await?;
+        let Some(raw) = self.0.get(POINTER_KEY).await? else {
+            return Ok(None);
+        };
+        let value: PointerValue = serde_json::from_str(&raw).map_err(|e| {
+            StoreError::Other(format!(
+                "{}: key {POINTER_KEY} holds {raw:?}, not a driftless pointer ({e})",
+                self.0.target()
+            ))
+        })?;
+        Ok(Some((value.slot, etag)))
+    }
+
+    async fn write(&self, slot: &str, release: &str, expected: Option<&str>) -> Result<String> {
+        let value = serde_json::to_string(&PointerValue {
+            slot: slot.to_owned(),
+            release: release.to_owned(),
+        })
+        .expect("a pointer serialises");
+        let etag = match expected {
+            Some(e) => e.to_owned(),
+            None => {
+                // Only if there is none yet: the ETag read first, so a pointer written
+                // after the check makes the write fail.
+                let etag = self.0.etag().await?;
+                if self.0.get(POINTER_KEY).await?.is_some() {
+                    return Err(StoreError::AlreadyExists {
+                        key: format!("{}: {POINTER_KEY}", self.0.target()),
+                    });
+                }
+                etag
+            }
+        };
+        Ok(self.0.put(POINTER_KEY, &value, &etag).await?)
+    }
+}
