@@ -257,17 +257,18 @@ pub enum Command {
     /// and the live pointer (`current`) created; the in-place copies keep being served
     /// until you root your web server at `current` and run it again with `--finish`.
     #[command(
-        after_help = "Examples:\n  driftless migrate prod --layout atomic            # slot a + pointer; nothing visitors see changes\n  driftless migrate prod --layout atomic --finish   # then: remove the in-place copies"
+        after_help = "Examples:\n  driftless migrate prod --layout atomic              # slot a + pointer; nothing visitors see changes\n  driftless migrate prod --layout atomic --finish     # then: remove the in-place copies\n  driftless migrate prod --layout in-place            # back: the live release copied in place\n  driftless migrate prod --layout in-place --finish   # then: remove the slots and the pointer"
     )]
     Migrate {
         /// Environment to move.
         #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
-        /// The layout to move to (only "atomic" for now).
-        #[arg(long, value_name = "LAYOUT", value_parser = ["atomic"])]
+        /// The layout to move to.
+        #[arg(long, value_name = "LAYOUT", value_parser = ["atomic", "in-place"])]
         layout: String,
-        /// Remove the in-place copies of the live release (after your web server is
-        /// rooted at `current`).
+        /// Second step: remove what the move left (to atomic: the in-place copies, once
+        /// your web server is rooted at `current`; to in place: the slots and the
+        /// pointer, once it is rooted at the store).
         #[arg(long)]
         finish: bool,
         #[command(flatten)]

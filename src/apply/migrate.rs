@@ -138,3 +138,91 @@ pub(crate) async fn finish(ledger: &Ledger) -> Result<(usize, Vec<String>), Erro
     ledger.set_slots(&slots, etag.as_deref()).await?;
     Ok((ours.len(), left.into_iter().map(|(k, _)| k).collect()))
 }
+
+/// Move back to the in-place layout, first half: copy the live release from the slot the
+/// pointer names to the keys it is served from in place (server-side; only where they
+/// differ), and record the move. The slots and the pointer stay, so whatever serves them
+/// keeps serving the same bytes until `finish_in_place`. Returns the objects copied.
+pub(crate) async fn to_in_place(
+    ledger: &Ledger,
+    live: &Release,
+    out: &dyn Report,
+) -> Result<usize, Error> {
+    let env = ledger.env();
+    let Some(pointer) = ledger.pointer().await? else {
+        return Err(Error::Refused(format!(
+            "{env} has no live pointer: it is in place already (nothing was changed)"
+        )));
+    };
+    let (mut slots, etag) = ledger.slots().await?;
+    let whole = slots
+        .get(&pointer.slot)
+        .is_some_and(|h| h.complete && h.release == live.id);
+    if !whole {
+        return Err(Error::Refused(format!(
+            "the live pointer of {env} names slot {}, which does not hold live release {} whole: nothing was changed\n  → `driftless status {env}`; the next deploy or rollback repairs it",
+            pointer.slot, live.id
+        )));
+    }
+    let prefix = slot_prefix(&pointer.slot);
+    let (in_slot, at_root): (BTreeMap<String, String>, BTreeMap<String, String>) = ledger
+        .store()
+        .list_except(ledger.prefix())
+        .await?
+        .into_iter()
+        .map(|m| (m.key, m.etag))
+        .partition(|(k, _)| k.starts_with("slots/"));
+    let bar = out.bar(live.served().count() as u64, "copying");
+    let copied: Vec<bool> = futures::stream::iter(live.served())
+        .map(|(key, entry)| {
+            let (from, bar, in_slot, at_root) =
+                (format!("{prefix}{key}"), &bar, &in_slot, &at_root);
+            async move {
+                let now = at_root.get(key);
+                let copied = if now.is_some() && now == in_slot.get(&from) {
+                    false
+                } else {
+                    let mode = now.map_or(PutMode::Create, |e| PutMode::IfMatch(e.clone()));
+                    ledger
+                        .store()
+                        .copy(&from, key, &entry.attributes(), mode)
+                        .await?;
+                    true
+                };
+                bar.inc(1);
+                Ok::<_, Error>(copied)
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    bar.finish_and_clear();
+    slots.leaving = Some(live.id.clone());
+    ledger.set_slots(&slots, etag.as_deref()).await?;
+    Ok(copied.into_iter().filter(|c| *c).count())
+}
+
+/// Move back to the in-place layout, second half: remove the live pointer (only if it
+/// has not moved), then every slot file, then the slots' record. Safe to run again after
+/// an interruption. Returns the slot files removed.
+pub(crate) async fn finish_in_place(ledger: &Ledger) -> Result<usize, Error> {
+    if let Some(p) = ledger.pointer().await? {
+        ledger.remove_pointer(&p).await?;
+    }
+    let files = ledger.store().list("slots/").await?;
+    let results: Vec<Result<(), StoreError>> = futures::stream::iter(&files)
+        .map(|m| async move {
+            match ledger.store().delete(&m.key, None).await {
+                Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+        return Err(e.into());
+    }
+    ledger.clear_slots().await?;
+    Ok(files.len())
+}

@@ -210,6 +210,32 @@ impl KeyValueStore {
         }
     }
 
+    /// Delete `key`, only if the store's ETag is still `etag`.
+    pub async fn delete(&self, key: &str, etag: &str) -> Result<(), KvsError> {
+        let arn = self.arn().await?;
+        let (_, data) = self.clients().await;
+        match data
+            .delete_key()
+            .kvs_arn(&arn)
+            .key(key)
+            .if_match(etag)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.code() == Some("ConflictException")
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 412) =>
+            {
+                Err(KvsError::Conflict {
+                    key: format!("{}: {key}", self.target()),
+                    expected: etag.to_owned(),
+                })
+            }
+            Err(e) => Err(self.failed(&e)),
+        }
+    }
+
     fn failed<E>(
         &self,
         e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,

@@ -7,7 +7,16 @@ use crate::config::Layout;
 use crate::text::bytes;
 use crate::ui::Style;
 
-pub(super) async fn migrate(ctx: &Ctx, env: &str, finish: bool, yes: bool) -> Result<(), Error> {
+pub(super) async fn migrate(
+    ctx: &Ctx,
+    env: &str,
+    layout: &str,
+    finish: bool,
+    yes: bool,
+) -> Result<(), Error> {
+    if layout == "in-place" {
+        return back_in_place(ctx, env, finish, yes).await;
+    }
     let ec = ctx.env(env).await?;
     if ec.cfg.layout == Some(Layout::InPlace) {
         return Err(Error::Refused(format!(
@@ -90,6 +99,150 @@ pub(super) async fn migrate(ctx: &Ctx, env: &str, finish: bool, yes: bool) -> Re
     Ok(())
 }
 
+/// Refuse unless the function published on the environment's distribution is the one
+/// the config compiles to (`serving`: what CloudFront may still be serving, and why).
+async fn published_function_is_current(
+    ec: &super::context::EnvCtx<'_>,
+    serving: &str,
+) -> Result<(), Error> {
+    let env = &ec.cfg.name;
+    let c = ec.compile_edge().await?;
+    match super::edge_apply::drift(ec, &c).await? {
+        Some((false, _)) => Ok(()),
+        Some((true, why)) => Err(Error::Refused(format!(
+            "CloudFront may still serve {env} {serving}: {why}); nothing was removed\n  → driftless edge {env} --apply, then run this again"
+        ))),
+        None => Err(Error::Refused(format!(
+            "no driftless function is published on {env}'s distribution, so CloudFront may still serve {env} {serving}); nothing was removed\n  → driftless edge {env} --apply, then run this again"
+        ))),
+    }
+}
+
+/// `driftless migrate ENV --layout in-place [--finish]`: the way back. The config says
+/// in place already (so `edge --apply` publishes the function that reads the keys in
+/// place); the pointer is wherever the atomic layout kept it.
+async fn back_in_place(ctx: &Ctx, env: &str, finish: bool, yes: bool) -> Result<(), Error> {
+    let mut ec = ctx.env(env).await?;
+    if ec.cfg.layout != Some(Layout::InPlace) {
+        return Err(Error::Refused(format!(
+            "env.{env} does not say layout = \"in-place\" in driftless.toml: nothing was changed\n  → set layout = \"in-place\" for env.{env} (what it is moving to), then run this again"
+        )));
+    }
+    let behind_cloudfront =
+        ec.cfg.cdn.is_some() && !matches!(ec.cfg.store, crate::config::StoreUrl::File(_));
+    if behind_cloudfront {
+        // The config no longer says atomic, but the pointer is still in the KeyValueStore.
+        ec.ledger = ec
+            .ledger
+            .clone()
+            .with_pointer(std::sync::Arc::new(crate::store::KvsPointer(
+                crate::aws::kvs::KeyValueStore::new(
+                    &crate::edge::resource_name(env),
+                    env,
+                    ec.cfg.profile.as_deref(),
+                ),
+            )));
+    }
+    let out = &ctx.out;
+    let (slots, _) = ec.ledger.slots().await?;
+    if finish {
+        let Some(id) = slots.leaving else {
+            out.say(format!(
+                "Nothing to finish on {env}: no move back to the in-place layout was started (`driftless migrate {env} --layout in-place` starts it)."
+            ));
+            return Ok(());
+        };
+        if behind_cloudfront {
+            published_function_is_current(
+                &ec,
+                "from the slots (its function still reads the live pointer",
+            )
+            .await?;
+        }
+        if !out.confirm(
+            &format!("Remove the slots and the live pointer of {env} (release {id} is served from the keys in place; a web server rooted at `current` stops serving)?"),
+            yes,
+        )? {
+            return Err(Error::Other("not confirmed; nothing was changed".into()));
+        }
+        let lease = ec.lock("migrate").await?;
+        let result = crate::apply::migrate::finish_in_place(&ec.ledger).await;
+        lease.release(&ec.ledger).await?;
+        let removed = result?;
+        ec.journal(
+            "migrated",
+            Some(&id),
+            serde_json::json!({ "layout": "in-place", "finished": true, "removed": removed }),
+        )
+        .await;
+        out.say(format!(
+            "✓ {env} has the in-place layout: the live pointer and {removed} slot file(s) are removed."
+        ));
+        out.document_with(|| serde_json::json!({ "env": env, "layout": "in-place", "finished": true, "removed": removed }));
+        return Ok(());
+    }
+    let (_, live) = ec.ledger.live().await?;
+    let Some(live) = live else {
+        return Err(Error::Refused(format!(
+            "{env} has no live release: nothing to move"
+        )));
+    };
+    if let Some((p, _)) = ec.ledger.pending().await? {
+        return Err(Error::Refused(format!(
+            "an apply of release {} by {} is unfinished on {env}: nothing was changed\n  → finish it first with `driftless deploy {env}` (with layout = \"atomic\" set again)",
+            p.release.id, p.release.actor.author
+        )));
+    }
+    let (files, size) = live
+        .served()
+        .fold((0, 0u64), |(n, b), (_, e)| (n + 1, b + e.size));
+    out.say(format!(
+        "{} migrate {env}: atomic → in place",
+        out.paint("Plan", Style::Strong)
+    ));
+    out.say(format!(
+        "  copy      release {} ({files} file(s), {}) from its slot to the keys visitors read in place, server-side",
+        live.id,
+        bytes(size)
+    ));
+    out.say(format!(
+        "  keep      the slots and the live pointer ({}): what serves them keeps serving the same bytes",
+        ec.ledger.pointer_location()
+    ));
+    if !out.confirm(&format!("Move {env} back to the in-place layout?"), yes)? {
+        return Err(Error::Other("not confirmed; nothing was changed".into()));
+    }
+    let lease = ec.lock("migrate").await?;
+    let result = crate::apply::migrate::to_in_place(&ec.ledger, &live, out).await;
+    lease.release(&ec.ledger).await?;
+    let copied = result?;
+    ec.journal(
+        "migrated",
+        Some(&live.id),
+        serde_json::json!({ "layout": "in-place", "copied": copied }),
+    )
+    .await;
+    out.say(format!(
+        "✓ release {} of {env} is in place too ({copied} object(s) copied); the slots still serve it.",
+        live.id
+    ));
+    let next = if behind_cloudfront {
+        format!("publish the function that reads the keys in place: driftless edge {env} --apply")
+    } else {
+        format!(
+            "root your web server at {} (not at `current`)",
+            ec.ledger.store().location()
+        )
+    };
+    out.say(format!(
+        "  Next: {next}, then remove the slots and the pointer:\n    driftless migrate {env} --layout in-place --finish"
+    ));
+    out.document_with(|| {
+        serde_json::json!({ "env": env, "layout": "in-place", "release": live.id, "copied": copied })
+    });
+    Ok(())
+}
+
 /// `--finish`: remove the in-place copies the move left.
 async fn finish_move(ec: &super::context::EnvCtx<'_>, yes: bool) -> Result<(), Error> {
     let (env, out) = (&ec.cfg.name, &ec.ctx.out);
@@ -102,20 +255,11 @@ async fn finish_move(ec: &super::context::EnvCtx<'_>, yes: bool) -> Result<(), E
     };
     if ec.cfg.edge_reads_pointer() {
         // CloudFront serves the in-place copies until its function reads the pointer.
-        let c = ec.compile_edge().await?;
-        match super::edge_apply::drift(ec, &c).await? {
-            Some((false, _)) => {}
-            Some((true, why)) => {
-                return Err(Error::Refused(format!(
-                    "CloudFront may still serve {env} from the in-place copies (its function is not the one that reads the live pointer: {why}); nothing was removed\n  → driftless edge {env} --apply, then run this again"
-                )));
-            }
-            None => {
-                return Err(Error::Refused(format!(
-                    "no driftless function is published on {env}'s distribution, so CloudFront serves the in-place copies; nothing was removed\n  → driftless edge {env} --apply, then run this again"
-                )));
-            }
-        }
+        published_function_is_current(
+            ec,
+            "from the in-place copies (its function is not the one that reads the live pointer",
+        )
+        .await?;
     }
     if !out.confirm(
         &format!("Remove the in-place copies of release {id} from {env} (a web server rooted at the store, not at `current`, stops serving them)?"),

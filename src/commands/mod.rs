@@ -176,10 +176,10 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
         } => rollback::rollback(ctx, &env, to, message.message, confirm.yes).await,
         Command::Migrate {
             env,
+            layout,
             finish,
             confirm,
-            ..
-        } => migrate::migrate(ctx, &env, finish, confirm.yes).await,
+        } => migrate::migrate(ctx, &env, &layout, finish, confirm.yes).await,
         Command::Hold { env, reason, .. } => state::hold(ctx, &env, &reason).await,
         Command::Unhold { env, confirm } => state::unhold(ctx, &env, confirm.yes).await,
         Command::Unlock { env, confirm } => state::unlock(ctx, &env, confirm.yes).await,

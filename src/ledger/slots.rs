@@ -53,6 +53,11 @@ pub struct Slots {
     /// atomic layout (removed by `driftless migrate ENV --layout atomic --finish`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_place: Option<String>,
+    /// The release copied back to the keys visitors read by a move to the in-place
+    /// layout (`driftless migrate ENV --layout in-place`), until `--finish` removes the
+    /// slots and the pointer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaving: Option<String>,
 }
 
 impl Slots {
@@ -107,10 +112,17 @@ impl Ledger {
                 };
                 let env = &self.env;
                 match (self.configured, pointer, head) {
-                    (Some(Layout::InPlace), Some(p), _) => Err(LedgerError::Layout(format!(
-                        "env.{env} says layout = \"in-place\", but its store has an atomic layout (the live pointer names slot {}): nothing was read or written\n  → set layout = \"atomic\" for env.{env} in driftless.toml",
-                        p.slot
-                    ))),
+                    (Some(Layout::InPlace), Some(p), _) => Err(LedgerError::Layout(
+                        match self.slots().await?.0.leaving {
+                            Some(release) => format!(
+                                "env.{env} is moving back to the in-place layout (release {release} is copied to the keys visitors read; the slots and the live pointer are still there): nothing was read or written\n  → once your web server (or `driftless edge {env} --apply`) serves the in-place copies: driftless migrate {env} --layout in-place --finish"
+                            ),
+                            None => format!(
+                                "env.{env} says layout = \"in-place\", but its store has an atomic layout (the live pointer names slot {}): nothing was read or written\n  → set layout = \"atomic\" for env.{env} in driftless.toml, or move it back with `driftless migrate {env} --layout in-place`",
+                                p.slot
+                            ),
+                        },
+                    )),
                     (Some(Layout::Atomic), None, Some(live)) => Err(LedgerError::Layout(format!(
                         "env.{env} says layout = \"atomic\", but its store holds release {live} in place (no live pointer): nothing was read or written\n  → move it with `driftless migrate {env} --layout atomic`, or set layout = \"in-place\""
                     ))),
@@ -162,6 +174,19 @@ impl Ledger {
             .read()
             .await?
             .map(|(slot, token)| Pointer { slot, token }))
+    }
+
+    /// Remove the live pointer, only if it is still `seen` (a move back in place).
+    pub async fn remove_pointer(&self, seen: &Pointer) -> Result<()> {
+        Ok(self.live_pointer.remove(&seen.token).await?)
+    }
+
+    /// Forget the slots (a move back in place, once their files are gone).
+    pub async fn clear_slots(&self) -> Result<()> {
+        match self.store.delete(&self.key("slots.json"), None).await {
+            Ok(()) | Err(crate::store::StoreError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Point visitors at `slot` (holding `release`), only if the pointer is still `seen`.

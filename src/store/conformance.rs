@@ -92,7 +92,15 @@ pub async fn pointer_cases(p: &dyn LivePointer) {
         1,
         "racing pointer switches: {x:?} {y:?}"
     );
+    let (_, now) = p.read().await.unwrap().unwrap();
     assert_eq!(p.read().await.unwrap().unwrap().0, "a");
+    // Removed (a move back to in place) only from the current token.
+    assert!(
+        p.remove(&second).await.is_err(),
+        "removed from a stale token"
+    );
+    p.remove(&now).await.unwrap();
+    assert_eq!(p.read().await.unwrap(), None, "the pointer is gone");
 }
 
 /// A borrowed store as a [`LivePointer`] (the conformance run has no `Arc`).
@@ -114,6 +122,9 @@ impl LivePointer for Direct<'_> {
         expected: Option<&str>,
     ) -> crate::store::Result<String> {
         self.0.set_pointer(slot, expected).await
+    }
+    async fn remove(&self, expected: &str) -> crate::store::Result<()> {
+        self.0.remove_pointer(expected).await
     }
 }
 

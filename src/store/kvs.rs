@@ -73,4 +73,8 @@ impl LivePointer for KvsPointer {
         };
         Ok(self.0.put(POINTER_KEY, &value, &etag).await?)
     }
+
+    async fn remove(&self, expected: &str) -> Result<()> {
+        Ok(self.0.delete(POINTER_KEY, expected).await?)
+    }
 }

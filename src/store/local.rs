@@ -562,6 +562,26 @@ impl Store for LocalStore {
         blocking(move || this.read_pointer()).await
     }
 
+    async fn remove_pointer(&self, expected: &str) -> Result<()> {
+        let this = self.clone();
+        let expected = expected.to_owned();
+        blocking(move || {
+            this.locked(|| {
+                if this.read_pointer()?.map(|(_, token)| token).as_deref()
+                    != Some(expected.as_str())
+                {
+                    return Err(StoreError::Precondition {
+                        key: super::POINTER_KEY.into(),
+                        expected,
+                    });
+                }
+                let link = this.root.join(super::POINTER_KEY);
+                std::fs::remove_file(&link).map_err(|e| io("remove", &link, e))
+            })
+        })
+        .await
+    }
+
     async fn set_pointer(&self, slot: &str, expected: Option<&str>) -> Result<String> {
         super::validate_key(slot)?;
         let this = self.clone();

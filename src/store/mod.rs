@@ -244,6 +244,12 @@ pub trait Store: Send + Sync + fmt::Debug {
             .await
     }
 
+    /// Remove the live pointer, only if it is still `expected` (moving an environment
+    /// back to the in-place layout).
+    async fn remove_pointer(&self, expected: &str) -> Result<()> {
+        self.delete(POINTER_KEY, Some(expected)).await
+    }
+
     /// Are small files better written many to one object? True where every request is
     /// priced and slow (S3); a local directory has no such cost.
     fn prefers_packs(&self) -> bool {
@@ -267,6 +273,9 @@ pub trait LivePointer: Send + Sync + fmt::Debug {
     /// Point visitors at `slot` (holding `release`), only if the pointer is still
     /// `expected` (`None`: only if there is none yet). Returns the new token.
     async fn write(&self, slot: &str, release: &str, expected: Option<&str>) -> Result<String>;
+
+    /// Remove the pointer, only if it is still `expected`.
+    async fn remove(&self, expected: &str) -> Result<()>;
 }
 
 /// The pointer kept in the store itself ([`Store::pointer`]).
@@ -285,6 +294,10 @@ impl LivePointer for StorePointer {
 
     async fn write(&self, slot: &str, _release: &str, expected: Option<&str>) -> Result<String> {
         self.0.set_pointer(slot, expected).await
+    }
+
+    async fn remove(&self, expected: &str) -> Result<()> {
+        self.0.remove_pointer(expected).await
     }
 }
 

@@ -848,9 +848,10 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
 
 /// An in-place bucket behind CloudFront moves to the atomic layout with nothing
 /// unserved: the function is not switched before a pointer exists, the in-place copies
-/// are not removed before the function reads it.
+/// are not removed before the function reads it; and back, the slots not removed before
+/// the function reads the keys in place.
 #[test]
-fn an_in_place_bucket_behind_cloudfront_moves_to_the_atomic_layout() {
+fn an_in_place_bucket_behind_cloudfront_moves_to_the_atomic_layout_and_back() {
     let s = crate::servers::servers();
     let bucket = s.bucket(&s.moto);
     let distribution = s.distribution(&bucket);
@@ -913,4 +914,130 @@ fn an_in_place_bucket_behind_cloudfront_moves_to_the_atomic_layout() {
     p.cmd(&["deploy", &env, "--yes"]).expect(0);
     let status = p.cmd(&["status", &env, "--json"]).expect(0).json();
     assert_eq!(status["pointer"]["slot"], "b", "{status}");
+
+    // And back: copied in place, the slots removed only once the function reads it.
+    std::fs::write(dir.join("driftless.toml"), config("in-place")).unwrap();
+    p.cmd(&["migrate", &env, "--layout", "in-place", "--yes"])
+        .expect(0)
+        .mentions(&[&format!("driftless edge {env} --apply")]);
+    let root = s.aws(
+        &s.moto,
+        &["s3", "cp", &format!("s3://{bucket}/www/index.html"), "-"],
+    );
+    assert_eq!(String::from_utf8_lossy(&root.stdout), "<p>v2</p>");
+    p.cmd(&["migrate", &env, "--layout", "in-place", "--finish", "--yes"])
+        .expect(3)
+        .mentions(&["still reads the live pointer"]);
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    p.cmd(&["migrate", &env, "--layout", "in-place", "--finish", "--yes"])
+        .expect(0)
+        .mentions(&["has the in-place layout"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kvs = rt.block_on(driftless::aws::kvs::KeyValueStore::with_settings(
+        &format!("driftless-{env}"),
+        &s.moto,
+        (&s.key, &s.secret),
+    ));
+    assert_eq!(
+        rt.block_on(kvs.get("current")).unwrap(),
+        None,
+        "the pointer is still there"
+    );
+    let slots = s.aws(
+        &s.moto,
+        &[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            &bucket,
+            "--prefix",
+            "www/slots/",
+        ],
+    );
+    let slots: serde_json::Value = serde_json::from_slice(&slots.stdout).unwrap();
+    assert!(
+        slots["Contents"].as_array().is_none_or(Vec::is_empty),
+        "{slots}"
+    );
+    p.write("index.html", "<p>v3</p>");
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+    let root = s.aws(
+        &s.moto,
+        &["s3", "cp", &format!("s3://{bucket}/www/index.html"), "-"],
+    );
+    assert_eq!(String::from_utf8_lossy(&root.stdout), "<p>v3</p>");
+}
+
+/// The way back: `migrate --layout in-place` copies the live release to the keys in
+/// place while `current` keeps serving it; deploys wait for `--finish`, which removes the
+/// pointer and the slots; then deploys go in place, and the move to atomic works again.
+#[test]
+fn an_atomic_store_moves_back_in_place_and_forth_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let dir = tmp.path().join("w");
+    let p = Project::atomic(&dir, &store, "");
+    p.write("index.html", "v1").write("app.css", "css v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.write("index.html", "v2");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let v2 = files(&[("index.html", "v2"), ("app.css", "css v1")]);
+    assert_eq!(served(&store), v2);
+    let set_layout = |layout: &str| {
+        let config = format!(
+            "site = \"site\"\n\n[env.prod]\nstore = \"file://{}\"\nlayout = \"{layout}\"\n",
+            store.display()
+        );
+        std::fs::write(dir.join("driftless.toml"), config).unwrap();
+    };
+    // The config must say where it is going.
+    p.cmd(&["migrate", "prod", "--layout", "in-place", "--yes"])
+        .expect(3)
+        .mentions(&["layout = \"in-place\""]);
+    set_layout("in-place");
+    p.cmd(&["status", "prod"])
+        .expect(3)
+        .mentions(&["driftless migrate prod --layout in-place"]);
+    p.cmd(&["migrate", "prod", "--layout", "in-place", "--yes"])
+        .expect(0)
+        .mentions(&["2 object(s) copied", "--layout in-place --finish"]);
+    // Both roots serve release 2: `current` and the keys in place.
+    assert_eq!(served(&store), v2);
+    assert_eq!(
+        std::fs::read_to_string(store.join("index.html")).unwrap(),
+        "v2"
+    );
+    // Until the move is finished nothing is deployed (`current` would go stale).
+    p.write("index.html", "v3");
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["--layout in-place --finish"]);
+    p.cmd(&[
+        "migrate", "prod", "--layout", "in-place", "--finish", "--yes",
+    ])
+    .expect(0)
+    .mentions(&["has the in-place layout"]);
+    assert!(
+        std::fs::symlink_metadata(store.join("current")).is_err(),
+        "`current` is still there"
+    );
+    assert!(
+        !store.join("slots").join("a").join("index.html").exists(),
+        "slot files are still there"
+    );
+    let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
+    assert_eq!(status["layout"], "in-place", "{status}");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    assert_eq!(
+        std::fs::read_to_string(store.join("index.html")).unwrap(),
+        "v3"
+    );
+    // And forth again.
+    set_layout("atomic");
+    p.cmd(&["migrate", "prod", "--layout", "atomic", "--yes"])
+        .expect(0);
+    assert_eq!(
+        served(&store),
+        files(&[("index.html", "v3"), ("app.css", "css v1")])
+    );
 }
