@@ -10,7 +10,8 @@
 // missing key throws, `{ format: 'json' }` parses.
 //
 // stdin: { code, policy, errors, site: [keys], state: [keys], kvs, cases: [{ method, path, headers, kvs }] }
-// stdout: [{ status, location, key, query, headers }]
+// stdout: [{ status, location, key, query, uri, headers }] (uri, query: the request the
+// function passed on to the origin, if it did)
 'use strict';
 const crypto = require('crypto');
 
@@ -112,6 +113,7 @@ async function main() {
       }
     }
     out.query = r && r.statusCode === undefined ? r.querystring : null;
+    out.uri = r && r.statusCode === undefined ? r.uri : null;
     out.headers = extra;
     results.push(out);
   }

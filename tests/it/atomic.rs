@@ -387,49 +387,47 @@ fn thirty_random_kills_behind_cloudfront_never_leave_a_mix_served() {
     random_kills(&p, &env, n, &through_function);
 }
 
-/// A page and its assets fetched in a loop through `serve` while releases switch: every
-/// asset a page names is there and of the page's release.
-#[test]
-fn a_reader_never_gets_a_page_with_an_asset_of_another_release() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let p = Project::atomic(
-        &tmp.path().join("w"),
-        &store,
-        "[[rules]]\nmatch = \"assets/**\"\ncache_control = \"public, max-age=31536000, immutable\"\n",
+/// Fingerprinted assets, as bundlers name them: a page's assets stay served (kept) after
+/// the release that removed them, for pages still open.
+const FINGERPRINTED: &str =
+    "[[rules]]\nmatch = \"assets/**\"\ncache_control = \"public, max-age=31536000, immutable\"\n";
+
+fn write_page_version(p: &Project, v: usize) {
+    let name = format!("assets/app-{:08x}.js", 0x1000_0000 + v);
+    p.write(
+        "index.html",
+        &format!("v{v} <script src=\"/{name}\"></script>"),
     );
-    // Fingerprinted assets, as bundlers name them: a page's assets stay served (kept)
-    // after the release that removed them, for pages still open.
-    let version = |v: usize| {
-        let name = format!("assets/app-{:08x}.js", 0x1000_0000 + v);
-        p.write(
-            "index.html",
-            &format!("v{v} <script src=\"/{name}\"></script>"),
-        );
-        for old in std::fs::read_dir(p.dir.join("site/assets"))
-            .into_iter()
-            .flatten()
-        {
-            std::fs::remove_file(old.unwrap().path()).unwrap();
-        }
-        p.write(&name, &format!("v{v} app"));
-    };
-    version(0);
-    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
-    let port = free_port();
-    let _server = serve(&p, "prod", port);
+    for old in std::fs::read_dir(p.dir.join("site/assets"))
+        .into_iter()
+        .flatten()
+    {
+        std::fs::remove_file(old.unwrap().path()).unwrap();
+    }
+    p.write(&name, &format!("v{v} app"));
+}
+
+/// A reader fetching a page and then its asset (each by `fetch`: a URL path → status and
+/// body) in a loop during 20 deploys and 5 rollbacks of `env`: every asset a page names is
+/// there and of the page's release. Returns the pages read.
+fn reader_during_switches(
+    p: &Project,
+    env: &str,
+    pause: std::time::Duration,
+    fetch: impl Fn(&str) -> (u16, Vec<u8>) + Send + 'static,
+) -> usize {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
         let stop = stop.clone();
         std::thread::spawn(move || {
             let (mut pages, mut bad) = (0, Vec::new());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let (status, _, page) = get(port, "/index.html", "");
+                let (status, page) = fetch("/index.html");
                 assert_eq!(status, 200);
                 let page = String::from_utf8(page).unwrap();
                 let v = page.split_whitespace().next().unwrap().to_owned();
                 let src = page.split('"').nth(1).unwrap().to_owned();
-                let (status, _, asset) = get(port, &src, "");
+                let (status, asset) = fetch(&src);
                 let asset = String::from_utf8_lossy(&asset).into_owned();
                 if status != 200 || !asset.starts_with(&format!("{v} ")) {
                     bad.push(format!("{v}: {src} → {status} {asset:?}"));
@@ -440,12 +438,14 @@ fn a_reader_never_gets_a_page_with_an_asset_of_another_release() {
         })
     };
     for v in 1..=20 {
-        version(v);
+        write_page_version(p, v);
         // After a rollback, the next version undoes it on purpose.
-        p.cmd(&["deploy", "prod", "--yes", "--force", "revert"])
+        p.cmd(&["deploy", env, "--yes", "--force", "revert"])
             .expect(0);
+        std::thread::sleep(pause);
         if v % 4 == 0 {
-            p.cmd(&["rollback", "prod", "--yes"]).expect(0);
+            p.cmd(&["rollback", env, "--yes"]).expect(0);
+            std::thread::sleep(pause);
         }
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -454,11 +454,87 @@ fn a_reader_never_gets_a_page_with_an_asset_of_another_release() {
         "{pages} pages read during 20 deploys and 5 rollbacks; {} bad",
         bad.len()
     );
+    assert!(bad.is_empty(), "{bad:#?}");
+    pages
+}
+
+/// A page and its assets fetched in a loop through `serve` while releases switch: every
+/// asset a page names is there and of the page's release.
+#[test]
+fn a_reader_never_gets_a_page_with_an_asset_of_another_release() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::atomic(&tmp.path().join("w"), &store, FINGERPRINTED);
+    write_page_version(&p, 0);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let port = free_port();
+    let _server = serve(&p, "prod", port);
+    let pages = reader_during_switches(&p, "prod", std::time::Duration::ZERO, move |path| {
+        let (status, _, body) = get(port, path, "");
+        (status, body)
+    });
     assert!(
         pages > 50,
         "the reader read too little ({pages} pages) to prove anything"
     );
-    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// The same on S3 behind CloudFront: each request goes through the published function
+/// (run in Node with the pointer read from the KeyValueStore at that moment), then to the
+/// bucket (SeaweedFS) for the key it rewrote to.
+#[test]
+fn a_reader_through_the_function_never_gets_a_page_with_an_asset_of_another_release() {
+    let s = crate::servers::servers();
+    let bucket = s.bucket(&s.seaweedfs);
+    let distribution = s.distribution(&bucket);
+    let env = format!("r{}", &crate::servers::uniq()[..10]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "site = \"site\"\n[env.{env}]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nlayout = \"atomic\"\ncdn = {{ cloudfront = \"{distribution}\" }}\n{FINGERPRINTED}",
+        s.seaweedfs
+    );
+    let mut vars = s.env();
+    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
+    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE", s.moto.clone()));
+    let p = Project::with_config(&tmp.path().join("w"), &config).envs(vars);
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    write_page_version(&p, 0);
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+    let export = tmp.path().join("export");
+    p.cmd(&["edge", &env, "--export", export.to_str().unwrap()])
+        .expect(0);
+    let code = std::fs::read_to_string(export.join("function.js")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kvs = rt.block_on(driftless::aws::kvs::KeyValueStore::with_settings(
+        &format!("driftless-{env}"),
+        &s.moto,
+        (&s.key, &s.secret),
+    ));
+    let store = rt.block_on(s.store(&s.seaweedfs, &bucket, "www"));
+    // A request through Node takes a tenth of a second: switches are spaced so reads
+    // fall before, during and after each.
+    let pause = std::time::Duration::from_millis(600);
+    let pages = reader_during_switches(&p, &env, pause, move |path| {
+        use driftless::store::Store as _;
+        let pointer = rt.block_on(kvs.get("current")).unwrap().expect("a pointer");
+        let input = serde_json::json!({
+            "code": code, "errors": [], "site": [], "state": [],
+            "kvs": { "current": pointer }, "cases": [{ "path": path }],
+        });
+        let answer = &crate::edge::harness(&input)[0];
+        let uri = answer["uri"]
+            .as_str()
+            .expect("the function passed the request on");
+        let key = uri.trim_start_matches('/');
+        match rt.block_on(store.get(key)).unwrap() {
+            Some((_, body)) => (200, body.to_vec()),
+            None => (404, Vec::new()),
+        }
+    });
+    assert!(
+        pages > 40,
+        "the reader read too little ({pages} pages) to prove anything"
+    );
 }
 
 #[test]
