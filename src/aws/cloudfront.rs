@@ -164,6 +164,8 @@ pub struct LiveFunction {
     pub etag: String,
     pub code: Option<String>,
     pub arn: String,
+    /// The KeyValueStores associated with it (ARNs).
+    pub key_value_stores: Vec<String>,
 }
 
 /// A distribution's config as read, with the ETag its update is conditional on.
@@ -394,10 +396,22 @@ impl CloudFront {
             }
             Err(e) => return Err(failed("GetFunction", &e)),
         };
+        let key_value_stores = described
+            .function_summary()
+            .and_then(|s| s.function_config())
+            .and_then(|c| c.key_value_store_associations())
+            .map(|a| {
+                a.items()
+                    .iter()
+                    .map(|i| i.key_value_store_arn().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Some(LiveFunction {
             etag: described.e_tag().unwrap_or_default().to_owned(),
             code,
             arn,
+            key_value_stores,
         }))
     }
 

@@ -90,8 +90,14 @@ pub(super) async fn apply(
             ));
         }
     }
-    // A new store is associated by a function update.
-    let code_changed = code_changed || pointer.as_ref().is_some_and(|p| p.arn.is_none());
+    // A store is associated by a function update: a new one, or one the function lost.
+    let code_changed = code_changed
+        || pointer.as_ref().is_some_and(|p| {
+            p.arn.as_ref().is_none_or(|arn| {
+                live.as_ref()
+                    .is_some_and(|l| !l.key_value_stores.contains(arn))
+            })
+        });
     match (&live, code_changed) {
         (None, _) => steps.push(format!(
             "create CloudFront Function {} ({} bytes) and publish it",

@@ -907,6 +907,63 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
             .contains(&format!("KeyValueStore driftless-{env}")),
         "{status}"
     );
+    // Someone republishes the function without its store: doctor fails, apply repairs.
+    let fname = format!("driftless-{env}");
+    let code_file = tmp.path().join("live.js");
+    s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "get-function",
+            "--name",
+            &fname,
+            "--stage",
+            "LIVE",
+            code_file.to_str().unwrap(),
+        ],
+    );
+    let described = s.aws(
+        &s.moto,
+        &["cloudfront", "describe-function", "--name", &fname],
+    );
+    let etag = serde_json::from_slice::<serde_json::Value>(&described.stdout).unwrap()["ETag"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "update-function",
+            "--name",
+            &fname,
+            "--if-match",
+            &etag,
+            "--function-config",
+            "Comment=by hand,Runtime=cloudfront-js-2.0",
+            "--function-code",
+            &format!("fileb://{}", code_file.display()),
+        ],
+    );
+    let doctor = p.cmd(&["doctor", &env, "--json"]).run();
+    let doctor: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
+    let check = |doctor: &serde_json::Value, id: &str| -> serde_json::Value {
+        doctor["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} check: {doctor}"))
+            .clone()
+    };
+    assert_eq!(
+        check(&doctor, "edge.pointer_store")["level"],
+        "fail",
+        "{doctor}"
+    );
+    p.cmd(&["edge", &env, "--apply", "--yes"])
+        .expect(0)
+        .mentions(&["update CloudFront Function"]);
     // doctor: the store is associated, the pointer matches HEAD, the cache key has the
     // release (other checks of a moto bucket may fail; these are the pointer's).
     let doctor = p.cmd(&["doctor", &env, "--json"]).run();
