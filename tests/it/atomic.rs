@@ -907,7 +907,12 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
             .contains(&format!("KeyValueStore driftless-{env}")),
         "{status}"
     );
-    // Someone republishes the function without its store: doctor fails, apply repairs.
+    // Someone republishes the function without its store: doctor fails, apply repairs
+    // (the same code: only the association tells).
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    p.cmd(&["edge", &env, "--apply", "--yes"])
+        .expect(0)
+        .mentions(&["is up to date"]);
     let fname = format!("driftless-{env}");
     let code_file = tmp.path().join("live.js");
     s.aws(
