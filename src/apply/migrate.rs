@@ -121,19 +121,11 @@ pub(crate) async fn finish(ledger: &Ledger) -> Result<(usize, Vec<String>), Erro
             .served_entry(k)
             .is_some_and(|entry| &entry.etag == e)
     });
-    let results: Vec<Result<(), StoreError>> = futures::stream::iter(&ours)
-        .map(|(k, e)| async move {
-            match ledger.store().delete(k, Some(e)).await {
-                Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
-                Err(e) => Err(e),
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
-        return Err(e.into());
-    }
+    delete_all(
+        ledger,
+        ours.iter().map(|(k, e)| (k.as_str(), Some(e.as_str()))),
+    )
+    .await?;
     slots.in_place = None;
     ledger.set_slots(&slots, etag.as_deref()).await?;
     Ok((ours.len(), left.into_iter().map(|(k, _)| k).collect()))
@@ -210,19 +202,26 @@ pub(crate) async fn finish_in_place(ledger: &Ledger) -> Result<usize, Error> {
         ledger.remove_pointer(&p).await?;
     }
     let files = ledger.store().list("slots/").await?;
-    let results: Vec<Result<(), StoreError>> = futures::stream::iter(&files)
-        .map(|m| async move {
-            match ledger.store().delete(&m.key, None).await {
+    delete_all(ledger, files.iter().map(|m| (m.key.as_str(), None))).await?;
+    ledger.clear_slots().await?;
+    Ok(files.len())
+}
+
+/// Delete `keys` (each only if it still has the ETag given with it), concurrently; a key
+/// already gone is no error.
+async fn delete_all<'a>(
+    ledger: &Ledger,
+    keys: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<(), Error> {
+    futures::stream::iter(keys)
+        .map(|(key, etag)| async move {
+            match ledger.store().delete(key, etag).await {
                 Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
-                Err(e) => Err(e),
+                Err(e) => Err(Error::from(e)),
             }
         })
         .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
-        return Err(e.into());
-    }
-    ledger.clear_slots().await?;
-    Ok(files.len())
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
 }

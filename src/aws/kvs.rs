@@ -197,16 +197,7 @@ impl KeyValueStore {
             .await
         {
             Ok(out) => Ok(out.e_tag().to_owned()),
-            Err(e)
-                if e.code() == Some("ConflictException")
-                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 412) =>
-            {
-                Err(KvsError::Conflict {
-                    key: format!("{}: {key}", self.target()),
-                    expected: etag.to_owned(),
-                })
-            }
-            Err(e) => Err(self.failed(&e)),
+            Err(e) => Err(self.write_failed(&e, key, etag)),
         }
     }
 
@@ -223,16 +214,30 @@ impl KeyValueStore {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.code() == Some("ConflictException")
-                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 412) =>
-            {
-                Err(KvsError::Conflict {
-                    key: format!("{}: {key}", self.target()),
-                    expected: etag.to_owned(),
-                })
+            Err(e) => Err(self.write_failed(&e, key, etag)),
+        }
+    }
+
+    /// A refused conditional write of `key` (the store's ETag is no longer `etag`: the
+    /// service answers 409 ConflictException, or 412), else the failure in one line.
+    fn write_failed<E>(
+        &self,
+        e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+        key: &str,
+        etag: &str,
+    ) -> KvsError
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        if e.code() == Some("ConflictException")
+            || e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
+        {
+            KvsError::Conflict {
+                key: format!("{}: {key}", self.target()),
+                expected: etag.to_owned(),
             }
-            Err(e) => Err(self.failed(&e)),
+        } else {
+            self.failed(e)
         }
     }
 

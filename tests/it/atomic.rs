@@ -325,23 +325,20 @@ fn thirty_random_kills_behind_cloudfront_never_leave_a_mix_served() {
     let distribution = s.distribution(&bucket);
     let env = format!("k{}", &crate::servers::uniq()[..10]);
     let tmp = tempfile::tempdir().unwrap();
-    let config = format!(
-        "site = \"site\"\n[env.{env}]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nlayout = \"atomic\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n",
-        s.seaweedfs
+    let config = crate::servers::Servers::cloudfront_config(
+        &s.seaweedfs,
+        &env,
+        &bucket,
+        &distribution,
+        "atomic",
     );
-    let mut vars = s.env();
-    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
-    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE", s.moto.clone()));
+    let vars = s.cloudfront_env();
     let p = Project::with_config(&tmp.path().join("w"), &config).envs(vars);
     let n = 100;
     write_version(&p, 100, n);
     p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let kvs = rt.block_on(driftless::aws::kvs::KeyValueStore::with_settings(
-        &format!("driftless-{env}"),
-        &s.moto,
-        (&s.key, &s.secret),
-    ));
+    let kvs = s.key_value_store(&rt, &env);
     let code: std::cell::OnceCell<String> = std::cell::OnceCell::new();
     let export = tmp.path().join("export");
     let paths: Vec<String> = (0..n)
@@ -489,13 +486,14 @@ fn a_reader_through_the_function_never_gets_a_page_with_an_asset_of_another_rele
     let distribution = s.distribution(&bucket);
     let env = format!("r{}", &crate::servers::uniq()[..10]);
     let tmp = tempfile::tempdir().unwrap();
-    let config = format!(
-        "site = \"site\"\n[env.{env}]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nlayout = \"atomic\"\ncdn = {{ cloudfront = \"{distribution}\" }}\n{FINGERPRINTED}",
-        s.seaweedfs
-    );
-    let mut vars = s.env();
-    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
-    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE", s.moto.clone()));
+    let config = crate::servers::Servers::cloudfront_config(
+        &s.seaweedfs,
+        &env,
+        &bucket,
+        &distribution,
+        "atomic",
+    ) + FINGERPRINTED;
+    let vars = s.cloudfront_env();
     let p = Project::with_config(&tmp.path().join("w"), &config).envs(vars);
     p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
     write_page_version(&p, 0);
@@ -505,11 +503,7 @@ fn a_reader_through_the_function_never_gets_a_page_with_an_asset_of_another_rele
         .expect(0);
     let code = std::fs::read_to_string(export.join("function.js")).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let kvs = rt.block_on(driftless::aws::kvs::KeyValueStore::with_settings(
-        &format!("driftless-{env}"),
-        &s.moto,
-        (&s.key, &s.secret),
-    ));
+    let kvs = s.key_value_store(&rt, &env);
     let store = rt.block_on(s.store(&s.seaweedfs, &bucket, "www"));
     // A request through Node takes a tenth of a second: switches are spaced so reads
     // fall before, during and after each.
@@ -645,13 +639,10 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
     // KeyValueStore names are per account: an environment of its own.
     let env = format!("e{}", &crate::servers::uniq()[..10]);
     let tmp = tempfile::tempdir().unwrap();
-    let config = format!(
-        "site = \"site\"\n[env.{env}]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nlayout = \"atomic\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n\n[edge]\nnot_found = \"404.html\"\n",
-        s.moto
-    );
-    let mut vars = s.env();
-    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
-    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE", s.moto.clone()));
+    let config =
+        crate::servers::Servers::cloudfront_config(&s.moto, &env, &bucket, &distribution, "atomic")
+            + "\n[edge]\nnot_found = \"404.html\"\n";
+    let vars = s.cloudfront_env();
     let p = Project::with_config(&tmp.path().join("w"), &config).envs(vars);
     p.write("index.html", "<p>v1</p>")
         .write("404.html", "missing v1")
@@ -700,11 +691,7 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
     );
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let kvs = rt.block_on(driftless::aws::kvs::KeyValueStore::with_settings(
-        &format!("driftless-{env}"),
-        &s.moto,
-        (&s.key, &s.secret),
-    ));
+    let kvs = s.key_value_store(&rt, &env);
     let pointer = || -> serde_json::Value {
         let raw = rt.block_on(kvs.get("current")).unwrap().expect("a pointer");
         serde_json::from_str(&raw).unwrap()
@@ -740,32 +727,7 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
     );
 
     // What the function answers, run in Node against the bucket's keys and the store.
-    let keys = || -> Vec<String> {
-        let out = s.aws(
-            &s.moto,
-            &[
-                "s3api",
-                "list-objects-v2",
-                "--bucket",
-                &bucket,
-                "--prefix",
-                "www/",
-            ],
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["Contents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| {
-                o["Key"]
-                    .as_str()
-                    .unwrap()
-                    .trim_start_matches("www/")
-                    .to_owned()
-            })
-            .collect()
-    };
+    let keys = || s.keys_under(&s.moto, &bucket, "www/");
     let ask = |export: &Path, kvs: serde_json::Value| -> Vec<(u64, String, String)> {
         let read = |n: &str| std::fs::read_to_string(export.join(n)).unwrap();
         let errors: serde_json::Value =
@@ -996,14 +958,9 @@ fn an_in_place_bucket_behind_cloudfront_moves_to_the_atomic_layout_and_back() {
     let env = format!("m{}", &crate::servers::uniq()[..10]);
     let tmp = tempfile::tempdir().unwrap();
     let config = |layout: &str| {
-        format!(
-            "site = \"site\"\n[env.{env}]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nlayout = \"{layout}\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n",
-            s.moto
-        )
+        crate::servers::Servers::cloudfront_config(&s.moto, &env, &bucket, &distribution, layout)
     };
-    let mut vars = s.env();
-    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
-    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE", s.moto.clone()));
+    let vars = s.cloudfront_env();
     let dir = tmp.path().join("w");
     let p = Project::with_config(&dir, &config("in-place")).envs(vars);
     p.write("index.html", "<p>v1</p>");
@@ -1029,21 +986,10 @@ fn an_in_place_bucket_behind_cloudfront_moves_to_the_atomic_layout_and_back() {
     p.cmd(&["migrate", &env, "--layout", "atomic", "--finish", "--yes"])
         .expect(0)
         .mentions(&["removed 1 in-place"]);
-    let root = s.aws(
-        &s.moto,
-        &[
-            "s3api",
-            "list-objects-v2",
-            "--bucket",
-            &bucket,
-            "--prefix",
-            "www/index.html",
-        ],
-    );
-    let listed: serde_json::Value = serde_json::from_slice(&root.stdout).unwrap();
+    let left = s.keys_under(&s.moto, &bucket, "www/index.html");
     assert!(
-        listed["Contents"].as_array().is_none_or(Vec::is_empty),
-        "the in-place copy is still there: {listed}"
+        left.is_empty(),
+        "the in-place copy is still there: {left:?}"
     );
     let status = p.cmd(&["status", &env, "--json"]).expect(0).json();
     assert_eq!(status["pointer"]["slot"], "a", "{status}");
@@ -1071,32 +1017,14 @@ fn an_in_place_bucket_behind_cloudfront_moves_to_the_atomic_layout_and_back() {
         .expect(0)
         .mentions(&["has the in-place layout"]);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let kvs = rt.block_on(driftless::aws::kvs::KeyValueStore::with_settings(
-        &format!("driftless-{env}"),
-        &s.moto,
-        (&s.key, &s.secret),
-    ));
+    let kvs = s.key_value_store(&rt, &env);
     assert_eq!(
         rt.block_on(kvs.get("current")).unwrap(),
         None,
         "the pointer is still there"
     );
-    let slots = s.aws(
-        &s.moto,
-        &[
-            "s3api",
-            "list-objects-v2",
-            "--bucket",
-            &bucket,
-            "--prefix",
-            "www/slots/",
-        ],
-    );
-    let slots: serde_json::Value = serde_json::from_slice(&slots.stdout).unwrap();
-    assert!(
-        slots["Contents"].as_array().is_none_or(Vec::is_empty),
-        "{slots}"
-    );
+    let slots = s.keys_under(&s.moto, &bucket, "www/slots/");
+    assert!(slots.is_empty(), "{slots:?}");
     p.write("index.html", "<p>v3</p>");
     p.cmd(&["deploy", &env, "--yes"]).expect(0);
     let root = s.aws(

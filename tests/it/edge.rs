@@ -373,9 +373,7 @@ fn the_atomic_function_answers_the_conformance_table_from_the_pointer() {
     let mut edge = toml::Table::new();
     edge.insert("edge".into(), toml::Value::Table(t.edge.clone()));
     config.push_str(&toml::to_string(&edge).unwrap());
-    let mut vars = s.env();
-    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
-    vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE", s.moto.clone()));
+    let mut vars = s.cloudfront_env();
     vars.push(("DRIFTLESS_EDGE_TEST_PASSWORD", t.password.clone()));
     let p = Project::with_config(&tmp.path().join("w"), &config).envs(vars);
     for k in &t.site {
@@ -389,29 +387,9 @@ fn the_atomic_function_answers_the_conformance_table_from_the_pointer() {
     p.cmd(&["edge", &env, "--export", export.to_str().unwrap()])
         .expect(0);
     assert_runs_on_cloudfront(&std::fs::read_to_string(export.join("function.js")).unwrap());
-    let listed = s.aws(
-        &s.moto,
-        &[
-            "s3api",
-            "list-objects-v2",
-            "--bucket",
-            &bucket,
-            "--prefix",
-            "www/",
-        ],
-    );
-    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-    let bucket_keys: Vec<String> = listed["Contents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| {
-            o["Key"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("www/")
-                .to_owned()
-        })
+    let bucket_keys: Vec<String> = s
+        .keys_under(&s.moto, &bucket, "www/")
+        .into_iter()
         .filter(|k| !k.starts_with(".driftless/"))
         .collect();
     assert!(

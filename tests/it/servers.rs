@@ -185,3 +185,72 @@ pub fn uniq() -> String {
     );
     hex::encode(sha2::Sha256::digest(seed.as_bytes()))
 }
+
+impl Servers {
+    /// Environment for a driftless process whose CloudFront and KeyValueStore are moto.
+    pub fn cloudfront_env(&self) -> Vec<(&'static str, String)> {
+        let mut vars = self.env();
+        vars.push(("AWS_ENDPOINT_URL_CLOUDFRONT", self.moto.clone()));
+        vars.push((
+            "AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE",
+            self.moto.clone(),
+        ));
+        vars
+    }
+
+    /// `[env.ENV]` of a bucket on `endpoint` behind a moto distribution, with `layout`.
+    pub fn cloudfront_config(
+        endpoint: &str,
+        env: &str,
+        bucket: &str,
+        distribution: &str,
+        layout: &str,
+    ) -> String {
+        format!(
+            "site = \"site\"\n[env.{env}]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nlayout = \"{layout}\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n"
+        )
+    }
+
+    /// The KeyValueStore `driftless-ENV` on moto (the live pointer of `env`).
+    pub fn key_value_store(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        env: &str,
+    ) -> driftless::aws::kvs::KeyValueStore {
+        rt.block_on(driftless::aws::kvs::KeyValueStore::with_settings(
+            &format!("driftless-{env}"),
+            &self.moto,
+            (&self.key, &self.secret),
+        ))
+    }
+
+    /// The keys under `prefix` of `bucket`, relative to it, listed with the AWS CLI.
+    pub fn keys_under(&self, endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
+        let out = self.aws(
+            endpoint,
+            &[
+                "s3api",
+                "list-objects-v2",
+                "--bucket",
+                bucket,
+                "--prefix",
+                prefix,
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["Contents"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|o| {
+                        o["Key"]
+                            .as_str()
+                            .unwrap()
+                            .trim_start_matches(prefix)
+                            .to_owned()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
