@@ -94,10 +94,6 @@ impl KeyValueStore {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     async fn clients(&self) -> &(aws_sdk_cloudfront::Client, kvs::Client) {
         self.clients
             .get_or_init(|| async {

@@ -107,11 +107,7 @@ impl Ctx {
         let ledger = if cfg.edge_reads_pointer() {
             ledger
                 .with_pointer(std::sync::Arc::new(crate::store::KvsPointer(
-                    crate::aws::kvs::KeyValueStore::new(
-                        &crate::edge::resource_name(&cfg.name),
-                        &cfg.name,
-                        cfg.profile.as_deref(),
-                    ),
+                    key_value_store(cfg),
                 )))
                 .with_projected(self.config.edge.not_found.iter().cloned().collect())
         } else {
@@ -124,6 +120,16 @@ impl Ctx {
             work: crate::plan::workcopy::WorkCopy::new(&self.config.workdir_state(), &cfg.name),
         })
     }
+}
+
+/// The CloudFront KeyValueStore that holds the live pointer of `cfg`'s environment
+/// behind CloudFront (named like its function, `driftless-ENV`).
+pub(crate) fn key_value_store(cfg: &EnvConfig) -> crate::aws::kvs::KeyValueStore {
+    crate::aws::kvs::KeyValueStore::new(
+        &crate::edge::resource_name(&cfg.name),
+        &cfg.name,
+        cfg.profile.as_deref(),
+    )
 }
 
 async fn check_account(cfg: &EnvConfig, want: &str) -> Result<(), Error> {

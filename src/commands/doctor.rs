@@ -119,7 +119,7 @@ async fn pointer_checks(
 ) {
     let env = &ec.cfg.name;
     let apply = format!("driftless edge {env} --apply");
-    let kvs = crate::aws::kvs::KeyValueStore::new(function, env, ec.cfg.profile.as_deref());
+    let kvs = super::context::key_value_store(ec.cfg);
     let arn = match kvs.find().await {
         Ok(Some(arn)) => arn,
         Ok(None) => {

@@ -185,13 +185,7 @@ async fn publish(
         Some(p) => {
             let arn = match &p.arn {
                 Some(a) => a.clone(),
-                None => {
-                    cf.create_key_value_store(
-                        &c.name,
-                        &format!("live pointer of driftless env {}", ec.cfg.name),
-                    )
-                    .await?
-                }
+                None => ensure_key_value_store(ec).await?,
             };
             if let Some((slot, release)) = &p.first {
                 crate::apply::migrate::first_pointer(&ec.ledger, slot, release).await?;
@@ -253,12 +247,10 @@ async fn pointer_plan(
     a: &crate::edge::cloudfront::Atomic,
 ) -> Result<PointerPlan, Error> {
     let env = &ec.cfg.name;
-    let kvs = crate::aws::kvs::KeyValueStore::new(
-        &crate::edge::resource_name(env),
-        env,
-        ec.cfg.profile.as_deref(),
-    );
-    let arn = kvs.find().await.map_err(crate::store::StoreError::from)?;
+    let arn = super::context::key_value_store(ec.cfg)
+        .find()
+        .await
+        .map_err(crate::store::StoreError::from)?;
     let head = ec.ledger.head().await?.release;
     if let (Some(live), None) = (&head, &a.last_known_good) {
         return Err(Error::Refused(format!(
@@ -281,7 +273,7 @@ async fn pointer_plan(
 pub(super) async fn ensure_key_value_store(ec: &EnvCtx<'_>) -> Result<String, Error> {
     let env = &ec.cfg.name;
     let name = crate::edge::resource_name(env);
-    let kvs = crate::aws::kvs::KeyValueStore::new(&name, env, ec.cfg.profile.as_deref());
+    let kvs = super::context::key_value_store(ec.cfg);
     if let Some(arn) = kvs.find().await.map_err(crate::store::StoreError::from)? {
         return Ok(arn);
     }

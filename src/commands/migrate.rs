@@ -128,19 +128,14 @@ async fn back_in_place(ctx: &Ctx, env: &str, finish: bool, yes: bool) -> Result<
             "env.{env} does not say layout = \"in-place\" in driftless.toml: nothing was changed\n  → set layout = \"in-place\" for env.{env} (what it is moving to), then run this again"
         )));
     }
-    let behind_cloudfront =
-        ec.cfg.cdn.is_some() && !matches!(ec.cfg.store, crate::config::StoreUrl::File(_));
+    let behind_cloudfront = ec.cfg.behind_cloudfront();
     if behind_cloudfront {
         // The config no longer says atomic, but the pointer is still in the KeyValueStore.
         ec.ledger = ec
             .ledger
             .clone()
             .with_pointer(std::sync::Arc::new(crate::store::KvsPointer(
-                crate::aws::kvs::KeyValueStore::new(
-                    &crate::edge::resource_name(env),
-                    env,
-                    ec.cfg.profile.as_deref(),
-                ),
+                super::context::key_value_store(ec.cfg),
             )));
     }
     let out = &ctx.out;

@@ -535,9 +535,12 @@ impl EnvConfig {
     /// Whether the live pointer of this environment is kept where its CDN reads it (a
     /// CloudFront KeyValueStore): the atomic layout on an S3 store behind CloudFront.
     pub fn edge_reads_pointer(&self) -> bool {
-        self.layout == Some(Layout::Atomic)
-            && self.cdn.is_some()
-            && !matches!(self.store, StoreUrl::File(_))
+        self.layout == Some(Layout::Atomic) && self.behind_cloudfront()
+    }
+
+    /// An S3 store with a CloudFront distribution in front.
+    pub fn behind_cloudfront(&self) -> bool {
+        self.cdn.is_some() && !matches!(self.store, StoreUrl::File(_))
     }
 }
 

@@ -45,7 +45,7 @@ pub async fn run(store: &dyn Store) {
 /// The live pointer of an atomic layout: created once, then moved only by a
 /// compare-and-swap on the token it was read with; never listed as a site object.
 async fn pointer(store: &dyn Store) {
-    pointer_cases(&Direct(store)).await;
+    pointer_cases(&super::StorePointer(store)).await;
     assert!(
         store
             .list("")
@@ -101,31 +101,6 @@ pub async fn pointer_cases(p: &dyn LivePointer) {
     );
     p.remove(&now).await.unwrap();
     assert_eq!(p.read().await.unwrap(), None, "the pointer is gone");
-}
-
-/// A borrowed store as a [`LivePointer`] (the conformance run has no `Arc`).
-#[derive(Debug)]
-struct Direct<'a>(&'a dyn Store);
-
-#[async_trait::async_trait]
-impl LivePointer for Direct<'_> {
-    fn describe(&self) -> String {
-        self.0.location()
-    }
-    async fn read(&self) -> crate::store::Result<Option<(String, String)>> {
-        self.0.pointer().await
-    }
-    async fn write(
-        &self,
-        slot: &str,
-        _release: &str,
-        expected: Option<&str>,
-    ) -> crate::store::Result<String> {
-        self.0.set_pointer(slot, expected).await
-    }
-    async fn remove(&self, expected: &str) -> crate::store::Result<()> {
-        self.0.remove_pointer(expected).await
-    }
 }
 
 async fn round_trip(store: &dyn Store) {

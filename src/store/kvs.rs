@@ -12,9 +12,9 @@ use crate::aws::kvs::{KeyValueStore, KvsError};
 
 /// The KeyValueStore value of the live pointer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PointerValue {
-    pub slot: String,
-    pub release: String,
+struct PointerValue {
+    slot: String,
+    release: String,
 }
 
 impl From<KvsError> for StoreError {

@@ -17,13 +17,12 @@ mod probe;
 mod s3;
 
 use std::fmt;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-pub use kvs::{KvsPointer, PointerValue};
+pub use kvs::KvsPointer;
 pub use local::LocalStore;
 pub use memory::MemoryStore;
 pub use probe::{ProbeReport, probe};
@@ -278,12 +277,16 @@ pub trait LivePointer: Send + Sync + fmt::Debug {
     async fn remove(&self, expected: &str) -> Result<()>;
 }
 
-/// The pointer kept in the store itself ([`Store::pointer`]).
+/// The pointer kept in the store itself ([`Store::pointer`]), whether the store is
+/// shared (`Arc<dyn Store>`, the ledger's) or borrowed (`&dyn Store`, the conformance run).
 #[derive(Debug, Clone)]
-pub struct StorePointer(pub Arc<dyn Store>);
+pub struct StorePointer<S>(pub S);
 
 #[async_trait]
-impl LivePointer for StorePointer {
+impl<'a, S> LivePointer for StorePointer<S>
+where
+    S: std::ops::Deref<Target = dyn Store + 'a> + Send + Sync + fmt::Debug,
+{
     fn describe(&self) -> String {
         format!("{}/{POINTER_KEY}", self.0.location().trim_end_matches('/'))
     }

@@ -295,22 +295,11 @@ fn thirty_random_kills_on_seaweedfs_never_leave_a_mix_served() {
     );
     let p = Project::with_config(&tmp.path().join("w"), &config).envs(s.env());
     let pointed = || {
-        let dir = tempfile::tempdir().unwrap();
         let base = format!("s3://{bucket}/{}", crate::s3::PREFIX);
         let out = s.aws(&s.seaweedfs, &["s3", "cp", &format!("{base}/current"), "-"]);
         let slot = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         assert!(slot == "a" || slot == "b", "pointer {slot:?}");
-        s.aws(
-            &s.seaweedfs,
-            &[
-                "s3",
-                "sync",
-                "--quiet",
-                &format!("{base}/slots/{slot}"),
-                dir.path().to_str().unwrap(),
-            ],
-        );
-        tree(dir.path(), &[])
+        s.download(&s.seaweedfs, &format!("{base}/slots/{slot}"), &[])
     };
     random_kills(&p, "prod", 100, &pointed);
 }
@@ -321,19 +310,10 @@ fn thirty_random_kills_on_seaweedfs_never_leave_a_mix_served() {
 #[test]
 fn thirty_random_kills_behind_cloudfront_never_leave_a_mix_served() {
     let s = crate::servers::servers();
-    let bucket = s.bucket(&s.seaweedfs);
-    let distribution = s.distribution(&bucket);
-    let env = format!("k{}", &crate::servers::uniq()[..10]);
+    let cf = s.behind_cloudfront(&s.seaweedfs, "k");
+    let (bucket, env) = (cf.bucket.clone(), cf.env.clone());
     let tmp = tempfile::tempdir().unwrap();
-    let config = crate::servers::Servers::cloudfront_config(
-        &s.seaweedfs,
-        &env,
-        &bucket,
-        &distribution,
-        "atomic",
-    );
-    let vars = s.cloudfront_env();
-    let p = Project::with_config(&tmp.path().join("w"), &config).envs(vars);
+    let p = cf.project(&tmp.path().join("w"), &cf.config("atomic"));
     let n = 100;
     write_version(&p, 100, n);
     p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
@@ -351,18 +331,12 @@ fn thirty_random_kills_behind_cloudfront_never_leave_a_mix_served() {
             std::fs::read_to_string(export.join("function.js")).unwrap()
         });
         let pointer = rt.block_on(kvs.get("current")).unwrap().expect("a pointer");
-        let dir = tempfile::tempdir().unwrap();
-        s.aws(
-            &s.seaweedfs,
-            &[
-                "s3",
-                "sync",
-                "--quiet",
-                &format!("s3://{bucket}/www/slots"),
-                dir.path().join("slots").to_str().unwrap(),
-            ],
-        );
-        let bucket_keys: Vec<String> = tree(dir.path(), &[]).into_keys().collect();
+        let slots: BTreeMap<String, Vec<u8>> = s
+            .download(&s.seaweedfs, &format!("s3://{bucket}/www/slots"), &[])
+            .into_iter()
+            .map(|(k, b)| (format!("slots/{k}"), b))
+            .collect();
+        let bucket_keys: Vec<&String> = slots.keys().collect();
         let cases: Vec<serde_json::Value> = paths
             .iter()
             .map(|p| serde_json::json!({ "path": p }))
@@ -375,10 +349,7 @@ fn thirty_random_kills_behind_cloudfront_never_leave_a_mix_served() {
             .into_iter()
             .zip(&paths)
             .filter(|(a, _)| a["status"] == 200)
-            .map(|(a, path)| {
-                let key = a["key"].as_str().unwrap();
-                (path.clone(), std::fs::read(dir.path().join(key)).unwrap())
-            })
+            .map(|(a, path)| (path.clone(), slots[a["key"].as_str().unwrap()].clone()))
             .collect()
     };
     random_kills(&p, &env, n, &through_function);
@@ -482,19 +453,13 @@ fn a_reader_never_gets_a_page_with_an_asset_of_another_release() {
 #[test]
 fn a_reader_through_the_function_never_gets_a_page_with_an_asset_of_another_release() {
     let s = crate::servers::servers();
-    let bucket = s.bucket(&s.seaweedfs);
-    let distribution = s.distribution(&bucket);
-    let env = format!("r{}", &crate::servers::uniq()[..10]);
+    let cf = s.behind_cloudfront(&s.seaweedfs, "r");
+    let (bucket, env) = (cf.bucket.clone(), cf.env.clone());
     let tmp = tempfile::tempdir().unwrap();
-    let config = crate::servers::Servers::cloudfront_config(
-        &s.seaweedfs,
-        &env,
-        &bucket,
-        &distribution,
-        "atomic",
-    ) + FINGERPRINTED;
-    let vars = s.cloudfront_env();
-    let p = Project::with_config(&tmp.path().join("w"), &config).envs(vars);
+    let p = cf.project(
+        &tmp.path().join("w"),
+        &(cf.config("atomic") + FINGERPRINTED),
+    );
     p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
     write_page_version(&p, 0);
     p.cmd(&["deploy", &env, "--yes"]).expect(0);
@@ -634,16 +599,11 @@ fn a_hand_edit_of_the_live_slot_is_drift_shown_by_diff_and_adoptable() {
 #[test]
 fn cloudfront_serves_the_slot_its_key_value_store_names() {
     let s = crate::servers::servers();
-    let bucket = s.bucket(&s.moto);
-    let distribution = s.distribution(&bucket);
-    // KeyValueStore names are per account: an environment of its own.
-    let env = format!("e{}", &crate::servers::uniq()[..10]);
+    let cf = s.behind_cloudfront(&s.moto, "e");
+    let (bucket, distribution, env) = (cf.bucket.clone(), cf.distribution.clone(), cf.env.clone());
     let tmp = tempfile::tempdir().unwrap();
-    let config =
-        crate::servers::Servers::cloudfront_config(&s.moto, &env, &bucket, &distribution, "atomic")
-            + "\n[edge]\nnot_found = \"404.html\"\n";
-    let vars = s.cloudfront_env();
-    let p = Project::with_config(&tmp.path().join("w"), &config).envs(vars);
+    let config = cf.config("atomic") + "\n[edge]\nnot_found = \"404.html\"\n";
+    let p = cf.project(&tmp.path().join("w"), &config);
     p.write("index.html", "<p>v1</p>")
         .write("404.html", "missing v1")
         .write("assets/app.js", "js v1");
@@ -704,16 +664,10 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
     let export1 = tmp.path().join("export1");
     p.cmd(&["edge", &env, "--export", export1.to_str().unwrap()])
         .expect(0);
-    let tf: hcl::Body =
-        hcl::from_str(&std::fs::read_to_string(export1.join("driftless-edge.tf")).unwrap())
-            .unwrap();
-    let kinds: Vec<String> = tf
-        .blocks()
-        .filter(|b| b.identifier() == "resource")
-        .map(|b| b.labels()[0].as_str().to_owned())
-        .collect();
     assert_eq!(
-        kinds,
+        crate::edge::terraform_resources(
+            &std::fs::read_to_string(export1.join("driftless-edge.tf")).unwrap()
+        ),
         [
             "aws_cloudfront_function",
             "aws_cloudfront_key_value_store",
@@ -953,16 +907,12 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
 #[test]
 fn an_in_place_bucket_behind_cloudfront_moves_to_the_atomic_layout_and_back() {
     let s = crate::servers::servers();
-    let bucket = s.bucket(&s.moto);
-    let distribution = s.distribution(&bucket);
-    let env = format!("m{}", &crate::servers::uniq()[..10]);
+    let cf = s.behind_cloudfront(&s.moto, "m");
+    let (bucket, env) = (cf.bucket.clone(), cf.env.clone());
     let tmp = tempfile::tempdir().unwrap();
-    let config = |layout: &str| {
-        crate::servers::Servers::cloudfront_config(&s.moto, &env, &bucket, &distribution, layout)
-    };
-    let vars = s.cloudfront_env();
+    let config = |layout: &str| cf.config(layout);
     let dir = tmp.path().join("w");
-    let p = Project::with_config(&dir, &config("in-place")).envs(vars);
+    let p = cf.project(&dir, &config("in-place"));
     p.write("index.html", "<p>v1</p>");
     p.cmd(&["deploy", &env, "--yes"]).expect(0);
     p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);

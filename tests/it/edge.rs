@@ -288,6 +288,15 @@ fn run_function_on(
 
 /// What `cloudfront-js-2.0` refuses: modules beyond `crypto` and `cloudfront`, Node or
 /// browser globals, ES modules; and the 10 KB budget.
+/// The kinds of the resources a Terraform file declares, in order.
+pub(crate) fn terraform_resources(tf: &str) -> Vec<String> {
+    let tf: hcl::Body = hcl::from_str(tf).unwrap_or_else(|e| panic!("not HCL: {e}\n{tf}"));
+    tf.blocks()
+        .filter(|b| b.identifier() == "resource")
+        .map(|b| b.labels()[0].as_str().to_owned())
+        .collect()
+}
+
 pub(crate) fn assert_runs_on_cloudfront(code: &str) {
     // The one import the runtime takes: the KeyValueStore module, on the first line.
     let code = code
@@ -353,9 +362,8 @@ fn the_generated_function_answers_the_conformance_table_in_node() {
 fn the_atomic_function_answers_the_conformance_table_from_the_pointer() {
     let t = table();
     let s = crate::servers::servers();
-    let bucket = s.bucket(&s.moto);
-    let distribution = s.distribution(&bucket);
-    let env = format!("t{}", &crate::servers::uniq()[..10]);
+    let cf = s.behind_cloudfront(&s.moto, "t");
+    let (bucket, env) = (cf.bucket.clone(), cf.env.clone());
     s.aws(
         &s.moto,
         &[
@@ -366,10 +374,7 @@ fn the_atomic_function_answers_the_conformance_table_from_the_pointer() {
         ],
     );
     let tmp = tempfile::tempdir().unwrap();
-    let mut config = format!(
-        "site = \"site\"\n[env.{env}]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nlayout = \"atomic\"\ncdn = {{ cloudfront = \"{distribution}\" }}\n",
-        s.moto
-    );
+    let mut config = cf.config("atomic");
     let mut edge = toml::Table::new();
     edge.insert("edge".into(), toml::Value::Table(t.edge.clone()));
     config.push_str(&toml::to_string(&edge).unwrap());
@@ -486,15 +491,8 @@ fn the_bundled_example_exports_a_known_snapshot() {
             hcl::from_str(text).unwrap_or_else(|e| panic!("{hcl_file} is not HCL: {e}\n{text}"));
         assert!(body.iter().count() > 0, "{hcl_file} is empty");
     }
-    let tf: hcl::Body =
-        hcl::from_str(std::str::from_utf8(&got["driftless-edge.tf"]).unwrap()).unwrap();
-    let kinds: Vec<String> = tf
-        .blocks()
-        .filter(|b| b.identifier() == "resource")
-        .map(|b| b.labels()[0].as_str().to_owned())
-        .collect();
     assert_eq!(
-        kinds,
+        terraform_resources(std::str::from_utf8(&got["driftless-edge.tf"]).unwrap()),
         [
             "aws_cloudfront_function",
             "aws_cloudfront_response_headers_policy"

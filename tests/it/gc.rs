@@ -302,18 +302,7 @@ fn a_yanked_secret_is_gone_from_the_bucket_and_its_release_refused() {
     let p = project(s, tmp.path(), &bucket, "");
     let secret = format!("API_KEY=sk-{}", crate::servers::uniq());
     let grep = |what: &str| -> Vec<String> {
-        let dir = tempfile::tempdir().unwrap();
-        s.aws(
-            &s.seaweedfs,
-            &[
-                "s3",
-                "sync",
-                "--quiet",
-                &format!("s3://{bucket}"),
-                dir.path().to_str().unwrap(),
-            ],
-        );
-        crate::util::tree(dir.path(), &[])
+        s.download(&s.seaweedfs, &format!("s3://{bucket}"), &[])
             .into_iter()
             .filter(|(_, v)| v.windows(what.len()).any(|w| w == what.as_bytes()))
             .map(|(k, _)| k)

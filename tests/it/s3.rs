@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::servers::{Servers, servers};
-use crate::util::{Project, files, tree};
+use crate::util::{Project, files};
 
 pub const PREFIX: &str = "www";
 
@@ -22,18 +22,11 @@ fn project(s: &Servers, dir: &Path, endpoint: &str, bucket: &str) -> Project {
 
 /// The site as a visitor would get it: every object under the prefix but the state.
 pub fn bucket_site(s: &Servers, endpoint: &str, bucket: &str) -> BTreeMap<String, Vec<u8>> {
-    let dir = tempfile::tempdir().unwrap();
-    s.aws(
+    s.download(
         endpoint,
-        &[
-            "s3",
-            "sync",
-            "--quiet",
-            &format!("s3://{bucket}/{PREFIX}"),
-            dir.path().to_str().unwrap(),
-        ],
-    );
-    tree(dir.path(), &[".driftless/"])
+        &format!("s3://{bucket}/{PREFIX}"),
+        &[".driftless/"],
+    )
 }
 
 /// Change a key behind driftless's back, with the AWS CLI.

@@ -156,18 +156,7 @@ impl Servers {
         skip_prefix: &str,
     ) -> BTreeMap<String, String> {
         use sha2::Digest as _;
-        let dir = tempfile::tempdir().unwrap();
-        self.aws(
-            endpoint,
-            &[
-                "s3",
-                "sync",
-                "--quiet",
-                &format!("s3://{bucket}"),
-                dir.path().to_str().unwrap(),
-            ],
-        );
-        crate::util::tree(dir.path(), &[skip_prefix])
+        self.download(endpoint, &format!("s3://{bucket}"), &[skip_prefix])
             .into_iter()
             .map(|(k, v)| (k, hex::encode(sha2::Sha256::digest(&v))))
             .collect()
@@ -198,17 +187,16 @@ impl Servers {
         vars
     }
 
-    /// `[env.ENV]` of a bucket on `endpoint` behind a moto distribution, with `layout`.
-    pub fn cloudfront_config(
-        endpoint: &str,
-        env: &str,
-        bucket: &str,
-        distribution: &str,
-        layout: &str,
-    ) -> String {
-        format!(
-            "site = \"site\"\n[env.{env}]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nlayout = \"{layout}\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n"
-        )
+    /// A new bucket on `endpoint` behind a new moto distribution, for an environment of
+    /// its own (KeyValueStore and function names are per account): `tag` + a unique suffix.
+    pub fn behind_cloudfront(&self, endpoint: &str, tag: &str) -> BehindCloudFront {
+        let bucket = self.bucket(endpoint);
+        BehindCloudFront {
+            endpoint: endpoint.to_owned(),
+            distribution: self.distribution(&bucket),
+            bucket,
+            env: format!("{tag}{}", &uniq()[..10]),
+        }
     }
 
     /// The KeyValueStore `driftless-ENV` on moto (the live pointer of `env`).
@@ -222,6 +210,17 @@ impl Servers {
             &self.moto,
             (&self.key, &self.secret),
         ))
+    }
+
+    /// Every object under the S3 URL `url` on `endpoint`, path → bytes, downloaded with
+    /// the AWS CLI (not driftless); paths under any of `skip` are left out.
+    pub fn download(&self, endpoint: &str, url: &str, skip: &[&str]) -> BTreeMap<String, Vec<u8>> {
+        let dir = tempfile::tempdir().unwrap();
+        self.aws(
+            endpoint,
+            &["s3", "sync", "--quiet", url, dir.path().to_str().unwrap()],
+        );
+        crate::util::tree(dir.path(), skip)
     }
 
     /// The keys under `prefix` of `bucket`, relative to it, listed with the AWS CLI.
@@ -252,5 +251,33 @@ impl Servers {
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+/// An environment whose store is a bucket behind a CloudFront distribution on moto.
+pub struct BehindCloudFront {
+    pub endpoint: String,
+    pub bucket: String,
+    pub distribution: String,
+    pub env: String,
+}
+
+impl BehindCloudFront {
+    /// Its `driftless.toml`, with `layout`.
+    pub fn config(&self, layout: &str) -> String {
+        let Self {
+            endpoint,
+            bucket,
+            distribution,
+            env,
+        } = self;
+        format!(
+            "site = \"site\"\n[env.{env}]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nlayout = \"{layout}\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n"
+        )
+    }
+
+    /// A project in `dir` with `config`, its CloudFront and KeyValueStore on moto.
+    pub fn project(&self, dir: &Path, config: &str) -> crate::util::Project {
+        crate::util::Project::with_config(dir, config).envs(servers().cloudfront_env())
     }
 }
