@@ -770,12 +770,24 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
     let before = std::fs::read_to_string(log).map(|l| l.len()).unwrap_or(0);
     p.cmd(&["rollback", &env, "--yes"]).expect(0);
     assert_eq!(pointer(), serde_json::json!({ "slot": "a", "release": r1 }));
-    let during = std::fs::read_to_string(log).unwrap()[before..].to_owned();
+    // moto's log is shared by every test running at the time: this environment's lines
+    // name its bucket, its KeyValueStore, its distribution or its function.
+    let arn = rt.block_on(kvs.find()).unwrap().expect("the store");
+    let store_id = arn.rsplit('/').next().unwrap().to_owned();
+    let during: String = std::fs::read_to_string(log).unwrap()[before..]
+        .lines()
+        .filter(|l| {
+            [bucket.as_str(), &store_id, &distribution, &env]
+                .iter()
+                .any(|mark| l.contains(mark))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
     let site_writes: Vec<&str> = during
         .lines()
         .filter(|l| {
             (l.contains("\"PUT /") || l.contains("\"DELETE /"))
-                && l.contains("/www/")
+                && l.contains(&format!("/{bucket}/www/"))
                 && !l.contains("/www/.driftless/")
         })
         .collect();
