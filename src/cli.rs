@@ -113,7 +113,7 @@ pub enum Command {
     },
     /// Plan, show the proof block, confirm, and apply.
     #[command(
-        after_help = "Examples:\n  driftless deploy staging -m 'Fix checkout copy'\n  driftless deploy staging --yes           # in CI (no terminal)\n  driftless deploy prod --tag v1.4 --yes     # then: driftless rollback prod --to v1.4"
+        after_help = "Examples:\n  driftless deploy staging -m 'Fix checkout copy'\n  driftless deploy staging --yes           # in CI (no terminal)\n  driftless deploy prod --tag v1.4 --yes     # then: driftless rollback prod --to v1.4\n  driftless deploy prod --preview pr-123 --expires 3d --yes   # its own URL, live untouched"
     )]
     Deploy {
         /// Environment to deploy to: exactly one, so staging and production are never
@@ -130,8 +130,16 @@ pub enum Command {
         force: ForceArgs,
         /// Then watch the new release for DURATION ("15m"), rolling back on a trigger
         /// (see `driftless watch`).
-        #[arg(long, value_name = "DURATION")]
+        #[arg(long, value_name = "DURATION", conflicts_with = "preview")]
         watch: Option<String>,
+        /// Deploy as preview NAME (a branch or "pr-123", made DNS-safe) at its own URL
+        /// (`preview_url`); live is untouched. Needs the atomic layout.
+        #[arg(long, value_name = "NAME", conflicts_with = "tag")]
+        preview: Option<String>,
+        /// How long the preview lives: "7d" (the default) up to "30d"; a deploy of the
+        /// same NAME again renews it.
+        #[arg(long, value_name = "DURATION", requires = "preview")]
+        expires: Option<String>,
     },
     /// Apply a plan saved with `plan --out`, if nothing it saw has moved.
     #[command(
@@ -369,12 +377,30 @@ Examples:
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+    /// List an environment's previews (name, release, commit, author, created, expiry,
+    /// URL), or delete one.
+    #[command(
+        after_help = "Examples:\n  driftless previews prod\n  driftless previews prod --json\n  driftless previews prod --delete pr-123 --yes"
+    )]
+    Previews {
+        /// Environment whose previews to list.
+        #[arg(add = ArgValueCompleter::new(env_names))]
+        env: String,
+        /// Delete preview NAME: its URL answers 404, its files go; `gc` frees its bytes.
+        #[arg(long, value_name = "NAME")]
+        delete: Option<String>,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
     /// Apply the retention policy: releases outside it can no longer be restored, and
-    /// the snapshots, records and expired kept assets no retained release needs go.
+    /// the snapshots, records and expired kept assets no retained release needs go;
+    /// previews past their expiry go too.
     #[command(
         after_help = "Retained: the live release, the `[retention] keep_releases` newest restorable releases
-(default 10) and every release younger than `keep_days`; a pending apply's release.
-Collected releases stay in `driftless log`, marked; rolling back to one is refused.
+(default 10) and every release younger than `keep_days`; a pending apply's release;
+the release of every preview not yet expired. Collected releases stay in `driftless
+log`, marked; rolling back to one is refused. An expired preview's files are removed
+with it.
 
 Examples:
   driftless gc prod                   # show what goes, then ask

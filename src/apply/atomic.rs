@@ -77,7 +77,18 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
     );
     let slots_etag = ledger.set_slots(&slots, slots_etag.as_deref()).await?;
 
-    let filled = fill(s, slot, before.as_ref(), &mut release).await;
+    let filled = fill(
+        &Filling {
+            ledger,
+            staged: s.staged,
+            out: s.out,
+            prefix: slot_prefix(slot),
+            what: format!("slot {slot}"),
+        },
+        before.as_ref().map(|h| h.release.as_str()),
+        &mut release,
+    )
+    .await;
     // Nothing of it is served: the pending record can go at once.
     let stop = async |e: Error, ledger: &Ledger| {
         let _ = ledger.clear_pending(&pending_etag).await;
@@ -161,28 +172,37 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
     Ok(release)
 }
 
-/// Make `slot` hold exactly `release` and the removed assets it keeps: write what
+/// A prefix to fill with one release: a slot, or a preview's.
+pub(super) struct Filling<'a> {
+    pub(super) ledger: &'a Ledger,
+    pub(super) staged: &'a Staged,
+    pub(super) out: &'a dyn Report,
+    pub(super) prefix: String,
+    /// The prefix in words ("slot a", "preview pr-1").
+    pub(super) what: String,
+}
+
+/// Make the prefix hold exactly `release` and the removed assets it keeps: write what
 /// differs, delete what it must not have, and record in `release` the ETag each object
-/// has in the slot.
-async fn fill(
-    s: &Switch<'_>,
-    slot: &str,
-    before: Option<&Held>,
+/// has there. `before`: the release it held (its record tells each object's hash by
+/// ETag; anything else is hashed).
+pub(super) async fn fill(
+    s: &Filling<'_>,
+    before: Option<&str>,
     release: &mut Release,
 ) -> Result<Fill, Error> {
-    let ledger = s.ledger;
-    let prefix = slot_prefix(slot);
+    let (ledger, prefix, slot) = (s.ledger, &s.prefix, &s.what);
     // What the slot holds: known from the release it held (by ETag), else hashed.
     let held = match before {
-        Some(h) => match ledger.release(&h.release).await {
+        Some(h) => match ledger.release(h).await {
             Ok(r) => Some(r),
             Err(LedgerError::MissingRelease { .. } | LedgerError::Retired { .. }) => None,
             Err(e) => return Err(e.into()),
         },
         None => None,
     };
-    let listed = list_under(ledger, &prefix).await?;
-    let there = hash_listed(ledger, &prefix, listed, held.as_ref()).await?;
+    let listed = list_under(ledger, prefix).await?;
+    let there = hash_listed(ledger, prefix, listed, held.as_ref()).await?;
     let known_entry = |key: &str| held.as_ref().and_then(|h| h.served_entry(key));
 
     // Each key the slot must hold: (key, entry, how to write it; None: already right).
@@ -220,16 +240,13 @@ async fn fill(
     // Right bytes, headers not known from a record (a slot filled by `migrate`, or
     // by hand): asked of the store, one HEAD each, rewritten only if they differ.
     let asked: Vec<(String, Entry, String, bool)> = futures::stream::iter(unknown)
-        .map(|(key, entry, etag)| {
-            let prefix = &prefix;
-            async move {
-                let same = ledger
-                    .store()
-                    .head(&format!("{prefix}{key}"))
-                    .await?
-                    .is_some_and(|o| o.meta.etag == etag && o.attrs == entry.attributes());
-                Ok::<_, Error>((key, entry, etag, same))
-            }
+        .map(|(key, entry, etag)| async move {
+            let same = ledger
+                .store()
+                .head(&format!("{prefix}{key}"))
+                .await?
+                .is_some_and(|o| o.meta.etag == etag && o.attrs == entry.attributes());
+            Ok::<_, Error>((key, entry, etag, same))
         })
         .buffer_unordered(CONCURRENCY)
         .try_collect()
@@ -255,7 +272,7 @@ async fn fill(
         crate::interrupt::InFlight::Finish,
         "write",
         |(key, entry, mode, same_bytes)| {
-            let (bar, prefix) = (&bar, &prefix);
+            let bar = &bar;
             async move {
                 failpoint("site-write").await;
                 let r = put_content(
@@ -282,7 +299,7 @@ async fn fill(
             Err((key, e)) => {
                 bar.finish_and_clear();
                 return Err(Error::Other(format!(
-                    "writing {key} into slot {slot} failed: {e} (nothing of the release is served; re-run to try again)"
+                    "writing {key} into {slot} failed: {e} (nothing of the release is served; re-run to try again)"
                 )));
             }
         }
@@ -305,7 +322,7 @@ async fn fill(
     bar.finish_and_clear();
     if let Some(Err(e)) = deleted.into_iter().find(Result::is_err) {
         return Err(Error::Other(format!(
-            "clearing slot {slot} failed: {e} (nothing of the release is served; re-run to try again)"
+            "clearing {slot} failed: {e} (nothing of the release is served; re-run to try again)"
         )));
     }
     fill.deleted = deletes.len();

@@ -209,7 +209,7 @@ pub(crate) async fn finish_in_place(ledger: &Ledger) -> Result<usize, Error> {
 
 /// Delete `keys` (each only if it still has the ETag given with it), concurrently; a key
 /// already gone is no error.
-async fn delete_all<'a>(
+pub(super) async fn delete_all<'a>(
     ledger: &Ledger,
     keys: impl Iterator<Item = (&'a str, Option<&'a str>)>,
 ) -> Result<(), Error> {

@@ -29,6 +29,7 @@ use crate::store::{PutMode, StoreError};
 mod adopt;
 mod atomic;
 pub(crate) mod migrate;
+pub(crate) mod preview;
 pub(crate) mod promote;
 mod recover;
 
@@ -81,6 +82,44 @@ pub(crate) struct Provenance<'a> {
     pub(crate) message: Option<String>,
 }
 
+/// The record of the release `plan` makes, before its objects are written.
+fn new_release(plan: &Plan, head: &crate::ledger::Head, who: &Provenance<'_>) -> Release {
+    Release {
+        id: plan.new_release.clone(),
+        parent: head.release.clone(),
+        env: plan.env.clone(),
+        kind: match &plan.kind {
+            PlanKind::Deploy => ReleaseKind::Deploy,
+            PlanKind::Rollback { to } => ReleaseKind::Rollback { to: to.clone() },
+            PlanKind::Promote { from, release } => ReleaseKind::Promote {
+                from: from.clone(),
+                release: release.clone(),
+            },
+            PlanKind::Preview { name, .. } => ReleaseKind::Preview { name: name.clone() },
+        },
+        created_at: Timestamp::now(),
+        actor: who.actor.clone(),
+        git: plan.git.clone(),
+        message: who.message.clone().or_else(|| plan.message.clone()),
+        overrides: plan.overrides.iter().fold(Vec::new(), |mut names, r| {
+            let name = r.guard.name().to_owned();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+            names
+        }),
+        tag: plan.tag.clone(),
+        manifest: plan
+            .manifest
+            .iter()
+            .map(|(k, d)| (k.clone(), d.entry.clone()))
+            .collect(),
+        kept: plan.retention.kept.clone(),
+        delta: None,
+        files_if_dropped: None,
+    }
+}
+
 /// Apply `plan` while holding `lock`. `staged` is content already brought into the
 /// store (a promotion's); the rest comes from the local files, staged under `tmp`.
 /// Returns the release that is now live, and what was uploaded.
@@ -93,6 +132,13 @@ pub(crate) async fn apply(
     mut staged: Staged,
     tmp: &std::path::Path,
 ) -> Result<(Release, Transfer), Error> {
+    if let PlanKind::Preview { name, expires_at } = &plan.kind {
+        let target = preview::Target {
+            name,
+            expires_at: *expires_at,
+        };
+        return preview::apply(ledger, plan, who, &target, out, staged, tmp).await;
+    }
     // 1. Nothing the plan saw may have moved.
     let head = ledger.head().await?;
     if head != plan.seen.head {
@@ -128,39 +174,7 @@ pub(crate) async fn apply(
     }
 
     // 3. Pending record: from here on a crash is finished by the next run.
-    let mut release = Release {
-        id: plan.new_release.clone(),
-        parent: head.release.clone(),
-        env: plan.env.clone(),
-        kind: match &plan.kind {
-            PlanKind::Deploy => ReleaseKind::Deploy,
-            PlanKind::Rollback { to } => ReleaseKind::Rollback { to: to.clone() },
-            PlanKind::Promote { from, release } => ReleaseKind::Promote {
-                from: from.clone(),
-                release: release.clone(),
-            },
-        },
-        created_at: Timestamp::now(),
-        actor: who.actor.clone(),
-        git: plan.git.clone(),
-        message: who.message.clone().or_else(|| plan.message.clone()),
-        overrides: plan.overrides.iter().fold(Vec::new(), |mut names, r| {
-            let name = r.guard.name().to_owned();
-            if !names.contains(&name) {
-                names.push(name);
-            }
-            names
-        }),
-        tag: plan.tag.clone(),
-        manifest: plan
-            .manifest
-            .iter()
-            .map(|(k, d)| (k.clone(), d.entry.clone()))
-            .collect(),
-        kept: plan.retention.kept.clone(),
-        delta: None,
-        files_if_dropped: None,
-    };
+    let mut release = new_release(plan, &head, who);
     if atomic {
         let switch = atomic::Switch {
             ledger,

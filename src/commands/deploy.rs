@@ -59,7 +59,10 @@ async fn deploy_plan(ec: &EnvCtx<'_>, what: What, force: &[String]) -> Result<Pl
 }
 
 /// `[edge]` names files of the build: they must be in it.
-fn check_edge_files(ctx: &Ctx, desired: &BTreeMap<String, Desired>) -> Result<(), Error> {
+pub(super) fn check_edge_files(
+    ctx: &Ctx,
+    desired: &BTreeMap<String, Desired>,
+) -> Result<(), Error> {
     let edge = &ctx.config.edge;
     for (key, file) in [
         ("edge.not_found", &edge.not_found),

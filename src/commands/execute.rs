@@ -33,7 +33,9 @@ pub(super) async fn confirmed(ec: &EnvCtx<'_>, plan: &Plan, yes: bool) -> Result
         );
         return Err(refuse(ec, plan).await);
     }
-    if plan.is_noop() {
+    // A preview that changes nothing against live is still a preview to make.
+    let preview = matches!(plan.kind, PlanKind::Preview { .. });
+    if plan.is_noop() && !preview {
         if plan.kind == PlanKind::Deploy
             && let Some(live) = &plan.live
         {
@@ -59,6 +61,9 @@ pub(super) async fn confirmed(ec: &EnvCtx<'_>, plan: &Plan, yes: bool) -> Result
             format!("Promote {from} release {release} to {env}? ({changes})")
         }
         PlanKind::Deploy => format!("Apply {changes} to {env}?"),
+        PlanKind::Preview { name, .. } => {
+            format!("Deploy preview {name} of {env}? ({changes} against live)")
+        }
     };
     if !ctx.out.confirm(&question, yes)? {
         return Err(Error::Other("not confirmed; nothing was changed".into()));
@@ -88,17 +93,32 @@ pub(super) async fn execute_and_report(
             ec.work
                 .record_made(plan.live.as_ref().map(|l| l.id.as_str()), &release.id)?;
         }
-        PlanKind::Promote { .. } => {}
+        PlanKind::Promote { .. } | PlanKind::Preview { .. } => {}
     }
-    ctx.out.say(format!(
-        "{} release {} is live on {env}: {} created, {} updated, {} header-only, {} deleted.",
-        ctx.out.paint("✓", crate::ui::Style::Good),
-        release.id,
-        t.create,
-        t.update,
-        t.header_update,
-        t.delete
-    ));
+    let preview_url = match &plan.kind {
+        PlanKind::Preview { name, .. } => Some(ec.cfg.preview_url(name)),
+        _ => None,
+    };
+    if let (PlanKind::Preview { name, expires_at }, Some(url)) = (&plan.kind, &preview_url) {
+        ctx.out.say(format!(
+            "{} preview {name} of {env} is release {} (live is untouched): {}\n  expires {}",
+            ctx.out.paint("✓", crate::ui::Style::Good),
+            release.id,
+            url.as_deref()
+                .unwrap_or("(no preview_url for this environment)"),
+            crate::text::short_time(*expires_at)
+        ));
+    } else {
+        ctx.out.say(format!(
+            "{} release {} is live on {env}: {} created, {} updated, {} header-only, {} deleted.",
+            ctx.out.paint("✓", crate::ui::Style::Good),
+            release.id,
+            t.create,
+            t.update,
+            t.header_update,
+            t.delete
+        ));
+    }
     let invalidated = ec
         .invalidate_after(plan.invalidation.as_ref(), &release.id)
         .await;
@@ -113,6 +133,15 @@ pub(super) async fn execute_and_report(
                 release.id
             )
         }
+        PlanKind::Preview { name, .. } => format!(
+            "preview {name} is release {}{}",
+            release.id,
+            preview_url
+                .as_ref()
+                .and_then(|u| u.as_deref())
+                .map(|u| format!(" at {u}"))
+                .unwrap_or_default()
+        ),
     };
     let summary = format!(
         "{summary} ({} created, {} updated, {} header-only, {} deleted){}",
@@ -125,9 +154,15 @@ pub(super) async fn execute_and_report(
             .map(|m| format!(": {m}"))
             .unwrap_or_default()
     );
-    crate::ui::github::summary(
-        &ctx.out,
-        &format!(
+    let result = match (&plan.kind, &preview_url) {
+        (PlanKind::Preview { name, .. }, Some(url)) => format!(
+            "**Result:** ✅ preview `{name}` of {env} is release `{}`{}\n\n",
+            release.id,
+            url.as_deref()
+                .map(|u| format!(" — {u}"))
+                .unwrap_or_default()
+        ),
+        _ => format!(
             "**Result:** ✅ release `{}` is live on {env}{}\n\n",
             release.id,
             ec.cfg
@@ -136,7 +171,8 @@ pub(super) async fn execute_and_report(
                 .map(|u| format!(" — {u}"))
                 .unwrap_or_default()
         ),
-    );
+    };
+    crate::ui::github::summary(&ctx.out, &result);
     ec.notify(plan.kind.name(), Some(&release.summary()), summary)
         .await;
     ctx.out.document_with(|| {
@@ -145,6 +181,7 @@ pub(super) async fn execute_and_report(
             "result": "applied",
             "release": release.summary(),
             "transfer": transfer,
+            "url": preview_url.as_ref().and_then(|u| u.as_deref()),
             "invalidation": invalidated.as_ref().ok(),
         })
     });
@@ -163,7 +200,10 @@ async fn execute(
     let result = async {
         // Re-checked under the lock: a hold put since the plan, and a rollback target gc
         // or yank took since.
-        if !matches!(plan.kind, PlanKind::Rollback { .. }) {
+        if !matches!(
+            plan.kind,
+            PlanKind::Rollback { .. } | PlanKind::Preview { .. }
+        ) {
             let holds = ec.ledger.hold_list().await?;
             if let Some(why) = guards::held_since_plan(&ec.cfg.name, &holds) {
                 return Err(Error::Refused(why));

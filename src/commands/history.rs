@@ -61,12 +61,14 @@ pub(super) async fn gc(ctx: &Ctx, env: &str, keep: Option<usize>, yes: bool) -> 
             "collected": done.collect.iter().map(|r| &r.id).collect::<Vec<_>>(),
             "freed": freed,
             "expired_kept": done.expired_kept.len(),
+            "expired_previews": done.expired_previews.iter().map(|(n, _)| n).collect::<Vec<_>>(),
         }),
     )
     .await;
     ctx.out.say(format!(
-        "Collected {} release(s) on {env}; freed {}{}.",
+        "Collected {} release(s) and {} expired preview(s) on {env}; freed {}{}.",
         done.collect.len(),
+        done.expired_previews.len(),
         bytes(freed),
         if done.expired_kept.is_empty() {
             String::new()
@@ -171,6 +173,16 @@ fn show_collection(ec: &EnvCtx<'_>, policy: &Policy, c: &Collection) {
             "  kept      {} removed asset(s) past their grace, deleted: {}",
             keys.len(),
             listed(&keys, out.full)
+        ));
+    }
+    if !c.expired_previews.is_empty() {
+        let names: Vec<String> = c.expired_previews.iter().map(|(n, _)| n.clone()).collect();
+        out.say(format!(
+            "  previews  {} expired, removed with their {} file(s) ({}): {}",
+            names.len(),
+            c.preview_files.len(),
+            bytes(c.preview_files.iter().map(|p| p.size).sum()),
+            listed(&names, out.full)
         ));
     }
     out.say(format!(

@@ -15,6 +15,7 @@ mod history;
 mod init;
 mod migrate;
 mod planning;
+mod preview;
 mod promote;
 mod pull;
 mod rollback;
@@ -105,7 +106,35 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             tag,
             confirm,
             force,
+            preview: Some(name),
+            expires,
+            ..
+        } => {
+            let env = ctx.env_name(env.as_deref(), "deploy")?;
+            let what = deploy::What {
+                message: message.message,
+                tag: tag.tag,
+            };
+            preview::deploy(
+                ctx,
+                &env,
+                &name,
+                expires.as_deref(),
+                what,
+                confirm.yes,
+                &force.force,
+            )
+            .await
+        }
+        Command::Deploy {
+            env,
+            message,
+            tag,
+            confirm,
+            force,
             watch: window,
+            preview: None,
+            ..
         } => {
             let env = ctx.env_name(env.as_deref(), "deploy")?;
             if let Some(w) = &window {
@@ -200,6 +229,12 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             window,
             no_rollback,
         } => watch::watch(ctx, &env, &window, no_rollback).await,
+        Command::Previews {
+            env,
+            delete: Some(name),
+            confirm,
+        } => preview::delete(ctx, &env, &name, confirm.yes).await,
+        Command::Previews { env, .. } => preview::list(ctx, &env).await,
         Command::Gc { env, keep, confirm } => {
             history::gc(
                 ctx,

@@ -114,6 +114,7 @@ pub(super) async fn plan_from(
     remote: BTreeMap<String, crate::plan::RemoteObject>,
 ) -> Result<Plan, Error> {
     let deploy = req.kind == PlanKind::Deploy;
+    let preview = matches!(req.kind, PlanKind::Preview { .. });
     let mut base = if deploy {
         base::resolve(&ec.working(), state.live.as_ref()).await?
     } else {
@@ -125,7 +126,7 @@ pub(super) async fn plan_from(
         }
         _ => Vec::new(),
     };
-    let features = if deploy {
+    let features = if deploy || preview {
         facts::features(
             &ec.ledger,
             &ec.ctx.config.features,

@@ -234,6 +234,10 @@ struct RawEnv {
     /// The public URL visitors use: what `verify` checks.
     #[serde(default)]
     url: Option<String>,
+    /// The URL of a preview, with `{name}` where its name goes, e.g.
+    /// "https://{name}.preview.example.com" (a wildcard alias of the distribution).
+    #[serde(default)]
+    preview_url: Option<String>,
     /// The CDN in front of it.
     #[serde(default)]
     cdn: Option<CdnConfig>,
@@ -435,6 +439,30 @@ impl CdnConfig {
 }
 
 /// A public URL visitors use: http or https, with a host.
+/// A preview URL: an http(s) URL whose host starts with the label `{name}`, the one place
+/// the name may go (the edge finds the preview from the first label of `Host`).
+fn check_preview_url(url: &str) -> Result<(), String> {
+    let example = "use the address of a preview with {name} as its first label, e.g. \"https://{name}.preview.example.com\"";
+    let Some((scheme, rest)) = url.split_once("://{name}.") else {
+        return Err(format!(
+            "{url:?} does not start with http(s)://{{name}}.; {example}"
+        ));
+    };
+    if rest.contains("{name}") || !matches!(scheme, "http" | "https") {
+        return Err(format!(
+            "{url:?}: {{name}} must be the first label of the host, once; {example}"
+        ));
+    }
+    check_url(&url.replace("{name}", "x")).map_err(|_| format!("{url:?} is not a URL; {example}"))
+}
+
+impl EnvConfig {
+    /// Preview `name`'s URL, if the environment has a `preview_url`.
+    pub fn preview_url(&self, name: &str) -> Option<String> {
+        self.preview_url.as_ref().map(|u| u.replace("{name}", name))
+    }
+}
+
 fn check_url(url: &str) -> Result<(), String> {
     match reqwest::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
@@ -522,6 +550,8 @@ pub struct EnvConfig {
     pub profile: Option<String>,
     pub account: Option<String>,
     pub url: Option<String>,
+    /// `preview_url`: a preview's address, `{name}` standing for its name.
+    pub preview_url: Option<String>,
     pub cdn: Option<CdnConfig>,
     pub limits: Limits,
     pub watch: Watch,
@@ -709,6 +739,14 @@ impl Config {
                     ))
                 })?;
             }
+            if let Some(url) = &env.preview_url {
+                check_preview_url(url).map_err(|m| {
+                    invalid(Invalid::new(
+                        Key::of("env").then(name).then("preview_url"),
+                        format!("env.{name}.preview_url: {m}"),
+                    ))
+                })?;
+            }
             let env_key = Key::of("env").then(name);
             if let Some(own) = &env.limits {
                 own.validate(&env_key.clone().then("limits"))
@@ -751,6 +789,7 @@ impl Config {
                     profile: env.profile.clone(),
                     account: env.account.clone(),
                     url: env.url.clone(),
+                    preview_url: env.preview_url.clone(),
                     cdn: env.cdn.clone(),
                     limits,
                     watch,

@@ -106,6 +106,11 @@ pub struct Collection {
     pub unindexed_packs: usize,
     /// Kept keys (skew protection) whose grace is over: `(key, etag)`.
     pub expired_kept: Vec<(String, String)>,
+    /// Previews past their expiry, `(name, release)`: their files go, and their bytes
+    /// unless a kept release has them too.
+    pub expired_previews: Vec<(String, String)>,
+    /// The files of the expired previews.
+    pub preview_files: Vec<Piece>,
 }
 
 impl Collection {
@@ -113,6 +118,7 @@ impl Collection {
         self.records
             .iter()
             .chain(&self.snapshots)
+            .chain(&self.preview_files)
             .map(|p| p.size)
             .sum()
     }
@@ -122,6 +128,7 @@ impl Collection {
             && self.records.is_empty()
             && self.snapshots.is_empty()
             && self.expired_kept.is_empty()
+            && self.expired_previews.is_empty()
     }
 
     /// Only what both `self` (decided under the lock) and `shown` (confirmed by the
@@ -141,6 +148,19 @@ impl Collection {
         self.snapshots.retain(|p| keys.contains(p.key.as_str()));
         let kept: HashSet<&(String, String)> = shown.expired_kept.iter().collect();
         self.expired_kept.retain(|k| kept.contains(k));
+        self.expired_previews
+            .retain(|p| shown.expired_previews.contains(p));
+        let names: Vec<&str> = self
+            .expired_previews
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        self.preview_files.retain(|p| {
+            keys.contains(p.key.as_str())
+                || names
+                    .iter()
+                    .any(|n| p.key.starts_with(&super::preview_prefix(n)))
+        });
         self
     }
 }
@@ -274,7 +294,28 @@ impl Ledger {
                 out.collect.push(w.r.clone());
             }
         }
+        // Previews keep their releases until they expire; then `gc` removes them.
+        let (previews, _) = self.previews().await?;
+        let mut alive: Vec<String> = Vec::new();
+        for (name, p) in &previews.0 {
+            if p.expired(now) {
+                out.expired_previews.push((name.clone(), p.release.clone()));
+                out.preview_files.extend(
+                    self.store
+                        .list(&super::preview_prefix(name))
+                        .await?
+                        .into_iter()
+                        .map(|m| Piece {
+                            key: m.key,
+                            size: m.size,
+                        }),
+                );
+            } else if self.release_exists(&p.release).await? {
+                alive.push(p.release.clone());
+            }
+        }
         let mut ids: Vec<&str> = out.retained.iter().map(String::as_str).collect();
+        ids.extend(alive.iter().map(String::as_str));
         let (mut needed, mut checkpoints) = self.needs(&ids).await?;
         if let Some(p) = &pending {
             ids.push(&p.release.id);
@@ -445,6 +486,16 @@ impl Ledger {
             {
                 let _ = std::fs::remove_file(path);
             }
+        }
+        let files: Vec<&Piece> = c.preview_files.iter().collect();
+        freed += self.delete_pieces(&files).await?;
+        for (name, release) in &c.expired_previews {
+            // Only the expired preview read: one deployed again since stays.
+            self.update_preview(name, |p| {
+                p.filter(|p| p.release != *release || !p.expired(at))
+                    .cloned()
+            })
+            .await?;
         }
         for (key, etag) in &c.expired_kept {
             match self.store.delete(key, Some(etag)).await {

@@ -123,6 +123,10 @@ pub enum ReleaseKind {
         from: String,
         release: String,
     },
+    /// Preview `name`: made for its own URL, never live (until `--from-preview`).
+    Preview {
+        name: String,
+    },
 }
 
 impl std::fmt::Display for ReleaseKind {
@@ -132,6 +136,7 @@ impl std::fmt::Display for ReleaseKind {
             Self::Adopt => f.write_str("adopt"),
             Self::Rollback { to } => write!(f, "rollback to {to}"),
             Self::Promote { from, release } => write!(f, "promotion of {from} {release}"),
+            Self::Preview { name } => write!(f, "preview {name}"),
         }
     }
 }
@@ -495,6 +500,16 @@ impl Ledger {
 
     pub(super) async fn record(&self, id: &str) -> Result<Record> {
         self.parse_record(id).await
+    }
+
+    /// Whether release `id` has a record (a preview whose first fill was interrupted
+    /// names a release that never got one).
+    pub async fn release_exists(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .store
+            .head(&self.key(&format!("releases/{id}.json")))
+            .await?
+            .is_some())
     }
 
     pub async fn release(&self, id: &str) -> Result<Release> {

@@ -58,6 +58,7 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
     } = facts;
     let (live, pending) = (state.live, state.pending);
     let deploy = req.kind == PlanKind::Deploy;
+    let preview = matches!(req.kind, PlanKind::Preview { .. });
     let mut d = diff(
         &req.desired,
         base.base.as_ref().map(|b| &b.manifest),
@@ -69,14 +70,19 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
     d.conflicts.extend(history_reverts);
     guards::expected_changes(&mut d.drift, live.as_deref(), pending.as_ref(), &remote);
     let new_release = new_release_id(inputs.now);
-    let retention = super::skew::settle(
-        &mut d,
-        live.as_deref(),
-        &remote,
-        &inputs.config.retention,
-        &new_release,
-        inputs.now,
-    );
+    // A preview is served alone, at its own URL: no open page of live needs its assets.
+    let retention = if preview {
+        super::skew::Settled::default()
+    } else {
+        super::skew::settle(
+            &mut d,
+            live.as_deref(),
+            &remote,
+            &inputs.config.retention,
+            &new_release,
+            inputs.now,
+        )
+    };
 
     let mut refusals = req.refusals;
     refusals.extend(guards::key_length(inputs.env, &req.desired));
@@ -85,7 +91,8 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
     refusals.extend(guards::lock(env, state.lock.as_ref(), inputs.now));
     refusals.extend(guards::pending(env, pending.as_ref()));
     let mut automatic_overrides = Vec::new();
-    if let Some(drift) = guards::drift(env, &d.drift, live.as_deref(), pending.is_some()) {
+    let drift = guards::drift(env, &d.drift, live.as_deref(), pending.is_some());
+    if let Some(drift) = drift.filter(|_| !preview) {
         if matches!(req.kind, PlanKind::Rollback { .. }) {
             // Restoring a known release is what a rollback is for; the drifted bytes
             // are snapshotted before they are replaced.
@@ -93,6 +100,14 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
         } else {
             refusals.push(drift);
         }
+    }
+    if preview {
+        refusals.extend(guards::features(
+            env,
+            &inputs.config.features,
+            &features,
+            live.as_deref(),
+        ));
     }
     if deploy {
         let in_git = base.source == BaseSource::Git;
@@ -124,7 +139,10 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
             env,
         ));
     }
-    if !matches!(req.kind, PlanKind::Rollback { .. }) {
+    if !matches!(
+        req.kind,
+        PlanKind::Rollback { .. } | PlanKind::Preview { .. }
+    ) {
         // A rollback restores bytes that were live before: refusing it would keep a
         // broken release live.
         refusals.extend(guards::immutable(
@@ -145,7 +163,7 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
         .env
         .cdn
         .as_ref()
-        .filter(|_| !inputs.env.edge_reads_pointer())
+        .filter(|_| !inputs.env.edge_reads_pointer() && !preview)
         .and_then(|c| super::invalidation::invalidation_for(&d.actions, c.wildcard_threshold));
     let manifest = d.manifest(req.desired);
     Plan {

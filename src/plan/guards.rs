@@ -37,8 +37,9 @@ pub fn protected(cfg: &EnvConfig, kind: &PlanKind) -> Option<Refusal> {
 }
 
 pub fn holds(env: &str, kind: &PlanKind, holds: &[Hold]) -> Vec<Refusal> {
-    if matches!(kind, PlanKind::Rollback { .. }) {
-        return Vec::new(); // a rollback is how an incident under hold is handled
+    if matches!(kind, PlanKind::Rollback { .. } | PlanKind::Preview { .. }) {
+        // A rollback is how an incident under hold is handled; a preview leaves live alone.
+        return Vec::new();
     }
     holds
         .iter()

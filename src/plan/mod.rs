@@ -247,6 +247,11 @@ pub enum PlanKind {
         from: String,
         release: String,
     },
+    /// A release for preview `name` only: live is not touched.
+    Preview {
+        name: String,
+        expires_at: Timestamp,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -311,6 +316,7 @@ impl PlanKind {
             Self::Deploy => "deploy",
             Self::Rollback { .. } => "rollback",
             Self::Promote { .. } => "promote",
+            Self::Preview { .. } => "preview",
         }
     }
 
@@ -320,6 +326,7 @@ impl PlanKind {
             Self::Deploy => "deploy".to_owned(),
             Self::Rollback { to } => format!("rollback to {to}"),
             Self::Promote { from, release } => format!("promotion of {from} release {release}"),
+            Self::Preview { name, .. } => format!("preview {name}"),
         }
     }
 }
@@ -368,6 +375,8 @@ pub fn guards_for(kind: &PlanKind) -> Vec<Guard> {
         ],
         PlanKind::Rollback { .. } => vec![Lock, Pending, Drift],
         PlanKind::Promote { .. } => vec![Hold, Lock, Pending, Drift, Unverified, Immutable],
+        // Live is not touched: only what the build itself may be, and the lock.
+        PlanKind::Preview { .. } => vec![Site, Lock, Pending, Feature],
     }
 }
 

@@ -435,7 +435,7 @@ impl LocalStore {
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| fs_io("create", e))?;
         }
-        if key.starts_with("slots/") {
+        if key.starts_with("slots/") || key.starts_with("previews/") {
             // What a web server serves is read-only: a hand edit of a served file takes
             // a deliberate chmod (and is then seen as drift).
             let mut perms = fs::metadata(&tmp)

@@ -260,6 +260,13 @@ fn changes(out: &Output, plan: &Plan, s: &mut String) {
     // The two sides of each change, named for what they are.
     let (new_side, old_side) = match &plan.kind {
         PlanKind::Deploy => ("local".to_owned(), "remote".to_owned()),
+        // What the preview shows against what live serves.
+        PlanKind::Preview { name, .. } => (
+            name.clone(),
+            plan.live
+                .as_ref()
+                .map_or_else(|| "live".to_owned(), |l| format!("live {}", l.id)),
+        ),
         PlanKind::Rollback { to } => (
             to.clone(),
             plan.live

@@ -1,0 +1,108 @@
+//! Apply a preview plan: the release goes into the preview's own prefix
+//! (`previews/NAME/`), live is never touched.
+//!
+//! content into `objects/` (so the release can go live later without an upload) →
+//! `previews.json` names the release, marked incomplete → the prefix made to hold exactly
+//! the release (writes and deletes where it differs, nothing else) → release record →
+//! `previews.json` marks it complete, with the id the CDN's cache key carries.
+//!
+//! A preview is updated in place: while a second deploy of the same name fills its
+//! prefix, a reviewer may see a mix of the two — never live, which has its own slots.
+
+use jiff::Timestamp;
+
+use super::atomic::{Filling, fill};
+use super::{Provenance, Report, Transfer, interrupted_before, new_release, store_content};
+use crate::Error;
+use crate::ledger::{Ledger, Preview, Release, Staged, preview_prefix};
+use crate::plan::Plan;
+
+/// What a preview apply needs besides the plan.
+pub(super) struct Target<'a> {
+    pub(super) name: &'a str,
+    pub(super) expires_at: Timestamp,
+}
+
+pub(super) async fn apply(
+    ledger: &Ledger,
+    plan: &Plan,
+    who: &Provenance<'_>,
+    target: &Target<'_>,
+    out: &dyn Report,
+    mut staged: Staged,
+    tmp: &std::path::Path,
+) -> Result<(Release, Transfer), Error> {
+    let name = target.name;
+    if ledger.layout().await? != crate::config::Layout::Atomic {
+        return Err(Error::Refused(format!(
+            "previews need the atomic layout (the site's keys under slots/, so previews/ is free): env.{} is in place — nothing was changed\n  → driftless migrate {} --layout atomic",
+            plan.env, plan.env
+        )));
+    }
+    let (head, live) = ledger.live().await?;
+    let transfer = store_content(ledger, plan, live.as_ref(), out, &mut staged, tmp).await?;
+    if crate::interrupt::requested() {
+        return Err(interrupted_before(plan, &transfer));
+    }
+    let mut release = new_release(plan, &head, who);
+    let (previews, _) = ledger.previews().await?;
+    let before = previews.0.get(name).cloned();
+    let now = Timestamp::now();
+    let record = |release: &str, complete: bool, cache: Option<String>| Preview {
+        release: release.to_owned(),
+        complete,
+        cache,
+        created_at: before.as_ref().map_or(now, |b| b.created_at),
+        updated_at: now,
+        expires_at: target.expires_at,
+        author: who.actor.author.clone(),
+        commit: plan.git.as_ref().map(|g| g.commit.clone()),
+    };
+    let incomplete = record(&release.id, false, None);
+    ledger
+        .update_preview(name, |_| Some(incomplete.clone()))
+        .await?;
+    let fill = fill(
+        &Filling {
+            ledger,
+            staged: &staged,
+            out,
+            prefix: preview_prefix(name),
+            what: format!("preview {name}"),
+        },
+        before.as_ref().map(|b| b.release.as_str()),
+        &mut release,
+    )
+    .await
+    .map_err(|e| match e {
+        Error::Interrupted(_) => Error::Interrupted(format!(
+            "Interrupted: preview {name} of {} is half-written (live is untouched); re-run the same `driftless deploy {} --preview {name}` to finish it.",
+            plan.env, plan.env
+        )),
+        other => other,
+    })?;
+    out.say(format!(
+        "preview {name}: {} written, {} removed, {} already in place",
+        fill.written, fill.deleted, fill.kept
+    ));
+    ledger.write_release(&release, live.as_ref()).await?;
+    // Same bytes as before (a re-deploy of an unchanged build): the CDN's copies stay good.
+    let cache = before
+        .as_ref()
+        .filter(|b| b.complete && fill.written == 0 && fill.deleted == 0)
+        .map(|b| b.cache_id().to_owned())
+        .filter(|c| *c != release.id);
+    let done = record(&release.id, true, cache);
+    ledger.update_preview(name, |_| Some(done.clone())).await?;
+    Ok((release, transfer))
+}
+
+/// Remove preview `name`: its entry first (from then on the edge answers 404, never half
+/// a preview), then its files. Returns how many files went. Its bytes in the snapshots
+/// go with the next `gc`.
+pub(crate) async fn delete(ledger: &Ledger, name: &str) -> Result<usize, Error> {
+    ledger.update_preview(name, |_| None).await?;
+    let files = ledger.store().list(&preview_prefix(name)).await?;
+    super::migrate::delete_all(ledger, files.iter().map(|m| (m.key.as_str(), None))).await?;
+    Ok(files.len())
+}
