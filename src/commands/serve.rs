@@ -34,9 +34,29 @@ enum Site {
     Dir { root: PathBuf, rules: Vec<Rule> },
 }
 
+/// What a request's `Host` asks for.
+enum Sought {
+    Live,
+    /// A preview (the first label of a preview host).
+    Preview(String),
+}
+
+/// What a preview's name leads to.
+enum Found {
+    Manifest(Arc<Manifest>),
+    /// No such preview (never made, deleted, or its first fill is still under way).
+    Unknown,
+    Expired,
+}
+
 struct Served {
     edge: EdgeConfig,
     site: Site,
+    /// Host suffixes whose first label names a preview (".localhost", and the
+    /// environment's `preview_url` host after `{name}`).
+    preview_hosts: Vec<String>,
+    /// Preview manifests by release (a preview's release never changes its files).
+    previews: Mutex<std::collections::HashMap<String, Arc<Manifest>>>,
     hidden: Vec<String>,
     /// The exact `Authorization` header value expected, if basic auth is on.
     auth: Option<String>,
@@ -45,6 +65,64 @@ struct Served {
 }
 
 impl Served {
+    /// Which site a `Host` header names: a preview when its first label is followed by
+    /// a preview host suffix (on an environment only).
+    fn sought(&self, host: Option<&str>) -> Sought {
+        let Some(host) = host else {
+            return Sought::Live;
+        };
+        // Without the port (and the brackets of an IPv6 literal, which has no preview).
+        let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+            if p.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if !matches!(self.site, Site::Env { .. }) {
+            return Sought::Live;
+        }
+        for suffix in &self.preview_hosts {
+            if let Some(name) = host.strip_suffix(suffix.as_str())
+                && !name.is_empty()
+                && !name.contains('.')
+            {
+                return Sought::Preview(name.to_owned());
+            }
+        }
+        Sought::Live
+    }
+
+    /// The manifest of preview `name`, as `previews.json` says now.
+    async fn preview(&self, name: &str) -> Result<Found, Error> {
+        let Site::Env { ledger, .. } = &self.site else {
+            return Ok(Found::Unknown);
+        };
+        let (all, _) = ledger.previews().await?;
+        let Some(p) = all.0.get(name) else {
+            return Ok(Found::Unknown);
+        };
+        if p.expired(jiff::Timestamp::now()) {
+            return Ok(Found::Expired);
+        }
+        let mut cache = self.previews.lock().await;
+        if let Some(m) = cache.get(&p.release) {
+            return Ok(Found::Manifest(m.clone()));
+        }
+        let release = match ledger.release(&p.release).await {
+            Ok(r) => r,
+            Err(crate::ledger::LedgerError::MissingRelease { .. }) => return Ok(Found::Unknown),
+            Err(e) => return Err(e.into()),
+        };
+        if cache.len() >= 64 {
+            cache.clear();
+        }
+        let m = Arc::new(release.manifest);
+        cache.insert(p.release.clone(), m.clone());
+        Ok(Found::Manifest(m))
+    }
+
     async fn manifest(&self) -> Result<Option<Arc<Manifest>>, Error> {
         let Site::Env { ledger, cache } = &self.site else {
             return Ok(None);
@@ -260,6 +338,7 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
 /// What `answer` needs of a request: owned values only (a request body is not `Sync`).
 struct Asked {
     method: Method,
+    host: Option<String>,
     path: String,
     query: Option<String>,
     auth: Option<String>,
@@ -276,6 +355,12 @@ fn asked(req: &Request) -> Asked {
     };
     Asked {
         method: req.method().clone(),
+        // HTTP/2 carries the host in the URI's authority, HTTP/1.1 in `Host`.
+        host: req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| header_text(header::HOST)),
         path: req.uri().path().to_owned(),
         query: req.uri().query().map(str::to_owned),
         auth: header_text(header::AUTHORIZATION),
@@ -287,7 +372,8 @@ fn asked(req: &Request) -> Asked {
 async fn handle(State(s): State<Arc<Served>>, req: Request) -> Response<Body> {
     let asked = asked(&req);
     drop(req);
-    let mut resp = match answer(&s, &asked).await {
+    let sought = s.sought(asked.host.as_deref());
+    let mut resp = match answer(&s, &asked, &sought).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("driftless serve: {e}");
@@ -305,10 +391,17 @@ async fn handle(State(s): State<Arc<Served>>, req: Request) -> Response<Body> {
             resp.headers_mut().insert(n, v);
         }
     }
+    if matches!(sought, Sought::Preview(_)) {
+        // A preview is never to be found by a search engine.
+        resp.headers_mut().insert(
+            HeaderName::from_static("x-robots-tag"),
+            HeaderValue::from_static("noindex"),
+        );
+    }
     resp
 }
 
-async fn answer(s: &Served, asked: &Asked) -> Result<Response<Body>, Error> {
+async fn answer(s: &Served, asked: &Asked, sought: &Sought) -> Result<Response<Body>, Error> {
     let (method, path, auth) = (&asked.method, asked.path.as_str(), asked.auth.as_deref());
     if method != Method::GET && method != Method::HEAD {
         return Ok(plain(
@@ -316,7 +409,9 @@ async fn answer(s: &Served, asked: &Asked) -> Result<Response<Body>, Error> {
             "method not allowed\n",
         ));
     }
+    let previewing = matches!(sought, Sought::Preview(_));
     if let Some(expected) = &s.auth
+        && (previewing || !s.edge.basic_auth.as_ref().is_some_and(|a| a.previews_only))
         && auth.map(crate::edge::canonical_authorization).as_deref() != Some(expected.as_str())
     {
         let mut r = plain(StatusCode::UNAUTHORIZED, "authentication required\n");
@@ -326,7 +421,29 @@ async fn answer(s: &Served, asked: &Asked) -> Result<Response<Body>, Error> {
         );
         return Ok(r);
     }
-    let manifest = s.manifest().await?;
+    let manifest = match sought {
+        Sought::Live => s.manifest().await?,
+        Sought::Preview(name) => match s.preview(name).await? {
+            Found::Manifest(m) => Some(m),
+            Found::Unknown => {
+                return Ok(plain(
+                    StatusCode::NOT_FOUND,
+                    &format!("no preview {name} here\n"),
+                ));
+            }
+            Found::Expired => {
+                let mut r = Response::new(Body::from(crate::edge::expired_preview_page(name)));
+                *r.status_mut() = StatusCode::GONE;
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                return Ok(r);
+            }
+        },
+    };
     let exists = |key: &str| match (&manifest, &s.site) {
         (Some(m), _) => m.contains_key(key),
         (None, Site::Dir { .. }) => s.dir_path(key).is_some(),
@@ -487,9 +604,24 @@ pub(super) async fn serve(
         }
     };
     let auth = config.edge.auth_header().map_err(Error::Usage)?;
+    let mut preview_hosts = Vec::new();
+    if let Some(env) = target.and_then(|t| config.envs.get(t)) {
+        preview_hosts.push(".localhost".to_owned());
+        if let Some(host) = env
+            .preview_url
+            .as_deref()
+            .and_then(|u| reqwest::Url::parse(&u.replace("{name}", "x")).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .and_then(|h| h.strip_prefix('x').map(str::to_owned))
+        {
+            preview_hosts.insert(0, host);
+        }
+    }
     let served = Arc::new(Served {
         edge: config.edge.clone(),
         site,
+        preview_hosts,
+        previews: Mutex::new(std::collections::HashMap::new()),
         hidden,
         auth,
         removed_releases: config.retention.removed_releases,

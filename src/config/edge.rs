@@ -232,6 +232,9 @@ pub const SHORT_PASSWORD: usize = 12;
 pub struct BasicAuth {
     pub user: String,
     pub password_env: String,
+    /// Ask for it on previews only (`deploy --preview`); live stays public.
+    #[serde(default)]
+    pub previews_only: bool,
 }
 
 impl BasicAuth {

@@ -28,6 +28,14 @@ pub fn canonical_authorization(value: &str) -> String {
     }
 }
 
+/// What an expired preview answers (410 Gone), on `serve` and at the edge alike. `name`
+/// is a preview name (a DNS label: nothing to escape).
+pub fn expired_preview_page(name: &str) -> String {
+    format!(
+        "<!doctype html><title>Preview expired</title><h1>Preview {name} has expired</h1><p>Deploy it again to bring it back.</p>\n"
+    )
+}
+
 /// Everything `[edge]` compiles to for one environment.
 pub struct Compiled {
     pub name: String,
