@@ -23,6 +23,7 @@ mod install;
 mod lifecycle;
 mod names;
 mod pipeline;
+mod previews;
 mod retention;
 mod s3;
 mod scale;

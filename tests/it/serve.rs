@@ -57,8 +57,13 @@ pub(crate) fn serve(p: &Project, target: &str, port: u16) -> Server {
 
 /// A raw HTTP/1.0 GET: status line and headers (lower-cased), body.
 pub(crate) fn get(port: u16, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
+    get_from(port, "localhost", path, extra)
+}
+
+/// [`get`] with this `Host` header.
+pub(crate) fn get_from(port: u16, host: &str, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{extra}\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n{extra}\r\n").unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();
     let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();

@@ -1,0 +1,302 @@
+//! Previews (issue 23): `deploy ENV --preview NAME` puts a release at its own URL and
+//! never touches live; `serve` answers `NAME.localhost`, 410 once it has expired;
+//! `previews` lists and deletes; `gc` removes expired previews and the bytes only they
+//! held.
+
+use std::path::Path;
+
+use crate::serve::{free_port, get, get_from, serve};
+use crate::util::{Project, files, tree};
+
+const PREVIEW_URL: &str = "preview_url = \"https://{name}.preview.example.com\"\n";
+
+/// Every file under `dir`, with its modification time (a write would change one).
+fn stamped(dir: &Path) -> Vec<(String, std::time::SystemTime)> {
+    tree(dir, &[])
+        .keys()
+        .map(|k| {
+            let m = std::fs::metadata(dir.join(k)).unwrap().modified().unwrap();
+            (k.clone(), m)
+        })
+        .collect()
+}
+
+/// Bytes of the site and its snapshots in a local store (not the journal, which every
+/// command adds to, nor the store's own metadata).
+fn size_of(store: &Path) -> u64 {
+    tree(store, &[".driftless/journal/", ".driftless-store/"])
+        .values()
+        .map(|v| v.len() as u64)
+        .sum()
+}
+
+#[test]
+fn a_preview_gets_its_own_url_and_live_never_sees_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::atomic(&tmp.path().join("w"), &store, PREVIEW_URL);
+    p.write("index.html", "live v1").write("app.css", "css v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let live = tree(&store.join("current"), &[]);
+    let slots = stamped(&store.join("slots"));
+    let head = crate::util::head(&store);
+
+    p.write("index.html", "preview v2").write("new.js", "js");
+    p.remove("app.css");
+    p.cmd(&["deploy", "prod", "--preview", "feature/New Look", "--yes"])
+        .expect(0)
+        .mentions(&[
+            "Preview name: feature-new-look (from \"feature/New Look\")",
+            "Plan: preview feature-new-look → prod",
+            // The proof block is the difference against live; the build's guards ran.
+            "1 to create, 1 to update, 0 header-only, 1 to delete",
+            "guards: site ✓  lock ✓  pending ✓  feature ✓",
+            "https://feature-new-look.preview.example.com",
+        ]);
+    let preview = files(&[("index.html", "preview v2"), ("new.js", "js")]);
+    assert_eq!(tree(&store.join("previews/feature-new-look"), &[]), preview);
+    // Live: the same pointer, HEAD, slots and bytes.
+    assert_eq!(tree(&store.join("current"), &[]), live);
+    assert_eq!(stamped(&store.join("slots")), slots);
+    assert_eq!(crate::util::head(&store), head);
+
+    let port = free_port();
+    let _server = serve(&p, "prod", port);
+    let (status, head_lines, body) = get(port, "/", "");
+    assert_eq!((status, body.as_slice()), (200, b"live v1".as_slice()));
+    assert!(!head_lines.contains("x-robots-tag"), "{head_lines}");
+    let host = format!("feature-new-look.localhost:{port}");
+    let (status, head_lines, body) = get_from(port, &host, "/", "");
+    assert_eq!((status, body.as_slice()), (200, b"preview v2".as_slice()));
+    assert!(head_lines.contains("x-robots-tag: noindex"), "{head_lines}");
+    // The preview_url host works too (a wildcard DNS name pointed at `serve`).
+    let (status, _, body) = get_from(port, "feature-new-look.preview.example.com", "/new.js", "");
+    assert_eq!((status, body.as_slice()), (200, b"js".as_slice()));
+    // A file only live has is not in the preview; an unknown preview is not live.
+    assert_eq!(get_from(port, &host, "/app.css", "").0, 404);
+    let (status, head_lines, _) = get_from(port, "nope.localhost", "/", "");
+    assert_eq!(status, 404);
+    assert!(head_lines.contains("x-robots-tag: noindex"), "{head_lines}");
+
+    let listed = p.cmd(&["previews", "prod", "--json"]).expect(0).json();
+    let one = &listed["previews"][0];
+    assert_eq!(one["name"], "feature-new-look");
+    let release = one["release"].as_str().unwrap().to_owned();
+    assert!(
+        store
+            .join(format!(".driftless/releases/{release}.json"))
+            .exists()
+    );
+    assert_eq!(one["complete"], true);
+    assert_eq!(one["expired"], false);
+    assert_eq!(one["url"], "https://feature-new-look.preview.example.com");
+    assert!(one["author"].as_str().unwrap().contains('@'), "{one}");
+    let at = |k: &str| one[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let days = at("expires_at").duration_since(at("created_at")).as_hours() / 24;
+    assert_eq!(days, 6, "the default expiry is 7 days (less a moment)");
+    // Not part of live's history.
+    let log = p.cmd(&["log", "prod", "--json"]).expect(0).all();
+    assert!(!log.contains(&release), "{log}");
+
+    // The same name again: updated in place, only what differs written.
+    p.write("new.js", "js 2");
+    p.cmd(&[
+        "deploy",
+        "prod",
+        "--preview",
+        "feature-new-look",
+        "--yes",
+        "--expires",
+        "2d",
+    ])
+    .expect(0)
+    .mentions(&["preview feature-new-look: 1 written, 0 removed, 1 already in place"]);
+    let (status, _, body) = get_from(port, &host, "/new.js", "");
+    assert_eq!((status, body.as_slice()), (200, b"js 2".as_slice()));
+    let listed = p.cmd(&["previews", "prod", "--json"]).expect(0).json();
+    assert_eq!(listed["previews"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["previews"][0]["created_at"], one["created_at"]);
+    assert_ne!(listed["previews"][0]["updated_at"], one["updated_at"]);
+    assert_eq!(tree(&store.join("current"), &[]), live);
+
+    // --delete: the URL goes at once, the files with it.
+    p.cmd(&["previews", "prod", "--delete", "feature-new-look", "--yes"])
+        .expect(0)
+        .mentions(&["Deleted preview feature-new-look of prod: 2 file(s) removed"]);
+    assert!(!store.join("previews/feature-new-look").exists());
+    assert_eq!(get_from(port, &host, "/", "").0, 404);
+    p.cmd(&["previews", "prod", "--delete", "feature-new-look", "--yes"])
+        .expect(2)
+        .mentions(&["prod has no preview \"feature-new-look\""]);
+}
+
+#[test]
+fn a_preview_skips_the_guards_about_live_but_not_the_builds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let a = Project::atomic(&tmp.path().join("a"), &store, PREVIEW_URL);
+    a.write("index.html", "a1").write("page.html", "p1");
+    a.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    a.write("index.html", "a2");
+    a.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    // Another checkout that never saw live's releases: a deploy would take back what
+    // they brought, a preview is just a preview.
+    let b = Project::atomic(&tmp.path().join("b"), &store, PREVIEW_URL);
+    b.write("index.html", "b1");
+    b.cmd(&["deploy", "prod", "--yes"]).expect(3);
+    b.cmd(&["deploy", "prod", "--preview", "pr-7", "--yes"])
+        .expect(0);
+    assert_eq!(
+        tree(&store.join("previews/pr-7"), &[]),
+        files(&[("index.html", "b1")])
+    );
+    // A hold freezes live, not previews.
+    a.cmd(&["hold", "prod", "--reason", "launch freeze"])
+        .expect(0);
+    a.cmd(&["deploy", "prod", "--preview", "pr-8", "--yes"])
+        .expect(0);
+    // The build's own problems still refuse it.
+    std::os::unix::fs::symlink("/etc/passwd", a.dir.join("site/leak")).unwrap();
+    a.cmd(&["deploy", "prod", "--preview", "pr-9", "--yes"])
+        .expect(3)
+        .mentions(&["[site]"]);
+    assert!(!store.join("previews/pr-9").exists());
+    // Bad names and expiries are usage errors, before anything is read.
+    a.cmd(&["deploy", "prod", "--preview", "///", "--yes"])
+        .expect(2)
+        .mentions(&["a preview name needs letters or digits"]);
+    a.cmd(&[
+        "deploy",
+        "prod",
+        "--preview",
+        "x",
+        "--expires",
+        "31d",
+        "--yes",
+    ])
+    .expect(2)
+    .mentions(&["at most 30d"]);
+    a.cmd(&[
+        "deploy",
+        "prod",
+        "--preview",
+        "x",
+        "--expires",
+        "soon",
+        "--yes",
+    ])
+    .expect(2);
+}
+
+#[test]
+fn an_in_place_environment_refuses_previews_naming_migrate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::new(&tmp.path().join("w"), &store, PREVIEW_URL);
+    p.write("index.html", "v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.cmd(&["deploy", "prod", "--preview", "pr-1", "--yes"])
+        .expect(3)
+        .mentions(&[
+            "previews need the atomic layout",
+            "driftless migrate prod --layout atomic",
+        ]);
+    assert!(!store.join("previews").exists());
+}
+
+#[test]
+fn an_expired_preview_answers_410_and_gc_frees_its_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::atomic(&tmp.path().join("w"), &store, PREVIEW_URL);
+    p.write("index.html", "live");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    // Bytes only the previews have: a large file each.
+    p.write("big.bin", &"x".repeat(300_000));
+    p.cmd(&[
+        "deploy",
+        "prod",
+        "--preview",
+        "pr-1",
+        "--expires",
+        "1s",
+        "--yes",
+    ])
+    .expect(0);
+    p.write("big.bin", &"y".repeat(300_000));
+    p.cmd(&["deploy", "prod", "--preview", "pr-2", "--yes"])
+        .expect(0);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    let port = free_port();
+    let _server = serve(&p, "prod", port);
+    let (status, head_lines, body) = get_from(port, "pr-1.localhost", "/", "");
+    assert_eq!(status, 410);
+    assert!(head_lines.contains("x-robots-tag: noindex"), "{head_lines}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("Preview pr-1 has expired"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(get_from(port, "pr-2.localhost", "/big.bin", "").0, 200);
+    let listed = p.cmd(&["previews", "prod"]).expect(0);
+    listed.mentions(&["expired", "driftless gc prod"]);
+
+    let before = size_of(&store);
+    p.cmd(&["gc", "prod", "--yes"])
+        .expect(0)
+        .mentions(&["previews  1 expired, removed with their 2 file(s)", "pr-1"]);
+    let after = size_of(&store);
+    // Its copy in previews/ and its content in the snapshots: 2 × 300 KB.
+    assert!(
+        before - after >= 600_000,
+        "gc freed {} bytes ({before} → {after})",
+        before - after
+    );
+    assert!(!store.join("previews/pr-1").exists());
+    // The preview that has not expired keeps its bytes and answers.
+    assert_eq!(get_from(port, "pr-2.localhost", "/big.bin", "").0, 200);
+    assert_eq!(get_from(port, "pr-1.localhost", "/", "").0, 404);
+    let listed = p.cmd(&["previews", "prod", "--json"]).expect(0).json();
+    let names: Vec<&str> = listed["previews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pr-2"]);
+    // A second gc has nothing left of pr-1 to take, and keeps pr-2's bytes.
+    p.cmd(&["gc", "prod", "--yes"]).expect(0);
+    assert_eq!(get_from(port, "pr-2.localhost", "/big.bin", "").0, 200);
+}
+
+#[test]
+fn basic_auth_can_guard_previews_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::atomic(
+        &tmp.path().join("w"),
+        &store,
+        &format!(
+            "{PREVIEW_URL}\n[edge.basic_auth]\nuser = \"review\"\npassword_env = \"PREVIEW_PASSWORD\"\npreviews_only = true\n"
+        ),
+    )
+    .envs(vec![("PREVIEW_PASSWORD", "correct horse battery".into())]);
+    p.write("index.html", "live");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.cmd(&["deploy", "prod", "--preview", "pr-1", "--yes"])
+        .expect(0);
+    let port = free_port();
+    let _server = serve(&p, "prod", port);
+    assert_eq!(get(port, "/", "").0, 200, "live is public");
+    assert_eq!(get_from(port, "pr-1.localhost", "/", "").0, 401);
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode("review:correct horse battery");
+    let (status, _, body) = get_from(
+        port,
+        "pr-1.localhost",
+        "/",
+        &format!("Authorization: Basic {auth}\r\n"),
+    );
+    assert_eq!((status, body.as_slice()), (200, b"live".as_slice()));
+}
