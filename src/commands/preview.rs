@@ -141,7 +141,7 @@ pub(super) async fn list(ctx: &Ctx, env: &str) -> Result<(), Error> {
             url: ec.cfg.preview_url(name),
         })
         .collect();
-    all.sort_by(|a, b| b.preview.updated_at.cmp(&a.preview.updated_at));
+    all.sort_by_key(|l| std::cmp::Reverse(l.preview.updated_at));
     let out = &ctx.out;
     if all.is_empty() {
         out.say(format!(
