@@ -453,12 +453,18 @@ Example:
         #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
         bind: String,
     },
-    /// Check over HTTP, through the environment's `url`, that visitors get the live release.
-    #[command(after_help = "Example:\n  driftless verify staging --timeout 120")]
+    /// Check over HTTP, through the environment's `url`, that visitors get the live release
+    /// (or, with --preview, that a preview's URL serves the preview).
+    #[command(
+        after_help = "Examples:\n  driftless verify staging --timeout 120\n  driftless verify prod --preview pr-123"
+    )]
     Verify {
         /// Environment to verify (needs `url` in driftless.toml).
         #[arg(add = ArgValueCompleter::new(env_names))]
         env: String,
+        /// Verify preview NAME at its `preview_url` instead.
+        #[arg(long, value_name = "NAME")]
+        preview: Option<String>,
         /// Keep polling paths that still serve old bytes for this many seconds.
         #[arg(long, default_value_t = 60, value_name = "SECS")]
         timeout: u64,

@@ -21,6 +21,9 @@ pub struct Target {
     /// The previous release's manifest: `None` for the first release, or when gc
     /// collected it (then every file counts as changed).
     pub parent: Option<Manifest>,
+    /// A preview's name when the target is a preview (at its `preview_url`, against
+    /// live), not live.
+    pub preview: Option<String>,
 }
 
 impl Target {
@@ -51,7 +54,33 @@ impl Target {
             base: url.trim_end_matches('/').to_owned(),
             live,
             parent,
+            preview: None,
         })
+    }
+
+    /// Preview `name` at its `preview_url`; what changed is what differs from live.
+    /// `Ok(Err(why))` when there is nothing to check it through.
+    pub async fn preview(
+        ledger: &Ledger,
+        env: &EnvConfig,
+        name: &str,
+        release: &str,
+    ) -> Result<std::result::Result<Self, String>, Error> {
+        let Some(url) = env.preview_url(name) else {
+            return Ok(Err(format!(
+                "env.{} has no preview_url, so preview {name} cannot be checked where reviewers saw it",
+                env.name
+            )));
+        };
+        let live = ledger.release(release).await?;
+        let parent = ledger.live().await?.1.map(|l| l.manifest);
+        Ok(Ok(Self {
+            base: url.trim_end_matches('/').to_owned(),
+            url,
+            live,
+            parent,
+            preview: Some(name.to_owned()),
+        }))
     }
 
     /// Paths whose content or headers changed in the live release since its parent (all

@@ -104,7 +104,12 @@ pub async fn run(
     let mut plan = checklist(target, edge, state);
     // Behind basic auth, verify authenticates (and checks that anonymous visitors cannot).
     let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(auth) = &edge.basic_auth {
+    // Basic auth on previews only leaves live public.
+    let guarded = edge
+        .basic_auth
+        .as_ref()
+        .filter(|a| !a.previews_only || target.preview.is_some());
+    if let Some(auth) = guarded {
         let value = auth.header_value().map_err(Error::Usage)?;
         let mut value = reqwest::header::HeaderValue::from_str(&value)
             .map_err(|e| Error::Usage(format!("edge.basic_auth: {e}")))?;
@@ -116,8 +121,14 @@ pub async fn run(
             Expect::Anonymous401,
         ));
     }
+    let loopback = loopback_name(url);
     let build = |decode: bool, headers: &reqwest::header::HeaderMap| {
-        reqwest::Client::builder()
+        let client = reqwest::Client::builder();
+        let client = match &loopback {
+            Some(host) => client.resolve(host, (std::net::Ipv4Addr::LOCALHOST, 0).into()),
+            None => client,
+        };
+        client
             .default_headers(headers.clone())
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(15))
@@ -189,6 +200,16 @@ enum Expect {
     Anonymous401,
     /// A redirect with this status and `Location` (a directory without its slash).
     Redirect(u16, String),
+}
+
+/// A `*.localhost` host of `url` (a preview on `serve`): such names are the loopback
+/// address (RFC 6761 §6.3), whatever the system resolver says.
+fn loopback_name(url: &str) -> Option<String> {
+    let host = reqwest::Url::parse(url)
+        .ok()?
+        .host_str()?
+        .to_ascii_lowercase();
+    host.ends_with(".localhost").then_some(host)
 }
 
 /// The HTTP clients of one verify run: `decoded` (signed in, bodies decoded), `raw`

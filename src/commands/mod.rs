@@ -215,7 +215,11 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
         Command::Serve { target, port, bind } => {
             serve::serve(ctx, target.as_deref(), &bind, port).await
         }
-        Command::Verify { env, timeout } => verify::verify(ctx, &env, timeout).await,
+        Command::Verify {
+            env,
+            preview,
+            timeout,
+        } => verify::verify(ctx, &env, preview.as_deref(), timeout).await,
         Command::Edge {
             env,
             export,

@@ -11,21 +11,62 @@ use crate::ledger::{Check, Verification};
 use crate::text::esc;
 use crate::ui::Style;
 
-pub(super) async fn verify(ctx: &Ctx, env: &str, timeout: u64) -> Result<(), Error> {
-    verify_env(&ctx.env(env).await?, timeout).await
+pub(super) async fn verify(
+    ctx: &Ctx,
+    env: &str,
+    preview: Option<&str>,
+    timeout: u64,
+) -> Result<(), Error> {
+    let ec = ctx.env(env).await?;
+    match preview {
+        Some(name) => verify_preview(&ec, name, timeout).await,
+        None => verify_env(&ec, timeout).await,
+    }
 }
 
 /// Verify an environment that is already open (promote verifies TO after applying).
 pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Error> {
-    let (ctx, env) = (ec.ctx, ec.cfg.name.as_str());
     let target = crate::check::Target::read(&ec.ledger, ec.cfg, "verify").await?;
+    verify_target(ec, &target, timeout).await
+}
+
+/// Verify preview `name` at its `preview_url`: what reviewers see is its release.
+pub(super) async fn verify_preview(ec: &EnvCtx<'_>, name: &str, timeout: u64) -> Result<(), Error> {
+    let env = &ec.cfg.name;
+    let (previews, _) = ec.ledger.previews().await?;
+    let Some(p) = previews.0.get(name) else {
+        return Err(Error::Usage(format!(
+            "{env} has no preview {name:?}\n  → driftless previews {env}"
+        )));
+    };
+    let target = crate::check::Target::preview(&ec.ledger, ec.cfg, name, &p.release)
+        .await?
+        .map_err(|why| {
+            Error::Usage(format!(
+                "{why}: add it, e.g. preview_url = \"https://{{name}}.preview.example.com\""
+            ))
+        })?;
+    verify_target(ec, &target, timeout).await
+}
+
+async fn verify_target(
+    ec: &EnvCtx<'_>,
+    target: &crate::check::Target,
+    timeout: u64,
+) -> Result<(), Error> {
+    let ctx = ec.ctx;
+    let shown = match &target.preview {
+        Some(name) => format!("preview {name} of {}", ec.cfg.name),
+        None => ec.cfg.name.clone(),
+    };
+    let env = shown.as_str();
     let (url, live) = (&target.url, &target.live);
     let Run {
         checks,
         unreachable,
         started,
     } = crate::check::verify::run(
-        &target,
+        target,
         &ctx.config.edge,
         &ec.cfg.state_prefix,
         ec.cfg.verify_p95_ms,
@@ -92,7 +133,7 @@ pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Erro
         .map(|c| c.path.as_str())
         .collect();
     let purge = if ec.cfg.cdn.is_some() {
-        format!("a stale edge: `driftless invalidate {env}`")
+        format!("a stale edge: `driftless invalidate {}`", ec.cfg.name)
     } else {
         "a cache in front of the site still holds old copies: purge it".to_owned()
     };
