@@ -113,7 +113,7 @@ pub enum Command {
     },
     /// Plan, show the proof block, confirm, and apply.
     #[command(
-        after_help = "Examples:\n  driftless deploy staging -m 'Fix checkout copy'\n  driftless deploy staging --yes           # in CI (no terminal)\n  driftless deploy prod --tag v1.4 --yes     # then: driftless rollback prod --to v1.4\n  driftless deploy prod --preview pr-123 --expires 3d --yes   # its own URL, live untouched"
+        after_help = "Examples:\n  driftless deploy staging -m 'Fix checkout copy'\n  driftless deploy staging --yes           # in CI (no terminal)\n  driftless deploy prod --tag v1.4 --yes     # then: driftless rollback prod --to v1.4\n  driftless deploy prod --preview pr-123 --expires 3d --yes   # its own URL, live untouched\n  driftless deploy prod --from-preview pr-123 --yes           # the reviewed bytes go live"
     )]
     Deploy {
         /// Environment to deploy to: exactly one, so staging and production are never
@@ -136,6 +136,10 @@ pub enum Command {
         /// (`preview_url`); live is untouched. Needs the atomic layout.
         #[arg(long, value_name = "NAME", conflicts_with = "tag")]
         preview: Option<String>,
+        /// Make preview NAME's release live exactly as reviewed: verified at its URL,
+        /// copied server-side into the idle slot, one pointer write (no rebuild, no upload).
+        #[arg(long, value_name = "NAME", conflicts_with = "preview")]
+        from_preview: Option<String>,
         /// How long the preview lives: "7d" (the default) up to "30d"; a deploy of the
         /// same NAME again renews it.
         #[arg(long, value_name = "DURATION", requires = "preview")]

@@ -28,6 +28,8 @@ use crate::store::{PutMode, StoreError, slot_prefix};
 pub(crate) struct Fill {
     /// Objects written into the slot (new bytes or new headers).
     pub(crate) written: usize,
+    /// Of those, copied from the source prefix (a preview's files).
+    pub(crate) copied: usize,
     /// Objects removed from the slot.
     pub(crate) deleted: usize,
     /// Objects already right in the slot.
@@ -43,6 +45,8 @@ pub(super) struct Switch<'a> {
     pub(super) lease: &'a HeldLease,
     pub(super) out: &'a dyn Report,
     pub(super) transfer: &'a Transfer,
+    /// Where the release's files already are, to copy them from (a preview).
+    pub(super) source: Option<&'a Copies>,
 }
 
 /// Make `release` live on an atomic layout.
@@ -84,6 +88,7 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
             out: s.out,
             prefix: slot_prefix(slot),
             what: format!("slot {slot}"),
+            source: s.source,
         },
         before.as_ref().map(|h| h.release.as_str()),
         &mut release,
@@ -130,8 +135,15 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
         .await);
     }
     s.out.say(format!(
-        "slot {slot}: {} written, {} removed, {} already in place",
-        fill.written, fill.deleted, fill.kept
+        "slot {slot}: {} written{}, {} removed, {} already in place",
+        fill.written,
+        if s.source.is_some() {
+            format!(" ({} copied from the preview)", fill.copied)
+        } else {
+            String::new()
+        },
+        fill.deleted,
+        fill.kept
     ));
 
     ledger.write_release(&release, s.live).await?;
@@ -180,6 +192,25 @@ pub(super) struct Filling<'a> {
     pub(super) prefix: String,
     /// The prefix in words ("slot a", "preview pr-1").
     pub(super) what: String,
+    /// Another prefix already holding the release's files (a preview made live):
+    /// copied from there, server-side.
+    pub(super) source: Option<&'a Copies>,
+}
+
+/// A prefix whose files a fill copies, and what each of them is.
+pub(crate) struct Copies {
+    pub(crate) prefix: String,
+    pub(crate) manifest: crate::ledger::Manifest,
+}
+
+impl Copies {
+    /// Where a copy of `entry` is.
+    fn has(&self, key: &str, entry: &Entry) -> Option<String> {
+        self.manifest
+            .get(key)
+            .filter(|e| e.sha256 == entry.sha256 && e.attributes() == entry.attributes())
+            .map(|_| format!("{}{key}", self.prefix))
+    }
 }
 
 /// Make the prefix hold exactly `release` and the removed assets it keeps: write what
@@ -275,25 +306,32 @@ pub(super) async fn fill(
             let bar = &bar;
             async move {
                 failpoint("site-write").await;
-                let r = put_content(
-                    ledger,
-                    s.staged,
-                    &format!("{prefix}{key}"),
-                    &entry,
-                    mode,
-                    same_bytes,
-                )
-                .await;
+                let to = format!("{prefix}{key}");
+                let (r, copied) = match s.source.and_then(|c| c.has(&key, &entry)) {
+                    Some(from) if !same_bytes => (
+                        ledger
+                            .store()
+                            .copy(&from, &to, &entry.attributes(), mode)
+                            .await,
+                        true,
+                    ),
+                    _ => (
+                        put_content(ledger, s.staged, &to, &entry, mode, same_bytes).await,
+                        false,
+                    ),
+                };
                 bar.inc(1);
-                r.map(|etag| (key.clone(), etag)).map_err(|e| (key, e))
+                r.map(|etag| (key.clone(), etag, copied))
+                    .map_err(|e| (key, e))
             }
         },
     )
     .await;
     for r in results {
         match r {
-            Ok((key, etag)) => {
+            Ok((key, etag, copied)) => {
                 fill.written += 1;
+                fill.copied += usize::from(copied);
                 etags.insert(key, etag);
             }
             Err((key, e)) => {

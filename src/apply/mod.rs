@@ -96,6 +96,10 @@ fn new_release(plan: &Plan, head: &crate::ledger::Head, who: &Provenance<'_>) ->
                 release: release.clone(),
             },
             PlanKind::Preview { name, .. } => ReleaseKind::Preview { name: name.clone() },
+            PlanKind::FromPreview { name, release } => ReleaseKind::FromPreview {
+                name: name.clone(),
+                release: release.clone(),
+            },
         },
         created_at: Timestamp::now(),
         actor: who.actor.clone(),
@@ -176,6 +180,12 @@ pub(crate) async fn apply(
     // 3. Pending record: from here on a crash is finished by the next run.
     let mut release = new_release(plan, &head, who);
     if atomic {
+        let source = match &plan.kind {
+            PlanKind::FromPreview { name, release } => {
+                Some(preview::reviewed(ledger, name, release).await?)
+            }
+            _ => None,
+        };
         let switch = atomic::Switch {
             ledger,
             plan,
@@ -185,6 +195,7 @@ pub(crate) async fn apply(
             lease,
             out,
             transfer: &transfer,
+            source: source.as_ref(),
         };
         let release = atomic::apply(&switch, release).await?;
         return Ok((release, transfer));

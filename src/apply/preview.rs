@@ -69,6 +69,7 @@ pub(super) async fn apply(
             out,
             prefix: preview_prefix(name),
             what: format!("preview {name}"),
+            source: None,
         },
         before.as_ref().map(|b| b.release.as_str()),
         &mut release,
@@ -95,6 +96,45 @@ pub(super) async fn apply(
     let done = record(&release.id, true, cache);
     ledger.update_preview(name, |_| Some(done.clone())).await?;
     Ok((release, transfer))
+}
+
+/// The files of preview `name`, to make its release `release` live from: only while the
+/// preview still is that release, whole and not expired (checked under the lock).
+pub(super) async fn reviewed(
+    ledger: &Ledger,
+    name: &str,
+    release: &str,
+) -> Result<super::atomic::Copies, Error> {
+    let (previews, _) = ledger.previews().await?;
+    let env = ledger.env();
+    match previews.0.get(name) {
+        Some(p) if p.release == release && p.complete && !p.expired(Timestamp::now()) => {}
+        Some(p) if p.release != release => {
+            return Err(Error::Refused(format!(
+                "preview {name} was deployed again since the plan (it is now release {}): nothing was changed\n  → review it, then: driftless deploy {env} --from-preview {name}",
+                p.release
+            )));
+        }
+        _ => {
+            return Err(Error::Refused(format!(
+                "preview {name} was deleted, expired or is being deployed since the plan: nothing was changed\n  → driftless previews {env}"
+            )));
+        }
+    }
+    // Every file as the preview's fill wrote it (one listing): a hand edit since would
+    // go live unreviewed.
+    let manifest = ledger.release(release).await?.manifest;
+    let prefix = preview_prefix(name);
+    let there = crate::plan::facts::list_under(ledger, &prefix).await?;
+    if let Some((key, _)) = manifest
+        .iter()
+        .find(|(k, e)| there.get(*k).is_none_or(|r| r.etag != e.etag))
+    {
+        return Err(Error::Refused(format!(
+            "{prefix}{key} changed outside driftless since preview {name} was deployed: what would go live is not what was reviewed — nothing was changed\n  → deploy the preview again (`driftless deploy {env} --preview {name}`) and review it"
+        )));
+    }
+    Ok(super::atomic::Copies { prefix, manifest })
 }
 
 /// Remove preview `name`: its entry first (from then on the edge answers 404, never half

@@ -64,6 +64,9 @@ pub(super) async fn confirmed(ec: &EnvCtx<'_>, plan: &Plan, yes: bool) -> Result
         PlanKind::Preview { name, .. } => {
             format!("Deploy preview {name} of {env}? ({changes} against live)")
         }
+        PlanKind::FromPreview { name, release } => {
+            format!("Make preview {name} (release {release}) live on {env}? ({changes})")
+        }
     };
     if !ctx.out.confirm(&question, yes)? {
         return Err(Error::Other("not confirmed; nothing was changed".into()));
@@ -93,7 +96,7 @@ pub(super) async fn execute_and_report(
             ec.work
                 .record_made(plan.live.as_ref().map(|l| l.id.as_str()), &release.id)?;
         }
-        PlanKind::Promote { .. } | PlanKind::Preview { .. } => {}
+        PlanKind::Promote { .. } | PlanKind::Preview { .. } | PlanKind::FromPreview { .. } => {}
     }
     let preview_url = match &plan.kind {
         PlanKind::Preview { name, .. } => Some(ec.cfg.preview_url(name)),
@@ -130,6 +133,12 @@ pub(super) async fn execute_and_report(
         PlanKind::Promote { from, release: r } => {
             format!(
                 "promoted {from} release {r}: release {} is live",
+                release.id
+            )
+        }
+        PlanKind::FromPreview { name, release: r } => {
+            format!(
+                "preview {name} ({r}) went live: release {} is live",
                 release.id
             )
         }

@@ -134,6 +134,7 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             force,
             watch: window,
             preview: None,
+            from_preview,
             ..
         } => {
             let env = ctx.env_name(env.as_deref(), "deploy")?;
@@ -144,7 +145,13 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
                 message: message.message,
                 tag: tag.tag,
             };
-            deploy::deploy(ctx, &env, what, confirm.yes, &force.force).await?;
+            match from_preview {
+                Some(name) => {
+                    preview::make_live(ctx, &env, &name, what, confirm.yes, &force.force, 60)
+                        .await?;
+                }
+                None => deploy::deploy(ctx, &env, what, confirm.yes, &force.force).await?,
+            }
             match window {
                 Some(w) => watch::watch(ctx, &env, &w, false).await,
                 None => Ok(()),

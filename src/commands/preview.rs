@@ -4,8 +4,10 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::deploy::{What, check_edge_files};
-use super::execute::confirm_and_execute;
-use super::planning::{parse_forces, plan_from, read_remote, refuse_early, scan_site_concurrently};
+use super::execute::{confirm_and_execute, confirmed, execute_and_report};
+use super::planning::{
+    parse_forces, plan_from, plan_of, read_remote, refuse_early, scan_site_concurrently,
+};
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::config::Layout;
@@ -227,5 +229,103 @@ pub(super) async fn delete(ctx: &Ctx, env: &str, raw_name: &str, yes: bool) -> R
     ctx.out.document(&serde_json::json!({
         "result": "deleted", "preview": name, "release": release, "files": files
     }));
+    Ok(())
+}
+
+/// `driftless deploy ENV --from-preview NAME`: exactly the reviewed release goes live —
+/// verified at the preview's URL first, its files copied server-side from the preview
+/// into the idle slot, then one pointer write. Nothing is rebuilt or uploaded.
+pub(super) async fn make_live(
+    ctx: &Ctx,
+    env: &str,
+    raw_name: &str,
+    what: What,
+    yes: bool,
+    force: &[String],
+    timeout: u64,
+) -> Result<(), Error> {
+    let forced = parse_forces(force)?;
+    let ec = ctx.env(env).await?;
+    need_atomic(&ec).await?;
+    ec.finish_interrupted().await?;
+    ec.clear_finished_lock().await?;
+    if let Some(tag) = &what.tag {
+        ec.check_new_tag(tag).await?;
+    }
+    let name = slug(raw_name).unwrap_or_default();
+    let (previews, _) = ec.ledger.previews().await?;
+    let Some(p) = previews.0.get(&name).cloned() else {
+        return Err(Error::Usage(format!(
+            "{env} has no preview {raw_name:?}\n  → driftless previews {env}"
+        )));
+    };
+    if p.expired(Timestamp::now()) {
+        return Err(Error::Refused(format!(
+            "preview {name} expired at {} (release {}, by {}): nothing was changed\n  → deploy it again (`driftless deploy {env} --preview {name}`), review it, then make it live",
+            crate::text::short_time(p.expires_at),
+            p.release,
+            crate::text::esc(&p.author)
+        )));
+    }
+    if !p.complete {
+        return Err(Error::Refused(format!(
+            "preview {name} is incomplete (its deploy was interrupted, or is running): nothing was changed\n  → driftless deploy {env} --preview {name}"
+        )));
+    }
+    // Its gate: what the preview's URL serves is its release.
+    ctx.out.say(format!(
+        "Verifying preview {name} at {} …",
+        ec.cfg
+            .preview_url(&name)
+            .as_deref()
+            .unwrap_or("(no preview_url)")
+    ));
+    let unverified = match super::verify::verify_preview(&ec, &name, timeout, false).await {
+        Ok(()) => None,
+        Err(e) => Some(crate::plan::Refusal {
+            guard: Guard::Unverified,
+            message: format!("preview {name} did not pass verify: {e}"),
+            key: None,
+            release: None,
+            resolve: format!(
+                "fix what verify names (`driftless verify {env} --preview {name}`), or override: --force unverified"
+            ),
+        }),
+    };
+    let reviewed = ec.ledger.release(&p.release).await?;
+    let plan = plan_of(
+        &ec,
+        Request {
+            kind: PlanKind::FromPreview {
+                name: name.clone(),
+                release: p.release.clone(),
+            },
+            desired: crate::plan::desired_from_objects(&reviewed.manifest),
+            scan: None,
+            refusals: unverified.into_iter().collect(),
+            forced: forced.clone(),
+            message: Some(
+                what.message
+                    .unwrap_or_else(|| format!("preview {name} ({}) made live", p.release)),
+            ),
+            git: reviewed.git.clone(),
+            tag: what.tag,
+        },
+    )
+    .await?;
+    ctx.show_plan(&plan);
+    if !confirmed(&ec, &plan, yes).await? {
+        return Ok(());
+    }
+    ec.ensure_store_trusted(forced.contains(&Guard::UnsafeStore))
+        .await?;
+    let release = plan.new_release.clone();
+    execute_and_report(&ec, plan, crate::ledger::Staged::default()).await?;
+    ec.journal(
+        "from-preview",
+        Some(&release),
+        serde_json::json!({ "preview": name, "release": p.release, "by": ctx.actor.author }),
+    )
+    .await;
     Ok(())
 }

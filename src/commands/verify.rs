@@ -19,7 +19,7 @@ pub(super) async fn verify(
 ) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
     match preview {
-        Some(name) => verify_preview(&ec, name, timeout).await,
+        Some(name) => verify_preview(&ec, name, timeout, true).await,
         None => verify_env(&ec, timeout).await,
     }
 }
@@ -27,11 +27,17 @@ pub(super) async fn verify(
 /// Verify an environment that is already open (promote verifies TO after applying).
 pub(super) async fn verify_env(ec: &EnvCtx<'_>, timeout: u64) -> Result<(), Error> {
     let target = crate::check::Target::read(&ec.ledger, ec.cfg, "verify").await?;
-    verify_target(ec, &target, timeout).await
+    verify_target(ec, &target, timeout, true).await
 }
 
 /// Verify preview `name` at its `preview_url`: what reviewers see is its release.
-pub(super) async fn verify_preview(ec: &EnvCtx<'_>, name: &str, timeout: u64) -> Result<(), Error> {
+/// `document`: this is the command (`--json` prints its record), not a step of another.
+pub(super) async fn verify_preview(
+    ec: &EnvCtx<'_>,
+    name: &str,
+    timeout: u64,
+    document: bool,
+) -> Result<(), Error> {
     let env = &ec.cfg.name;
     let (previews, _) = ec.ledger.previews().await?;
     let Some(p) = previews.0.get(name) else {
@@ -46,13 +52,14 @@ pub(super) async fn verify_preview(ec: &EnvCtx<'_>, name: &str, timeout: u64) ->
                 "{why}: add it, e.g. preview_url = \"https://{{name}}.preview.example.com\""
             ))
         })?;
-    verify_target(ec, &target, timeout).await
+    verify_target(ec, &target, timeout, document).await
 }
 
 async fn verify_target(
     ec: &EnvCtx<'_>,
     target: &crate::check::Target,
     timeout: u64,
+    document: bool,
 ) -> Result<(), Error> {
     let ctx = ec.ctx;
     let shown = match &target.preview {
@@ -96,7 +103,9 @@ async fn verify_target(
         serde_json::json!({ "url": url, "passed": passed, "failed": failed }),
     )
     .await;
-    ctx.out.document(&record);
+    if document {
+        ctx.out.document(&record);
+    }
     for c in &checks {
         ctx.out.say(format!(
             "  {} {:<20} {}  {}",

@@ -127,6 +127,11 @@ pub enum ReleaseKind {
     Preview {
         name: String,
     },
+    /// Preview `name`'s release `release`, made live byte for byte.
+    FromPreview {
+        name: String,
+        release: String,
+    },
 }
 
 impl std::fmt::Display for ReleaseKind {
@@ -137,6 +142,9 @@ impl std::fmt::Display for ReleaseKind {
             Self::Rollback { to } => write!(f, "rollback to {to}"),
             Self::Promote { from, release } => write!(f, "promotion of {from} {release}"),
             Self::Preview { name } => write!(f, "preview {name}"),
+            Self::FromPreview { name, release } => {
+                write!(f, "preview {name} ({release}) made live")
+            }
         }
     }
 }

@@ -90,9 +90,10 @@ impl BaseResolution {
 fn built_from_commit(r: &Release) -> Option<&GitInfo> {
     match r.kind {
         ReleaseKind::Rollback { .. } | ReleaseKind::Adopt => None,
-        ReleaseKind::Deploy | ReleaseKind::Promote { .. } | ReleaseKind::Preview { .. } => {
-            r.git.as_ref()
-        }
+        ReleaseKind::Deploy
+        | ReleaseKind::Promote { .. }
+        | ReleaseKind::Preview { .. }
+        | ReleaseKind::FromPreview { .. } => r.git.as_ref(),
     }
 }
 

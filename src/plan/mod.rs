@@ -252,6 +252,11 @@ pub enum PlanKind {
         name: String,
         expires_at: Timestamp,
     },
+    /// Preview `name`'s release `release`, made live as it was reviewed.
+    FromPreview {
+        name: String,
+        release: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -317,6 +322,7 @@ impl PlanKind {
             Self::Rollback { .. } => "rollback",
             Self::Promote { .. } => "promote",
             Self::Preview { .. } => "preview",
+            Self::FromPreview { .. } => "deploy",
         }
     }
 
@@ -327,6 +333,7 @@ impl PlanKind {
             Self::Rollback { to } => format!("rollback to {to}"),
             Self::Promote { from, release } => format!("promotion of {from} release {release}"),
             Self::Preview { name, .. } => format!("preview {name}"),
+            Self::FromPreview { name, release } => format!("deploy of preview {name} ({release})"),
         }
     }
 }
@@ -377,6 +384,8 @@ pub fn guards_for(kind: &PlanKind) -> Vec<Guard> {
         PlanKind::Promote { .. } => vec![Hold, Lock, Pending, Drift, Unverified, Immutable],
         // Live is not touched: only what the build itself may be, and the lock.
         PlanKind::Preview { .. } => vec![Site, Lock, Pending, Feature],
+        // Verified at the preview's URL: that is its gate, protected or not.
+        PlanKind::FromPreview { .. } => vec![Hold, Lock, Pending, Drift, Unverified, Immutable],
     }
 }
 

@@ -260,6 +260,12 @@ fn changes(out: &Output, plan: &Plan, s: &mut String) {
     // The two sides of each change, named for what they are.
     let (new_side, old_side) = match &plan.kind {
         PlanKind::Deploy => ("local".to_owned(), "remote".to_owned()),
+        PlanKind::FromPreview { name, release } => (
+            format!("preview {name} {release}"),
+            plan.live
+                .as_ref()
+                .map_or_else(|| "live".to_owned(), |l| format!("live {}", l.id)),
+        ),
         // What the preview shows against what live serves.
         PlanKind::Preview { name, .. } => (
             name.clone(),

@@ -300,3 +300,90 @@ fn basic_auth_can_guard_previews_only() {
     );
     assert_eq!((status, body.as_slice()), (200, b"live".as_slice()));
 }
+
+#[test]
+fn the_reviewed_preview_goes_live_byte_for_byte_after_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let port = free_port();
+    let p = Project::atomic(
+        &tmp.path().join("w"),
+        &store,
+        &format!(
+            "url = \"http://127.0.0.1:{port}\"\npreview_url = \"http://{{name}}.localhost:{port}\"\n"
+        ),
+    );
+    p.write("index.html", "live v1").write("old.css", "old");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.write("index.html", "reviewed v2").write("app.js", "js");
+    p.remove("old.css");
+    p.cmd(&["deploy", "prod", "--preview", "pr-5", "--yes"])
+        .expect(0);
+    let reviewed = tree(&store.join("previews/pr-5"), &[]);
+    // The checkout moves on: what goes live is still what was reviewed, not this.
+    p.write("index.html", "unreviewed v3");
+
+    // No server: the preview cannot be verified, so it does not go live.
+    p.cmd(&["deploy", "prod", "--from-preview", "pr-5", "--yes"])
+        .expect(3)
+        .mentions(&[
+            "[unverified] preview pr-5 did not pass verify",
+            "did not answer",
+        ]);
+    assert_eq!(
+        tree(&store.join("current"), &[]),
+        files(&[("index.html", "live v1"), ("old.css", "old")])
+    );
+
+    let _server = serve(&p, "prod", port);
+    // A hand edit of the preview since it was deployed: not what was reviewed.
+    let edited = store.join("previews/pr-5/app.js");
+    let mut perms = std::fs::metadata(&edited).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&edited, perms).unwrap();
+    std::fs::write(&edited, "tampered").unwrap();
+    p.cmd(&["deploy", "prod", "--from-preview", "pr-5", "--yes"])
+        .expect(3);
+    assert_eq!(
+        tree(&store.join("current"), &[]),
+        files(&[("index.html", "live v1"), ("old.css", "old")])
+    );
+    p.write("index.html", "reviewed v2");
+    p.cmd(&["deploy", "prod", "--preview", "pr-5", "--yes"])
+        .expect(0);
+    assert_eq!(tree(&store.join("previews/pr-5"), &[]), reviewed);
+    p.write("index.html", "unreviewed v3");
+
+    let snapshots = tree(&store.join(".driftless/objects"), &[]).len();
+    p.cmd(&["deploy", "prod", "--from-preview", "pr-5", "--yes"])
+        .expect(0)
+        .mentions(&[
+            "Plan: deploy of preview pr-5",
+            "guards: hold ✓  lock ✓  pending ✓  drift ✓  unverified ✓  immutable ✓",
+            "slot b: 2 written (2 copied from the preview), 0 removed",
+        ]);
+    // Nothing new came into the snapshots: no byte was uploaded.
+    assert_eq!(
+        tree(&store.join(".driftless/objects"), &[]).len(),
+        snapshots
+    );
+    // Live now serves exactly the reviewed bytes (and keeps the removed stylesheet for
+    // pages still open, as any release does).
+    let live = tree(&store.join("current"), &[]);
+    for (key, bytes) in &reviewed {
+        assert_eq!(live.get(key), Some(bytes), "{key}");
+    }
+    assert_eq!(get(port, "/", "").2, b"reviewed v2");
+    // The ledger says which preview, whose release, and who.
+    let log = p.cmd(&["log", "prod", "--json"]).expect(0).json();
+    let top = &log["releases"][0];
+    assert_eq!(top["kind"]["type"], "from-preview", "{top}");
+    assert_eq!(top["kind"]["name"], "pr-5");
+    assert!(top["author"].as_str().unwrap().contains('@'), "{top}");
+    // A rollback is one pointer write away, as after any release.
+    p.cmd(&["rollback", "prod", "--yes"])
+        .expect(0)
+        .mentions(&["0 written"]);
+    assert_eq!(get(port, "/", "").2, b"live v1");
+}
