@@ -95,6 +95,8 @@ pub(super) async fn apply(
         .filter(|c| *c != release.id);
     let done = record(&release.id, true, cache);
     ledger.update_preview(name, |_| Some(done.clone())).await?;
+    // Behind CloudFront the function learns the preview's release from here on.
+    ledger.publish_preview(name, Some(&done)).await?;
     Ok((release, transfer))
 }
 
@@ -141,6 +143,7 @@ pub(super) async fn reviewed(
 /// a preview), then its files. Returns how many files went. Its bytes in the snapshots
 /// go with the next `gc`.
 pub(crate) async fn delete(ledger: &Ledger, name: &str) -> Result<usize, Error> {
+    ledger.publish_preview(name, None).await?;
     ledger.update_preview(name, |_| None).await?;
     let files = ledger.store().list(&preview_prefix(name)).await?;
     super::migrate::delete_all(ledger, files.iter().map(|m| (m.key.as_str(), None))).await?;

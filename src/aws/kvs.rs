@@ -168,6 +168,19 @@ impl KeyValueStore {
         Ok(out.e_tag().to_owned())
     }
 
+    /// How many keys the store holds and their bytes (of its 5 MB).
+    pub async fn usage(&self) -> Result<(i64, i64), KvsError> {
+        let arn = self.arn().await?;
+        let (_, data) = self.clients().await;
+        let out = data
+            .describe_key_value_store()
+            .kvs_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| self.failed(&e))?;
+        Ok((i64::from(out.item_count()), out.total_size_in_bytes()))
+    }
+
     /// The value of `key`, if the store has it.
     pub async fn get(&self, key: &str) -> Result<Option<String>, KvsError> {
         let arn = self.arn().await?;

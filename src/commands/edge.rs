@@ -47,6 +47,7 @@ impl EnvCtx<'_> {
             Some(crate::edge::cloudfront::Atomic {
                 pointer_key: crate::store::POINTER_KEY.to_owned(),
                 last_known_good: last,
+                preview_host: self.cfg.preview_host(),
             })
         } else {
             None

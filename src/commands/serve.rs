@@ -607,13 +607,7 @@ pub(super) async fn serve(
     let mut preview_hosts = Vec::new();
     if let Some(env) = target.and_then(|t| config.envs.get(t)) {
         preview_hosts.push(".localhost".to_owned());
-        if let Some(host) = env
-            .preview_url
-            .as_deref()
-            .and_then(|u| reqwest::Url::parse(&u.replace("{name}", "x")).ok())
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .and_then(|h| h.strip_prefix('x').map(str::to_owned))
-        {
+        if let Some(host) = env.preview_host() {
             preview_hosts.insert(0, host);
         }
     }

@@ -457,6 +457,12 @@ fn check_preview_url(url: &str) -> Result<(), String> {
 }
 
 impl EnvConfig {
+    /// The host suffix after a preview's name in `preview_url` (".preview.example.com").
+    pub fn preview_host(&self) -> Option<String> {
+        let url = reqwest::Url::parse(&self.preview_url.as_ref()?.replace("{name}", "x")).ok()?;
+        url.host_str()?.strip_prefix('x').map(str::to_owned)
+    }
+
     /// Preview `name`'s URL, if the environment has a `preview_url`.
     pub fn preview_url(&self, name: &str) -> Option<String> {
         self.preview_url.as_ref().map(|u| u.replace("{name}", name))

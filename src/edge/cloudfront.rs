@@ -60,6 +60,9 @@ pub struct Atomic {
     pub pointer_key: String,
     /// The slot and release live when the function was compiled, if any.
     pub last_known_good: Option<(String, String)>,
+    /// The host suffix after a preview's name (".preview.example.com"), when the
+    /// environment has a `preview_url`: such hosts are served preview NAME.
+    pub preview_host: Option<String>,
 }
 
 /// The query-string parameter that carries the release into the cache key.
@@ -159,6 +162,9 @@ pub fn compile(
         _ => "null".into(),
     };
     let auth = auth_sha256.map_or_else(|| "null".into(), js);
+    // Basic auth on previews only: live's routing asks for none.
+    let previews_only = edge.basic_auth.as_ref().is_some_and(|a| a.previews_only);
+    let live_auth = if previews_only { "null".to_owned() } else { auth.clone() };
     let mut code = String::new();
     if atomic.is_some() {
         // The runtime wants the KeyValueStore module imported on the first lines.
@@ -177,7 +183,7 @@ pub fn compile(
     let _ = writeln!(code, "var FILES = {};", nl_list(&shape.bare_files));
     let _ = writeln!(
         code,
-        "var INDEX = {}, SPA = {spa}, HIDDEN = {hidden_js}, AUTH = {auth};",
+        "var INDEX = {}, SPA = {spa}, HIDDEN = {hidden_js}, AUTH = {live_auth};",
         js(&edge.directory_index)
     );
     code.push_str(BODY);
@@ -193,6 +199,21 @@ pub fn compile(
             js(RELEASE_PARAM)
         );
         code.push_str(ATOMIC);
+        if let Some(suffix) = &a.preview_host {
+            let _ = writeln!(
+                code,
+                "var PREVIEWS = {}, PREVIEW_AUTH = {auth}, PREVIEW_KEY = {}, EXPIRED = {};",
+                js(suffix),
+                js(crate::store::PREVIEW_KEY_PREFIX),
+                js(&super::expired_preview_page("{name}"))
+            );
+            code.push_str(PREVIEW);
+            code = code.replacen(
+                "  var r = route(event);\n  if (r.statusCode !== undefined) return r;\n  var p = null;",
+                "  var name = previewing(event.request);\n  if (name !== null) return preview(event, name);\n  var r = route(event);\n  if (r.statusCode !== undefined) return r;\n  var p = null;",
+                1,
+            );
+        }
         code = code.replacen("function handler(event) {", "function route(event) {", 1);
     }
     let digest = hex::encode(Sha256::digest(code.as_bytes()));
@@ -225,6 +246,13 @@ function query(q) {
   return parts.length ? '?' + parts.join('&') : '';
 }
 function has(list, key) { return list.indexOf('\n' + key + '\n') >= 0; }
+function denied(req, hash) {
+  var given = req.headers.authorization, m = given && /^\s*basic\s+(.*)$/i.exec(given.value);
+  if (!m || crypto.createHash('sha256').update('Basic ' + m[1].replace(/\s+$/, '')).digest('hex') !== hash) {
+    return answer(401, 'Unauthorized', { 'www-authenticate': 'Basic realm="driftless"' });
+  }
+  return null;
+}
 function redirect(path) {
   var p = path.replace(/^\//, '').replace(/\/$/, ''), segs = p === '' ? [] : p.split('/');
   for (var i = 0; i < REDIRECTS.length; i++) {
@@ -244,11 +272,9 @@ function redirect(path) {
 }
 function handler(event) {
   var req = event.request, uri = req.uri, path;
-  if (AUTH) {
-    var given = req.headers.authorization, m = given && /^\s*basic\s+(.*)$/i.exec(given.value);
-    if (!m || crypto.createHash('sha256').update('Basic ' + m[1].replace(/\s+$/, '')).digest('hex') !== AUTH) {
-      return answer(401, 'Unauthorized', { 'www-authenticate': 'Basic realm="driftless"' });
-    }
+  if (AUTH && !event.preview) {
+    var d = denied(req, AUTH);
+    if (d) return d;
   }
   try { path = decodeURIComponent(uri); } catch (e) { return answer(400, 'Bad Request', {}); }
   if (uri.indexOf('//') >= 0) {
@@ -305,6 +331,39 @@ const ATOMIC: &str = r#"async function handler(event) {
   r.uri = '/slots/' + p.slot + r.uri;
   r.querystring = {};
   r.querystring[PARAM] = { value: p.release };
+  return r;
+}
+"#;
+
+/// Previews: a host `NAME` + `PREVIEWS` is served preview NAME from `previews/NAME/`,
+/// with its release (its KeyValueStore key) in the cache key — after basic auth (which
+/// may guard previews only), 404 for an unknown preview, 410 once expired; one
+/// KeyValueStore read per request, as for live.
+const PREVIEW: &str = r#"function previewing(req) {
+  var h = req.headers.host, host = h ? h.value.toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '') : '';
+  if (host.length <= PREVIEWS.length || host.slice(-PREVIEWS.length) !== PREVIEWS) return null;
+  var name = host.slice(0, -PREVIEWS.length);
+  return name.indexOf('.') < 0 ? name : null;
+}
+async function preview(event, name) {
+  var noindex = { 'x-robots-tag': 'noindex' }, v = null;
+  if (PREVIEW_AUTH) {
+    var d = denied(event.request, PREVIEW_AUTH);
+    if (d) { d.headers['x-robots-tag'] = { value: 'noindex' }; return d; }
+  }
+  try { v = await cf.kvs().get(PREVIEW_KEY + name, { format: 'json' }); } catch (e) { v = null; }
+  if (!v || typeof v.release !== 'string') return answer(404, 'Not Found', noindex);
+  if (!(v.expires > Date.now() / 1000)) {
+    var g = answer(410, 'Gone', { 'x-robots-tag': 'noindex', 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+    g.body = { encoding: 'text', data: EXPIRED.replace('{name}', name) };
+    return g;
+  }
+  event.preview = name;
+  var r = route(event);
+  if (r.statusCode !== undefined) { r.headers['x-robots-tag'] = { value: 'noindex' }; return r; }
+  r.uri = '/previews/' + name + r.uri;
+  r.querystring = {};
+  r.querystring[PARAM] = { value: v.release };
   return r;
 }
 "#;

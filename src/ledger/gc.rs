@@ -490,6 +490,7 @@ impl Ledger {
         let files: Vec<&Piece> = c.preview_files.iter().collect();
         freed += self.delete_pieces(&files).await?;
         for (name, release) in &c.expired_previews {
+            self.publish_preview(name, None).await?;
             // Only the expired preview read: one deployed again since stays.
             self.update_preview(name, |p| {
                 p.filter(|p| p.release != *release || !p.expired(at))

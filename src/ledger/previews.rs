@@ -110,6 +110,18 @@ impl Ledger {
             .await?)
     }
 
+    /// Tell the edge (where the live pointer is: a CloudFront KeyValueStore) about
+    /// preview `name` as `preview` says, or that it is gone.
+    pub async fn publish_preview(&self, name: &str, preview: Option<&Preview>) -> Result<()> {
+        let edge = preview.map(|p| (p.cache_id(), p.expires_at.as_second()));
+        Ok(self.live_pointer.publish_preview(name, edge).await?)
+    }
+
+    /// Keys and bytes held where the live pointer is, when that is bounded.
+    pub async fn pointer_usage(&self) -> Result<Option<(i64, i64)>> {
+        Ok(self.live_pointer.usage().await?)
+    }
+
     /// Change one preview (`None`: forget it), re-reading and retrying when another run
     /// changed another preview meanwhile. Returns the record as written.
     pub async fn update_preview(

@@ -77,4 +77,30 @@ impl LivePointer for KvsPointer {
     async fn remove(&self, expected: &str) -> Result<()> {
         Ok(self.0.delete(POINTER_KEY, expected).await?)
     }
+
+    async fn publish_preview(&self, name: &str, edge: Option<(&str, i64)>) -> Result<()> {
+        let key = format!("{}{name}", super::PREVIEW_KEY_PREFIX);
+        let value = edge.map(|(release, expires)| {
+            serde_json::json!({ "release": release, "expires": expires }).to_string()
+        });
+        // The ETag is the whole store's: a write of another key (a deploy's switch,
+        // another preview) in between only means reading it again.
+        let mut tries = 0;
+        loop {
+            let etag = self.0.etag().await?;
+            let done = match &value {
+                Some(v) => self.0.put(&key, v, &etag).await.map(|_| ()),
+                None if self.0.get(&key).await?.is_none() => Ok(()),
+                None => self.0.delete(&key, &etag).await,
+            };
+            match done {
+                Err(KvsError::Conflict { .. }) if tries < 5 => tries += 1,
+                other => return Ok(other?),
+            }
+        }
+    }
+
+    async fn usage(&self) -> Result<Option<(i64, i64)>> {
+        Ok(Some(self.0.usage().await?))
+    }
 }

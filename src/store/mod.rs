@@ -275,6 +275,20 @@ pub trait LivePointer: Send + Sync + fmt::Debug {
 
     /// Remove the pointer, only if it is still `expected`.
     async fn remove(&self, expected: &str) -> Result<()>;
+
+    /// Tell the edge about preview `name`: the id in its cache key and when it expires
+    /// (unix seconds), or `None` once it is gone. Where the pointer is the store's own,
+    /// there is nothing to tell: `serve` reads the previews' record itself.
+    async fn publish_preview(&self, name: &str, edge: Option<(&str, i64)>) -> Result<()> {
+        let _ = (name, edge);
+        Ok(())
+    }
+
+    /// The keys and bytes the pointer's home holds, where that is bounded (a
+    /// KeyValueStore's 5 MB).
+    async fn usage(&self) -> Result<Option<(i64, i64)>> {
+        Ok(None)
+    }
 }
 
 /// The pointer kept in the store itself ([`Store::pointer`]), whether the store is
@@ -307,6 +321,10 @@ where
 /// The key of the live pointer of an atomic layout (on a local store, a symlink to
 /// `slots/<slot>` that a web server can take as its root).
 pub const POINTER_KEY: &str = "current";
+
+/// What the KeyValueStore key of every preview starts with; preview NAME's holds
+/// `{"release": <the id in its cache key>, "expires": <unix seconds>}`.
+pub const PREVIEW_KEY_PREFIX: &str = "preview:";
 
 /// Where slot `slot` of an atomic layout keeps its files.
 pub fn slot_prefix(slot: &str) -> String {

@@ -10,8 +10,9 @@
 // missing key throws, `{ format: 'json' }` parses.
 //
 // stdin: { code, policy, errors, site: [keys], state: [keys], kvs, cases: [{ method, path, headers, kvs }] }
-// stdout: [{ status, location, key, query, uri, headers }] (uri, query: the request the
-// function passed on to the origin, if it did)
+// stdout: [{ status, location, key, query, uri, headers, own, body }] (uri, query: the
+// request the function passed on to the origin, if it did; own, body: the headers and
+// body of an answer the function made itself)
 'use strict';
 const crypto = require('crypto');
 
@@ -112,6 +113,10 @@ async function main() {
         out = { status: 404, location: null, key: null };
       }
     }
+    const made = r && r.statusCode !== undefined;
+    out.own = {};
+    if (made) for (const [k, v] of Object.entries(r.headers || {})) out.own[k] = v.value;
+    out.body = made && r.body ? r.body.data : null;
     out.query = r && r.statusCode === undefined ? r.querystring : null;
     out.uri = r && r.statusCode === undefined ? r.uri : null;
     out.headers = extra;

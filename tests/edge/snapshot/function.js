@@ -19,6 +19,13 @@ function query(q) {
   return parts.length ? '?' + parts.join('&') : '';
 }
 function has(list, key) { return list.indexOf('\n' + key + '\n') >= 0; }
+function denied(req, hash) {
+  var given = req.headers.authorization, m = given && /^\s*basic\s+(.*)$/i.exec(given.value);
+  if (!m || crypto.createHash('sha256').update('Basic ' + m[1].replace(/\s+$/, '')).digest('hex') !== hash) {
+    return answer(401, 'Unauthorized', { 'www-authenticate': 'Basic realm="driftless"' });
+  }
+  return null;
+}
 function redirect(path) {
   var p = path.replace(/^\//, '').replace(/\/$/, ''), segs = p === '' ? [] : p.split('/');
   for (var i = 0; i < REDIRECTS.length; i++) {
@@ -38,11 +45,9 @@ function redirect(path) {
 }
 function handler(event) {
   var req = event.request, uri = req.uri, path;
-  if (AUTH) {
-    var given = req.headers.authorization, m = given && /^\s*basic\s+(.*)$/i.exec(given.value);
-    if (!m || crypto.createHash('sha256').update('Basic ' + m[1].replace(/\s+$/, '')).digest('hex') !== AUTH) {
-      return answer(401, 'Unauthorized', { 'www-authenticate': 'Basic realm="driftless"' });
-    }
+  if (AUTH && !event.preview) {
+    var d = denied(req, AUTH);
+    if (d) return d;
   }
   try { path = decodeURIComponent(uri); } catch (e) { return answer(400, 'Bad Request', {}); }
   if (uri.indexOf('//') >= 0) {
