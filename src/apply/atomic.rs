@@ -137,11 +137,9 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
     s.out.say(format!(
         "slot {slot}: {} written{}, {} removed, {} already in place",
         fill.written,
-        if s.source.is_some() {
-            format!(" ({} copied from the preview)", fill.copied)
-        } else {
-            String::new()
-        },
+        s.source
+            .map(|c| format!(" ({} copied from {})", fill.copied, c.what))
+            .unwrap_or_default(),
         fill.deleted,
         fill.kept
     ));
@@ -199,6 +197,8 @@ pub(super) struct Filling<'a> {
 
 /// A prefix whose files a fill copies, and what each of them is.
 pub(crate) struct Copies {
+    /// Whose copies they are, in words ("the preview", "live").
+    pub(crate) what: &'static str,
     pub(crate) prefix: String,
     pub(crate) manifest: crate::ledger::Manifest,
 }

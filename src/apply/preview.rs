@@ -62,6 +62,7 @@ pub(super) async fn apply(
     ledger
         .update_preview(name, |_| Some(incomplete.clone()))
         .await?;
+    let from_live = live_copies(ledger, live.as_ref()).await?;
     let fill = fill(
         &Filling {
             ledger,
@@ -69,7 +70,7 @@ pub(super) async fn apply(
             out,
             prefix: preview_prefix(name),
             what: format!("preview {name}"),
-            source: None,
+            source: from_live.as_ref(),
         },
         before.as_ref().map(|b| b.release.as_str()),
         &mut release,
@@ -83,8 +84,8 @@ pub(super) async fn apply(
         other => other,
     })?;
     out.say(format!(
-        "preview {name}: {} written, {} removed, {} already in place",
-        fill.written, fill.deleted, fill.kept
+        "preview {name}: {} written ({} copied from live), {} removed, {} already in place",
+        fill.written, fill.copied, fill.deleted, fill.kept
     ));
     ledger.write_release(&release, live.as_ref()).await?;
     // Same bytes as before (a re-deploy of an unchanged build): the CDN's copies stay good.
@@ -98,6 +99,30 @@ pub(super) async fn apply(
     // Behind CloudFront the function learns the preview's release from here on.
     ledger.publish_preview(name, Some(&done)).await?;
     Ok((release, transfer))
+}
+
+/// Live's files, to fill a preview from by server-side copy where the bytes are the
+/// same (a first preview of a large site copies it instead of sending it again): only
+/// those still as live's fill wrote them (one listing of the live slot).
+async fn live_copies(
+    ledger: &Ledger,
+    live: Option<&Release>,
+) -> Result<Option<super::atomic::Copies>, Error> {
+    let (Some(live), Some(prefix)) = (live, ledger.live_prefix().await?) else {
+        return Ok(None);
+    };
+    let there = crate::plan::facts::list_under(ledger, &prefix).await?;
+    let manifest = live
+        .manifest
+        .iter()
+        .filter(|(k, e)| there.get(*k).is_some_and(|r| r.etag == e.etag))
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect();
+    Ok(Some(super::atomic::Copies {
+        what: "live",
+        prefix,
+        manifest,
+    }))
 }
 
 /// The files of preview `name`, to make its release `release` live from: only while the
@@ -136,7 +161,11 @@ pub(super) async fn reviewed(
             "{prefix}{key} changed outside driftless since preview {name} was deployed: what would go live is not what was reviewed — nothing was changed\n  → deploy the preview again (`driftless deploy {env} --preview {name}`) and review it"
         )));
     }
-    Ok(super::atomic::Copies { prefix, manifest })
+    Ok(super::atomic::Copies {
+        what: "the preview",
+        prefix,
+        manifest,
+    })
 }
 
 /// Remove preview `name`: its entry first (from then on the edge answers 404, never half

@@ -110,7 +110,7 @@ fn a_preview_gets_its_own_url_and_live_never_sees_it() {
         "2d",
     ])
     .expect(0)
-    .mentions(&["preview feature-new-look: 1 written, 0 removed, 1 already in place"]);
+    .mentions(&["preview feature-new-look: 1 written (0 copied from live), 0 removed, 1 already in place"]);
     let (status, _, body) = get_from(port, &host, "/new.js", "");
     assert_eq!((status, body.as_slice()), (200, b"js 2".as_slice()));
     let listed = p.cmd(&["previews", "prod", "--json"]).expect(0).json();
