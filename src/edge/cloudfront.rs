@@ -164,7 +164,11 @@ pub fn compile(
     let auth = auth_sha256.map_or_else(|| "null".into(), js);
     // Basic auth on previews only: live's routing asks for none.
     let previews_only = edge.basic_auth.as_ref().is_some_and(|a| a.previews_only);
-    let live_auth = if previews_only { "null".to_owned() } else { auth.clone() };
+    let live_auth = if previews_only {
+        "null".to_owned()
+    } else {
+        auth.clone()
+    };
     let mut code = String::new();
     if atomic.is_some() {
         // The runtime wants the KeyValueStore module imported on the first lines.

@@ -3,6 +3,7 @@
 //! `previews` lists and deletes; `gc` removes expired previews and the bytes only they
 //! held.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::serve::{free_port, get, get_from, serve};
@@ -110,7 +111,9 @@ fn a_preview_gets_its_own_url_and_live_never_sees_it() {
         "2d",
     ])
     .expect(0)
-    .mentions(&["preview feature-new-look: 1 written (0 copied from live), 0 removed, 1 already in place"]);
+    .mentions(&[
+        "preview feature-new-look: 1 written (0 copied from live), 0 removed, 1 already in place",
+    ]);
     let (status, _, body) = get_from(port, &host, "/new.js", "");
     assert_eq!((status, body.as_slice()), (200, b"js 2".as_slice()));
     let listed = p.cmd(&["previews", "prod", "--json"]).expect(0).json();
@@ -688,4 +691,128 @@ fn the_function_and_serve_answer_previews_alike_from_the_key_value_store() {
             assert!(served[i].noindex, "serve: {} {}", host(a), a.path);
         }
     }
+}
+
+/// The requests moto saw for this environment while `run` ran, by method, and the
+/// seconds it took.
+fn requests_during(marks: &[&str], run: impl FnOnce()) -> (BTreeMap<String, usize>, f64) {
+    let log = std::path::Path::new("/tmp/driftless-s3-test/run/moto.log");
+    let before = std::fs::read_to_string(log).map(|l| l.len()).unwrap_or(0);
+    let t = std::time::Instant::now();
+    run();
+    let secs = t.elapsed().as_secs_f64();
+    let mut by = BTreeMap::new();
+    // moto's log is shared by every test running at the time: only this environment's.
+    for l in std::fs::read_to_string(log).unwrap()[before..].lines() {
+        if !marks.iter().any(|m| l.contains(m)) {
+            continue;
+        }
+        if let Some(method) = ["GET", "PUT", "POST", "DELETE", "HEAD"]
+            .iter()
+            .find(|m| l.contains(&format!("\"{m} /")))
+        {
+            *by.entry((*method).to_owned()).or_insert(0) += 1;
+        }
+    }
+    (by, secs)
+}
+
+/// 20 previews alive at once behind CloudFront (S3 and KeyValueStore on moto): a
+/// preview's first deploy copies live's files server-side and uploads only what
+/// differs; a re-deploy writes only its change; the KeyValueStore holds one small key
+/// per preview. Prints what each cost (the numbers in the issue's note).
+#[test]
+fn twenty_previews_cost_what_they_change_and_fit_the_key_value_store() {
+    let s = crate::servers::servers();
+    let cf = s.behind_cloudfront(&s.moto, "tw");
+    let env = cf.env.clone();
+    s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "create-key-value-store",
+            "--name",
+            &format!("driftless-{env}"),
+        ],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kvs = s.key_value_store(&rt, &env);
+    let store_id = rt.block_on(kvs.find()).unwrap().expect("the store");
+    let store_id = store_id.rsplit('/').next().unwrap().to_owned();
+    let marks = [cf.bucket.as_str(), store_id.as_str()];
+    let tmp = tempfile::tempdir().unwrap();
+    let p = cf.project(
+        &tmp.path().join("w"),
+        &format!("{}{PREVIEW_URL}", cf.config("atomic")),
+    );
+    const FILES: usize = 200;
+    for i in 0..FILES {
+        p.write(&format!("docs/page-{i:03}.html"), &format!("page {i}\n"));
+    }
+    p.write("index.html", "home");
+    let mut rows = Vec::new();
+    let mut measure = |what: &str, args: &[&str], expect: &[&str]| {
+        let (by, secs) = requests_during(&marks, || {
+            p.cmd(args).expect(0).mentions(expect);
+        });
+        rows.push(format!(
+            "{what:<34} {:>5} requests {by:?}, {secs:.2} s",
+            by.values().sum::<usize>()
+        ));
+        by.values().sum::<usize>()
+    };
+    measure("first deploy", &["deploy", &env, "--yes"], &[]);
+    p.write("index.html", "home 2");
+    measure(
+        "deploy into the empty slot",
+        &["deploy", &env, "--yes"],
+        &[],
+    );
+    p.write("index.html", "home 3");
+    let deploy = measure(
+        "deploy of a one-file change",
+        &["deploy", &env, "--yes"],
+        &["slot a: 1 written"],
+    );
+    p.write("index.html", "home 3b");
+    let first = measure(
+        "first preview (one file differs)",
+        &["deploy", &env, "--preview", "pr-0", "--yes"],
+        &[&format!(
+            "preview pr-0: {} written ({FILES} copied from live)",
+            FILES + 1
+        )],
+    );
+    p.write("index.html", "home 4");
+    let again = measure(
+        "same preview, one more change",
+        &["deploy", &env, "--preview", "pr-0", "--yes"],
+        &["preview pr-0: 1 written (0 copied from live)"],
+    );
+    let t = std::time::Instant::now();
+    for i in 1..20 {
+        p.write("index.html", &format!("home for pr-{i}"));
+        p.cmd(&["deploy", &env, "--preview", &format!("pr-{i}"), "--yes"])
+            .expect(0);
+    }
+    rows.push(format!(
+        "19 more previews                   {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
+    let listed = p.cmd(&["previews", &env, "--json"]).expect(0).json();
+    assert_eq!(listed["previews"].as_array().unwrap().len(), 20);
+    let (items, bytes) = rt.block_on(kvs.usage()).unwrap();
+    rows.push(format!(
+        "KeyValueStore                      {items} keys, {bytes} bytes of 5242880"
+    ));
+    eprintln!("{}", rows.join("\n"));
+    assert_eq!(items, 21, "the live pointer and one key per preview");
+    assert!(bytes < 21 * 100, "{bytes} bytes");
+    // A first preview costs about one request per file (server-side copies), a re-deploy
+    // about what a deploy of the same change costs.
+    assert!(first <= FILES * 2 + 60, "{first} requests");
+    assert!(
+        again <= deploy + 20,
+        "{again} requests against a deploy's {deploy}"
+    );
 }
