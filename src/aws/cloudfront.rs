@@ -186,6 +186,7 @@ impl Distribution {
         function: &str,
         errors: &[serde_json::Value],
         release_key: Option<(&str, &str)>,
+        response_arn: Option<&str>,
     ) -> Result<Option<Distribution>, Error> {
         Ok(attached(
             self.config.clone(),
@@ -194,6 +195,7 @@ impl Distribution {
             function,
             errors,
             release_key,
+            response_arn,
         )?
         .map(|config| Distribution {
             etag: self.etag.clone(),
@@ -681,6 +683,7 @@ fn attached(
     function: &str,
     errors: &[serde_json::Value],
     release_key: Option<(&str, &str)>,
+    response_arn: Option<&str>,
 ) -> Result<Option<DistributionConfig>, Error> {
     let before = cfg.clone();
     let dcb = cfg
@@ -709,6 +712,32 @@ fn attached(
             .build()
             .map_err(|e| Error::Other(e.to_string()))?,
     );
+    // The viewer-response function of previews: attached while there are previews to
+    // serve, detached (only ours) when there are none.
+    let ours = format!("/{function}-response");
+    if let Some(response) = response_arn {
+        if let Some(other) = items
+            .iter()
+            .find(|a| a.event_type == EventType::ViewerResponse && !a.function_arn.ends_with(&ours))
+        {
+            return Err(Error::Refused(format!(
+                "the distribution's default cache behavior runs another viewer-response function ({}); driftless will not replace it\n  → detach it, or remove preview_url, and run `driftless edge ENV --apply` again",
+                other.function_arn
+            )));
+        }
+        items.retain(|a| a.event_type != EventType::ViewerResponse);
+        items.push(
+            FunctionAssociation::builder()
+                .function_arn(response)
+                .event_type(EventType::ViewerResponse)
+                .build()
+                .map_err(|e| Error::Other(e.to_string()))?,
+        );
+    } else {
+        items.retain(|a| {
+            !(a.event_type == EventType::ViewerResponse && a.function_arn.ends_with(&ours))
+        });
+    }
     dcb.function_associations = Some(
         FunctionAssociations::builder()
             .quantity(i32::try_from(items.len()).unwrap_or(i32::MAX))
@@ -901,6 +930,7 @@ mod tests {
             "driftless-prod",
             &[],
             Some(("our-policy", "driftless-release")),
+            None,
         )
         .unwrap()
         .unwrap();
@@ -915,6 +945,7 @@ mod tests {
             "driftless-prod",
             &[],
             Some(("", "driftless-release")),
+            None,
         )
         .unwrap()
         .unwrap();
@@ -930,7 +961,7 @@ mod tests {
         );
 
         // In place: the cache key is left alone.
-        let in_place = attached(config(None), arn, None, "driftless-prod", &[], None)
+        let in_place = attached(config(None), arn, None, "driftless-prod", &[], None, None)
             .unwrap()
             .unwrap();
         assert!(
@@ -940,5 +971,76 @@ mod tests {
                 .forwarded_values
                 .is_none()
         );
+    }
+
+    /// Previews bring the viewer-response function; without them only ours is detached,
+    /// and another one is never replaced.
+    #[test]
+    fn the_preview_response_function_is_attached_and_detached_alone() {
+        let arn = "arn:aws:cloudfront::1:function/driftless-prod";
+        let response = "arn:aws:cloudfront::1:function/driftless-prod-response";
+        let with = attached(
+            config(None),
+            arn,
+            None,
+            "driftless-prod",
+            &[],
+            None,
+            Some(response),
+        )
+        .unwrap()
+        .unwrap();
+        let events = |c: &DistributionConfig| -> Vec<(EventType, String)> {
+            c.default_cache_behavior
+                .as_ref()
+                .and_then(|d| d.function_associations.as_ref())
+                .and_then(|f| f.items.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| (a.event_type, a.function_arn))
+                .collect()
+        };
+        assert_eq!(
+            events(&with),
+            [
+                (EventType::ViewerRequest, arn.to_owned()),
+                (EventType::ViewerResponse, response.to_owned())
+            ]
+        );
+        let without = attached(with, arn, None, "driftless-prod", &[], None, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            events(&without),
+            [(EventType::ViewerRequest, arn.to_owned())]
+        );
+        let mut foreign = config(None);
+        foreign
+            .default_cache_behavior
+            .as_mut()
+            .unwrap()
+            .function_associations = Some(
+            FunctionAssociations::builder()
+                .quantity(1)
+                .items(
+                    FunctionAssociation::builder()
+                        .function_arn("arn:aws:cloudfront::1:function/someone-elses")
+                        .event_type(EventType::ViewerResponse)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        );
+        let refused = attached(
+            foreign,
+            arn,
+            None,
+            "driftless-prod",
+            &[],
+            None,
+            Some(response),
+        );
+        assert!(matches!(refused, Err(Error::Refused(_))), "{refused:?}");
     }
 }

@@ -264,13 +264,27 @@ fn write_export(c: &Compiled, dir: &Path) -> Result<Vec<String>, Error> {
         ),
         (
             "driftless-edge.tf",
-            terraform(&c.name, c.policy.as_ref(), c.atomic.is_some()),
+            terraform(
+                &c.name,
+                c.policy.as_ref(),
+                c.atomic.is_some(),
+                c.response.is_some(),
+            ),
         ),
         (
             "distribution.snippet.hcl",
-            terraform_snippet(&c.name, c.policy.is_some(), &c.errors, c.atomic.is_some()),
+            terraform_snippet(
+                &c.name,
+                c.policy.is_some(),
+                &c.errors,
+                c.atomic.is_some(),
+                c.response.is_some(),
+            ),
         ),
     ];
+    if let Some(r) = &c.response {
+        files.push(("response-function.js", r.code.clone()));
+    }
     if let Some(p) = &c.policy {
         files.push((
             "response-headers-policy.json",

@@ -65,6 +65,25 @@ pub(super) async fn apply(
         || format!("arn:aws:cloudfront::(account):function/{}", c.name),
         |l| l.arn.clone(),
     );
+    // Previews: the viewer-response function that marks their answers noindex.
+    let response_name = format!("{}-response", c.name);
+    let response = match &c.response {
+        Some(f) => {
+            let live = cf.live_function(&response_name).await?;
+            let changed = live
+                .as_ref()
+                .and_then(|l| l.code.as_deref())
+                .is_none_or(|code| sha(code) != f.digest);
+            Some((live, changed))
+        }
+        None => None,
+    };
+    let response_guess = response.as_ref().map(|(live, _)| {
+        live.as_ref().map_or_else(
+            || format!("arn:aws:cloudfront::(account):function/{response_name}"),
+            |l| l.arn.clone(),
+        )
+    });
     // The atomic layout's release parameter joins the cache key: through driftless's
     // cache policy where the behavior uses one (planned with a marker until it exists).
     let param = crate::edge::cloudfront::RELEASE_PARAM;
@@ -75,6 +94,7 @@ pub(super) async fn apply(
         &c.name,
         &c.errors,
         release_key,
+        response_guess.as_deref(),
     )?;
     let mut steps = Vec::new();
     if let Some(p) = &pointer {
@@ -109,6 +129,15 @@ pub(super) async fn apply(
             c.name
         )),
         (Some(_), false) => {}
+    }
+    match &response {
+        Some((None, _)) => steps.push(format!(
+            "create CloudFront Function {response_name} (X-Robots-Tag: noindex on every preview answer) and publish it"
+        )),
+        Some((Some(_), true)) => steps.push(format!(
+            "update CloudFront Function {response_name} (If-Match its ETag) and publish it"
+        )),
+        _ => {}
     }
     if c.policy.is_some() {
         steps.push(format!(
@@ -147,7 +176,16 @@ pub(super) async fn apply(
         return Err(Error::Other("not confirmed; nothing was published".into()));
     }
     let lease = ec.lock("edge").await?;
-    let result = publish(ec, &cf, c, live, code_changed, dist, pointer.as_ref()).await;
+    let result = publish(
+        ec,
+        &cf,
+        c,
+        (live, code_changed),
+        response,
+        dist,
+        pointer.as_ref(),
+    )
+    .await;
     lease.release(&ec.ledger).await?;
     let arn = result?;
     let published = Published {
@@ -174,8 +212,8 @@ async fn publish(
     ec: &EnvCtx<'_>,
     cf: &CloudFront,
     c: &Compiled,
-    live: Option<LiveFunction>,
-    code_changed: bool,
+    (live, code_changed): (Option<LiveFunction>, bool),
+    response: Option<(Option<LiveFunction>, bool)>,
     dist: Distribution,
     pointer: Option<&PointerPlan>,
 ) -> Result<String, Error> {
@@ -204,6 +242,20 @@ async fn publish(
             kvs_arn.as_deref(),
         )
         .await?;
+    let response_arn = match (&c.response, response) {
+        (Some(f), Some((live, changed))) => Some(
+            cf.publish_function(
+                &format!("{}-response", c.name),
+                &f.code,
+                format!("previews of {} are never indexed (driftless)", ec.cfg.name),
+                live,
+                changed,
+                None,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let policy_id = match &c.policy {
         Some(p) => Some(cf.put_policy(&c.name, p).await?),
         None => None,
@@ -224,6 +276,7 @@ async fn publish(
         release_key
             .as_deref()
             .map(|k| (k, crate::edge::cloudfront::RELEASE_PARAM)),
+        response_arn.as_deref(),
     )? {
         let again = format!("driftless edge {} --apply", ec.cfg.name);
         cf.update_distribution(changed, &again).await?;

@@ -48,6 +48,8 @@ pub struct Compiled {
     pub from: String,
     /// The function reads the live pointer from the environment's KeyValueStore.
     pub atomic: Option<cloudfront::Atomic>,
+    /// The viewer-response function (`NAME-response`) of an environment with previews.
+    pub response: Option<Function>,
 }
 
 /// The CloudFront names driftless gives an environment's function and policy.
@@ -98,6 +100,9 @@ pub fn compile_for(
         keys,
         from,
         atomic: atomic.cloned(),
+        response: atomic
+            .and_then(|a| a.preview_host.as_deref())
+            .map(cloudfront::response_function),
     })
 }
 

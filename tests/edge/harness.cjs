@@ -9,7 +9,10 @@
 // may bring its own, or "throw" to make every read fail), as `cf.kvs().get` does: a
 // missing key throws, `{ format: 'json' }` parses.
 //
-// stdin: { code, policy, errors, site: [keys], state: [keys], kvs, cases: [{ method, path, headers, kvs }] }
+// A viewer-response function (`response`, optional) runs on the answers that came from
+// the origin (an answer the viewer-request function made itself carries its own headers).
+//
+// stdin: { code, response, policy, errors, site: [keys], state: [keys], kvs, cases: [{ method, path, headers, kvs }] }
 // stdout: [{ status, location, key, query, uri, headers, own, body }] (uri, query: the
 // request the function passed on to the origin, if it did; own, body: the headers and
 // body of an answer the function made itself)
@@ -88,6 +91,7 @@ function policyHeaders(p) {
 async function main() {
   const input = JSON.parse(require('fs').readFileSync(0, 'utf8'));
   const handler = load(input.code);
+  const responder = input.response ? load(input.response) : null;
   const bucket = new Set(input.site.concat(input.state));
   const errors = {};
   for (const e of input.errors || []) errors[e.ErrorCode] = e;
@@ -95,7 +99,8 @@ async function main() {
   const results = [];
   for (const c of input.cases) {
     store = c.kvs !== undefined ? c.kvs : (input.kvs || {});
-    const r = await handler(event(c));
+    const ev = event(c);
+    const r = await handler(ev);
     let out;
     if (r && r.statusCode !== undefined) {
       const loc = r.headers && r.headers.location;
@@ -117,6 +122,10 @@ async function main() {
     out.own = {};
     if (made) for (const [k, v] of Object.entries(r.headers || {})) out.own[k] = v.value;
     out.body = made && r.body ? r.body.data : null;
+    if (!made && responder) {
+      const resp = responder({ ...ev, context: { ...ev.context, eventType: 'viewer-response' }, request: r, response: { statusCode: out.status, headers: {} } });
+      for (const [k, v] of Object.entries(resp.headers || {})) out.own[k] = v.value;
+    }
     out.query = r && r.statusCode === undefined ? r.querystring : null;
     out.uri = r && r.statusCode === undefined ? r.uri : null;
     out.headers = extra;

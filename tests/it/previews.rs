@@ -541,6 +541,52 @@ fn the_function_and_serve_answer_previews_alike_from_the_key_value_store() {
     assert_eq!(items, 3);
     assert!(bytes < 300, "{bytes} bytes for a pointer and two previews");
 
+    // Published: the viewer-request function and, for previews, the viewer-response one.
+    p.cmd(&["edge", &env, "--apply", "--yes"])
+        .expect(0)
+        .mentions(&["X-Robots-Tag: noindex on every preview answer"]);
+    let dist: serde_json::Value = serde_json::from_slice(
+        &s.aws(
+            &s.moto,
+            &[
+                "cloudfront",
+                "get-distribution-config",
+                "--id",
+                &cf.distribution,
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    let events: Vec<(String, String)> =
+        dist["DistributionConfig"]["DefaultCacheBehavior"]["FunctionAssociations"]["Items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["EventType"].as_str().unwrap().to_owned(),
+                    a["FunctionARN"]
+                        .as_str()
+                        .unwrap()
+                        .rsplit('/')
+                        .next()
+                        .unwrap()
+                        .to_owned(),
+                )
+            })
+            .collect();
+    let name = format!("driftless-{env}");
+    assert_eq!(
+        events,
+        [
+            ("viewer-request".to_owned(), name.clone()),
+            ("viewer-response".to_owned(), format!("{name}-response"))
+        ]
+    );
+    p.cmd(&["edge", &env, "--apply", "--yes"])
+        .expect(0)
+        .mentions(&["is up to date"]);
     let export = tmp.path().join("export");
     p.cmd(&["edge", &env, "--export", export.to_str().unwrap()])
         .expect(0);
@@ -575,8 +621,11 @@ fn the_function_and_serve_answer_previews_alike_from_the_key_value_store() {
         .collect();
     let errors: serde_json::Value =
         serde_json::from_str(&read("custom-error-responses.json")).unwrap();
+    let response = read("response-function.js");
+    crate::edge::assert_runs_on_cloudfront(&response);
     let answers = crate::edge::harness(&serde_json::json!({
         "code": code,
+        "response": response,
         "policy": serde_json::Value::Null,
         "errors": errors["Items"],
         "site": bucket_keys,
@@ -682,14 +731,21 @@ fn the_function_and_serve_answer_previews_alike_from_the_key_value_store() {
             host(a),
             a.path
         );
-        // noindex on every answer the function makes for a preview (its 200s get it
-        // from the origin's side only on `serve`; see the note in README).
-        if !a.host.is_empty() && function[i].status != 200 {
-            assert!(function[i].noindex, "function: {} {}", host(a), a.path);
-        }
-        if !a.host.is_empty() {
-            assert!(served[i].noindex, "serve: {} {}", host(a), a.path);
-        }
+        // noindex on every answer to a preview, and on no answer of live.
+        assert_eq!(
+            function[i].noindex,
+            !a.host.is_empty(),
+            "function: {} {}",
+            host(a),
+            a.path
+        );
+        assert_eq!(
+            served[i].noindex,
+            !a.host.is_empty(),
+            "serve: {} {}",
+            host(a),
+            a.path
+        );
     }
 }
 
