@@ -378,6 +378,31 @@ pub async fn distribution(env: &EnvConfig, id: &str, function: &str, checks: &mu
             },
         );
     }
+    if let Some(suffix) = env.preview_host() {
+        // Previews: NAME.preview.example.com reaches this distribution only by a wildcard
+        // alias (one per preview would mean a distribution update per preview).
+        let wildcard = format!("*{suffix}");
+        let aliases = cfg.aliases().map(|a| a.items()).unwrap_or_default();
+        let default_cert = cfg
+            .viewer_certificate()
+            .and_then(|c| c.cloud_front_default_certificate())
+            == Some(true);
+        checks.push(if !aliases.contains(&wildcard) {
+            fail(
+                "edge.preview_alias",
+                format!("{wildcard} is not among the distribution's aliases: previews ({}) do not reach it", env.preview_url.as_deref().unwrap_or_default()),
+                format!("add the alias {wildcard} ({tf}: aliases) with a certificate that covers it (ACM in us-east-1: {wildcard}), and a DNS record {wildcard} → the distribution"),
+            )
+        } else if default_cert {
+            fail(
+                "edge.preview_alias",
+                format!("{wildcard} is an alias, but the distribution serves the default *.cloudfront.net certificate"),
+                format!("attach an ACM certificate (us-east-1) covering {wildcard} ({tf}: viewer_certificate.acm_certificate_arn)"),
+            )
+        } else {
+            pass("edge.preview_alias", format!("{wildcard} is an alias of the distribution, with its own certificate"))
+        });
+    }
     let cert = cfg.viewer_certificate();
     let min = cert
         .and_then(|c| c.minimum_protocol_version())

@@ -36,6 +36,9 @@ pub(super) async fn doctor(ctx: &Ctx, env: &str) -> Result<(), Error> {
     if let Some(url) = &ec.cfg.url {
         url_checks(url, &mut checks).await;
     }
+    if let Some(suffix) = ec.cfg.preview_host() {
+        preview_tls(ec.cfg, &suffix, &mut checks).await;
+    }
     let (_, line) = crate::aws::sts::describe(ec.cfg).await;
     checks.push(if line.contains("MISMATCH") {
         fail(
@@ -331,6 +334,54 @@ async fn anonymous_checks(
         });
     }
     Ok(())
+}
+
+/// The certificate a preview host is served with covers it (a name no preview has is as
+/// good as any: the wildcard covers them all). A host that does not resolve cannot tell.
+async fn preview_tls(cfg: &crate::config::EnvConfig, suffix: &str, checks: &mut Vec<Check>) {
+    let Some(url) = cfg.preview_url("driftless-doctor") else {
+        return;
+    };
+    let Ok(parsed) = reqwest::Url::parse(&url) else {
+        return;
+    };
+    if parsed.scheme() != "https" || suffix == ".localhost" {
+        return;
+    }
+    let host = format!("driftless-doctor{suffix}");
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let resolves = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .is_ok_and(|mut a| a.next().is_some());
+    checks.push(if !resolves {
+        warn(
+            "edge.preview_tls",
+            format!("could not tell: {host} does not resolve, so no preview is reachable yet"),
+            format!("add the DNS record *{suffix} → the distribution"),
+        )
+    } else {
+        match crate::check::tls::certificate(&host, port).await {
+            Ok(c) if c.expiring() => warn(
+                "edge.preview_tls",
+                format!("the certificate for {host} is {}", c.describe()),
+                "renew it (ACM renews the certificates it issued and validated by DNS by itself)",
+            ),
+            Ok(c) => pass(
+                "edge.preview_tls",
+                format!(
+                    "previews are served with a certificate that covers them: {}",
+                    c.describe()
+                ),
+            ),
+            Err(e) => fail(
+                "edge.preview_tls",
+                e,
+                format!(
+                    "serve a certificate covering *{suffix} (ACM in us-east-1, viewer_certificate)"
+                ),
+            ),
+        }
+    });
 }
 
 async fn url_checks(url: &str, checks: &mut Vec<Check>) {

@@ -587,6 +587,76 @@ fn the_function_and_serve_answer_previews_alike_from_the_key_value_store() {
     p.cmd(&["edge", &env, "--apply", "--yes"])
         .expect(0)
         .mentions(&["is up to date"]);
+    // doctor: the wildcard alias previews need, with a certificate of its own; the
+    // certificate a preview host gets cannot be told before its DNS name resolves.
+    let doctor = |code| {
+        let d = p.cmd(&["doctor", &env, "--json"]).expect(code).json();
+        let check = |id: &str| {
+            d["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == id)
+                .unwrap_or_else(|| panic!("no {id} in {d}"))
+                .clone()
+        };
+        (check("edge.preview_alias"), check("edge.preview_tls"))
+    };
+    let (alias, tls) = doctor(1);
+    assert_eq!(alias["level"], "fail", "{alias}");
+    assert!(
+        alias["fix"]
+            .as_str()
+            .unwrap()
+            .contains("*.preview.example.com"),
+        "{alias}"
+    );
+    assert_eq!(tls["level"], "warn", "{tls}");
+    assert!(
+        tls["seen"].as_str().unwrap().starts_with("could not tell"),
+        "{tls}"
+    );
+    let mut config = dist["DistributionConfig"].clone();
+    config["Aliases"] = serde_json::json!({ "Quantity": 1, "Items": ["*.preview.example.com"] });
+    config["ViewerCertificate"] = serde_json::json!({
+        "CloudFrontDefaultCertificate": false,
+        "ACMCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/preview",
+        "SSLSupportMethod": "sni-only",
+        "MinimumProtocolVersion": "TLSv1.2_2021"
+    });
+    let etag = serde_json::from_slice::<serde_json::Value>(
+        &s.aws(
+            &s.moto,
+            &[
+                "cloudfront",
+                "get-distribution-config",
+                "--id",
+                &cf.distribution,
+            ],
+        )
+        .stdout,
+    )
+    .unwrap()["ETag"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = tmp.path().join("dist.json");
+    std::fs::write(&file, config.to_string()).unwrap();
+    s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "update-distribution",
+            "--id",
+            &cf.distribution,
+            "--if-match",
+            &etag,
+            "--distribution-config",
+            &format!("file://{}", file.display()),
+        ],
+    );
+    let (alias, _) = doctor(1);
+    assert_eq!(alias["level"], "pass", "{alias}");
     let export = tmp.path().join("export");
     p.cmd(&["edge", &env, "--export", export.to_str().unwrap()])
         .expect(0);
