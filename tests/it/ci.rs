@@ -170,6 +170,7 @@ fn only_annotation(text: &str, done: &crate::util::Done) -> String {
 /// One request the receiver saw.
 #[derive(Debug, Clone)]
 struct Hit {
+    method: String,
     path: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
@@ -190,6 +191,14 @@ impl Hit {
 
 /// A webhook receiver on a real socket: records every request, answers 200.
 fn receiver() -> (String, Arc<Mutex<Vec<Hit>>>) {
+    http_server(|_| (200, String::new()))
+}
+
+/// An HTTP server on a real socket: records every request, answers what `respond` says
+/// (status, JSON body).
+fn http_server(
+    respond: impl Fn(&Hit) -> (u16, String) + Send + 'static,
+) -> (String, Arc<Mutex<Vec<Hit>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let hits = Arc::new(Mutex::new(Vec::new()));
@@ -202,6 +211,7 @@ fn receiver() -> (String, Arc<Mutex<Vec<Hit>>>) {
             if reader.read_line(&mut line).is_err() {
                 continue;
             }
+            let method = line.split(' ').next().unwrap_or("").to_owned();
             let path = line.split(' ').nth(1).unwrap_or("").to_owned();
             let mut headers = Vec::new();
             loop {
@@ -221,13 +231,19 @@ fn receiver() -> (String, Arc<Mutex<Vec<Hit>>>) {
                 .map_or(0, |(_, v)| v.parse().unwrap());
             let mut body = vec![0; len];
             reader.read_exact(&mut body).unwrap();
-            seen.lock().unwrap().push(Hit {
+            let hit = Hit {
+                method,
                 path,
                 headers,
                 body,
-            });
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            };
+            let (status, answer) = respond(&hit);
+            seen.lock().unwrap().push(hit);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
         }
     });
     (url, hits)
@@ -583,4 +599,192 @@ fn init_points_the_config_at_its_schema() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The Action's metadata is what actionlint checks a workflow's `uses: ./` against: a
+/// workflow using it with its inputs passes, one naming an input it lacks fails.
+#[test]
+fn the_action_and_its_example_pass_actionlint() {
+    let dir = tempfile::tempdir().unwrap();
+    let workflows = dir.path().join(".github/workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    std::fs::copy(repo().join("action.yml"), dir.path().join("action.yml")).unwrap();
+    // actionlint finds local actions from the repository's root.
+    crate::util::git(dir.path(), &["init", "-q"]);
+    let lint = |body: &str| {
+        std::fs::write(workflows.join("t.yml"), body).unwrap();
+        std::process::Command::new(&tools()["ACTIONLINT"])
+            .args(["-no-color", ".github/workflows/t.yml"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let good = "on: pull_request\njobs:\n  p:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - id: d\n        uses: ./\n        with:\n          command: preview\n          environment: prod\n      - run: echo \"${{ steps.d.outputs.url }}\"\n";
+    let out = lint(good);
+    assert!(
+        out.status.success(),
+        "actionlint: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = lint(&good.replace("command: preview", "comand: preview"));
+    assert!(
+        !out.status.success(),
+        "actionlint did not read action.yml (a misspelt input passed)"
+    );
+}
+
+/// The Action's script, as a pull-request workflow runs it: a fake `GITHUB_*`
+/// environment, a local store, and a local HTTP server standing in for the GitHub API. It
+/// deploys `pr-7` as a preview, writes the outputs, comments once — and updates that one
+/// comment on the next push, never a second — then deletes the preview on close.
+#[test]
+fn the_action_deploys_a_preview_and_keeps_one_comment_up_to_date() {
+    type Comments = Arc<Mutex<Vec<(u64, String)>>>;
+    let comments: Comments = Arc::new(Mutex::new(vec![(1, "an unrelated comment".into())]));
+    let held = comments.clone();
+    let (api, hits) = http_server(move |hit| {
+        let mut c = held.lock().unwrap();
+        let list = || {
+            serde_json::json!(
+                c.iter()
+                    .map(|(id, body)| serde_json::json!({"id": id, "body": body}))
+                    .collect::<Vec<_>>()
+            )
+        };
+        match (hit.method.as_str(), hit.path.split('?').next().unwrap()) {
+            ("GET", "/repos/octo/site/issues/7/comments") => (200, list().to_string()),
+            ("POST", "/repos/octo/site/issues/7/comments") => {
+                let id = 100 + c.len() as u64;
+                c.push((id, hit.json()["body"].as_str().unwrap().to_owned()));
+                (201, serde_json::json!({ "id": id }).to_string())
+            }
+            ("PATCH", path) if path.starts_with("/repos/octo/site/issues/comments/") => {
+                let id: u64 = path.rsplit('/').next().unwrap().parse().unwrap();
+                match c.iter_mut().find(|(i, _)| *i == id) {
+                    Some(entry) => {
+                        entry.1 = hit.json()["body"].as_str().unwrap().to_owned();
+                        (200, serde_json::json!({ "id": id }).to_string())
+                    }
+                    None => (404, "{}".into()),
+                }
+            }
+            _ => (404, "{}".into()),
+        }
+    });
+    let t = tempfile::tempdir().unwrap();
+    let p = Project::atomic(
+        &t.path().join("w"),
+        &t.path().join("store"),
+        "preview_url = \"https://{name}.preview.example.com\"\n",
+    );
+    p.write("index.html", "live");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let event = t.path().join("event.json");
+    std::fs::write(
+        &event,
+        r#"{"action":"opened","number":7,"pull_request":{"number":7}}"#,
+    )
+    .unwrap();
+    let outputs = t.path().join("outputs");
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let action = |command: &str| {
+        std::fs::write(&outputs, "").unwrap();
+        std::process::Command::new("bash")
+            .arg(repo().join("scripts/action.sh"))
+            .arg("run")
+            .current_dir(&p.dir)
+            .env(
+                "PATH",
+                format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+            )
+            .env("CI", "true")
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_EVENT_NAME", "pull_request")
+            .env("GITHUB_EVENT_PATH", &event)
+            .env("GITHUB_REPOSITORY", "octo/site")
+            .env("GITHUB_API_URL", &api)
+            .env("GITHUB_OUTPUT", &outputs)
+            .env("GITHUB_SHA", "0123abcd")
+            .env("GITHUB_STEP_SUMMARY", t.path().join("summary.md"))
+            .env("INPUT_COMMAND", command)
+            .env("INPUT_ENVIRONMENT", "prod")
+            .env("INPUT_COMMENT", "true")
+            .env("INPUT_GITHUB_TOKEN", "t0ken")
+            .env("DRIFTLESS_AUTHOR", "Alice <alice@example.com>")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let ran = |command: &str| {
+        let out = action(command);
+        assert!(
+            out.status.success(),
+            "action.sh run ({command}) failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(&outputs).unwrap()
+    };
+
+    p.write("index.html", "the change under review");
+    let first = ran("preview");
+    assert!(
+        first.contains("url=https://pr-7.preview.example.com\n"),
+        "{first}"
+    );
+    let release = first
+        .lines()
+        .find_map(|l| l.strip_prefix("release="))
+        .unwrap()
+        .to_owned();
+    assert!(
+        t.path()
+            .join(format!("store/.driftless/releases/{release}.json"))
+            .exists()
+    );
+    {
+        let c = comments.lock().unwrap();
+        assert_eq!(c.len(), 2, "{c:?}");
+        let body = &c[1].1;
+        for needle in [
+            "<!-- driftless-preview:prod:pr-7 -->",
+            "https://pr-7.preview.example.com",
+            release.as_str(),
+            "0123abcd",
+            "0 created, 1 updated, 0 deleted, 0 unchanged against live",
+            "driftless deploy prod --from-preview pr-7",
+        ] {
+            assert!(body.contains(needle), "{needle:?} not in {body}");
+        }
+    }
+    // The next push: the same comment, updated.
+    p.write("index.html", "the change, amended");
+    let second = ran("preview");
+    assert_ne!(second, first);
+    {
+        let c = comments.lock().unwrap();
+        assert_eq!(c.len(), 2, "a second comment: {c:?}");
+        assert!(
+            c[1].1.contains(
+                second
+                    .lines()
+                    .find_map(|l| l.strip_prefix("release="))
+                    .unwrap()
+            )
+        );
+        assert_eq!(c[0].1, "an unrelated comment");
+    }
+    assert!(
+        hits.lock()
+            .unwrap()
+            .iter()
+            .all(|h| h.header("authorization") == Some("Bearer t0ken"))
+    );
+    // Closed: the preview goes, the comment says so.
+    ran("delete-preview");
+    assert!(!t.path().join("store/previews/pr-7").exists());
+    let c = comments.lock().unwrap();
+    assert_eq!(c.len(), 2, "{c:?}");
+    assert!(c[1].1.contains("was deleted"), "{}", c[1].1);
 }
