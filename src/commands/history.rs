@@ -333,6 +333,13 @@ fn show_yank(ec: &EnvCtx<'_>, y: &Yank, inv: Option<&crate::plan::invalidation::
             listed(&keys, out.full)
         ));
     }
+    if !y.previews.is_empty() {
+        out.say(format!(
+            "  previews  {} preview(s) serving those bytes, deleted: {}",
+            y.previews.len(),
+            listed(&y.previews, out.full)
+        ));
+    }
     if let Some(inv) = inv {
         out.say(format!("  {}", inv.describe()));
     }

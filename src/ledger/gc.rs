@@ -189,6 +189,10 @@ pub struct Yank {
     /// The slot (atomic layout) that still held the release: emptied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_slot: Option<String>,
+    /// Previews serving any of the removed bytes: deleted with them (their URL would
+    /// go on serving the leak).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previews: Vec<String>,
     #[serde(skip)]
     shas: HashSet<String>,
 }
@@ -594,6 +598,7 @@ impl Ledger {
             objects: Vec::new(),
             packs: Vec::new(),
             idle_slot,
+            previews: Vec::new(),
             shas: HashSet::new(),
         };
         for (key, e) in &target.manifest {
@@ -631,6 +636,16 @@ impl Ledger {
         for p in self.pack_contents().await? {
             if p.shas.iter().any(|s| y.shas.contains(s)) {
                 y.packs.push(p.id);
+            }
+        }
+        let (previews, _) = self.previews().await?;
+        for (name, p) in &previews.0 {
+            if !self.release_exists(&p.release).await? {
+                continue;
+            }
+            let r = self.release(&p.release).await?;
+            if r.manifest.values().any(|e| y.shas.contains(&e.sha256)) {
+                y.previews.push(name.clone());
             }
         }
         Ok(Ok(y))
@@ -678,6 +693,22 @@ impl Ledger {
             let pieces: Vec<Piece> = self
                 .store
                 .list(&crate::store::slot_prefix(slot))
+                .await?
+                .into_iter()
+                .map(|m| Piece {
+                    key: m.key,
+                    size: m.size,
+                })
+                .collect();
+            self.delete_pieces(&pieces.iter().collect::<Vec<_>>())
+                .await?;
+        }
+        for name in &y.previews {
+            self.publish_preview(name, None).await?;
+            self.update_preview(name, |_| None).await?;
+            let pieces: Vec<Piece> = self
+                .store
+                .list(&super::preview_prefix(name))
                 .await?
                 .into_iter()
                 .map(|m| Piece {

@@ -942,3 +942,54 @@ fn twenty_previews_cost_what_they_change_and_fit_the_key_value_store() {
         "{again} requests against a deploy's {deploy}"
     );
 }
+
+/// A leaked secret that a preview also serves goes with `yank`: the preview is deleted,
+/// its URL stops answering, and the bytes are gone from the store.
+#[test]
+fn yank_deletes_the_previews_that_serve_the_leaked_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::atomic(&tmp.path().join("w"), &store, PREVIEW_URL);
+    p.write("index.html", "v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.write("config.js", "SECRET=hunter2");
+    let leaked = p
+        .cmd(&["deploy", "prod", "--yes", "--json"])
+        .expect(0)
+        .json()["release"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    p.write("index.html", "v2 with the leak");
+    p.cmd(&["deploy", "prod", "--preview", "pr-1", "--yes"])
+        .expect(0);
+    p.remove("config.js");
+    p.cmd(&["deploy", "prod", "--preview", "pr-2", "--yes"])
+        .expect(0);
+    p.cmd(&["deploy", "prod", "--yes", "--force", "deletes"])
+        .expect(0);
+    let port = free_port();
+    let _server = serve(&p, "prod", port);
+    assert_eq!(get_from(port, "pr-1.localhost", "/config.js", "").0, 200);
+    p.cmd(&[
+        "yank",
+        "prod",
+        &leaked,
+        "--reason",
+        "committed a secret",
+        "--yes",
+    ])
+    .expect(0)
+    .mentions(&["previews  1 preview(s) serving those bytes, deleted: pr-1"]);
+    assert!(!store.join("previews/pr-1").exists());
+    assert_eq!(get_from(port, "pr-1.localhost", "/config.js", "").0, 404);
+    // The preview without the leak stays.
+    assert_eq!(get_from(port, "pr-2.localhost", "/", "").0, 200);
+    let everything = tree(&store, &[".driftless-store/"]);
+    assert!(
+        !everything
+            .values()
+            .any(|b| b.windows(7).any(|w| w == b"hunter2")),
+        "the secret is still in the store"
+    );
+}
