@@ -29,6 +29,9 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     let layout = ec.ledger.layout().await?;
     let pointer = ec.ledger.pointer().await?;
     let (slots, _) = ec.ledger.slots().await?;
+    let (previews, _) = ec.ledger.previews().await?;
+    let now = jiff::Timestamp::now();
+    let expired = previews.0.values().filter(|p| p.expired(now)).count();
     let live_id = live.as_ref().map(|l| l.id.clone());
     let layout_line = layout_line(
         layout,
@@ -70,6 +73,17 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             line.clone()
         }
     ));
+    if !previews.0.is_empty() {
+        out.say(format!(
+            "  previews {} ({expired} expired{}): `driftless previews {env}`",
+            previews.0.len(),
+            if expired > 0 {
+                format!(", removed by `driftless gc {env}`")
+            } else {
+                String::new()
+            }
+        ));
+    }
     if let Some(p) = &pending {
         let served = p.slot.is_some() && pointer.as_ref().map(|x| &x.slot) == p.slot.as_ref();
         let what = if p.slot.is_none() || served {
@@ -243,6 +257,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
                 "release": slots.get(&p.slot).map(|h| &h.release),
             })),
             "slots": slots,
+            "previews": { "count": previews.0.len(), "expired": expired },
             "pointer_matches_head": !layout_line.0,
             "drift": drift,
             "kept": live.as_deref().map(|l| &l.kept),

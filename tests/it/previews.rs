@@ -95,6 +95,8 @@ fn a_preview_gets_its_own_url_and_live_never_sees_it() {
     let at = |k: &str| one[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
     let days = at("expires_at").duration_since(at("created_at")).as_hours() / 24;
     assert_eq!(days, 6, "the default expiry is 7 days (less a moment)");
+    let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
+    assert_eq!(status["previews"]["count"], 1, "{status}");
     // Not part of live's history.
     let log = p.cmd(&["log", "prod", "--json"]).expect(0).all();
     assert!(!log.contains(&release), "{log}");
