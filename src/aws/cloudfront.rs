@@ -676,6 +676,40 @@ fn legacy_release_key(
     Ok(())
 }
 
+/// Make `items` run `arn` on `event` in place of ours (a function ARN ending in
+/// `ours`), or (`None`) drop ours; someone else's function there is refused.
+fn attach(
+    items: &mut Vec<FunctionAssociation>,
+    event: EventType,
+    arn: Option<&str>,
+    ours: &str,
+    alternative: &str,
+) -> Result<(), Error> {
+    let Some(arn) = arn else {
+        items.retain(|a| !(a.event_type == event && a.function_arn.ends_with(ours)));
+        return Ok(());
+    };
+    if let Some(other) = items
+        .iter()
+        .find(|a| a.event_type == event && !a.function_arn.ends_with(ours))
+    {
+        return Err(Error::Refused(format!(
+            "the distribution's default cache behavior runs another {} function ({}); driftless will not replace it\n  → detach it ({alternative}) and run `driftless edge ENV --apply` again",
+            event.as_str(),
+            other.function_arn
+        )));
+    }
+    items.retain(|a| a.event_type != event);
+    items.push(
+        FunctionAssociation::builder()
+            .function_arn(arn)
+            .event_type(event)
+            .build()
+            .map_err(|e| Error::Other(e.to_string()))?,
+    );
+    Ok(())
+}
+
 fn attached(
     mut cfg: DistributionConfig,
     arn: &str,
@@ -695,49 +729,22 @@ fn attached(
         .as_ref()
         .and_then(|f| f.items.clone())
         .unwrap_or_default();
-    if let Some(other) = items.iter().find(|a| {
-        a.event_type == EventType::ViewerRequest
-            && !a.function_arn.ends_with(&format!("/{function}"))
-    }) {
-        return Err(Error::Refused(format!(
-            "the distribution's default cache behavior runs another viewer-request function ({}); driftless will not replace it\n  → detach it (or fold its logic into [edge]) and run `driftless edge ENV --apply` again",
-            other.function_arn
-        )));
-    }
-    items.retain(|a| a.event_type != EventType::ViewerRequest);
-    items.push(
-        FunctionAssociation::builder()
-            .function_arn(arn)
-            .event_type(EventType::ViewerRequest)
-            .build()
-            .map_err(|e| Error::Other(e.to_string()))?,
-    );
+    attach(
+        &mut items,
+        EventType::ViewerRequest,
+        Some(arn),
+        &format!("/{function}"),
+        "or fold its logic into [edge]",
+    )?;
     // The viewer-response function of previews: attached while there are previews to
     // serve, detached (only ours) when there are none.
-    let ours = format!("/{function}-response");
-    if let Some(response) = response_arn {
-        if let Some(other) = items
-            .iter()
-            .find(|a| a.event_type == EventType::ViewerResponse && !a.function_arn.ends_with(&ours))
-        {
-            return Err(Error::Refused(format!(
-                "the distribution's default cache behavior runs another viewer-response function ({}); driftless will not replace it\n  → detach it, or remove preview_url, and run `driftless edge ENV --apply` again",
-                other.function_arn
-            )));
-        }
-        items.retain(|a| a.event_type != EventType::ViewerResponse);
-        items.push(
-            FunctionAssociation::builder()
-                .function_arn(response)
-                .event_type(EventType::ViewerResponse)
-                .build()
-                .map_err(|e| Error::Other(e.to_string()))?,
-        );
-    } else {
-        items.retain(|a| {
-            !(a.event_type == EventType::ViewerResponse && a.function_arn.ends_with(&ours))
-        });
-    }
+    attach(
+        &mut items,
+        EventType::ViewerResponse,
+        response_arn,
+        &format!("/{function}-response"),
+        "or remove preview_url",
+    )?;
     dcb.function_associations = Some(
         FunctionAssociations::builder()
             .quantity(i32::try_from(items.len()).unwrap_or(i32::MAX))

@@ -155,29 +155,30 @@ impl KeyValueStore {
         })
     }
 
-    /// The store-wide ETag every write must name.
-    pub async fn etag(&self) -> Result<String, KvsError> {
+    /// The store's description: its ETag, keys and bytes.
+    async fn describe(
+        &self,
+    ) -> Result<
+        aws_sdk_cloudfrontkeyvaluestore::operation::describe_key_value_store::DescribeKeyValueStoreOutput,
+        KvsError,
+    >{
         let arn = self.arn().await?;
         let (_, data) = self.clients().await;
-        let out = data
-            .describe_key_value_store()
+        data.describe_key_value_store()
             .kvs_arn(&arn)
             .send()
             .await
-            .map_err(|e| self.failed(&e))?;
-        Ok(out.e_tag().to_owned())
+            .map_err(|e| self.failed(&e))
+    }
+
+    /// The store-wide ETag every write must name.
+    pub async fn etag(&self) -> Result<String, KvsError> {
+        Ok(self.describe().await?.e_tag().to_owned())
     }
 
     /// How many keys the store holds and their bytes (of its 5 MB).
     pub async fn usage(&self) -> Result<(i64, i64), KvsError> {
-        let arn = self.arn().await?;
-        let (_, data) = self.clients().await;
-        let out = data
-            .describe_key_value_store()
-            .kvs_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| self.failed(&e))?;
+        let out = self.describe().await?;
         Ok((i64::from(out.item_count()), out.total_size_in_bytes()))
     }
 

@@ -106,36 +106,10 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             tag,
             confirm,
             force,
-            preview: Some(name),
-            expires,
-            ..
-        } => {
-            let env = ctx.env_name(env.as_deref(), "deploy")?;
-            let what = deploy::What {
-                message: message.message,
-                tag: tag.tag,
-            };
-            preview::deploy(
-                ctx,
-                &env,
-                &name,
-                expires.as_deref(),
-                what,
-                confirm.yes,
-                &force.force,
-            )
-            .await
-        }
-        Command::Deploy {
-            env,
-            message,
-            tag,
-            confirm,
-            force,
             watch: window,
-            preview: None,
+            preview,
+            expires,
             from_preview,
-            ..
         } => {
             let env = ctx.env_name(env.as_deref(), "deploy")?;
             if let Some(w) = &window {
@@ -145,6 +119,11 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
                 message: message.message,
                 tag: tag.tag,
             };
+            if let Some(name) = preview {
+                let expires = expires.as_deref();
+                return preview::deploy(ctx, &env, &name, expires, what, confirm.yes, &force.force)
+                    .await;
+            }
             match from_preview {
                 Some(name) => {
                     preview::make_live(ctx, &env, &name, what, confirm.yes, &force.force, 60)

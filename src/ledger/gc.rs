@@ -304,16 +304,8 @@ impl Ledger {
         for (name, p) in &previews.0 {
             if p.expired(now) {
                 out.expired_previews.push((name.clone(), p.release.clone()));
-                out.preview_files.extend(
-                    self.store
-                        .list(&super::preview_prefix(name))
-                        .await?
-                        .into_iter()
-                        .map(|m| Piece {
-                            key: m.key,
-                            size: m.size,
-                        }),
-                );
+                out.preview_files
+                    .extend(self.pieces_under(&super::preview_prefix(name)).await?);
             } else if self.release_exists(&p.release).await? {
                 alive.push(p.release.clone());
             }
@@ -512,6 +504,20 @@ impl Ledger {
         Ok(freed)
     }
 
+    /// Every object under `prefix`, as pieces to delete.
+    async fn pieces_under(&self, prefix: &str) -> Result<Vec<Piece>> {
+        Ok(self
+            .store
+            .list(prefix)
+            .await?
+            .into_iter()
+            .map(|m| Piece {
+                key: m.key,
+                size: m.size,
+            })
+            .collect())
+    }
+
     async fn delete_pieces(&self, pieces: &[&Piece]) -> Result<u64> {
         let sizes: Vec<u64> = futures::stream::iter(pieces)
             .map(|p| async move {
@@ -690,32 +696,14 @@ impl Ledger {
                 slots.set(slot, None);
                 self.set_slots(&slots, etag.as_deref()).await?;
             }
-            let pieces: Vec<Piece> = self
-                .store
-                .list(&crate::store::slot_prefix(slot))
-                .await?
-                .into_iter()
-                .map(|m| Piece {
-                    key: m.key,
-                    size: m.size,
-                })
-                .collect();
+            let pieces = self.pieces_under(&crate::store::slot_prefix(slot)).await?;
             self.delete_pieces(&pieces.iter().collect::<Vec<_>>())
                 .await?;
         }
         for name in &y.previews {
             self.publish_preview(name, None).await?;
             self.update_preview(name, |_| None).await?;
-            let pieces: Vec<Piece> = self
-                .store
-                .list(&super::preview_prefix(name))
-                .await?
-                .into_iter()
-                .map(|m| Piece {
-                    key: m.key,
-                    size: m.size,
-                })
-                .collect();
+            let pieces = self.pieces_under(&super::preview_prefix(name)).await?;
             self.delete_pieces(&pieces.iter().collect::<Vec<_>>())
                 .await?;
         }

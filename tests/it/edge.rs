@@ -364,15 +364,7 @@ fn the_atomic_function_answers_the_conformance_table_from_the_pointer() {
     let s = crate::servers::servers();
     let cf = s.behind_cloudfront(&s.moto, "t");
     let (bucket, env) = (cf.bucket.clone(), cf.env.clone());
-    s.aws(
-        &s.moto,
-        &[
-            "cloudfront",
-            "create-key-value-store",
-            "--name",
-            &format!("driftless-{env}"),
-        ],
-    );
+    cf.create_key_value_store();
     let tmp = tempfile::tempdir().unwrap();
     let mut config = cf.config("atomic");
     let mut edge = toml::Table::new();

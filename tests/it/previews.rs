@@ -475,15 +475,7 @@ fn the_function_and_serve_answer_previews_alike_from_the_key_value_store() {
     let s = crate::servers::servers();
     let cf = s.behind_cloudfront(&s.moto, "pv");
     let env = cf.env.clone();
-    s.aws(
-        &s.moto,
-        &[
-            "cloudfront",
-            "create-key-value-store",
-            "--name",
-            &format!("driftless-{env}"),
-        ],
-    );
+    cf.create_key_value_store();
     let tmp = tempfile::tempdir().unwrap();
     let config = format!(
         "{}{PREVIEW_URL}\n[edge]\nnot_found = \"404.html\"\n[edge.basic_auth]\nuser = \"review\"\npassword_env = \"PREVIEW_PASSWORD\"\npreviews_only = true\n",
@@ -547,19 +539,7 @@ fn the_function_and_serve_answer_previews_alike_from_the_key_value_store() {
     p.cmd(&["edge", &env, "--apply", "--yes"])
         .expect(0)
         .mentions(&["X-Robots-Tag: noindex on every preview answer"]);
-    let dist: serde_json::Value = serde_json::from_slice(
-        &s.aws(
-            &s.moto,
-            &[
-                "cloudfront",
-                "get-distribution-config",
-                "--id",
-                &cf.distribution,
-            ],
-        )
-        .stdout,
-    )
-    .unwrap();
+    let dist = cf.distribution_config();
     let events: Vec<(String, String)> =
         dist["DistributionConfig"]["DefaultCacheBehavior"]["FunctionAssociations"]["Items"]
             .as_array()
@@ -626,19 +606,7 @@ fn the_function_and_serve_answer_previews_alike_from_the_key_value_store() {
         "SSLSupportMethod": "sni-only",
         "MinimumProtocolVersion": "TLSv1.2_2021"
     });
-    let etag = serde_json::from_slice::<serde_json::Value>(
-        &s.aws(
-            &s.moto,
-            &[
-                "cloudfront",
-                "get-distribution-config",
-                "--id",
-                &cf.distribution,
-            ],
-        )
-        .stdout,
-    )
-    .unwrap()["ETag"]
+    let etag = cf.distribution_config()["ETag"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -854,15 +822,7 @@ fn twenty_previews_cost_what_they_change_and_fit_the_key_value_store() {
     let s = crate::servers::servers();
     let cf = s.behind_cloudfront(&s.moto, "tw");
     let env = cf.env.clone();
-    s.aws(
-        &s.moto,
-        &[
-            "cloudfront",
-            "create-key-value-store",
-            "--name",
-            &format!("driftless-{env}"),
-        ],
-    );
+    cf.create_key_value_store();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let kvs = s.key_value_store(&rt, &env);
     let store_id = rt.block_on(kvs.find()).unwrap().expect("the store");

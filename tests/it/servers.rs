@@ -276,6 +276,37 @@ impl BehindCloudFront {
         )
     }
 
+    /// Its KeyValueStore (`driftless-ENV`), created on moto (CloudFront's stand-in,
+    /// whatever the store's endpoint) as `edge --apply` would.
+    pub fn create_key_value_store(&self) -> &Self {
+        let s = servers();
+        s.aws(
+            &s.moto,
+            &[
+                "cloudfront",
+                "create-key-value-store",
+                "--name",
+                &format!("driftless-{}", self.env),
+            ],
+        );
+        self
+    }
+
+    /// `get-distribution-config` of its distribution: `ETag` and `DistributionConfig`.
+    pub fn distribution_config(&self) -> serde_json::Value {
+        let s = servers();
+        let out = s.aws(
+            &s.moto,
+            &[
+                "cloudfront",
+                "get-distribution-config",
+                "--id",
+                &self.distribution,
+            ],
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// A project in `dir` with `config`, its CloudFront and KeyValueStore on moto.
     pub fn project(&self, dir: &Path, config: &str) -> crate::util::Project {
         crate::util::Project::with_config(dir, config).envs(servers().cloudfront_env())
