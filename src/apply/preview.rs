@@ -12,7 +12,7 @@
 use jiff::Timestamp;
 
 use super::atomic::{Filling, fill};
-use super::{Provenance, Report, Transfer, interrupted_before, new_release, store_content};
+use super::{Provenance, Report, Transfer, new_release, store_content};
 use crate::Error;
 use crate::ledger::{Ledger, Preview, Release, Staged, preview_prefix};
 use crate::plan::Plan;
@@ -42,7 +42,10 @@ pub(super) async fn apply(
     let (head, live) = ledger.live().await?;
     let transfer = store_content(ledger, plan, live.as_ref(), out, &mut staged, tmp).await?;
     if crate::interrupt::requested() {
-        return Err(interrupted_before(plan, &transfer));
+        return Err(Error::Interrupted(format!(
+            "Interrupted: nothing changed on {} (live, and preview {name}). The {} object(s) uploaded so far are kept: re-run `driftless deploy {} --preview {name}` to resume without uploading them again.",
+            plan.env, transfer.objects_uploaded, plan.env
+        )));
     }
     let mut release = new_release(plan, &head, who);
     let (previews, _) = ledger.previews().await?;
