@@ -167,7 +167,7 @@ pub enum Command {
     },
     /// Copy FROM's live, verified release to TO byte for byte (never rebuilt).
     #[command(
-        after_help = "Examples:\n  driftless verify staging && driftless promote staging prod\n  driftless promote staging prod --release 20261121T101500Z-3fa9c1 --yes"
+        after_help = "Examples:\n  driftless verify staging && driftless promote staging prod\n  driftless promote staging prod --release 20261121T101500Z-3fa9c1 --yes\n  driftless promote staging prod --from-preview pr-123    # the reviewed preview, verified at its URL"
     )]
     Promote {
         /// The environment whose live release is promoted (e.g. staging).
@@ -180,6 +180,10 @@ pub enum Command {
         /// a release id or prefix, a tag, or HEAD.
         #[arg(long, value_name = "RELEASE")]
         release: Option<String>,
+        /// Promote preview NAME of FROM instead, verified at its URL first: the reviewed
+        /// bytes go to TO (a protected environment too), not FROM's live release.
+        #[arg(long, value_name = "NAME", conflicts_with = "release")]
+        from_preview: Option<String>,
         #[command(flatten)]
         message: MessageArg,
         #[command(flatten)]

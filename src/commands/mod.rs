@@ -143,6 +143,7 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             from,
             to,
             release,
+            from_preview,
             message,
             tag,
             timeout,
@@ -160,6 +161,7 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
                 release,
                 message: message.message,
                 tag: tag.tag,
+                from_preview,
                 timeout,
                 yes: confirm.yes,
             };

@@ -232,26 +232,22 @@ pub(super) async fn delete(ctx: &Ctx, env: &str, raw_name: &str, yes: bool) -> R
     Ok(())
 }
 
-/// `driftless deploy ENV --from-preview NAME`: exactly the reviewed release goes live —
-/// verified at the preview's URL first, its files copied server-side from the preview
-/// into the idle slot, then one pointer write. Nothing is rebuilt or uploaded.
-pub(super) async fn make_live(
-    ctx: &Ctx,
-    env: &str,
+/// A preview about to go live: its release, and the refusal its verification gave.
+pub(super) struct Reviewed {
+    pub(super) name: String,
+    pub(super) release: crate::ledger::Release,
+    pub(super) unverified: Option<crate::plan::Refusal>,
+}
+
+/// Preview `raw_name` of `ec`'s environment, to make live (here, or by promotion): only a
+/// whole one that has not expired, verified at its URL now (the gate: what reviewers saw
+/// is its release).
+pub(super) async fn reviewed(
+    ec: &EnvCtx<'_>,
     raw_name: &str,
-    what: What,
-    yes: bool,
-    force: &[String],
     timeout: u64,
-) -> Result<(), Error> {
-    let forced = parse_forces(force)?;
-    let ec = ctx.env(env).await?;
-    need_atomic(&ec).await?;
-    ec.finish_interrupted().await?;
-    ec.clear_finished_lock().await?;
-    if let Some(tag) = &what.tag {
-        ec.check_new_tag(tag).await?;
-    }
+) -> Result<Reviewed, Error> {
+    let env = &ec.cfg.name;
     let name = slug(raw_name).unwrap_or_default();
     let (previews, _) = ec.ledger.previews().await?;
     let Some(p) = previews.0.get(&name).cloned() else {
@@ -272,15 +268,14 @@ pub(super) async fn make_live(
             "preview {name} is incomplete (its deploy was interrupted, or is running): nothing was changed\n  → driftless deploy {env} --preview {name}"
         )));
     }
-    // Its gate: what the preview's URL serves is its release.
-    ctx.out.say(format!(
+    ec.ctx.out.say(format!(
         "Verifying preview {name} at {} …",
         ec.cfg
             .preview_url(&name)
             .as_deref()
             .unwrap_or("(no preview_url)")
     ));
-    let unverified = match super::verify::verify_preview(&ec, &name, timeout, false).await {
+    let unverified = match super::verify::verify_preview(ec, &name, timeout, false).await {
         Ok(()) => None,
         Err(e) => Some(crate::plan::Refusal {
             guard: Guard::Unverified,
@@ -292,13 +287,44 @@ pub(super) async fn make_live(
             ),
         }),
     };
-    let reviewed = ec.ledger.release(&p.release).await?;
+    Ok(Reviewed {
+        release: ec.ledger.release(&p.release).await?,
+        name,
+        unverified,
+    })
+}
+
+/// `driftless deploy ENV --from-preview NAME`: exactly the reviewed release goes live —
+/// verified at the preview's URL first, its files copied server-side from the preview
+/// into the idle slot, then one pointer write. Nothing is rebuilt or uploaded.
+pub(super) async fn make_live(
+    ctx: &Ctx,
+    env: &str,
+    raw_name: &str,
+    what: What,
+    yes: bool,
+    force: &[String],
+    timeout: u64,
+) -> Result<(), Error> {
+    let forced = parse_forces(force)?;
+    let ec = ctx.env(env).await?;
+    need_atomic(&ec).await?;
+    ec.finish_interrupted().await?;
+    ec.clear_finished_lock().await?;
+    if let Some(tag) = &what.tag {
+        ec.check_new_tag(tag).await?;
+    }
+    let Reviewed {
+        name,
+        release: reviewed,
+        unverified,
+    } = reviewed(&ec, raw_name, timeout).await?;
     let plan = plan_of(
         &ec,
         Request {
             kind: PlanKind::FromPreview {
                 name: name.clone(),
-                release: p.release.clone(),
+                release: reviewed.id.clone(),
             },
             desired: crate::plan::desired_from_objects(&reviewed.manifest),
             scan: None,
@@ -306,7 +332,7 @@ pub(super) async fn make_live(
             forced: forced.clone(),
             message: Some(
                 what.message
-                    .unwrap_or_else(|| format!("preview {name} ({}) made live", p.release)),
+                    .unwrap_or_else(|| format!("preview {name} ({}) made live", reviewed.id)),
             ),
             git: reviewed.git.clone(),
             tag: what.tag,
@@ -324,7 +350,7 @@ pub(super) async fn make_live(
     ec.journal(
         "from-preview",
         Some(&release),
-        serde_json::json!({ "preview": name, "release": p.release, "by": ctx.actor.author }),
+        serde_json::json!({ "preview": name, "release": reviewed.id, "by": ctx.actor.author }),
     )
     .await;
     Ok(())

@@ -17,6 +17,8 @@ pub(super) struct Request {
     pub(super) release: Option<String>,
     pub(super) message: Option<String>,
     pub(super) tag: Option<String>,
+    /// Promote this preview of FROM (verified at its URL) instead of FROM's live release.
+    pub(super) from_preview: Option<String>,
     pub(super) timeout: u64,
     pub(super) yes: bool,
 }
@@ -43,38 +45,27 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     te.finish_interrupted().await?;
     te.clear_finished_lock().await?;
 
-    let (_, live) = fe.ledger.live().await?;
-    let Some(live) = live else {
-        return Err(Error::Usage(format!(
-            "{from} has no live release to promote: deploy it first (`driftless deploy {from}`)"
-        )));
-    };
     if let Some(tag) = &req.tag {
         te.check_new_tag(tag).await?;
     }
-    let wanted = match &req.release {
-        Some(name) => Some(fe.release_named(name).await?),
-        None => None,
+    // What goes: a preview of FROM, verified at its URL now, or FROM's live release,
+    // verified there before.
+    let (live, refusals, preview) = match &req.from_preview {
+        Some(raw) => {
+            let r = super::preview::reviewed(&fe, raw, req.timeout).await?;
+            (r.release, r.unverified.into_iter().collect(), Some(r.name))
+        }
+        None => {
+            let live = source_live(&fe, to, req.release.as_deref()).await?;
+            if forced.contains(&Guard::Unverified) && fe.cfg.url.is_some() {
+                return Err(Error::Usage(format!(
+                    "--force unverified is only for an environment without a url; {from} has one: run `driftless verify {from}`"
+                )));
+            }
+            let refusals = gate(&fe, &live).await?.into_iter().collect();
+            (live, refusals, None)
+        }
     };
-    if let Some(wanted) = &wanted
-        && *wanted != live.id
-    {
-        let was = if fe.ledger.history_refs(Some(wanted), 100_000).await?.1 {
-            "was live on it once but has been replaced"
-        } else {
-            "was never live on it"
-        };
-        return Err(Error::Refused(format!(
-            "release {wanted} is not {from}'s live release ({was}); {from} serves {}\n  → promote what {from} serves now (`driftless promote {from} {to}`), or first roll {from} back to it and verify it",
-            live.summary()
-        )));
-    }
-    if forced.contains(&Guard::Unverified) && fe.cfg.url.is_some() {
-        return Err(Error::Usage(format!(
-            "--force unverified is only for an environment without a url; {from} has one: run `driftless verify {from}`"
-        )));
-    }
-    let refusals = gate(&fe, &live).await?.into_iter().collect();
 
     let desired = crate::plan::desired_from_objects(&live.manifest);
     let mut plan = plan_of(
@@ -88,10 +79,10 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
             scan: None,
             refusals,
             forced: forced.clone(),
-            message: Some(
-                req.message
-                    .unwrap_or_else(|| format!("promote {from} release {}", live.id)),
-            ),
+            message: Some(req.message.unwrap_or_else(|| match &preview {
+                Some(name) => format!("promote {from} preview {name} ({})", live.id),
+                None => format!("promote {from} release {}", live.id),
+            })),
             git: live.git.clone(),
             tag: req.tag.clone(),
         },
@@ -102,9 +93,12 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
         plan.refusals.retain(|r| r.guard != Guard::Unverified);
         plan.overrides.retain(|r| r.guard != Guard::Unverified);
     }
-    let to_live = plan.live.as_ref().map(|l| &l.kind);
-    let batch = crate::plan::facts::promotion_batch(&fe.ledger, &te.ledger, to_live, from).await?;
-    plan.batch = batch;
+    // A preview is no release of FROM's history: nothing of it is batched.
+    if preview.is_none() {
+        let to_live = plan.live.as_ref().map(|l| &l.kind);
+        plan.batch =
+            crate::plan::facts::promotion_batch(&fe.ledger, &te.ledger, to_live, from).await?;
+    }
     ctx.show_plan(&plan);
     if !confirmed(&te, &plan, req.yes).await? {
         return Ok(());
@@ -127,6 +121,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     let approval = serde_json::json!({
         "from": from,
         "release": live.id,
+        "preview": preview,
         "batch": batch_ids,
         "confirmed": if req.yes { "--yes" } else { "interactive" },
     });
@@ -148,6 +143,35 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
         ));
         Ok(())
     }
+}
+
+/// FROM's live release, refused unless it is `release` when one is named.
+async fn source_live(fe: &EnvCtx<'_>, to: &str, release: Option<&str>) -> Result<Release, Error> {
+    let from = fe.cfg.name.as_str();
+    let (_, live) = fe.ledger.live().await?;
+    let Some(live) = live else {
+        return Err(Error::Usage(format!(
+            "{from} has no live release to promote: deploy it first (`driftless deploy {from}`)"
+        )));
+    };
+    let wanted = match release {
+        Some(name) => Some(fe.release_named(name).await?),
+        None => None,
+    };
+    if let Some(wanted) = &wanted
+        && *wanted != live.id
+    {
+        let was = if fe.ledger.history_refs(Some(wanted), 100_000).await?.1 {
+            "was live on it once but has been replaced"
+        } else {
+            "was never live on it"
+        };
+        return Err(Error::Refused(format!(
+            "release {wanted} is not {from}'s live release ({was}); {from} serves {}\n  → promote what {from} serves now (`driftless promote {from} {to}`), or first roll {from} back to it and verify it",
+            live.summary()
+        )));
+    }
+    Ok(live)
 }
 
 /// FROM's live release must be verified (when FROM can be: it has a `url`).

@@ -903,6 +903,37 @@ fn twenty_previews_cost_what_they_change_and_fit_the_key_value_store() {
         again <= deploy + 20,
         "{again} requests against a deploy's {deploy}"
     );
+
+    // pr-0 goes live: nothing uploaded, and what the live slot holds (downloaded with the
+    // AWS CLI) is the preview's bytes, byte for byte. The preview URL is not served here:
+    // the verification is overridden, and says so.
+    let made = p
+        .cmd(&[
+            "deploy",
+            &env,
+            "--from-preview",
+            "pr-0",
+            "--force",
+            "unverified",
+            "--yes",
+            "--json",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(made["transfer"]["objects_uploaded"], 0, "{made}");
+    assert_eq!(made["transfer"]["bytes_uploaded"], 0, "{made}");
+    let pointer: serde_json::Value =
+        serde_json::from_str(&rt.block_on(kvs.get("current")).unwrap().unwrap()).unwrap();
+    let slot = pointer["slot"].as_str().unwrap();
+    let url = |prefix: &str| format!("s3://{}/www/{prefix}", cf.bucket);
+    let live = s.download(&s.moto, &url(&format!("slots/{slot}/")), &[]);
+    let reviewed = s.download(&s.moto, &url("previews/pr-0/"), &[]);
+    assert_eq!(live.len(), FILES + 1);
+    assert_eq!(live, reviewed, "live is not the preview's bytes");
+    eprintln!(
+        "from-preview: {} files live, identical to preview pr-0; 0 objects uploaded",
+        live.len()
+    );
 }
 
 /// A leaked secret that a preview also serves goes with `yank`: the preview is deleted,
@@ -954,4 +985,76 @@ fn yank_deletes_the_previews_that_serve_the_leaked_bytes() {
             .any(|b| b.windows(7).any(|w| w == b"hunter2")),
         "the secret is still in the store"
     );
+}
+
+/// Into a protected environment by promotion: a preview of staging, verified at its URL,
+/// goes to prod byte for byte — not staging's live release, and nothing rebuilt.
+#[test]
+fn a_preview_of_staging_is_promoted_to_a_protected_prod() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "site = \"site\"\n[env.staging]\nstore = \"file://{}\"\npreview_url = \"http://{{name}}.localhost:{port}\"\n\n[env.prod]\nstore = \"file://{}\"\npromote_from = \"staging\"\n",
+        tmp.path().join("staging").display(),
+        tmp.path().join("prod").display()
+    );
+    let p = Project::with_config(&tmp.path().join("w"), &config);
+    p.write("index.html", "staging live");
+    p.cmd(&["deploy", "staging", "--yes"]).expect(0);
+    p.write("index.html", "reviewed in pr-3")
+        .write("new.js", "js");
+    p.cmd(&["deploy", "staging", "--preview", "pr-3", "--yes"])
+        .expect(0);
+    let reviewed = tree(&tmp.path().join("staging/previews/pr-3"), &[]);
+    p.write("index.html", "something else");
+    // Not verified (nothing serves the preview yet): refused, nothing changed.
+    p.cmd(&[
+        "promote",
+        "staging",
+        "prod",
+        "--from-preview",
+        "pr-3",
+        "--yes",
+    ])
+    .expect(3)
+    .mentions(&["[unverified] preview pr-3 did not pass verify"]);
+    assert!(!tmp.path().join("prod/current").exists());
+    let _server = serve(&p, "staging", port);
+    p.cmd(&[
+        "promote",
+        "staging",
+        "prod",
+        "--from-preview",
+        "pr-3",
+        "--yes",
+    ])
+    .expect(0)
+    .mentions(&["Plan: promotion of staging release"]);
+    assert_eq!(tree(&tmp.path().join("prod/current"), &[]), reviewed);
+    // Staging's live release is untouched; prod stays protected from direct deploys.
+    assert_eq!(
+        tree(&tmp.path().join("staging/current"), &[]),
+        files(&[("index.html", "staging live")])
+    );
+    let log = p.cmd(&["log", "prod", "--json"]).expect(0).json();
+    assert_eq!(log["releases"][0]["kind"]["type"], "promote", "{log}");
+    assert!(
+        log["releases"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("preview pr-3"),
+        "{log}"
+    );
+    p.cmd(&["deploy", "prod", "--yes"]).expect(3);
+    // --release names FROM's live release; with a preview it is refused as a usage error.
+    p.cmd(&[
+        "promote",
+        "staging",
+        "prod",
+        "--from-preview",
+        "pr-3",
+        "--release",
+        "HEAD",
+    ])
+    .expect(2);
 }
