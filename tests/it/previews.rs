@@ -252,6 +252,7 @@ fn an_expired_preview_answers_410_and_gc_frees_its_bytes() {
         .expect(0)
         .mentions(&["previews  1 expired, removed with their 2 file(s)", "pr-1"]);
     let after = size_of(&store);
+    eprintln!("gc of an expired preview: store {before} → {after} bytes");
     // Its copy in previews/ and its content in the snapshots: 2 × 300 KB.
     assert!(
         before - after >= 600_000,
