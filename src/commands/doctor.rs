@@ -360,28 +360,33 @@ async fn preview_tls(cfg: &crate::config::EnvConfig, suffix: &str, checks: &mut 
             format!("add the DNS record *{suffix} → the distribution"),
         )
     } else {
-        match crate::check::tls::certificate(&host, port).await {
-            Ok(c) if c.expiring() => warn(
-                "edge.preview_tls",
-                format!("the certificate for {host} is {}", c.describe()),
-                "renew it (ACM renews the certificates it issued and validated by DNS by itself)",
+        certificate_check(
+            "edge.preview_tls",
+            &host,
+            port,
+            &format!(
+                "serve a certificate covering *{suffix} (ACM in us-east-1, viewer_certificate)"
             ),
-            Ok(c) => pass(
-                "edge.preview_tls",
-                format!(
-                    "previews are served with a certificate that covers them: {}",
-                    c.describe()
-                ),
-            ),
-            Err(e) => fail(
-                "edge.preview_tls",
-                e,
-                format!(
-                    "serve a certificate covering *{suffix} (ACM in us-east-1, viewer_certificate)"
-                ),
-            ),
-        }
+        )
+        .await
     });
+}
+
+/// The certificate `host` is served with: valid (pass), expiring (warn) or not (fail, with
+/// `fix`).
+async fn certificate_check(id: &'static str, host: &str, port: u16, fix: &str) -> Check {
+    match crate::check::tls::certificate(host, port).await {
+        Ok(c) if c.expiring() => warn(
+            id,
+            format!("the certificate for {host} is {}", c.describe()),
+            "renew it (ACM renews the certificates it issued and validated by DNS by itself)",
+        ),
+        Ok(c) => pass(
+            id,
+            format!("the certificate for {host} is {}", c.describe()),
+        ),
+        Err(e) => fail(id, e, fix),
+    }
 }
 
 async fn url_checks(url: &str, checks: &mut Vec<Check>) {
@@ -419,22 +424,15 @@ async fn url_checks(url: &str, checks: &mut Vec<Check>) {
         Err(_) => return,
     };
     if parsed.scheme() == "https" {
-        checks.push(match crate::check::tls::certificate(&host, port).await {
-            Ok(c) if c.expiring() => warn(
+        checks.push(
+            certificate_check(
                 "url.tls",
-                format!("the certificate for {host} is {}", c.describe()),
-                "renew it (ACM renews the certificates it issued and validated by DNS by itself)",
-            ),
-            Ok(c) => pass(
-                "url.tls",
-                format!("the certificate for {host} is {}", c.describe()),
-            ),
-            Err(e) => fail(
-                "url.tls",
-                e,
-                format!("serve a valid certificate for {host} (for CloudFront: ACM in us-east-1, and viewer_certificate)"),
-            ),
-        });
+                &host,
+                port,
+                &format!("serve a valid certificate for {host} (for CloudFront: ACM in us-east-1, and viewer_certificate)"),
+            )
+            .await,
+        );
         checks.push(match crate::check::tls::plain_http(url) {
             None => warn(
                 "url.https-redirect",
