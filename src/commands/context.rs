@@ -105,10 +105,7 @@ impl Ctx {
         // Behind CloudFront the pointer is what its function reads: a key of the
         // environment's KeyValueStore (created by `edge --apply`).
         let ledger = if cfg.edge_reads_pointer() {
-            ledger
-                .with_pointer(std::sync::Arc::new(crate::store::KvsPointer(
-                    key_value_store(cfg),
-                )))
+            with_kvs_pointer(ledger, cfg)
                 .with_projected(self.config.edge.not_found.iter().cloned().collect())
         } else {
             ledger
@@ -124,6 +121,13 @@ impl Ctx {
 
 /// The CloudFront KeyValueStore that holds the live pointer of `cfg`'s environment
 /// behind CloudFront (named like its function, `driftless-ENV`).
+/// `ledger` with its live pointer in the environment's KeyValueStore.
+pub(crate) fn with_kvs_pointer(ledger: Ledger, cfg: &EnvConfig) -> Ledger {
+    ledger.with_pointer(std::sync::Arc::new(crate::store::KvsPointer(
+        key_value_store(cfg),
+    )))
+}
+
 pub(crate) fn key_value_store(cfg: &EnvConfig) -> crate::aws::kvs::KeyValueStore {
     crate::aws::kvs::KeyValueStore::new(
         &crate::edge::resource_name(&cfg.name),

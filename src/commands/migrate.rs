@@ -27,21 +27,12 @@ pub(super) async fn migrate(
     if finish {
         return finish_move(&ec, yes).await;
     }
-    let (_, live) = ec.ledger.live().await?;
-    let Some(live) = live else {
-        return Err(Error::Refused(format!(
-            "{env} has no live release: its first deploy writes the atomic layout by itself (nothing to move)"
-        )));
-    };
-    if let Some((p, _)) = ec.ledger.pending().await? {
-        return Err(Error::Refused(format!(
-            "an apply of release {} by {} is unfinished on {env}: nothing was changed\n  → finish it first: driftless deploy {env}",
-            p.release.id, p.release.actor.author
-        )));
-    }
-    let (files, size) = live
-        .served()
-        .fold((0, 0u64), |(n, b), (_, e)| (n + 1, b + e.size));
+    let (live, files, size) = live_to_move(
+        &ec,
+        "its first deploy writes the atomic layout by itself (nothing to move)",
+        "",
+    )
+    .await?;
     out.say(format!(
         "{} migrate {env}: in place → atomic",
         out.paint("Plan", Style::Strong)
@@ -99,6 +90,30 @@ pub(super) async fn migrate(
     Ok(())
 }
 
+/// The live release a move copies, with its file count and bytes: refused when there is
+/// none (`none`: why that is fine) or an apply is unfinished (`deploy_as`: how the deploy
+/// that finishes it must run).
+async fn live_to_move(
+    ec: &super::context::EnvCtx<'_>,
+    none: &str,
+    deploy_as: &str,
+) -> Result<(crate::ledger::Release, usize, u64), Error> {
+    let env = &ec.cfg.name;
+    let Some(live) = ec.ledger.live().await?.1 else {
+        return Err(Error::Refused(format!("{env} has no live release: {none}")));
+    };
+    if let Some((p, _)) = ec.ledger.pending().await? {
+        return Err(Error::Refused(format!(
+            "an apply of release {} by {} is unfinished on {env}: nothing was changed\n  → finish it first: driftless deploy {env}{deploy_as}",
+            p.release.id, p.release.actor.author
+        )));
+    }
+    let (files, size) = live
+        .served()
+        .fold((0, 0u64), |(n, b), (_, e)| (n + 1, b + e.size));
+    Ok((live, files, size))
+}
+
 /// Refuse unless the function published on the environment's distribution is the one
 /// the config compiles to (`serving`: what CloudFront may still be serving, and why).
 async fn published_function_is_current(
@@ -131,12 +146,7 @@ async fn back_in_place(ctx: &Ctx, env: &str, finish: bool, yes: bool) -> Result<
     let behind_cloudfront = ec.cfg.behind_cloudfront();
     if behind_cloudfront {
         // The config no longer says atomic, but the pointer is still in the KeyValueStore.
-        ec.ledger = ec
-            .ledger
-            .clone()
-            .with_pointer(std::sync::Arc::new(crate::store::KvsPointer(
-                super::context::key_value_store(ec.cfg),
-            )));
+        ec.ledger = super::context::with_kvs_pointer(ec.ledger.clone(), ec.cfg);
     }
     let out = &ctx.out;
     let (slots, _) = ec.ledger.slots().await?;
@@ -176,21 +186,12 @@ async fn back_in_place(ctx: &Ctx, env: &str, finish: bool, yes: bool) -> Result<
         out.document_with(|| serde_json::json!({ "env": env, "layout": "in-place", "finished": true, "removed": removed }));
         return Ok(());
     }
-    let (_, live) = ec.ledger.live().await?;
-    let Some(live) = live else {
-        return Err(Error::Refused(format!(
-            "{env} has no live release: nothing to move"
-        )));
-    };
-    if let Some((p, _)) = ec.ledger.pending().await? {
-        return Err(Error::Refused(format!(
-            "an apply of release {} by {} is unfinished on {env}: nothing was changed\n  → finish it first with `driftless deploy {env}` (with layout = \"atomic\" set again)",
-            p.release.id, p.release.actor.author
-        )));
-    }
-    let (files, size) = live
-        .served()
-        .fold((0, 0u64), |(n, b), (_, e)| (n + 1, b + e.size));
+    let (live, files, size) = live_to_move(
+        &ec,
+        "nothing to move",
+        " (with layout = \"atomic\" set again)",
+    )
+    .await?;
     out.say(format!(
         "{} migrate {env}: atomic → in place",
         out.paint("Plan", Style::Strong)

@@ -28,7 +28,7 @@ mod snapshots;
 pub use gc::{Collection, Piece, Policy, Retired, Retirement, Yank};
 pub use lock::{HeldLease, Lock, LockInfo};
 pub use notes::{Check, Event, Hold, MIN_REQUESTS, Pending, Tally, Verification, Watched, p95};
-pub use previews::{MAX_NAME as MAX_PREVIEW_NAME, Preview, Previews, preview_prefix, slug};
+pub use previews::{Preview, Previews, preview_prefix, slug};
 pub use record::{
     Actor, Delta, Entry, Header, Kept, Manifest, RECORD_FORMAT, Record, RecordOut, Release,
     ReleaseKind, ReleaseRef, header, is_release_id, new_release_id,

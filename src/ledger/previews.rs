@@ -20,7 +20,7 @@ pub fn preview_prefix(name: &str) -> String {
 }
 
 /// The longest name: one DNS label.
-pub const MAX_NAME: usize = 63;
+const MAX_NAME: usize = 63;
 
 /// A preview name made of what a person typed (a branch such as `feature/Login_Page`,
 /// or `pr-123`): lower-case letters, digits and single hyphens, at most one DNS label
@@ -74,13 +74,6 @@ impl Preview {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Previews(pub BTreeMap<String, Preview>);
 
-impl Previews {
-    /// Releases a preview holds (expired ones too, until `gc` removes them).
-    pub fn releases(&self) -> impl Iterator<Item = &str> {
-        self.0.values().map(|p| p.release.as_str())
-    }
-}
-
 impl Ledger {
     /// Every preview, and the record's ETag (`None`: no record yet).
     pub async fn previews(&self) -> Result<(Previews, Option<String>)> {
@@ -115,11 +108,6 @@ impl Ledger {
     pub async fn publish_preview(&self, name: &str, preview: Option<&Preview>) -> Result<()> {
         let edge = preview.map(|p| (p.cache_id(), p.expires_at.as_second()));
         Ok(self.live_pointer.publish_preview(name, edge).await?)
-    }
-
-    /// Keys and bytes held where the live pointer is, when that is bounded.
-    pub async fn pointer_usage(&self) -> Result<Option<(i64, i64)>> {
-        Ok(self.live_pointer.usage().await?)
     }
 
     /// Change one preview (`None`: forget it), re-reading and retrying when another run

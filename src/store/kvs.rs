@@ -99,8 +99,4 @@ impl LivePointer for KvsPointer {
             }
         }
     }
-
-    async fn usage(&self) -> Result<Option<(i64, i64)>> {
-        Ok(Some(self.0.usage().await?))
-    }
 }

@@ -283,12 +283,6 @@ pub trait LivePointer: Send + Sync + fmt::Debug {
         let _ = (name, edge);
         Ok(())
     }
-
-    /// The keys and bytes the pointer's home holds, where that is bounded (a
-    /// KeyValueStore's 5 MB).
-    async fn usage(&self) -> Result<Option<(i64, i64)>> {
-        Ok(None)
-    }
 }
 
 /// The pointer kept in the store itself ([`Store::pointer`]), whether the store is

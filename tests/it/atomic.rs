@@ -855,29 +855,7 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
             code_file.to_str().unwrap(),
         ],
     );
-    let described = s.aws(
-        &s.moto,
-        &["cloudfront", "describe-function", "--name", &fname],
-    );
-    let etag = serde_json::from_slice::<serde_json::Value>(&described.stdout).unwrap()["ETag"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    s.aws(
-        &s.moto,
-        &[
-            "cloudfront",
-            "update-function",
-            "--name",
-            &fname,
-            "--if-match",
-            &etag,
-            "--function-config",
-            "Comment=by hand,Runtime=cloudfront-js-2.0",
-            "--function-code",
-            &format!("fileb://{}", code_file.display()),
-        ],
-    );
+    s.edit_function_by_hand(&fname, &code_file, false);
     let doctor = p.cmd(&["doctor", &env, "--json"]).run();
     let doctor: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
     let check = |doctor: &serde_json::Value, id: &str| -> serde_json::Value {

@@ -600,51 +600,9 @@ fn edge_apply_on_moto_publishes_attaches_and_reports_drift() {
     assert!(live_code().contains("/newer"));
 
     // Someone edits the function by hand (update + publish, with the AWS CLI).
-    let described = s.aws(
-        &s.moto,
-        &[
-            "cloudfront",
-            "describe-function",
-            "--name",
-            "driftless-prod",
-        ],
-    );
-    let etag = serde_json::from_slice::<serde_json::Value>(&described.stdout).unwrap()["ETag"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let hand = tmp.path().join("hand.js");
     std::fs::write(&hand, "function handler(event) { return event.request; }\n").unwrap();
-    let updated = s.aws(
-        &s.moto,
-        &[
-            "cloudfront",
-            "update-function",
-            "--name",
-            "driftless-prod",
-            "--if-match",
-            &etag,
-            "--function-config",
-            "Comment=by hand,Runtime=cloudfront-js-2.0",
-            "--function-code",
-            &format!("fileb://{}", hand.display()),
-        ],
-    );
-    let etag = serde_json::from_slice::<serde_json::Value>(&updated.stdout).unwrap()["ETag"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    s.aws(
-        &s.moto,
-        &[
-            "cloudfront",
-            "publish-function",
-            "--name",
-            "driftless-prod",
-            "--if-match",
-            &etag,
-        ],
-    );
+    s.edit_function_by_hand("driftless-prod", &hand, true);
     p.cmd(&["status", "prod"]).expect(0).mentions(&[
         "edge rules changed outside driftless",
         "driftless edge prod --apply",

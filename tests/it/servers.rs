@@ -223,6 +223,50 @@ impl Servers {
         crate::util::tree(dir.path(), skip)
     }
 
+    /// Someone edits CloudFront Function `name` by hand with the AWS CLI: its code from
+    /// `code`, with no KeyValueStore association, then (`publish`) published.
+    pub fn edit_function_by_hand(&self, name: &str, code: &Path, publish: bool) {
+        let s = self;
+        let etag = |out: std::process::Output| {
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["ETag"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let described = s.aws(
+            &s.moto,
+            &["cloudfront", "describe-function", "--name", name],
+        );
+        let updated = s.aws(
+            &s.moto,
+            &[
+                "cloudfront",
+                "update-function",
+                "--name",
+                name,
+                "--if-match",
+                &etag(described),
+                "--function-config",
+                "Comment=by hand,Runtime=cloudfront-js-2.0",
+                "--function-code",
+                &format!("fileb://{}", code.display()),
+            ],
+        );
+        if publish {
+            s.aws(
+                &s.moto,
+                &[
+                    "cloudfront",
+                    "publish-function",
+                    "--name",
+                    name,
+                    "--if-match",
+                    &etag(updated),
+                ],
+            );
+        }
+    }
+
     /// The keys under `prefix` of `bucket`, relative to it, listed with the AWS CLI.
     pub fn keys_under(&self, endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
         let out = self.aws(
