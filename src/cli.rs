@@ -113,7 +113,7 @@ pub enum Command {
     },
     /// Plan, show the proof block, confirm, and apply.
     #[command(
-        after_help = "Examples:\n  driftless deploy staging -m 'Fix checkout copy'\n  driftless deploy staging --yes           # in CI (no terminal)\n  driftless deploy prod --tag v1.4 --yes     # then: driftless rollback prod --to v1.4\n  driftless deploy prod --preview pr-123 --expires 3d --yes   # its own URL, live untouched\n  driftless deploy prod --from-preview pr-123 --yes           # the reviewed bytes go live"
+        after_help = "Examples:\n  driftless deploy staging -m 'Fix checkout copy'\n  driftless deploy staging --yes           # in CI (no terminal)\n  driftless deploy prod --tag v1.4 --yes     # then: driftless rollback prod --to v1.4\n  driftless deploy prod --preview pr-123 --expires 3d --yes   # its own URL, live untouched\n  driftless deploy prod --from-preview pr-123 --yes           # the reviewed bytes go live\n  driftless deploy prod --canary 10 --yes                     # to 10% of visitors first"
     )]
     Deploy {
         /// Environment to deploy to: exactly one, so staging and production are never
@@ -144,6 +144,12 @@ pub enum Command {
         /// same NAME again renews it.
         #[arg(long, value_name = "DURATION", requires = "preview")]
         expires: Option<String>,
+        /// Serve the new release to N% of visitors only (1-99, sticky per visitor),
+        /// everyone else staying on live, until `driftless canary ENV --finish` or
+        /// `--abort`. Needs the atomic layout.
+        #[arg(long, value_name = "N", conflicts_with_all = ["preview", "from_preview"],
+              value_parser = clap::value_parser!(u8).range(1..=99))]
+        canary: Option<u8>,
     },
     /// Apply a plan saved with `plan --out`, if nothing it saw has moved.
     #[command(
@@ -382,6 +388,37 @@ Examples:
         apply: bool,
         /// Sample URL paths to answer (default: one of each kind the site has).
         paths: Vec<String>,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+    /// Show, finish or abort the canary `deploy --canary N` started: a release served to
+    /// N% of visitors (sticky per visitor), everyone else on live.
+    #[command(
+        after_help = "A visitor's side comes from their bucket (0-99): the `driftless-bucket` cookie set on
+their first answer, else a hash of address and user agent; buckets below the share get
+the canary. Finishing is one pointer write; aborting is one write too, and needs no
+CDN invalidation (each release has its own cache key).
+
+Examples:
+  driftless deploy prod --canary 10 --yes    # 10% of visitors get the new release
+  driftless canary prod                      # who gets what, since when
+  driftless canary prod --percent 50 --yes   # more visitors (those already on it stay)
+  driftless canary prod --finish --yes       # live for everyone
+  driftless canary prod --abort --yes        # everyone back on the live release"
+    )]
+    Canary {
+        /// Environment whose canary to show or end.
+        #[arg(add = ArgValueCompleter::new(env_names))]
+        env: String,
+        /// Make the canary live for every visitor: the pointer moves to its slot.
+        #[arg(long, conflicts_with_all = ["abort", "percent"])]
+        finish: bool,
+        /// Take the canary back: every visitor gets the live release again.
+        #[arg(long, conflicts_with = "percent")]
+        abort: bool,
+        /// Serve the canary to N% of visitors (1-99) from now on.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=99))]
+        percent: Option<u8>,
         #[command(flatten)]
         confirm: ConfirmArgs,
     },

@@ -52,6 +52,15 @@ pub(super) struct Switch<'a> {
 /// Make `release` live on an atomic layout.
 pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Release, Error> {
     let ledger = s.ledger;
+    // Re-checked under the lock: a canary started since the plan.
+    if let Some((c, _)) = ledger.canary().await? {
+        return Err(Error::Refused(format!(
+            "a canary is running on env.{}: {}: nothing was changed\n  → {}",
+            s.plan.env,
+            c.describe(),
+            crate::plan::guards::canary_resolve(&s.plan.env)
+        )));
+    }
     let pointer = ledger.pointer().await?;
     let slot = pointer
         .as_ref()
@@ -146,6 +155,22 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
 
     ledger.write_release(&release, s.live).await?;
     failpoint("after-release").await;
+    if let Some(percent) = s.plan.canary {
+        let live_cache = pointer
+            .as_ref()
+            .and_then(|p| slots.get(&p.slot))
+            .map(|h| h.cache_id().to_owned());
+        let started = start_canary(s, pointer.as_ref(), live_cache, slot, &cache_id, percent)
+            .await
+            .map(|()| release);
+        return match started {
+            Ok(r) => {
+                ledger.clear_pending(&pending_etag).await?;
+                Ok(r)
+            }
+            Err(e) => Err(stop(e, ledger).await),
+        };
+    }
     // The switch: one conditional write.
     match ledger
         .switch_pointer(slot, &cache_id, pointer.as_ref())
@@ -180,6 +205,61 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
     failpoint("after-head").await;
     ledger.clear_pending(&pending_etag).await?;
     Ok(release)
+}
+
+/// Serve the release just written into `slot` to `percent`% of visitors: its record
+/// first (the one `serve` reads, and what stops other deploys), then the split beside
+/// the live pointer, which stays where it is (one write, where the edge reads it).
+async fn start_canary(
+    s: &Switch<'_>,
+    pointer: Option<&crate::ledger::Pointer>,
+    live_cache: Option<String>,
+    slot: &str,
+    cache_id: &str,
+    percent: u8,
+) -> Result<(), Error> {
+    let ledger = s.ledger;
+    let (Some(seen), Some(live_cache), Some(live)) = (pointer, live_cache, &s.head.release) else {
+        return Err(Error::Refused(format!(
+            "env.{} has no live release yet: a canary shares visitors with one (deploy without --canary first)",
+            s.plan.env
+        )));
+    };
+    let canary = crate::ledger::Canary {
+        release: s.plan.new_release.clone(),
+        slot: slot.to_owned(),
+        cache: cache_id.to_owned(),
+        percent,
+        live: live.clone(),
+        started_at: jiff::Timestamp::now(),
+        author: s.plan.actor.author.clone(),
+    };
+    let etag = match ledger.set_canary(&canary, None).await {
+        Ok(e) => e,
+        Err(LedgerError::Store(StoreError::AlreadyExists { .. })) => {
+            return Err(moved(
+                "someone else started a canary during the deploy (was the lock broken?)".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    failpoint("after-canary-record").await;
+    match ledger
+        .publish_split(seen, &live_cache, Some(&canary.split()))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let _ = ledger.clear_canary(&etag).await;
+            Err(match e {
+                LedgerError::Store(StoreError::Precondition { .. }) => moved(
+                    "the live pointer was switched by someone else during the deploy (was the lock broken?)"
+                        .into(),
+                ),
+                e => e.into(),
+            })
+        }
+    }
 }
 
 /// A prefix to fill with one release: a slot, or a preview's.

@@ -117,13 +117,20 @@ pub(super) async fn deploy(
     ctx: &Ctx,
     env: &str,
     what: What,
+    canary: Option<u8>,
     yes: bool,
     force: &[String],
 ) -> Result<(), Error> {
     let ec = ctx.env(env).await?;
+    if canary.is_some() && ec.ledger.layout().await? != crate::config::Layout::Atomic {
+        return Err(Error::Refused(format!(
+            "a canary needs the atomic layout (two slots and a live pointer), and env.{env} is in place: nothing was changed\n  → driftless migrate {env} --layout atomic"
+        )));
+    }
     ec.finish_interrupted().await?;
     ec.clear_finished_lock().await?;
-    let plan = deploy_plan(&ec, what, force).await?;
+    let mut plan = deploy_plan(&ec, what, force).await?;
+    plan.canary = canary;
     ctx.show_plan(&plan);
     let allow_unsafe = parse_forces(force)?.contains(&Guard::UnsafeStore);
     confirm_and_execute(&ec, plan, yes, allow_unsafe).await

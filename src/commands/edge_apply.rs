@@ -65,7 +65,15 @@ pub(super) async fn apply(
         || format!("arn:aws:cloudfront::(account):function/{}", c.name),
         |l| l.arn.clone(),
     );
-    // Previews: the viewer-response function that marks their answers noindex.
+    // A store is associated by a function update: a new one, or one the function lost.
+    let store_lost = |live: Option<&LiveFunction>| {
+        pointer.as_ref().is_some_and(|p| {
+            p.arn
+                .as_ref()
+                .is_none_or(|arn| live.is_some_and(|l| !l.key_value_stores.contains(arn)))
+        })
+    };
+    // The viewer-response function: the canary cookie, noindex on previews.
     let response_name = format!("{}-response", c.name);
     let response = match &c.response {
         Some(f) => {
@@ -73,7 +81,8 @@ pub(super) async fn apply(
             let changed = live
                 .as_ref()
                 .and_then(|l| l.code.as_deref())
-                .is_none_or(|code| sha(code) != f.digest);
+                .is_none_or(|code| sha(code) != f.digest)
+                || store_lost(live.as_ref());
             Some((live, changed))
         }
         None => None,
@@ -110,14 +119,7 @@ pub(super) async fn apply(
             ));
         }
     }
-    // A store is associated by a function update: a new one, or one the function lost.
-    let code_changed = code_changed
-        || pointer.as_ref().is_some_and(|p| {
-            p.arn.as_ref().is_none_or(|arn| {
-                live.as_ref()
-                    .is_some_and(|l| !l.key_value_stores.contains(arn))
-            })
-        });
+    let code_changed = code_changed || store_lost(live.as_ref());
     match (&live, code_changed) {
         (None, _) => steps.push(format!(
             "create CloudFront Function {} ({} bytes) and publish it",
@@ -132,7 +134,7 @@ pub(super) async fn apply(
     }
     match &response {
         Some((None, _)) => steps.push(format!(
-            "create CloudFront Function {response_name} (X-Robots-Tag: noindex on every preview answer) and publish it"
+            "create CloudFront Function {response_name} (viewer response: the canary cookie, noindex on previews) and publish it"
         )),
         Some((Some(_), true)) => steps.push(format!(
             "update CloudFront Function {response_name} (If-Match its ETag) and publish it"
@@ -247,10 +249,13 @@ async fn publish(
             cf.publish_function(
                 &format!("{}-response", c.name),
                 &f.code,
-                format!("previews of {} are never indexed (driftless)", ec.cfg.name),
+                format!(
+                    "the canary cookie of {}, previews never indexed (driftless)",
+                    ec.cfg.name
+                ),
                 live,
                 changed,
-                None,
+                kvs_arn.as_deref(),
             )
             .await?,
         ),

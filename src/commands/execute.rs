@@ -60,7 +60,10 @@ pub(super) async fn confirmed(ec: &EnvCtx<'_>, plan: &Plan, yes: bool) -> Result
         PlanKind::Promote { from, release } => {
             format!("Promote {from} release {release} to {env}? ({changes})")
         }
-        PlanKind::Deploy => format!("Apply {changes} to {env}?"),
+        PlanKind::Deploy => match plan.canary {
+            Some(p) => format!("Deploy {changes} to {p}% of {env}'s visitors (a canary)?"),
+            None => format!("Apply {changes} to {env}?"),
+        },
         PlanKind::Preview { name, .. } => {
             format!("Deploy preview {name} of {env}? ({changes} against live)")
         }
@@ -91,6 +94,9 @@ pub(super) async fn execute_and_report(
     crate::interrupt::install();
     let (release, transfer) = execute(ec, &plan, staged).await?;
     match plan.kind {
+        // A canary's release becomes the base once it is live everywhere (the pending
+        // release of this working copy, taken as base when found live).
+        PlanKind::Deploy if plan.canary.is_some() => {}
         PlanKind::Deploy => ec.work.set_base(&release.id)?,
         PlanKind::Rollback { .. } => {
             ec.work
@@ -111,6 +117,17 @@ pub(super) async fn execute_and_report(
                 .unwrap_or("(no preview_url for this environment)"),
             crate::text::short_time(*expires_at)
         ));
+    } else if let Some(p) = plan.canary {
+        ctx.out.say(format!(
+            "{} release {} is on {p}% of {env}'s visitors (a canary; the others stay on {}): {} created, {} updated, {} header-only, {} deleted.\n  → driftless canary {env} --finish (everyone), --abort (no one), --percent N",
+            ctx.out.paint("✓", crate::ui::Style::Good),
+            release.id,
+            plan.live.as_ref().map_or("(none)", |l| l.id.as_str()),
+            t.create,
+            t.update,
+            t.header_update,
+            t.delete
+        ));
     } else {
         ctx.out.say(format!(
             "{} release {} is live on {env}: {} created, {} updated, {} header-only, {} deleted.",
@@ -126,7 +143,10 @@ pub(super) async fn execute_and_report(
         .invalidate_after(plan.invalidation.as_ref(), &release.id)
         .await;
     let summary = match &plan.kind {
-        PlanKind::Deploy => format!("release {} is live", release.id),
+        PlanKind::Deploy => match plan.canary {
+            Some(p) => format!("release {} is on {p}% of visitors (canary)", release.id),
+            None => format!("release {} is live", release.id),
+        },
         PlanKind::Rollback { to } => {
             format!("rolled back to {to}: release {} is live", release.id)
         }
@@ -170,6 +190,11 @@ pub(super) async fn execute_and_report(
             url.as_deref()
                 .map(|u| format!(" — {u}"))
                 .unwrap_or_default()
+        ),
+        _ if plan.canary.is_some() => format!(
+            "**Result:** ✅ release `{}` is on {}% of {env}'s visitors (canary)\n\n",
+            release.id,
+            plan.canary.unwrap_or_default()
         ),
         _ => format!(
             "**Result:** ✅ release `{}` is live on {env}{}\n\n",

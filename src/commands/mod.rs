@@ -3,6 +3,7 @@
 //! shows a plan, asks, applies it and reports — the same for every kind of plan.
 
 mod adopt;
+mod canary;
 mod cdn;
 mod context;
 mod deploy;
@@ -110,6 +111,7 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             preview,
             expires,
             from_preview,
+            canary,
         } => {
             let env = ctx.env_name(env.as_deref(), "deploy")?;
             if let Some(w) = &window {
@@ -129,7 +131,9 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
                     preview::make_live(ctx, &env, &name, what, confirm.yes, &force.force, 60)
                         .await?;
                 }
-                None => deploy::deploy(ctx, &env, what, confirm.yes, &force.force).await?,
+                None => {
+                    deploy::deploy(ctx, &env, what, canary, confirm.yes, &force.force).await?;
+                }
             }
             match window {
                 Some(w) => watch::watch(ctx, &env, &w, false).await,
@@ -221,6 +225,21 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             window,
             no_rollback,
         } => watch::watch(ctx, &env, &window, no_rollback).await,
+        Command::Canary {
+            env,
+            finish,
+            abort,
+            percent,
+            confirm,
+        } => {
+            let change = match (finish, abort, percent) {
+                (true, _, _) => canary::Change::Finish,
+                (_, true, _) => canary::Change::Abort,
+                (_, _, Some(p)) => canary::Change::Percent(p),
+                _ => canary::Change::Show,
+            };
+            canary::canary(ctx, &env, change, confirm.yes).await
+        }
         Command::Previews {
             env,
             delete: Some(name),

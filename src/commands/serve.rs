@@ -55,8 +55,8 @@ struct Served {
     /// Host suffixes whose first label names a preview (".localhost", and the
     /// environment's `preview_url` host after `{name}`).
     preview_hosts: Vec<String>,
-    /// Preview manifests by release (a preview's release never changes its files).
-    previews: Mutex<std::collections::HashMap<String, Arc<Manifest>>>,
+    /// Manifests of previews and canaries by release (a release never changes its files).
+    releases: Mutex<std::collections::HashMap<String, Arc<Manifest>>>,
     hidden: Vec<String>,
     /// The exact `Authorization` header value expected, if basic auth is on.
     auth: Option<String>,
@@ -106,21 +106,78 @@ impl Served {
         if p.expired(jiff::Timestamp::now()) {
             return Ok(Found::Expired);
         }
-        let mut cache = self.previews.lock().await;
-        if let Some(m) = cache.get(&p.release) {
-            return Ok(Found::Manifest(m.clone()));
+        Ok(match self.release(ledger, &p.release, false).await? {
+            Some(m) => Found::Manifest(m),
+            None => Found::Unknown,
+        })
+    }
+
+    /// What release `id` serves (with the removed assets it keeps, if `kept`), from the
+    /// cache when it was read before; `None` if it is not in the store.
+    async fn release(
+        &self,
+        ledger: &Ledger,
+        id: &str,
+        kept: bool,
+    ) -> Result<Option<Arc<Manifest>>, Error> {
+        let mut cache = self.releases.lock().await;
+        if let Some(m) = cache.get(id) {
+            return Ok(Some(m.clone()));
         }
-        let release = match ledger.release(&p.release).await {
+        let release = match ledger.release(id).await {
             Ok(r) => r,
-            Err(crate::ledger::LedgerError::MissingRelease { .. }) => return Ok(Found::Unknown),
+            Err(crate::ledger::LedgerError::MissingRelease { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         if cache.len() >= 64 {
             cache.clear();
         }
-        let m = Arc::new(release.manifest);
-        cache.insert(p.release.clone(), m.clone());
-        Ok(Found::Manifest(m))
+        let m = Arc::new(if kept {
+            self.served(release)
+        } else {
+            release.manifest
+        });
+        cache.insert(id.to_owned(), m.clone());
+        Ok(Some(m))
+    }
+
+    /// What the store serves of a live release: its files and the removed assets it
+    /// keeps for open pages, while their grace lasts (after it, `gc` or the next deploy
+    /// deletes them).
+    fn served(&self, live: crate::ledger::Release) -> Manifest {
+        let now = jiff::Timestamp::now();
+        let mut m = live.manifest;
+        let min = self.removed_releases;
+        for (k, kept) in live
+            .kept
+            .into_iter()
+            .filter(|(_, k)| !k.expired(now, min, false))
+        {
+            m.entry(k).or_insert(kept.entry);
+        }
+        m
+    }
+
+    /// The canary side of a live request, when a canary runs: the canary's manifest for
+    /// a visitor whose bucket is below its share (`None`: live's), and the bucket to pin
+    /// in a cookie when the visitor has none yet.
+    async fn canary(&self, asked: &Asked) -> Result<(Option<Arc<Manifest>>, Option<u8>), Error> {
+        let Site::Env { ledger, .. } = &self.site else {
+            return Ok((None, None));
+        };
+        if ledger.layout().await? != crate::config::Layout::Atomic {
+            return Ok((None, None));
+        }
+        let Some((canary, _)) = ledger.canary().await? else {
+            return Ok((None, None));
+        };
+        let cookie = asked.cookie.as_deref().and_then(crate::edge::bucket_cookie);
+        let bucket = crate::edge::visitor_bucket(cookie, &asked.ip, &asked.user_agent);
+        let pin = cookie.is_none().then_some(bucket);
+        if bucket >= canary.percent {
+            return Ok((None, pin));
+        }
+        Ok((self.release(ledger, &canary.release, true).await?, pin))
     }
 
     async fn manifest(&self) -> Result<Option<Arc<Manifest>>, Error> {
@@ -155,20 +212,7 @@ impl Served {
         } else {
             ledger.live().await?.1
         };
-        // What the store serves: the live files and the removed assets kept for open
-        // pages, while their grace lasts (after it, `gc` or the next deploy deletes them).
-        let now = jiff::Timestamp::now();
-        let m = Arc::new(live.map_or_else(Manifest::new, |l| {
-            let mut m = l.manifest;
-            let (min, kept) = (self.removed_releases, l.kept);
-            for (k, kept) in kept
-                .into_iter()
-                .filter(|(_, k)| !k.expired(now, min, false))
-            {
-                m.entry(k).or_insert(kept.entry);
-            }
-            m
-        }));
+        let m = Arc::new(live.map_or_else(Manifest::new, |l| self.served(l)));
         *cache = Some((m.clone(), Instant::now(), pointer));
         Ok(Some(m))
     }
@@ -335,6 +379,21 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
     r
 }
 
+/// `r` with the canary cookie holding `bucket`, if there is one to set.
+fn pinned(mut r: Response<Body>, bucket: Option<u8>) -> Response<Body> {
+    if let Some(b) = bucket {
+        let cookie = format!(
+            "{}={b}; {}",
+            crate::edge::CANARY_COOKIE,
+            crate::edge::CANARY_COOKIE_ATTRIBUTES
+        );
+        if let Ok(v) = HeaderValue::try_from(cookie) {
+            r.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    r
+}
+
 /// What `answer` needs of a request: owned values only (a request body is not `Sync`).
 struct Asked {
     method: Method,
@@ -344,9 +403,13 @@ struct Asked {
     auth: Option<String>,
     range: Option<String>,
     if_none_match: Option<String>,
+    /// The visitor's address, user agent and cookies: their canary bucket.
+    ip: String,
+    user_agent: String,
+    cookie: Option<String>,
 }
 
-fn asked(req: &Request) -> Asked {
+fn asked(req: &Request, peer: std::net::SocketAddr) -> Asked {
     let header_text = |name| {
         req.headers()
             .get(name)
@@ -366,11 +429,18 @@ fn asked(req: &Request) -> Asked {
         auth: header_text(header::AUTHORIZATION),
         range: header_text(header::RANGE),
         if_none_match: header_text(header::IF_NONE_MATCH),
+        ip: peer.ip().to_string(),
+        user_agent: header_text(header::USER_AGENT).unwrap_or_default(),
+        cookie: header_text(header::COOKIE),
     }
 }
 
-async fn handle(State(s): State<Arc<Served>>, req: Request) -> Response<Body> {
-    let asked = asked(&req);
+async fn handle(
+    State(s): State<Arc<Served>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    req: Request,
+) -> Response<Body> {
+    let asked = asked(&req, peer);
     drop(req);
     let sought = s.sought(asked.host.as_deref());
     let mut resp = match answer(&s, &asked, &sought).await {
@@ -421,8 +491,20 @@ async fn answer(s: &Served, asked: &Asked, sought: &Sought) -> Result<Response<B
         );
         return Ok(r);
     }
+    // A canary's visitors without the cookie get it on an answer from the store (what
+    // the edge's viewer-response function sees), never on one the rules made.
+    let mut pin = None;
     let manifest = match sought {
-        Sought::Live => s.manifest().await?,
+        Sought::Live => match s.canary(asked).await? {
+            (Some(m), p) => {
+                pin = p;
+                Some(m)
+            }
+            (None, p) => {
+                pin = p;
+                s.manifest().await?
+            }
+        },
         Sought::Preview(name) => match s.preview(name).await? {
             Found::Manifest(m) => Some(m),
             Found::Unknown => {
@@ -452,7 +534,7 @@ async fn answer(s: &Served, asked: &Asked, sought: &Sought) -> Result<Response<B
     let hidden: Vec<&str> = s.hidden.iter().map(String::as_str).collect();
     match resolve(&s.edge, path, asked.query.as_deref(), &exists, &hidden) {
         Outcome::BadRequest => Ok(plain(StatusCode::BAD_REQUEST, "bad request\n")),
-        Outcome::NotFound => Ok(plain(StatusCode::NOT_FOUND, "not found\n")),
+        Outcome::NotFound => Ok(pinned(plain(StatusCode::NOT_FOUND, "not found\n"), pin)),
         Outcome::Redirect { status, location } => {
             let mut r = plain(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::MOVED_PERMANENTLY),
@@ -465,7 +547,7 @@ async fn answer(s: &Served, asked: &Asked, sought: &Sought) -> Result<Response<B
         }
         Outcome::Serve { key, status } => {
             let Some(content) = s.content(&key, manifest.as_deref()).await? else {
-                return Ok(plain(StatusCode::NOT_FOUND, "not found\n"));
+                return Ok(pinned(plain(StatusCode::NOT_FOUND, "not found\n"), pin));
             };
             let total = content.len;
             let mut r = if status == 200
@@ -545,7 +627,7 @@ async fn answer(s: &Served, asked: &Asked, sought: &Sought) -> Result<Response<B
                     h.insert(name, v);
                 }
             }
-            Ok(r)
+            Ok(pinned(r, pin))
         }
     }
 }
@@ -615,7 +697,7 @@ pub(super) async fn serve(
         edge: config.edge.clone(),
         site,
         preview_hosts,
-        previews: Mutex::new(std::collections::HashMap::new()),
+        releases: Mutex::new(std::collections::HashMap::new()),
         hidden,
         auth,
         removed_releases: config.retention.removed_releases,
@@ -651,10 +733,13 @@ pub(super) async fn serve(
                 .to_string(),
         );
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| Error::Other(format!("serve: {e}")))
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| Error::Other(format!("serve: {e}")))
 }

@@ -30,6 +30,10 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     let pointer = ec.ledger.pointer().await?;
     let (slots, _) = ec.ledger.slots().await?;
     let (previews, _) = ec.ledger.previews().await?;
+    let canary = match layout {
+        Layout::Atomic => ec.ledger.canary().await?.map(|(c, _)| c),
+        Layout::InPlace => None,
+    };
     let now = jiff::Timestamp::now();
     let expired = previews.0.values().filter(|p| p.expired(now)).count();
     let live_id = live.as_ref().map(|l| l.id.clone());
@@ -73,6 +77,24 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             line.clone()
         }
     ));
+    if let Some(c) = &canary {
+        out.say(format!(
+            "  canary   {}",
+            out.paint(
+                &format!(
+                    "{}% of visitors get release {} (slot {}), {}% get {} — since {} by {}; `driftless canary {env} --finish | --abort`",
+                    c.percent,
+                    c.release,
+                    c.slot,
+                    100 - c.percent,
+                    c.live,
+                    crate::text::short_time(c.started_at),
+                    esc(&c.author)
+                ),
+                Style::Warn
+            )
+        ));
+    }
     if !previews.0.is_empty() {
         out.say(format!(
             "  previews {} ({expired} expired{}): `driftless previews {env}`",
@@ -258,6 +280,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
             })),
             "slots": slots,
             "previews": { "count": previews.0.len(), "expired": expired },
+            "canary": canary,
             "pointer_matches_head": !layout_line.0,
             "drift": drift,
             "kept": live.as_deref().map(|l| &l.kept),

@@ -36,6 +36,39 @@ pub fn expired_preview_page(name: &str) -> String {
     )
 }
 
+/// The cookie that pins a visitor to their side of a canary: their bucket, 0–99.
+pub const CANARY_COOKIE: &str = "driftless-bucket";
+
+/// The attributes of the canary cookie: the whole site, 30 days.
+pub const CANARY_COOKIE_ATTRIBUTES: &str = "Path=/; Max-Age=2592000; SameSite=Lax";
+
+/// A visitor's canary bucket (0–99) as `serve` and the CloudFront function both compute
+/// it: the cookie's when it holds one, else from the first 32 bits of
+/// SHA-256(address, space, user agent). Buckets below the canary's share get the canary;
+/// raising the share only moves more visitors over.
+pub fn visitor_bucket(cookie: Option<u8>, ip: &str, user_agent: &str) -> u8 {
+    if let Some(b) = cookie {
+        return b;
+    }
+    use sha2::Digest as _;
+    let h = sha2::Sha256::digest(format!("{ip} {user_agent}").as_bytes());
+    let n = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+    u8::try_from(n % 100).expect("below 100")
+}
+
+/// The bucket a `Cookie` header pins (its first `driftless-bucket`, one or two digits).
+pub fn bucket_cookie(header: &str) -> Option<u8> {
+    let value = header
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == CANARY_COOKIE)?
+        .1
+        .trim();
+    (!value.is_empty() && value.len() <= 2 && value.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| value.parse().ok())
+        .flatten()
+}
+
 /// Everything `[edge]` compiles to for one environment.
 pub struct Compiled {
     pub name: String,
@@ -48,7 +81,8 @@ pub struct Compiled {
     pub from: String,
     /// The function reads the live pointer from the environment's KeyValueStore.
     pub atomic: Option<cloudfront::Atomic>,
-    /// The viewer-response function (`NAME-response`) of an environment with previews.
+    /// The viewer-response function (`NAME-response`) of an atomic layout: the canary
+    /// cookie, and noindex on previews.
     pub response: Option<Function>,
 }
 
@@ -100,9 +134,7 @@ pub fn compile_for(
         keys,
         from,
         atomic: atomic.cloned(),
-        response: atomic
-            .and_then(|a| a.preview_host.as_deref())
-            .map(cloudfront::response_function),
+        response: atomic.map(cloudfront::response_function),
     })
 }
 

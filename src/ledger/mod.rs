@@ -17,6 +17,7 @@
 //! immutable, cached on this machine by id. Records of format 1 (plain JSON, whole
 //! manifest) are read as checkpoints.
 
+mod canary;
 mod compact;
 mod gc;
 mod lock;
@@ -25,6 +26,7 @@ mod previews;
 mod record;
 mod slots;
 mod snapshots;
+pub use canary::Canary;
 pub use gc::{Collection, Piece, Policy, Retired, Retirement, Yank};
 pub use lock::{HeldLease, Lock, LockInfo};
 pub use notes::{Check, Event, Hold, MIN_REQUESTS, Pending, Tally, Verification, Watched, p95};

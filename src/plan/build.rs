@@ -90,6 +90,7 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
     refusals.extend(guards::holds(env, &req.kind, &state.holds));
     refusals.extend(guards::lock(env, state.lock.as_ref(), inputs.now));
     refusals.extend(guards::pending(env, pending.as_ref()));
+    refusals.extend(guards::canary(env, &req.kind, state.canary.as_ref()));
     let mut automatic_overrides = Vec::new();
     let drift = guards::drift(env, &d.drift, live.as_deref(), pending.is_some());
     if let Some(drift) = drift.filter(|_| !preview) {
@@ -196,6 +197,7 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
         retention,
         tag: req.tag,
         checked,
+        canary: None,
     }
 }
 
@@ -353,6 +355,7 @@ cache_control = "public, max-age=31536000, immutable"
                     pending,
                     holds: self.holds,
                     lock: self.lock,
+                    canary: None,
                 },
                 remote,
                 base: BaseResolution {

@@ -131,6 +131,8 @@ pub struct State {
     /// The lease, unless its holder is a process of this host that no longer exists
     /// (such a lease is taken over at once, expired or not).
     pub lock: Option<crate::ledger::LockInfo>,
+    /// The canary running on an atomic layout.
+    pub canary: Option<crate::ledger::Canary>,
 }
 
 impl State {
@@ -143,12 +145,18 @@ impl State {
             .await?
             .map(|(l, _)| l)
             .filter(|l| !l.holder_is_dead_here());
+        let canary = if ledger.layout().await? == crate::config::Layout::Atomic {
+            ledger.canary().await?.map(|(c, _)| c)
+        } else {
+            None
+        };
         Ok(Self {
             head,
             live: live.map(std::sync::Arc::new),
             pending,
             holds,
             lock,
+            canary,
         })
     }
 }

@@ -95,7 +95,33 @@ pub fn pending(env: &str, pending: Option<&Pending>) -> Option<Refusal> {
     })
 }
 
-/// The guards that need no scan of the site: protected, holds, lock, pending.
+/// A canary is running: live changes again only once it is finished or aborted.
+pub fn canary(
+    env: &str,
+    kind: &PlanKind,
+    canary: Option<&crate::ledger::Canary>,
+) -> Option<Refusal> {
+    if matches!(kind, PlanKind::Preview { .. }) {
+        return None;
+    }
+    let c = canary?;
+    Some(Refusal {
+        guard: Guard::Canary,
+        message: format!("a canary is running: {}", esc(&c.describe())),
+        key: None,
+        release: None,
+        resolve: canary_resolve(env),
+    })
+}
+
+/// How a running canary is ended.
+pub fn canary_resolve(env: &str) -> String {
+    format!(
+        "`driftless canary {env} --finish` makes it live for everyone, `driftless canary {env} --abort` takes it back"
+    )
+}
+
+/// The guards that need no scan of the site: protected, holds, lock, pending, canary.
 pub fn early(
     cfg: &EnvConfig,
     kind: &PlanKind,
@@ -107,6 +133,7 @@ pub fn early(
     out.extend(holds(env, kind, &state.holds));
     out.extend(lock(env, state.lock.as_ref(), now));
     out.extend(pending(env, state.pending.as_ref()));
+    out.extend(canary(env, kind, state.canary.as_ref()));
     out
 }
 

@@ -150,6 +150,8 @@ pub enum Guard {
     /// A file live serves as cacheable for a long time (`immutable`, or a max-age of 30
     /// days or more) would change its bytes under the same name.
     Immutable,
+    /// A canary is running: it is finished or aborted before live changes again.
+    Canary,
 }
 
 impl Guard {
@@ -180,6 +182,7 @@ impl Guard {
             Self::UnsafeStore => "unsafe-store",
             Self::Unverified => "unverified",
             Self::Immutable => "immutable",
+            Self::Canary => "canary",
         }
     }
 
@@ -303,6 +306,10 @@ pub struct Plan {
     /// verdict ([`Plan::verdicts`]).
     #[serde(default)]
     pub checked: Vec<Guard>,
+    /// A canary (`deploy --canary N`): the release goes to N% of visitors, live stays
+    /// live for the others, until `driftless canary ENV --finish` or `--abort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<u8>,
 }
 
 /// What one guard said about a plan.
@@ -377,15 +384,19 @@ pub fn guards_for(kind: &PlanKind) -> Vec<Guard> {
     use Guard::*;
     match kind {
         PlanKind::Deploy => vec![
-            Site, Protected, Hold, Lock, Pending, Drift, StaleBase, Revert, Feature, Deletes,
-            Immutable,
+            Site, Protected, Hold, Lock, Pending, Canary, Drift, StaleBase, Revert, Feature,
+            Deletes, Immutable,
         ],
-        PlanKind::Rollback { .. } => vec![Lock, Pending, Drift],
-        PlanKind::Promote { .. } => vec![Hold, Lock, Pending, Drift, Unverified, Immutable],
+        PlanKind::Rollback { .. } => vec![Lock, Pending, Canary, Drift],
+        PlanKind::Promote { .. } => {
+            vec![Hold, Lock, Pending, Canary, Drift, Unverified, Immutable]
+        }
         // Live is not touched: only what the build itself may be, and the lock.
         PlanKind::Preview { .. } => vec![Site, Lock, Pending, Feature],
         // Verified at the preview's URL: that is its gate, protected or not.
-        PlanKind::FromPreview { .. } => vec![Hold, Lock, Pending, Drift, Unverified, Immutable],
+        PlanKind::FromPreview { .. } => {
+            vec![Hold, Lock, Pending, Canary, Drift, Unverified, Immutable]
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{LivePointer, POINTER_KEY, Result, StoreError};
+use super::{LivePointer, POINTER_KEY, Result, Split, StoreError};
 use crate::aws::kvs::{KeyValueStore, KvsError};
 
 /// The KeyValueStore value of the live pointer.
@@ -15,6 +15,9 @@ use crate::aws::kvs::{KeyValueStore, KvsError};
 struct PointerValue {
     slot: String,
     release: String,
+    /// A canary: the share of visitors served another slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    canary: Option<Split>,
 }
 
 impl From<KvsError> for StoreError {
@@ -25,6 +28,15 @@ impl From<KvsError> for StoreError {
             KvsError::Failed(m) => Self::Other(m),
         }
     }
+}
+
+fn pointer_value(slot: &str, release: &str, canary: Option<Split>) -> String {
+    serde_json::to_string(&PointerValue {
+        slot: slot.to_owned(),
+        release: release.to_owned(),
+        canary,
+    })
+    .expect("a pointer serialises")
 }
 
 /// The live pointer kept in a CloudFront KeyValueStore.
@@ -52,11 +64,7 @@ impl LivePointer for KvsPointer {
     }
 
     async fn write(&self, slot: &str, release: &str, expected: Option<&str>) -> Result<String> {
-        let value = serde_json::to_string(&PointerValue {
-            slot: slot.to_owned(),
-            release: release.to_owned(),
-        })
-        .expect("a pointer serialises");
+        let value = pointer_value(slot, release, None);
         let etag = match expected {
             Some(e) => e.to_owned(),
             None => {
@@ -76,6 +84,17 @@ impl LivePointer for KvsPointer {
 
     async fn remove(&self, expected: &str) -> Result<()> {
         Ok(self.0.delete(POINTER_KEY, expected).await?)
+    }
+
+    async fn write_split(
+        &self,
+        slot: &str,
+        release: &str,
+        split: Option<&Split>,
+        expected: &str,
+    ) -> Result<String> {
+        let value = pointer_value(slot, release, split.cloned());
+        Ok(self.0.put(POINTER_KEY, &value, expected).await?)
     }
 
     async fn publish_preview(&self, name: &str, edge: Option<(&str, i64)>) -> Result<()> {

@@ -283,6 +283,30 @@ pub trait LivePointer: Send + Sync + fmt::Debug {
         let _ = (name, edge);
         Ok(())
     }
+
+    /// Serve `split` (a canary) beside the pointer to `slot` (holding `release`), or
+    /// stop (`None`), only if the pointer is still `expected`; the pointer itself stays.
+    /// Where the pointer is the store's own there is nothing to write (`serve` reads
+    /// the canary's record itself): the token stays as it was.
+    async fn write_split(
+        &self,
+        slot: &str,
+        release: &str,
+        split: Option<&Split>,
+        expected: &str,
+    ) -> Result<String> {
+        let _ = (slot, release, split);
+        Ok(expected.to_owned())
+    }
+}
+
+/// A canary as the edge sees it: `percent` of visitors are served `slot`, which holds
+/// the release whose id (the cache key's part) is `release`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Split {
+    pub slot: String,
+    pub release: String,
+    pub percent: u8,
 }
 
 /// The pointer kept in the store itself ([`Store::pointer`]), whether the store is

@@ -134,7 +134,7 @@ fn would_revert_is_refused_outside_git() {
     a.cmd(&["plan", "prod", "--force", "stale-base"])
         .expect(3)
         .mentions(&[
-            "guards: site ✓  protected ✓  hold ✓  lock ✓  pending ✓  drift ✓  stale-base ! forced  revert ✗  feature ✓  deletes ✓  immutable ✓",
+            "guards: site ✓  protected ✓  hold ✓  lock ✓  pending ✓  canary ✓  drift ✓  stale-base ! forced  revert ✗  feature ✓  deletes ✓  immutable ✓",
         ]);
     let doc = a.cmd(&["--json", "plan", "prod"]).expect(3).json();
     assert_eq!(doc["guards"]["drift"], "passed", "{doc}");
