@@ -47,9 +47,12 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} {} → {} ({})",
+        "{} {}{} → {} ({})",
         out.paint("Plan:", Style::Strong),
         plan.kind.describe(),
+        plan.canary
+            .map(|p| format!(" as a canary, to {p}% of visitors"))
+            .unwrap_or_default(),
         out.paint(&plan.env, Style::Strong),
         plan.store
     );

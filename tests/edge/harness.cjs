@@ -10,12 +10,14 @@
 // missing key throws, `{ format: 'json' }` parses.
 //
 // A viewer-response function (`response`, optional) runs on the answers that came from
-// the origin (an answer the viewer-request function made itself carries its own headers).
+// the origin (an answer the viewer-request function made itself carries its own headers),
+// with the request as the viewer sent it (a Cookie header arrives parsed, in `cookies`).
 //
-// stdin: { code, response, policy, errors, site: [keys], state: [keys], kvs, cases: [{ method, path, headers, kvs }] }
-// stdout: [{ status, location, key, query, uri, headers, own, body }] (uri, query: the
-// request the function passed on to the origin, if it did; own, body: the headers and
-// body of an answer the function made itself)
+// stdin: { code, response, policy, errors, site: [keys], state: [keys], kvs, cases: [{ method, path, headers, ip, kvs }] }
+// stdout: [{ status, location, key, query, uri, headers, own, body, cookies }] (uri, query:
+// the request the function passed on to the origin, if it did; own, body: the headers and
+// body of an answer the function made itself, or the headers the response function added;
+// cookies: what the response function set, "value; attributes")
 'use strict';
 const crypto = require('crypto');
 
@@ -57,12 +59,22 @@ function event(c) {
     }
   }
   const headers = { host: { value: 'edge.test' } };
-  for (const [k, v] of Object.entries(c.headers || {})) headers[k.toLowerCase()] = { value: v };
+  const cookies = {};
+  for (const [k, v] of Object.entries(c.headers || {})) {
+    if (k.toLowerCase() !== 'cookie') { headers[k.toLowerCase()] = { value: v }; continue; }
+    // CloudFront hands a function the Cookie header parsed, in `cookies`, not in `headers`.
+    for (const part of v.split(';')) {
+      const i = part.indexOf('=');
+      if (i < 0) continue;
+      const name = part.slice(0, i).trim(), value = part.slice(i + 1).trim();
+      if (!cookies[name]) cookies[name] = { value };
+    }
+  }
   return {
     version: '1.0',
     context: { eventType: 'viewer-request', distributionId: 'ETEST', requestId: 'r' },
-    viewer: { ip: '127.0.0.1' },
-    request: { method: c.method || 'GET', uri: path, querystring, headers, cookies: {} },
+    viewer: { ip: c.ip || '127.0.0.1' },
+    request: { method: c.method || 'GET', uri: path, querystring, headers, cookies },
   };
 }
 
@@ -122,9 +134,13 @@ async function main() {
     out.own = {};
     if (made) for (const [k, v] of Object.entries(r.headers || {})) out.own[k] = v.value;
     out.body = made && r.body ? r.body.data : null;
+    out.cookies = {};
     if (!made && responder) {
-      const resp = responder({ ...ev, context: { ...ev.context, eventType: 'viewer-response' }, request: r, response: { statusCode: out.status, headers: {} } });
+      // The viewer-response event carries the request as the viewer sent it.
+      const seen = event(c);
+      const resp = await responder({ ...seen, context: { ...seen.context, eventType: 'viewer-response' }, response: { statusCode: out.status, headers: {}, cookies: {} } });
       for (const [k, v] of Object.entries(resp.headers || {})) out.own[k] = v.value;
+      for (const [k, v] of Object.entries(resp.cookies || {})) out.cookies[k] = v.attributes ? `${v.value}; ${v.attributes}` : v.value;
     }
     out.query = r && r.statusCode === undefined ? r.querystring : null;
     out.uri = r && r.statusCode === undefined ? r.uri : null;

@@ -7,6 +7,7 @@
 mod architecture;
 mod atomic;
 mod bad_input;
+mod canary;
 mod cdn;
 mod ci;
 mod crash;

@@ -1,0 +1,183 @@
+//! Canary releases (issue 23, item 5): `deploy ENV --canary N` serves the new release to
+//! N% of visitors, sticky per visitor, everyone else staying on live; `canary ENV
+//! --finish | --abort | --percent N` ends or changes it by one write; `serve` and the
+//! CloudFront function make the same choice for every visitor.
+
+use crate::serve::{free_port, get_from, serve};
+use crate::util::Project;
+
+/// What a visitor got: the page's body, and the bucket a `Set-Cookie` pinned, if any.
+fn visit(port: u16, user_agent: &str, cookie: Option<u8>, path: &str) -> (String, Option<u8>) {
+    let mut extra = format!("User-Agent: {user_agent}\r\n");
+    if let Some(b) = cookie {
+        extra.push_str(&format!("Cookie: theme=dark; driftless-bucket={b}\r\n"));
+    }
+    let (status, head, body) = get_from(port, "127.0.0.1", path, &extra);
+    assert_eq!(status, 200, "{user_agent} {path}: {head}");
+    (String::from_utf8(body).unwrap(), set_bucket(&head))
+}
+
+/// The bucket a response's `Set-Cookie: driftless-bucket=N; …` pins.
+fn set_bucket(head: &str) -> Option<u8> {
+    let line = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: driftless-bucket="))?;
+    assert!(
+        line.ends_with("; path=/; max-age=2592000; samesite=lax"),
+        "{line}"
+    );
+    line.split(';').next()?.parse().ok()
+}
+
+/// A canary at 10%: about a tenth of 1,000 visitors get it; every one of them keeps
+/// their side when they come back with the cookie of their first answer (even with
+/// another user agent), and gets the assets of the same release as the page; deploys
+/// and rollbacks are refused while it runs; `--percent` only adds visitors; `--abort`
+/// puts everyone back on live; `--finish` makes it live for all, HEAD following.
+#[test]
+fn a_canary_at_ten_percent_is_sticky_and_ends_by_one_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::atomic(&tmp.path().join("w"), &store, "");
+    p.write("index.html", "v0").write("app.js", "js v0");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.write("index.html", "v1").write("app.js", "js v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let live = crate::util::head(&store);
+    p.write("index.html", "v2").write("app.js", "js v2");
+    p.cmd(&["deploy", "prod", "--canary", "10", "--yes"])
+        .expect(0)
+        .mentions(&[
+            "Plan: deploy as a canary, to 10% of visitors → prod",
+            "is on 10% of prod's visitors (a canary; the others stay on",
+            "driftless canary prod --finish",
+        ]);
+    // Live did not move: HEAD, and the pointer's slot.
+    assert_eq!(crate::util::head(&store), live);
+    let pointer = std::fs::read_link(store.join("current")).unwrap();
+    let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
+    let canary = status["canary"].clone();
+    assert_eq!(canary["percent"], 10, "{status}");
+    assert_eq!(canary["live"].as_str(), Some(live.as_str()), "{status}");
+    p.cmd(&["status", "prod"])
+        .expect(0)
+        .mentions(&["canary   10% of visitors get release"]);
+
+    let port = free_port();
+    let _server = serve(&p, "prod", port);
+    let visitors: Vec<String> = (0..1000).map(|i| format!("visitor-{i:04}")).collect();
+    let mut first = Vec::new();
+    for ua in &visitors {
+        let (body, pinned) = visit(port, ua, None, "/");
+        let bucket = pinned.unwrap_or_else(|| panic!("{ua}: no canary cookie"));
+        assert_eq!(
+            body == "v2",
+            bucket < 10,
+            "{ua}: bucket {bucket} got {body}"
+        );
+        first.push((body, bucket));
+    }
+    let on_canary = first.iter().filter(|(b, _)| b == "v2").count();
+    println!("canary at 10%: {on_canary} of 1000 visitors got the new release");
+    assert!((70..=130).contains(&on_canary), "{on_canary} of 1000");
+    // Back with the cookie, from another user agent: the same side, no new cookie, and
+    // the asset of the same release.
+    let mut same = 0;
+    for (i, (body, bucket)) in first.iter().enumerate() {
+        let (again, pinned) = visit(port, &format!("other-{i}"), Some(*bucket), "/");
+        let (asset, _) = visit(port, &format!("other-{i}"), Some(*bucket), "/app.js");
+        assert_eq!(pinned, None);
+        assert_eq!(asset, format!("js {body}"), "visitor {i}");
+        same += usize::from(again == *body);
+    }
+    println!("stickiness: {same} of 1000 visitors kept their side");
+    assert_eq!(same, 1000);
+
+    // While it runs, live changes only through `canary`.
+    p.write("index.html", "v3");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(3).mentions(&[
+        "[canary] a canary is running: release",
+        "is on 10% of visitors since",
+        "driftless canary prod --finish",
+    ]);
+    p.cmd(&["rollback", "prod", "--yes"])
+        .expect(3)
+        .mentions(&["[canary]"]);
+    p.cmd(&["deploy", "prod", "--canary", "20", "--yes"])
+        .expect(3)
+        .mentions(&["[canary]"]);
+    p.write("index.html", "v2");
+
+    // A larger share keeps everyone who had it.
+    p.cmd(&["canary", "prod", "--percent", "50", "--yes"])
+        .expect(0)
+        .mentions(&["is on 50% of prod's visitors (was 10%)"]);
+    for (i, (body, bucket)) in first.iter().enumerate() {
+        let (now, _) = visit(port, &format!("other-{i}"), Some(*bucket), "/");
+        if body == "v2" {
+            assert_eq!(now, "v2", "visitor {i} left the canary");
+        }
+        assert_eq!(now == "v2", *bucket < 50, "visitor {i}");
+    }
+
+    // Abort: everyone on live, the pointer never moved.
+    p.cmd(&["canary", "prod", "--abort", "--yes"])
+        .expect(0)
+        .mentions(&["aborted: every visitor of prod gets"]);
+    assert_eq!(std::fs::read_link(store.join("current")).unwrap(), pointer);
+    assert_eq!(crate::util::head(&store), live);
+    for (i, (_, bucket)) in first.iter().enumerate().take(100) {
+        let (body, pinned) = visit(port, &format!("other-{i}"), Some(*bucket), "/");
+        assert_eq!((body.as_str(), pinned), ("v1", None));
+    }
+    // No canary, no cookie.
+    assert_eq!(
+        visit(port, "new-visitor", None, "/"),
+        ("v1".to_owned(), None)
+    );
+    p.cmd(&["canary", "prod", "--abort", "--yes"])
+        .expect(2)
+        .mentions(&["no canary is running on prod"]);
+
+    // Again, then finish: HEAD and the pointer follow, everyone gets it.
+    p.cmd(&["deploy", "prod", "--canary", "5", "--yes"])
+        .expect(0);
+    let canary = p.cmd(&["canary", "prod", "--json"]).expect(0).json()["canary"].clone();
+    p.cmd(&["canary", "prod", "--finish", "--yes"])
+        .expect(0)
+        .mentions(&["is live for every visitor of prod (was on 5%"]);
+    assert_eq!(
+        Some(crate::util::head(&store).as_str()),
+        canary["release"].as_str()
+    );
+    assert_ne!(std::fs::read_link(store.join("current")).unwrap(), pointer);
+    for (i, (_, bucket)) in first.iter().enumerate().take(100) {
+        assert_eq!(
+            visit(port, &format!("other-{i}"), Some(*bucket), "/").0,
+            "v2"
+        );
+    }
+    // Live moves again as usual; the canary release is one rollback away from v1.
+    p.write("index.html", "v3");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    assert_eq!(visit(port, "x", None, "/").0, "v3");
+}
+
+/// An in-place environment has no idle slot to hold a canary: refused, naming the move.
+#[test]
+fn a_canary_needs_the_atomic_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::atomic(&tmp.path().join("w"), &store, "layout = \"in-place\"\n");
+    p.write("index.html", "v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.write("index.html", "v2");
+    p.cmd(&["deploy", "prod", "--canary", "10", "--yes"])
+        .expect(3)
+        .mentions(&[
+            "a canary needs the atomic layout",
+            "driftless migrate prod --layout atomic",
+        ]);
+    p.cmd(&["deploy", "prod", "--canary", "100", "--yes"])
+        .expect(2);
+}
