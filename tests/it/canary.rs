@@ -181,3 +181,144 @@ fn a_canary_needs_the_atomic_layout() {
     p.cmd(&["deploy", "prod", "--canary", "100", "--yes"])
         .expect(2);
 }
+
+/// Behind CloudFront (SeaweedFS, the pointer in a moto KeyValueStore): the canary is in
+/// the pointer's value, so the function learns it in its one read; the published
+/// function (run in Node, with the response function on its answers) and `serve` of the
+/// same environment put each of 1,000 visitors on the same side and pin the same
+/// bucket; abort and finish are each one KeyValueStore write.
+#[test]
+fn behind_cloudfront_the_function_and_serve_split_every_visitor_alike() {
+    let s = crate::servers::servers();
+    let cf = s.behind_cloudfront(&s.seaweedfs, "cn");
+    let (bucket, env) = (cf.bucket.clone(), cf.env.clone());
+    let tmp = tempfile::tempdir().unwrap();
+    let p = cf.project(&tmp.path().join("w"), &cf.config("atomic"));
+    p.write("index.html", "v1").write("app.js", "js v1");
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+    p.write("index.html", "v2").write("app.js", "js v2");
+    p.cmd(&["deploy", &env, "--canary", "10", "--yes"])
+        .expect(0);
+    let canary = p.cmd(&["canary", &env, "--json"]).expect(0).json()["canary"].clone();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kvs = s.key_value_store(&rt, &env);
+    let read_pointer = || -> serde_json::Value {
+        let raw = rt.block_on(kvs.get("current")).unwrap().expect("a pointer");
+        serde_json::from_str(&raw).unwrap()
+    };
+    let pointer = read_pointer();
+    assert_eq!(
+        pointer["canary"],
+        serde_json::json!({ "slot": canary["slot"], "release": canary["cache"], "percent": 10 }),
+        "{pointer}"
+    );
+    assert_ne!(pointer["slot"], canary["slot"]);
+
+    let export = tmp.path().join("export");
+    p.cmd(&["edge", &env, "--export", export.to_str().unwrap()])
+        .expect(0);
+    let code = std::fs::read_to_string(export.join("function.js")).unwrap();
+    let response = std::fs::read_to_string(export.join("response-function.js")).unwrap();
+    crate::edge::assert_runs_on_cloudfront(&code);
+    crate::edge::assert_runs_on_cloudfront(&response);
+    let slots: std::collections::BTreeMap<String, Vec<u8>> = s
+        .download(&s.seaweedfs, &format!("s3://{bucket}/www/slots"), &[])
+        .into_iter()
+        .map(|(k, b)| (format!("slots/{k}"), b))
+        .collect();
+    let visitors: Vec<String> = (0..1000).map(|i| format!("visitor-{i:04}")).collect();
+    // Through the function: the body of the key it sent the request to, and the bucket
+    // the response function pinned.
+    let through_function = |pointer: &serde_json::Value, cookie: Option<u8>| {
+        let cases: Vec<serde_json::Value> = visitors
+            .iter()
+            .map(|ua| {
+                let mut headers = serde_json::json!({ "User-Agent": ua });
+                if let Some(b) = cookie {
+                    headers["Cookie"] = format!("driftless-bucket={b}").into();
+                }
+                serde_json::json!({ "path": "/", "headers": headers })
+            })
+            .collect();
+        let keys: Vec<&String> = slots.keys().collect();
+        let answers = crate::edge::harness(&serde_json::json!({
+            "code": code, "response": response, "errors": [], "site": keys, "state": [],
+            "kvs": { "current": pointer.to_string() }, "cases": cases,
+        }));
+        answers
+            .iter()
+            .map(|a| {
+                assert_eq!(a["status"], 200, "{a}");
+                let key = a["key"].as_str().unwrap();
+                let pinned = a["cookies"]["driftless-bucket"].as_str().map(|c| {
+                    assert!(
+                        c.ends_with("; Path=/; Max-Age=2592000; SameSite=Lax"),
+                        "{c}"
+                    );
+                    c.split(';').next().unwrap().parse::<u8>().unwrap()
+                });
+                (String::from_utf8(slots[key].clone()).unwrap(), pinned)
+            })
+            .collect::<Vec<_>>()
+    };
+    let at_edge = through_function(&pointer, None);
+    let port = free_port();
+    let server = serve(&p, &env, port);
+    let served: Vec<(String, Option<u8>)> = visitors
+        .iter()
+        .map(|ua| visit(port, ua, None, "/"))
+        .collect();
+    drop(server);
+    let on_canary = at_edge.iter().filter(|(b, _)| b == "v2").count();
+    println!("behind CloudFront at 10%: {on_canary} of 1000 visitors got the new release");
+    assert!((70..=130).contains(&on_canary), "{on_canary}");
+    for (i, ua) in visitors.iter().enumerate() {
+        assert_eq!(at_edge[i], served[i], "{ua}: the function and serve differ");
+        assert!(at_edge[i].1.is_some(), "{ua}: no cookie");
+    }
+    // A visitor with a cookie keeps its bucket's side, and is not given another.
+    for (bucket, side) in [(3, "v2"), (10, "v1"), (99, "v1")] {
+        let answers = through_function(&pointer, Some(bucket));
+        assert!(
+            answers.iter().all(|a| *a == (side.to_owned(), None)),
+            "{bucket}"
+        );
+    }
+
+    // Abort: one write of the pointer's key, the pointer where it was, no split.
+    let store_id = rt.block_on(kvs.find()).unwrap().expect("the store");
+    let store_id = store_id.rsplit('/').next().unwrap().to_owned();
+    let (requests, _) = crate::previews::requests_during(&[store_id.as_str()], || {
+        p.cmd(&["canary", &env, "--abort", "--yes"]).expect(0);
+    });
+    println!("abort behind CloudFront: KeyValueStore requests {requests:?}");
+    assert_eq!(requests.get("PUT"), Some(&1), "{requests:?}");
+    assert_eq!(requests.get("DELETE"), None, "{requests:?}");
+    let after = read_pointer();
+    assert_eq!(after["slot"], pointer["slot"]);
+    assert!(after.get("canary").is_none(), "{after}");
+    assert!(
+        through_function(&after, None)
+            .iter()
+            .all(|a| *a == ("v1".to_owned(), None))
+    );
+
+    // Finish: one write too; the pointer names the canary's slot.
+    p.cmd(&["deploy", &env, "--canary", "10", "--yes"])
+        .expect(0);
+    let (requests, _) = crate::previews::requests_during(&[store_id.as_str()], || {
+        p.cmd(&["canary", &env, "--finish", "--yes"]).expect(0);
+    });
+    println!("finish behind CloudFront: KeyValueStore requests {requests:?}");
+    assert_eq!(requests.get("PUT"), Some(&1), "{requests:?}");
+    let done = read_pointer();
+    assert_eq!(done["slot"], canary["slot"], "{done}");
+    assert!(done.get("canary").is_none(), "{done}");
+    assert!(
+        through_function(&done, None)
+            .iter()
+            .all(|a| *a == ("v2".to_owned(), None))
+    );
+}

@@ -792,7 +792,10 @@ fn the_function_and_serve_answer_previews_alike_from_the_key_value_store() {
 
 /// The requests moto saw for this environment while `run` ran, by method, and the
 /// seconds it took.
-fn requests_during(marks: &[&str], run: impl FnOnce()) -> (BTreeMap<String, usize>, f64) {
+pub(crate) fn requests_during(
+    marks: &[&str],
+    run: impl FnOnce(),
+) -> (BTreeMap<String, usize>, f64) {
     let log = std::path::Path::new("/tmp/driftless-s3-test/run/moto.log");
     let before = std::fs::read_to_string(log).map(|l| l.len()).unwrap_or(0);
     let t = std::time::Instant::now();
