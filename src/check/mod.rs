@@ -83,6 +83,21 @@ impl Target {
         }))
     }
 
+    /// A canary's release, through the environment's URL, against the live release it
+    /// shares visitors with: what changed is what differs from live.
+    pub async fn canary(
+        ledger: &Ledger,
+        env: &EnvConfig,
+        canary: &crate::ledger::Canary,
+    ) -> Result<Self, Error> {
+        let live = Self::read(ledger, env, "watch").await?;
+        Ok(Self {
+            parent: Some(live.live.manifest),
+            live: ledger.release(&canary.release).await?,
+            ..live
+        })
+    }
+
     /// Paths whose content or headers changed in the live release since its parent (all
     /// of them for a first release, or when the parent was collected).
     pub fn changed(&self) -> Vec<(String, Entry)> {

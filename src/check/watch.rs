@@ -110,6 +110,8 @@ pub async fn cloud_trigger(
 pub struct Probe {
     client: reqwest::Client,
     auth: Option<String>,
+    /// The canary cookie every request carries: pinned to one side of a canary.
+    cookie: Option<String>,
     base: String,
     pub paths: Vec<String>,
 }
@@ -123,18 +125,27 @@ impl Probe {
                 .build()
                 .map_err(|e| Error::Other(format!("HTTP client: {e}")))?,
             auth: edge.auth_header().map_err(Error::Usage)?,
+            cookie: None,
             base: target.base.clone(),
             paths: paths(target, sample),
         })
+    }
+
+    /// Every request as a visitor of canary bucket `bucket` (0: always on a canary's
+    /// side, 99: always on live's, whatever the share).
+    pub fn pinned(mut self, bucket: u8) -> Self {
+        self.cookie = Some(format!("{}={bucket}", crate::edge::CANARY_COOKIE));
+        self
     }
 
     /// One round: every path requested (8 at a time), each answer (or none) counted.
     pub async fn round(&self, tally: &mut Tally) {
         let round: Vec<(Option<u16>, u64)> = futures::stream::iter(&self.paths)
             .map(|p| {
-                let (client, auth, url) = (
+                let (client, auth, cookie, url) = (
                     &self.client,
                     self.auth.as_deref(),
+                    self.cookie.as_deref(),
                     format!("{}{p}", self.base),
                 );
                 async move {
@@ -142,6 +153,9 @@ impl Probe {
                     let mut req = client.get(&url);
                     if let Some(a) = auth {
                         req = req.header("Authorization", a);
+                    }
+                    if let Some(c) = cookie {
+                        req = req.header("Cookie", c);
                     }
                     let status = req.send().await.ok().map(|r| r.status().as_u16());
                     let ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -222,6 +222,18 @@ fn show(ec: &EnvCtx<'_>, c: &Compiled, samples: &[(String, String)]) {
     for r in rules {
         out.say(format!("            {r}"));
     }
+    if let Some(r) = &c.response {
+        out.say(format!(
+            "  response  CloudFront Function {}-response, viewer response: {} of {CODE_BUDGET} bytes: the canary cookie (`driftless-bucket`) while a canary runs{}",
+            c.name,
+            r.size(),
+            if c.atomic.as_ref().is_some_and(|a| a.preview_host.is_some()) {
+                "; X-Robots-Tag: noindex on every preview answer"
+            } else {
+                ""
+            }
+        ));
+    }
     match &c.policy {
         Some(_) => out.say(format!(
             "  headers   response headers policy {}: {} (on every answer, errors included)",

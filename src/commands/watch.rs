@@ -57,9 +57,32 @@ pub(super) async fn watch_env(
     ctx.out.reserve_document();
     let window = parse_window(window)?;
     let policy = ec.cfg.watch.clone();
-    let target = crate::check::Target::read(&ec.ledger, ec.cfg, "watch").await?;
+    // A running canary is what is judged: requests pinned to its side, and for
+    // comparison the same to live's side.
+    let canary = match ec.ledger.layout().await? {
+        crate::config::Layout::Atomic => ec.ledger.canary().await?.map(|(c, _)| c),
+        crate::config::Layout::InPlace => None,
+    };
+    let target = match &canary {
+        Some(c) => crate::check::Target::canary(&ec.ledger, ec.cfg, c).await?,
+        None => crate::check::Target::read(&ec.ledger, ec.cfg, "watch").await?,
+    };
     let (base, live) = (&target.base, &target.live);
-    let probe = Probe::new(&target, &ctx.config.edge, policy.sample)?;
+    let mut probe = Probe::new(&target, &ctx.config.edge, policy.sample)?;
+    let control = match &canary {
+        Some(_) => {
+            probe = probe.pinned(0);
+            let live = crate::check::Target::read(&ec.ledger, ec.cfg, "watch").await?;
+            Some(Probe::new(&live, &ctx.config.edge, policy.sample)?.pinned(99))
+        }
+        None => None,
+    };
+    if let Some(c) = &canary {
+        ctx.out.say(format!(
+            "A canary is running on {env}: {}. The triggers judge its side (requests carry the cookie of bucket 0); live's side (bucket 99) is shown for comparison; CloudFront's metrics cover both sides, so a trigger there aborts the canary too.",
+            c.describe()
+        ));
+    }
     let function = crate::edge::resource_name(&ec.cfg.name);
     let cloud = crate::aws::cloudwatch::Cloud::connect(ec.cfg, Some(function)).await;
     ctx.out.say(format!(
@@ -77,13 +100,25 @@ pub(super) async fn watch_env(
     let started = Instant::now();
     let deadline = started + Duration::try_from(window).unwrap_or_default();
     let mut tally = Tally::default();
+    let mut control_tally = Tally::default();
     let mut cloud_read: Option<Instant> = None;
     let ended = loop {
-        if let Some(now) = ec.ledger.head().await?.release.filter(|h| *h != live.id) {
-            break Ended::Superseded(now);
+        if canary.is_some() {
+            let now = ec.ledger.canary().await?.map(|(c, _)| c.release);
+            if now.as_deref() != Some(live.id.as_str()) {
+                break Ended::Superseded(now.map_or_else(
+                    || "the canary was finished or aborted".to_owned(),
+                    |r| format!("release {r} is the canary now"),
+                ));
+            }
+        } else if let Some(now) = ec.ledger.head().await?.release.filter(|h| *h != live.id) {
+            break Ended::Superseded(format!("{now} went live"));
         }
         let unanswered_before = tally.unanswered;
         probe.round(&mut tally).await;
+        if let Some(c) = &control {
+            c.round(&mut control_tally).await;
+        }
         if unanswered_before == 0 && tally.unanswered > 0 {
             eprintln!(
                 "driftless: warning: {} request(s) to {base} got no answer (connection failed or timed out); unanswered requests are counted apart, not as errors of the release: only the site's answers and CloudWatch can trigger a rollback",
@@ -91,18 +126,15 @@ pub(super) async fn watch_env(
             );
         }
         ctx.out.say(format!(
-            "  {:>4}s  {} requests, {} 5xx, {} 4xx, p95 {} ms{}",
+            "  {:>4}s  {}{}",
             started.elapsed().as_secs(),
-            tally.requests,
-            tally.server_errors,
-            tally.client_errors,
-            tally.p95(),
-            if tally.unanswered > 0 {
-                format!(", {} unanswered", tally.unanswered)
-            } else {
-                String::new()
-            }
+            if control.is_some() { "canary: " } else { "" },
+            round_line(&tally),
         ));
+        if control.is_some() {
+            ctx.out
+                .say(format!("         live:   {}", round_line(&control_tally)));
+        }
         if let Some(t) = tally.trigger(&policy) {
             break Ended::Fired(t);
         }
@@ -146,10 +178,16 @@ pub(super) async fn watch_env(
             )
             .await;
             ctx.out.say(format!(
-                "{} release {} on {env}: {}.",
+                "{} {}release {} on {env}: {}.{}",
                 ctx.out.paint("Healthy:", Style::Good),
+                if canary.is_some() { "canary " } else { "" },
                 live.id,
-                record.describe()
+                record.describe(),
+                if canary.is_some() {
+                    format!("\n  → driftless canary {env} --finish (or --percent N for more visitors first)")
+                } else {
+                    String::new()
+                }
             ));
             ctx.out
                 .final_document(&serde_json::json!({ "result": "healthy", "watch": record }));
@@ -174,16 +212,113 @@ pub(super) async fn watch_env(
         }
         Ended::Superseded(now) => {
             ctx.out.say(format!(
-                "Release {} is no longer live on {env} ({now} went live meanwhile): the watch ends, nothing was rolled back.",
-                live.id
+                "Release {} is no longer {} on {env} ({now} meanwhile): the watch ends, nothing was rolled back.",
+                live.id,
+                if canary.is_some() { "the canary" } else { "live" }
             ));
             ctx.out.final_document(
                 &serde_json::json!({ "result": "superseded", "live": now, "watch": record }),
             );
             Ok(())
         }
+        Ended::Fired(trigger) if canary.is_some() => {
+            canary_fired(ec, live, record, trigger, no_rollback).await
+        }
         Ended::Fired(trigger) => fired(ec, live, record, trigger, no_rollback).await,
     }
+}
+
+/// One round's numbers: "N requests, N 5xx, N 4xx, p95 N ms[, N unanswered]".
+fn round_line(tally: &Tally) -> String {
+    format!(
+        "{} requests, {} 5xx, {} 4xx, p95 {} ms{}",
+        tally.requests,
+        tally.server_errors,
+        tally.client_errors,
+        tally.p95(),
+        if tally.unanswered > 0 {
+            format!(", {} unanswered", tally.unanswered)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// A trigger fired on the canary `canary`: report, or abort it (one pointer write:
+/// everyone back on live) and put the environment on hold.
+async fn canary_fired(
+    ec: &EnvCtx<'_>,
+    canary: &Release,
+    mut record: Watched,
+    trigger: String,
+    no_rollback: bool,
+) -> Result<(), Error> {
+    let (ctx, env) = (ec.ctx, ec.cfg.name.as_str());
+    ctx.out.say(format!(
+        "{} canary release {} on {env}: {trigger}",
+        ctx.out.paint("Unhealthy:", Style::Bad),
+        canary.id
+    ));
+    record.trigger = Some(trigger.clone());
+    if no_rollback {
+        ec.ledger.record_watch(&record).await?;
+        ec.journal(
+            "watch-failed",
+            Some(&canary.id),
+            serde_json::json!({ "trigger": trigger }),
+        )
+        .await;
+        ctx.out
+            .final_document(&serde_json::json!({ "result": "unhealthy", "watch": record }));
+        return Err(Error::Other(format!(
+            "canary release {} failed its watch: {trigger} (--no-rollback: nothing was changed)\n  → driftless canary {env} --abort",
+            canary.id
+        )));
+    }
+    let lease = ec.lock_for("canary-abort", Some(&canary.id)).await?;
+    let aborted = crate::apply::canary::abort(&ec.ledger, env).await;
+    lease.release(&ec.ledger).await?;
+    let aborted = aborted?;
+    record.rolled_back_to = Some(aborted.live.clone());
+    let hold = Hold {
+        id: format!(
+            "{}-{}",
+            Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
+            &crate::digest::unique_token()[..6]
+        ),
+        reason: format!(
+            "auto-abort: canary release {} failed its watch ({trigger}); fix it, then `driftless unhold {env}`",
+            canary.id
+        ),
+        by: ctx.actor.clone(),
+        at: Timestamp::now(),
+    };
+    ec.ledger.set_hold(&hold).await?;
+    ec.ledger.record_watch(&record).await?;
+    ec.journal(
+        "canary-abort",
+        Some(&canary.id),
+        serde_json::json!({ "trigger": trigger, "live": aborted.live, "hold": hold.id }),
+    )
+    .await;
+    ec.notify(
+        "auto-rollback",
+        Some(&canary.summary()),
+        format!(
+            "canary release {} failed its watch ({trigger}); aborted: everyone is on {}; {env} is on hold",
+            canary.id, aborted.live
+        ),
+    )
+    .await;
+    ctx.out.final_document(&serde_json::json!({
+        "result": "canary-aborted",
+        "watch": record,
+        "hold": hold,
+    }));
+    Err(Error::Refused(format!(
+        "canary release {} failed its watch: {trigger}; aborted (one pointer write: every visitor gets {} again) and put {env} on hold\n  → fix it, then `driftless unhold {env}` and deploy",
+        canary.id, aborted.live
+    )))
 }
 
 /// A trigger fired on `live`: report, or roll back, hold, verify.

@@ -671,7 +671,9 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
         [
             "aws_cloudfront_function",
             "aws_cloudfront_key_value_store",
-            "aws_cloudfront_cache_policy"
+            "aws_cloudfront_cache_policy",
+            // The viewer response: the canary cookie.
+            "aws_cloudfront_function"
         ]
     );
     let snippet = std::fs::read_to_string(export1.join("distribution.snippet.hcl")).unwrap();

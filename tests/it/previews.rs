@@ -539,7 +539,7 @@ fn the_function_and_serve_answer_previews_alike_from_the_key_value_store() {
     // Published: the viewer-request function and, for previews, the viewer-response one.
     p.cmd(&["edge", &env, "--apply", "--yes"])
         .expect(0)
-        .mentions(&["X-Robots-Tag: noindex on every preview answer"]);
+        .mentions(&["viewer response: the canary cookie, noindex on previews"]);
     let dist = cf.distribution_config();
     let events: Vec<(String, String)> =
         dist["DistributionConfig"]["DefaultCacheBehavior"]["FunctionAssociations"]["Items"]

@@ -513,3 +513,87 @@ fn verify_over_https_reports_the_certificate() {
         .expect(0)
         .mentions(&["TLS certificate", "days left", "renew it", "not checked"]);
 }
+
+/// A canary is what `watch` judges while it runs: requests pinned to its side (the
+/// cookie of bucket 0), live's side (bucket 99) shown beside. Healthy, it says how to
+/// finish; failing on its side only (a proxy answering 500 to every 5th request that
+/// carries bucket 0), it is aborted by one pointer write — everyone back on the live
+/// release, which never stopped being live — and the environment is held.
+#[test]
+fn a_failing_canary_is_aborted_and_held() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    let serve_port = free_port();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    let failing = Arc::new(AtomicBool::new(false));
+    let pinned_seen = Arc::new(AtomicU64::new(0));
+    let (f, n) = (failing.clone(), pinned_seen.clone());
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let Some(head) = read_head(&mut conn) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            if text.contains("cookie: driftless-bucket=0\r\n") {
+                let seen = n.fetch_add(1, Ordering::Relaxed) + 1;
+                if f.load(Ordering::Relaxed) && seen.is_multiple_of(5) {
+                    let _ = conn.write_all(
+                        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 6\r\nConnection: close\r\n\r\nbroken",
+                    );
+                    continue;
+                }
+            }
+            forward(&mut conn, &head, serve_port);
+        }
+    });
+    let p = Project::with_config(&t.path().join("w"), &config(&store, proxy_port, ""));
+    release(&p, 1);
+    let r1 = p
+        .cmd(&["--json", "deploy", "prod", "--yes"])
+        .expect(0)
+        .release_id();
+    let _server = serve(&p, "prod", serve_port);
+    release(&p, 2);
+    p.cmd(&["deploy", "prod", "--canary", "10", "--yes"])
+        .expect(0);
+
+    p.cmd(&["watch", "prod", "--for", "2s"])
+        .expect(0)
+        .mentions(&[
+            "A canary is running on prod",
+            "canary: ",
+            "live:   ",
+            "Healthy: canary release",
+            "driftless canary prod --finish",
+        ]);
+    assert!(pinned_seen.load(Ordering::Relaxed) >= 10);
+
+    failing.store(true, Ordering::Relaxed);
+    p.cmd(&["watch", "prod", "--for", "60s"])
+        .expect(3)
+        .mentions(&[
+            "Unhealthy: canary release",
+            "5xx rate",
+            "aborted (one pointer write: every visitor gets",
+            &r1,
+            "on hold",
+        ]);
+    let status = p.cmd(&["status", "prod", "--json"]).expect(0).json();
+    assert!(status["canary"].is_null(), "{status}");
+    assert_eq!(status["live"]["id"], r1.as_str(), "{status}");
+    p.cmd(&["status", "prod"])
+        .expect(0)
+        .mentions(&["ON HOLD", "auto-abort: canary release"]);
+    // A visitor of the canary's bucket is back on release 1.
+    let (status, _, body) = crate::serve::get_from(
+        serve_port,
+        "127.0.0.1",
+        "/",
+        "Cookie: driftless-bucket=0\r\n",
+    );
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, b"<h1>release 1</h1>".as_slice())
+    );
+}
