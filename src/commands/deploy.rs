@@ -127,6 +127,9 @@ pub(super) async fn deploy(
             "a canary needs the atomic layout (two slots and a live pointer), and env.{env} is in place: nothing was changed\n  → driftless migrate {env} --layout atomic"
         )));
     }
+    if canary.is_some() && ec.cfg.edge_reads_pointer() {
+        super::edge_apply::canary_ready(&ec).await?;
+    }
     ec.finish_interrupted().await?;
     ec.clear_finished_lock().await?;
     let mut plan = deploy_plan(&ec, what, force).await?;

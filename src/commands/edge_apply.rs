@@ -348,6 +348,32 @@ pub(super) async fn ensure_key_value_store(ec: &EnvCtx<'_>) -> Result<String, Er
     Ok(arn)
 }
 
+/// A canary needs the published functions to know canaries: a function from before
+/// them would serve everyone live while driftless says N% get the canary. Refused
+/// (naming `edge --apply`) unless both, as CloudFront has them live, read the split and
+/// set the cookie; a CloudFront that cannot be asked refuses too.
+pub(crate) async fn canary_ready(ec: &EnvCtx<'_>) -> Result<(), Error> {
+    let Some(cdn) = &ec.cfg.cdn else {
+        return Ok(());
+    };
+    let env = &ec.cfg.name;
+    let cf = CloudFront::connect(&cdn.cloudfront, ec.cfg.profile.as_deref()).await;
+    let name = crate::edge::resource_name(env);
+    let marker = format!("COOKIE = \"{}\"", crate::edge::CANARY_COOKIE);
+    for function in [name.clone(), format!("{name}-response")] {
+        let live = cf.live_function(&function).await?;
+        if !live
+            .and_then(|l| l.code)
+            .is_some_and(|code| code.contains(&marker))
+        {
+            return Err(Error::Refused(format!(
+                "CloudFront Function {function} as published does not split visitors for a canary (it predates canaries, or was changed by hand): everyone would get live: nothing was changed\n  → driftless edge {env} --apply"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Edge drift of one environment, in words; `None` when driftless does not manage its
 /// edge (no `cdn`, nothing published, and no function by driftless's name).
 pub(crate) async fn drift(ec: &EnvCtx<'_>, c: &Compiled) -> Result<Option<(bool, String)>, Error> {

@@ -198,6 +198,23 @@ fn behind_cloudfront_the_function_and_serve_split_every_visitor_alike() {
     p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
     p.cmd(&["deploy", &env, "--yes"]).expect(0);
     p.write("index.html", "v2").write("app.js", "js v2");
+    // A viewer-response function that does not set the cookie (edited by hand): no
+    // canary, which it would not keep sticky.
+    let plain = tmp.path().join("plain.js");
+    std::fs::write(
+        &plain,
+        "function handler(event) { return event.response; }\n",
+    )
+    .unwrap();
+    let response_name = format!("driftless-{env}-response");
+    s.edit_function_by_hand(&response_name, &plain, true);
+    p.cmd(&["deploy", &env, "--canary", "10", "--yes"])
+        .expect(3)
+        .mentions(&[
+            &format!("CloudFront Function {response_name} as published does not split visitors"),
+            &format!("driftless edge {env} --apply"),
+        ]);
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
     p.cmd(&["deploy", &env, "--canary", "10", "--yes"])
         .expect(0);
     let canary = p.cmd(&["canary", &env, "--json"]).expect(0).json()["canary"].clone();
