@@ -108,6 +108,13 @@ async fn live_to_move(
             p.release.id, p.release.actor.author
         )));
     }
+    if let Some((c, _)) = ec.ledger.canary().await? {
+        return Err(Error::Refused(format!(
+            "a canary is running on {env}: {}: nothing was changed\n  → {}",
+            c.describe(),
+            crate::plan::guards::canary_resolve(env)
+        )));
+    }
     let (files, size) = live
         .served()
         .fold((0, 0u64), |(n, b), (_, e)| (n + 1, b + e.size));

@@ -546,6 +546,14 @@ impl Ledger {
     /// What yanking release `id` would remove. Refused (as a message) for the live
     /// release, a pending one, one that was never live here, or one already yanked.
     pub async fn plan_yank(&self, id: &str) -> Result<std::result::Result<Yank, String>> {
+        if let Some((c, _)) = self.canary().await?
+            && c.release == id
+        {
+            return Ok(Err(format!(
+                "release {id} is the canary on {} ({}% of visitors get it): abort it first (`driftless canary {} --abort`), then yank it",
+                self.env, c.percent, self.env
+            )));
+        }
         let history = self.walk_history().await?;
         let Some(pos) = history.iter().position(|w| w.r.id == id) else {
             return Ok(Err(format!(

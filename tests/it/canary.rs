@@ -107,6 +107,17 @@ fn a_canary_at_ten_percent_is_sticky_and_ends_by_one_write() {
         .expect(3)
         .mentions(&["[canary]"]);
     p.write("index.html", "v2");
+    let id = canary["release"].as_str().unwrap();
+    p.cmd(&["yank", "prod", id, "--reason", "leak", "--yes"])
+        .expect(3)
+        .mentions(&["is the canary on prod", "driftless canary prod --abort"]);
+    let config = p.dir.join("driftless.toml");
+    let atomic = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{atomic}layout = \"in-place\"\n")).unwrap();
+    p.cmd(&["migrate", "prod", "--layout", "in-place", "--yes"])
+        .expect(3)
+        .mentions(&["a canary is running on prod"]);
+    std::fs::write(&config, atomic).unwrap();
 
     // A larger share keeps everyone who had it.
     p.cmd(&["canary", "prod", "--percent", "50", "--yes"])
