@@ -255,6 +255,42 @@ mod tests {
     use super::*;
     use crate::config::Redirect;
 
+    /// The bucket cookie is read as the function reads it (the first `driftless-bucket`,
+    /// one or two digits), and wins over the hash; without it the hash spreads visitors
+    /// over 0–99, the same for the same address and user agent.
+    #[test]
+    fn a_visitors_bucket_is_the_cookies_else_the_hash() {
+        assert_eq!(bucket_cookie("driftless-bucket=7"), Some(7));
+        assert_eq!(bucket_cookie("a=1; driftless-bucket=42; b=2"), Some(42));
+        assert_eq!(
+            bucket_cookie("driftless-bucket=3; driftless-bucket=9"),
+            Some(3)
+        );
+        for bad in [
+            "driftless-bucket=",
+            "driftless-bucket=100",
+            "driftless-bucket=-1",
+            "driftless-bucket=1a",
+            "xdriftless-bucket=5",
+            "other=5",
+        ] {
+            assert_eq!(bucket_cookie(bad), None, "{bad}");
+        }
+        assert_eq!(visitor_bucket(Some(99), "10.0.0.1", "ua"), 99);
+        let a = visitor_bucket(None, "10.0.0.1", "Mozilla/5.0");
+        assert_eq!(a, visitor_bucket(None, "10.0.0.1", "Mozilla/5.0"));
+        let mut seen = [0u32; 100];
+        for i in 0..10_000 {
+            seen[usize::from(visitor_bucket(
+                None,
+                &format!("10.0.{}.{}", i / 256, i % 256),
+                "ua",
+            ))] += 1;
+        }
+        // Every bucket gets about 100 of 10,000 visitors.
+        assert!(seen.iter().all(|n| (50..=150).contains(n)), "{seen:?}");
+    }
+
     /// Regression (issue 20.10): `from = "/blog/*"` was taken literally; what is not
     /// supported is now refused, naming it.
     #[test]
