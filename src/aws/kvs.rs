@@ -193,6 +193,71 @@ impl KeyValueStore {
         }
     }
 
+    /// Every key starting with `prefix`, and its value (ListKeys, page by page).
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<(String, String)>, KvsError> {
+        let arn = self.arn().await?;
+        let (_, data) = self.clients().await;
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = data
+                .list_keys()
+                .kvs_arn(&arn)
+                .max_results(50)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| self.failed(&e))?;
+            out.extend(
+                page.items()
+                    .iter()
+                    .filter(|i| i.key().starts_with(prefix))
+                    .map(|i| (i.key().to_owned(), i.value().to_owned())),
+            );
+            match page.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Make the keys starting with `prefix` exactly `wanted` (key → value): writes what
+    /// differs, deletes what is not wanted, each conditional on the store's ETag (read
+    /// again when another write came between). Returns how many keys changed.
+    pub async fn sync(
+        &self,
+        prefix: &str,
+        wanted: &std::collections::BTreeMap<String, String>,
+    ) -> Result<usize, KvsError> {
+        let held: std::collections::BTreeMap<String, String> =
+            self.keys(prefix).await?.into_iter().collect();
+        let mut changed = 0;
+        let writes = wanted.iter().filter(|(k, v)| held.get(*k) != Some(*v));
+        let deletes = held.keys().filter(|k| !wanted.contains_key(*k));
+        for (key, value) in writes
+            .map(|(k, v)| (k, Some(v)))
+            .chain(deletes.map(|k| (k, None)))
+        {
+            let mut tries = 0;
+            loop {
+                let etag = self.etag().await?;
+                let done = match value {
+                    Some(v) => self.put(key, v, &etag).await.map(|_| ()),
+                    None => self.delete(key, &etag).await,
+                };
+                match done {
+                    Err(KvsError::Conflict { .. }) if tries < 5 => tries += 1,
+                    other => {
+                        other?;
+                        break;
+                    }
+                }
+            }
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
     /// Write `key`, only if the store's ETag is still `etag`. Returns the new ETag.
     pub async fn put(&self, key: &str, value: &str, etag: &str) -> Result<String, KvsError> {
         let arn = self.arn().await?;

@@ -7,6 +7,8 @@
 use crate::aws::cloudfront::{CloudFront, Distribution, LiveFunction};
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use super::EnvCtx;
 use crate::Error;
 use crate::edge::Compiled;
@@ -160,6 +162,45 @@ pub(super) async fn apply(
             if c.errors.is_empty() { String::new() } else { ", with the 403/404 error responses".into() }
         ));
     }
+    // The token secrets of `[edge.auth.jwt]`, one KeyValueStore key per key id (stale
+    // ids removed): never in the function's code.
+    let secrets = match &pointer {
+        Some(p) => Some((auth_secrets(ec)?, p.arn.is_some())),
+        None => None,
+    };
+    let secret_changes = match &secrets {
+        Some((wanted, true)) => {
+            let held: BTreeMap<String, String> = super::context::key_value_store(ec.cfg)
+                .keys(crate::edge::auth::KEY_PREFIX)
+                .await
+                .map_err(crate::store::StoreError::from)?
+                .into_iter()
+                .collect();
+            (held != *wanted).then(|| {
+                wanted
+                    .keys()
+                    .chain(held.keys().filter(|k| !wanted.contains_key(*k)))
+                    .filter(|k| wanted.get(*k) != held.get(*k))
+                    .count()
+            })
+        }
+        Some((wanted, false)) => (!wanted.is_empty()).then_some(wanted.len()),
+        None => None,
+    };
+    if let (Some(n), Some((wanted, _))) = (secret_changes, &secrets) {
+        steps.push(format!(
+            "write the token secrets to the KeyValueStore ({n} key(s) to change; key ids now: {})",
+            if wanted.is_empty() {
+                "none".to_owned()
+            } else {
+                wanted
+                    .keys()
+                    .map(|k| k.trim_start_matches(crate::edge::auth::KEY_PREFIX))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ));
+    }
     if steps.is_empty() {
         out.say(format!(
             "Edge of {env} is up to date: CloudFront Function {} is live with this code and attached.",
@@ -186,6 +227,10 @@ pub(super) async fn apply(
         response,
         dist,
         pointer.as_ref(),
+        secrets
+            .as_ref()
+            .filter(|_| secret_changes.is_some())
+            .map(|(w, _)| w),
     )
     .await;
     lease.release(&ec.ledger).await?;
@@ -218,6 +263,7 @@ async fn publish(
     response: Option<(Option<LiveFunction>, bool)>,
     dist: Distribution,
     pointer: Option<&PointerPlan>,
+    secrets: Option<&BTreeMap<String, String>>,
 ) -> Result<String, Error> {
     let comment = format!("[edge] rules of driftless.toml for {}", ec.cfg.name);
     // The store and the first pointer come first: the function, once attached, reads it.
@@ -229,6 +275,13 @@ async fn publish(
             };
             if let Some((slot, release)) = &p.first {
                 crate::apply::migrate::first_pointer(&ec.ledger, slot, release).await?;
+            }
+            // The secrets before the function that reads them.
+            if let Some(wanted) = secrets {
+                super::context::key_value_store(ec.cfg)
+                    .sync(crate::edge::auth::KEY_PREFIX, wanted)
+                    .await
+                    .map_err(crate::store::StoreError::from)?;
             }
             Some(arn)
         }
@@ -295,6 +348,27 @@ pub(super) struct PointerPlan {
     arn: Option<String>,
     /// The first pointer to write (the slot holding the live release), if there is none.
     first: Option<(String, String)>,
+}
+
+/// The KeyValueStore keys of `[edge.auth.jwt]`: `auth:KID` → the secret, read from the
+/// environment variables the config names (an error names the one to set).
+fn auth_secrets(ec: &EnvCtx<'_>) -> Result<BTreeMap<String, String>, Error> {
+    let Some(jwt) = ec
+        .ctx
+        .config
+        .edge
+        .auth
+        .as_ref()
+        .and_then(|a| a.jwt.as_ref())
+    else {
+        return Ok(BTreeMap::new());
+    };
+    Ok(jwt
+        .secrets()
+        .map_err(Error::Usage)?
+        .into_iter()
+        .map(|(kid, secret)| (format!("{}{kid}", crate::edge::auth::KEY_PREFIX), secret))
+        .collect())
 }
 
 /// What publishing the function of an atomic layout needs first: the KeyValueStore,

@@ -60,6 +60,8 @@ struct Served {
     hidden: Vec<String>,
     /// The exact `Authorization` header value expected, if basic auth is on.
     auth: Option<String>,
+    /// `[edge.auth] jwt`: the rules and secrets a token is checked against.
+    jwt: Option<crate::edge::auth::JwtRules>,
     /// `[retention] removed_releases` (kept keys are served until they expire).
     removed_releases: u32,
 }
@@ -379,6 +381,56 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
     r
 }
 
+/// `[edge.auth]`: the answer to a request for a protected path without a token that
+/// holds, as the function gives it (a path that does not decode, or asks for `//`, is
+/// left to the rules: 400 or a redirect, before any auth).
+fn token_refusal(s: &Served, asked: &Asked) -> Option<Response<Body>> {
+    use crate::edge::auth;
+    let rules = s.edge.auth.as_ref()?;
+    let path = crate::edge::decode_uri_component(&asked.path)?;
+    if asked.path.contains("//") || !auth::protected(rules, &path) {
+        return None;
+    }
+    let token = auth::token(rules, asked.auth.as_deref(), asked.cookie.as_deref());
+    let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+    let holds = match (&s.jwt, token) {
+        (Some(jwt), Some(t)) => auth::jwt_holds(t, jwt, now),
+        _ => false,
+    };
+    if holds {
+        return None;
+    }
+    let raw = match &asked.query {
+        Some(q) => format!("{}?{q}", asked.path),
+        None => asked.path.clone(),
+    };
+    let mut r = match auth::refusal(rules, asked.accept.as_deref(), &raw) {
+        auth::Refused::Login(location) => {
+            let mut r = plain(StatusCode::FOUND, "");
+            if let Ok(v) = HeaderValue::try_from(location) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+        auth::Refused::Unauthorized => {
+            let mut r = Response::new(Body::from(auth::UNAUTHORIZED_BODY));
+            *r.status_mut() = StatusCode::UNAUTHORIZED;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"driftless\""),
+            );
+            r
+        }
+    };
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Some(r)
+}
+
 /// `r` with the canary cookie holding `bucket`, if there is one to set.
 fn pinned(mut r: Response<Body>, bucket: Option<u8>) -> Response<Body> {
     if let Some(b) = bucket {
@@ -401,6 +453,7 @@ struct Asked {
     path: String,
     query: Option<String>,
     auth: Option<String>,
+    accept: Option<String>,
     range: Option<String>,
     if_none_match: Option<String>,
     /// The visitor's address, user agent and cookies: their canary bucket.
@@ -427,6 +480,7 @@ fn asked(req: &Request, peer: std::net::SocketAddr) -> Asked {
         path: req.uri().path().to_owned(),
         query: req.uri().query().map(str::to_owned),
         auth: header_text(header::AUTHORIZATION),
+        accept: header_text(header::ACCEPT),
         range: header_text(header::RANGE),
         if_none_match: header_text(header::IF_NONE_MATCH),
         ip: peer.ip().to_string(),
@@ -490,6 +544,9 @@ async fn answer(s: &Served, asked: &Asked, sought: &Sought) -> Result<Response<B
             HeaderValue::from_static("Basic realm=\"driftless\""),
         );
         return Ok(r);
+    }
+    if let Some(refused) = token_refusal(s, asked) {
+        return Ok(refused);
     }
     // A canary's visitors without the cookie get it on an answer from the store (what
     // the edge's viewer-response function sees), never on one the rules made.
@@ -686,6 +743,10 @@ pub(super) async fn serve(
         }
     };
     let auth = config.edge.auth_header().map_err(Error::Usage)?;
+    let jwt = match config.edge.auth.as_ref().and_then(|a| a.jwt.as_ref()) {
+        Some(j) => Some(crate::edge::auth::JwtRules::of(j).map_err(Error::Usage)?),
+        None => None,
+    };
     let mut preview_hosts = Vec::new();
     if let Some(env) = target.and_then(|t| config.envs.get(t)) {
         preview_hosts.push(".localhost".to_owned());
@@ -700,6 +761,7 @@ pub(super) async fn serve(
         releases: Mutex::new(std::collections::HashMap::new()),
         hidden,
         auth,
+        jwt,
         removed_releases: config.retention.removed_releases,
     });
     let mut app = Router::new().fallback(handle).with_state(served);

@@ -172,7 +172,7 @@ fn used_placeholders(to: &str) -> Vec<&str> {
 
 /// What `encodeURIComponent` leaves alone: the rest is percent-encoded, so a value bound
 /// from the path is encoded the same by `serve` and by the CloudFront Function.
-const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+pub(crate) const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')
@@ -264,6 +264,103 @@ impl BasicAuth {
     }
 }
 
+/// Token auth for path patterns (`[edge.auth]`): a JWT signed with a shared secret,
+/// checked by `serve` and by the CloudFront function alike; or CloudFront signed
+/// cookies, checked by CloudFront itself (and `serve`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Paths that need a token: `*` is one path segment (or part of one), `**` any
+    /// number of segments (`/app/**` covers `/app` and everything under it).
+    pub protect: Vec<String>,
+    /// Paths inside `protect` that stay open (a login page).
+    #[serde(default)]
+    pub public: Vec<String>,
+    /// Where a navigation without a valid token is sent (`?next=` the path it asked
+    /// for); without it, or for a request that accepts JSON, the answer is 401.
+    #[serde(default)]
+    pub login_url: Option<String>,
+    /// Read the token from this cookie too (`Authorization: Bearer` comes first).
+    #[serde(default)]
+    pub cookie: Option<String>,
+    /// JWTs signed with a shared secret (HS256/HS384/HS512).
+    #[serde(default)]
+    pub jwt: Option<JwtConfig>,
+    /// CloudFront signed cookies: for identity providers that sign with RSA.
+    #[serde(default)]
+    pub signed_cookies: Option<SignedCookiesConfig>,
+}
+
+/// `[edge.auth.jwt]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// The accepted algorithms (default `["HS256"]`); anything else, `none` included,
+    /// is refused.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// `iss` must be exactly this, when set.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// `aud` must be (or contain) this, when set.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf` (default "60s").
+    #[serde(default = "default_leeway")]
+    pub leeway: String,
+    /// Key id (the token header's `kid`; `default` for tokens without one) → the
+    /// environment variable holding its secret. Two ids during a rotation's grace.
+    pub keys: BTreeMap<String, String>,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["HS256".into()]
+}
+
+fn default_leeway() -> String {
+    "60s".into()
+}
+
+/// `[edge.auth.signed_cookies]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedCookiesConfig {
+    /// The RSA public key (PEM file, relative to driftless.toml) CloudFront verifies
+    /// with: `edge --apply` uploads it into a key group.
+    pub public_key: String,
+    /// Where `driftless sign` finds the private key: an environment variable holding
+    /// the PEM, a file, or an AWS Secrets Manager secret (its id or ARN).
+    #[serde(default)]
+    pub private_key_env: Option<String>,
+    #[serde(default)]
+    pub private_key_file: Option<String>,
+    #[serde(default)]
+    pub private_key_secret: Option<String>,
+}
+
+impl JwtConfig {
+    /// The leeway in seconds.
+    pub fn leeway_seconds(&self) -> i64 {
+        crate::text::parse_duration(&self.leeway).map_or(60, |d| d.as_secs())
+    }
+
+    /// Every key id and its secret, read from the environment (an error names the
+    /// variable to set).
+    pub fn secrets(&self) -> Result<BTreeMap<String, String>, String> {
+        self.keys
+            .iter()
+            .map(|(kid, var)| {
+                let secret = std::env::var(var).map_err(|_| {
+                    format!(
+                        "edge.auth.jwt.keys.{kid}: set the secret in the environment variable {var}"
+                    )
+                })?;
+                Ok((kid.clone(), secret))
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeConfig {
@@ -286,6 +383,9 @@ pub struct EdgeConfig {
     pub compress: bool,
     #[serde(default)]
     pub basic_auth: Option<BasicAuth>,
+    /// Token auth for path patterns.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
 }
 
 fn default_index() -> String {
@@ -302,6 +402,7 @@ impl Default for EdgeConfig {
             redirects: Vec::new(),
             compress: false,
             basic_auth: None,
+            auth: None,
         }
     }
 }
@@ -385,6 +486,9 @@ impl EdgeConfig {
                 ));
             }
         }
+        if let Some(auth) = &self.auth {
+            auth.validate(&edge.clone().then("auth"))?;
+        }
         if let Some(auth) = &self.basic_auth {
             let at = edge.clone().then("basic_auth").then("user");
             if auth.user.contains(':') || auth.user.chars().any(char::is_control) {
@@ -398,5 +502,76 @@ impl EdgeConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl AuthConfig {
+    fn validate(&self, at: &Key) -> Result<(), Invalid> {
+        let bad = |k: &str, why: String| Err(Invalid::new(at.clone().then(k), why));
+        if self.protect.is_empty() {
+            return bad(
+                "protect",
+                "edge.auth.protect: name at least one path pattern, e.g. [\"/app/**\"]".into(),
+            );
+        }
+        for (k, list) in [("protect", &self.protect), ("public", &self.public)] {
+            for p in list {
+                if let Err(why) = crate::edge::auth::PathGlob::parse(p) {
+                    return bad(k, format!("edge.auth.{k}: {why}"));
+                }
+            }
+        }
+        if let Some(u) = &self.login_url
+            && (!u.starts_with('/') && !u.starts_with("https://")
+                || u.chars().any(char::is_control))
+        {
+            return bad(
+                "login_url",
+                format!("edge.auth.login_url: {u:?} is not a path (\"/login\") or an https URL"),
+            );
+        }
+        if let Some(c) = &self.cookie
+            && (c.is_empty()
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+        {
+            return bad(
+                "cookie",
+                format!(
+                    "edge.auth.cookie: {c:?} is not a cookie name (letters, digits, '-', '_', '.')"
+                ),
+            );
+        }
+        match (&self.jwt, &self.signed_cookies) {
+            (None, None) => bad("jwt", "edge.auth: choose how tokens are checked: [edge.auth.jwt] (a shared secret) or [edge.auth.signed_cookies] (CloudFront signed cookies)".into()),
+            (Some(_), Some(_)) => bad("signed_cookies", "edge.auth: [edge.auth.jwt] and [edge.auth.signed_cookies] are two ways to check one token; keep one (see docs/decisions.md)".into()),
+            (Some(j), None) => {
+                for a in &j.algorithms {
+                    if !["HS256", "HS384", "HS512"].contains(&a.as_str()) {
+                        return bad("jwt", format!("edge.auth.jwt.algorithms: {a:?} cannot be checked at the edge; HS256, HS384 or HS512 (for RS256/ES256 use [edge.auth.signed_cookies])"));
+                    }
+                }
+                if j.algorithms.is_empty() {
+                    return bad("jwt", "edge.auth.jwt.algorithms: name at least one of HS256, HS384, HS512".into());
+                }
+                if crate::text::parse_duration(&j.leeway).is_none() {
+                    return bad("jwt", format!("edge.auth.jwt.leeway: {:?} is not a duration (e.g. \"60s\")", j.leeway));
+                }
+                if j.keys.is_empty() {
+                    return bad("jwt", "edge.auth.jwt.keys: name at least one key id and the environment variable holding its secret, e.g. { default = \"DRIFTLESS_JWT_SECRET\" }".into());
+                }
+                if let Some(kid) = j.keys.keys().find(|k| !crate::edge::auth::key_id_ok(k)) {
+                    return bad("jwt", format!("edge.auth.jwt.keys: {kid:?} is not a key id (1-64 letters, digits, '-', '_', '.')"));
+                }
+                Ok(())
+            }
+            (None, Some(s)) => {
+                if [&s.private_key_env, &s.private_key_file, &s.private_key_secret].iter().filter(|x| x.is_some()).count() > 1 {
+                    return bad("signed_cookies", "edge.auth.signed_cookies: the private key comes from one place: private_key_env, private_key_file or private_key_secret".into());
+                }
+                Ok(())
+            }
+        }
     }
 }

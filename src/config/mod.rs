@@ -17,8 +17,10 @@ mod notify;
 mod retention;
 mod watch;
 
+pub(crate) use edge::COMPONENT;
 pub use edge::{
-    BasicAuth, EdgeConfig, Part, Pattern, Redirect, SHORT_PASSWORD, fill, location_literal,
+    AuthConfig, BasicAuth, EdgeConfig, JwtConfig, Part, Pattern, Redirect, SHORT_PASSWORD,
+    SignedCookiesConfig, fill, location_literal,
 };
 pub use notify::{EVENTS, Format, Webhook};
 pub use retention::{DEFAULT_GRACE, DEFAULT_KEEP_RELEASES, RawRetention, Retention};

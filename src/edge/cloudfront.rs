@@ -169,6 +169,16 @@ pub fn compile(
     } else {
         auth.clone()
     };
+    let token = match &edge.auth {
+        Some(a) if a.jwt.is_some() && atomic.is_none() => {
+            return Err(
+                "[edge.auth.jwt] keeps its secrets in the environment's CloudFront KeyValueStore (never in the function's code), which only the atomic layout has: `driftless migrate ENV --layout atomic`, or check tokens with [edge.auth.signed_cookies]"
+                    .into(),
+            );
+        }
+        Some(a) => Some(token_js(a)?),
+        None => None,
+    };
     let mut code = String::new();
     if atomic.is_some() {
         // The runtime wants the KeyValueStore module imported on the first lines.
@@ -191,6 +201,14 @@ pub fn compile(
         js(&edge.directory_index)
     );
     code.push_str(BODY);
+    if let Some(t) = &token {
+        code.push_str(t);
+        code = code.replacen(
+            "  var to = redirect(path);\n",
+            "  if (guarded(path) && !holds(req, event.authKey)) return refuse(req);\n  var to = redirect(path);\n",
+            1,
+        );
+    }
     if let Some(a) = atomic {
         let last = a.last_known_good.as_ref().map_or_else(
             || "null".to_owned(),
@@ -221,6 +239,13 @@ pub fn compile(
             );
         }
         code = code.replacen("function handler(event) {", "function route(event) {", 1);
+        if token.is_some() {
+            code = code.replacen(
+                "async function handler(event) {\n",
+                "async function handler(event) {\n  event.authKey = await tokenKey(event);\n",
+                1,
+            );
+        }
     }
     let digest = hex::encode(Sha256::digest(code.as_bytes()));
     let f = Function { code, digest };
@@ -235,6 +260,112 @@ pub fn compile(
     }
     Ok(f)
 }
+
+/// `[edge.auth]` for the function: its rules as constants, then [`TOKEN`] (JWTs) or
+/// nothing more (signed cookies: CloudFront checks them before the function runs, on
+/// the behaviors `edge --apply` makes for the protected patterns).
+fn token_js(a: &crate::config::AuthConfig) -> Result<String, String> {
+    use super::auth::PathGlob;
+    let regexes = |list: &[String]| -> Result<String, String> {
+        let all: Result<Vec<String>, String> = list
+            .iter()
+            .map(|p| PathGlob::parse(p).map(|g| format!("new RegExp({})", js(&g.js_regex()))))
+            .collect();
+        Ok(format!("[{}]", all?.join(",")))
+    };
+    let opt = |v: &Option<String>| v.as_deref().map_or_else(|| "null".to_owned(), js);
+    let mut out = format!(
+        "var AUTH_PROTECT = {}, AUTH_PUBLIC = {}, AUTH_COOKIE = {}, AUTH_LOGIN = {}, UNAUTHORIZED = {};\n",
+        regexes(&a.protect)?,
+        regexes(&a.public)?,
+        opt(&a.cookie),
+        opt(&a.login_url),
+        js(super::auth::UNAUTHORIZED_BODY)
+    );
+    let Some(j) = &a.jwt else {
+        out.push_str("function guarded() { return false; }\nfunction holds() { return true; }\nfunction refuse() { return null; }\nasync function tokenKey() { return null; }\n");
+        return Ok(out);
+    };
+    let algs: Vec<String> = j
+        .algorithms
+        .iter()
+        .map(|a| format!("{}:{}", js(a), js(&format!("sha{}", &a[2..]))))
+        .collect();
+    out.push_str(&format!(
+        "var JWT_ALGS = {{{}}}, JWT_ISS = {}, JWT_AUD = {}, JWT_LEEWAY = {}, AUTH_KEY = {};\n",
+        algs.join(","),
+        opt(&j.issuer),
+        opt(&j.audience),
+        j.leeway_seconds(),
+        js(super::auth::KEY_PREFIX)
+    ));
+    out.push_str(TOKEN);
+    Ok(out)
+}
+
+/// JWTs at the edge, as [`super::auth::jwt_holds`] checks them: the key is read from
+/// the KeyValueStore (`auth:KID`) by the handler before routing, only for a protected
+/// path that carries a token; the check itself is synchronous.
+const TOKEN: &str = r#"function guarded(path) {
+  var i;
+  for (i = 0; i < AUTH_PUBLIC.length; i++) if (AUTH_PUBLIC[i].test(path)) return false;
+  for (i = 0; i < AUTH_PROTECT.length; i++) if (AUTH_PROTECT[i].test(path)) return true;
+  return false;
+}
+function bearer(req) {
+  var h = req.headers.authorization, v = h ? h.value.trim() : '';
+  if (v.length > 7 && v.slice(0, 7).toLowerCase() === 'bearer ') return v.slice(7).trim();
+  var c = AUTH_COOKIE !== null && req.cookies ? req.cookies[AUTH_COOKIE] : null;
+  return c ? c.value.trim() : null;
+}
+function b64(p) {
+  if (!/^[A-Za-z0-9_-]+$/.test(p) || p.length % 4 === 1) return null;
+  return Buffer.from(p.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+}
+function obj(p) {
+  var b = b64(p), v;
+  if (!b) return null;
+  try { v = JSON.parse(b.toString('utf8')); } catch (e) { return null; }
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? v : null;
+}
+function kidOf(h) {
+  var k = h.kid === undefined ? 'default' : h.kid;
+  return typeof k === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(k) ? k : null;
+}
+async function tokenKey(event) {
+  var req = event.request, path, t, p, h, k;
+  try { path = decodeURIComponent(req.uri); } catch (e) { return null; }
+  if (req.uri.indexOf('//') >= 0 || !guarded(path)) return null;
+  t = bearer(req); p = t ? t.split('.') : [];
+  h = p.length === 3 ? obj(p[0]) : null; k = h ? kidOf(h) : null;
+  if (k === null) return null;
+  try { return await cf.kvs().get(AUTH_KEY + k); } catch (e) { return null; }
+}
+function holds(req, secret) {
+  var t = bearer(req), p = t ? t.split('.') : [], h, b, sig, d = 0, i, now = Date.now() / 1000;
+  if (p.length !== 3 || typeof secret !== 'string') return false;
+  h = obj(p[0]); b = obj(p[1]);
+  if (!h || !b || !b64(p[2]) || typeof h.alg !== 'string' || !Object.prototype.hasOwnProperty.call(JWT_ALGS, h.alg) || kidOf(h) === null) return false;
+  sig = crypto.createHmac(JWT_ALGS[h.alg], secret).update(p[0] + '.' + p[1]).digest('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  if (sig.length !== p[2].length) return false;
+  for (i = 0; i < sig.length; i++) d |= sig.charCodeAt(i) ^ p[2].charCodeAt(i);
+  if (d !== 0) return false;
+  if (typeof b.exp !== 'number' || !(now < b.exp + JWT_LEEWAY)) return false;
+  if (b.nbf !== undefined && (typeof b.nbf !== 'number' || !(now >= b.nbf - JWT_LEEWAY))) return false;
+  if (JWT_ISS !== null && b.iss !== JWT_ISS) return false;
+  if (JWT_AUD !== null && b.aud !== JWT_AUD && !(Array.isArray(b.aud) && b.aud.indexOf(JWT_AUD) >= 0)) return false;
+  return true;
+}
+function refuse(req) {
+  var a = req.headers.accept, json = a ? a.value.toLowerCase().indexOf('application/json') >= 0 : false, r;
+  if (AUTH_LOGIN !== null && !json) {
+    return answer(302, 'Found', { location: AUTH_LOGIN + (AUTH_LOGIN.indexOf('?') >= 0 ? '&' : '?') + 'next=' + encodeURIComponent(req.uri + query(req.querystring)), 'cache-control': 'no-store' });
+  }
+  r = answer(401, 'Unauthorized', { 'www-authenticate': 'Bearer realm="driftless"', 'content-type': 'application/json', 'cache-control': 'no-store' });
+  r.body = { encoding: 'text', data: UNAUTHORIZED };
+  return r;
+}
+"#;
 
 /// The decisions of [`super::resolve`], in the CloudFront Functions runtime.
 const BODY: &str = r#"

@@ -5,6 +5,7 @@
 //! It must never serve the state prefix (or the local store's internals), whatever the
 //! request looks like.
 
+pub mod auth;
 pub mod cloudfront;
 
 use crate::config::EdgeConfig;
@@ -146,6 +147,17 @@ pub enum Outcome {
     BadRequest,
 }
 
+/// A URL path decoded as `decodeURIComponent` (what the CloudFront function uses) does:
+/// an escape is `%` and two hex digits, and the bytes must be UTF-8; `None` otherwise.
+pub fn decode_uri_component(url_path: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let escapes_ok = url_path
+        .split('%')
+        .skip(1)
+        .all(|s| s.len() >= 2 && s.as_bytes()[..2].iter().all(u8::is_ascii_hexdigit));
+    let decoded = percent_decode_str(url_path).decode_utf8().ok()?;
+    escapes_ok.then_some(decoded)
+}
+
 /// Resolve a request path (and its query string, kept on redirects). `exists` says
 /// whether a key is in the site; keys under any of `hidden` are never served.
 ///
@@ -159,18 +171,9 @@ pub fn resolve(
     exists: &dyn Fn(&str) -> bool,
     hidden: &[&str],
 ) -> Outcome {
-    // As decodeURIComponent (what the CloudFront Function uses): an escape is `%` and two
-    // hex digits, and the bytes must be UTF-8.
-    let escapes_ok = url_path
-        .split('%')
-        .skip(1)
-        .all(|s| s.len() >= 2 && s.as_bytes()[..2].iter().all(u8::is_ascii_hexdigit));
-    let Ok(decoded) = percent_decode_str(url_path).decode_utf8() else {
+    let Some(decoded) = decode_uri_component(url_path) else {
         return Outcome::BadRequest;
     };
-    if !escapes_ok {
-        return Outcome::BadRequest;
-    }
     let with_query = |location: String| match query.filter(|q| !q.is_empty()) {
         Some(q) if !location.contains('?') => format!("{location}?{q}"),
         _ => location,

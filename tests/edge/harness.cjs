@@ -14,18 +14,23 @@
 // with the request as the viewer sent it (a Cookie header arrives parsed, in `cookies`).
 //
 // stdin: { code, response, policy, errors, site: [keys], state: [keys], kvs, cases: [{ method, path, headers, ip, kvs }] }
-// stdout: [{ status, location, key, query, uri, headers, own, body, cookies }] (uri, query:
+// stdout: [{ status, location, key, query, uri, headers, own, body, cookies, reads }] (uri, query:
 // the request the function passed on to the origin, if it did; own, body: the headers and
 // body of an answer the function made itself, or the headers the response function added;
-// cookies: what the response function set, "value; attributes")
+// cookies: what the response function set, "value; attributes"; reads: KeyValueStore
+// reads of the viewer-request function)
 'use strict';
 const crypto = require('crypto');
 
 // The KeyValueStore the running case reads.
 let store = {};
 
+// KeyValueStore reads of the running case.
+let reads = 0;
+
 const kvs = {
   async get(key, options) {
+    reads += 1;
     if (store === 'throw') throw new Error('KeyValueStore read failed');
     if (!Object.prototype.hasOwnProperty.call(store, key)) throw new Error(`key ${key} not found`);
     const v = store[key];
@@ -111,8 +116,10 @@ async function main() {
   const results = [];
   for (const c of input.cases) {
     store = c.kvs !== undefined ? c.kvs : (input.kvs || {});
+    reads = 0;
     const ev = event(c);
     const r = await handler(ev);
+    const requestReads = reads;
     let out;
     if (r && r.statusCode !== undefined) {
       const loc = r.headers && r.headers.location;
@@ -145,6 +152,7 @@ async function main() {
     out.query = r && r.statusCode === undefined ? r.querystring : null;
     out.uri = r && r.statusCode === undefined ? r.uri : null;
     out.headers = extra;
+    out.reads = requestReads;
     results.push(out);
   }
   process.stdout.write(JSON.stringify(results));

@@ -6,6 +6,7 @@
 
 mod architecture;
 mod atomic;
+mod auth;
 mod bad_input;
 mod canary;
 mod cdn;

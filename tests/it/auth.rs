@@ -1,0 +1,484 @@
+//! Token auth at the edge (issue 24): `[edge.auth]` with JWTs signed by a shared secret,
+//! answered alike by `serve` and by the published CloudFront function (run in Node with
+//! the KeyValueStore as moto holds it after `edge --apply`).
+
+use driftless::edge::auth::mint_jwt;
+
+use crate::serve::{free_port, get_from, serve};
+
+const K1: &str = "k1-secret-0123456789abcdef0123456789";
+const K0: &str = "k0-previous-secret-fedcba9876543210";
+
+const AUTH: &str = r#"
+[edge.auth]
+protect = ["/app/**", "/api/**"]
+public = ["/app/login.html"]
+login_url = "/app/login.html"
+cookie = "session"
+
+[edge.auth.jwt]
+algorithms = ["HS256", "HS512"]
+issuer = "https://auth.example.com"
+audience = "site"
+leeway = "30s"
+keys = { k1 = "DRIFTLESS_TEST_JWT_K1", k0 = "DRIFTLESS_TEST_JWT_K0" }
+"#;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .try_into()
+        .unwrap()
+}
+
+/// A token by `kid`'s secret with these claims over the good ones.
+fn token(alg: &str, kid: &str, secret: &str, claims: serde_json::Value) -> String {
+    let mut payload = serde_json::json!({
+        "sub": "alice", "iss": "https://auth.example.com", "aud": "site", "exp": now() + 3600,
+    });
+    for (k, v) in claims.as_object().unwrap() {
+        payload[k] = v.clone();
+    }
+    mint_jwt(alg, kid, secret, &payload).unwrap()
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+/// One request: a path and its headers.
+struct Ask {
+    what: &'static str,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+}
+
+fn ask(what: &'static str, path: &str, headers: Vec<(&'static str, String)>) -> Ask {
+    Ask {
+        what,
+        path: path.to_owned(),
+        headers,
+    }
+}
+
+/// What a visitor got: status, Location, and which file (its body names it).
+type Seen = (u16, Option<String>, Option<String>);
+
+#[test]
+fn jwt_auth_answers_alike_on_serve_and_in_the_function() {
+    let s = crate::servers::servers();
+    let cf = s.behind_cloudfront(&s.seaweedfs, "au");
+    let env = cf.env.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = cf
+        .project(
+            &tmp.path().join("w"),
+            &format!("{}{AUTH}", cf.config("atomic")),
+        )
+        .envs(vec![
+            ("DRIFTLESS_TEST_JWT_K1", K1.to_owned()),
+            ("DRIFTLESS_TEST_JWT_K0", K0.to_owned()),
+        ]);
+    for key in [
+        "index.html",
+        "public.html",
+        "app/index.html",
+        "app/login.html",
+        "app/page.html",
+        "api/me.json",
+    ] {
+        p.write(key, &format!("file {key}"));
+    }
+    p.cmd(&["edge", &env, "--apply", "--yes"])
+        .expect(0)
+        .mentions(&["write the token secrets to the KeyValueStore (2 key(s) to change; key ids now: k0, k1)"]);
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+    // The secrets are written once: an apply that changes nothing else is a no-op.
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    p.cmd(&["edge", &env, "--apply", "--yes"])
+        .expect(0)
+        .mentions(&["is up to date"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kvs = s.key_value_store(&rt, &env);
+    let held: serde_json::Map<String, serde_json::Value> = rt
+        .block_on(kvs.keys(""))
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.into()))
+        .collect();
+    assert_eq!(held["auth:k1"], K1, "{held:?}");
+    assert_eq!(held["auth:k0"], K0, "{held:?}");
+
+    let good = token("HS256", "k1", K1, serde_json::json!({}));
+    let bearer = |t: &str| ("Authorization", format!("Bearer {t}"));
+    let json = ("Accept", "application/json".to_owned());
+    let html = ("Accept", "text/html,application/xhtml+xml".to_owned());
+    let parts: Vec<&str> = good.split('.').collect();
+    let asks = vec![
+        ask("valid bearer", "/app/", vec![bearer(&good), html.clone()]),
+        ask(
+            "valid cookie",
+            "/app/page.html",
+            vec![("Cookie", format!("theme=dark; session={good}"))],
+        ),
+        ask(
+            "expired",
+            "/app/page.html",
+            vec![
+                bearer(&token(
+                    "HS256",
+                    "k1",
+                    K1,
+                    serde_json::json!({ "exp": now() - 3600 }),
+                )),
+                html.clone(),
+            ],
+        ),
+        ask(
+            "expired, JSON",
+            "/api/me.json",
+            vec![
+                bearer(&token(
+                    "HS256",
+                    "k1",
+                    K1,
+                    serde_json::json!({ "exp": now() - 3600 }),
+                )),
+                json.clone(),
+            ],
+        ),
+        ask(
+            "expired within the leeway",
+            "/app/page.html",
+            vec![bearer(&token(
+                "HS256",
+                "k1",
+                K1,
+                serde_json::json!({ "exp": now() - 10 }),
+            ))],
+        ),
+        ask(
+            "not yet valid",
+            "/app/page.html",
+            vec![bearer(&token(
+                "HS256",
+                "k1",
+                K1,
+                serde_json::json!({ "nbf": now() + 3600 }),
+            ))],
+        ),
+        ask(
+            "bad signature",
+            "/app/page.html",
+            vec![bearer(&token(
+                "HS256",
+                "k1",
+                "not-the-secret",
+                serde_json::json!({}),
+            ))],
+        ),
+        ask(
+            "wrong iss",
+            "/app/page.html",
+            vec![bearer(&token(
+                "HS256",
+                "k1",
+                K1,
+                serde_json::json!({ "iss": "https://evil.example.com" }),
+            ))],
+        ),
+        ask(
+            "wrong aud",
+            "/app/page.html",
+            vec![bearer(&token(
+                "HS256",
+                "k1",
+                K1,
+                serde_json::json!({ "aud": "other" }),
+            ))],
+        ),
+        ask(
+            "aud array holding ours",
+            "/app/page.html",
+            vec![bearer(&token(
+                "HS256",
+                "k1",
+                K1,
+                serde_json::json!({ "aud": ["other", "site"] }),
+            ))],
+        ),
+        ask(
+            "alg none",
+            "/app/page.html",
+            vec![bearer(&format!(
+                "{}.{}.",
+                b64(r#"{"alg":"none","kid":"k1"}"#),
+                parts[1]
+            ))],
+        ),
+        ask(
+            "alg none, a signature",
+            "/app/page.html",
+            vec![bearer(&format!(
+                "{}.{}.{}",
+                b64(r#"{"alg":"none","kid":"k1"}"#),
+                parts[1],
+                parts[2]
+            ))],
+        ),
+        ask(
+            "HS384: not accepted",
+            "/app/page.html",
+            vec![bearer(&token("HS384", "k1", K1, serde_json::json!({})))],
+        ),
+        ask(
+            "alg switched to RS256",
+            "/app/page.html",
+            vec![bearer(&format!(
+                "{}.{}.{}",
+                b64(r#"{"alg":"RS256","kid":"k1"}"#),
+                parts[1],
+                parts[2]
+            ))],
+        ),
+        ask(
+            "HS512",
+            "/app/page.html",
+            vec![bearer(&token("HS512", "k1", K1, serde_json::json!({})))],
+        ),
+        ask(
+            "malformed: two parts",
+            "/app/page.html",
+            vec![bearer("abc.def")],
+        ),
+        ask(
+            "malformed: not base64",
+            "/app/page.html",
+            vec![bearer("a$b.c*d.e!f")],
+        ),
+        ask(
+            "malformed: not JSON",
+            "/app/page.html",
+            vec![bearer(&format!(
+                "{}.{}.{}",
+                b64("nope"),
+                parts[1],
+                parts[2]
+            ))],
+        ),
+        ask(
+            "exp as a string",
+            "/app/page.html",
+            vec![bearer(&token(
+                "HS256",
+                "k1",
+                K1,
+                serde_json::json!({ "exp": (now() + 3600).to_string() }),
+            ))],
+        ),
+        ask("missing", "/app/", vec![]),
+        ask("missing, JSON", "/api/me.json", vec![json.clone()]),
+        ask("missing, query kept", "/app/page.html?tab=2&x=%20y", vec![]),
+        ask("missing, encoded path", "/app%2Fpage.html", vec![]),
+        ask("public path", "/app/login.html", vec![]),
+        ask("unprotected", "/public.html", vec![]),
+        ask("the root", "/", vec![]),
+        ask(
+            "previous key k0",
+            "/app/page.html",
+            vec![bearer(&token("HS256", "k0", K0, serde_json::json!({})))],
+        ),
+        ask(
+            "unknown key id",
+            "/app/page.html",
+            vec![bearer(&token("HS256", "k9", K1, serde_json::json!({})))],
+        ),
+        ask(
+            "no kid, no default key",
+            "/app/page.html",
+            vec![bearer(&token(
+                "HS256",
+                "default",
+                K1,
+                serde_json::json!({}),
+            ))],
+        ),
+        ask(
+            "header beats cookie",
+            "/app/page.html",
+            vec![bearer("bad.to.ken"), ("Cookie", format!("session={good}"))],
+        ),
+        ask(
+            "Basic, then the cookie",
+            "/app/page.html",
+            vec![
+                ("Authorization", "Basic dXNlcjpwYXNz".to_owned()),
+                ("Cookie", format!("session={good}")),
+            ],
+        ),
+        ask(
+            "token signed by k0 named k1",
+            "/app/page.html",
+            vec![bearer(&token("HS256", "k1", K0, serde_json::json!({})))],
+        ),
+    ];
+
+    // The function, as published (exported), against the bucket and the store.
+    let export = tmp.path().join("export");
+    p.cmd(&["edge", &env, "--export", export.to_str().unwrap()])
+        .expect(0);
+    let code = std::fs::read_to_string(export.join("function.js")).unwrap();
+    crate::edge::assert_runs_on_cloudfront(&code);
+    let size = code.len();
+    let keys: Vec<String> = s
+        .keys_under(&s.seaweedfs, &cf.bucket, "www/")
+        .into_iter()
+        .filter(|k| k.starts_with("slots/"))
+        .collect();
+    let cases: Vec<serde_json::Value> = asks
+        .iter()
+        .map(|a| {
+            let headers: serde_json::Map<String, serde_json::Value> = a
+                .headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone().into()))
+                .collect();
+            serde_json::json!({ "path": a.path, "headers": headers })
+        })
+        .collect();
+    let answers = crate::edge::harness(&serde_json::json!({
+        "code": code, "errors": [], "site": keys, "state": [], "kvs": held, "cases": cases,
+        "count_reads": true,
+    }));
+    let function: Vec<Seen> = answers
+        .iter()
+        .map(|a| {
+            let file = a["key"].as_str().map(|k| {
+                k.split_once('/')
+                    .unwrap()
+                    .1
+                    .split_once('/')
+                    .unwrap()
+                    .1
+                    .to_owned()
+            });
+            (
+                u16::try_from(a["status"].as_u64().unwrap()).unwrap(),
+                a["location"].as_str().map(str::to_owned),
+                file,
+            )
+        })
+        .collect();
+    let reads: Vec<u64> = answers
+        .iter()
+        .map(|a| a["reads"].as_u64().unwrap())
+        .collect();
+
+    let port = free_port();
+    let _server = serve(&p, &env, port);
+    let served: Vec<Seen> = asks
+        .iter()
+        .map(|a| {
+            let extra: String = a
+                .headers
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}\r\n"))
+                .collect();
+            let (status, head, body) = get_from(port, "127.0.0.1", &a.path, &extra);
+            let body = String::from_utf8_lossy(&body).into_owned();
+            let location = head
+                .lines()
+                .find_map(|l| l.strip_prefix("location: "))
+                .map(str::to_owned);
+            (
+                status,
+                location,
+                body.strip_prefix("file ").map(str::to_owned),
+            )
+        })
+        .collect();
+
+    let login = |next: &str| Some(format!("/app/login.html?next={next}"));
+    let page = Some("app/page.html".to_owned());
+    let expected: Vec<Seen> = vec![
+        (200, None, Some("app/index.html".into())),
+        (200, None, page.clone()),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (401, None, None),
+        (200, None, page.clone()),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (200, None, page.clone()),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (200, None, page.clone()),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (302, login("%2Fapp%2F"), None),
+        (401, None, None),
+        (
+            302,
+            login("%2Fapp%2Fpage.html%3Ftab%3D2%26x%3D%2520y"),
+            None,
+        ),
+        (302, login("%2Fapp%252Fpage.html"), None),
+        (200, None, Some("app/login.html".into())),
+        (200, None, Some("public.html".into())),
+        (200, None, Some("index.html".into())),
+        (200, None, page.clone()),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (302, login("%2Fapp%2Fpage.html"), None),
+        (200, None, page.clone()),
+        (302, login("%2Fapp%2Fpage.html"), None),
+    ];
+    assert_eq!(asks.len(), expected.len());
+    for (i, a) in asks.iter().enumerate() {
+        // (`get_from` gives the head in lower case.)
+        let lower = (
+            expected[i].0,
+            expected[i].1.as_ref().map(|l| l.to_ascii_lowercase()),
+            expected[i].2.clone(),
+        );
+        assert_eq!(served[i], lower, "serve: {} ({})", a.what, a.path);
+        assert_eq!(
+            function[i], expected[i],
+            "function: {} ({})",
+            a.what, a.path
+        );
+        assert!(
+            reads[i] <= 2,
+            "{}: {} KeyValueStore reads",
+            a.what,
+            reads[i]
+        );
+    }
+    println!(
+        "{} token cases: serve and the function agree; the function is {size} of 10240 bytes; KeyValueStore reads per request at most {}",
+        asks.len(),
+        reads.iter().max().unwrap()
+    );
+    // The 401 is JSON, never cached.
+    let (status, head, body) = get_from(
+        port,
+        "127.0.0.1",
+        "/api/me.json",
+        "Accept: application/json\r\n",
+    );
+    assert_eq!(status, 401);
+    assert!(
+        head.contains("www-authenticate: bearer realm=\"driftless\""),
+        "{head}"
+    );
+    assert!(head.contains("cache-control: no-store"), "{head}");
+    assert_eq!(body, br#"{"error":"unauthorized"}"#);
+}
