@@ -422,6 +422,34 @@ Examples:
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+    /// Mint a token `[edge.auth]` accepts: a JWT (with [edge.auth.jwt]) or CloudFront
+    /// signed cookies or a signed URL (with [edge.auth.signed_cookies]).
+    #[command(after_help = "Examples:
+  driftless sign prod                        # a JWT, for Authorization: Bearer
+  driftless sign prod --cookie               # as the Cookie header's value
+  driftless sign prod --expires 15m --kid k2026
+  driftless sign prod /app/report.pdf        # a signed URL (signed cookies)
+  curl -H \"Authorization: Bearer $(driftless sign prod)\" https://www.example.com/app/")]
+    Sign {
+        /// Environment whose [edge.auth] the token is for.
+        #[arg(add = ArgValueCompleter::new(env_names))]
+        env: String,
+        /// Sign a URL for this path (signed cookies only).
+        path: Option<String>,
+        /// Print a Cookie header's value instead (the configured cookie, or the three
+        /// CloudFront cookies).
+        #[arg(long)]
+        cookie: bool,
+        /// How long the token holds.
+        #[arg(long, value_name = "DURATION", default_value = "1h")]
+        expires: String,
+        /// The key id to sign with (a JWT, when several keys are configured).
+        #[arg(long, value_name = "KID")]
+        kid: Option<String>,
+        /// The token's subject (`sub`).
+        #[arg(long, value_name = "NAME", default_value = "driftless")]
+        subject: String,
+    },
     /// List an environment's previews (name, release, commit, author, created, expiry,
     /// URL), or delete one.
     #[command(

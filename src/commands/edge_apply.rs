@@ -23,6 +23,10 @@ pub(crate) struct Published {
     pub(crate) distribution: String,
     pub(crate) by: crate::ledger::Actor,
     pub(crate) at: jiff::Timestamp,
+    /// The cache behaviors driftless made for `[edge.auth]` signed cookies (their path
+    /// patterns): replaced by the next publish.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) behaviors: Vec<String>,
 }
 
 fn sha(code: &str) -> String {
@@ -46,7 +50,7 @@ pub(super) async fn apply(
     let cf = CloudFront::connect(&cdn.cloudfront, ec.cfg.profile.as_deref()).await;
     let live = cf.live_function(&c.name).await?;
     let dist = cf.distribution().await?;
-    let pointer = match &c.atomic {
+    let mut pointer = match &c.atomic {
         Some(a) => Some(pointer_plan(ec, a).await?),
         None => None,
     };
@@ -108,6 +112,36 @@ pub(super) async fn apply(
         response_guess.as_deref(),
     )?;
     let mut steps = Vec::new();
+    // `[edge.auth.signed_cookies]`: the public key and key group CloudFront verifies
+    // with, trusted by a cache behavior per protected pattern.
+    let protection = protection(ec).await?;
+    let signer = match &protection {
+        Some(p) => cf.find_signer(&p.name).await?,
+        None => None,
+    };
+    if let (Some(p), None) = (&protection, &signer) {
+        steps.push(format!(
+            "create CloudFront public key and key group {} (the public key of [edge.auth.signed_cookies])",
+            p.name
+        ));
+    }
+    let previous = previous_behaviors(ec).await?;
+    let group_guess = protection
+        .as_ref()
+        .map(|_| signer.as_ref().map_or("(new)", |s| s.key_group.as_str()));
+    let (protect, public) = protected_globs(ec);
+    let behaviors_change = dist_change.as_ref().unwrap_or(&dist).with_protected(
+        &protect,
+        &public,
+        group_guess,
+        &previous,
+    )?;
+    if let Some(d) = &behaviors_change {
+        steps.push(format!(
+            "set the distribution's cache behaviors for [edge.auth]: {}",
+            describe_behaviors(&d.behaviors(), &previous, group_guess)
+        ));
+    }
     if let Some(p) = &pointer {
         if p.arn.is_none() {
             steps.push(format!(
@@ -187,6 +221,9 @@ pub(super) async fn apply(
         Some((wanted, false)) => (!wanted.is_empty()).then_some(wanted.len()),
         None => None,
     };
+    if let (Some(p), Some(_), Some((wanted, _))) = (&mut pointer, secret_changes, &secrets) {
+        p.secrets = Some(wanted.clone());
+    }
     if let (Some(n), Some((wanted, _))) = (secret_changes, &secrets) {
         steps.push(format!(
             "write the token secrets to the KeyValueStore ({n} key(s) to change; key ids now: {})",
@@ -225,22 +262,19 @@ pub(super) async fn apply(
         c,
         (live, code_changed),
         response,
-        dist,
+        (dist, protection.as_ref(), &previous),
         pointer.as_ref(),
-        secrets
-            .as_ref()
-            .filter(|_| secret_changes.is_some())
-            .map(|(w, _)| w),
     )
     .await;
     lease.release(&ec.ledger).await?;
-    let arn = result?;
+    let (arn, behaviors) = result?;
     let published = Published {
         function: c.name.clone(),
         sha256: c.function.digest.clone(),
         distribution: cdn.cloudfront.clone(),
         by: ec.ctx.actor.clone(),
         at: jiff::Timestamp::now(),
+        behaviors,
     };
     ec.ledger.put_state_json("edge.json", &published).await?;
     ec.journal(
@@ -261,10 +295,9 @@ async fn publish(
     c: &Compiled,
     (live, code_changed): (Option<LiveFunction>, bool),
     response: Option<(Option<LiveFunction>, bool)>,
-    dist: Distribution,
+    (dist, protection, previous): (Distribution, Option<&Protection>, &[String]),
     pointer: Option<&PointerPlan>,
-    secrets: Option<&BTreeMap<String, String>>,
-) -> Result<String, Error> {
+) -> Result<(String, Vec<String>), Error> {
     let comment = format!("[edge] rules of driftless.toml for {}", ec.cfg.name);
     // The store and the first pointer come first: the function, once attached, reads it.
     let kvs_arn = match pointer {
@@ -277,7 +310,7 @@ async fn publish(
                 crate::apply::migrate::first_pointer(&ec.ledger, slot, release).await?;
             }
             // The secrets before the function that reads them.
-            if let Some(wanted) = secrets {
+            if let Some(wanted) = &p.secrets {
                 super::context::key_value_store(ec.cfg)
                     .sync(crate::edge::auth::KEY_PREFIX, wanted)
                     .await
@@ -326,7 +359,11 @@ async fn publish(
         Some(_) => Some(String::new()),
         None => None,
     };
-    if let Some(changed) = dist.with_edge(
+    let signer = match protection {
+        Some(p) => Some(cf.ensure_signer(&p.name, &p.pem).await?),
+        None => None,
+    };
+    let edged = dist.with_edge(
         &arn,
         policy_id.as_deref(),
         &c.name,
@@ -335,11 +372,117 @@ async fn publish(
             .as_deref()
             .map(|k| (k, crate::edge::cloudfront::RELEASE_PARAM)),
         response_arn.as_deref(),
-    )? {
+    )?;
+    let (protect, public) = protected_globs(ec);
+    let base = edged.as_ref().unwrap_or(&dist);
+    let guarded = base.with_protected(
+        &protect,
+        &public,
+        signer.as_ref().map(|s| s.key_group.as_str()),
+        previous,
+    )?;
+    let behaviors: Vec<String> = guarded
+        .as_ref()
+        .unwrap_or(base)
+        .behaviors()
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| {
+            signer.is_some()
+                && protect
+                    .iter()
+                    .chain(&public)
+                    .any(|g| crate::aws::cloudfront::path_patterns(g).contains(p))
+        })
+        .collect();
+    if let Some(changed) = guarded.or(edged) {
         let again = format!("driftless edge {} --apply", ec.cfg.name);
         cf.update_distribution(changed, &again).await?;
     }
-    Ok(arn)
+    Ok((arn, behaviors))
+}
+
+/// `[edge.auth.signed_cookies]` of an environment: the signer's CloudFront name and the
+/// public key it holds.
+pub(crate) struct Protection {
+    pub(crate) name: String,
+    pub(crate) pem: String,
+}
+
+/// The signer `[edge.auth.signed_cookies]` asks for, its public key read from the file.
+pub(crate) async fn protection(ec: &EnvCtx<'_>) -> Result<Option<Protection>, Error> {
+    let Some(signed) = ec
+        .ctx
+        .config
+        .edge
+        .auth
+        .as_ref()
+        .and_then(|a| a.signed_cookies.as_ref())
+    else {
+        return Ok(None);
+    };
+    let path = ec.ctx.config.dir.join(&signed.public_key);
+    let pem = fs_err::read_to_string(&path).map_err(|e| {
+        Error::Usage(format!(
+            "edge.auth.signed_cookies.public_key: {e}\n  → openssl rsa -pubout -in private_key.pem -out {}",
+            signed.public_key
+        ))
+    })?;
+    crate::edge::signed::public_key(&pem)
+        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    Ok(Some(Protection {
+        name: crate::aws::cloudfront::signer_name(&ec.cfg.name, &pem),
+        pem,
+    }))
+}
+
+/// `[edge.auth]`'s protect and public patterns, when signed cookies check them.
+fn protected_globs(ec: &EnvCtx<'_>) -> (Vec<String>, Vec<String>) {
+    match &ec.ctx.config.edge.auth {
+        Some(a) if a.signed_cookies.is_some() => (a.protect.clone(), a.public.clone()),
+        _ => (Vec::new(), Vec::new()),
+    }
+}
+
+/// The cache behaviors the last publish made for signed cookies.
+async fn previous_behaviors(ec: &EnvCtx<'_>) -> Result<Vec<String>, Error> {
+    Ok(ec
+        .ledger
+        .state_json::<Published>("edge.json")
+        .await?
+        .map(|(p, _)| p.behaviors)
+        .unwrap_or_default())
+}
+
+/// The behaviors in words: "/app/* and /app trust key group G (before them /app/login
+/// trusts none)".
+fn describe_behaviors(
+    all: &[(String, Vec<String>)],
+    previous: &[String],
+    group: Option<&str>,
+) -> String {
+    let Some(group) = group else {
+        return format!("remove {}", previous.join(", "));
+    };
+    let trusted: Vec<&str> = all
+        .iter()
+        .filter(|(_, g)| g.iter().any(|x| x == group))
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let open: Vec<&str> = all
+        .iter()
+        .take_while(|(_, g)| !g.iter().any(|x| x == group))
+        .map(|(p, _)| p.as_str())
+        .collect();
+    format!(
+        "{} trust key group {group}{}",
+        trusted.join(", "),
+        if open.is_empty() {
+            String::new()
+        } else {
+            format!(" (before them, open: {})", open.join(", "))
+        }
+    )
 }
 
 /// The KeyValueStore side of publishing an atomic layout's function.
@@ -348,6 +491,8 @@ pub(super) struct PointerPlan {
     arn: Option<String>,
     /// The first pointer to write (the slot holding the live release), if there is none.
     first: Option<(String, String)>,
+    /// The token secrets' keys to make the store hold, when they differ.
+    secrets: Option<BTreeMap<String, String>>,
 }
 
 /// The KeyValueStore keys of `[edge.auth.jwt]`: `auth:KID` → the secret, read from the
@@ -397,7 +542,11 @@ async fn pointer_plan(
         Some(_) => None,
         None => a.last_known_good.clone(),
     };
-    Ok(PointerPlan { arn, first })
+    Ok(PointerPlan {
+        arn,
+        first,
+        secrets: None,
+    })
 }
 
 /// The environment's KeyValueStore, created if it does not exist yet (`migrate` writes

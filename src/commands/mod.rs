@@ -21,6 +21,7 @@ mod promote;
 mod pull;
 mod rollback;
 mod serve;
+mod sign;
 mod state;
 mod tooling;
 mod verify;
@@ -225,6 +226,23 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             window,
             no_rollback,
         } => watch::watch(ctx, &env, &window, no_rollback).await,
+        Command::Sign {
+            env,
+            path,
+            cookie,
+            expires,
+            kid,
+            subject,
+        } => {
+            let ask = sign::Ask {
+                path: path.as_deref(),
+                cookie,
+                expires: &expires,
+                kid: kid.as_deref(),
+                subject: &subject,
+            };
+            sign::sign(ctx, &env, &ask).await
+        }
         Command::Canary {
             env,
             finish,

@@ -62,6 +62,8 @@ struct Served {
     auth: Option<String>,
     /// `[edge.auth] jwt`: the rules and secrets a token is checked against.
     jwt: Option<crate::edge::auth::JwtRules>,
+    /// `[edge.auth] signed_cookies`: the public key CloudFront verifies with.
+    signed: Option<rsa::RsaPublicKey>,
     /// `[retention] removed_releases` (kept keys are served until they expire).
     removed_releases: u32,
 }
@@ -390,6 +392,34 @@ fn token_refusal(s: &Served, asked: &Asked) -> Option<Response<Body>> {
     let path = crate::edge::decode_uri_component(&asked.path)?;
     if asked.path.contains("//") || !auth::protected(rules, &path) {
         return None;
+    }
+    if let Some(key) = &s.signed {
+        // As CloudFront: the three cookies, for this URL (no port: CloudFront's URLs
+        // have none), now; else 403.
+        let host = asked.host.as_deref().unwrap_or("localhost");
+        let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+            if p.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        let url = format!("http://{host}{}", asked.path);
+        let now = jiff::Timestamp::now().as_second();
+        if asked
+            .cookie
+            .as_deref()
+            .is_some_and(|c| crate::edge::signed::grants(c, key, &url, now))
+        {
+            return None;
+        }
+        let mut r = plain(
+            StatusCode::FORBIDDEN,
+            "forbidden: no valid CloudFront signed cookies\n",
+        );
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Some(r);
     }
     let token = auth::token(rules, asked.auth.as_deref(), asked.cookie.as_deref());
     let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
@@ -747,6 +777,22 @@ pub(super) async fn serve(
         Some(j) => Some(crate::edge::auth::JwtRules::of(j).map_err(Error::Usage)?),
         None => None,
     };
+    let signed = match config
+        .edge
+        .auth
+        .as_ref()
+        .and_then(|a| a.signed_cookies.as_ref())
+    {
+        Some(sc) => {
+            let path = config.dir.join(&sc.public_key);
+            let pem = fs_err::read_to_string(&path)?;
+            Some(
+                crate::edge::signed::public_key(&pem)
+                    .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
     let mut preview_hosts = Vec::new();
     if let Some(env) = target.and_then(|t| config.envs.get(t)) {
         preview_hosts.push(".localhost".to_owned());
@@ -762,6 +808,7 @@ pub(super) async fn serve(
         hidden,
         auth,
         jwt,
+        signed,
         removed_releases: config.retention.removed_releases,
     });
     let mut app = Router::new().fallback(handle).with_state(served);

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod cloudfront;
+pub mod signed;
 
 use crate::config::EdgeConfig;
 use crate::config::Pattern;

@@ -482,3 +482,127 @@ fn jwt_auth_answers_alike_on_serve_and_in_the_function() {
     assert!(head.contains("cache-control: no-store"), "{head}");
     assert_eq!(body, br#"{"error":"unauthorized"}"#);
 }
+
+const SIGNED: &str = r#"
+[edge.auth]
+protect = ["/members/**"]
+public = ["/members/join.html"]
+
+[edge.auth.signed_cookies]
+public_key = "keys/public_key.pem"
+private_key_file = "keys/private_key.pem"
+"#;
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/signed-cookies/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// Signed cookies on `serve`, as CloudFront checks them on the protected behaviors:
+/// `driftless sign --cookie` gets in; an expired, a tampered, a foreign-key or a missing
+/// cookie gets 403; public and unprotected paths need none.
+#[test]
+fn signed_cookies_are_checked_by_serve() {
+    use driftless::edge::signed;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let port = free_port();
+    let p = crate::util::Project::atomic(
+        &tmp.path().join("w"),
+        &store,
+        &format!("url = \"http://127.0.0.1:{port}\"\n{SIGNED}"),
+    );
+    std::fs::create_dir_all(p.dir.join("keys")).unwrap();
+    std::fs::write(p.dir.join("keys/public_key.pem"), fixture("public_key.pem")).unwrap();
+    std::fs::write(
+        p.dir.join("keys/private_key.pem"),
+        fixture("private_key.pem"),
+    )
+    .unwrap();
+    for key in [
+        "index.html",
+        "members/index.html",
+        "members/join.html",
+        "members/a.pdf",
+    ] {
+        p.write(key, &format!("file {key}"));
+    }
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let _server = serve(&p, "prod", port);
+    let minted = p
+        .cmd(&["sign", "prod", "--cookie", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(minted["resource"], "http*://127.0.0.1/*", "{minted}");
+    let cookie = minted["cookie"].as_str().unwrap().to_owned();
+    let key = signed::private_key(&fixture("private_key.pem")).unwrap();
+    let now = now();
+    let expired = {
+        let policy = signed::policy("http*://127.0.0.1/*", now - 10);
+        let c = signed::cookies(&policy, &key, "K1");
+        c.iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let tampered = {
+        // The signature of one policy on another (a later expiry).
+        let good = signed::cookies(&signed::policy("http*://127.0.0.1/*", now + 60), &key, "K1");
+        let later = signed::encode(signed::policy("http*://127.0.0.1/*", now + 86_400).as_bytes());
+        format!(
+            "CloudFront-Policy={later}; CloudFront-Signature={}; CloudFront-Key-Pair-Id=K1",
+            good[1].1
+        )
+    };
+    let other_site = {
+        let c = signed::cookies(
+            &signed::policy("https://elsewhere.example/*", now + 600),
+            &key,
+            "K1",
+        );
+        c.iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let get = |path: &str, cookie: Option<&str>| {
+        let extra = cookie
+            .map(|c| format!("Cookie: {c}\r\n"))
+            .unwrap_or_default();
+        let (status, _, body) = get_from(port, "127.0.0.1", path, &extra);
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    assert_eq!(
+        get("/members/", Some(&cookie)),
+        (200, "file members/index.html".into())
+    );
+    assert_eq!(
+        get("/members/a.pdf", Some(&cookie)),
+        (200, "file members/a.pdf".into())
+    );
+    assert_eq!(get("/members/a.pdf", Some(&expired)).0, 403, "expired");
+    assert_eq!(get("/members/a.pdf", Some(&tampered)).0, 403, "tampered");
+    assert_eq!(
+        get("/members/a.pdf", Some(&other_site)).0,
+        403,
+        "another site's"
+    );
+    assert_eq!(get("/members/a.pdf", None).0, 403, "missing");
+    assert_eq!(get("/members", None).0, 403, "the directory itself");
+    assert_eq!(
+        get("/members/join.html", None),
+        (200, "file members/join.html".into())
+    );
+    assert_eq!(get("/", None), (200, "file index.html".into()));
+    // A signed URL needs the env's url; a JWT-only option is refused.
+    let url = p.cmd(&["sign", "prod", "/members/a.pdf"]).expect(0);
+    assert!(
+        url.stdout
+            .starts_with(&format!("http://127.0.0.1:{port}/members/a.pdf?Policy=")),
+        "{}",
+        url.stdout
+    );
+}
