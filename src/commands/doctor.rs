@@ -32,6 +32,15 @@ pub(super) async fn doctor(ctx: &Ctx, env: &str) -> Result<(), Error> {
         if ec.cfg.edge_reads_pointer() {
             pointer_checks(&ec, &cdn.cloudfront, &function, &mut checks).await;
         }
+        if ctx
+            .config
+            .edge
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.signed_cookies.is_some())
+        {
+            signed_cookie_checks(&ec, &cdn.cloudfront, &mut checks).await;
+        }
     }
     if let Some(url) = &ec.cfg.url {
         url_checks(url, &mut checks).await;
@@ -287,6 +296,17 @@ async fn anonymous_checks(
         "store.state-private",
         format!("{}HEAD", ec.cfg.state_prefix),
     ));
+    // A file `[edge.auth]` protects: CloudFront's check means nothing if the bucket
+    // hands it out.
+    if let (Some(auth), Some(live)) = (&ec.ctx.config.edge.auth, &live)
+        && let Some(key) = live
+            .manifest
+            .keys()
+            .find(|k| crate::edge::auth::protected(auth, &format!("/{k}")))
+    {
+        let at = ec.ledger.live_prefix().await?.unwrap_or_default();
+        targets.push(("store.protected-private", format!("{at}{key}")));
+    }
     for (id, key) in targets {
         // The probe means something only for a key that exists: S3 answers 403 to an
         // unsigned GET of a missing key whatever the policy, which would pass falsely.
@@ -334,6 +354,87 @@ async fn anonymous_checks(
         });
     }
     Ok(())
+}
+
+/// `[edge.auth.signed_cookies]`: CloudFront has the public key and key group, and the
+/// first cache behavior a request for each protected pattern reaches trusts that group
+/// (another behavior before it, or the default one, would serve it unsigned).
+async fn signed_cookie_checks(ec: &EnvCtx<'_>, distribution: &str, checks: &mut Vec<Check>) {
+    let env = &ec.cfg.name;
+    let id = "edge.signed_cookies";
+    let apply = format!("driftless edge {env} --apply");
+    let p = match super::edge_apply::protection(ec).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return,
+        Err(e) => {
+            checks.push(fail(id, e.to_string(), "fix [edge.auth.signed_cookies]"));
+            return;
+        }
+    };
+    let cf =
+        crate::aws::cloudfront::CloudFront::connect(distribution, ec.cfg.profile.as_deref()).await;
+    let signer = match cf.find_signer(&p.name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            checks.push(fail(
+                id,
+                format!("CloudFront has no public key and key group {} (the public key of [edge.auth.signed_cookies])", p.name),
+                apply,
+            ));
+            return;
+        }
+        Err(e) => {
+            checks.push(warn(id, format!("could not tell: {e}"), "see the error"));
+            return;
+        }
+    };
+    let dist = match cf.distribution().await {
+        Ok(d) => d,
+        Err(e) => {
+            checks.push(warn(id, format!("could not tell: {e}"), "see the error"));
+            return;
+        }
+    };
+    let behaviors = dist.behaviors();
+    let protect = ec
+        .ctx
+        .config
+        .edge
+        .auth
+        .as_ref()
+        .map(|a| a.protect.clone())
+        .unwrap_or_default();
+    let mut covered = Vec::new();
+    for glob in &protect {
+        for pattern in crate::aws::cloudfront::path_patterns(glob) {
+            let sample = pattern.replace(['*', '?'], "x");
+            let (reached, groups) = behaviors
+                .iter()
+                .find(|(p, _)| crate::edge::signed::matches(p, &sample))
+                .map_or_else(
+                    || ("the default behavior".to_owned(), dist.default_trusts()),
+                    |(p, g)| (format!("behavior {p}"), g.clone()),
+                );
+            if !groups.contains(&signer.key_group) {
+                checks.push(fail(
+                    id,
+                    format!("{sample} (protected by {glob}) reaches {reached}, which does not require signed cookies of key group {}", signer.key_group),
+                    apply,
+                ));
+                return;
+            }
+            covered.push(pattern);
+        }
+    }
+    checks.push(pass(
+        id,
+        format!(
+            "{} require signed cookies of key group {} (public key {})",
+            covered.join(", "),
+            signer.key_group,
+            signer.public_key
+        ),
+    ));
 }
 
 /// The certificate a preview host is served with covers it (a name no preview has is as

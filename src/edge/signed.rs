@@ -80,7 +80,13 @@ pub fn cookies(policy: &str, key: &rsa::RsaPrivateKey, key_pair_id: &str) -> [(S
     ]
 }
 
-/// Does `text` match `pattern` (`*`: any run, `?`: one character)?
+/// Does `text` match `pattern` (`*`: any run, `?`: one character), as CloudFront
+/// matches a policy's resource and a cache behavior's path pattern?
+pub fn matches(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    wildcard(&p, &t)
+}
+
 fn wildcard(pattern: &[char], text: &[char]) -> bool {
     match pattern.split_first() {
         None => text.is_empty(),

@@ -606,3 +606,137 @@ fn signed_cookies_are_checked_by_serve() {
         url.stdout
     );
 }
+
+/// Signed cookies behind CloudFront (moto): `edge --apply` uploads the public key, makes
+/// a key group of it and a cache behavior per protected pattern trusting it (the public
+/// exception first); `doctor` passes, fails once a behavior put before them by hand
+/// would serve a protected path unsigned, and passes again after `edge --apply`; `sign`
+/// names the public key as the Key-Pair-Id.
+#[test]
+fn signed_cookies_behind_cloudfront_are_applied_and_audited() {
+    let s = crate::servers::servers();
+    let cf = s.behind_cloudfront(&s.moto, "sc");
+    let env = cf.env.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = cf.project(
+        &tmp.path().join("w"),
+        &format!("{}{SIGNED}", cf.config("atomic")),
+    );
+    std::fs::create_dir_all(p.dir.join("keys")).unwrap();
+    std::fs::write(p.dir.join("keys/public_key.pem"), fixture("public_key.pem")).unwrap();
+    std::fs::write(
+        p.dir.join("keys/private_key.pem"),
+        fixture("private_key.pem"),
+    )
+    .unwrap();
+    for key in ["index.html", "members/index.html", "members/join.html"] {
+        p.write(key, &format!("file {key}"));
+    }
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0).mentions(&[
+        &format!("create CloudFront public key and key group driftless-{env}-"),
+        "set the distribution's cache behaviors for [edge.auth]: /members/*, /members trust key group (new) (before them, open: /members/join.html)",
+    ]);
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+    let keys: serde_json::Value =
+        serde_json::from_slice(&s.aws(&s.moto, &["cloudfront", "list-public-keys"]).stdout)
+            .unwrap();
+    let key = keys["PublicKeyList"]["Items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| {
+            k["Name"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("driftless-{env}-"))
+        })
+        .expect("the public key")
+        .clone();
+    let behaviors = |d: &serde_json::Value| -> Vec<(String, Vec<String>)> {
+        d["DistributionConfig"]["CacheBehaviors"]["Items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|b| {
+                let groups = b["TrustedKeyGroups"]["Items"]
+                    .as_array()
+                    .map(|a| a.iter().map(|g| g.as_str().unwrap().to_owned()).collect())
+                    .unwrap_or_default();
+                (b["PathPattern"].as_str().unwrap().to_owned(), groups)
+            })
+            .collect()
+    };
+    let dist = cf.distribution_config();
+    let got = behaviors(&dist);
+    let group = got[1].1.first().cloned().expect("a trusted key group");
+    assert_eq!(
+        got,
+        [
+            ("/members/join.html".to_owned(), vec![]),
+            ("/members/*".to_owned(), vec![group.clone()]),
+            ("/members".to_owned(), vec![group.clone()]),
+        ]
+    );
+    let doctor = |code| {
+        let d = p.cmd(&["doctor", &env, "--json"]).expect(code).json();
+        d["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "edge.signed_cookies")
+            .unwrap_or_else(|| panic!("no edge.signed_cookies in {d}"))
+            .clone()
+    };
+    // moto's S3 hands out anything unsigned (it fails store.anonymous-read and
+    // store.protected-private): doctor exits 1 whatever the edge says.
+    let check = doctor(1);
+    assert_eq!(check["level"], "pass", "{check}");
+    assert!(check["seen"].as_str().unwrap().contains(&group), "{check}");
+    // Someone puts a broader behavior first, trusting nothing.
+    let mut config = dist["DistributionConfig"].clone();
+    let mut first = config["CacheBehaviors"]["Items"][0].clone();
+    first["PathPattern"] = "/members*".into();
+    config["CacheBehaviors"]["Items"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, first);
+    config["CacheBehaviors"]["Quantity"] = 4.into();
+    let file = tmp.path().join("dist.json");
+    std::fs::write(&file, config.to_string()).unwrap();
+    let etag = dist["ETag"].as_str().unwrap().to_owned();
+    s.aws(
+        &s.moto,
+        &[
+            "cloudfront",
+            "update-distribution",
+            "--id",
+            &cf.distribution,
+            "--if-match",
+            &etag,
+            "--distribution-config",
+            &format!("file://{}", file.display()),
+        ],
+    );
+    let check = doctor(1);
+    assert_eq!(check["level"], "fail", "{check}");
+    assert!(
+        check["seen"]
+            .as_str()
+            .unwrap()
+            .contains("/members/x (protected by /members/**) reaches behavior /members*"),
+        "{check}"
+    );
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    assert_eq!(doctor(1)["level"], "pass");
+    assert_eq!(
+        behaviors(&cf.distribution_config())[3].0,
+        "/members*",
+        "theirs stays, after ours"
+    );
+    let minted = p
+        .cmd(&["sign", &env, "--cookie", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(minted["key_pair_id"], key["Id"], "{minted}");
+}
