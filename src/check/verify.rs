@@ -99,11 +99,34 @@ pub async fn run(
     state: &str,
     p95_budget: Option<u64>,
     timeout: u64,
+    token: Option<(String, String)>,
 ) -> Result<Run, Error> {
     let (url, base, live) = (&target.url, &target.base, &target.live);
     let mut plan = checklist(target, edge, state);
     // Behind basic auth, verify authenticates (and checks that anonymous visitors cannot).
     let mut headers = reqwest::header::HeaderMap::new();
+    // Behind `[edge.auth]`, verify carries a token `sign` minted, and checks that a
+    // protected file is refused without one.
+    if let Some((name, value)) = token {
+        let name = reqwest::header::HeaderName::try_from(name)
+            .map_err(|e| Error::Other(format!("token header: {e}")))?;
+        let mut value = reqwest::header::HeaderValue::try_from(value)
+            .map_err(|e| Error::Other(format!("token header: {e}")))?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+        if let Some(auth) = &edge.auth
+            && let Some(key) = live
+                .manifest
+                .keys()
+                .find(|k| crate::edge::auth::protected(auth, &format!("/{k}")))
+        {
+            plan.push((
+                "token required".into(),
+                format!("/{}", encode_key(key)),
+                Expect::TokenRefused,
+            ));
+        }
+    }
     // Basic auth on previews only leaves live public.
     let guarded = edge
         .basic_auth
@@ -198,6 +221,8 @@ enum Expect {
     Compressed,
     /// Without credentials: 401 asking for them.
     Anonymous401,
+    /// Without a token: refused (401, 403, or a redirect to the login page).
+    TokenRefused,
     /// A redirect with this status and `Location` (a directory without its slash).
     Redirect(u16, String),
 }
@@ -260,6 +285,16 @@ async fn run_check(
                 other => Err(format!("HTTP {other} without credentials: not protected")),
             }
         }),
+        Expect::TokenRefused => {
+            anonymous
+                .get(&url)
+                .send()
+                .await
+                .map(|r| match r.status().as_u16() {
+                    s @ (401 | 403 | 302) => Ok(format!("HTTP {s} without a token")),
+                    other => Err(format!("HTTP {other} without a token: not protected")),
+                })
+        }
         _ => match content_request(client, raw, &url, expect).send().await {
             Err(e) => Err(e),
             Ok(r) => {
@@ -435,7 +470,7 @@ fn judge(
         Expect::Status(want) => Err(format!("HTTP {status}, expected {want}")),
         Expect::NotStatus(bad) if status != *bad => Ok(format!("HTTP {status}")),
         Expect::NotStatus(bad) => Err(format!("HTTP {bad}: readable by anyone")),
-        Expect::Compressed | Expect::Anonymous401 => {
+        Expect::Compressed | Expect::Anonymous401 | Expect::TokenRefused => {
             unreachable!("handled with their own client")
         }
         Expect::Redirect(want, to) => {

@@ -246,3 +246,44 @@ async fn private_key_pem(ec: &EnvCtx<'_>, signed: &SignedCookiesConfig) -> Resul
         "edge.auth.signed_cookies: say where the private key is: private_key_env, private_key_file or private_key_secret".into(),
     ))
 }
+
+/// The header a check carries through `[edge.auth]` (`verify`): a JWT in
+/// `Authorization: Bearer` (or its cookie, when basic auth takes that header), or the
+/// signed cookies; `None` without `[edge.auth]`.
+pub(super) async fn credential(ec: &EnvCtx<'_>) -> Result<Option<(String, String)>, Error> {
+    let Some(auth) = &ec.ctx.config.edge.auth else {
+        return Ok(None);
+    };
+    let expires = jiff::Timestamp::now().as_second() + 900;
+    let basic = ec.ctx.config.edge.basic_auth.is_some();
+    let mut ask = Ask {
+        path: None,
+        cookie: basic,
+        expires: "15m",
+        kid: None,
+        subject: "driftless-verify",
+    };
+    Ok(Some(match (&auth.jwt, &auth.signed_cookies) {
+        (Some(jwt), _) => {
+            let first = jwt.keys.keys().next().cloned();
+            ask.kid = first.as_deref();
+            let minted = jwt_token(auth, jwt, &ask, expires)?;
+            if basic {
+                ("Cookie".to_owned(), minted.text)
+            } else {
+                (
+                    "Authorization".to_owned(),
+                    format!("Bearer {}", minted.text),
+                )
+            }
+        }
+        (None, Some(signed)) => {
+            ask.cookie = true;
+            (
+                "Cookie".to_owned(),
+                signed_cookies(ec, signed, &ask, expires).await?.text,
+            )
+        }
+        (None, None) => return Ok(None),
+    }))
+}

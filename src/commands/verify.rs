@@ -78,6 +78,7 @@ async fn verify_target(
         &ec.cfg.state_prefix,
         ec.cfg.verify_p95_ms,
         timeout,
+        super::sign::credential(ec).await?,
     )
     .await?;
     let failed: Vec<Check> = checks.iter().filter(|c| !c.ok).cloned().collect();

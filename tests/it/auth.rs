@@ -597,7 +597,10 @@ fn signed_cookies_are_checked_by_serve() {
         (200, "file members/join.html".into())
     );
     assert_eq!(get("/", None), (200, "file index.html".into()));
-    // A signed URL needs the env's url; a JWT-only option is refused.
+    // verify carries signed cookies, and checks a protected file is refused without.
+    p.cmd(&["verify", "prod", "--timeout", "5"])
+        .expect(0)
+        .mentions(&["token required"]);
     let url = p.cmd(&["sign", "prod", "/members/a.pdf"]).expect(0);
     assert!(
         url.stdout
@@ -739,4 +742,68 @@ fn signed_cookies_behind_cloudfront_are_applied_and_audited() {
         .expect(0)
         .json();
     assert_eq!(minted["key_pair_id"], key["Id"], "{minted}");
+}
+
+/// With JWTs on `serve` (a local store): `sign` mints what gets in, as a bearer token or
+/// as the cookie; `verify` carries one and checks that a protected file is refused
+/// without; a key id that is not configured is refused by `sign`.
+#[test]
+fn a_token_from_sign_gets_in_and_verify_carries_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let port = free_port();
+    let p = crate::util::Project::atomic(
+        &tmp.path().join("w"),
+        &store,
+        &format!("url = \"http://127.0.0.1:{port}\"\n{AUTH}"),
+    )
+    .envs(vec![
+        ("DRIFTLESS_TEST_JWT_K1", K1.to_owned()),
+        ("DRIFTLESS_TEST_JWT_K0", K0.to_owned()),
+    ]);
+    for key in [
+        "index.html",
+        "app/index.html",
+        "app/login.html",
+        "api/me.json",
+    ] {
+        p.write(key, &format!("file {key}"));
+    }
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let _server = serve(&p, "prod", port);
+    p.cmd(&["sign", "prod"])
+        .expect(2)
+        .mentions(&["edge.auth.jwt has 2 keys: name the one to sign with, --kid k0 | --kid k1"]);
+    p.cmd(&["sign", "prod", "--kid", "k7"])
+        .expect(2)
+        .mentions(&["--kid k7: edge.auth.jwt.keys has no such key id (k0, k1)"]);
+    let token = p
+        .cmd(&["sign", "prod", "--kid", "k1", "--expires", "5m"])
+        .expect(0);
+    let token = token.stdout.trim();
+    let (status, _, body) = get_from(
+        port,
+        "127.0.0.1",
+        "/api/me.json",
+        &format!("Authorization: Bearer {token}\r\n"),
+    );
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, b"file api/me.json".as_slice())
+    );
+    let cookie = p
+        .cmd(&["sign", "prod", "--kid", "k0", "--cookie"])
+        .expect(0);
+    assert!(cookie.stdout.starts_with("session="), "{}", cookie.stdout);
+    let (status, _, _) = get_from(
+        port,
+        "127.0.0.1",
+        "/app/",
+        &format!("Cookie: {}\r\n", cookie.stdout.trim()),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(get_from(port, "127.0.0.1", "/app/", "").0, 302);
+    p.cmd(&["verify", "prod", "--timeout", "5"])
+        .expect(0)
+        .mentions(&["token required"]);
 }
