@@ -915,15 +915,27 @@ keys = { k1 = "A", k0 = "B" }
         .unwrap();
         let shape = SiteShape::of(
             &edge,
-            ["index.html", "404.html", "docs/index.html", "app/index.html"].into_iter(),
+            [
+                "index.html",
+                "404.html",
+                "docs/index.html",
+                "app/index.html",
+            ]
+            .into_iter(),
         );
         let atomic = Atomic {
             pointer_key: "current".into(),
             last_known_good: Some(("a".into(), "20261206T000000Z-abcdef".into())),
             preview_host: Some(".preview.example.com".into()),
         };
-        let f = compile(&edge, &shape, &[".driftless/".into()], Some(&"0".repeat(64)), Some(&atomic))
-            .unwrap();
+        let f = compile(
+            &edge,
+            &shape,
+            &[".driftless/".into()],
+            Some(&"0".repeat(64)),
+            Some(&atomic),
+        )
+        .unwrap();
         println!("every feature: {} of {CODE_BUDGET} bytes", f.size());
         assert!(f.size() < CODE_BUDGET, "{} bytes", f.size());
     }

@@ -807,3 +807,134 @@ fn a_token_from_sign_gets_in_and_verify_carries_one() {
         .expect(0)
         .mentions(&["token required"]);
 }
+
+/// Runs `node` on `script` with `env`, stdin closed: its stdout.
+fn node(script: &str, env: &[(&str, &str)]) -> String {
+    crate::serve::web_deps();
+    let out = std::process::Command::new("node")
+        .arg("--input-type=module")
+        .arg("-e")
+        .arg(script)
+        .envs(env.iter().copied())
+        .output()
+        .expect("node (installed by scripts/web-test-deps.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The example login handler (examples/auth/login-handler.mjs), run as is: an RS256 ID
+/// token from a stand-in identity provider (its JWKS served by `serve` at
+/// /.well-known/jwks.json) is exchanged for signed cookies that `serve` accepts on the
+/// protected paths; a forged token gets 401 and no cookie.
+#[test]
+fn the_example_login_handler_exchanges_an_id_token_for_signed_cookies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let port = free_port();
+    let p = crate::util::Project::atomic(
+        &tmp.path().join("w"),
+        &store,
+        &format!("url = \"http://127.0.0.1:{port}\"\n{SIGNED}"),
+    );
+    std::fs::create_dir_all(p.dir.join("keys")).unwrap();
+    std::fs::write(p.dir.join("keys/public_key.pem"), fixture("public_key.pem")).unwrap();
+    std::fs::write(
+        p.dir.join("keys/private_key.pem"),
+        fixture("private_key.pem"),
+    )
+    .unwrap();
+    // The identity provider's key pair (another one), its JWKS and two ID tokens.
+    let provider = tmp.path().join("provider.pem");
+    std::fs::write(
+        &provider,
+        node(
+            "import { generateKeyPairSync } from 'node:crypto';
+         const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+         process.stdout.write(privateKey.export({ type: 'pkcs8', format: 'pem' }));",
+            &[],
+        ),
+    )
+    .unwrap();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let made: serde_json::Value = serde_json::from_str(&node(
+        "import { createPrivateKey, createPublicKey, createSign } from 'node:crypto';
+         import { readFileSync } from 'node:fs';
+         const key = createPrivateKey(readFileSync(process.env.KEY));
+         const jwk = { ...createPublicKey(key).export({ format: 'jwk' }), kid: 'idp-1', alg: 'RS256', use: 'sig' };
+         const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+         const token = (claims) => {
+           const signing = enc({ alg: 'RS256', kid: 'idp-1' }) + '.' + enc(claims);
+           return signing + '.' + createSign('RSA-SHA256').update(signing).sign(key).toString('base64url');
+         };
+         const claims = { iss: process.env.ISS, aud: 'client', sub: 'alice', exp: Math.floor(Date.now() / 1000) + 600 };
+         process.stdout.write(JSON.stringify({ jwks: { keys: [jwk] }, good: token(claims), forged: token({ ...claims, aud: 'other' }).replace(/\\.[^.]*$/, '.' + token(claims).split('.')[2]) }));",
+        &[("KEY", provider.to_str().unwrap()), ("ISS", &issuer)],
+    ))
+    .unwrap();
+    p.write(".well-known/jwks.json", &made["jwks"].to_string())
+        .write("members/index.html", "members only")
+        .write("index.html", "home");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let _server = serve(&p, "prod", port);
+
+    let login_port = free_port();
+    let handler = format!(
+        "{}/examples/auth/login-handler.mjs",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut login = std::process::Command::new("node")
+        .arg(&handler)
+        .envs([
+            ("OIDC_ISSUER", issuer.as_str()),
+            ("OIDC_CLIENT_ID", "client"),
+            ("CLOUDFRONT_KEY_PAIR_ID", "K2TESTKEY"),
+            ("CLOUDFRONT_PRIVATE_KEY", &fixture("private_key.pem")),
+            ("SITE", "http://127.0.0.1"),
+            ("PROTECTED", "/members/*"),
+            ("PORT", &login_port.to_string()),
+        ])
+        .spawn()
+        .unwrap();
+    let post = |token: &str| -> (u16, Vec<String>) {
+        let body = serde_json::json!({ "id_token": token }).to_string();
+        for _ in 0..100 {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", login_port)) {
+                use std::io::{Read as _, Write as _};
+                write!(
+                    s,
+                    "POST /login HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+                let mut answer = String::new();
+                s.read_to_string(&mut answer).unwrap();
+                let status = answer.split_whitespace().nth(1).unwrap().parse().unwrap();
+                let cookies = answer
+                    .lines()
+                    .filter_map(|l| {
+                        l.strip_prefix("set-cookie: ")
+                            .or_else(|| l.strip_prefix("Set-Cookie: "))
+                    })
+                    .map(|c| c.split(';').next().unwrap().to_owned())
+                    .collect();
+                return (status, cookies);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the login handler did not listen");
+    };
+    let (status, cookies) = post(made["good"].as_str().unwrap());
+    let (forged, none) = post(made["forged"].as_str().unwrap());
+    let _ = login.kill();
+    let _ = login.wait();
+    assert_eq!((status, cookies.len()), (200, 3), "{cookies:?}");
+    assert_eq!((forged, none.len()), (401, 0));
+    let cookie = format!("Cookie: {}\r\n", cookies.join("; "));
+    let (status, _, body) = get_from(port, "127.0.0.1", "/members/", &cookie);
+    assert_eq!((status, body.as_slice()), (200, b"members only".as_slice()));
+    assert_eq!(get_from(port, "127.0.0.1", "/members/", "").0, 403);
+}
