@@ -1060,14 +1060,14 @@ pub struct Signer {
     pub key_group: String,
 }
 
-/// The CloudFront names of environment `env`'s signer for the public key `pem`: the
-/// key's hash in them, so a new key is a new public key and key group (CloudFront never
-/// edits a public key's bytes).
-pub fn signer_name(env: &str, pem: &str) -> String {
+/// The CloudFront names of the signer for the public key `pem` of the environment whose
+/// resources are named `resource`: the key's hash in them, so a new key is a new public
+/// key and key group (CloudFront never edits a public key's bytes).
+pub fn signer_name(resource: &str, pem: &str) -> String {
     use sha2::Digest as _;
     let normal: String = pem.split_whitespace().collect();
     let hash = hex::encode(sha2::Sha256::digest(normal.as_bytes()));
-    format!("{}-{}", crate::edge::resource_name(env), &hash[..8])
+    format!("{resource}-{}", &hash[..8])
 }
 
 impl CloudFront {

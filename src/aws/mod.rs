@@ -10,6 +10,7 @@ pub mod cloudwatch;
 pub mod error;
 pub mod kvs;
 pub mod s3;
+pub mod secrets;
 pub mod sts;
 
 /// driftless's HTTPS client for the SDK: rustls on *ring*, the crypto the rest of

@@ -431,7 +431,7 @@ pub(crate) async fn protection(ec: &EnvCtx<'_>) -> Result<Option<Protection>, Er
     crate::edge::signed::public_key(&pem)
         .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
     Ok(Some(Protection {
-        name: crate::aws::cloudfront::signer_name(&ec.cfg.name, &pem),
+        name: crate::aws::cloudfront::signer_name(&crate::edge::resource_name(&ec.cfg.name), &pem),
         pem,
     }))
 }

@@ -219,28 +219,7 @@ async fn private_key_pem(ec: &EnvCtx<'_>, signed: &SignedCookiesConfig) -> Resul
         return Ok(fs_err::read_to_string(ec.ctx.config.dir.join(file))?);
     }
     if let Some(id) = &signed.private_key_secret {
-        let sdk = crate::aws::loader_for(ec.cfg.profile.as_deref(), ec.cfg.region.as_deref())
-            .await
-            .load()
-            .await;
-        let client = aws_sdk_secretsmanager::Client::new(&sdk);
-        let out = client
-            .get_secret_value()
-            .secret_id(id)
-            .send()
-            .await
-            .map_err(|e| {
-                use aws_sdk_secretsmanager::error::ProvideErrorMetadata as _;
-                Error::Other(format!(
-                    "AWS Secrets Manager GetSecretValue {id} failed: {}",
-                    e.message().or(e.code()).unwrap_or("no answer")
-                ))
-            })?;
-        return out.secret_string().map(str::to_owned).ok_or_else(|| {
-            Error::Usage(format!(
-                "secret {id} holds no string (the PEM of the private key)"
-            ))
-        });
+        return crate::aws::secrets::secret_string(ec.cfg, id).await;
     }
     Err(Error::Usage(
         "edge.auth.signed_cookies: say where the private key is: private_key_env, private_key_file or private_key_secret".into(),

@@ -19,8 +19,8 @@ mod watch;
 
 pub(crate) use edge::COMPONENT;
 pub use edge::{
-    AuthConfig, BasicAuth, EdgeConfig, JwtConfig, Part, Pattern, Redirect, SHORT_PASSWORD,
-    SignedCookiesConfig, fill, location_literal,
+    AuthConfig, BasicAuth, EdgeConfig, JwtConfig, Part, PathGlob, Pattern, Redirect,
+    SHORT_PASSWORD, SignedCookiesConfig, fill, key_id_ok, location_literal,
 };
 pub use notify::{EVENTS, Format, Webhook};
 pub use retention::{DEFAULT_GRACE, DEFAULT_KEEP_RELEASES, RawRetention, Retention};

@@ -17,107 +17,13 @@ use base64::Engine as _;
 use hmac::Mac as _;
 
 use crate::config::{AuthConfig, JwtConfig};
-
-/// A key id: what `kid` may name, and the KeyValueStore key `auth:KID` holds its secret.
-pub fn key_id_ok(kid: &str) -> bool {
-    !kid.is_empty()
-        && kid.len() <= 64
-        && kid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
+pub use crate::config::{PathGlob, key_id_ok};
 
 /// The key id of a token without `kid`.
 pub const DEFAULT_KID: &str = "default";
 
 /// What the KeyValueStore key of key id KID starts with.
 pub const KEY_PREFIX: &str = "auth:";
-
-/// One path pattern of `protect` or `public`: `*` within a segment, `**` as a whole
-/// segment (any number of segments, none included).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathGlob(Vec<Tok>);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tok {
-    Char(char),
-    /// `*`: any characters but `/`.
-    Star,
-    /// `/**`: nothing, or `/` and anything.
-    Tail,
-}
-
-impl PathGlob {
-    pub fn parse(pattern: &str) -> Result<Self, String> {
-        let Some(rest) = pattern.strip_prefix('/') else {
-            return Err(format!("{pattern:?} must be a path starting with '/'"));
-        };
-        if pattern.chars().any(char::is_control) || pattern.contains(['?', '#']) {
-            return Err(format!(
-                "{pattern:?}: a path pattern has no query, fragment or control characters"
-            ));
-        }
-        let mut toks = Vec::new();
-        for seg in rest.split('/') {
-            if seg == "**" {
-                toks.push(Tok::Tail);
-                continue;
-            }
-            if seg.contains("**") {
-                return Err(format!(
-                    "{pattern:?}: `**` stands for whole segments only (`/app/**`)"
-                ));
-            }
-            toks.push(Tok::Char('/'));
-            toks.extend(
-                seg.chars()
-                    .map(|c| if c == '*' { Tok::Star } else { Tok::Char(c) }),
-            );
-        }
-        Ok(Self(toks))
-    }
-
-    /// Does the decoded path `path` match?
-    pub fn matches(&self, path: &str) -> bool {
-        let chars: Vec<char> = path.chars().collect();
-        matches_at(&self.0, &chars)
-    }
-
-    /// The same pattern as a JavaScript regular expression's source (anchored).
-    pub fn js_regex(&self) -> String {
-        let mut out = String::from("^");
-        for t in &self.0 {
-            match t {
-                Tok::Char(c) if c.is_ascii_alphanumeric() || *c == '/' => out.push(*c),
-                Tok::Char(c) => {
-                    let mut buf = [0u16; 2];
-                    for unit in c.encode_utf16(&mut buf) {
-                        out.push_str(&format!("\\u{unit:04x}"));
-                    }
-                }
-                Tok::Star => out.push_str("[^/]*"),
-                Tok::Tail => out.push_str("(?:/[\\s\\S]*)?"),
-            }
-        }
-        out.push('$');
-        out
-    }
-}
-
-fn matches_at(toks: &[Tok], s: &[char]) -> bool {
-    match toks.split_first() {
-        None => s.is_empty(),
-        Some((Tok::Char(c), rest)) => s.first() == Some(c) && matches_at(rest, &s[1..]),
-        Some((Tok::Star, rest)) => {
-            let run = s.iter().take_while(|c| **c != '/').count();
-            (0..=run).any(|k| matches_at(rest, &s[k..]))
-        }
-        Some((Tok::Tail, rest)) => {
-            matches_at(rest, s)
-                || (s.first() == Some(&'/') && (1..=s.len()).any(|k| matches_at(rest, &s[k..])))
-        }
-    }
-}
 
 /// Does the decoded path need a token?
 pub fn protected(auth: &AuthConfig, path: &str) -> bool {
