@@ -172,7 +172,7 @@ pub fn compile(
     let token = match &edge.auth {
         Some(a) if a.jwt.is_some() && atomic.is_none() => {
             return Err(
-                "[edge.auth.jwt] keeps its secrets in the environment's CloudFront KeyValueStore (never in the function's code), which only the atomic layout has: `driftless migrate ENV --layout atomic`, or check tokens with [edge.auth.signed_cookies]"
+                "[edge.auth.jwt] at CloudFront keeps its secrets in the environment's KeyValueStore (never in the function's code), which an environment has behind CloudFront with layout = \"atomic\" (an S3 store and a `cdn`; `driftless migrate ENV --layout atomic` moves an in-place one); `driftless serve` checks the tokens either way, or use [edge.auth.signed_cookies]"
                     .into(),
             );
         }
