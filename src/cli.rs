@@ -144,9 +144,9 @@ pub enum Command {
         /// same NAME again renews it.
         #[arg(long, value_name = "DURATION", requires = "preview")]
         expires: Option<String>,
-        /// Serve the new release to N% of visitors only (1-99, sticky per visitor),
-        /// everyone else staying on live, until `driftless canary ENV --finish` or
-        /// `--abort`. Needs the atomic layout.
+        /// Serve the new release to N% of visitors only (1-99, sticky per visitor); the
+        /// others stay on live until the canary is finished or aborted (`driftless
+        /// canary`). Needs the atomic layout.
         #[arg(long, value_name = "N", conflicts_with_all = ["preview", "from_preview"],
               value_parser = clap::value_parser!(u8).range(1..=99))]
         canary: Option<u8>,

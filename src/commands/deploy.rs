@@ -127,6 +127,11 @@ pub(super) async fn deploy(
             "a canary needs the atomic layout (two slots and a live pointer), and env.{env} is in place: nothing was changed\n  → driftless migrate {env} --layout atomic"
         )));
     }
+    if canary.is_some() && ec.ledger.head().await?.release.is_none() {
+        return Err(Error::Refused(format!(
+            "env.{env} has no live release yet: a canary shares visitors with one; nothing was changed\n  → driftless deploy {env} (without --canary) first"
+        )));
+    }
     if canary.is_some() && ec.cfg.edge_reads_pointer() {
         super::edge_apply::canary_ready(&ec).await?;
     }

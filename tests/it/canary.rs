@@ -40,6 +40,9 @@ fn a_canary_at_ten_percent_is_sticky_and_ends_by_one_write() {
     let store = tmp.path().join("store");
     let p = Project::atomic(&tmp.path().join("w"), &store, "");
     p.write("index.html", "v0").write("app.js", "js v0");
+    p.cmd(&["deploy", "prod", "--canary", "10", "--yes"])
+        .expect(3)
+        .mentions(&["has no live release yet: a canary shares visitors with one"]);
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
     p.write("index.html", "v1").write("app.js", "js v1");
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);

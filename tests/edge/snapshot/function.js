@@ -4,77 +4,76 @@ var REDIRECTS = [];
 var DIRS = "\n\ndocs\n";
 var FILES = "";
 var INDEX = "index.html", SPA = "/index.html", HIDDEN = [".driftless/",".driftless-store/"], AUTH = null;
-
 function answer(code, text, headers) {
-  var r = { statusCode: code, statusDescription: text, headers: {} };
-  for (var k in headers) r.headers[k] = { value: headers[k] };
-  return r;
+var r = { statusCode: code, statusDescription: text, headers: {} };
+for (var k in headers) r.headers[k] = { value: headers[k] };
+return r;
 }
 function query(q) {
-  var parts = [];
-  for (var k in q) {
-    var v = q[k], all = v.multiValue ? v.multiValue : [v];
-    for (var i = 0; i < all.length; i++) parts.push(all[i].value === '' ? k : k + '=' + all[i].value);
-  }
-  return parts.length ? '?' + parts.join('&') : '';
+var parts = [];
+for (var k in q) {
+var v = q[k], all = v.multiValue ? v.multiValue : [v];
+for (var i = 0; i < all.length; i++) parts.push(all[i].value === '' ? k : k + '=' + all[i].value);
+}
+return parts.length ? '?' + parts.join('&') : '';
 }
 function has(list, key) { return list.indexOf('\n' + key + '\n') >= 0; }
 function denied(req, hash) {
-  var given = req.headers.authorization, m = given && /^\s*basic\s+(.*)$/i.exec(given.value);
-  if (!m || crypto.createHash('sha256').update('Basic ' + m[1].replace(/\s+$/, '')).digest('hex') !== hash) {
-    return answer(401, 'Unauthorized', { 'www-authenticate': 'Basic realm="driftless"' });
-  }
-  return null;
+var given = req.headers.authorization, m = given && /^\s*basic\s+(.*)$/i.exec(given.value);
+if (!m || crypto.createHash('sha256').update('Basic ' + m[1].replace(/\s+$/, '')).digest('hex') !== hash) {
+return answer(401, 'Unauthorized', { 'www-authenticate': 'Basic realm="driftless"' });
+}
+return null;
 }
 function redirect(path) {
-  var p = path.replace(/^\//, '').replace(/\/$/, ''), segs = p === '' ? [] : p.split('/');
-  for (var i = 0; i < REDIRECTS.length; i++) {
-    var r = REDIRECTS[i], parts = r[0], n = parts.length, b = {};
-    var ok = r[1] ? segs.length >= n : segs.length === n;
-    for (var j = 0; ok && j < n; j++) {
-      if (parts[j].charAt(0) === ':') { ok = segs[j] !== ''; b[parts[j].slice(1)] = encodeURIComponent(segs[j]); }
-      else ok = parts[j] === segs[j];
-    }
-    if (!ok) continue;
-    if (r[1]) b.splat = segs.slice(n).map(encodeURIComponent).join('/');
-    return [r[2], r[3].replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, function (m, k) {
-      return Object.prototype.hasOwnProperty.call(b, k) ? b[k] : m;
-    })];
-  }
-  return null;
+var p = path.replace(/^\//, '').replace(/\/$/, ''), segs = p === '' ? [] : p.split('/');
+for (var i = 0; i < REDIRECTS.length; i++) {
+var r = REDIRECTS[i], parts = r[0], n = parts.length, b = {};
+var ok = r[1] ? segs.length >= n : segs.length === n;
+for (var j = 0; ok && j < n; j++) {
+if (parts[j].charAt(0) === ':') { ok = segs[j] !== ''; b[parts[j].slice(1)] = encodeURIComponent(segs[j]); }
+else ok = parts[j] === segs[j];
+}
+if (!ok) continue;
+if (r[1]) b.splat = segs.slice(n).map(encodeURIComponent).join('/');
+return [r[2], r[3].replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, function (m, k) {
+return Object.prototype.hasOwnProperty.call(b, k) ? b[k] : m;
+})];
+}
+return null;
 }
 function handler(event) {
-  var req = event.request, uri = req.uri, path;
-  if (AUTH && !event.preview) {
-    var d = denied(req, AUTH);
-    if (d) return d;
-  }
-  try { path = decodeURIComponent(uri); } catch (e) { return answer(400, 'Bad Request', {}); }
-  if (uri.indexOf('//') >= 0) {
-    return answer(301, 'Moved Permanently', { location: uri.replace(/\/\/+/g, '/') + query(req.querystring) });
-  }
-  var to = redirect(path);
-  if (to) {
-    return answer(to[0], 'Redirect', { location: to[1].indexOf('?') < 0 ? to[1] + query(req.querystring) : to[1] });
-  }
-  var rel = path.replace(/^\/+/, '');
-  if (/(^|\/)\.\.?(\/|$)/.test(rel) || rel.indexOf('\0') >= 0 || rel.indexOf('//') >= 0) {
-    return answer(400, 'Bad Request', {});
-  }
-  for (var i = 0; i < HIDDEN.length; i++) {
-    var h = HIDDEN[i];
-    if (rel.indexOf(h) === 0 || rel === h.replace(/\/$/, '')) return answer(404, 'Not Found', {});
-  }
-  if (rel === '' || rel.charAt(rel.length - 1) === '/') {
-    if (has(DIRS, rel.replace(/\/$/, '')) || !SPA) { req.uri = uri + INDEX; return req; }
-    req.uri = SPA;
-    return req;
-  }
-  if (has(FILES, rel)) return req;
-  if (has(DIRS, rel)) {
-    return answer(301, 'Moved Permanently', { location: uri + '/' + query(req.querystring) });
-  }
-  var last = rel.slice(rel.lastIndexOf('/') + 1);
-  if (last.indexOf('.') < 0 && SPA) req.uri = SPA;
-  return req;
+var req = event.request, uri = req.uri, path;
+if (AUTH && !event.preview) {
+var d = denied(req, AUTH);
+if (d) return d;
+}
+try { path = decodeURIComponent(uri); } catch (e) { return answer(400, 'Bad Request', {}); }
+if (uri.indexOf('//') >= 0) {
+return answer(301, 'Moved Permanently', { location: uri.replace(/\/\/+/g, '/') + query(req.querystring) });
+}
+var to = redirect(path);
+if (to) {
+return answer(to[0], 'Redirect', { location: to[1].indexOf('?') < 0 ? to[1] + query(req.querystring) : to[1] });
+}
+var rel = path.replace(/^\/+/, '');
+if (/(^|\/)\.\.?(\/|$)/.test(rel) || rel.indexOf('\0') >= 0 || rel.indexOf('//') >= 0) {
+return answer(400, 'Bad Request', {});
+}
+for (var i = 0; i < HIDDEN.length; i++) {
+var h = HIDDEN[i];
+if (rel.indexOf(h) === 0 || rel === h.replace(/\/$/, '')) return answer(404, 'Not Found', {});
+}
+if (rel === '' || rel.charAt(rel.length - 1) === '/') {
+if (has(DIRS, rel.replace(/\/$/, '')) || !SPA) { req.uri = uri + INDEX; return req; }
+req.uri = SPA;
+return req;
+}
+if (has(FILES, rel)) return req;
+if (has(DIRS, rel)) {
+return answer(301, 'Moved Permanently', { location: uri + '/' + query(req.querystring) });
+}
+var last = rel.slice(rel.lastIndexOf('/') + 1);
+if (last.indexOf('.') < 0 && SPA) req.uri = SPA;
+return req;
 }
