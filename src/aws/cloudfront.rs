@@ -1071,22 +1071,26 @@ pub fn signer_name(resource: &str, pem: &str) -> String {
 }
 
 impl CloudFront {
-    /// The public key and key group named `name`, if CloudFront has both.
-    pub async fn find_signer(&self, name: &str) -> Result<Option<Signer>, Error> {
+    /// The id of the public key named `name`, if CloudFront has it.
+    async fn public_key_id(&self, name: &str) -> Result<Option<String>, Error> {
         let keys = self
             .client
             .list_public_keys()
             .send()
             .await
             .map_err(|e| failed("ListPublicKeys", &e))?;
-        let Some(key) = keys
+        Ok(keys
             .public_key_list()
             .map(|l| l.items())
             .unwrap_or_default()
             .iter()
             .find(|k| k.name() == name)
-            .map(|k| k.id().to_owned())
-        else {
+            .map(|k| k.id().to_owned()))
+    }
+
+    /// The public key and key group named `name`, if CloudFront has both.
+    pub async fn find_signer(&self, name: &str) -> Result<Option<Signer>, Error> {
+        let Some(key) = self.public_key_id(name).await? else {
             return Ok(None);
         };
         let groups = self
@@ -1117,20 +1121,7 @@ impl CloudFront {
         if let Some(s) = self.find_signer(name).await? {
             return Ok(s);
         }
-        let keys = self
-            .client
-            .list_public_keys()
-            .send()
-            .await
-            .map_err(|e| failed("ListPublicKeys", &e))?;
-        let existing = keys
-            .public_key_list()
-            .map(|l| l.items())
-            .unwrap_or_default()
-            .iter()
-            .find(|k| k.name() == name)
-            .map(|k| k.id().to_owned());
-        let key = match existing {
+        let key = match self.public_key_id(name).await? {
             Some(id) => id,
             None => self
                 .client

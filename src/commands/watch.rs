@@ -228,6 +228,24 @@ pub(super) async fn watch_env(
     }
 }
 
+/// After a failed watch was acted on: the environment held with `reason`, and the
+/// watch recorded with the release.
+async fn hold_after(ec: &EnvCtx<'_>, record: &Watched, reason: String) -> Result<Hold, Error> {
+    let hold = Hold {
+        id: format!(
+            "{}-{}",
+            Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
+            &crate::digest::unique_token()[..6]
+        ),
+        reason,
+        by: ec.ctx.actor.clone(),
+        at: Timestamp::now(),
+    };
+    ec.ledger.set_hold(&hold).await?;
+    ec.ledger.record_watch(record).await?;
+    Ok(hold)
+}
+
 /// One round's numbers: "N requests, N 5xx, N 4xx, p95 N ms[, N unanswered]".
 fn round_line(tally: &Tally) -> String {
     format!(
@@ -280,21 +298,15 @@ async fn canary_fired(
     lease.release(&ec.ledger).await?;
     let aborted = aborted?;
     record.rolled_back_to = Some(aborted.live.clone());
-    let hold = Hold {
-        id: format!(
-            "{}-{}",
-            Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
-            &crate::digest::unique_token()[..6]
-        ),
-        reason: format!(
+    let hold = hold_after(
+        ec,
+        &record,
+        format!(
             "auto-abort: canary release {} failed its watch ({trigger}); fix it, then `driftless unhold {env}`",
             canary.id
         ),
-        by: ctx.actor.clone(),
-        at: Timestamp::now(),
-    };
-    ec.ledger.set_hold(&hold).await?;
-    ec.ledger.record_watch(&record).await?;
+    )
+    .await?;
     ec.journal(
         "canary-abort",
         Some(&canary.id),
@@ -386,21 +398,15 @@ async fn fired(
         return Err(e);
     }
     record.rolled_back_to = Some(previous.clone());
-    let hold = Hold {
-        id: format!(
-            "{}-{}",
-            Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
-            &crate::digest::unique_token()[..6]
-        ),
-        reason: format!(
+    let hold = hold_after(
+        ec,
+        &record,
+        format!(
             "auto-rollback: release {} failed its watch ({trigger}); fix it, then `driftless unhold {env}`",
             live.id
         ),
-        by: ctx.actor.clone(),
-        at: Timestamp::now(),
-    };
-    ec.ledger.set_hold(&hold).await?;
-    ec.ledger.record_watch(&record).await?;
+    )
+    .await?;
     ec.journal(
         "auto-rollback",
         Some(&live.id),

@@ -493,6 +493,14 @@ public_key = "keys/public_key.pem"
 private_key_file = "keys/private_key.pem"
 "#;
 
+/// The test key pair where [`SIGNED`] names it.
+fn install_keys(p: &crate::util::Project) {
+    std::fs::create_dir_all(p.dir.join("keys")).unwrap();
+    for name in ["public_key.pem", "private_key.pem"] {
+        std::fs::write(p.dir.join("keys").join(name), fixture(name)).unwrap();
+    }
+}
+
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
         "{}/tests/fixtures/signed-cookies/{name}",
@@ -515,13 +523,7 @@ fn signed_cookies_are_checked_by_serve() {
         &store,
         &format!("url = \"http://127.0.0.1:{port}\"\n{SIGNED}"),
     );
-    std::fs::create_dir_all(p.dir.join("keys")).unwrap();
-    std::fs::write(p.dir.join("keys/public_key.pem"), fixture("public_key.pem")).unwrap();
-    std::fs::write(
-        p.dir.join("keys/private_key.pem"),
-        fixture("private_key.pem"),
-    )
-    .unwrap();
+    install_keys(&p);
     for key in [
         "index.html",
         "members/index.html",
@@ -625,13 +627,7 @@ fn signed_cookies_behind_cloudfront_are_applied_and_audited() {
         &tmp.path().join("w"),
         &format!("{}{SIGNED}", cf.config("atomic")),
     );
-    std::fs::create_dir_all(p.dir.join("keys")).unwrap();
-    std::fs::write(p.dir.join("keys/public_key.pem"), fixture("public_key.pem")).unwrap();
-    std::fs::write(
-        p.dir.join("keys/private_key.pem"),
-        fixture("private_key.pem"),
-    )
-    .unwrap();
+    install_keys(&p);
     for key in ["index.html", "members/index.html", "members/join.html"] {
         p.write(key, &format!("file {key}"));
     }
@@ -840,13 +836,7 @@ fn the_example_login_handler_exchanges_an_id_token_for_signed_cookies() {
         &store,
         &format!("url = \"http://127.0.0.1:{port}\"\n{SIGNED}"),
     );
-    std::fs::create_dir_all(p.dir.join("keys")).unwrap();
-    std::fs::write(p.dir.join("keys/public_key.pem"), fixture("public_key.pem")).unwrap();
-    std::fs::write(
-        p.dir.join("keys/private_key.pem"),
-        fixture("private_key.pem"),
-    )
-    .unwrap();
+    install_keys(&p);
     // The identity provider's key pair (another one), its JWKS and two ID tokens.
     let provider = tmp.path().join("provider.pem");
     std::fs::write(
