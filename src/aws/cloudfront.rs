@@ -736,14 +736,14 @@ fn attached(
         &format!("/{function}"),
         "or fold its logic into [edge]",
     )?;
-    // The viewer-response function of previews: attached while there are previews to
-    // serve, detached (only ours) when there are none.
+    // The viewer-response function of the atomic layout (the canary cookie, noindex on
+    // previews): attached with it, detached (only ours) in place.
     attach(
         &mut items,
         EventType::ViewerResponse,
         response_arn,
         &format!("/{function}-response"),
-        "or remove preview_url",
+        "its headers can go in [edge] headers",
     )?;
     dcb.function_associations = Some(
         FunctionAssociations::builder()
