@@ -228,6 +228,26 @@ pub(super) async fn watch_env(
     }
 }
 
+/// A failed watch left as it is: recorded with the release, journalled, reported.
+async fn unhealthy(
+    ec: &EnvCtx<'_>,
+    release: &str,
+    record: &Watched,
+    trigger: &str,
+) -> Result<(), Error> {
+    ec.ledger.record_watch(record).await?;
+    ec.journal(
+        "watch-failed",
+        Some(release),
+        serde_json::json!({ "trigger": trigger }),
+    )
+    .await;
+    ec.ctx
+        .out
+        .final_document(&serde_json::json!({ "result": "unhealthy", "watch": record }));
+    Ok(())
+}
+
 /// After a failed watch was acted on: the environment held with `reason`, and the
 /// watch recorded with the release.
 async fn hold_after(ec: &EnvCtx<'_>, record: &Watched, reason: String) -> Result<Hold, Error> {
@@ -279,15 +299,7 @@ async fn canary_fired(
     ));
     record.trigger = Some(trigger.clone());
     if no_rollback {
-        ec.ledger.record_watch(&record).await?;
-        ec.journal(
-            "watch-failed",
-            Some(&canary.id),
-            serde_json::json!({ "trigger": trigger }),
-        )
-        .await;
-        ctx.out
-            .final_document(&serde_json::json!({ "result": "unhealthy", "watch": record }));
+        unhealthy(ec, &canary.id, &record, &trigger).await?;
         return Err(Error::Other(format!(
             "canary release {} failed its watch: {trigger} (--no-rollback: nothing was changed)\n  → driftless canary {env} --abort",
             canary.id
@@ -349,15 +361,7 @@ async fn fired(
     ));
     record.trigger = Some(trigger.clone());
     let Some(previous) = live.parent.clone().filter(|_| !no_rollback) else {
-        ec.ledger.record_watch(&record).await?;
-        ec.journal(
-            "watch-failed",
-            Some(&live.id),
-            serde_json::json!({ "trigger": trigger }),
-        )
-        .await;
-        ctx.out
-            .final_document(&serde_json::json!({ "result": "unhealthy", "watch": record }));
+        unhealthy(ec, &live.id, &record, &trigger).await?;
         let why = if no_rollback {
             "--no-rollback: nothing was changed"
         } else {
