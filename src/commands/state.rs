@@ -43,6 +43,8 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
         &slots,
         live_id.as_deref(),
         &ec.ledger.pointer_location(),
+        canary.as_ref(),
+        env,
     );
     let live = live.map(std::sync::Arc::new);
     let base = crate::plan::base::resolve(&ec.working(), live.as_ref()).await?;
@@ -307,6 +309,8 @@ fn layout_line(
     slots: &crate::ledger::Slots,
     live: Option<&str>,
     at: &str,
+    canary: Option<&crate::ledger::Canary>,
+    env: &str,
 ) -> (bool, String) {
     match (layout, pointer) {
         (Layout::InPlace, _) => (
@@ -320,7 +324,22 @@ fn layout_line(
         (Layout::Atomic, Some(p)) => {
             let served = slots.get(&p.slot).map(|h| h.release.as_str());
             let idle = crate::ledger::other_slot(&p.slot);
+            if let Some(c) = canary.filter(|c| c.slot == p.slot) {
+                return (
+                    true,
+                    format!(
+                        "atomic: the pointer ({at}) serves slot {} = the canary's release {}, but HEAD is {}: a finish of the canary was interrupted; `driftless canary {} --finish` completes it",
+                        p.slot,
+                        c.release,
+                        live.unwrap_or("(none)"),
+                        env
+                    ),
+                );
+            }
             let idle_line = match slots.get(idle) {
+                Some(h) if canary.is_some_and(|c| c.slot == idle && c.release == h.release) => {
+                    format!("slot {idle} holds the canary {} (served to its share of visitors)", h.release)
+                }
                 Some(h) if h.complete => format!("slot {idle} holds {} (a rollback to it is one pointer write)", h.release),
                 Some(h) => format!("slot {idle} holds part of {} (an apply that did not finish)", h.release),
                 None => format!("slot {idle} is empty"),

@@ -153,10 +153,31 @@ fn a_canary_at_ten_percent_is_sticky_and_ends_by_one_write() {
         .expect(2)
         .mentions(&["no canary is running on prod"]);
 
-    // Again, then finish: HEAD and the pointer follow, everyone gets it.
+    // Again, then finish: HEAD and the pointer follow, everyone gets it. A finish killed
+    // after the pointer moved is named by status, refused an abort, and completed by
+    // running it again.
     p.cmd(&["deploy", "prod", "--canary", "5", "--yes"])
         .expect(0);
+    p.cmd(&["status", "prod"])
+        .expect(0)
+        .mentions(&["holds the canary"]);
     let canary = p.cmd(&["canary", "prod", "--json"]).expect(0).json()["canary"].clone();
+    let killed = p
+        .cmd(&["canary", "prod", "--finish", "--yes"])
+        .env("DRIFTLESS_FAILPOINT", "after-canary-pointer")
+        .run();
+    assert_eq!(killed.signal, Some(9), "{}", killed.all());
+    assert_eq!(crate::util::head(&store), live, "HEAD has not moved yet");
+    p.cmd(&["status", "prod"]).expect(0).mentions(&[
+        "a finish of the canary was interrupted",
+        "driftless canary prod --finish",
+    ]);
+    p.cmd(&["canary", "prod", "--abort", "--yes"])
+        .expect(3)
+        .mentions(&[
+            "was interrupted after the pointer moved",
+            "driftless canary prod --finish",
+        ]);
     p.cmd(&["canary", "prod", "--finish", "--yes"])
         .expect(0)
         .mentions(&["is live for every visitor of prod (was on 5%"]);
