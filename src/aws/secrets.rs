@@ -7,7 +7,6 @@ use crate::config::EnvConfig;
 /// The string value of secret `id` (a name or an ARN), with the environment's
 /// credentials and region.
 pub async fn secret_string(cfg: &EnvConfig, id: &str) -> Result<String, Error> {
-    use aws_sdk_secretsmanager::error::ProvideErrorMetadata as _;
     let sdk = super::loader_for(cfg.profile.as_deref(), cfg.region.as_deref())
         .await
         .load()
@@ -20,8 +19,12 @@ pub async fn secret_string(cfg: &EnvConfig, id: &str) -> Result<String, Error> {
         .await
         .map_err(|e| {
             Error::Other(format!(
-                "AWS Secrets Manager GetSecretValue {id} failed: {}",
-                e.message().or(e.code()).unwrap_or("no answer")
+                "the private key of [edge.auth.signed_cookies]: {}",
+                super::error::one_line(
+                    &e,
+                    &format!("AWS Secrets Manager (GetSecretValue {id})"),
+                    cfg.profile.as_deref()
+                )
             ))
         })?;
     out.secret_string().map(str::to_owned).ok_or_else(|| {

@@ -623,10 +623,12 @@ fn signed_cookies_behind_cloudfront_are_applied_and_audited() {
     let cf = s.behind_cloudfront(&s.moto, "sc");
     let env = cf.env.clone();
     let tmp = tempfile::tempdir().unwrap();
-    let p = cf.project(
-        &tmp.path().join("w"),
-        &format!("{}{SIGNED}", cf.config("atomic")),
-    );
+    let p = cf
+        .project(
+            &tmp.path().join("w"),
+            &format!("{}{SIGNED}", cf.config("atomic")),
+        )
+        .envs(vec![("AWS_ENDPOINT_URL_SECRETS_MANAGER", s.moto.clone())]);
     install_keys(&p);
     for key in ["index.html", "members/index.html", "members/join.html"] {
         p.write(key, &format!("file {key}"));
@@ -738,6 +740,49 @@ fn signed_cookies_behind_cloudfront_are_applied_and_audited() {
         .expect(0)
         .json();
     assert_eq!(minted["key_pair_id"], key["Id"], "{minted}");
+
+    // The private key from AWS Secrets Manager (moto), then from an environment variable:
+    // the same key signs.
+    let secret = format!("driftless-test-{env}");
+    s.aws(
+        &s.moto,
+        &[
+            "secretsmanager",
+            "create-secret",
+            "--name",
+            &secret,
+            "--secret-string",
+            &fixture("private_key.pem"),
+        ],
+    );
+    let config = p.dir.join("driftless.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let public = driftless::edge::signed::public_key(&fixture("public_key.pem")).unwrap();
+    let granted = |cookie: &str| {
+        driftless::edge::signed::grants(cookie, &public, "https://any.example/members/x", now())
+    };
+    for (source, extra) in [
+        (format!("private_key_secret = \"{secret}\""), None),
+        (
+            "private_key_env = \"DRIFTLESS_TEST_CF_KEY\"".to_owned(),
+            Some(fixture("private_key.pem")),
+        ),
+    ] {
+        std::fs::write(
+            &config,
+            text.replace("private_key_file = \"keys/private_key.pem\"", &source),
+        )
+        .unwrap();
+        let mut run = p.cmd(&["sign", &env, "--cookie", "--json"]);
+        if let Some(pem) = &extra {
+            run = run.env("DRIFTLESS_TEST_CF_KEY", pem);
+        }
+        let minted = run.expect(0).json();
+        assert!(
+            granted(minted["cookie"].as_str().unwrap()),
+            "{source}: {minted}"
+        );
+    }
 }
 
 /// With JWTs on `serve` (a local store): `sign` mints what gets in, as a bearer token or
