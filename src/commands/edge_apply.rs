@@ -210,13 +210,13 @@ pub(super) async fn apply(
                 .map_err(crate::store::StoreError::from)?
                 .into_iter()
                 .collect();
-            (held != *wanted).then(|| {
-                wanted
-                    .keys()
-                    .chain(held.keys().filter(|k| !wanted.contains_key(*k)))
-                    .filter(|k| wanted.get(*k) != held.get(*k))
-                    .count()
-            })
+            let keys: std::collections::BTreeSet<&String> =
+                wanted.keys().chain(held.keys()).collect();
+            let n = keys
+                .into_iter()
+                .filter(|k| wanted.get(*k) != held.get(*k))
+                .count();
+            (n > 0).then_some(n)
         }
         Some((wanted, false)) => (!wanted.is_empty()).then_some(wanted.len()),
         None => None,

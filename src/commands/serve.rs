@@ -75,15 +75,10 @@ impl Served {
         let Some(host) = host else {
             return Sought::Live;
         };
-        // Without the port (and the brackets of an IPv6 literal, which has no preview).
-        let host = host.rsplit_once(':').map_or(host, |(h, p)| {
-            if p.chars().all(|c| c.is_ascii_digit()) {
-                h
-            } else {
-                host
-            }
-        });
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        // (An IPv6 literal keeps its brackets: it has no preview.)
+        let host = without_port(host)
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         if !matches!(self.site, Site::Env { .. }) {
             return Sought::Live;
         }
@@ -383,6 +378,17 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
     r
 }
 
+/// A `Host` header's host, without the port.
+fn without_port(host: &str) -> &str {
+    host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    })
+}
+
 /// `[edge.auth]`: the answer to a request for a protected path without a token that
 /// holds, as the function gives it (a path that does not decode, or asks for `//`, is
 /// left to the rules: 400 or a redirect, before any auth).
@@ -396,14 +402,7 @@ fn token_refusal(s: &Served, asked: &Asked) -> Option<Response<Body>> {
     if let Some(key) = &s.signed {
         // As CloudFront: the three cookies, for this URL (no port: CloudFront's URLs
         // have none), now; else 403.
-        let host = asked.host.as_deref().unwrap_or("localhost");
-        let host = host.rsplit_once(':').map_or(host, |(h, p)| {
-            if p.bytes().all(|b| b.is_ascii_digit()) {
-                h
-            } else {
-                host
-            }
-        });
+        let host = without_port(asked.host.as_deref().unwrap_or("localhost"));
         let url = format!("http://{host}{}", asked.path);
         let now = jiff::Timestamp::now().as_second();
         if asked

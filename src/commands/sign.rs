@@ -153,8 +153,8 @@ async fn signed_cookies(
         .cfg
         .url
         .as_deref()
-        .and_then(|u| u.split_once("://"))
-        .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or_default().to_owned());
+        .and_then(|u| reqwest::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_owned));
     match ask.path {
         Some(path) if !ask.cookie => {
             let Some(url) = &ec.cfg.url else {

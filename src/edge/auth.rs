@@ -51,12 +51,7 @@ pub fn token<'a>(
             return Some(rest.trim());
         }
     }
-    let name = auth.cookie.as_deref()?;
-    cookies?
-        .split(';')
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.trim())
+    super::cookie(cookies?, auth.cookie.as_deref()?)
 }
 
 /// What a request that needs a token and has no valid one gets.

@@ -58,14 +58,19 @@ pub fn visitor_bucket(cookie: Option<u8>, ip: &str, user_agent: &str) -> u8 {
     u8::try_from(n % 100).expect("below 100")
 }
 
-/// The bucket a `Cookie` header pins (its first `driftless-bucket`, one or two digits).
-pub fn bucket_cookie(header: &str) -> Option<u8> {
-    let value = header
+/// The value of the first cookie `name` in a `Cookie` header, trimmed (as CloudFront
+/// hands cookies to a function: the first of a name).
+pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header
         .split(';')
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == CANARY_COOKIE)?
-        .1
-        .trim();
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// The bucket a `Cookie` header pins (its first `driftless-bucket`, one or two digits).
+pub fn bucket_cookie(header: &str) -> Option<u8> {
+    let value = cookie(header, CANARY_COOKIE)?;
     (!value.is_empty() && value.len() <= 2 && value.bytes().all(|b| b.is_ascii_digit()))
         .then(|| value.parse().ok())
         .flatten()

@@ -100,13 +100,7 @@ fn wildcard(pattern: &[char], text: &[char]) -> bool {
 /// only (what `sign` writes); a canned one, or a policy with an address condition, is
 /// not checked here and refuses.
 pub fn grants(cookie_header: &str, key: &rsa::RsaPublicKey, url: &str, now: i64) -> bool {
-    let get = |name: &str| {
-        cookie_header
-            .split(';')
-            .filter_map(|c| c.trim().split_once('='))
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.trim())
-    };
+    let get = |name: &str| super::cookie(cookie_header, name);
     let (Some(policy), Some(signature), Some(_)) = (get(POLICY), get(SIGNATURE), get(KEY_PAIR_ID))
     else {
         return false;
