@@ -423,7 +423,7 @@ fn token_refusal(s: &Served, asked: &Asked) -> Option<Response<Body>> {
     let token = auth::token(rules, asked.auth.as_deref(), asked.cookie.as_deref());
     let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
     let holds = match (&s.jwt, token) {
-        (Some(jwt), Some(t)) => auth::jwt_holds(t, jwt, now),
+        (Some(jwt), Some(t)) => auth::token_holds(t, jwt, now),
         _ => false,
     };
     if holds {

@@ -311,6 +311,10 @@ pub struct JwtConfig {
     /// Key id (the token header's `kid`; `default` for tokens without one) → the
     /// environment variable holding its secret. Two ids during a rotation's grace.
     pub keys: BTreeMap<String, String>,
+    /// Also accept CBOR Web Tokens (RFC 8392: COSE_Mac0, HMAC 256/256) MACed with the
+    /// same keys; the CloudFront function checks their MAC with the runtime's `cf.cwt`.
+    #[serde(default)]
+    pub cwt: bool,
 }
 
 fn default_algorithms() -> Vec<String> {

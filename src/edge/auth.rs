@@ -10,6 +10,14 @@
 //! numeric `exp` after now (less the leeway), a numeric `nbf` (if any) not after now
 //! (plus the leeway), `iss` equal to the configured issuer and `aud` equal to (or, as an
 //! array, containing) the configured audience, when those are configured.
+//!
+//! With `cwt = true`, a token without a dot is read as a CBOR Web Token (RFC 8392), the
+//! form CloudFront's `cf.cwt` module checks: at most 1 KB; the CWT tag (61) optional,
+//! the COSE_Mac0 tag (17) required, nothing after it; `alg` 5 (HMAC 256/256) in the
+//! protected header; the key id (`kid`, a byte string, unprotected first, else
+//! protected, else `default`) naming a configured key; the MAC over the COSE
+//! `MAC_structure` with that key; then the same claims as a JWT's, by their CWT labels
+//! (`iss` 1, `aud` 3 — a text string —, `exp` 4 and `nbf` 5 — whole seconds).
 
 use std::collections::BTreeMap;
 
@@ -89,6 +97,8 @@ pub struct JwtRules {
     pub audience: Option<String>,
     pub leeway: i64,
     pub keys: BTreeMap<String, String>,
+    /// CBOR Web Tokens are accepted too.
+    pub cwt: bool,
 }
 
 impl JwtRules {
@@ -100,6 +110,7 @@ impl JwtRules {
             audience: jwt.audience.clone(),
             leeway: jwt.leeway_seconds(),
             keys: jwt.secrets()?,
+            cwt: jwt.cwt,
         })
     }
 }
@@ -190,34 +201,185 @@ pub fn jwt_holds(token: &str, rules: &JwtRules, now: f64) -> bool {
     {
         return false;
     }
-    let leeway = rules.leeway as f64;
-    match payload.get("exp").and_then(serde_json::Value::as_f64) {
-        Some(exp) if now < exp + leeway => {}
-        _ => return false,
-    }
-    match payload.get("nbf") {
-        None => {}
-        Some(n) => match n.as_f64() {
-            Some(nbf) if now >= nbf - leeway => {}
-            _ => return false,
+    let number = |v: &serde_json::Value| v.as_f64();
+    claims_hold(
+        &Claims {
+            exp: payload.get("exp").and_then(number),
+            nbf: payload.get("nbf").map(number),
+            iss: payload
+                .get("iss")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+            aud: match payload.get("aud") {
+                Some(serde_json::Value::String(a)) => vec![a.clone()],
+                Some(serde_json::Value::Array(all)) => all
+                    .iter()
+                    .filter_map(|a| a.as_str().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            },
         },
+        rules,
+        now,
+    )
+}
+
+/// The claims a token is judged on, read from either form.
+struct Claims {
+    /// `exp`, if it is a number.
+    exp: Option<f64>,
+    /// `nbf`: absent, or present and a number (or not).
+    nbf: Option<Option<f64>>,
+    iss: Option<String>,
+    /// The audiences it names.
+    aud: Vec<String>,
+}
+
+/// `exp` after now (less the leeway), `nbf` (if any) not after now (plus the leeway),
+/// the issuer and the audience when configured.
+fn claims_hold(c: &Claims, rules: &JwtRules, now: f64) -> bool {
+    let leeway = rules.leeway as f64;
+    let exp_ok = c.exp.is_some_and(|exp| now < exp + leeway);
+    let nbf_ok = match c.nbf {
+        None => true,
+        Some(nbf) => nbf.is_some_and(|nbf| now >= nbf - leeway),
+    };
+    let iss_ok = rules
+        .issuer
+        .as_ref()
+        .is_none_or(|iss| c.iss.as_ref() == Some(iss));
+    let aud_ok = rules
+        .audience
+        .as_ref()
+        .is_none_or(|aud| c.aud.contains(aud));
+    exp_ok && nbf_ok && iss_ok && aud_ok
+}
+
+/// Does `token` hold: a JWT (it has dots), else a CWT when those are accepted?
+pub fn token_holds(token: &str, rules: &JwtRules, now: f64) -> bool {
+    if token.contains('.') {
+        jwt_holds(token, rules, now)
+    } else {
+        rules.cwt && cwt_holds(token, rules, now)
     }
-    if let Some(iss) = &rules.issuer
-        && payload.get("iss").and_then(|v| v.as_str()) != Some(iss.as_str())
-    {
+}
+
+/// The most bytes of a CWT CloudFront's `cf.cwt` module takes.
+pub const CWT_MAX_BYTES: usize = 1024;
+
+/// The CWT tag (61) a token may start with, before the COSE_Mac0 tag.
+const CWT_TAG: [u8; 2] = [0xd8, 0x3d];
+
+/// Does the CWT `token` hold at `now`? See the module's documentation.
+pub fn cwt_holds(token: &str, rules: &JwtRules, now: f64) -> bool {
+    use coset::TaggedCborSerializable as _;
+    use coset::cbor::value::Value;
+    let Some(bytes) = b64url(token).filter(|b| b.len() <= CWT_MAX_BYTES) else {
+        return false;
+    };
+    let untagged = bytes.strip_prefix(&CWT_TAG[..]).unwrap_or(&bytes);
+    // The COSE_Mac0 tag in its one-byte form, as the function looks for it.
+    if untagged.first() != Some(&0xd1) {
         return false;
     }
-    if let Some(aud) = &rules.audience {
-        let ok = match payload.get("aud") {
-            Some(serde_json::Value::String(a)) => a == aud,
-            Some(serde_json::Value::Array(all)) => all.iter().any(|a| a.as_str() == Some(aud)),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
+    let Ok(mac0) = coset::CoseMac0::from_tagged_slice(untagged) else {
+        return false;
+    };
+    let hmac_256 = coset::Algorithm::Assigned(coset::iana::Algorithm::HMAC_256_256);
+    if mac0.protected.header.alg.as_ref() != Some(&hmac_256) {
+        return false;
     }
-    true
+    let kid = [&mac0.unprotected.key_id, &mac0.protected.header.key_id]
+        .into_iter()
+        .find(|k| !k.is_empty());
+    let kid = match kid {
+        None => DEFAULT_KID,
+        Some(k) => match std::str::from_utf8(k) {
+            Ok(k) if key_id_ok(k) => k,
+            _ => return false,
+        },
+    };
+    let Some(secret) = rules.keys.get(kid) else {
+        return false;
+    };
+    // `verify_slice` compares in constant time.
+    let verified = mac0.verify_payload_tag(
+        b"",
+        || (),
+        |tag, data| {
+            let mut m =
+                hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| ())?;
+            m.update(data);
+            m.verify_slice(tag).map_err(|_| ())
+        },
+    );
+    let (Ok(()), Some(payload)) = (verified, mac0.payload.as_deref()) else {
+        return false;
+    };
+    let Ok(Value::Map(claims)) = coset::cbor::de::from_reader::<Value, _>(payload) else {
+        return false;
+    };
+    let claim = |label: i64| {
+        claims
+            .iter()
+            .find(|(k, _)| k.as_integer() == Some(label.into()))
+            .map(|(_, v)| v)
+    };
+    // Whole seconds only: the function's reader has no floats.
+    let seconds = |v: &Value| v.as_integer().map(|i| i128::from(i) as f64);
+    let text = |v: &Value| v.as_text().map(str::to_owned);
+    claims_hold(
+        &Claims {
+            exp: claim(4).and_then(seconds),
+            nbf: claim(5).map(seconds),
+            iss: claim(1).and_then(text),
+            aud: claim(3).and_then(text).into_iter().collect(),
+        },
+        rules,
+        now,
+    )
+}
+
+/// A CWT MACed with key `kid`'s `secret` (HMAC 256/256, both tags, the kid unprotected
+/// unless it is `default`) carrying `claims` (label → value). What `driftless sign ENV
+/// --cwt` mints.
+pub fn mint_cwt(
+    kid: &str,
+    secret: &str,
+    claims: Vec<(i64, coset::cbor::value::Value)>,
+) -> Option<String> {
+    use coset::TaggedCborSerializable as _;
+    use coset::cbor::value::Value;
+    let mut payload = Vec::new();
+    let map = Value::Map(
+        claims
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    );
+    coset::cbor::ser::into_writer(&map, &mut payload).ok()?;
+    let mut unprotected = coset::HeaderBuilder::new();
+    if kid != DEFAULT_KID {
+        unprotected = unprotected.key_id(kid.as_bytes().to_vec());
+    }
+    let mac0 = coset::CoseMac0Builder::new()
+        .protected(
+            coset::HeaderBuilder::new()
+                .algorithm(coset::iana::Algorithm::HMAC_256_256)
+                .build(),
+        )
+        .unprotected(unprotected.build())
+        .payload(payload)
+        .create_tag(b"", |data| {
+            let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+                .expect("HMAC takes a key of any length");
+            m.update(data);
+            m.finalize().into_bytes().to_vec()
+        })
+        .build();
+    let mut bytes = CWT_TAG.to_vec();
+    bytes.extend(mac0.to_tagged_vec().ok()?);
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// A JWT signed with key `kid`'s `secret` by `alg`: header `{"alg","typ","kid"}`, the
@@ -264,6 +426,7 @@ mod tests {
             audience: Some("site".into()),
             leeway: 60,
             keys: [("k1".to_owned(), "s3cret".to_owned())].into(),
+            cwt: false,
         };
         let t = mint_jwt(
             "HS256",
@@ -289,5 +452,55 @@ mod tests {
             t.split('.').nth(1).unwrap()
         );
         assert!(!jwt_holds(&none, &rules, 0.0));
+    }
+
+    #[test]
+    fn a_minted_cwt_holds_until_it_expires_and_only_when_accepted() {
+        use coset::cbor::value::Value;
+        let mut rules = JwtRules {
+            algorithms: vec!["HS256".into()],
+            issuer: Some("me".into()),
+            audience: Some("site".into()),
+            leeway: 60,
+            keys: [("k1".to_owned(), "s3cret".to_owned())].into(),
+            cwt: true,
+        };
+        let claims = |exp: i64, aud: &str| {
+            vec![
+                (1, Value::from("me")),
+                (3, Value::from(aud)),
+                (4, Value::from(exp)),
+            ]
+        };
+        let t = mint_cwt("k1", "s3cret", claims(1000, "site")).unwrap();
+        assert!(!t.contains('.'));
+        assert!(token_holds(&t, &rules, 1000.0));
+        assert!(token_holds(&t, &rules, 1059.0));
+        assert!(!token_holds(&t, &rules, 1060.0));
+        // The CWT tag is optional; the COSE_Mac0 tag is not.
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&t)
+            .unwrap();
+        let enc = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        assert!(cwt_holds(&enc(&raw[2..]), &rules, 0.0));
+        assert!(!cwt_holds(&enc(&raw[3..]), &rules, 0.0));
+        // Another secret, another audience, trailing bytes.
+        assert!(!token_holds(
+            &mint_cwt("k1", "wrong", claims(1000, "site")).unwrap(),
+            &rules,
+            0.0
+        ));
+        assert!(!token_holds(
+            &mint_cwt("k1", "s3cret", claims(1000, "x")).unwrap(),
+            &rules,
+            0.0
+        ));
+        assert!(!cwt_holds(
+            &enc(&[raw.as_slice(), &[0]].concat()),
+            &rules,
+            0.0
+        ));
+        rules.cwt = false;
+        assert!(!token_holds(&t, &rules, 0.0));
     }
 }

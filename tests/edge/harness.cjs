@@ -9,6 +9,16 @@
 // may bring its own, or "throw" to make every read fail), as `cf.kvs().get` does: a
 // missing key throws, `{ format: 'json' }` parses.
 //
+// `cf.cwt.validateToken` is cose-js (npm, from NODE_DIR) behind the rules CloudFront
+// documents for its module: a Buffer of at most 1 KB, the CWT tag (61) optional, the
+// COSE_Mac0 tag (17) required, the MAC checked with `key`, no claim checked; it throws
+// when the token does not hold and answers the decoded token. cose-js is asynchronous
+// where the module is not (the function awaits the answer, which the runtime allows).
+//
+// `node harness.cjs mint` instead reads [{ key, kid, alg, claims: [[label, value]], cwtTag,
+// coseTag }] and writes each as a CWT (base64url), MACed by cose-js: tokens made by
+// another implementation than driftless's.
+//
 // A viewer-response function (`response`, optional) runs on the answers that came from
 // the origin (an answer the viewer-request function made itself carries its own headers),
 // with the request as the viewer sent it (a Cookie header arrives parsed, in `cookies`).
@@ -38,10 +48,39 @@ const kvs = {
   },
 };
 
+function cose() {
+  const dir = require('path').join(process.env.NODE_DIR || '', 'node_modules');
+  return { cose: require(require('path').join(dir, 'cose-js')), cbor: require(require('path').join(dir, 'cbor')) };
+}
+
+const cwt = {
+  async validateToken(token, context) {
+    if (!Buffer.isBuffer(token)) throw new Error('the token must be a Buffer');
+    if (token.length > 1024) throw new Error('the token is over 1 KB');
+    let b = token[0] === 0xd8 && token[1] === 0x3d ? token.subarray(2) : token;
+    if (b[0] !== 0xd1) throw new Error('not a COSE_Mac0 structure');
+    const { cose: c, cbor } = cose();
+    const payload = await c.mac.read(b, Buffer.from(context.key, 'utf8'));
+    return { payload: cbor.decodeFirstSync(payload) };
+  },
+};
+
+async function mint(specs) {
+  const { cose: c, cbor } = cose();
+  const out = [];
+  for (const s of specs) {
+    const u = s.kid === undefined ? {} : { kid: s.kid };
+    let t = await c.mac.create({ p: { alg: s.alg || 'HS256' }, u }, cbor.encode(new Map(s.claims)), { key: Buffer.from(s.key, 'utf8') }, undefined, { excludetag: s.coseTag === false });
+    if (s.cwtTag !== false) t = Buffer.concat([Buffer.from([0xd8, 0x3d]), t]);
+    out.push(t.toString('base64url'));
+  }
+  return out;
+}
+
 function load(code) {
   // Only what cloudfront-js-2.0 offers: `crypto` and `cloudfront`; no other module. The
   // runtime's `import cf from 'cloudfront';` (ES module syntax) becomes a require here.
-  const allowed = { crypto, cloudfront: { kvs: () => kvs } };
+  const allowed = { crypto, cloudfront: { kvs: () => kvs, cwt } };
   code = code.replace(/^import (\w+) from '(\w+)';$/m, "var $1 = require('$2');");
   const req = (name) => {
     if (!(name in allowed)) throw new Error(`require('${name}') is not available in CloudFront Functions`);
@@ -107,6 +146,10 @@ function policyHeaders(p) {
 
 async function main() {
   const input = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+  if (process.argv[2] === 'mint') {
+    process.stdout.write(JSON.stringify(await mint(input)));
+    return;
+  }
   const handler = load(input.code);
   const responder = input.response ? load(input.response) : null;
   const bucket = new Set(input.site.concat(input.state));

@@ -202,12 +202,27 @@ fn serve_answers_the_conformance_table() {
 
 /// Run tests/edge/harness.cjs on `input`: its answers, one per case.
 pub(crate) fn harness(input: &serde_json::Value) -> Vec<serde_json::Value> {
-    web_deps(); // node, from the project's script
+    node_harness(&[], input)
+}
+
+/// CWTs MACed by cose-js (`harness.cjs mint`), one per spec.
+pub(crate) fn mint_cwts(specs: &serde_json::Value) -> Vec<String> {
+    node_harness(&["mint"], specs)
+        .into_iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn node_harness(args: &[&str], input: &serde_json::Value) -> Vec<serde_json::Value> {
+    // node and cose-js, from the project's script
+    let node_dir = web_deps();
     let mut node = std::process::Command::new("node")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/edge/harness.cjs"
         ))
+        .args(args)
+        .env("NODE_DIR", node_dir)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
