@@ -582,12 +582,13 @@ pub(crate) async fn canary_ready(ec: &EnvCtx<'_>) -> Result<(), Error> {
     let env = &ec.cfg.name;
     let cf = CloudFront::connect(&cdn.cloudfront, ec.cfg.profile.as_deref()).await;
     let name = crate::edge::resource_name(env);
-    let marker = format!("COOKIE = \"{}\"", crate::edge::CANARY_COOKIE);
+    // Spaces aside: the viewer-request function is published compacted.
+    let marker = format!("COOKIE=\"{}\"", crate::edge::CANARY_COOKIE);
     for function in [name.clone(), format!("{name}-response")] {
         let live = cf.live_function(&function).await?;
         if !live
             .and_then(|l| l.code)
-            .is_some_and(|code| code.contains(&marker))
+            .is_some_and(|code| code.replace(' ', "").contains(&marker))
         {
             return Err(Error::Refused(format!(
                 "CloudFront Function {function} as published does not split visitors for a canary (it predates canaries, or was changed by hand): everyone would get live: nothing was changed\n  → driftless edge {env} --apply"

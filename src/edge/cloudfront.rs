@@ -263,15 +263,80 @@ pub fn compile(
     Ok(f)
 }
 
-/// The code without the indentation and blank lines (no string literal of the function
-/// spans lines).
+/// The code without what the runtime does not need: indentation, blank lines, and the
+/// spaces that separate no two words, outside string, regex and comment text (and the
+/// import line). No string literal of the function spans lines, so each line is read
+/// alone.
 fn compact(code: &str) -> String {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
     let mut out = String::with_capacity(code.len());
-    for line in code.lines().map(str::trim_start).filter(|l| !l.is_empty()) {
-        out.push_str(line);
+    for line in code.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        // The runtime's import, in the form its documentation gives, as is.
+        if line.starts_with("import ") {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let start = out.len();
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' | '"' => {
+                    out.push(c);
+                    copy_literal(&mut chars, &mut out, c);
+                }
+                '/' if chars.peek() == Some(&'/') => {
+                    out.push(c);
+                    out.extend(chars.by_ref());
+                }
+                '/' if regex_may_start(&out[start..]) => {
+                    out.push(c);
+                    copy_literal(&mut chars, &mut out, '/');
+                }
+                ' ' | '\t' => {
+                    while chars.next_if(|n| *n == ' ' || *n == '\t').is_some() {}
+                    let (Some(before), Some(&after)) = (out[start..].chars().last(), chars.peek())
+                    else {
+                        continue;
+                    };
+                    if (word(before) && word(after)) || (before == after && "+-".contains(after))
+                    {
+                        out.push(' ');
+                    }
+                }
+                _ => out.push(c),
+            }
+        }
         out.push('\n');
     }
     out
+}
+
+/// Copy a string (or regex) literal's rest, up to its unescaped closing `end` (a regex's
+/// `/` inside a character class does not close it).
+fn copy_literal(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, out: &mut String, end: char) {
+    let mut class = false;
+    while let Some(c) = chars.next() {
+        out.push(c);
+        match c {
+            '\\' => out.extend(chars.next()),
+            '[' if end == '/' => class = true,
+            ']' if end == '/' => class = false,
+            c if c == end && !class => return,
+            _ => {}
+        }
+    }
+}
+
+/// Would a `/` after `before` (this line's output so far) start a regex literal rather
+/// than divide? After an operator, an opening bracket, or `return`/`typeof`.
+fn regex_may_start(before: &str) -> bool {
+    let t = before.trim_end();
+    match t.chars().last() {
+        None => true,
+        Some(c) if "(,=:[!&|?{};+-*%<>~^".contains(c) => true,
+        Some(_) => t.ends_with("return") || t.ends_with("typeof"),
+    }
 }
 
 /// `[edge.auth]` for the function: its rules as constants, then [`TOKEN`] (JWTs) or
@@ -940,8 +1005,8 @@ pub fn terraform_snippet(
 mod tests {
     use super::*;
 
-    /// Everything the function can carry at once — basic auth on previews, token auth,
-    /// previews, the canary, redirects, a SPA fallback — fits CloudFront's 10 KB (with
+    /// Everything the function can carry at once — basic auth on previews, token auth
+    /// (JWTs and CWTs), previews, the canary, redirects, a SPA fallback — fits CloudFront's 10 KB (with
     /// about 600 bytes left for the site's directory lists: a larger site is refused by
     /// the budget check, naming it).
     #[test]
@@ -969,6 +1034,7 @@ algorithms = ["HS256", "HS384", "HS512"]
 issuer = "https://auth.example.com"
 audience = "site"
 keys = { k1 = "A", k0 = "B" }
+cwt = true
 "#,
         )
         .unwrap();
