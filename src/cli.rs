@@ -422,12 +422,13 @@ Examples:
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
-    /// Mint a token `[edge.auth]` accepts: a JWT (with [edge.auth.jwt]) or CloudFront
+    /// Mint a token `[edge.auth]` accepts: a JWT or a CWT (with [edge.auth.jwt]) or CloudFront
     /// signed cookies or a signed URL (with [edge.auth.signed_cookies]).
     #[command(after_help = "Examples:
   driftless sign prod                        # a JWT, for Authorization: Bearer
   driftless sign prod --cookie               # as the Cookie header's value
   driftless sign prod --expires 15m --kid k2026
+  driftless sign prod --cwt                  # a CBOR Web Token (with cwt = true)
   driftless sign prod /app/report.pdf        # a signed URL (signed cookies)
   curl -H \"Authorization: Bearer $(driftless sign prod)\" https://www.example.com/app/")]
     Sign {
@@ -449,6 +450,9 @@ Examples:
         /// The token's subject (`sub`).
         #[arg(long, value_name = "NAME", default_value = "driftless")]
         subject: String,
+        /// Mint a CBOR Web Token instead of a JWT ([edge.auth.jwt] with `cwt = true`).
+        #[arg(long)]
+        cwt: bool,
     },
     /// List an environment's previews (name, release, commit, author, created, expiry,
     /// URL), or delete one.

@@ -233,6 +233,7 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             expires,
             kid,
             subject,
+            cwt,
         } => {
             let ask = sign::Ask {
                 path: path.as_deref(),
@@ -240,6 +241,7 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
                 expires: &expires,
                 kid: kid.as_deref(),
                 subject: &subject,
+                cwt,
             };
             sign::sign(ctx, &env, &ask).await
         }

@@ -1,5 +1,5 @@
 //! `driftless sign ENV [PATH] [--cookie]`: a token `[edge.auth]` accepts, for tests, CI
-//! and preview links — a JWT signed with a configured secret, or CloudFront signed
+//! and preview links — a JWT (or a CWT) signed with a configured secret, or CloudFront signed
 //! cookies (or a signed URL) from the private key.
 
 use super::{Ctx, EnvCtx};
@@ -13,6 +13,7 @@ pub(super) struct Ask<'a> {
     pub(super) expires: &'a str,
     pub(super) kid: Option<&'a str>,
     pub(super) subject: &'a str,
+    pub(super) cwt: bool,
 }
 
 pub(super) async fn sign(ctx: &Ctx, env: &str, ask: &Ask<'_>) -> Result<(), Error> {
@@ -31,6 +32,11 @@ pub(super) async fn sign(ctx: &Ctx, env: &str, ask: &Ask<'_>) -> Result<(), Erro
             ))
         })?;
     let expires = jiff::Timestamp::now().as_second() + ttl.as_secs();
+    if ask.cwt && !auth.jwt.as_ref().is_some_and(|j| j.cwt) {
+        return Err(Error::Usage(
+            "--cwt: [edge.auth.jwt] does not accept CBOR Web Tokens; add `cwt = true` to it (or drop --cwt for a JWT)".into(),
+        ));
+    }
     let minted = match (&auth.jwt, &auth.signed_cookies) {
         (Some(jwt), _) => jwt_token(auth, jwt, ask, expires)?,
         (None, Some(signed)) => signed_cookies(&ec, signed, ask, expires).await?,
@@ -59,7 +65,7 @@ fn jwt_token(
 ) -> Result<Minted, Error> {
     if ask.path.is_some() {
         return Err(Error::Usage(
-            "a JWT is not bound to a path: drop PATH (the token goes in `Authorization: Bearer`, or the cookie with --cookie)".into(),
+            "a JWT or CWT is not bound to a path: drop PATH (the token goes in `Authorization: Bearer`, or the cookie with --cookie)".into(),
         ));
     }
     let secrets = jwt.secrets().map_err(Error::Usage)?;
@@ -84,20 +90,37 @@ fn jwt_token(
             secrets.keys().cloned().collect::<Vec<_>>().join(", ")
         )));
     };
-    let mut claims = serde_json::json!({
-        "sub": ask.subject,
-        "iat": jiff::Timestamp::now().as_second(),
-        "exp": expires,
-    });
-    if let Some(iss) = &jwt.issuer {
-        claims["iss"] = iss.clone().into();
-    }
-    if let Some(aud) = &jwt.audience {
-        claims["aud"] = aud.clone().into();
-    }
-    let alg = jwt.algorithms.first().map_or("HS256", String::as_str);
-    let token = crate::edge::auth::mint_jwt(alg, &kid, secret, &claims)
-        .ok_or_else(|| Error::Other(format!("{alg}: cannot sign")))?;
+    let now = jiff::Timestamp::now().as_second();
+    let (kind, alg, token) = if ask.cwt {
+        use coset::cbor::value::Value;
+        // CWT claim labels (RFC 8392): iss 1, sub 2, aud 3, exp 4, iat 6.
+        let mut claims = vec![
+            (2, Value::from(ask.subject)),
+            (4, Value::from(expires)),
+            (6, Value::from(now)),
+        ];
+        if let Some(iss) = &jwt.issuer {
+            claims.push((1, Value::from(iss.as_str())));
+        }
+        if let Some(aud) = &jwt.audience {
+            claims.push((3, Value::from(aud.as_str())));
+        }
+        let token = crate::edge::auth::mint_cwt(&kid, secret, claims)
+            .ok_or_else(|| Error::Other("cannot encode the CWT".into()))?;
+        ("cwt", "HMAC 256/256", token)
+    } else {
+        let mut claims = serde_json::json!({ "sub": ask.subject, "iat": now, "exp": expires });
+        if let Some(iss) = &jwt.issuer {
+            claims["iss"] = iss.clone().into();
+        }
+        if let Some(aud) = &jwt.audience {
+            claims["aud"] = aud.clone().into();
+        }
+        let alg = jwt.algorithms.first().map_or("HS256", String::as_str);
+        let token = crate::edge::auth::mint_jwt(alg, &kid, secret, &claims)
+            .ok_or_else(|| Error::Other(format!("{alg}: cannot sign")))?;
+        ("jwt", alg, token)
+    };
     let cookie = auth.cookie.as_ref().map(|c| format!("{c}={token}"));
     let text = if ask.cookie {
         cookie.clone().ok_or_else(|| {
@@ -111,7 +134,7 @@ fn jwt_token(
     Ok(Minted {
         text,
         json: serde_json::json!({
-            "kind": "jwt", "token": token, "kid": kid, "alg": alg, "expires": expires,
+            "kind": kind, "token": token, "kid": kid, "alg": alg, "expires": expires,
             "authorization": format!("Bearer {token}"), "cookie": cookie,
         }),
     })
@@ -241,6 +264,7 @@ pub(super) async fn credential(ec: &EnvCtx<'_>) -> Result<Option<(String, String
         expires: "15m",
         kid: None,
         subject: "driftless-verify",
+        cwt: false,
     };
     Ok(Some(match (&auth.jwt, &auth.signed_cookies) {
         (Some(jwt), _) => {

@@ -299,8 +299,7 @@ fn compact(code: &str) -> String {
                     else {
                         continue;
                     };
-                    if (word(before) && word(after)) || (before == after && "+-".contains(after))
-                    {
+                    if (word(before) && word(after)) || (before == after && "+-".contains(after)) {
                         out.push(' ');
                     }
                 }

@@ -472,6 +472,13 @@ fn cwt_auth_answers_alike_on_serve_and_in_the_function() {
         })
         .collect();
     let good = &tokens[0];
+    let signed = site
+        .p
+        .cmd(&["sign", &site.env, "--cwt", "--kid", "k0", "--json"])
+        .expect(0);
+    let signed: serde_json::Value = serde_json::from_str(&signed.stdout).unwrap();
+    assert_eq!(signed["kind"], "cwt", "{signed}");
+    let signed = signed["token"].as_str().unwrap().to_owned();
     let trailing = {
         use base64::Engine as _;
         let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -481,9 +488,9 @@ fn cwt_auth_answers_alike_on_serve_and_in_the_function() {
     };
     asks.extend([
         ask(
-            "minted by driftless",
+            "minted by sign --cwt",
             "/app/page.html",
-            vec![bearer(&cwt_by_driftless("k1", K1))],
+            vec![bearer(&signed)],
         ),
         ask(
             "a byte after the token",
@@ -1067,6 +1074,9 @@ fn a_token_from_sign_gets_in_and_verify_carries_one() {
     p.cmd(&["sign", "prod", "--kid", "k7"])
         .expect(2)
         .mentions(&["--kid k7: edge.auth.jwt.keys has no such key id (k0, k1)"]);
+    p.cmd(&["sign", "prod", "--kid", "k1", "--cwt"])
+        .expect(2)
+        .mentions(&["--cwt: [edge.auth.jwt] does not accept CBOR Web Tokens; add `cwt = true`"]);
     let token = p
         .cmd(&["sign", "prod", "--kid", "k1", "--expires", "5m"])
         .expect(0);
