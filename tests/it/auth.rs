@@ -625,7 +625,7 @@ impl TokenSite {
         let (s, cf, p, env) = (self.s, &self.cf, &self.p, &self.env);
         // The function, as published (exported), against the bucket and the store.
         let export = self.tmp.join("export");
-        p.cmd(&["edge", &env, "--export", export.to_str().unwrap()])
+        p.cmd(&["edge", env, "--export", export.to_str().unwrap()])
             .expect(0);
         let code = std::fs::read_to_string(export.join("function.js")).unwrap();
         crate::edge::assert_runs_on_cloudfront(&code);
@@ -675,7 +675,7 @@ impl TokenSite {
             .collect();
 
         let port = free_port();
-        let _server = serve(&p, &env, port);
+        let _server = serve(p, env, port);
         let served: Vec<Seen> = asks
             .iter()
             .map(|a| {
