@@ -1004,6 +1004,17 @@ pub fn terraform_snippet(
 mod tests {
     use super::*;
 
+    /// Spaces go only where they separate no two words; strings, regexes, comments and
+    /// the import line are kept as written.
+    #[test]
+    fn compact_keeps_what_the_code_means() {
+        let code = "import cf from 'cloudfront';\n  // a comment  with  spaces\n  var a = b + +c, d = e - -f, s = 'x  y' + \"p  q\";\n\n  if (/a b\\/[/ ]c/.test(s)) return /x y/;\n  var n = Date.now() / 1000, t = typeof a === 'string';\n  return n / 2 / 3;\n";
+        assert_eq!(
+            compact(code),
+            "import cf from 'cloudfront';\n// a comment  with  spaces\nvar a=b+ +c,d=e- -f,s='x  y'+\"p  q\";\nif(/a b\\/[/ ]c/.test(s))return/x y/;\nvar n=Date.now()/1000,t=typeof a==='string';\nreturn n/2/3;\n"
+        );
+    }
+
     /// Everything the function can carry at once — basic auth on previews, token auth
     /// (JWTs and CWTs), previews, the canary, redirects, a SPA fallback — fits CloudFront's 10 KB (with
     /// about 600 bytes left for the site's directory lists: a larger site is refused by
