@@ -583,7 +583,8 @@ function handler(event) {
 /// The code with the fallback release (`LAST = …;`) left out: two functions that differ
 /// only there have the same rules (the fallback follows every deploy).
 pub fn without_fallback(code: &str) -> std::borrow::Cow<'_, str> {
-    let Some(at) = code.find(", LAST = ") else {
+    // Compacted (as published since CWTs), or as published before.
+    let Some(at) = code.find(",LAST=").or_else(|| code.find(", LAST = ")) else {
         return code.into();
     };
     let end = code[at..].find(";\n").map_or(code.len(), |e| at + e);
@@ -1003,6 +1004,22 @@ pub fn terraform_snippet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fallback release is left out of the published code as of now (compacted) and
+    /// of before (spaced), so a deploy alone is never edge drift.
+    #[test]
+    fn the_fallback_is_left_out_of_either_form() {
+        let spaced = "var POINTER = \"current\", LAST = {\"slot\":\"a\"};\nfunction f() {}\n";
+        assert_eq!(
+            without_fallback(spaced),
+            "var POINTER = \"current\";\nfunction f() {}\n"
+        );
+        let compacted = compact(spaced);
+        assert_eq!(
+            without_fallback(&compacted),
+            "var POINTER=\"current\";\nfunction f(){}\n"
+        );
+    }
 
     /// Spaces go only where they separate no two words; strings, regexes, comments and
     /// the import line are kept as written.

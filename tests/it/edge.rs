@@ -342,7 +342,7 @@ pub(crate) fn assert_runs_on_cloudfront(code: &str) {
         "globalThis",
         "console.",
         "class ",
-        "=> {",
+        "=>",
     ] {
         assert!(!code.contains(banned), "the function uses {banned:?}");
     }
