@@ -32,10 +32,18 @@ pub(super) async fn sign(ctx: &Ctx, env: &str, ask: &Ask<'_>) -> Result<(), Erro
             ))
         })?;
     let expires = jiff::Timestamp::now().as_second() + ttl.as_secs();
-    if ask.cwt && !auth.jwt.as_ref().is_some_and(|j| j.cwt) {
-        return Err(Error::Usage(
-            "--cwt: [edge.auth.jwt] does not accept CBOR Web Tokens; add `cwt = true` to it (or drop --cwt for a JWT)".into(),
-        ));
+    match (&auth.jwt, ask.cwt) {
+        (Some(jwt), true) if !jwt.cwt => {
+            return Err(Error::Usage(
+                "--cwt: [edge.auth.jwt] does not accept CBOR Web Tokens; add `cwt = true` to it (or drop --cwt for a JWT)".into(),
+            ));
+        }
+        (None, true) => {
+            return Err(Error::Usage(
+                "--cwt: CBOR Web Tokens are checked with a shared secret ([edge.auth.jwt] with `cwt = true`); this [edge.auth] uses signed cookies: drop --cwt".into(),
+            ));
+        }
+        _ => {}
     }
     let minted = match (&auth.jwt, &auth.signed_cookies) {
         (Some(jwt), _) => jwt_token(auth, jwt, ask, expires)?,

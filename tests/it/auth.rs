@@ -790,6 +790,9 @@ fn signed_cookies_are_checked_by_serve() {
     }
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
     let _server = serve(&p, "prod", port);
+    p.cmd(&["sign", "prod", "--cwt"])
+        .expect(2)
+        .mentions(&["this [edge.auth] uses signed cookies: drop --cwt"]);
     let minted = p
         .cmd(&["sign", "prod", "--cookie", "--json"])
         .expect(0)

@@ -555,10 +555,8 @@ fn a_failing_canary_is_aborted_and_held() {
         .release_id();
     let _server = serve(&p, "prod", serve_port);
     release(&p, 2);
-    p.cmd(&["deploy", "prod", "--canary", "10", "--yes"])
-        .expect(0);
-
-    p.cmd(&["watch", "prod", "--for", "2s"])
+    // One command: the canary, then the watch of it.
+    p.cmd(&["deploy", "prod", "--canary", "10", "--watch", "2s", "--yes"])
         .expect(0)
         .mentions(&[
             "A canary is running on prod",
