@@ -24,6 +24,14 @@ leeway = "30s"
 keys = { k1 = "DRIFTLESS_TEST_JWT_K1", k0 = "DRIFTLESS_TEST_JWT_K0" }
 "#;
 
+/// The environment variables [`AUTH`]'s keys name, set.
+fn secrets() -> Vec<(&'static str, String)> {
+    vec![
+        ("DRIFTLESS_TEST_JWT_K1", K1.to_owned()),
+        ("DRIFTLESS_TEST_JWT_K0", K0.to_owned()),
+    ]
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -402,73 +410,135 @@ fn cwt_auth_answers_alike_on_serve_and_in_the_function() {
     let tmp = tempfile::tempdir().unwrap();
     let site = TokenSite::new(tmp.path(), "cw", "cwt = true\n");
     let bearer = |t: &str| ("Authorization", format!("Bearer {t}"));
-    let specs = vec![
-        ("valid bearer", serde_json::json!({})),
-        ("valid cookie", serde_json::json!({})),
+    let ok: Seen = (200, None, Some("app/page.html".into()));
+    let no: Seen = (
+        302,
+        Some("/app/login.html?next=%2Fapp%2Fpage.html".into()),
+        None,
+    );
+    // Tokens MACed by cose-js: what each changes of the good one, and what it gets.
+    let specs: Vec<(&'static str, serde_json::Value, Seen)> = vec![
+        (
+            "valid bearer",
+            serde_json::json!({}),
+            (200, None, Some("app/index.html".into())),
+        ),
+        ("valid cookie", serde_json::json!({}), ok.clone()),
         (
             "without the CWT tag",
             serde_json::json!({ "cwtTag": false }),
+            ok.clone(),
         ),
         (
             "previous key k0",
             serde_json::json!({ "kid": "k0", "key": K0 }),
+            ok.clone(),
         ),
-        ("expired", serde_json::json!({ "4": now() - 3600 })),
+        (
+            "expired",
+            serde_json::json!({ "4": now() - 3600 }),
+            no.clone(),
+        ),
         (
             "expired within the leeway",
             serde_json::json!({ "4": now() - 10 }),
+            ok.clone(),
         ),
-        ("not yet valid", serde_json::json!({ "5": now() + 3600 })),
-        ("bad MAC", serde_json::json!({ "key": "not-the-secret" })),
+        (
+            "not yet valid",
+            serde_json::json!({ "5": now() + 3600 }),
+            no.clone(),
+        ),
+        (
+            "bad MAC",
+            serde_json::json!({ "key": "not-the-secret" }),
+            no.clone(),
+        ),
         (
             "wrong iss",
             serde_json::json!({ "1": "https://evil.example.com" }),
+            no.clone(),
         ),
-        ("wrong aud", serde_json::json!({ "3": "other" })),
+        ("wrong aud", serde_json::json!({ "3": "other" }), no.clone()),
         (
             "aud as an array",
             serde_json::json!({ "3": ["other", "site"] }),
+            no.clone(),
         ),
-        ("alg HMAC 256/64", serde_json::json!({ "alg": "HS256/64" })),
-        ("alg HMAC 384", serde_json::json!({ "alg": "HS384" })),
+        (
+            "alg HMAC 256/64",
+            serde_json::json!({ "alg": "HS256/64" }),
+            no.clone(),
+        ),
+        (
+            "alg HMAC 384",
+            serde_json::json!({ "alg": "HS384" }),
+            no.clone(),
+        ),
         (
             "without the COSE_Mac0 tag",
             serde_json::json!({ "coseTag": false, "cwtTag": false }),
+            no.clone(),
         ),
-        ("no exp", serde_json::json!({ "4": null })),
+        ("no exp", serde_json::json!({ "4": null }), no.clone()),
         (
             "exp not whole seconds",
             serde_json::json!({ "4": now() as f64 + 3600.5 }),
+            no.clone(),
         ),
         (
             "exp as text",
             serde_json::json!({ "4": (now() + 3600).to_string() }),
+            no.clone(),
         ),
-        ("unknown key id", serde_json::json!({ "kid": "k9" })),
-        ("no kid, no default key", serde_json::json!({ "kid": null })),
-        ("MACed by k0, named k1", serde_json::json!({ "key": K0 })),
-        ("over 1 KB", serde_json::json!({ "2": "a".repeat(1100) })),
-        ("expired, JSON", serde_json::json!({ "4": now() - 3600 })),
+        (
+            "unknown key id",
+            serde_json::json!({ "kid": "k9" }),
+            no.clone(),
+        ),
+        (
+            "no kid, no default key",
+            serde_json::json!({ "kid": null }),
+            no.clone(),
+        ),
+        (
+            "MACed by k0, named k1",
+            serde_json::json!({ "key": K0 }),
+            no.clone(),
+        ),
+        (
+            "over 1 KB",
+            serde_json::json!({ "2": "a".repeat(1100) }),
+            no.clone(),
+        ),
+        (
+            "expired, JSON",
+            serde_json::json!({ "4": now() - 3600 }),
+            (401, None, None),
+        ),
     ];
     let specs_json: Vec<serde_json::Value> =
-        specs.iter().map(|(_, c)| cwt_spec(c.clone())).collect();
+        specs.iter().map(|(_, c, _)| cwt_spec(c.clone())).collect();
     let tokens = crate::edge::mint_cwts(&specs_json.into());
-    let mut asks: Vec<Ask> = specs
+    let mut cases: Vec<(Ask, Seen)> = specs
         .iter()
         .zip(&tokens)
-        .map(|((what, _), t)| match *what {
-            "valid bearer" => ask(what, "/app/", vec![bearer(t)]),
-            "valid cookie" => ask(
-                what,
-                "/app/page.html",
-                vec![("Cookie", format!("theme=dark; session={t}"))],
-            ),
-            "expired, JSON" => ask(
-                what,
-                "/api/me.json",
-                vec![bearer(t), ("Accept", "application/json".to_owned())],
-            ),
-            _ => ask(what, "/app/page.html", vec![bearer(t)]),
+        .map(|((what, _, seen), t)| {
+            let a = match *what {
+                "valid bearer" => ask(what, "/app/", vec![bearer(t)]),
+                "valid cookie" => ask(
+                    what,
+                    "/app/page.html",
+                    vec![("Cookie", format!("theme=dark; session={t}"))],
+                ),
+                "expired, JSON" => ask(
+                    what,
+                    "/api/me.json",
+                    vec![bearer(t), ("Accept", "application/json".to_owned())],
+                ),
+                _ => ask(what, "/app/page.html", vec![bearer(t)]),
+            };
+            (a, seen.clone())
         })
         .collect();
     let good = &tokens[0];
@@ -486,69 +556,30 @@ fn cwt_auth_answers_alike_on_serve_and_in_the_function() {
         bytes.push(0);
         engine.encode(bytes)
     };
-    asks.extend([
-        ask(
-            "minted by sign --cwt",
-            "/app/page.html",
-            vec![bearer(&signed)],
+    let page = |what, t: &str| ask(what, "/app/page.html", vec![bearer(t)]);
+    cases.extend([
+        (page("minted by sign --cwt", &signed), ok.clone()),
+        (page("a byte after the token", &trailing), no.clone()),
+        (page("cut short", &good[..good.len() - 12]), no.clone()),
+        (page("not CBOR", "2D3R_____w"), no.clone()),
+        (
+            ask(
+                "header beats cookie",
+                "/app/page.html",
+                vec![bearer(&tokens[4]), ("Cookie", format!("session={good}"))],
+            ),
+            no,
         ),
-        ask(
-            "a byte after the token",
-            "/app/page.html",
-            vec![bearer(&trailing)],
-        ),
-        ask(
-            "cut short",
-            "/app/page.html",
-            vec![bearer(&good[..good.len() - 12])],
-        ),
-        ask("not CBOR", "/app/page.html", vec![bearer("2D3R_____w")]),
-        ask(
-            "header beats cookie",
-            "/app/page.html",
-            vec![bearer(&tokens[4]), ("Cookie", format!("session={good}"))],
-        ),
-        ask(
-            "a JWT still holds",
-            "/app/page.html",
-            vec![bearer(&token("HS256", "k1", K1, serde_json::json!({})))],
+        (
+            page(
+                "a JWT still holds",
+                &token("HS256", "k1", K1, serde_json::json!({})),
+            ),
+            ok,
         ),
     ]);
+    let (asks, expected): (Vec<Ask>, Vec<Seen>) = cases.into_iter().unzip();
     let (function, served, reads, size) = site.answers(&asks);
-    let login = Some("/app/login.html?next=%2Fapp%2Fpage.html".to_owned());
-    let page = Some("app/page.html".to_owned());
-    let ok = (200, None, page.clone());
-    let no = (302, login, None);
-    let expected: Vec<Seen> = vec![
-        (200, None, Some("app/index.html".into())),
-        ok.clone(),
-        ok.clone(),
-        ok.clone(),
-        no.clone(),
-        ok.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        (401, None, None),
-        ok.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        no.clone(),
-        ok,
-    ];
     agree(&asks, &expected, &function, &served, &reads, size);
 }
 
@@ -575,10 +606,7 @@ impl TokenSite {
                 &tmp.join("w"),
                 &format!("{}{AUTH}{jwt_extra}", cf.config("atomic")),
             )
-            .envs(vec![
-                ("DRIFTLESS_TEST_JWT_K1", K1.to_owned()),
-                ("DRIFTLESS_TEST_JWT_K0", K0.to_owned()),
-            ]);
+            .envs(secrets());
         for key in [
             "index.html",
             "public.html",
@@ -1057,10 +1085,7 @@ fn a_token_from_sign_gets_in_and_verify_carries_one() {
         &store,
         &format!("url = \"http://127.0.0.1:{port}\"\n{AUTH}"),
     )
-    .envs(vec![
-        ("DRIFTLESS_TEST_JWT_K1", K1.to_owned()),
-        ("DRIFTLESS_TEST_JWT_K0", K0.to_owned()),
-    ]);
+    .envs(secrets());
     for key in [
         "index.html",
         "app/index.html",
