@@ -84,6 +84,7 @@ fn jwt_auth_answers_alike_on_serve_and_in_the_function() {
     let json = ("Accept", "application/json".to_owned());
     let html = ("Accept", "text/html,application/xhtml+xml".to_owned());
     let parts: Vec<&str> = good.split('.').collect();
+    let page = |what, t: &str| ask(what, "/app/page.html", vec![bearer(t)]);
     let asks = vec![
         ask("valid bearer", "/app/", vec![bearer(&good), html.clone()]),
         ask(
@@ -117,134 +118,86 @@ fn jwt_auth_answers_alike_on_serve_and_in_the_function() {
                 json.clone(),
             ],
         ),
-        ask(
+        page(
             "expired within the leeway",
-            "/app/page.html",
-            vec![bearer(&token(
-                "HS256",
-                "k1",
-                K1,
-                serde_json::json!({ "exp": now() - 10 }),
-            ))],
+            &token("HS256", "k1", K1, serde_json::json!({ "exp": now() - 10 })),
         ),
-        ask(
+        page(
             "not yet valid",
-            "/app/page.html",
-            vec![bearer(&token(
+            &token(
                 "HS256",
                 "k1",
                 K1,
                 serde_json::json!({ "nbf": now() + 3600 }),
-            ))],
+            ),
         ),
-        ask(
+        page(
             "bad signature",
-            "/app/page.html",
-            vec![bearer(&token(
-                "HS256",
-                "k1",
-                "not-the-secret",
-                serde_json::json!({}),
-            ))],
+            &token("HS256", "k1", "not-the-secret", serde_json::json!({})),
         ),
-        ask(
+        page(
             "wrong iss",
-            "/app/page.html",
-            vec![bearer(&token(
+            &token(
                 "HS256",
                 "k1",
                 K1,
                 serde_json::json!({ "iss": "https://evil.example.com" }),
-            ))],
+            ),
         ),
-        ask(
+        page(
             "wrong aud",
-            "/app/page.html",
-            vec![bearer(&token(
-                "HS256",
-                "k1",
-                K1,
-                serde_json::json!({ "aud": "other" }),
-            ))],
+            &token("HS256", "k1", K1, serde_json::json!({ "aud": "other" })),
         ),
-        ask(
+        page(
             "aud array holding ours",
-            "/app/page.html",
-            vec![bearer(&token(
+            &token(
                 "HS256",
                 "k1",
                 K1,
                 serde_json::json!({ "aud": ["other", "site"] }),
-            ))],
+            ),
         ),
-        ask(
+        page(
             "alg none",
-            "/app/page.html",
-            vec![bearer(&format!(
-                "{}.{}.",
-                b64(r#"{"alg":"none","kid":"k1"}"#),
-                parts[1]
-            ))],
+            &format!("{}.{}.", b64(r#"{"alg":"none","kid":"k1"}"#), parts[1]),
         ),
-        ask(
+        page(
             "alg none, a signature",
-            "/app/page.html",
-            vec![bearer(&format!(
+            &format!(
                 "{}.{}.{}",
                 b64(r#"{"alg":"none","kid":"k1"}"#),
                 parts[1],
                 parts[2]
-            ))],
+            ),
         ),
-        ask(
+        page(
             "HS384: not accepted",
-            "/app/page.html",
-            vec![bearer(&token("HS384", "k1", K1, serde_json::json!({})))],
+            &token("HS384", "k1", K1, serde_json::json!({})),
         ),
-        ask(
+        page(
             "alg switched to RS256",
-            "/app/page.html",
-            vec![bearer(&format!(
+            &format!(
                 "{}.{}.{}",
                 b64(r#"{"alg":"RS256","kid":"k1"}"#),
                 parts[1],
                 parts[2]
-            ))],
+            ),
         ),
-        ask(
-            "HS512",
-            "/app/page.html",
-            vec![bearer(&token("HS512", "k1", K1, serde_json::json!({})))],
-        ),
-        ask(
-            "malformed: two parts",
-            "/app/page.html",
-            vec![bearer("abc.def")],
-        ),
-        ask(
-            "malformed: not base64",
-            "/app/page.html",
-            vec![bearer("a$b.c*d.e!f")],
-        ),
-        ask(
+        page("HS512", &token("HS512", "k1", K1, serde_json::json!({}))),
+        page("malformed: two parts", "abc.def"),
+        page("malformed: not base64", "a$b.c*d.e!f"),
+        page(
             "malformed: not JSON",
-            "/app/page.html",
-            vec![bearer(&format!(
-                "{}.{}.{}",
-                b64("nope"),
-                parts[1],
-                parts[2]
-            ))],
+            &format!("{}.{}.{}", b64("nope"), parts[1], parts[2]),
         ),
-        ask(
+        page(
             "exp as a string",
-            "/app/page.html",
-            vec![bearer(&token(
+            &token(
                 "HS256",
                 "k1",
                 K1,
                 serde_json::json!({ "exp": (now() + 3600).to_string() }),
-            ))],
+            ),
         ),
         ask("missing", "/app/", vec![]),
         ask("missing, JSON", "/api/me.json", vec![json.clone()]),
@@ -253,25 +206,17 @@ fn jwt_auth_answers_alike_on_serve_and_in_the_function() {
         ask("public path", "/app/login.html", vec![]),
         ask("unprotected", "/public.html", vec![]),
         ask("the root", "/", vec![]),
-        ask(
+        page(
             "previous key k0",
-            "/app/page.html",
-            vec![bearer(&token("HS256", "k0", K0, serde_json::json!({})))],
+            &token("HS256", "k0", K0, serde_json::json!({})),
         ),
-        ask(
+        page(
             "unknown key id",
-            "/app/page.html",
-            vec![bearer(&token("HS256", "k9", K1, serde_json::json!({})))],
+            &token("HS256", "k9", K1, serde_json::json!({})),
         ),
-        ask(
+        page(
             "no kid, no default key",
-            "/app/page.html",
-            vec![bearer(&token(
-                "HS256",
-                "default",
-                K1,
-                serde_json::json!({}),
-            ))],
+            &token("HS256", "default", K1, serde_json::json!({})),
         ),
         ask(
             "header beats cookie",
@@ -286,15 +231,13 @@ fn jwt_auth_answers_alike_on_serve_and_in_the_function() {
                 ("Cookie", format!("session={good}")),
             ],
         ),
-        ask(
+        page(
             "token signed by k0 named k1",
-            "/app/page.html",
-            vec![bearer(&token("HS256", "k1", K0, serde_json::json!({})))],
+            &token("HS256", "k1", K0, serde_json::json!({})),
         ),
-        ask(
+        page(
             "a valid CWT, CWTs not accepted",
-            "/app/page.html",
-            vec![bearer(&cwt_by_driftless("k1", K1))],
+            &cwt_by_driftless("k1", K1),
         ),
     ];
 
@@ -982,30 +925,15 @@ fn signed_cookies_behind_cloudfront_are_applied_and_audited() {
     assert_eq!(check["level"], "pass", "{check}");
     assert!(check["seen"].as_str().unwrap().contains(&group), "{check}");
     // Someone puts a broader behavior first, trusting nothing.
-    let mut config = dist["DistributionConfig"].clone();
-    let mut first = config["CacheBehaviors"]["Items"][0].clone();
-    first["PathPattern"] = "/members*".into();
-    config["CacheBehaviors"]["Items"]
-        .as_array_mut()
-        .unwrap()
-        .insert(0, first);
-    config["CacheBehaviors"]["Quantity"] = 4.into();
-    let file = tmp.path().join("dist.json");
-    std::fs::write(&file, config.to_string()).unwrap();
-    let etag = dist["ETag"].as_str().unwrap().to_owned();
-    s.aws(
-        &s.moto,
-        &[
-            "cloudfront",
-            "update-distribution",
-            "--id",
-            &cf.distribution,
-            "--if-match",
-            &etag,
-            "--distribution-config",
-            &format!("file://{}", file.display()),
-        ],
-    );
+    s.update_distribution(&cf.distribution, |config| {
+        let mut first = config["CacheBehaviors"]["Items"][0].clone();
+        first["PathPattern"] = "/members*".into();
+        config["CacheBehaviors"]["Items"]
+            .as_array_mut()
+            .unwrap()
+            .insert(0, first);
+        config["CacheBehaviors"]["Quantity"] = 4.into();
+    });
     let check = doctor(1);
     assert_eq!(check["level"], "fail", "{check}");
     assert!(

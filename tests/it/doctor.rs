@@ -58,37 +58,7 @@ fn doctor_names_each_gap_and_passes_once_fixed_on_moto() {
             &policy,
         ],
     );
-    // Change the distribution's config with the AWS CLI (get, edit, update If-Match).
-    let update_distribution = |change: &dyn Fn(&mut serde_json::Value)| {
-        let got = s.aws(
-            &s.moto,
-            &[
-                "cloudfront",
-                "get-distribution-config",
-                "--id",
-                &distribution,
-            ],
-        );
-        let mut got: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap();
-        let etag = got["ETag"].as_str().unwrap().to_owned();
-        change(&mut got["DistributionConfig"]);
-        let file = tmp.path().join("dist.json");
-        std::fs::write(&file, got["DistributionConfig"].to_string()).unwrap();
-        s.aws(
-            &s.moto,
-            &[
-                "cloudfront",
-                "update-distribution",
-                "--id",
-                &distribution,
-                "--if-match",
-                &etag,
-                "--distribution-config",
-                &format!("file://{}", file.display()),
-            ],
-        );
-    };
-    update_distribution(&|cfg| {
+    s.update_distribution(&distribution, |cfg| {
         cfg["CustomErrorResponses"] = serde_json::json!({ "Quantity": 1, "Items": [
             { "ErrorCode": 404, "ResponsePagePath": "/index.html", "ResponseCode": "200", "ErrorCachingMinTTL": 10 }
         ]});
@@ -201,7 +171,7 @@ fn doctor_names_each_gap_and_passes_once_fixed_on_moto() {
         ],
     );
     // The SPA trap goes, and what moto's default distribution lacks: HTTPS, the prefix.
-    update_distribution(&|cfg| {
+    s.update_distribution(&distribution, |cfg| {
         cfg["CustomErrorResponses"] = serde_json::json!({ "Quantity": 0, "Items": [] });
         cfg["DefaultCacheBehavior"]["ViewerProtocolPolicy"] = "redirect-to-https".into();
         cfg["Origins"]["Items"][0]["OriginPath"] = "/www".into();

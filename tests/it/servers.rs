@@ -85,6 +85,33 @@ impl Servers {
         out
     }
 
+    /// Change distribution `id`'s config with the AWS CLI, as someone outside driftless
+    /// would: get it, edit it, update it If-Match its ETag.
+    pub fn update_distribution(&self, id: &str, change: impl FnOnce(&mut serde_json::Value)) {
+        let got = self.aws(
+            &self.moto,
+            &["cloudfront", "get-distribution-config", "--id", id],
+        );
+        let mut got: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap();
+        let etag = got["ETag"].as_str().unwrap().to_owned();
+        change(&mut got["DistributionConfig"]);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), got["DistributionConfig"].to_string()).unwrap();
+        self.aws(
+            &self.moto,
+            &[
+                "cloudfront",
+                "update-distribution",
+                "--id",
+                id,
+                "--if-match",
+                &etag,
+                "--distribution-config",
+                &format!("file://{}", file.path().display()),
+            ],
+        );
+    }
+
     /// Environment for a driftless or AWS CLI process talking to these servers.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
