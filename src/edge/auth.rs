@@ -306,12 +306,7 @@ pub fn cwt_holds(token: &str, rules: &JwtRules, now: f64) -> bool {
     let verified = mac0.verify_payload_tag(
         b"",
         || (),
-        |tag, data| {
-            let mut m =
-                hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| ())?;
-            m.update(data);
-            m.verify_slice(tag).map_err(|_| ())
-        },
+        |tag, data| cwt_mac(secret, data).verify_slice(tag).map_err(|_| ()),
     );
     let (Ok(()), Some(payload)) = (verified, mac0.payload.as_deref()) else {
         return false;
@@ -338,6 +333,14 @@ pub fn cwt_holds(token: &str, rules: &JwtRules, now: f64) -> bool {
         rules,
         now,
     )
+}
+
+/// HMAC 256/256 of a CWT's `MAC_structure` with `secret`, ready to finalize or verify.
+fn cwt_mac(secret: &str, data: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes a key of any length");
+    m.update(data);
+    m
 }
 
 /// A CWT MACed with key `kid`'s `secret` (HMAC 256/256, both tags, the kid unprotected
@@ -371,10 +374,7 @@ pub fn mint_cwt(
         .unprotected(unprotected.build())
         .payload(payload)
         .create_tag(b"", |data| {
-            let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
-                .expect("HMAC takes a key of any length");
-            m.update(data);
-            m.finalize().into_bytes().to_vec()
+            cwt_mac(secret, data).finalize().into_bytes().to_vec()
         })
         .build();
     let mut bytes = CWT_TAG.to_vec();
@@ -418,16 +418,21 @@ mod tests {
         assert_eq!(g("/app/**").js_regex(), "^/app(?:/[\\s\\S]*)?$");
     }
 
-    #[test]
-    fn a_minted_token_holds_until_it_expires() {
-        let rules = JwtRules {
+    /// Key k1 = "s3cret", issuer "me", audience "site", a minute's leeway.
+    fn rules(cwt: bool) -> JwtRules {
+        JwtRules {
             algorithms: vec!["HS256".into()],
             issuer: Some("me".into()),
             audience: Some("site".into()),
             leeway: 60,
             keys: [("k1".to_owned(), "s3cret".to_owned())].into(),
-            cwt: false,
-        };
+            cwt,
+        }
+    }
+
+    #[test]
+    fn a_minted_token_holds_until_it_expires() {
+        let rules = rules(false);
         let t = mint_jwt(
             "HS256",
             "k1",
@@ -457,14 +462,7 @@ mod tests {
     #[test]
     fn a_minted_cwt_holds_until_it_expires_and_only_when_accepted() {
         use coset::cbor::value::Value;
-        let mut rules = JwtRules {
-            algorithms: vec!["HS256".into()],
-            issuer: Some("me".into()),
-            audience: Some("site".into()),
-            leeway: 60,
-            keys: [("k1".to_owned(), "s3cret".to_owned())].into(),
-            cwt: true,
-        };
+        let mut rules = rules(true);
         let claims = |exp: i64, aud: &str| {
             vec![
                 (1, Value::from("me")),

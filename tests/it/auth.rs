@@ -32,6 +32,25 @@ fn secrets() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// An atomic environment `prod` on the local store with `config` appended and a `url`
+/// on a free port: the project, and the port `serve` is to take.
+fn local(tmp: &std::path::Path, config: &str) -> (crate::util::Project, u16) {
+    let port = free_port();
+    let p = crate::util::Project::atomic(
+        &tmp.join("w"),
+        &tmp.join("store"),
+        &format!("url = \"http://127.0.0.1:{port}\"\n{config}"),
+    );
+    (p, port)
+}
+
+/// Each key written as a file whose body names it ("file KEY").
+fn files(p: &crate::util::Project, keys: &[&str]) {
+    for key in keys {
+        p.write(key, &format!("file {key}"));
+    }
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -550,16 +569,17 @@ impl TokenSite {
                 &format!("{}{AUTH}{jwt_extra}", cf.config("atomic")),
             )
             .envs(secrets());
-        for key in [
-            "index.html",
-            "public.html",
-            "app/index.html",
-            "app/login.html",
-            "app/page.html",
-            "api/me.json",
-        ] {
-            p.write(key, &format!("file {key}"));
-        }
+        files(
+            &p,
+            &[
+                "index.html",
+                "public.html",
+                "app/index.html",
+                "app/login.html",
+                "app/page.html",
+                "api/me.json",
+            ],
+        );
         p.cmd(&["edge", &env, "--apply", "--yes"])
             .expect(0)
             .mentions(&["write the token secrets to the KeyValueStore (2 key(s) to change; key ids now: k0, k1)"]);
@@ -743,22 +763,17 @@ fn fixture(name: &str) -> String {
 fn signed_cookies_are_checked_by_serve() {
     use driftless::edge::signed;
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let port = free_port();
-    let p = crate::util::Project::atomic(
-        &tmp.path().join("w"),
-        &store,
-        &format!("url = \"http://127.0.0.1:{port}\"\n{SIGNED}"),
-    );
+    let (p, port) = local(tmp.path(), SIGNED);
     install_keys(&p);
-    for key in [
-        "index.html",
-        "members/index.html",
-        "members/join.html",
-        "members/a.pdf",
-    ] {
-        p.write(key, &format!("file {key}"));
-    }
+    files(
+        &p,
+        &[
+            "index.html",
+            "members/index.html",
+            "members/join.html",
+            "members/a.pdf",
+        ],
+    );
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
     let _server = serve(&p, "prod", port);
     p.cmd(&["sign", "prod", "--cwt"])
@@ -1006,22 +1021,17 @@ fn signed_cookies_behind_cloudfront_are_applied_and_audited() {
 #[test]
 fn a_token_from_sign_gets_in_and_verify_carries_one() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let port = free_port();
-    let p = crate::util::Project::atomic(
-        &tmp.path().join("w"),
-        &store,
-        &format!("url = \"http://127.0.0.1:{port}\"\n{AUTH}"),
-    )
-    .envs(secrets());
-    for key in [
-        "index.html",
-        "app/index.html",
-        "app/login.html",
-        "api/me.json",
-    ] {
-        p.write(key, &format!("file {key}"));
-    }
+    let (p, port) = local(tmp.path(), AUTH);
+    let p = p.envs(secrets());
+    files(
+        &p,
+        &[
+            "index.html",
+            "app/index.html",
+            "app/login.html",
+            "api/me.json",
+        ],
+    );
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
     let _server = serve(&p, "prod", port);
     p.cmd(&["sign", "prod"])
@@ -1089,13 +1099,7 @@ fn node(script: &str, env: &[(&str, &str)]) -> String {
 #[test]
 fn the_example_login_handler_exchanges_an_id_token_for_signed_cookies() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let port = free_port();
-    let p = crate::util::Project::atomic(
-        &tmp.path().join("w"),
-        &store,
-        &format!("url = \"http://127.0.0.1:{port}\"\n{SIGNED}"),
-    );
+    let (p, port) = local(tmp.path(), SIGNED);
     install_keys(&p);
     // The identity provider's key pair (another one), its JWKS and two ID tokens.
     let provider = tmp.path().join("provider.pem");
