@@ -114,11 +114,11 @@ pub async fn run(
             .map_err(|e| Error::Other(format!("token header: {e}")))?;
         value.set_sensitive(true);
         headers.insert(name, value);
-        if let Some(auth) = &edge.auth
+        if let Some(protected) = edge.auth.as_ref().map(crate::edge::auth::Protected::of)
             && let Some(key) = live
                 .manifest
                 .keys()
-                .find(|k| crate::edge::auth::protected(auth, &format!("/{k}")))
+                .find(|k| protected.covers(&format!("/{k}")))
         {
             plan.push((
                 "token required".into(),

@@ -298,11 +298,18 @@ async fn anonymous_checks(
     ));
     // A file `[edge.auth]` protects: CloudFront's check means nothing if the bucket
     // hands it out.
-    if let (Some(auth), Some(live)) = (&ec.ctx.config.edge.auth, &live)
+    let protected = ec
+        .ctx
+        .config
+        .edge
+        .auth
+        .as_ref()
+        .map(crate::edge::auth::Protected::of);
+    if let (Some(protected), Some(live)) = (&protected, &live)
         && let Some(key) = live
             .manifest
             .keys()
-            .find(|k| crate::edge::auth::protected(auth, &format!("/{k}")))
+            .find(|k| protected.covers(&format!("/{k}")))
     {
         let at = ec.ledger.live_prefix().await?.unwrap_or_default();
         targets.push(("store.protected-private", format!("{at}{key}")));

@@ -60,6 +60,8 @@ struct Served {
     hidden: Vec<String>,
     /// The exact `Authorization` header value expected, if basic auth is on.
     auth: Option<String>,
+    /// `[edge.auth]`: the paths that need a token.
+    protected: Option<crate::edge::auth::Protected>,
     /// `[edge.auth] jwt`: the rules and secrets a token is checked against.
     jwt: Option<crate::edge::auth::JwtRules>,
     /// `[edge.auth] signed_cookies`: the public key CloudFront verifies with.
@@ -394,9 +396,9 @@ fn without_port(host: &str) -> &str {
 /// left to the rules: 400 or a redirect, before any auth).
 fn token_refusal(s: &Served, asked: &Asked) -> Option<Response<Body>> {
     use crate::edge::auth;
-    let rules = s.edge.auth.as_ref()?;
+    let (rules, protected) = (s.edge.auth.as_ref()?, s.protected.as_ref()?);
     let path = crate::edge::decode_uri_component(&asked.path)?;
-    if asked.path.contains("//") || !auth::protected(rules, &path) {
+    if asked.path.contains("//") || !protected.covers(&path) {
         return None;
     }
     if let Some(key) = &s.signed {
@@ -806,6 +808,11 @@ pub(super) async fn serve(
         releases: Mutex::new(std::collections::HashMap::new()),
         hidden,
         auth,
+        protected: config
+            .edge
+            .auth
+            .as_ref()
+            .map(crate::edge::auth::Protected::of),
         jwt,
         signed,
         removed_releases: config.retention.removed_releases,

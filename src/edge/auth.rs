@@ -33,14 +33,33 @@ pub const DEFAULT_KID: &str = "default";
 /// What the KeyValueStore key of key id KID starts with.
 pub const KEY_PREFIX: &str = "auth:";
 
-/// Does the decoded path need a token?
-pub fn protected(auth: &AuthConfig, path: &str) -> bool {
-    let any = |list: &[String]| {
-        list.iter()
-            .filter_map(|p| PathGlob::parse(p).ok())
-            .any(|g| g.matches(path))
-    };
-    any(&auth.protect) && !any(&auth.public)
+/// `[edge.auth]`'s `protect` and `public` patterns, parsed once: which decoded paths
+/// need a token.
+#[derive(Debug, Clone)]
+pub struct Protected {
+    protect: Vec<PathGlob>,
+    public: Vec<PathGlob>,
+}
+
+impl Protected {
+    /// The patterns of `auth` (checked when the config was read; one that does not parse
+    /// protects nothing).
+    pub fn of(auth: &AuthConfig) -> Self {
+        let parse = |list: &[String]| {
+            list.iter()
+                .filter_map(|p| PathGlob::parse(p).ok())
+                .collect()
+        };
+        Self {
+            protect: parse(&auth.protect),
+            public: parse(&auth.public),
+        }
+    }
+
+    /// Does the decoded path need a token?
+    pub fn covers(&self, path: &str) -> bool {
+        self.protect.iter().any(|g| g.matches(path)) && !self.public.iter().any(|g| g.matches(path))
+    }
 }
 
 /// The token a request carries: `Authorization: Bearer …` first, else the configured
