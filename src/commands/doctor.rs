@@ -32,13 +32,7 @@ pub(super) async fn doctor(ctx: &Ctx, env: &str) -> Result<(), Error> {
         if ec.cfg.edge_reads_pointer() {
             pointer_checks(&ec, &cdn.cloudfront, &function, &mut checks).await;
         }
-        if ctx
-            .config
-            .edge
-            .auth
-            .as_ref()
-            .is_some_and(|a| a.signed_cookies.is_some())
-        {
+        if ctx.config.edge.signed_cookies().is_some() {
             signed_cookie_checks(&ec, &cdn.cloudfront, &mut checks).await;
         }
     }

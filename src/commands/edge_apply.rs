@@ -411,29 +411,33 @@ pub(crate) struct Protection {
 
 /// The signer `[edge.auth.signed_cookies]` asks for, its public key read from the file.
 pub(crate) async fn protection(ec: &EnvCtx<'_>) -> Result<Option<Protection>, Error> {
-    let Some(signed) = ec
-        .ctx
-        .config
-        .edge
-        .auth
-        .as_ref()
-        .and_then(|a| a.signed_cookies.as_ref())
-    else {
+    let Some((pem, _)) = signed_public_key(&ec.ctx.config)? else {
         return Ok(None);
     };
-    let path = ec.ctx.config.dir.join(&signed.public_key);
+    Ok(Some(Protection {
+        name: crate::aws::cloudfront::signer_name(&crate::edge::resource_name(&ec.cfg.name), &pem),
+        pem,
+    }))
+}
+
+/// `[edge.auth.signed_cookies]`'s public key, as PEM and parsed, from the file the config
+/// names (an error says how to make it).
+pub(crate) fn signed_public_key(
+    config: &crate::config::Config,
+) -> Result<Option<(String, rsa::RsaPublicKey)>, Error> {
+    let Some(signed) = config.edge.signed_cookies() else {
+        return Ok(None);
+    };
+    let path = config.dir.join(&signed.public_key);
     let pem = fs_err::read_to_string(&path).map_err(|e| {
         Error::Usage(format!(
             "edge.auth.signed_cookies.public_key: {e}\n  → openssl rsa -pubout -in private_key.pem -out {}",
             signed.public_key
         ))
     })?;
-    crate::edge::signed::public_key(&pem)
+    let key = crate::edge::signed::public_key(&pem)
         .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-    Ok(Some(Protection {
-        name: crate::aws::cloudfront::signer_name(&crate::edge::resource_name(&ec.cfg.name), &pem),
-        pem,
-    }))
+    Ok(Some((pem, key)))
 }
 
 /// `[edge.auth]`'s protect and public patterns, when signed cookies check them.
@@ -498,14 +502,7 @@ pub(super) struct PointerPlan {
 /// The KeyValueStore keys of `[edge.auth.jwt]`: `auth:KID` → the secret, read from the
 /// environment variables the config names (an error names the one to set).
 fn auth_secrets(ec: &EnvCtx<'_>) -> Result<BTreeMap<String, String>, Error> {
-    let Some(jwt) = ec
-        .ctx
-        .config
-        .edge
-        .auth
-        .as_ref()
-        .and_then(|a| a.jwt.as_ref())
-    else {
+    let Some(jwt) = ec.ctx.config.edge.jwt() else {
         return Ok(BTreeMap::new());
     };
     Ok(jwt

@@ -774,26 +774,11 @@ pub(super) async fn serve(
         }
     };
     let auth = config.edge.auth_header().map_err(Error::Usage)?;
-    let jwt = match config.edge.auth.as_ref().and_then(|a| a.jwt.as_ref()) {
+    let jwt = match config.edge.jwt() {
         Some(j) => Some(crate::edge::auth::JwtRules::of(j).map_err(Error::Usage)?),
         None => None,
     };
-    let signed = match config
-        .edge
-        .auth
-        .as_ref()
-        .and_then(|a| a.signed_cookies.as_ref())
-    {
-        Some(sc) => {
-            let path = config.dir.join(&sc.public_key);
-            let pem = fs_err::read_to_string(&path)?;
-            Some(
-                crate::edge::signed::public_key(&pem)
-                    .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?,
-            )
-        }
-        None => None,
-    };
+    let signed = super::edge_apply::signed_public_key(config)?.map(|(_, key)| key);
     let mut preview_hosts = Vec::new();
     if let Some(env) = target.and_then(|t| config.envs.get(t)) {
         preview_hosts.push(".localhost".to_owned());

@@ -412,6 +412,16 @@ impl Default for EdgeConfig {
 }
 
 impl EdgeConfig {
+    /// `[edge.auth.jwt]`, if tokens are checked with a shared secret.
+    pub fn jwt(&self) -> Option<&JwtConfig> {
+        self.auth.as_ref().and_then(|a| a.jwt.as_ref())
+    }
+
+    /// `[edge.auth.signed_cookies]`, if CloudFront signed cookies are checked.
+    pub fn signed_cookies(&self) -> Option<&SignedCookiesConfig> {
+        self.auth.as_ref().and_then(|a| a.signed_cookies.as_ref())
+    }
+
     /// The exact `Authorization` header value basic auth expects, if it is on.
     pub fn auth_header(&self) -> Result<Option<String>, String> {
         self.basic_auth
