@@ -90,8 +90,12 @@ impl Repo {
 
     /// Does the checked-out HEAD contain `commit`?
     pub fn contains(&self, commit: &str) -> Ancestry {
-        match git(&self.dir, &["merge-base", "--is-ancestor", commit, "HEAD"])
-            .map(|o| o.status.code())
+        self.is_ancestor(commit, "HEAD")
+    }
+
+    /// Is `commit` an ancestor of (or the same as) `of`?
+    pub fn is_ancestor(&self, commit: &str, of: &str) -> Ancestry {
+        match git(&self.dir, &["merge-base", "--is-ancestor", commit, of]).map(|o| o.status.code())
         {
             Some(Some(0)) => Ancestry::Contained,
             Some(Some(1)) => Ancestry::NotContained,

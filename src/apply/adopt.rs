@@ -78,6 +78,7 @@ pub(crate) async fn adopt(
         kept: std::collections::BTreeMap::new(),
         delta: None,
         files_if_dropped: None,
+        base: None,
     };
     ledger
         .write_release(&release, live)

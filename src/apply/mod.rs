@@ -122,6 +122,11 @@ fn new_release(plan: &Plan, head: &crate::ledger::Head, who: &Provenance<'_>) ->
         kept: plan.retention.kept.clone(),
         delta: None,
         files_if_dropped: None,
+        // A preview's parent is only what was live: its base is what its build knew.
+        base: match &plan.kind {
+            PlanKind::Preview { .. } => plan.base.as_ref().map(|b| b.id.clone()),
+            _ => None,
+        },
     }
 }
 

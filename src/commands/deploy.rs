@@ -51,6 +51,7 @@ async fn deploy_plan(ec: &EnvCtx<'_>, what: What, force: &[String]) -> Result<Pl
             message: what.message,
             git,
             tag: what.tag,
+            preview: None,
         },
         state,
         remote,

@@ -113,15 +113,32 @@ pub(super) async fn plan_from(
     state: State,
     remote: BTreeMap<String, crate::plan::RemoteObject>,
 ) -> Result<Plan, Error> {
+    plan_judged(ec, req, state, remote, None).await
+}
+
+/// [`plan_from`], with the ledger of the environment a promoted preview comes from (its
+/// history is where the preview's base is found when TO's live is a promotion of it).
+async fn plan_judged(
+    ec: &EnvCtx<'_>,
+    req: Request,
+    state: State,
+    remote: BTreeMap<String, crate::plan::RemoteObject>,
+    source: Option<&crate::ledger::Ledger>,
+) -> Result<Plan, Error> {
     let deploy = req.kind == PlanKind::Deploy;
     let preview = matches!(req.kind, PlanKind::Preview { .. });
-    let mut base = if deploy {
+    // A preview records the base its build derives from, as a deploy resolves it, so
+    // that making it live later is judged against what the build knew.
+    let mut base = if let Some(p) = &req.preview {
+        base::of_preview(&ec.working(), state.live.as_ref(), p, source).await?
+    } else if deploy || preview {
         base::resolve(&ec.working(), state.live.as_ref()).await?
     } else {
         BaseResolution::of(state.live.clone())
     };
+    let built = deploy || req.preview.is_some();
     let history_reverts = match &state.live {
-        Some(live) if deploy && base.base.is_none() => {
+        Some(live) if built && base.base.is_none() => {
             base::history_reverts(&ec.working(), live, &req.desired, &mut base).await?
         }
         _ => Vec::new(),
@@ -149,9 +166,18 @@ pub(super) async fn plan_from(
 
 /// A plan with no scan (rollback, promotion): the state and the store, then the plan.
 pub(super) async fn plan_of(ec: &EnvCtx<'_>, req: Request) -> Result<Plan, Error> {
+    plan_of_from(ec, req, None).await
+}
+
+/// [`plan_of`] for a promotion of a preview: `source` is FROM's ledger.
+pub(super) async fn plan_of_from(
+    ec: &EnvCtx<'_>,
+    req: Request,
+    source: Option<&crate::ledger::Ledger>,
+) -> Result<Plan, Error> {
     let state = State::read(&ec.ledger).await?;
     let remote = read_remote(ec, state.live.as_deref()).await?;
-    plan_from(ec, req, state, remote).await
+    plan_judged(ec, req, state, remote, source).await
 }
 
 /// The plan that makes release `target_id` live again.
@@ -176,6 +202,7 @@ pub(super) async fn rollback_plan(
             // The content is the target's: so is the commit it was built from.
             git: target.git.clone(),
             tag: None,
+            preview: None,
         },
     )
     .await

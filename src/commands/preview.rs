@@ -109,6 +109,7 @@ pub(super) async fn deploy(
             message: what.message,
             git,
             tag: None,
+            preview: None,
         },
         state,
         remote,
@@ -336,6 +337,7 @@ pub(super) async fn make_live(
             ),
             git: reviewed.git.clone(),
             tag: what.tag,
+            preview: Some(std::sync::Arc::new(reviewed.clone())),
         },
     )
     .await?;

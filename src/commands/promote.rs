@@ -2,7 +2,7 @@
 //! rebuilt); and the pipeline view (`status` with no environment).
 
 use super::execute::{confirmed, execute_and_report};
-use super::planning::{parse_forces, plan_of};
+use super::planning::{parse_forces, plan_of_from};
 use super::{Ctx, EnvCtx};
 use crate::Error;
 use crate::ledger::Release;
@@ -68,7 +68,7 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     };
 
     let desired = crate::plan::desired_from_objects(&live.manifest);
-    let mut plan = plan_of(
+    let mut plan = plan_of_from(
         &te,
         PlanRequest {
             kind: PlanKind::Promote {
@@ -85,7 +85,10 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
             })),
             git: live.git.clone(),
             tag: req.tag.clone(),
+            // A preview is judged as a deploy of its build would be, against TO's live.
+            preview: preview.as_ref().map(|_| std::sync::Arc::new(live.clone())),
         },
+        Some(&fe.ledger),
     )
     .await?;
     if plan.is_noop() {

@@ -213,6 +213,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     let how = match base.source {
         BaseSource::Git => " — from git: the newest release built from a commit you contain",
         BaseSource::WorkingCopy => " — the release this working copy last deployed or pulled",
+        BaseSource::Preview => " — the base of the preview's build",
         BaseSource::None => "",
     };
     out.say(format!("  base     {base_line}{how}"));

@@ -348,9 +348,21 @@ impl JwtConfig {
         crate::text::parse_duration(&self.leeway).map_or(60, |d| d.as_secs())
     }
 
+    /// The fewest characters a secret may have: the output of the strongest hash the
+    /// accepted algorithms use (RFC 7518 §3.2: 32 for HS256, 48 for HS384, 64 for HS512;
+    /// CWTs are HMAC 256/256). Counted in UTF-16 units, as the function's
+    /// `secret.length` counts them (never fewer than the bytes HMAC is keyed with).
+    pub fn min_secret_len(&self) -> usize {
+        let hashes = self.algorithms.iter().filter_map(|a| secret_len_for(a));
+        hashes.chain(self.cwt.then_some(32)).max().unwrap_or(32)
+    }
+
     /// Every key id and its secret, read from the environment (an error names the
-    /// variable to set).
+    /// variable to set). A secret shorter than [`Self::min_secret_len`] — the empty one
+    /// a CI secret that is not set expands to, above all — is refused: anyone could
+    /// forge a token signed with it.
     pub fn secrets(&self) -> Result<BTreeMap<String, String>, String> {
+        let min = self.min_secret_len();
         self.keys
             .iter()
             .map(|(kid, var)| {
@@ -359,9 +371,39 @@ impl JwtConfig {
                         "edge.auth.jwt.keys.{kid}: set the secret in the environment variable {var}"
                     )
                 })?;
+                let len = secret.encode_utf16().count();
+                if len < min {
+                    let strongest = self
+                        .algorithms
+                        .iter()
+                        .filter(|a| secret_len_for(a) == Some(min))
+                        .cloned()
+                        .chain(self.cwt.then(|| "CWT (HMAC 256/256)".to_owned()))
+                        .next()
+                        .unwrap_or_else(|| "HS256".into());
+                    let what = if secret.is_empty() {
+                        format!("the environment variable {var} is empty (what a CI secret that is not set expands to)")
+                    } else {
+                        format!("the secret in {var} is {len} characters long")
+                    };
+                    return Err(format!(
+                        "edge.auth.jwt.keys.{kid}: {what}; {strongest} needs a secret of at least {min} characters (RFC 7518 §3.2), or anyone could forge a token\n  → a new secret: `openssl rand -base64 {}`",
+                        min * 3 / 4 + 3
+                    ));
+                }
                 Ok((kid.clone(), secret))
             })
             .collect()
+    }
+}
+
+/// The shortest secret algorithm `alg` may be keyed with: its hash's output in bytes.
+pub fn secret_len_for(alg: &str) -> Option<usize> {
+    match alg {
+        "HS256" => Some(32),
+        "HS384" => Some(48),
+        "HS512" => Some(64),
+        _ => None,
     }
 }
 

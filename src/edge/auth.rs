@@ -203,7 +203,11 @@ pub fn jwt_holds(token: &str, rules: &JwtRules, now: f64) -> bool {
         Some(serde_json::Value::String(k)) if key_id_ok(k) => k.as_str(),
         Some(_) => return false,
     };
-    let Some(secret) = rules.keys.get(kid) else {
+    // A secret shorter than the hash's output is refused (RFC 7518 §3.2), as the
+    // function refuses one in the KeyValueStore: a bad value fails closed.
+    let Some(secret) = rules.keys.get(kid).filter(|s| {
+        crate::config::secret_len_for(alg).is_some_and(|n| s.encode_utf16().count() >= n)
+    }) else {
         return false;
     };
     let Some(expected) = hmac_b64url(alg, secret.as_bytes(), format!("{head}.{body}").as_bytes())
@@ -283,6 +287,9 @@ pub fn token_holds(token: &str, rules: &JwtRules, now: f64) -> bool {
     }
 }
 
+/// The fewest characters of a CWT's secret (HMAC 256/256: the hash's 32 bytes).
+pub const CWT_MIN_SECRET: usize = 32;
+
 /// The most bytes of a CWT CloudFront's `cf.cwt` module takes.
 pub const CWT_MAX_BYTES: usize = 1024;
 
@@ -318,7 +325,11 @@ pub fn cwt_holds(token: &str, rules: &JwtRules, now: f64) -> bool {
             _ => return false,
         },
     };
-    let Some(secret) = rules.keys.get(kid) else {
+    let Some(secret) = rules
+        .keys
+        .get(kid)
+        .filter(|s| s.encode_utf16().count() >= CWT_MIN_SECRET)
+    else {
         return false;
     };
     // `verify_slice` compares in constant time.

@@ -393,7 +393,7 @@ fn token_js(a: &crate::config::AuthConfig) -> Result<String, String> {
             )
             .replacen(
                 "  if (p.length !== 3 || typeof secret !== 'string') return false;",
-                "  if (p.length === 1) return typeof secret === 'string' && cwtHolds(t);\n  if (p.length !== 3 || typeof secret !== 'string') return false;",
+                "  if (p.length === 1) return typeof secret === 'string' && secret.length >= 32 && cwtHolds(t);\n  if (p.length !== 3 || typeof secret !== 'string') return false;",
                 1,
             );
     }
@@ -479,6 +479,7 @@ function holds(req, secret) {
   if (p.length !== 3 || typeof secret !== 'string') return false;
   h = obj(p[0]); b = obj(p[1]);
   if (!h || !b || !b64(p[2]) || typeof h.alg !== 'string' || !Object.prototype.hasOwnProperty.call(JWT_ALGS, h.alg) || kidOf(h) === null) return false;
+  if (secret.length < JWT_ALGS[h.alg].slice(3) / 8) return false;
   sig = crypto.createHmac(JWT_ALGS[h.alg], secret).update(p[0] + '.' + p[1]).digest('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
   if (sig.length !== p[2].length) return false;
   for (i = 0; i < sig.length; i++) d |= sig.charCodeAt(i) ^ p[2].charCodeAt(i);

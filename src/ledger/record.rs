@@ -167,6 +167,12 @@ pub struct Release {
     /// A name given at deploy (`--tag v1.4`), usable wherever a release id is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// The release the build was derived from (as a deploy resolves it: git ancestry,
+    /// else the working copy), when it differs from `parent`'s meaning: recorded for
+    /// previews, whose parent is merely what was live, so that making one live later is
+    /// judged against what its build knew (stale base, reverts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
     pub manifest: Manifest,
     /// Keys a deploy removed from the site but leaves served for a grace period (skew
     /// protection: pages loaded from an earlier release still find their assets). Not
@@ -572,6 +578,7 @@ impl Ledger {
             kept: record.kept,
             delta,
             files_if_dropped: None,
+            base: None,
         })
     }
 

@@ -34,6 +34,8 @@ pub enum BaseSource {
     Git,
     /// The release this working copy last deployed or pulled.
     WorkingCopy,
+    /// The base a preview's build was made on (making a preview live).
+    Preview,
     /// No live release yet, or nothing known.
     None,
 }
@@ -130,13 +132,95 @@ pub async fn resolve(
     working_copy_base(w, live).await
 }
 
+/// The base of a preview's build, judged against `live` of the environment it is about to
+/// go live on (its own, or the one it is promoted to): the newest release in live's
+/// ancestry that the preview's build knew — the base recorded when the preview was made
+/// (or, for one made before that was recorded, what was live then), that release's
+/// promotion, or, in git, any build from a commit the preview's commit contains. Live
+/// moving past it since (a hotfix the preview's branch never had) makes the preview
+/// stale, and the per-file check then names every file it would take back.
+pub async fn of_preview(
+    w: &Working<'_>,
+    live: Option<&Arc<Release>>,
+    preview: &Release,
+    source: Option<&crate::ledger::Ledger>,
+) -> Result<BaseResolution, Error> {
+    let Some(live) = live else {
+        return Ok(BaseResolution::none());
+    };
+    let known = preview.base.clone().or_else(|| preview.parent.clone());
+    let repo = Repo::discover(w.project);
+    let commit = preview.git.as_ref().map(|g| g.commit.clone());
+    let base_commit = match &known {
+        Some(id) => w
+            .ledger
+            .release(id)
+            .await
+            .ok()
+            .and_then(|r| r.git)
+            .map(|g| g.commit),
+        None => None,
+    };
+    let is_base = |r: &Release| {
+        let by_id = known.as_deref().is_some_and(|k| {
+            r.id == k || matches!(&r.kind, ReleaseKind::Promote { release, .. } if release == k)
+        });
+        let by_commit = built_from_commit(r).is_some_and(|g| {
+            base_commit.as_deref() == Some(g.commit.as_str())
+                || match (&repo, &commit) {
+                    (Some(repo), Some(c)) => repo.is_ancestor(&g.commit, c) == Ancestry::Contained,
+                    _ => false,
+                }
+        });
+        by_id || by_commit
+    };
+    let (mut base, mut since_base, mut changed) = walk_to(w, live, is_base).await?;
+    // TO's live is a promotion of FROM's release: the preview's base is in FROM's
+    // history, walked from that release (whose content TO's live is).
+    if base.is_none()
+        && let (Some(src), ReleaseKind::Promote { release, .. }) = (source, &live.kind)
+        && let Ok(start) = src.release(release).await
+    {
+        let from = Working {
+            ledger: src,
+            project: w.project,
+            work: w.work,
+        };
+        (base, since_base, changed) = walk_to(&from, &Arc::new(start), is_base).await?;
+    }
+    if base.is_none() {
+        // Not in live's ancestry (collected, or another line): the per-file check falls
+        // back to live's history, as a deploy without a base does.
+        return Ok(BaseResolution::none());
+    }
+    let stale = (!since_base.is_empty()).then(|| Stale::Preview {
+        name: match &preview.kind {
+            ReleaseKind::Preview { name } => name.clone(),
+            _ => preview.id.clone(),
+        },
+        preview: preview.id.clone(),
+        commit: commit.as_deref().map(|c| c[..c.len().min(10)].to_owned()),
+        base: base.as_ref().map(|b| b.id.clone()).unwrap_or_default(),
+        live: live.summary(),
+        since: since_base.iter().map(|r| r.summary()).collect(),
+    });
+    Ok(BaseResolution {
+        base,
+        source: BaseSource::Preview,
+        stale,
+        since_base,
+        changed,
+        reverted_rollbacks: std::collections::BTreeSet::new(),
+    })
+}
+
 /// Live's ancestry walked back to the first release `is_base` accepts: the base, the
 /// releases since (newest first, manifests dropped but live's), and the keys each changed.
 /// At most three manifests are in memory at once.
 async fn walk_to(
     w: &Working<'_>,
     live: &Arc<Release>,
-    is_base: impl Fn(&Release) -> bool,
+    is_base: impl Fn(&Release) -> bool + Copy,
 ) -> Result<Walked, Error> {
     let mut walked: Walked = (None, Vec::new(), Vec::new());
     let mut current = live.clone();
@@ -321,6 +405,16 @@ pub enum Stale {
     /// Outside git: this working copy never deployed or pulled the environment, which
     /// already serves `live`.
     Never { live: ReleaseRef },
+    /// Preview `name` (release `preview`, built from `commit` on top of release `base`)
+    /// is about to go live, but live moved past its base: `since`, newest first.
+    Preview {
+        name: String,
+        preview: String,
+        commit: Option<String>,
+        base: String,
+        live: ReleaseRef,
+        since: Vec<ReleaseRef>,
+    },
     /// Outside git: this working copy last deployed or pulled `base`; live is now `live`,
     /// after `others` (releases it did not make itself, oldest last).
     Behind {

@@ -34,6 +34,10 @@ pub struct Request {
     pub git: Option<GitInfo>,
     /// The name the new release gets (`--tag`).
     pub tag: Option<String>,
+    /// The preview being made live (here, or by promotion): judged as a deploy of the
+    /// build it was made from — its base resolved from what that build knew, the
+    /// stale-base and revert guards run.
+    pub preview: Option<std::sync::Arc<Release>>,
 }
 
 /// Who plans, for which environment, under which config.
@@ -59,6 +63,8 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
     let (live, pending) = (state.live, state.pending);
     let deploy = req.kind == PlanKind::Deploy;
     let preview = matches!(req.kind, PlanKind::Preview { .. });
+    // A deploy of a build, or a preview's build made live.
+    let built = deploy || req.preview.is_some();
     let mut d = diff(
         &req.desired,
         base.base.as_ref().map(|b| &b.manifest),
@@ -110,7 +116,7 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
             live.as_deref(),
         ));
     }
-    if deploy {
+    if built {
         let in_git = base.source == BaseSource::Git;
         refusals.extend(base.stale.as_ref().map(|s| guards::stale_base(env, s)));
         refusals.extend(guards::revert(
@@ -121,6 +127,8 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
             in_git,
             &|k| req.desired.contains_key(k),
         ));
+    }
+    if deploy {
         refusals.extend(guards::features(
             env,
             &inputs.config.features,
@@ -156,7 +164,14 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
     let (refusals, mut overrides) = guards::apply_forces(refusals, &req.forced);
     overrides.extend(automatic_overrides);
 
-    let checked = super::guards_for(&req.kind);
+    let mut checked = super::guards_for(&req.kind);
+    if req.preview.is_some() && !checked.contains(&Guard::Revert) {
+        let after_drift = checked
+            .iter()
+            .position(|g| *g == Guard::Drift)
+            .map_or(0, |i| i + 1);
+        checked.splice(after_drift..after_drift, [Guard::StaleBase, Guard::Revert]);
+    }
     let totals = totals(&d.actions, d.unchanged);
     // Behind a function that reads the live pointer the release is in the cache key:
     // nothing cached ever needs invalidating.
@@ -264,6 +279,7 @@ cache_control = "public, max-age=31536000, immutable"
             kept: BTreeMap::new(),
             delta: None,
             files_if_dropped: None,
+            base: None,
         })
     }
 
@@ -382,6 +398,7 @@ cache_control = "public, max-age=31536000, immutable"
                 message: None,
                 git: None,
                 tag: None,
+                preview: None,
             };
             build(&inputs, request, facts)
         }

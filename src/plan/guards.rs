@@ -173,6 +173,30 @@ pub fn stale_base(env: &str, stale: &Stale) -> Refusal {
                 ),
             )
         }
+        Stale::Preview {
+            name,
+            preview,
+            commit,
+            base,
+            live,
+            since,
+        } => {
+            let built = commit
+                .as_ref()
+                .map(|c| format!(" from commit {c}"))
+                .unwrap_or_default();
+            let moved: Vec<String> = since.iter().rev().map(ToString::to_string).collect();
+            (
+                format!(
+                    "preview {name} (release {preview}) was built{built} on top of release {base}, but live has moved since: {}",
+                    moved.join(", then ")
+                ),
+                live,
+                format!(
+                    "bring what live gained into the preview's branch (`git merge` the branch {env} deploys from), deploy the preview again (`driftless deploy {env} --preview {name}`), review it and make it live; `driftless diff {env} --against {preview}` shows what it would take back; or override: --force stale-base"
+                ),
+            )
+        }
         Stale::Never { live } => (
             format!(
                 "this working copy has never deployed or pulled {env}, and {env} already serves release {live}"
@@ -318,6 +342,15 @@ pub fn revert(
             let who = by.map_or_else(|| "the live release".to_owned(), |r| r.summary().to_string());
             let key = esc(&c.key);
             let (message, resolve) = match (by.map(|r| &r.kind), c.kind) {
+                (Some(ReleaseKind::FromPreview { name, .. }), _) => (
+                    format!(
+                        "{key}: live's version came from preview {name}, made live in release {who} after your base; {}",
+                        if in_copy(&c.key) { "your copy has the version it replaced" } else { "your copy does not have it" }
+                    ),
+                    format!(
+                        "see it with `driftless diff {env} {key}`; if the preview took it back by mistake (built from an older branch), re-run with --force revert to put yours live; else bring the preview's change into your copy (git pull), rebuild and re-run"
+                    ),
+                ),
                 (Some(ReleaseKind::Rollback { to }), kind) => {
                     let rolled_back = base.base.as_ref().map(|b| b.id.clone()).unwrap_or_default();
                     let commit = base

@@ -6,8 +6,8 @@ use driftless::edge::auth::{mint_cwt, mint_jwt};
 
 use crate::serve::{free_port, get_from, serve};
 
-const K1: &str = "k1-secret-0123456789abcdef0123456789";
-const K0: &str = "k0-previous-secret-fedcba9876543210";
+const K1: &str = "k1-secret-0123456789abcdef0123456789-0123456789abcdef0123456789ab";
+const K0: &str = "k0-previous-secret-fedcba9876543210-fedcba9876543210-fedcba98765";
 
 const AUTH: &str = r#"
 [edge.auth]

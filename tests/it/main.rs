@@ -19,6 +19,7 @@ mod gc;
 mod generators;
 mod guards;
 mod hardening;
+mod holes;
 mod incident;
 mod init;
 mod install;

@@ -366,7 +366,7 @@ fn the_reviewed_preview_goes_live_byte_for_byte_after_verify() {
         .expect(0)
         .mentions(&[
             "Plan: deploy of preview pr-5",
-            "guards: hold ✓  lock ✓  pending ✓  canary ✓  drift ✓  unverified ✓  immutable ✓",
+            "guards: hold ✓  lock ✓  pending ✓  canary ✓  drift ✓  stale-base ✓  revert ✓  unverified ✓  immutable ✓",
             "slot b: 2 written (2 copied from the preview), 0 removed",
         ]);
     // Nothing new came into the snapshots: no byte was uploaded.

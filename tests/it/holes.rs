@@ -1,0 +1,262 @@
+//! The holes a new user found in previews, token auth, migrate and serve (issue 34): each
+//! test names the hole it guards, through the real binary.
+
+use crate::serve::{free_port, get_from};
+use crate::util::Project;
+
+/// `[edge.auth]` with JWTs of one key, `k1`, read from `DRIFTLESS_TEST_SHORT_K1`.
+fn jwt_config(algorithms: &str) -> String {
+    format!(
+        "\n[edge.auth]\nprotect = [\"/app/**\"]\n\n[edge.auth.jwt]\nalgorithms = {algorithms}\nkeys = {{ k1 = \"DRIFTLESS_TEST_SHORT_K1\" }}\n"
+    )
+}
+
+/// An atomic local environment with `config`, its `url` on a free port; the page
+/// `app/page.html` deployed.
+fn token_project(tmp: &std::path::Path, config: &str, secret: &str) -> (Project, u16) {
+    let port = free_port();
+    let p = Project::atomic(
+        &tmp.join("w"),
+        &tmp.join("store"),
+        &format!("url = \"http://127.0.0.1:{port}\"\n{config}"),
+    )
+    .envs(vec![("DRIFTLESS_TEST_SHORT_K1", secret.to_owned())]);
+    p.write("index.html", "home")
+        .write("app/page.html", "secret page");
+    (p, port)
+}
+
+/// A JWT over good claims, signed by `secret` with `alg`.
+fn forged(alg: &str, secret: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    driftless::edge::auth::mint_jwt(alg, "k1", secret, &serde_json::json!({ "exp": exp })).unwrap()
+}
+
+/// Regression (issue 34.1): an empty token secret (what a CI secret that is not set
+/// expands to) or a short one was accepted by `serve`, `sign` and `verify`, so anyone
+/// could forge a token; now each refuses it, naming the variable and the length the
+/// algorithm needs (RFC 7518 §3.2), and a secret of that length is taken.
+#[test]
+fn a_short_or_empty_token_secret_is_refused_everywhere_it_is_read() {
+    for (algorithms, secret, said) in [
+        (
+            "[\"HS256\"]",
+            "",
+            "the environment variable DRIFTLESS_TEST_SHORT_K1 is empty",
+        ),
+        (
+            "[\"HS256\"]",
+            "short",
+            "the secret in DRIFTLESS_TEST_SHORT_K1 is 5 characters long; HS256 needs a secret of at least 32 characters",
+        ),
+        (
+            "[\"HS256\"]",
+            &"x".repeat(31),
+            "is 31 characters long; HS256 needs a secret of at least 32",
+        ),
+        (
+            "[\"HS256\", \"HS512\"]",
+            &"x".repeat(40),
+            "is 40 characters long; HS512 needs a secret of at least 64",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (p, port) = token_project(tmp.path(), &jwt_config(algorithms), secret);
+        p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+        for args in [
+            vec!["serve", "prod", "--port", &port.to_string()],
+            vec!["sign", "prod"],
+            vec!["verify", "prod", "--timeout", "2"],
+        ] {
+            p.cmd(&args).expect(2).mentions(&[
+                said,
+                "edge.auth.jwt.keys.k1",
+                "openssl rand -base64",
+            ]);
+        }
+    }
+    // At the length the strongest algorithm needs, the same project signs and serves.
+    let tmp = tempfile::tempdir().unwrap();
+    let good = "k".repeat(64);
+    let (p, port) = token_project(tmp.path(), &jwt_config("[\"HS256\", \"HS512\"]"), &good);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let _server = crate::serve::serve(&p, "prod", port);
+    let token = forged("HS512", &good);
+    let (status, _, body) = get_from(
+        port,
+        "127.0.0.1",
+        "/app/page.html",
+        &format!("Authorization: Bearer {token}\r\n"),
+    );
+    assert_eq!((status, body.as_slice()), (200, b"secret page".as_slice()));
+    p.cmd(&["sign", "prod"]).expect(0);
+}
+
+/// Regression (issue 34.1): the function let a token through whatever secret the
+/// KeyValueStore held (it checked only that it was a string); now a secret shorter than
+/// the token's algorithm needs fails closed — a token forged with it is refused — while
+/// a good secret still lets its token in.
+#[test]
+fn the_function_refuses_a_short_secret_in_the_key_value_store() {
+    let edge: driftless::config::EdgeConfig = toml::from_str(
+        "[auth]\nprotect = [\"/app/**\"]\n[auth.jwt]\nalgorithms = [\"HS256\", \"HS512\"]\nkeys = { k1 = \"X\" }\ncwt = true\n",
+    )
+    .unwrap();
+    let atomic = driftless::edge::cloudfront::Atomic {
+        pointer_key: "current".into(),
+        last_known_good: None,
+        preview_host: None,
+    };
+    let keys = ["index.html", "app/page.html"];
+    let c = driftless::edge::compile_for(
+        &edge,
+        "prod",
+        keys.iter().map(|k| (*k).to_owned()).collect(),
+        "test".into(),
+        &[".driftless/".into()],
+        Some(&atomic),
+    )
+    .unwrap();
+    let site: Vec<String> = keys.iter().map(|k| format!("slots/a/{k}")).collect();
+    let good64 = "g".repeat(64);
+    let cwt_by = |secret: &str| {
+        driftless::edge::auth::mint_cwt("k1", secret, vec![(4, (1i64 << 40).into())]).unwrap()
+    };
+    let mut cases = Vec::new();
+    let mut want = Vec::new();
+    for (secret, alg, status) in [
+        ("", "HS256", 401),
+        ("short", "HS256", 401),
+        (&"s".repeat(31)[..], "HS256", 401),
+        (&"s".repeat(32)[..], "HS256", 200),
+        (&"s".repeat(63)[..], "HS512", 401),
+        (&good64[..], "HS512", 200),
+    ] {
+        cases.push(serde_json::json!({
+            "path": "/app/page.html",
+            "headers": { "Authorization": format!("Bearer {}", forged(alg, secret)) },
+            "kvs": { "current": r#"{"slot":"a","release":"r1"}"#, "auth:k1": secret },
+        }));
+        want.push((
+            format!("{alg} with a {}-character secret", secret.len()),
+            status,
+        ));
+    }
+    for (secret, status) in [(&"c".repeat(31)[..], 401), (&"c".repeat(32)[..], 200)] {
+        cases.push(serde_json::json!({
+            "path": "/app/page.html",
+            "headers": { "Authorization": format!("Bearer {}", cwt_by(secret)) },
+            "kvs": { "current": r#"{"slot":"a","release":"r1"}"#, "auth:k1": secret },
+        }));
+        want.push((
+            format!("a CWT with a {}-character secret", secret.len()),
+            status,
+        ));
+    }
+    let answers = crate::edge::harness(&serde_json::json!({
+        "code": c.function.code, "errors": [], "site": site, "state": [], "cases": cases,
+    }));
+    for ((what, status), a) in want.iter().zip(&answers) {
+        assert_eq!(a["status"].as_u64(), Some(*status), "{what}: {a}");
+    }
+}
+
+/// Regression (issue 34.2): `--from-preview` skipped the stale-base and revert guards, so
+/// a preview built from an old branch silently took back a hotfix deployed since — on
+/// staging, and by promotion on protected prod. Now a preview goes live only as a deploy
+/// of its build would: refused, naming every file it would take back and the release
+/// that changed it; once its branch has the hotfix, it goes live.
+#[test]
+fn a_stale_preview_does_not_revert_live() {
+    use crate::util::{git, tree};
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let dir = tmp.path().join("repo");
+    let config = format!(
+        "site = \"site\"\n[env.staging]\nstore = \"file://{}\"\nurl = \"http://127.0.0.1:{port}\"\npreview_url = \"http://{{name}}.localhost:{port}\"\n\n[env.prod]\nstore = \"file://{}\"\npromote_from = \"staging\"\n",
+        tmp.path().join("staging").display(),
+        tmp.path().join("prod").display()
+    );
+    let p = Project::with_config(&dir, &config);
+    std::fs::write(dir.join(".gitignore"), ".driftless/\n").unwrap();
+    p.write("index.html", "shop v1").write("style.css", "s1");
+    git(&dir, &["init", "-q", "-b", "main"]);
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "v1"]);
+    p.cmd(&["deploy", "staging", "--yes"]).expect(0);
+
+    // A branch from before the hotfix, previewed.
+    git(&dir, &["checkout", "-q", "-b", "old"]);
+    p.write("about.html", "about us");
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "about page"]);
+    p.cmd(&["deploy", "staging", "--preview", "old", "--yes"])
+        .expect(0);
+
+    // The hotfix, deployed from main.
+    git(&dir, &["checkout", "-q", "main"]);
+    p.write("index.html", "shop v1 + hotfix")
+        .write("hotfix.css", "h");
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "hotfix"]);
+    p.cmd(&["deploy", "staging", "--yes"]).expect(0);
+    let hotfix = p.cmd(&["log", "staging", "--json"]).expect(0).json()["releases"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let live = || tree(&tmp.path().join("staging/current"), &[]);
+    let before = live();
+
+    let _server = crate::serve::serve(&p, "staging", port);
+    let refused = p
+        .cmd(&["deploy", "staging", "--from-preview", "old", "--yes"])
+        .expect(3);
+    refused.mentions(&[
+        "stale-base",
+        "preview old (release",
+        "but live has moved since",
+        "index.html: would revert a newer live version",
+        "hotfix.css: would be deleted",
+        &hotfix,
+        "--force stale-base",
+    ]);
+    assert_eq!(live(), before, "a refused preview changed live");
+
+    // Protected prod: the same refusal by promotion.
+    p.cmd(&["verify", "staging", "--timeout", "5"]).expect(0);
+    p.cmd(&["promote", "staging", "prod", "--yes"]).expect(0);
+    let prod = || tree(&tmp.path().join("prod/current"), &[]);
+    let prod_before = prod();
+    p.cmd(&[
+        "promote",
+        "staging",
+        "prod",
+        "--from-preview",
+        "old",
+        "--yes",
+    ])
+    .expect(3)
+    .mentions(&[
+        "stale-base",
+        "index.html: would revert a newer live version",
+        "hotfix.css: would be deleted",
+    ]);
+    assert_eq!(prod(), prod_before, "a refused promotion changed prod");
+
+    // The branch takes the hotfix in and is previewed again: it goes live.
+    git(&dir, &["checkout", "-q", "old"]);
+    git(&dir, &["merge", "-q", "--no-edit", "main"]);
+    p.cmd(&["deploy", "staging", "--preview", "old", "--yes"])
+        .expect(0);
+    p.cmd(&["deploy", "staging", "--from-preview", "old", "--yes"])
+        .expect(0)
+        .mentions(&["stale-base ✓", "revert ✓"]);
+    let now = live();
+    assert_eq!(now["index.html"], b"shop v1 + hotfix");
+    assert_eq!(now["about.html"], b"about us");
+    assert!(now.contains_key("hotfix.css"));
+}
