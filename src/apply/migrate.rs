@@ -116,11 +116,42 @@ pub(crate) async fn finish(ledger: &Ledger) -> Result<(usize, Vec<String>), Erro
         })
         .map(|m| (m.key, m.etag))
         .collect();
-    let (ours, left): (Vec<_>, Vec<_>) = in_place.into_iter().partition(|(k, e)| {
+    let (mut ours, unsure): (Vec<_>, Vec<_>) = in_place.into_iter().partition(|(k, e)| {
         release
             .served_entry(k)
             .is_some_and(|entry| &entry.etag == e)
     });
+    // An ETag other than the release's is not proof of a hand edit: the copies a move
+    // back in place made (`to_in_place`) got ETags of their own. Judged by their bytes,
+    // the ones that hold exactly the release's content are driftless's own.
+    let store = ledger.store();
+    let judged: Vec<(String, String, bool)> = futures::stream::iter(unsure)
+        .map(|(key, etag)| {
+            let release = &release;
+            async move {
+                let same = match release.served_entry(&key) {
+                    Some(entry) => store
+                        .hash(&key)
+                        .await?
+                        .filter(|(obj, _)| obj.meta.etag == etag)
+                        .is_some_and(|(_, sha)| sha == entry.sha256),
+                    None => false,
+                };
+                Ok::<_, Error>((key, etag, same))
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut left = Vec::new();
+    for (key, etag, same) in judged {
+        if same {
+            ours.push((key, etag));
+        } else {
+            left.push((key, etag));
+        }
+    }
+    left.sort();
     delete_all(
         ledger,
         ours.iter().map(|(k, e)| (k.as_str(), Some(e.as_str()))),

@@ -70,6 +70,20 @@ impl Ctx {
         Ok(Self { config, out, actor })
     }
 
+    /// The project's config when there is one; else the defaults, with `site` as the
+    /// build directory (`serve DIR` outside a project: the default exclusions, no
+    /// environment, no edge rules).
+    pub(super) fn load_or_bare(site: &str, out: Output) -> Result<Self, Error> {
+        let here = std::env::current_dir()?;
+        if Config::discover(&here).is_ok() {
+            return Self::load(None, out);
+        }
+        let text = format!("site = {}\n", toml::Value::String(site.to_owned()));
+        let config = Config::parse(&text, &here.join(crate::config::FILE_NAME), &here)?;
+        let actor = Actor::current(&config.dir);
+        Ok(Self { config, out, actor })
+    }
+
     /// This machine's cache of one store's immutable records (releases, pack indexes).
     fn store_cache(&self, location: &str, prefix: &str) -> PathBuf {
         use sha2::Digest as _;

@@ -285,10 +285,13 @@ async fn finish_move(ec: &super::context::EnvCtx<'_>, yes: bool) -> Result<(), E
     ));
     if !left.is_empty() {
         out.say(format!(
-            "  left {} object(s) that were not release {id}'s as it wrote them (changed or added by hand): {}",
+            "  left {} object(s) that do not hold release {id}'s bytes (changed or added by hand): {}",
             left.len(),
-            left.join(", ")
+            left.iter().map(|k| crate::text::esc(k)).collect::<Vec<_>>().join(", ")
         ));
     }
+    out.document_with(|| {
+        serde_json::json!({ "env": env, "layout": "atomic", "finished": true, "release": id, "removed": removed, "left": left })
+    });
     Ok(())
 }

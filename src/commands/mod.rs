@@ -47,7 +47,15 @@ pub(crate) async fn dispatch(cli: Cli, out: Output) -> Result<(), Error> {
         }
         _ => {}
     }
-    let ctx = Ctx::load(cli.global.config.as_deref(), out)?;
+    let ctx = match &cli.command {
+        // `serve DIR` previews any build directory, with or without a project around it.
+        Command::Serve {
+            target: Some(dir), ..
+        } if cli.global.config.is_none() && std::path::Path::new(dir).is_dir() => {
+            Ctx::load_or_bare(dir, out)?
+        }
+        _ => Ctx::load(cli.global.config.as_deref(), out)?,
+    };
     let changing = changed_env(&ctx, &cli.command);
     let result = run_command(&ctx, cli.command).await;
     if let (Err(Error::Refused(why)), Some(env)) = (&result, changing)

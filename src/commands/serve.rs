@@ -2,6 +2,7 @@
 //! or of a directory, applying exactly the edge rules. It is also the stand-in CDN that
 //! the `verify` tests run against. It never serves the state prefix.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,8 +31,37 @@ enum Site {
         ledger: Ledger,
         cache: Mutex<Option<Cached>>,
     },
-    /// A directory on disk, with the config's header rules.
-    Dir { root: PathBuf, rules: Vec<Rule> },
+    /// A directory on disk, with the config's header rules: only the files a deploy of
+    /// it would upload are answered (walked with the deploy's exclusions, again at most
+    /// once a second as the build changes).
+    Dir {
+        root: PathBuf,
+        rules: Vec<Rule>,
+        config: crate::config::Config,
+        files: Mutex<Option<(Arc<BTreeMap<String, PathBuf>>, Instant)>>,
+    },
+}
+
+/// The files a deploy of directory `root` under `config` would upload: key → path.
+fn deployable(
+    root: &std::path::Path,
+    config: &crate::config::Config,
+) -> Result<BTreeMap<String, PathBuf>, Error> {
+    let skip = [
+        config.path.clone(),
+        config.dir.join(crate::config::SCHEMA_FILE),
+    ];
+    let scanner = crate::site::Scanner {
+        site: root,
+        ignore: &config.ignore,
+        include: &config.include,
+        skip: &skip,
+        project: Some(&config.dir),
+        rules: &config.rules,
+        cache: None,
+        progress: &|_, _| {},
+    };
+    Ok(scanner.keys()?)
 }
 
 /// What a request's `Host` asks for.
@@ -187,20 +217,20 @@ impl Served {
         };
         // On an atomic layout the pointer is read on every request (what visitors of
         // a web server rooted at `current` get); in place, HEAD at most once a second.
-        let atomic = ledger.layout().await? == crate::config::Layout::Atomic;
-        let read = if atomic {
-            ledger.pointer().await?
-        } else {
-            None
-        };
-        let pointer = read.as_ref().map(|p| p.token.clone());
+        // The layout is the store's as it is now, not as it was when `serve` started: a
+        // `migrate` either way is followed without a restart.
         let mut cache = cache.lock().await;
-        if let Some((m, at, token)) = cache.as_ref()
-            && (if atomic {
-                *token == pointer
-            } else {
-                at.elapsed() < Duration::from_secs(1)
-            })
+        if let Some((m, at, None)) = cache.as_ref()
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Ok(Some(m.clone()));
+        }
+        let read = ledger.pointer().await?;
+        let atomic = read.is_some();
+        let pointer = read.as_ref().map(|p| p.token.clone());
+        if let Some((m, _, token)) = cache.as_ref()
+            && atomic
+            && *token == pointer
         {
             return Ok(Some(m.clone()));
         }
@@ -218,11 +248,37 @@ impl Served {
         Ok(Some(m))
     }
 
-    fn dir_path(&self, key: &str) -> Option<PathBuf> {
+    /// The deployable files of a directory site, walked again when a second old.
+    async fn dir_files(&self) -> Result<Option<Arc<BTreeMap<String, PathBuf>>>, Error> {
+        let Site::Dir {
+            root,
+            config,
+            files,
+            ..
+        } = &self.site
+        else {
+            return Ok(None);
+        };
+        let mut files = files.lock().await;
+        if let Some((f, at)) = files.as_ref()
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Ok(Some(f.clone()));
+        }
+        let (root, config) = (root.clone(), config.clone());
+        let walked = tokio::task::spawn_blocking(move || deployable(&root, &config))
+            .await
+            .map_err(|e| Error::Other(format!("serve: {e}")))??;
+        let walked = Arc::new(walked);
+        *files = Some((walked.clone(), Instant::now()));
+        Ok(Some(walked))
+    }
+
+    fn dir_path(&self, key: &str, files: &BTreeMap<String, PathBuf>) -> Option<PathBuf> {
         let Site::Dir { root, .. } = &self.site else {
             return None;
         };
-        let path = key.split('/').fold(root.clone(), |p, s| p.join(s));
+        let path = files.get(key)?.clone();
         // Never follow a symlink out of the directory.
         let real = path.canonicalize().ok()?;
         (real.starts_with(root) && real.is_file()).then_some(real)
@@ -265,7 +321,10 @@ impl Served {
                 }))
             }
             (Site::Dir { rules, .. }, _) => {
-                let Some(path) = self.dir_path(key) else {
+                let Some(files) = self.dir_files().await? else {
+                    return Ok(None);
+                };
+                let Some(path) = self.dir_path(key, &files) else {
                     return Ok(None);
                 };
                 let meta = fs_err::metadata(&path)?;
@@ -614,10 +673,14 @@ async fn answer(s: &Served, asked: &Asked, sought: &Sought) -> Result<Response<B
             }
         },
     };
-    let exists = |key: &str| match (&manifest, &s.site) {
+    let files = match manifest {
+        Some(_) => None,
+        None => s.dir_files().await?,
+    };
+    let exists = |key: &str| match (&manifest, &files) {
         (Some(m), _) => m.contains_key(key),
-        (None, Site::Dir { .. }) => s.dir_path(key).is_some(),
-        (None, Site::Env { .. }) => false,
+        (None, Some(f)) => s.dir_path(key, f).is_some(),
+        (None, None) => false,
     };
     let hidden: Vec<&str> = s.hidden.iter().map(String::as_str).collect();
     match resolve(&s.edge, path, asked.query.as_deref(), &exists, &hidden) {
@@ -763,10 +826,14 @@ pub(super) async fn serve(
                 hidden.push(crate::config::SCHEMA_FILE.into());
             }
             let what = format!("the directory {}", root.display());
+            // What a deploy of it would refuse, `serve` refuses to start on.
+            let files = deployable(&root, config)?;
             (
                 Site::Dir {
                     root,
                     rules: config.rules.clone(),
+                    config: config.clone(),
+                    files: Mutex::new(Some((Arc::new(files), Instant::now()))),
                 },
                 what,
                 hidden,

@@ -125,7 +125,16 @@ pub struct Scanner<'a> {
 }
 
 impl Scanner<'_> {
-    pub fn scan(&self) -> Result<Scan, ScanError> {
+    /// The files a deploy of the site would upload (key → path), walked as [`Self::scan`]
+    /// walks them but nothing read: what `serve DIR` may answer, and nothing more.
+    pub fn keys(&self) -> Result<BTreeMap<String, PathBuf>, ScanError> {
+        let (site, root) = self.root()?;
+        let (candidates, _, _) = self.walk(site, &root)?;
+        Ok(candidates.into_iter().map(|c| (c.key, c.path)).collect())
+    }
+
+    /// The site directory and its canonical path, refused when it is none or unsafe.
+    fn root(&self) -> Result<(&Path, PathBuf), ScanError> {
         let site = match std::fs::metadata(self.site) {
             Ok(m) if m.is_dir() => self.site,
             Ok(_) => {
@@ -149,6 +158,11 @@ impl Scanner<'_> {
                 why,
             });
         }
+        Ok((site, root))
+    }
+
+    pub fn scan(&self) -> Result<Scan, ScanError> {
+        let (site, root) = self.root()?;
         let (candidates, mut problems, excluded) = self.walk(site, &root)?;
 
         let cache_file = self.cache.as_ref().map(|c| c.join("hashes-v2.json"));

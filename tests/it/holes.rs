@@ -260,3 +260,185 @@ fn a_stale_preview_does_not_revert_live() {
     assert_eq!(now["about.html"], b"about us");
     assert!(now.contains_key("hotfix.css"));
 }
+
+/// Regression (issue 34.1): `edge --apply` wrote an empty token secret to the
+/// KeyValueStore (rc 0); now it refuses before writing anything, and the store holds no
+/// secret.
+#[test]
+fn edge_apply_writes_no_short_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = crate::servers::servers();
+    let cf = s.behind_cloudfront(&s.seaweedfs, "short");
+    let env = cf.env.clone();
+    let p = cf
+        .project(
+            &tmp.path().join("w"),
+            &format!("{}{}", cf.config("atomic"), jwt_config("[\"HS256\"]")),
+        )
+        .envs(vec![("DRIFTLESS_TEST_SHORT_K1", String::new())]);
+    p.write("index.html", "home").write("app/page.html", "secret page");
+    p.cmd(&["edge", &env, "--apply", "--yes"])
+        .expect(2)
+        .mentions(&["DRIFTLESS_TEST_SHORT_K1 is empty", "nothing"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kvs = s.key_value_store(&rt, &env);
+    let held = rt.block_on(kvs.keys("auth:")).unwrap_or_default();
+    assert!(held.is_empty(), "secrets written: {held:?}");
+}
+
+/// Regression (issue 34.3): after atomic → in place → atomic, `migrate --finish` removed
+/// none of the in-place copies, calling driftless's own copies "changed or added by
+/// hand"; now the byte-identical ones are removed, and a real hand edit is still kept.
+#[test]
+fn a_round_trip_between_layouts_leaves_no_in_place_copy() {
+    use crate::util::files;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let dir = tmp.path().join("w");
+    let p = Project::atomic(&dir, &store, "");
+    p.write("index.html", "v1")
+        .write("app.css", "css")
+        .write("docs/a.html", "a");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let set_layout = |layout: &str| {
+        let config = format!(
+            "site = \"site\"\n\n[env.prod]\nstore = \"file://{}\"\nlayout = \"{layout}\"\n",
+            store.display()
+        );
+        std::fs::write(dir.join("driftless.toml"), config).unwrap();
+    };
+    set_layout("in-place");
+    p.cmd(&["migrate", "prod", "--layout", "in-place", "--yes"])
+        .expect(0);
+    p.cmd(&["migrate", "prod", "--layout", "in-place", "--finish", "--yes"])
+        .expect(0);
+    set_layout("atomic");
+    p.cmd(&["migrate", "prod", "--layout", "atomic", "--yes"])
+        .expect(0);
+    // One in-place copy edited by hand since: that one stays.
+    std::fs::write(store.join("app.css"), "edited by hand").unwrap();
+    let finished = p
+        .cmd(&["migrate", "prod", "--layout", "atomic", "--finish", "--yes", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(finished["removed"], 2, "{finished}");
+    for key in ["index.html", "docs/a.html"] {
+        assert!(!store.join(key).exists(), "{key} is still in place");
+    }
+    assert_eq!(
+        std::fs::read_to_string(store.join("app.css")).unwrap(),
+        "edited by hand"
+    );
+    assert_eq!(
+        crate::util::tree(&store.join("current"), &[]),
+        files(&[("index.html", "v1"), ("app.css", "css"), ("docs/a.html", "a")])
+    );
+}
+
+/// Regression (issue 34.4): `serve` of a build directory answered `.env`, `id_rsa` and
+/// `db.sql` with 200 while a deploy excludes them; now it answers exactly the files a
+/// deploy would upload (the default exclusions, the config's `ignore`, a
+/// `.driftlessignore`, `include`), following the build as it changes.
+/// Regression (issue 34, smaller): `serve DIR` refused to run without a `driftless.toml`.
+#[test]
+fn serve_of_a_directory_answers_only_what_a_deploy_uploads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let build = tmp.path().join("build");
+    for (key, body) in [
+        ("index.html", "home"),
+        (".env", "SECRET=1"),
+        ("id_rsa", "-----BEGIN"),
+        ("db.sql", "insert"),
+        ("notes/draft.md", "draft"),
+        ("notes/.driftlessignore", "draft.md\n"),
+        ("keep.pem", "public cert"),
+        ("private.txt", "mine"),
+    ] {
+        let p = build.join(key);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    // No project around it: the default exclusions.
+    let bare = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&bare).unwrap();
+    let port = free_port();
+    let _server = crate::serve::serve(&Project::at(&bare), build.to_str().unwrap(), port);
+    let status = |path: &str| get_from(port, "127.0.0.1", path, "").0;
+    assert_eq!(status("/"), 200);
+    for hidden in ["/.env", "/id_rsa", "/db.sql", "/notes/draft.md", "/keep.pem"] {
+        assert_eq!(status(hidden), 404, "{hidden}");
+    }
+    assert_eq!(status("/private.txt"), 200);
+    // A file the build adds is answered once it is there.
+    std::fs::write(build.join("new.html"), "new").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(status("/new.html"), 200);
+    drop(_server);
+
+    // With a project: its `ignore` and `include` too.
+    let p = Project::with_config(
+        &tmp.path().join("w"),
+        "site = \"site\"\nignore = [\"private.txt\"]\ninclude = [\"keep.pem\"]\n[env.prod]\nstore = \"file://store\"\n",
+    );
+    crate::serve::copy_dir(&build, &p.dir.join("site"));
+    let port = free_port();
+    let _server = crate::serve::serve(&p, "site", port);
+    let status = |path: &str| get_from(port, "127.0.0.1", path, "").0;
+    assert_eq!(status("/private.txt"), 404);
+    assert_eq!(status("/keep.pem"), 200);
+    assert_eq!(status("/.env"), 404);
+    let plan = p.cmd(&["plan", "prod", "--json"]).expect(0).json();
+    let planned: Vec<&str> = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["key"].as_str().unwrap())
+        .collect();
+    for key in &planned {
+        assert_eq!(status(&format!("/{key}")), 200, "{key} is deployed but not served");
+    }
+    assert!(!planned.contains(&"private.txt"), "{planned:?}");
+}
+
+/// Regression (issue 34.5): a running `serve ENV` answered 404 to everything after
+/// `migrate --layout in-place --finish` until restarted; it follows the store's layout
+/// as it changes, either way.
+#[test]
+fn serve_follows_a_migration_without_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let dir = tmp.path().join("w");
+    let p = Project::atomic(&dir, &store, "");
+    p.write("index.html", "v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let port = free_port();
+    let _server = crate::serve::serve(&p, "prod", port);
+    let body = || get_from(port, "127.0.0.1", "/", "").2;
+    assert_eq!(body(), b"v1");
+    let set_layout = |layout: &str| {
+        let config = format!(
+            "site = \"site\"\n\n[env.prod]\nstore = \"file://{}\"\nlayout = \"{layout}\"\n",
+            store.display()
+        );
+        std::fs::write(dir.join("driftless.toml"), config).unwrap();
+    };
+    set_layout("in-place");
+    p.cmd(&["migrate", "prod", "--layout", "in-place", "--yes"])
+        .expect(0);
+    assert_eq!(body(), b"v1");
+    p.cmd(&["migrate", "prod", "--layout", "in-place", "--finish", "--yes"])
+        .expect(0);
+    assert_eq!(body(), b"v1", "serve lost the site after the move in place");
+    p.write("index.html", "v2");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(body(), b"v2");
+    set_layout("atomic");
+    p.cmd(&["migrate", "prod", "--layout", "atomic", "--yes"])
+        .expect(0);
+    p.write("index.html", "v3");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    // (In place, HEAD is read at most once a second.)
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(body(), b"v3");
+}
