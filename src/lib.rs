@@ -62,6 +62,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// Did this fail because the store's disk is full?
+    pub fn out_of_space(&self) -> bool {
+        let mut e: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(err) = e {
+            if let Some(io) = err.downcast_ref::<std::io::Error>()
+                && (io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28))
+            {
+                return true;
+            }
+            e = err.source();
+        }
+        // SQLite says it in words (SQLITE_FULL).
+        let text = self.to_string();
+        text.contains("database or disk is full") || text.contains("No space left on device")
+    }
+
     /// 0 success; 1 error; 2 usage or configuration; 3 refused by a guard.
     pub fn exit_code(&self) -> u8 {
         match self {

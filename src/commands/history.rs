@@ -24,6 +24,35 @@ pub(super) async fn gc(ctx: &Ctx, env: &str, keep: Option<usize>, yes: bool) -> 
         keep_since: retention.keep_days.and_then(|d| now.checked_sub(d).ok()),
         removed_releases: retention.removed_releases,
     };
+    // A full disk cannot even be read (the local store's metadata needs a little room
+    // to open): the reserve is given back first, and put back when gc is done.
+    let store = ec.ledger.store().clone();
+    let full = store.room().await.is_some_and(|free| free < 64 * 1024);
+    let mut reserve_used = false;
+    if full {
+        let freed = store.free_reserve().await?;
+        if freed > 0 {
+            reserve_used = true;
+            ctx.out.say(format!(
+                "The disk of {env}'s store is full: used driftless's reserve ({}) to read and write what gc needs.",
+                bytes(freed)
+            ));
+        }
+    }
+    let result = collect_garbage(ctx, &ec, policy, now, yes, &mut reserve_used).await;
+    store.keep_reserve().await;
+    result
+}
+
+async fn collect_garbage(
+    ctx: &Ctx,
+    ec: &super::EnvCtx<'_>,
+    policy: Policy,
+    now: Timestamp,
+    yes: bool,
+    reserve_used: &mut bool,
+) -> Result<(), Error> {
+    let env = ec.cfg.name.as_str();
     let shown = ec.ledger.plan_collection(policy, now).await?;
     show_collection(&ec, &policy, &shown);
     if shown.is_empty() {
@@ -43,15 +72,48 @@ pub(super) async fn gc(ctx: &Ctx, env: &str, keep: Option<usize>, yes: bool) -> 
     )? {
         return Err(Error::Other("not confirmed; nothing was collected".into()));
     }
-    let lease = ec.lock("gc").await?;
+    // On a full disk the lock and the tombstones could not be written: the store's
+    // reserve is given back first (once), so that gc can free what it planned.
+    let mut use_reserve = async |e: Error| -> Result<(), Error> {
+        if *reserve_used || !e.out_of_space() {
+            return Err(e);
+        }
+        let freed = ec.ledger.store().free_reserve().await?;
+        if freed == 0 {
+            return Err(Error::Other(format!(
+                "{e}\n  the disk of {} is full and it has no reserve left: free some space on it (nothing of the store was changed), then run `driftless gc {env}` again",
+                ec.ledger.store().location()
+            )));
+        }
+        *reserve_used = true;
+        ctx.out.say(format!(
+            "The disk of {env}'s store is full: used driftless's reserve ({}) to write what gc needs.",
+            bytes(freed)
+        ));
+        Ok(())
+    };
+    let lease = match ec.lock("gc").await {
+        Ok(l) => l,
+        Err(e) => {
+            use_reserve(e).await?;
+            ec.lock("gc").await?
+        }
+    };
     // Decided again from what the store holds under the lock; only what was shown goes.
-    let result = async {
+    let collect = async || {
         let fresh = ec.ledger.plan_collection(policy, Timestamp::now()).await?;
         let doing = fresh.within(&shown);
         let freed = ec.ledger.collect(&doing, &ctx.actor).await?;
         Ok::<_, Error>((doing, freed))
-    }
-    .await;
+    };
+    let result = match collect().await {
+        Err(e) if e.out_of_space() => match use_reserve(e).await {
+            // Tombstones and deletes are idempotent: the collection runs again.
+            Ok(()) => collect().await,
+            Err(e) => Err(e),
+        },
+        other => other,
+    };
     lease.release(&ec.ledger).await?;
     let (done, freed) = result?;
     ec.journal(
@@ -80,7 +142,7 @@ pub(super) async fn gc(ctx: &Ctx, env: &str, keep: Option<usize>, yes: bool) -> 
         }
     ));
     ctx.out.document_with(
-        || serde_json::json!({ "plan": &shown, "result": "collected", "collected": &done, "freed": freed }),
+        || serde_json::json!({ "plan": &shown, "result": "collected", "collected": &done, "freed": freed, "used_reserve": *reserve_used }),
     );
     Ok(())
 }

@@ -44,6 +44,19 @@ fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Other(format!("local store metadata: {e}"))
 }
 
+impl LocalStore {
+    /// [`db_err`], saying so when the disk is full (SQLite calls it an I/O error).
+    fn db_failed(&self, e: rusqlite::Error) -> StoreError {
+        match disk(&self.root) {
+            Some((_, 0)) => StoreError::Other(format!(
+                "local store metadata: {e}: the disk of {} is full\n  → `driftless gc ENV` frees what no retained release needs (it keeps a reserve for this), or free space on the disk",
+                self.root.display()
+            )),
+            _ => db_err(e),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Sidecar {
     etag: String,
@@ -66,6 +79,42 @@ fn fs_io(op: &'static str, source: std::io::Error) -> StoreError {
         path: String::new(),
         source,
     }
+}
+
+/// The file a local store keeps in reserve (`.driftless-store/reserve`): space given back
+/// to `gc` when the disk is full, so that it can write its lock and records to free more.
+const RESERVE: &str = "reserve";
+
+/// The size of the file system of `dir` and the bytes free on it, if it can tell.
+fn disk(dir: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt as _;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: statvfs only writes into the struct it is given.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &raw mut st) } != 0 {
+            return None;
+        }
+        let unit = u64::from(st.f_frsize);
+        Some((
+            u64::from(st.f_blocks).saturating_mul(unit),
+            u64::from(st.f_bavail).saturating_mul(unit),
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// How much to keep in reserve on the file system of `dir`: 1% of it, at least 64 KiB
+/// and at most 1 MiB.
+fn reserve_size(dir: &Path) -> u64 {
+    const MIN: u64 = 64 * 1024;
+    const MAX: u64 = 1024 * 1024;
+    disk(dir).map_or(MIN, |(total, _)| (total / 100).clamp(MIN, MAX))
 }
 
 fn fingerprint(meta: &std::fs::Metadata) -> String {
@@ -116,16 +165,19 @@ impl LocalStore {
                 return Ok(None);
             }
             fs::create_dir_all(self.root.join(INTERNAL)).map_err(|e| fs_io("create", e))?;
-            let conn = rusqlite::Connection::open(&path).map_err(db_err)?;
+            if create && !path.exists() {
+                self.make_reserve();
+            }
+            let conn = rusqlite::Connection::open(&path).map_err(|e| self.db_failed(e))?;
             conn.busy_timeout(std::time::Duration::from_secs(60))
-                .map_err(db_err)?;
+                .map_err(|e| self.db_failed(e))?;
             // WAL: readers never block the writer; NORMAL: no fsync per row (a crash of
             // the machine may lose the newest rows: those objects then read as written
             // outside driftless — refused as drift, never trusted).
             conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(db_err)?;
+                .map_err(|e| self.db_failed(e))?;
             conn.pragma_update(None, "synchronous", "NORMAL")
-                .map_err(db_err)?;
+                .map_err(|e| self.db_failed(e))?;
             conn.execute_batch(
                 "CREATE TABLE IF NOT EXISTS meta (
                     key TEXT PRIMARY KEY,
@@ -134,11 +186,29 @@ impl LocalStore {
                     attrs TEXT NOT NULL
                 ) WITHOUT ROWID",
             )
-            .map_err(db_err)?;
+            .map_err(|e| self.db_failed(e))?;
             *guard = Some(conn);
         }
         let conn = guard.as_ref().expect("opened above");
-        f(conn).map(Some).map_err(db_err)
+        f(conn).map(Some).map_err(|e| self.db_failed(e))
+    }
+
+    /// Write the reserve file if it is missing (best effort: a disk without the room
+    /// for it simply has none).
+    fn make_reserve(&self) {
+        let dir = self.root.join(INTERNAL);
+        let path = dir.join(RESERVE);
+        if path.exists() {
+            return;
+        }
+        let tmp = dir.join(format!("{RESERVE}.tmp{}", std::process::id()));
+        let size = usize::try_from(reserve_size(&dir)).unwrap_or(64 * 1024);
+        // Real zeros, not a sparse file: the blocks must be taken to be given back.
+        let written =
+            std::fs::write(&tmp, vec![0u8; size]).and_then(|()| std::fs::rename(&tmp, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
 
     fn meta_row(&self, key: &str) -> Result<Option<Sidecar>> {
@@ -429,7 +499,15 @@ impl LocalStore {
         let tmp = tmp_dir.join(&nonce);
         if let Err(e) = fill(&tmp) {
             let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+            // Name what was being written, not only the temporary file.
+            return Err(match e {
+                StoreError::Io { op, path, source } if path.is_empty() => StoreError::Io {
+                    op,
+                    path: key.to_owned(),
+                    source,
+                },
+                other => other,
+            });
         }
         let dest = self.path(key);
         if let Some(parent) = dest.parent() {
@@ -547,6 +625,27 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 #[async_trait]
 impl Store for LocalStore {
+    async fn free_reserve(&self) -> Result<u64> {
+        let path = self.root.join(INTERNAL).join(RESERVE);
+        let size = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(_) => return Ok(0),
+        };
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(size),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(io("remove", &path, e)),
+        }
+    }
+
+    async fn keep_reserve(&self) {
+        self.make_reserve();
+    }
+
+    async fn room(&self) -> Option<u64> {
+        disk(&self.root).map(|(_, free)| free)
+    }
+
     fn location(&self) -> String {
         format!("file://{}", self.root.display())
     }

@@ -82,7 +82,7 @@ pub enum StoreError {
     Conflict { key: String },
     #[error("invalid object key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
-    #[error("{op} {path}: {source}")]
+    #[error("{op}{}: {source}", if path.is_empty() { String::new() } else { format!(" {path}") })]
     Io {
         op: &'static str,
         path: String,
@@ -159,6 +159,21 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// without multipart uploads have nothing to prove.
     async fn probe_large_writes(&self, _scratch_key: &str) -> Result<bool> {
         Ok(true)
+    }
+
+    /// Give back the space the store keeps in reserve for a full disk (a `file://`
+    /// store's; object stores have none): what lets `gc` write its lock and records on a
+    /// full disk, to free space. Returns the bytes freed (0: there was none).
+    async fn free_reserve(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    /// Put the reserve back, if it is gone and there is room (best effort).
+    async fn keep_reserve(&self) {}
+
+    /// The bytes free where the store keeps its objects, when that is a disk.
+    async fn room(&self) -> Option<u64> {
+        None
     }
 
     /// Delete `key`. Without `if_match` a missing key is not an error (as on S3); with

@@ -276,7 +276,8 @@ fn edge_apply_writes_no_short_secret() {
             &format!("{}{}", cf.config("atomic"), jwt_config("[\"HS256\"]")),
         )
         .envs(vec![("DRIFTLESS_TEST_SHORT_K1", String::new())]);
-    p.write("index.html", "home").write("app/page.html", "secret page");
+    p.write("index.html", "home")
+        .write("app/page.html", "secret page");
     p.cmd(&["edge", &env, "--apply", "--yes"])
         .expect(2)
         .mentions(&["DRIFTLESS_TEST_SHORT_K1 is empty", "nothing"]);
@@ -310,15 +311,19 @@ fn a_round_trip_between_layouts_leaves_no_in_place_copy() {
     set_layout("in-place");
     p.cmd(&["migrate", "prod", "--layout", "in-place", "--yes"])
         .expect(0);
-    p.cmd(&["migrate", "prod", "--layout", "in-place", "--finish", "--yes"])
-        .expect(0);
+    p.cmd(&[
+        "migrate", "prod", "--layout", "in-place", "--finish", "--yes",
+    ])
+    .expect(0);
     set_layout("atomic");
     p.cmd(&["migrate", "prod", "--layout", "atomic", "--yes"])
         .expect(0);
     // One in-place copy edited by hand since: that one stays.
     std::fs::write(store.join("app.css"), "edited by hand").unwrap();
     let finished = p
-        .cmd(&["migrate", "prod", "--layout", "atomic", "--finish", "--yes", "--json"])
+        .cmd(&[
+            "migrate", "prod", "--layout", "atomic", "--finish", "--yes", "--json",
+        ])
         .expect(0)
         .json();
     assert_eq!(finished["removed"], 2, "{finished}");
@@ -331,7 +336,11 @@ fn a_round_trip_between_layouts_leaves_no_in_place_copy() {
     );
     assert_eq!(
         crate::util::tree(&store.join("current"), &[]),
-        files(&[("index.html", "v1"), ("app.css", "css"), ("docs/a.html", "a")])
+        files(&[
+            ("index.html", "v1"),
+            ("app.css", "css"),
+            ("docs/a.html", "a")
+        ])
     );
 }
 
@@ -365,7 +374,13 @@ fn serve_of_a_directory_answers_only_what_a_deploy_uploads() {
     let _server = crate::serve::serve(&Project::at(&bare), build.to_str().unwrap(), port);
     let status = |path: &str| get_from(port, "127.0.0.1", path, "").0;
     assert_eq!(status("/"), 200);
-    for hidden in ["/.env", "/id_rsa", "/db.sql", "/notes/draft.md", "/keep.pem"] {
+    for hidden in [
+        "/.env",
+        "/id_rsa",
+        "/db.sql",
+        "/notes/draft.md",
+        "/keep.pem",
+    ] {
         assert_eq!(status(hidden), 404, "{hidden}");
     }
     assert_eq!(status("/private.txt"), 200);
@@ -395,7 +410,11 @@ fn serve_of_a_directory_answers_only_what_a_deploy_uploads() {
         .map(|a| a["key"].as_str().unwrap())
         .collect();
     for key in &planned {
-        assert_eq!(status(&format!("/{key}")), 200, "{key} is deployed but not served");
+        assert_eq!(
+            status(&format!("/{key}")),
+            200,
+            "{key} is deployed but not served"
+        );
     }
     assert!(!planned.contains(&"private.txt"), "{planned:?}");
 }
@@ -426,8 +445,10 @@ fn serve_follows_a_migration_without_a_restart() {
     p.cmd(&["migrate", "prod", "--layout", "in-place", "--yes"])
         .expect(0);
     assert_eq!(body(), b"v1");
-    p.cmd(&["migrate", "prod", "--layout", "in-place", "--finish", "--yes"])
-        .expect(0);
+    p.cmd(&[
+        "migrate", "prod", "--layout", "in-place", "--finish", "--yes",
+    ])
+    .expect(0);
     assert_eq!(body(), b"v1", "serve lost the site after the move in place");
     p.write("index.html", "v2");
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
@@ -441,4 +462,88 @@ fn serve_follows_a_migration_without_a_restart() {
     // (In place, HEAD is read at most once a second.)
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(body(), b"v3");
+}
+
+/// A tmpfs of `size` mounted at `dir` for the test, unmounted when dropped (the tests
+/// run as root, as their install steps do; a failed mount fails the test).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount a tmpfs (the test needs root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(dir.to_owned())
+    }
+
+    /// Fill what is left of it with a file outside the store.
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).output();
+    }
+}
+
+/// Regression (issue 34.6): `gc` could not run on a full store, exactly when it is
+/// needed — it planned what it would free, then failed writing its first file (with an
+/// empty operation name). The local store keeps a small reserve that gc gives back
+/// first; it frees what it planned, the live release stays whole, the reserve is put
+/// back. Without a reserve it says what to do and changes nothing.
+#[test]
+fn gc_frees_a_full_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(&tmp.path().join("disk"), "1m");
+    let store = disk.0.join("store");
+    let p = Project::atomic(&tmp.path().join("w"), &store, "");
+    let mut last = String::new();
+    for i in 0..3 {
+        last = format!("release {i} ");
+        p.write("big.bin", &last.repeat(100_000 / last.len()))
+            .write("index.html", &last);
+        p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    }
+    disk.fill();
+    let freed = p
+        .cmd(&["gc", "prod", "--keep", "1", "--yes", "--json"])
+        .expect(0);
+    let freed = freed.json();
+    assert_eq!(freed["used_reserve"], true, "{freed}");
+    assert!(freed["freed"].as_u64().unwrap() > 100_000, "{freed}");
+    assert!(
+        store.join(".driftless-store/reserve").exists(),
+        "the reserve is not back"
+    );
+    assert_eq!(
+        std::fs::read_to_string(store.join("current/index.html")).unwrap(),
+        last
+    );
+    p.cmd(&["status", "prod"]).expect(0);
+
+    // A store without a reserve (made by an older driftless), on a full disk.
+    std::fs::remove_file(disk.0.join("filler")).unwrap();
+    p.write("index.html", "one more");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    std::fs::remove_file(store.join(".driftless-store/reserve")).unwrap();
+    disk.fill();
+    let before = crate::util::store_bytes(&store);
+    p.cmd(&["gc", "prod", "--keep", "1", "--yes"])
+        .expect(1)
+        .mentions(&["is full", "free"]);
+    assert_eq!(crate::util::store_bytes(&store), before);
 }

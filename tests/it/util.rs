@@ -299,6 +299,7 @@ pub fn store_bytes(store: &Path) -> BTreeMap<String, String> {
             ".driftless-store/meta.sqlite",
             ".driftless-store/lock",
             ".driftless-store/tmp/",
+            ".driftless-store/reserve",
         ],
     )
     .into_iter()
