@@ -136,6 +136,10 @@ pub enum Command {
         /// (`preview_url`); live is untouched. Needs the atomic layout.
         #[arg(long, value_name = "NAME", conflicts_with = "tag")]
         preview: Option<String>,
+        /// Replace preview NAME even though it was made from another branch (or given
+        /// as another name that becomes the same DNS label).
+        #[arg(long, requires = "preview")]
+        replace: bool,
         /// Make preview NAME's release live exactly as reviewed: verified at its URL,
         /// copied server-side into the idle slot, one pointer write (no rebuild, no upload).
         #[arg(long, value_name = "NAME", conflicts_with = "preview")]

@@ -142,10 +142,16 @@ pub(crate) async fn apply(
     mut staged: Staged,
     tmp: &std::path::Path,
 ) -> Result<(Release, Transfer), Error> {
-    if let PlanKind::Preview { name, expires_at } = &plan.kind {
+    if let PlanKind::Preview {
+        name,
+        expires_at,
+        given,
+    } = &plan.kind
+    {
         let target = preview::Target {
             name,
             expires_at: *expires_at,
+            given: given.as_deref(),
         };
         return preview::apply(ledger, plan, who, &target, out, staged, tmp).await;
     }

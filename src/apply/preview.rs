@@ -21,6 +21,7 @@ use crate::plan::Plan;
 pub(super) struct Target<'a> {
     pub(super) name: &'a str,
     pub(super) expires_at: Timestamp,
+    pub(super) given: Option<&'a str>,
 }
 
 pub(super) async fn apply(
@@ -60,6 +61,8 @@ pub(super) async fn apply(
         expires_at: target.expires_at,
         author: who.actor.author.clone(),
         commit: plan.git.as_ref().map(|g| g.commit.clone()),
+        branch: plan.git.as_ref().and_then(|g| g.branch.clone()),
+        given: target.given.map(str::to_owned),
     };
     let incomplete = record(&release.id, false, None);
     ledger

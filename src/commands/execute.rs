@@ -108,7 +108,13 @@ pub(super) async fn execute_and_report(
         PlanKind::Preview { name, .. } => Some(ec.cfg.preview_url(name)),
         _ => None,
     };
-    if let (PlanKind::Preview { name, expires_at }, Some(url)) = (&plan.kind, &preview_url) {
+    if let (
+        PlanKind::Preview {
+            name, expires_at, ..
+        },
+        Some(url),
+    ) = (&plan.kind, &preview_url)
+    {
         ctx.out.say(format!(
             "{} preview {name} of {env} is release {} (live is untouched): {}\n  expires {}",
             ctx.out.paint("✓", crate::ui::Style::Good),

@@ -118,6 +118,7 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             force,
             watch: window,
             preview,
+            replace,
             expires,
             from_preview,
             canary,
@@ -132,8 +133,16 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
             };
             if let Some(name) = preview {
                 let expires = expires.as_deref();
-                return preview::deploy(ctx, &env, &name, expires, what, confirm.yes, &force.force)
-                    .await;
+                return preview::deploy(
+                    ctx,
+                    &env,
+                    (&name, replace),
+                    expires,
+                    what,
+                    confirm.yes,
+                    &force.force,
+                )
+                .await;
             }
             match from_preview {
                 Some(name) => {

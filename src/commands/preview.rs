@@ -40,13 +40,16 @@ fn expiry(text: Option<&str>) -> Result<SignedDuration, Error> {
     let Some(text) = text else {
         return Ok(DEFAULT_EXPIRY);
     };
-    let d = crate::text::parse_duration(text)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "--expires {text:?} is not a duration (e.g. \"7d\", \"48h\")"
-            ))
-        })?;
+    let d = crate::text::parse_duration(text).ok_or_else(|| {
+        Error::Usage(format!(
+            "--expires {text:?} is not a duration (e.g. \"7d\", \"48h\")"
+        ))
+    })?;
+    if d.is_zero() {
+        return Err(Error::Usage(format!(
+            "--expires {text}: a preview must live for a while: give a positive duration (e.g. \"1h\", \"7d\")"
+        )));
+    }
     if d > MAX_EXPIRY {
         return Err(Error::Usage(format!(
             "--expires {text}: a preview lives at most 30d (deploy it again to extend it)"
@@ -71,7 +74,7 @@ async fn need_atomic(ec: &EnvCtx<'_>) -> Result<(), Error> {
 pub(super) async fn deploy(
     ctx: &Ctx,
     env: &str,
-    raw_name: &str,
+    (raw_name, replace): (&str, bool),
     expires: Option<&str>,
     what: What,
     yes: bool,
@@ -84,7 +87,15 @@ pub(super) async fn deploy(
     need_atomic(&ec).await?;
     ec.finish_interrupted().await?;
     ec.clear_finished_lock().await?;
+    let git = Repo::discover(&ctx.config.dir).and_then(|r| r.head_for(&ctx.config.dir));
+    let (previews, _) = ec.ledger.previews().await?;
+    if let Some(held) = previews.0.get(&name)
+        && !replace
+    {
+        refuse_replacing(env, &name, raw_name, held, git.as_ref())?;
+    }
     let kind = PlanKind::Preview {
+        given: (name != raw_name).then(|| raw_name.to_owned()),
         name,
         expires_at: Timestamp::now()
             .checked_add(lives)
@@ -97,7 +108,6 @@ pub(super) async fn deploy(
         read_remote(&ec, state.live.as_deref())
     )?;
     check_edge_files(ctx, &site.desired)?;
-    let git = Repo::discover(&ctx.config.dir).and_then(|r| r.head_for(&ctx.config.dir));
     let plan = plan_from(
         &ec,
         Request {
@@ -117,6 +127,36 @@ pub(super) async fn deploy(
     .await?;
     ctx.show_plan(&plan);
     confirm_and_execute(&ec, plan, yes, forced.contains(&Guard::UnsafeStore)).await
+}
+
+/// A preview of that name made from another branch (or, where git cannot say, given as
+/// another name that became the same DNS label) is not replaced unless asked.
+fn refuse_replacing(
+    env: &str,
+    name: &str,
+    raw: &str,
+    held: &Preview,
+    git: Option<&crate::git::GitInfo>,
+) -> Result<(), Error> {
+    let branch = git.and_then(|g| g.branch.as_deref());
+    let held_given = held.given.as_deref().unwrap_or(name);
+    let other = match (held.branch.as_deref(), branch) {
+        (Some(theirs), Some(ours)) => theirs != ours,
+        _ => held_given != raw,
+    };
+    if !other {
+        return Ok(());
+    }
+    let from = match &held.branch {
+        Some(b) => format!("branch {}", crate::text::esc(b)),
+        None => format!("{held_given:?}"),
+    };
+    Err(Error::Refused(format!(
+        "preview {name} is already {from}'s (release {}, by {}, {}); --preview {raw:?} would replace it: nothing was changed\n  → pick another name (--preview {name}-2; `driftless previews {env}` lists them), or replace it: --replace",
+        held.release,
+        crate::text::esc(&held.author),
+        crate::text::short_time(held.updated_at)
+    )))
 }
 
 /// One preview as `previews` shows it.

@@ -28,15 +28,23 @@ const MAX_NAME: usize = 63;
 pub fn slug(raw: &str) -> Option<String> {
     let mut out = String::new();
     for c in raw.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
+        if c.is_alphanumeric() {
             out.push(c);
         } else if !out.is_empty() && !out.ends_with('-') {
             out.push('-');
         }
     }
-    out.truncate(MAX_NAME);
-    let out = out.trim_end_matches('-').to_owned();
-    (!out.is_empty()).then_some(out)
+    let out = out.trim_end_matches('-');
+    if out.is_ascii() {
+        let mut out = out.to_owned();
+        out.truncate(MAX_NAME);
+        let out = out.trim_end_matches('-').to_owned();
+        return (!out.is_empty()).then_some(out);
+    }
+    // Letters beyond ASCII are kept, as the label's punycode (`xn--…`), so that two
+    // names differing in them stay two previews. One over the DNS limit has no name.
+    let label = idna::domain_to_ascii(out).ok()?;
+    (label.len() <= MAX_NAME && !label.contains('.')).then_some(label)
 }
 
 /// One preview.
@@ -57,6 +65,12 @@ pub struct Preview {
     pub author: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// The branch it was built from, when git knew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// The name as it was given (`--preview feature/a_b`), when it differs from `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given: Option<String>,
 }
 
 impl Preview {
@@ -150,7 +164,11 @@ mod tests {
             Some("feature-login-page")
         );
         assert_eq!(slug("--a..b--").as_deref(), Some("a-b"));
-        assert_eq!(slug("Ünïcode branch").as_deref(), Some("n-code-branch"));
+        // Letters beyond ASCII stay distinct, as punycode.
+        let u = slug("Ünïcode branch").unwrap();
+        assert!(u.starts_with("xn--"), "{u}");
+        assert_ne!(slug("ünïcødé"), slug("unicode"));
+        assert_ne!(slug("ünïcødé"), slug("ünïcode"));
         assert_eq!(slug("///"), None);
         let long = slug(&"x".repeat(100)).unwrap();
         assert_eq!(long.len(), MAX_NAME);

@@ -254,6 +254,9 @@ pub enum PlanKind {
     Preview {
         name: String,
         expires_at: Timestamp,
+        /// The name as given, when it had to change to become a DNS label.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        given: Option<String>,
     },
     /// Preview `name`'s release `release`, made live as it was reviewed.
     FromPreview {

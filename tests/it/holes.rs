@@ -547,3 +547,74 @@ fn gc_frees_a_full_disk() {
         .mentions(&["is full", "free"]);
     assert_eq!(crate::util::store_bytes(&store), before);
 }
+
+/// Regression (issue 34.7): `--preview a.b`, `a_b` and `A_B` all became `a-b`, and the
+/// later silently replaced the other branch's preview; `ünïcødé` became `n-c-d`. Now a
+/// preview made from another branch (or, outside git, given as another name) is not
+/// replaced without `--replace`, and letters beyond ASCII stay distinct (punycode).
+/// Regression (issue 34, smaller): `--expires 0s` said "is not a duration".
+#[test]
+fn preview_names_do_not_collide_silently() {
+    use crate::util::git;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("w");
+    let p = Project::atomic(&dir, &tmp.path().join("store"), "");
+    std::fs::write(dir.join(".gitignore"), ".driftless/\n").unwrap();
+    p.write("index.html", "live");
+    git(&dir, &["init", "-q", "-b", "main"]);
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "v1"]);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    git(&dir, &["checkout", "-q", "-b", "feature/x"]);
+    p.cmd(&["deploy", "prod", "--preview", "a.b", "--yes"])
+        .expect(0)
+        .mentions(&["Preview name: a-b (from \"a.b\")"]);
+    // The same branch again renews it.
+    p.cmd(&["deploy", "prod", "--preview", "a.b", "--yes"])
+        .expect(0);
+    git(&dir, &["checkout", "-q", "-b", "feature/y"]);
+    p.cmd(&["deploy", "prod", "--preview", "a_b", "--yes"])
+        .expect(3)
+        .mentions(&[
+            "preview a-b is already branch feature/x's",
+            "--preview \"a_b\" would replace it",
+            "--replace",
+        ]);
+    let previews = || p.cmd(&["previews", "prod", "--json"]).expect(0).json();
+    let list = previews();
+    let a_b = list["previews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "a-b")
+        .unwrap()
+        .clone();
+    assert_eq!(a_b["branch"], "feature/x", "{a_b}");
+    p.cmd(&["deploy", "prod", "--preview", "a_b", "--replace", "--yes"])
+        .expect(0);
+    // Letters beyond ASCII: two names, two previews.
+    p.cmd(&["deploy", "prod", "--preview", "ünïcødé", "--yes"])
+        .expect(0);
+    p.cmd(&["deploy", "prod", "--preview", "unicode", "--yes"])
+        .expect(0);
+    let names: Vec<String> = previews()["previews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("xn--")), "{names:?}");
+    assert!(names.contains(&"unicode".to_owned()), "{names:?}");
+    p.cmd(&[
+        "deploy",
+        "prod",
+        "--preview",
+        "b",
+        "--expires",
+        "0s",
+        "--yes",
+    ])
+    .expect(2)
+    .mentions(&["--expires 0s: a preview must live for a while: give a positive duration"]);
+}
