@@ -556,6 +556,26 @@ impl EdgeConfig {
                     ),
                 ));
             }
+            // Both want the `Authorization` header: a visitor sends one of them.
+            if let Some(a) = &self.auth
+                && a.jwt.is_some()
+                && a.cookie.is_none()
+            {
+                let why = "[edge.basic_auth] and [edge.auth.jwt] both read the Authorization header, and a visitor sends one";
+                let fix = "→ let tokens travel in a cookie: cookie = \"session\" in [edge.auth]";
+                if !auth.previews_only {
+                    return Err(Invalid::new(
+                        edge.clone().then("auth"),
+                        format!("edge.auth: {why}: every protected path would answer 401\n  {fix}"),
+                    ));
+                }
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    eprintln!(
+                        "driftless: warning: edge.auth: {why}: on previews (basic auth, previews_only) every protected path answers 401\n  {fix}"
+                    );
+                });
+            }
         }
         Ok(())
     }

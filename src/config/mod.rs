@@ -518,6 +518,39 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Whether two stores are one, or one holds the other, in words.
+fn stores_overlap(a: &StoreUrl, b: &StoreUrl) -> Option<&'static str> {
+    let under = |outer: &str, inner: &str| {
+        let o = outer.trim_end_matches('/');
+        let i = inner.trim_end_matches('/');
+        o.is_empty() || i.starts_with(&format!("{o}/"))
+    };
+    let (x, y) = match (a, b) {
+        (StoreUrl::File(x), StoreUrl::File(y)) => (
+            normalize(x).to_string_lossy().into_owned(),
+            normalize(y).to_string_lossy().into_owned(),
+        ),
+        (
+            StoreUrl::S3 {
+                bucket: ba,
+                prefix: pa,
+            },
+            StoreUrl::S3 {
+                bucket: bb,
+                prefix: pb,
+            },
+        ) if ba == bb => (pa.clone(), pb.clone()),
+        _ => return None,
+    };
+    if x.trim_end_matches('/') == y.trim_end_matches('/') {
+        Some("are the same store")
+    } else if under(&x, &y) || under(&y, &x) {
+        Some("are one inside the other")
+    } else {
+        None
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -817,6 +850,54 @@ impl Config {
                             raw.env.keys().cloned().collect::<Vec<_>>().join(", ")
                         ),
                     ));
+                }
+            }
+        }
+
+        // A promotion cycle: each environment would only take what the other verified,
+        // and nothing could ever be deployed into either.
+        for start in raw.env.keys() {
+            let mut chain = vec![start.as_str()];
+            let mut at = start.as_str();
+            while let Some(from) = envs
+                .get(at)
+                .and_then(|e: &EnvConfig| e.promote_from.as_deref())
+            {
+                if from == start {
+                    chain.push(from);
+                    let links: Vec<String> = chain
+                        .windows(2)
+                        .map(|w| format!("env.{}.promote_from = {:?}", w[0], w[1]))
+                        .collect();
+                    return Err(invalid(Invalid::new(
+                        Key::of("env").then(start).then("promote_from"),
+                        format!(
+                            "{}: the environments promote from each other, so none of them can ever receive a release\n  → remove promote_from from the one deployed directly (the first in the pipeline)",
+                            links.join(", ")
+                        ),
+                    )));
+                }
+                if chain.contains(&from) {
+                    break; // a cycle that does not pass through `start`: found from its own start
+                }
+                chain.push(from);
+                at = from;
+            }
+        }
+        // Two environments on one store would share one HEAD and one set of files.
+        let names: Vec<&String> = envs.keys().collect();
+        for (i, a) in names.iter().enumerate() {
+            for b in &names[i + 1..] {
+                let (ea, eb) = (&envs[*a], &envs[*b]);
+                let (sa, sb) = (&ea.store, &eb.store);
+                let one_service = ea.endpoint == eb.endpoint;
+                if let Some(how) = stores_overlap(sa, sb).filter(|_| one_service) {
+                    return Err(invalid(Invalid::new(
+                        Key::of("env").then(b.as_str()).then("store"),
+                        format!(
+                            "env.{a}.store ({sa}) and env.{b}.store ({sb}) {how}: they would share one live release and overwrite each other's files\n  → give each environment a store of its own (another bucket, prefix or directory)"
+                        ),
+                    )));
                 }
             }
         }

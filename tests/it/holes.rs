@@ -618,3 +618,53 @@ fn preview_names_do_not_collide_silently() {
     .expect(2)
     .mentions(&["--expires 0s: a preview must live for a while: give a positive duration"]);
 }
+
+/// Regression (issue 34.8): configurations that can never work were accepted — two
+/// environments promoting from each other (`status` printed nothing, every command
+/// pointed at another that was refused), two environments on one store (one HEAD), and
+/// basic auth beside token auth without a cookie (every protected path 401). Each is
+/// refused when the config is read, naming both sides and the fix.
+#[test]
+fn configurations_that_can_never_work_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = tmp.path().join("s").display().to_string();
+    for (config, said) in [
+        (
+            "[env.a]\nstore = \"file://one\"\npromote_from = \"b\"\n[env.b]\nstore = \"file://two\"\npromote_from = \"a\"\n".to_owned(),
+            vec!["env.a.promote_from = \"b\", env.b.promote_from = \"a\"", "none of them can ever receive a release"],
+        ),
+        (
+            "[env.a]\nstore = \"file://one\"\npromote_from = \"c\"\n[env.b]\nstore = \"file://two\"\npromote_from = \"a\"\n[env.c]\nstore = \"file://three\"\npromote_from = \"b\"\n".to_owned(),
+            vec!["promote from each other"],
+        ),
+        (
+            format!("[env.a]\nstore = \"file://{s}\"\n[env.b]\nstore = \"file://{s}/\"\n"),
+            vec!["env.a.store", "env.b.store", "are the same store", "store of its own"],
+        ),
+        (
+            format!("[env.a]\nstore = \"file://{s}\"\n[env.b]\nstore = \"file://{s}/staging\"\n"),
+            vec!["are one inside the other"],
+        ),
+        (
+            "[env.a]\nstore = \"s3://bucket/site\"\n[env.b]\nstore = \"s3://bucket/site/\"\n".to_owned(),
+            vec!["are the same store"],
+        ),
+        (
+            "[env.a]\nstore = \"file://one\"\n[edge.basic_auth]\nuser = \"u\"\npassword_env = \"P\"\n[edge.auth]\nprotect = [\"/app/**\"]\n[edge.auth.jwt]\nkeys = { k = \"K\" }\n".to_owned(),
+            vec!["both read the Authorization header", "cookie = \"session\""],
+        ),
+    ] {
+        let p = Project::with_config(&tmp.path().join("w"), &format!("site = \"site\"\n{config}"));
+        p.cmd(&["status"]).expect(2).mentions(&said);
+    }
+    // Apart (another bucket, another endpoint, a cookie for the token): accepted.
+    for config in [
+        "[env.a]\nstore = \"s3://bucket/site\"\n[env.b]\nstore = \"s3://bucket/site-staging\"\n",
+        "[env.a]\nstore = \"s3://bucket\"\nendpoint = \"http://127.0.0.1:1\"\n[env.b]\nstore = \"s3://bucket\"\n",
+        "[env.a]\nstore = \"file://one\"\n[edge.basic_auth]\nuser = \"u\"\npassword_env = \"P\"\n[edge.auth]\nprotect = [\"/app/**\"]\ncookie = \"session\"\n[edge.auth.jwt]\nkeys = { k = \"K\" }\n",
+    ] {
+        let p = Project::with_config(&tmp.path().join("w"), &format!("site = \"site\"\n{config}"));
+        let out = p.cmd(&["plan", "a"]).run();
+        assert_ne!(out.code, 2, "{config}: {}", out.stderr);
+    }
+}
