@@ -8,20 +8,25 @@
 #   --version VERSION   a release tag (v0.2.0) or "latest" (the default)
 #   --to DIR            where to put the binary (default: ~/.local/bin)
 #   --target TRIPLE     override the detected platform (x86_64-unknown-linux-musl, ...)
+#   --attestation       also check the archive's build-provenance attestation with the
+#                       GitHub CLI (`gh attestation verify`); refuse to install without it
 # Environment:
 #   DRIFTLESS_DOWNLOAD_URL   where releases are downloaded from (default: the GitHub
 #                            releases of driftless-dev/driftless); a mirror must keep the
 #                            layout <url>/download/<tag>/<file> and <url>/latest/download/<file>
 #
-# Exit status: 0 installed; 1 download, checksum or install failed; 2 bad usage or an
-# unsupported platform. Nothing is installed unless the archive's SHA-256 matches the
-# release's checksum file.
+# Downloads are HTTPS only, redirects included; a mirror given explicitly as http://
+# is the one exception (a warning says so). Exit status: 0 installed; 1 download,
+# checksum, attestation or install failed; 2 bad usage or an unsupported platform.
+# Nothing is installed unless the archive's SHA-256 matches its line in the release's
+# SHA256SUMS.
 set -eu
 
 REPO_URL=${DRIFTLESS_DOWNLOAD_URL:-https://github.com/driftless-dev/driftless/releases}
 VERSION=latest
 DEST=${HOME:-}/.local/bin
 TARGET=
+ATTEST=
 
 usage() {
   cat <<'EOF'
@@ -31,6 +36,7 @@ usage: install.sh [--version VERSION] [--to DIR] [--target TRIPLE]
   --version VERSION   a release tag (v0.2.0) or "latest" (the default)
   --to DIR            where to put the binary (default: ~/.local/bin)
   --target TRIPLE     override the detected platform (x86_64-unknown-linux-musl, ...)
+  --attestation       also verify the build provenance with `gh attestation verify`
   DRIFTLESS_DOWNLOAD_URL=URL   download from a mirror instead of GitHub releases
 
 example: curl -fsSL https://github.com/driftless-dev/driftless/releases/latest/download/install.sh | sh -s -- --to ~/bin
@@ -47,6 +53,7 @@ while [ $# -gt 0 ]; do
     --to=*) DEST=${1#*=}; shift ;;
     --target) [ $# -ge 2 ] || die 2 "--target needs a target triple"; TARGET=$2; shift 2 ;;
     --target=*) TARGET=${1#*=}; shift ;;
+    --attestation) ATTEST=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die 2 "unknown option $1 (see --help)" ;;
   esac
@@ -81,11 +88,21 @@ else
   BASE="$REPO_URL/download/$VERSION"
 fi
 
+# HTTPS only, and only HTTPS on redirects; plain HTTP only for a mirror named so.
+PROTO='=https'
+case $REPO_URL in
+  https://*) ;;
+  http://*) PROTO='=https,http'; say "warning: downloading over plain HTTP from DRIFTLESS_DOWNLOAD_URL=$REPO_URL (no redirect may leave HTTPS)" ;;
+  *) die 2 "DRIFTLESS_DOWNLOAD_URL=$REPO_URL: give an https:// URL" ;;
+esac
 fetch() { # url file
   if command -v curl >/dev/null 2>&1; then
-    curl --proto '=https,http' -fsSL --retry 3 -o "$2" "$1"
+    curl --proto "$PROTO" --proto-redir '=https' --tlsv1.2 -fsSL --retry 3 -o "$2" "$1"
   elif command -v wget >/dev/null 2>&1; then
-    wget -q -O "$2" "$1"
+    case $PROTO in
+      *http,*|*,http) wget -q --max-redirect=0 -O "$2" "$1" ;;
+      *) wget -q --https-only --secure-protocol=TLSv1_2 -O "$2" "$1" ;;
+    esac
   else
     die 1 "needs curl or wget to download"
   fi
@@ -104,15 +121,27 @@ trap 'rm -rf "$TMP"' EXIT INT TERM
 
 say "downloading $ARCHIVE ($VERSION) from $BASE"
 fetch "$BASE/$ARCHIVE" "$TMP/$ARCHIVE" || die 1 "could not download $BASE/$ARCHIVE (no such version or platform?)"
-fetch "$BASE/$ARCHIVE.sha256" "$TMP/$ARCHIVE.sha256" || die 1 "could not download the checksum $BASE/$ARCHIVE.sha256; refusing to install an unverified binary"
+fetch "$BASE/SHA256SUMS" "$TMP/SHA256SUMS" || die 1 "could not download the checksums $BASE/SHA256SUMS; refusing to install an unverified binary"
 
-expected=$(cut -d ' ' -f 1 < "$TMP/$ARCHIVE.sha256" | tr 'A-F' 'a-f')
+# The line `<sha256>  <archive>` (or `<sha256> *<archive>`) of SHA256SUMS.
+expected=$(awk -v f="$ARCHIVE" '$2 == f || $2 == "*" f { print $1; exit }' "$TMP/SHA256SUMS" | tr 'A-F' 'a-f')
 actual=$(sha256_of "$TMP/$ARCHIVE")
 case $expected in
-  *[!0-9a-f]*|'') die 1 "the checksum file $ARCHIVE.sha256 is not a SHA-256; refusing to install" ;;
+  '') die 1 "SHA256SUMS has no line for $ARCHIVE; refusing to install" ;;
+  *[!0-9a-f]*) die 1 "SHA256SUMS's line for $ARCHIVE is not a SHA-256; refusing to install" ;;
 esac
-[ ${#expected} -eq 64 ] || die 1 "the checksum file $ARCHIVE.sha256 is not a SHA-256; refusing to install"
+[ ${#expected} -eq 64 ] || die 1 "SHA256SUMS's line for $ARCHIVE is not a SHA-256; refusing to install"
 [ "$expected" = "$actual" ] || die 1 "checksum mismatch for $ARCHIVE: expected $expected, got $actual; nothing was installed (retry, or report it if it persists)"
+
+# The build-provenance attestation the release workflow makes, checked by the GitHub CLI.
+if [ -n "$ATTEST" ]; then
+  command -v gh >/dev/null 2>&1 || die 1 "--attestation needs the GitHub CLI (gh); nothing was installed"
+  gh attestation verify "$TMP/$ARCHIVE" --repo driftless-dev/driftless >&2 ||
+    die 1 "the build-provenance attestation of $ARCHIVE did not verify; nothing was installed"
+  say "the build-provenance attestation of $ARCHIVE verified"
+elif command -v gh >/dev/null 2>&1; then
+  say "gh is installed: add --attestation to also verify the build provenance of $ARCHIVE"
+fi
 
 mkdir -p "$TMP/x"
 case $ARCHIVE in

@@ -63,15 +63,26 @@ api() { # method path [body]
     "${GITHUB_API_URL:-https://api.github.com}$path"
 }
 
+# Who the token writes as: the user `GET /user` names, else (the workflow's GITHUB_TOKEN,
+# which may not read /user) the Actions bot.
+author() {
+  local login
+  login=$(api GET /user 2>/dev/null | jq -r '.login // empty' 2>/dev/null) || login=
+  echo "${login:-github-actions[bot]}"
+}
+
 # Create the comment carrying $marker on pull request $1, or update the one there: never
-# a second one.
+# a second one. Only a comment this token's user wrote is edited: anyone can post the
+# marker, and nobody else's comment is ours to change.
 comment() { # number marker body
-  local number=$1 marker=$2 body=$3 repo=${GITHUB_REPOSITORY:?} page=1 id=
+  local number=$1 marker=$2 body=$3 repo=${GITHUB_REPOSITORY:?} page=1 id= me
+  me=$(author)
   while [ -z "$id" ]; do
     local comments
     comments=$(api GET "/repos/$repo/issues/$number/comments?per_page=100&page=$page") ||
       die 1 "could not list the comments of #$number"
-    id=$(jq -r --arg m "$marker" '[.[] | select(.body | contains($m))][0].id // empty' <<<"$comments")
+    id=$(jq -r --arg m "$marker" --arg me "$me" \
+      '[.[] | select((.body | contains($m)) and .user.login == $me)][0].id // empty' <<<"$comments")
     [ "$(jq length <<<"$comments")" -lt 100 ] && break
     page=$((page + 1))
   done
@@ -95,8 +106,9 @@ run() {
   number=$(pr_number)
   name=${INPUT_PREVIEW:-}
   if [ -z "$name" ] && [ -n "$number" ]; then name="pr-$number"; fi
-  # shellcheck disable=SC2206 # extra arguments are split on spaces, as documented
-  local extra=(${INPUT_ARGS:-})
+  # Split on spaces, as documented; never expanded as file names (`--force *`).
+  local extra=()
+  read -r -a extra <<<"${INPUT_ARGS:-}"
   local args
   case "$command" in
     preview)

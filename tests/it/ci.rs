@@ -640,30 +640,46 @@ fn the_action_and_its_example_pass_actionlint() {
 /// comment on the next push, never a second — then deletes the preview on close.
 #[test]
 fn the_action_deploys_a_preview_and_keeps_one_comment_up_to_date() {
-    type Comments = Arc<Mutex<Vec<(u64, String)>>>;
-    let comments: Comments = Arc::new(Mutex::new(vec![(1, "an unrelated comment".into())]));
+    // (id, author, body). Regression (issue 34.9): someone who posts the marker first
+    // must not take the comment over (the edit was refused, 403, and the job failed).
+    type Comments = Arc<Mutex<Vec<(u64, String, String)>>>;
+    let comments: Comments = Arc::new(Mutex::new(vec![
+        (1, "octocat".into(), "an unrelated comment".into()),
+        (
+            2,
+            "mallory".into(),
+            "<!-- driftless-preview:prod:pr-7 --> look here: https://phish.example".into(),
+        ),
+    ]));
     let held = comments.clone();
     let (api, hits) = http_server(move |hit| {
         let mut c = held.lock().unwrap();
         let list = || {
             serde_json::json!(
                 c.iter()
-                    .map(|(id, body)| serde_json::json!({"id": id, "body": body}))
+                    .map(|(id, who, body)| serde_json::json!({"id": id, "user": {"login": who}, "body": body}))
                     .collect::<Vec<_>>()
             )
         };
         match (hit.method.as_str(), hit.path.split('?').next().unwrap()) {
+            // A workflow's GITHUB_TOKEN may not read /user.
+            ("GET", "/user") => (403, "{}".into()),
             ("GET", "/repos/octo/site/issues/7/comments") => (200, list().to_string()),
             ("POST", "/repos/octo/site/issues/7/comments") => {
                 let id = 100 + c.len() as u64;
-                c.push((id, hit.json()["body"].as_str().unwrap().to_owned()));
+                c.push((
+                    id,
+                    "github-actions[bot]".into(),
+                    hit.json()["body"].as_str().unwrap().to_owned(),
+                ));
                 (201, serde_json::json!({ "id": id }).to_string())
             }
             ("PATCH", path) if path.starts_with("/repos/octo/site/issues/comments/") => {
                 let id: u64 = path.rsplit('/').next().unwrap().parse().unwrap();
-                match c.iter_mut().find(|(i, _)| *i == id) {
+                match c.iter_mut().find(|(i, _, _)| *i == id) {
+                    Some(entry) if entry.1 != "github-actions[bot]" => (403, "{}".into()),
                     Some(entry) => {
-                        entry.1 = hit.json()["body"].as_str().unwrap().to_owned();
+                        entry.2 = hit.json()["body"].as_str().unwrap().to_owned();
                         (200, serde_json::json!({ "id": id }).to_string())
                     }
                     None => (404, "{}".into()),
@@ -745,8 +761,8 @@ fn the_action_deploys_a_preview_and_keeps_one_comment_up_to_date() {
     );
     {
         let c = comments.lock().unwrap();
-        assert_eq!(c.len(), 2, "{c:?}");
-        let body = &c[1].1;
+        assert_eq!(c.len(), 3, "{c:?}");
+        let body = &c[2].2;
         for needle in [
             "<!-- driftless-preview:prod:pr-7 -->",
             "https://pr-7.preview.example.com",
@@ -764,16 +780,17 @@ fn the_action_deploys_a_preview_and_keeps_one_comment_up_to_date() {
     assert_ne!(second, first);
     {
         let c = comments.lock().unwrap();
-        assert_eq!(c.len(), 2, "a second comment: {c:?}");
+        assert_eq!(c.len(), 3, "a second comment: {c:?}");
         assert!(
-            c[1].1.contains(
+            c[2].2.contains(
                 second
                     .lines()
                     .find_map(|l| l.strip_prefix("release="))
                     .unwrap()
             )
         );
-        assert_eq!(c[0].1, "an unrelated comment");
+        assert_eq!(c[0].2, "an unrelated comment");
+        assert!(c[1].2.contains("phish"), "someone else's comment was edited");
     }
     assert!(
         hits.lock()
@@ -785,6 +802,29 @@ fn the_action_deploys_a_preview_and_keeps_one_comment_up_to_date() {
     ran("delete-preview");
     assert!(!t.path().join("store/previews/pr-7").exists());
     let c = comments.lock().unwrap();
-    assert_eq!(c.len(), 2, "{c:?}");
-    assert!(c[1].1.contains("was deleted"), "{}", c[1].1);
+    assert_eq!(c.len(), 3, "{c:?}");
+    assert!(c[2].2.contains("was deleted"), "{}", c[2].2);
+    drop(c);
+    // Regression (issue 34.9): `args` are split on spaces, never expanded as file names.
+    std::fs::write(p.dir.join("a-file-the-glob-would-find"), "").unwrap();
+    let out = {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(repo().join("scripts/action.sh"))
+            .arg("run")
+            .current_dir(&p.dir)
+            .env(
+                "PATH",
+                format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+            )
+            .env("INPUT_COMMAND", "deploy")
+            .env("INPUT_ENVIRONMENT", "prod")
+            .env("INPUT_ARGS", "-m *")
+            .env("DRIFTLESS_AUTHOR", "Alice <alice@example.com>")
+            .env_remove("GITHUB_EVENT_PATH")
+            .stdin(std::process::Stdio::null());
+        cmd.output().unwrap()
+    };
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = p.cmd(&["log", "prod", "--json"]).expect(0).json();
+    assert_eq!(log["releases"][0]["message"], "*", "{log}");
 }

@@ -99,6 +99,9 @@ fn publish(root: &Path, tag: &str, archive_bytes: impl Fn(Vec<u8>) -> Vec<u8>) -
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(&name), archive_bytes(bytes.clone())).unwrap();
         std::fs::write(dir.join(format!("{name}.sha256")), &sum).unwrap();
+        // As the release workflow writes it: every archive's line, then install.sh's.
+        let sums = format!("{sum}{}  driftless-other.tar.gz\n", "0".repeat(64));
+        std::fs::write(dir.join("SHA256SUMS"), sums).unwrap();
     }
     name
 }
@@ -174,13 +177,18 @@ fn a_corrupted_or_unverifiable_archive_is_refused_and_nothing_installed() {
     assert!(!home.join(".local/bin/driftless").exists());
     assert!(!home.join(".local/bin/.driftless.new").exists());
 
-    // No checksum published: never installed unverified.
-    std::fs::remove_file(
-        tmp.path()
-            .join("latest/download")
-            .join(format!("{name}.sha256")),
-    )
-    .unwrap();
+    // SHA256SUMS without the archive's line: never installed unverified.
+    let sums = tmp.path().join("latest/download/SHA256SUMS");
+    std::fs::write(&sums, format!("{}  driftless-other.tar.gz\n", "0".repeat(64))).unwrap();
+    let out = install(&mirror, &[], &home);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("SHA256SUMS has no line for {name}")),
+        "{}",
+        text(&out)
+    );
+    // No checksums published at all.
+    std::fs::remove_file(&sums).unwrap();
     let out = install(&mirror, &[], &home);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("refusing to install an unverified binary"));
@@ -250,4 +258,123 @@ fn the_changelog_has_notes_for_this_version_and_binstall_finds_the_archives() {
     assert!(workflow.contains(r#"tar -czf "$name.tar.gz" "$name""#));
     let installer = std::fs::read_to_string(root.join("install.sh")).unwrap();
     assert!(installer.contains(r#"ARCHIVE="driftless-$TARGET.tar.gz""#));
+}
+
+/// A server on 127.0.0.1 that answers every GET with a redirect to `to` + the path.
+struct Redirector(Child, String);
+
+impl Redirector {
+    fn to(to: &str) -> Self {
+        let script = r#"
+import http.server, sys
+to = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(302)
+        self.send_header("Location", to + self.path)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+        let mut child = Command::new("python3")
+            .args(["-c", script, to])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let mut port = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut port)
+            .unwrap();
+        let url = format!("http://127.0.0.1:{}", port.trim());
+        Self(child, url)
+    }
+}
+
+impl Drop for Redirector {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Regression (issue 34.10): install.sh allowed plain HTTP (curl `--proto '=https,http'`,
+/// wget unrestricted), on redirects too, and fetched `ARCHIVE.sha256` where the README
+/// names `SHA256SUMS`. Now downloads are HTTPS only — a mirror named `http://`
+/// explicitly is the one exception, with a warning, and even it may not redirect to
+/// plain HTTP — the archive is checked against its line of SHA256SUMS, and
+/// `--attestation` checks the build provenance with `gh` (a hint when gh is there).
+#[test]
+fn install_downloads_over_https_only_and_checks_sha256sums() {
+    let tmp = tempfile::tempdir().unwrap();
+    publish(tmp.path(), "v0.1.0", |b| b);
+    let mirror = Mirror::serve(tmp.path());
+    let home = tmp.path().join("home");
+    let run = |url: &str, args: &[&str], path: &str| {
+        Command::new("sh")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh"))
+            .args(args)
+            .env("DRIFTLESS_DOWNLOAD_URL", url)
+            .env("HOME", &home)
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // The explicit http:// mirror: allowed, and said.
+    let out = run(&mirror.url, &[], "/usr/bin:/bin");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("warning: downloading over plain HTTP"), "{}", text(&out));
+    // A mirror that redirects to plain HTTP: refused, nothing installed.
+    std::fs::remove_file(home.join(".local/bin/driftless")).unwrap();
+    let redirect = Redirector::to(&mirror.url);
+    let out = run(&redirect.1, &[], "/usr/bin:/bin");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!home.join(".local/bin/driftless").exists());
+    // Anything but https:// and an explicit http:// is bad usage.
+    let out = run("ftp://mirror.example", &[], "/usr/bin:/bin");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // `gh`: a stand-in that records its arguments and answers as told.
+    let bin = tmp.path().join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = tmp.path().join("gh.log");
+    std::fs::write(
+        bin.join("gh"),
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nexit \"${{GH_EXIT:-0}}\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(bin.join("gh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let out = run(&mirror.url, &[], &path);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("add --attestation"), "{}", text(&out));
+    let out = run(&mirror.url, &["--attestation"], &path);
+    assert!(out.status.success(), "{}", text(&out));
+    let called = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        called.contains("attestation verify") && called.contains("--repo driftless-dev/driftless"),
+        "{called}"
+    );
+    std::fs::remove_file(home.join(".local/bin/driftless")).unwrap();
+    let out = Command::new("sh")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh"))
+        .arg("--attestation")
+        .env("DRIFTLESS_DOWNLOAD_URL", &mirror.url)
+        .env("HOME", &home)
+        .env("PATH", &path)
+        .env("GH_EXIT", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("did not verify"), "{}", text(&out));
+    assert!(!home.join(".local/bin/driftless").exists());
 }
