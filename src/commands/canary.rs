@@ -100,6 +100,13 @@ pub(super) async fn canary(ctx: &Ctx, env: &str, change: Change, yes: bool) -> R
     };
     lease.release(&ec.ledger).await?;
     let (c, summary) = result?;
+    let (step, percent) = match change {
+        Change::Finish => ("finish", c.percent),
+        Change::Abort => ("abort", c.percent),
+        Change::Percent(p) => ("share", p),
+        Change::Show => unreachable!("answered above"),
+    };
+    ec.canary_step(&c.release, step, percent, None).await;
     ec.journal(
         operation,
         Some(&c.release),

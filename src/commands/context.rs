@@ -209,6 +209,21 @@ impl EnvCtx<'_> {
             .await;
     }
 
+    /// Keep a step of a canary for `log` (best effort, like the journal).
+    pub(crate) async fn canary_step(&self, release: &str, step: &str, percent: u8, why: Option<String>) {
+        let s = crate::ledger::CanaryStep {
+            release: release.to_owned(),
+            step: step.to_owned(),
+            percent,
+            why,
+            by: self.ctx.actor.author.clone(),
+            at: jiff::Timestamp::now(),
+        };
+        if let Err(e) = self.ledger.record_canary_step(s).await {
+            eprintln!("warning: could not record the canary's {step} for `log`: {e}");
+        }
+    }
+
     /// Tell the `[[notify]]` webhooks that want it. Never fails the command: failures
     /// are reported and journalled by `notify::send`.
     pub(crate) async fn notify(

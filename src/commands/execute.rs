@@ -266,8 +266,11 @@ async fn execute(
     lease.release(&ec.ledger).await?;
     match &result {
         Ok((release, _)) => {
-            let detail = serde_json::json!({ "totals": plan.totals, "overrides": plan.overrides });
+            let detail = serde_json::json!({ "totals": plan.totals, "overrides": plan.overrides, "canary": plan.canary });
             ec.journal(operation, Some(&release.id), detail).await;
+            if let Some(p) = plan.canary {
+                ec.canary_step(&release.id, "start", p, None).await;
+            }
             if !plan.overrides.is_empty() {
                 ec.journal(
                     "forced",

@@ -410,11 +410,71 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
             watched.insert(s.id.clone(), w);
         }
     }
+    // Canaries: each step under its release; an aborted one (never live, so not in
+    // live's history) in its place in time.
+    let steps = ec.ledger.canary_steps().await?;
+    let mut canaries: std::collections::BTreeMap<&str, Vec<&crate::ledger::CanaryStep>> =
+        std::collections::BTreeMap::new();
+    for st in &steps {
+        canaries.entry(st.release.as_str()).or_default().push(st);
+    }
+    let in_history: std::collections::HashSet<&str> =
+        history.iter().map(|s| s.id.as_str()).collect();
+    let oldest = history.last().map(|s| s.created_at);
+    let mut aborted = Vec::new();
+    for (id, st) in &canaries {
+        let started = st.first().map(|s| s.at);
+        if in_history.contains(id) || started.zip(oldest).is_some_and(|(s, o)| s < o) {
+            continue;
+        }
+        if let Ok(r) = ec.ledger.release(id).await {
+            aborted.push(r.summary());
+        }
+    }
+    aborted.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     let out = &ctx.out;
-    if history.is_empty() {
+    if history.is_empty() && aborted.is_empty() {
         out.say(format!("{env} has no releases yet."));
     }
+    let canary_line = |id: &str| -> Option<String> {
+        let st = canaries.get(id)?;
+        let parts: Vec<String> = st
+            .iter()
+            .map(|c| {
+                let what = match c.step.as_str() {
+                    "start" => format!("started on {}%", c.percent),
+                    "share" => format!("{}%", c.percent),
+                    "finish" => format!("finished (from {}%)", c.percent),
+                    "abort" => format!("aborted (at {}%)", c.percent),
+                    other => other.to_owned(),
+                };
+                let why = c.why.as_deref().map(|w| format!(": {}", esc(w))).unwrap_or_default();
+                format!("{what} by {} at {}{why}", esc(&c.by), short_time(c.at))
+            })
+            .collect();
+        Some(format!("    canary: {}", parts.join("; ")))
+    };
+    let state_of = |id: &str| match canaries.get(id).and_then(|s| s.last()).map(|s| s.step.as_str()) {
+        Some("abort") => "(canary, aborted)",
+        _ => "(canary, running)",
+    };
+    let mut pending_aborted = aborted.iter().peekable();
     for (i, s) in history.iter().enumerate() {
+        while let Some(a) = pending_aborted.next_if(|a| a.created_at > s.created_at) {
+            out.say(format!(
+                "{} {}  {}, {} files",
+                out.paint(&a.id, Style::Dim),
+                out.paint(state_of(&a.id), Style::Warn),
+                a.kind,
+                a.files
+            ));
+            out.say(format!(
+                "    by {} at {} — not live for everyone",
+                esc(&a.author),
+                short_time(a.created_at)
+            ));
+            out.say(canary_line(&a.id).unwrap_or_default());
+        }
         if let Some(r) = retired.get(&s.id) {
             out.say(format!(
                 "{} {}  {}",
@@ -486,6 +546,19 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
             let style = if w.healthy { Style::Good } else { Style::Bad };
             out.say(format!("    {}", out.paint(&w.describe(), style)));
         }
+        if let Some(line) = canary_line(&s.id) {
+            out.say(line);
+        }
+    }
+    for a in pending_aborted {
+        out.say(format!(
+            "{} {}  {}, {} files",
+            out.paint(&a.id, Style::Dim),
+            out.paint(state_of(&a.id), Style::Warn),
+            a.kind,
+            a.files
+        ));
+        out.say(canary_line(&a.id).unwrap_or_default());
     }
     out.document_with(|| {
         serde_json::json!({
@@ -495,6 +568,12 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
                 v["retired"] = serde_json::to_value(retired.get(&s.id)).unwrap_or_default();
                 v["restorable"] = serde_json::Value::Bool(!retired.contains_key(&s.id));
                 v["watch"] = serde_json::to_value(watched.get(&s.id)).unwrap_or_default();
+                v["canary"] = serde_json::to_value(canaries.get(s.id.as_str())).unwrap_or_default();
+                v
+            }).collect::<Vec<_>>(),
+            "aborted_canaries": aborted.iter().map(|a| {
+                let mut v = serde_json::to_value(a).unwrap_or_default();
+                v["canary"] = serde_json::to_value(canaries.get(a.id.as_str())).unwrap_or_default();
                 v
             }).collect::<Vec<_>>(),
         })

@@ -54,7 +54,43 @@ impl Canary {
     }
 }
 
+/// One step of a canary's life, kept in `canaries.json` for `log`: started on a share,
+/// the share changed, finished (live for everyone) or aborted (and why).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryStep {
+    pub release: String,
+    /// "start", "share", "finish" or "abort".
+    pub step: String,
+    /// The share after this step (before it, for finish and abort).
+    pub percent: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    pub by: String,
+    pub at: Timestamp,
+}
+
+/// The steps kept: the newest this many.
+const CANARY_STEPS: usize = 500;
+
 impl Ledger {
+    /// Every canary step kept, oldest first.
+    pub async fn canary_steps(&self) -> Result<Vec<CanaryStep>> {
+        Ok(self
+            .state_json::<Vec<CanaryStep>>("canaries.json")
+            .await?
+            .map(|(s, _)| s)
+            .unwrap_or_default())
+    }
+
+    /// Add a step (under the lock that made it; conditional on what was read).
+    pub async fn record_canary_step(&self, step: CanaryStep) -> Result<()> {
+        let mut steps = self.canary_steps().await?;
+        steps.push(step);
+        let over = steps.len().saturating_sub(CANARY_STEPS);
+        steps.drain(..over);
+        self.put_state_json("canaries.json", &steps).await
+    }
+
     /// The running canary and its record's ETag, if there is one.
     pub async fn canary(&self) -> Result<Option<(Canary, String)>> {
         self.read_json::<Canary>(&self.key("canary.json")).await

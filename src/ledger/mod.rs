@@ -26,7 +26,7 @@ mod previews;
 mod record;
 mod slots;
 mod snapshots;
-pub use canary::Canary;
+pub use canary::{Canary, CanaryStep};
 pub use gc::{Collection, Piece, Policy, Retired, Retirement, Yank};
 pub use lock::{HeldLease, Lock, LockInfo};
 pub use notes::{Check, Event, Hold, MIN_REQUESTS, Pending, Tally, Verification, Watched, p95};

@@ -668,3 +668,52 @@ fn configurations_that_can_never_work_are_refused() {
         assert_ne!(out.code, 2, "{config}: {}", out.stderr);
     }
 }
+
+/// Regression (issue 34, smaller): `log` kept no record of canaries — an aborted one was
+/// missing entirely and a finished one showed as a plain deploy. Now every step shows,
+/// with who and when, in text and in `--json`.
+#[test]
+fn log_shows_every_canary_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Project::atomic(&tmp.path().join("w"), &tmp.path().join("store"), "");
+    p.write("index.html", "v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.write("index.html", "v2 (aborted)");
+    let aborted = p
+        .cmd(&["deploy", "prod", "--canary", "10", "--yes", "--json"])
+        .expect(0)
+        .release_id();
+    p.cmd(&["canary", "prod", "--abort", "--yes"]).expect(0);
+    p.write("index.html", "v3 (finished)");
+    let finished = p
+        .cmd(&["deploy", "prod", "--canary", "5", "--yes", "--json"])
+        .expect(0)
+        .release_id();
+    p.cmd(&["canary", "prod", "--percent", "50", "--yes"])
+        .expect(0);
+    p.cmd(&["canary", "prod", "--finish", "--yes"]).expect(0);
+    let log = p.cmd(&["log", "prod"]).expect(0);
+    log.mentions(&[
+        &format!("{aborted} (canary, aborted)"),
+        "canary: started on 10% by Alice <alice@example.com> at",
+        "aborted (at 10%) by Alice",
+        "canary: started on 5% by Alice",
+        "50% by Alice",
+        "finished (from 50%) by Alice",
+    ]);
+    // In time order: the finished canary (live) first, the aborted one below it.
+    let text = log.stdout.clone();
+    assert!(
+        text.find(&finished).unwrap() < text.find(&aborted).unwrap(),
+        "{text}"
+    );
+    let json = p.cmd(&["log", "prod", "--json"]).expect(0).json();
+    let steps: Vec<&str> = json["releases"][0]["canary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["start", "share", "finish"], "{json}");
+    assert_eq!(json["aborted_canaries"][0]["id"], aborted.as_str(), "{json}");
+}
