@@ -161,8 +161,15 @@ where
                 other => eprintln!("driftless: error: {other}"),
             }
             let printed = ui::DOCUMENT_PRINTED.load(std::sync::atomic::Ordering::Relaxed);
-            if json && !printed && !matches!(e, Error::Refused(_)) {
-                let doc = serde_json::json!({ "error": e.to_string(), "exit_status": code });
+            // A machine reading `--json` always gets a document: a refusal that printed
+            // none (it came before a plan) too.
+            if json && !printed {
+                let doc = match &e {
+                    Error::Refused(why) => {
+                        serde_json::json!({ "result": "refused", "refused": why, "exit_status": code })
+                    }
+                    other => serde_json::json!({ "error": other.to_string(), "exit_status": code }),
+                };
                 ui::stdout_line(&doc.to_string());
             }
             ExitCode::from(code)

@@ -210,7 +210,13 @@ impl EnvCtx<'_> {
     }
 
     /// Keep a step of a canary for `log` (best effort, like the journal).
-    pub(crate) async fn canary_step(&self, release: &str, step: &str, percent: u8, why: Option<String>) {
+    pub(crate) async fn canary_step(
+        &self,
+        release: &str,
+        step: &str,
+        percent: u8,
+        why: Option<String>,
+    ) {
         let s = crate::ledger::CanaryStep {
             release: release.to_owned(),
             step: step.to_owned(),

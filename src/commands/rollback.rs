@@ -39,20 +39,49 @@ pub(super) async fn rollback(
             }
             id
         }
-        None => match ec.ledger.history_refs(None, 2).await?.0.as_slice() {
-            [] => {
+        // The newest release before live that can still be restored; the yanked or
+        // collected ones in between are skipped, and said.
+        None => {
+            let history = ec.ledger.history_refs(None, 100_000).await?.0;
+            let Some((live, before)) = history.split_first() else {
                 return Err(Error::Usage(format!(
                     "{env} has no live release to roll back from"
                 )));
+            };
+            let mut skipped = Vec::new();
+            let mut found = None;
+            for r in before {
+                match ec.ledger.restorable(&r.id).await? {
+                    Ok(()) => {
+                        found = Some(r.id.clone());
+                        break;
+                    }
+                    Err(gone) => skipped.push((r.id.clone(), gone)),
+                }
             }
-            [live] => {
-                return Err(Error::Usage(format!(
-                    "live release {} on {env} has no previous release",
-                    live.id
-                )));
+            for (id, gone) in &skipped {
+                ctx.out.say(format!(
+                    "note: skipped release {id} ({}): it cannot be rolled back to",
+                    gone.describe()
+                ));
             }
-            [_, previous, ..] => previous.id.clone(),
-        },
+            match found {
+                Some(id) => id,
+                None if before.is_empty() => {
+                    return Err(Error::Usage(format!(
+                        "live release {} on {env} has no previous release",
+                        live.id
+                    )));
+                }
+                None => {
+                    return Err(Error::Refused(format!(
+                        "no release before live release {} on {env} can be restored ({} skipped: yanked or collected); nothing was changed\n  → see `driftless log {env}`",
+                        live.id,
+                        skipped.len()
+                    )));
+                }
+            }
+        }
     };
     if let Err(gone) = ec.ledger.restorable(&target_id).await? {
         return Err(Error::Refused(guards::unrestorable(env, &gone)));

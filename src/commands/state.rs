@@ -448,13 +448,21 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
                     "abort" => format!("aborted (at {}%)", c.percent),
                     other => other.to_owned(),
                 };
-                let why = c.why.as_deref().map(|w| format!(": {}", esc(w))).unwrap_or_default();
+                let why = c
+                    .why
+                    .as_deref()
+                    .map(|w| format!(": {}", esc(w)))
+                    .unwrap_or_default();
                 format!("{what} by {} at {}{why}", esc(&c.by), short_time(c.at))
             })
             .collect();
         Some(format!("    canary: {}", parts.join("; ")))
     };
-    let state_of = |id: &str| match canaries.get(id).and_then(|s| s.last()).map(|s| s.step.as_str()) {
+    let state_of = |id: &str| match canaries
+        .get(id)
+        .and_then(|s| s.last())
+        .map(|s| s.step.as_str())
+    {
         Some("abort") => "(canary, aborted)",
         _ => "(canary, running)",
     };

@@ -309,8 +309,13 @@ async fn canary_fired(
     let aborted = crate::apply::canary::abort(&ec.ledger, env).await;
     lease.release(&ec.ledger).await?;
     let aborted = aborted?;
-    ec.canary_step(&canary.id, "abort", aborted.percent, Some(format!("watch: {trigger}")))
-        .await;
+    ec.canary_step(
+        &canary.id,
+        "abort",
+        aborted.percent,
+        Some(format!("watch: {trigger}")),
+    )
+    .await;
     record.rolled_back_to = Some(aborted.live.clone());
     let hold = hold_after(
         ec,

@@ -433,7 +433,21 @@ fn stale_commit(
     base: Option<&Arc<Release>>,
     since_base: &[Arc<Release>],
 ) -> Option<Stale> {
+    // A build that a later rollback took back out is not live's content: nobody needs
+    // its commit (newest first: a rollback to T covers the releases down to T).
+    let mut rolled_back_to: Option<&str> = None;
     let (release, commit, ancestry) = since_base.iter().find_map(|r| {
+        if let Some(t) = rolled_back_to {
+            if r.id == t {
+                rolled_back_to = None;
+            } else {
+                return None;
+            }
+        }
+        if let ReleaseKind::Rollback { to } = &r.kind {
+            rolled_back_to = Some(to.as_str());
+            return None;
+        }
         let g = built_from_commit(r)?;
         let ancestry = repo.contains(&g.commit);
         (ancestry != Ancestry::Contained).then_some((r, g.commit.clone(), ancestry))

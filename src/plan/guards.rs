@@ -154,10 +154,10 @@ pub fn stale_base(env: &str, stale: &Stale) -> Refusal {
             } else {
                 "which your checkout does not contain"
             };
-            let which = if release.id == *live {
-                "live release".to_owned()
+            let (which, live_is) = if release.id == *live {
+                ("live release", String::new())
             } else {
-                format!("release {} (live is {live})", release.id)
+                ("release", format!(" (live is {live})"))
             };
             let base = base
                 .as_ref()
@@ -165,7 +165,7 @@ pub fn stale_base(env: &str, stale: &Stale) -> Refusal {
                 .unwrap_or_default();
             (
                 format!(
-                    "{which} {release} was built from commit {commit}, {why} (you are at {head}{base})"
+                    "{which} {release}{live_is} was built from commit {commit}, {why} (you are at {head}{base})"
                 ),
                 release,
                 format!(
@@ -353,11 +353,19 @@ pub fn revert(
                 ),
                 (Some(ReleaseKind::Rollback { to }), kind) => {
                     let rolled_back = base.base.as_ref().map(|b| b.id.clone()).unwrap_or_default();
+                    let short = |c: &str| c[..c.len().min(10)].to_owned();
+                    // Every commit the rollback took out: from its target's (exclusive)
+                    // to the rolled-back release's.
                     let commit = base
                         .base
                         .as_ref()
                         .and_then(|b| b.git.as_ref())
-                        .map(|g| g.commit[..g.commit.len().min(10)].to_owned());
+                        .map(|g| match by.and_then(|r| r.git.as_ref()) {
+                            Some(t) if t.commit != g.commit => {
+                                format!("--no-edit {}..{}", short(&t.commit), short(&g.commit))
+                            }
+                            _ => short(&g.commit),
+                        });
                     let msg = by
                         .and_then(|r| r.message.as_deref())
                         .map(|m| format!(": \"{}\"", esc(m)))
@@ -698,6 +706,49 @@ pub fn unsafe_store(location: &str, ignored: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (issue 34, smaller): the stale-base refusal printed the release id
+    /// twice when the stale build is not live itself.
+    #[test]
+    fn a_stale_build_is_named_once() {
+        let r = ReleaseRef {
+            id: "20261201T000000Z-aaaaaa".into(),
+            kind: ReleaseKind::Deploy,
+            author: "Bob".into(),
+            host: "h".into(),
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            commit: Some("0123456789abcdef".into()),
+            dirty: false,
+            message: None,
+            files: 1,
+            overrides: Vec::new(),
+            tag: None,
+        };
+        let refusal = stale_base(
+            "prod",
+            &Stale::Commit {
+                release: r.clone(),
+                live: "20261202T000000Z-bbbbbb".into(),
+                commit: "0123456789abcdef".into(),
+                unknown: false,
+                head: "fedcba9876".into(),
+                base: None,
+            },
+        );
+        assert_eq!(
+            refusal.message.matches(&r.id).count(),
+            1,
+            "{}",
+            refusal.message
+        );
+        assert!(
+            refusal
+                .message
+                .contains("(live is 20261202T000000Z-bbbbbb)"),
+            "{}",
+            refusal.message
+        );
+    }
 
     #[test]
     fn delete_guard() {

@@ -790,7 +790,10 @@ fn the_action_deploys_a_preview_and_keeps_one_comment_up_to_date() {
             )
         );
         assert_eq!(c[0].2, "an unrelated comment");
-        assert!(c[1].2.contains("phish"), "someone else's comment was edited");
+        assert!(
+            c[1].2.contains("phish"),
+            "someone else's comment was edited"
+        );
     }
     assert!(
         hits.lock()
@@ -824,7 +827,11 @@ fn the_action_deploys_a_preview_and_keeps_one_comment_up_to_date() {
             .stdin(std::process::Stdio::null());
         cmd.output().unwrap()
     };
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = p.cmd(&["log", "prod", "--json"]).expect(0).json();
     assert_eq!(log["releases"][0]["message"], "*", "{log}");
 }

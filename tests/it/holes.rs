@@ -715,5 +715,125 @@ fn log_shows_every_canary_step() {
         .map(|s| s["step"].as_str().unwrap())
         .collect();
     assert_eq!(steps, ["start", "share", "finish"], "{json}");
-    assert_eq!(json["aborted_canaries"][0]["id"], aborted.as_str(), "{json}");
+    assert_eq!(
+        json["aborted_canaries"][0]["id"],
+        aborted.as_str(),
+        "{json}"
+    );
+}
+
+/// Regressions (issue 34, smaller), after a rollback:
+/// - a build a rollback took out was still asked for (`git fetch && git merge` of an
+///   unmerged preview branch's commit) by the next deploy from main;
+/// - a rollback over several commits named only one in its `git revert` advice.
+#[test]
+fn after_a_rollback_the_advice_is_right() {
+    use crate::util::git;
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let dir = tmp.path().join("repo");
+    let p = Project::atomic(
+        &dir,
+        &tmp.path().join("store"),
+        &format!("preview_url = \"http://{{name}}.localhost:{port}\"\n"),
+    );
+    std::fs::write(dir.join(".gitignore"), ".driftless/\n").unwrap();
+    let commit = |msg: &str| {
+        git(&dir, &["add", "-A"]);
+        git(&dir, &["commit", "-q", "-m", msg]);
+        let out = std::process::Command::new("git")
+            .current_dir(&dir)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim()[..10].to_owned()
+    };
+    p.write("index.html", "v1");
+    git(&dir, &["init", "-q", "-b", "main"]);
+    let a = commit("v1");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+
+    // An unmerged branch, previewed and made live, then rolled back.
+    git(&dir, &["checkout", "-q", "-b", "feat"]);
+    p.write("index.html", "feature");
+    commit("feature");
+    p.cmd(&["deploy", "prod", "--preview", "feat", "--yes"])
+        .expect(0);
+    {
+        let _server = crate::serve::serve(&p, "prod", port);
+        p.cmd(&["deploy", "prod", "--from-preview", "feat", "--yes"])
+            .expect(0);
+    }
+    p.cmd(&["rollback", "prod", "--yes"]).expect(0);
+    git(&dir, &["checkout", "-q", "main"]);
+    p.write("about.html", "about");
+    commit("about");
+    let deployed = p.cmd(&["deploy", "prod", "--yes"]).run();
+    assert_eq!(deployed.code, 0, "{}\n{}", deployed.stdout, deployed.stderr);
+    assert!(!deployed.all().contains("git merge"), "{}", deployed.all());
+
+    // Two commits shipped, both rolled back at once.
+    p.write("index.html", "v2");
+    commit("v2");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.write("index.html", "v3");
+    let c = commit("v3");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let log = p.cmd(&["log", "prod", "--json"]).expect(0).json();
+    let about = log["releases"][2]["id"].as_str().unwrap().to_owned();
+    let about_commit = log["releases"][2]["commit"].as_str().unwrap()[..10].to_owned();
+    p.cmd(&["rollback", "prod", "--to", &about, "--yes"])
+        .expect(0);
+    p.write("other.html", "other");
+    commit("other");
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(3)
+        .mentions(&[&format!("git revert --no-edit {about_commit}..{c}")]);
+    let _ = a;
+}
+
+/// Regression (issue 34, smaller): `rollback ENV` with the release before live yanked was
+/// refused instead of going to the newest restorable one before it; and a refusal with
+/// `--json` printed no JSON on stdout.
+#[test]
+fn rollback_skips_what_cannot_be_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let p = Project::atomic(&tmp.path().join("w"), &store, "");
+    let mut ids = Vec::new();
+    for v in ["v1", "v2", "v3"] {
+        p.write("index.html", v);
+        ids.push(
+            p.cmd(&["deploy", "prod", "--yes", "--json"])
+                .expect(0)
+                .release_id(),
+        );
+    }
+    p.cmd(&["yank", "prod", &ids[1], "--reason", "leaked a key", "--yes"])
+        .expect(0);
+    p.cmd(&["rollback", "prod", "--yes"])
+        .expect(0)
+        .mentions(&[&format!("skipped release {} (yanked by", ids[1])]);
+    assert_eq!(
+        std::fs::read_to_string(store.join("current/index.html")).unwrap(),
+        "v1"
+    );
+    // Nothing before live can be restored: refused, with a JSON document.
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Project::atomic(&tmp.path().join("w"), &tmp.path().join("store"), "");
+    let mut ids = Vec::new();
+    for v in ["v1", "v2"] {
+        p.write("index.html", v);
+        ids.push(
+            p.cmd(&["deploy", "prod", "--yes", "--json"])
+                .expect(0)
+                .release_id(),
+        );
+    }
+    p.cmd(&["yank", "prod", &ids[0], "--reason", "leaked", "--yes"])
+        .expect(0);
+    let refused = p.cmd(&["rollback", "prod", "--yes", "--json"]).expect(3);
+    let doc = refused.json();
+    assert_eq!(doc["result"], "refused", "{doc}");
+    assert_eq!(doc["exit_status"], 3, "{doc}");
 }

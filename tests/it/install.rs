@@ -179,7 +179,11 @@ fn a_corrupted_or_unverifiable_archive_is_refused_and_nothing_installed() {
 
     // SHA256SUMS without the archive's line: never installed unverified.
     let sums = tmp.path().join("latest/download/SHA256SUMS");
-    std::fs::write(&sums, format!("{}  driftless-other.tar.gz\n", "0".repeat(64))).unwrap();
+    std::fs::write(
+        &sums,
+        format!("{}  driftless-other.tar.gz\n", "0".repeat(64)),
+    )
+    .unwrap();
     let out = install(&mirror, &[], &home);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
@@ -327,7 +331,11 @@ fn install_downloads_over_https_only_and_checks_sha256sums() {
     // The explicit http:// mirror: allowed, and said.
     let out = run(&mirror.url, &[], "/usr/bin:/bin");
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("warning: downloading over plain HTTP"), "{}", text(&out));
+    assert!(
+        text(&out).contains("warning: downloading over plain HTTP"),
+        "{}",
+        text(&out)
+    );
     // A mirror that redirects to plain HTTP: refused, nothing installed.
     std::fs::remove_file(home.join(".local/bin/driftless")).unwrap();
     let redirect = Redirector::to(&mirror.url);
