@@ -115,7 +115,10 @@ where
     match err {
         SdkError::DispatchFailure(_)
         | SdkError::ConstructionFailure(_)
-        | SdkError::TimeoutError(_) => Unanswered::of(err).explain(target, profile),
+        // One line: the advice after the reason, not below it.
+        | SdkError::TimeoutError(_) => Unanswered::of(err)
+            .explain(target, profile)
+            .replace("\n  → ", " — "),
         _ => {
             let status = err.raw_response().map(|r| r.status().as_u16());
             let code = err.code().unwrap_or("error");

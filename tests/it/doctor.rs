@@ -495,3 +495,35 @@ fn self_check_names_config_endpoint_region_and_credential_source() {
         .expect(0);
     d.mentions(&["credentials  web identity", "temporary"]);
 }
+
+/// Regression (issue 34, smaller): `doctor` printed a literal `\n` in its CloudWatch line
+/// when CloudWatch could not be reached (the reason and its advice were two lines).
+#[test]
+fn an_unreachable_cloudwatch_is_one_line() {
+    let s = servers();
+    let bucket = s.bucket(&s.moto);
+    let distribution = s.distribution(&bucket);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "site = \"site\"\n[env.prod]\nstore = \"s3://{bucket}/www\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\ncdn = {{ cloudfront = \"{distribution}\", wait_seconds = 5 }}\n",
+        s.moto
+    );
+    let mut env = s.env();
+    env.push(("AWS_ENDPOINT_URL_CLOUDFRONT", s.moto.clone()));
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", "http://127.0.0.1:1".into()));
+    env.push(("AWS_ENDPOINT_URL_STS", s.moto.clone()));
+    let p = Project::with_config(tmp.path(), &config).envs(env);
+    p.write("index.html", "home");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    let text = p.cmd(&["doctor", "prod"]).run();
+    let line = text
+        .all()
+        .lines()
+        .find(|l| l.contains("monitoring.alarms") || l.contains("cannot reach CloudWatch"))
+        .unwrap_or_else(|| panic!("no CloudWatch line:\n{}", text.all()))
+        .to_owned();
+    assert!(line.contains("cannot reach CloudWatch"), "{line}");
+    assert!(!line.contains("\\n"), "a literal \\n: {line}");
+    let c = checks(&p.cmd(&["--json", "doctor", "prod"]).run());
+    assert!(!c["monitoring.alarms"].1.contains('\n'), "{c:?}");
+}
