@@ -183,19 +183,23 @@ fn detect(dir: &Path) -> Option<Framework> {
             ));
         }
     }
-    for (conf, site) in [
-        ("conf.py", "_build/html"),
-        ("docs/conf.py", "docs/_build/html"),
-        ("source/conf.py", "build/html"),
+    // Each layout with the command that builds it where the site is looked for
+    // (`sphinx-quickstart --sep` puts the sources in source/ and builds into build/).
+    for (conf, site, build) in [
+        ("conf.py", "_build/html", "sphinx-build -M html . _build"),
+        (
+            "docs/conf.py",
+            "docs/_build/html",
+            "sphinx-build -M html docs docs/_build",
+        ),
+        (
+            "source/conf.py",
+            "build/html",
+            "sphinx-build -M html source build",
+        ),
     ] {
         if dir.join(conf).is_file() {
-            return Some(framework(
-                "Sphinx",
-                conf.into(),
-                site,
-                None,
-                "sphinx-build -M html . _build",
-            ));
+            return Some(framework("Sphinx", conf.into(), site, None, build));
         }
     }
     for file in [

@@ -182,3 +182,20 @@ fn init_in_a_built_site_deploys_that_folder() {
     assert!(config.contains("site = \"www\""), "{config}");
     assert!(!out.contains("warning"), "{out}");
 }
+
+/// Regression (issue 34, smaller): on `sphinx-quickstart --sep` (sources in source/,
+/// the build in build/html) init picked build/html but hinted `sphinx-build -M html .
+/// _build`, which builds elsewhere; each layout now gets the command that builds where
+/// the site is looked for.
+#[test]
+fn each_sphinx_layout_gets_the_build_command_for_its_site() {
+    for (conf, site, build) in [
+        ("source/conf.py", "build/html", "sphinx-build -M html source build"),
+        ("conf.py", "_build/html", "sphinx-build -M html . _build"),
+        ("docs/conf.py", "docs/_build/html", "sphinx-build -M html docs docs/_build"),
+    ] {
+        let (_tmp, out, config) = init_in(&[(conf, "project = 'x'\n")]);
+        assert!(config.contains(&format!("site = \"{site}\"")), "{conf}: {config}");
+        assert!(out.contains(build), "{conf}: {out}");
+    }
+}
