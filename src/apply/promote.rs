@@ -96,7 +96,7 @@ pub(crate) async fn transfer(
 }
 
 /// One set of credentials reaches both stores: objects can be copied server-side.
-fn same_service(a: &EnvConfig, b: &EnvConfig) -> bool {
+pub(crate) fn same_service(a: &EnvConfig, b: &EnvConfig) -> bool {
     matches!(
         (&a.store, &b.store),
         (StoreUrl::S3 { .. }, StoreUrl::S3 { .. })

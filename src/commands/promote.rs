@@ -117,8 +117,14 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
     )
     .await?;
     ctx.out.say(format!(
-        "Content: {} object(s) copied server-side, {} streamed through driftless.",
-        moved.copied, moved.streamed
+        "Content: {} object(s) copied server-side, {} read through driftless into {to}'s snapshot packs{}.",
+        moved.copied,
+        moved.streamed,
+        if moved.streamed > 0 && crate::apply::promote::same_service(fe.cfg, te.cfg) {
+            " (files under 8 MiB are packed, not copied one by one)"
+        } else {
+            ""
+        }
     ));
     let batch_ids: Vec<&str> = plan.batch.iter().map(|r| r.id.as_str()).collect();
     let approval = serde_json::json!({

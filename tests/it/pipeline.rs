@@ -264,7 +264,7 @@ fn promotions_across_three_credential_pairs_move_identical_bytes() {
     p.cmd(&["verify", "staging", "--timeout", "10"]).expect(0);
     p.cmd(&["promote", "staging", "prod", "--yes"])
         .expect(0)
-        .mentions(&["0 object(s) copied server-side, 3 streamed"]);
+        .mentions(&["0 object(s) copied server-side, 3 read through driftless into prod's snapshot packs."]);
 
     // Identical bytes in all three buckets, read with the AWS CLI as the admin.
     let dev = hashes("dev");
@@ -318,7 +318,11 @@ fn one_set_of_credentials_copies_server_side() {
         "unverified",
     ])
     .expect(0)
-    .mentions(&["1 object(s) copied server-side, 2 streamed"]);
+    // Regression (issue 34, smaller): "2 streamed" read as a broken promise of
+    // server-side copies; what happens to the small files is said.
+    .mentions(&[
+        "1 object(s) copied server-side, 2 read through driftless into prod's snapshot packs (files under 8 MiB are packed, not copied one by one)",
+    ]);
     let all = s.bucket_hashes(&s.seaweedfs, &bucket, "no-skip/");
     for key in ["index.html", "a.css", "video.bin"] {
         assert_eq!(all[&format!("staging/{key}")], all[&format!("prod/{key}")]);
