@@ -431,6 +431,9 @@ pub fn mint_jwt(alg: &str, kid: &str, secret: &str, payload: &serde_json::Value)
 mod tests {
     use super::*;
 
+    /// A secret as long as HS256 needs (RFC 7518 §3.2).
+    const SECRET: &str = "s3cret-s3cret-s3cret-s3cret-s3cret";
+
     #[test]
     fn globs_match_segments() {
         let g = |p: &str| PathGlob::parse(p).unwrap();
@@ -448,14 +451,14 @@ mod tests {
         assert_eq!(g("/app/**").js_regex(), "^/app(?:/[\\s\\S]*)?$");
     }
 
-    /// Key k1 = "s3cret", issuer "me", audience "site", a minute's leeway.
+    /// Key k1 = SECRET, issuer "me", audience "site", a minute's leeway.
     fn rules(cwt: bool) -> JwtRules {
         JwtRules {
             algorithms: vec!["HS256".into()],
             issuer: Some("me".into()),
             audience: Some("site".into()),
             leeway: 60,
-            keys: [("k1".to_owned(), "s3cret".to_owned())].into(),
+            keys: [("k1".to_owned(), SECRET.to_owned())].into(),
             cwt,
         }
     }
@@ -466,7 +469,7 @@ mod tests {
         let t = mint_jwt(
             "HS256",
             "k1",
-            "s3cret",
+            SECRET,
             &serde_json::json!({ "exp": 1000, "iss": "me", "aud": ["x", "site"] }),
         )
         .unwrap();
@@ -476,7 +479,7 @@ mod tests {
         let other = mint_jwt(
             "HS256",
             "k1",
-            "wrong",
+            "wrong-secret-of-the-right-length-for-hs256",
             &serde_json::json!({ "exp": 1000, "iss": "me", "aud": "site" }),
         )
         .unwrap();
@@ -500,7 +503,7 @@ mod tests {
                 (4, Value::from(exp)),
             ]
         };
-        let t = mint_cwt("k1", "s3cret", claims(1000, "site")).unwrap();
+        let t = mint_cwt("k1", SECRET, claims(1000, "site")).unwrap();
         assert!(!t.contains('.'));
         assert!(token_holds(&t, &rules, 1000.0));
         assert!(token_holds(&t, &rules, 1059.0));
@@ -514,12 +517,17 @@ mod tests {
         assert!(!cwt_holds(&enc(&raw[3..]), &rules, 0.0));
         // Another secret, another audience, trailing bytes.
         assert!(!token_holds(
-            &mint_cwt("k1", "wrong", claims(1000, "site")).unwrap(),
+            &mint_cwt(
+                "k1",
+                "wrong-secret-of-the-right-length-for-hs256",
+                claims(1000, "site")
+            )
+            .unwrap(),
             &rules,
             0.0
         ));
         assert!(!token_holds(
-            &mint_cwt("k1", "s3cret", claims(1000, "x")).unwrap(),
+            &mint_cwt("k1", SECRET, claims(1000, "x")).unwrap(),
             &rules,
             0.0
         ));

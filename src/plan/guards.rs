@@ -711,7 +711,7 @@ mod tests {
     /// twice when the stale build is not live itself.
     #[test]
     fn a_stale_build_is_named_once() {
-        let r = ReleaseRef {
+        let r = crate::ledger::ReleaseRef {
             id: "20261201T000000Z-aaaaaa".into(),
             kind: ReleaseKind::Deploy,
             author: "Bob".into(),

@@ -190,12 +190,23 @@ fn init_in_a_built_site_deploys_that_folder() {
 #[test]
 fn each_sphinx_layout_gets_the_build_command_for_its_site() {
     for (conf, site, build) in [
-        ("source/conf.py", "build/html", "sphinx-build -M html source build"),
+        (
+            "source/conf.py",
+            "build/html",
+            "sphinx-build -M html source build",
+        ),
         ("conf.py", "_build/html", "sphinx-build -M html . _build"),
-        ("docs/conf.py", "docs/_build/html", "sphinx-build -M html docs docs/_build"),
+        (
+            "docs/conf.py",
+            "docs/_build/html",
+            "sphinx-build -M html docs docs/_build",
+        ),
     ] {
         let (_tmp, out, config) = init_in(&[(conf, "project = 'x'\n")]);
-        assert!(config.contains(&format!("site = \"{site}\"")), "{conf}: {config}");
+        assert!(
+            config.contains(&format!("site = \"{site}\"")),
+            "{conf}: {config}"
+        );
         assert!(out.contains(build), "{conf}: {out}");
     }
 }

@@ -264,7 +264,9 @@ fn promotions_across_three_credential_pairs_move_identical_bytes() {
     p.cmd(&["verify", "staging", "--timeout", "10"]).expect(0);
     p.cmd(&["promote", "staging", "prod", "--yes"])
         .expect(0)
-        .mentions(&["0 object(s) copied server-side, 3 read through driftless into prod's snapshot packs."]);
+        .mentions(&[
+            "0 object(s) copied server-side, 3 read through driftless into prod's snapshot packs.",
+        ]);
 
     // Identical bytes in all three buckets, read with the AWS CLI as the admin.
     let dev = hashes("dev");
