@@ -88,7 +88,7 @@ pub struct MessageArg {
 pub enum Command {
     /// Write a commented driftless.toml for this project, detecting its framework.
     #[command(
-        after_help = "Example:\n  driftless init            # reads package.json, hugo.toml, mkdocs.yml, book.toml, ...\n  driftless init --site build"
+        after_help = "Example:\n  # reads package.json, hugo.toml, mkdocs.yml, book.toml, ...\n  driftless init\n  driftless init --site build"
     )]
     Init {
         /// Build directory to deploy (default: the framework's, or one that exists).
@@ -97,7 +97,7 @@ pub enum Command {
     },
     /// Show what a deploy would do (the proof block); change nothing.
     #[command(
-        after_help = "Examples:\n  driftless plan staging\n  driftless plan staging --out plan.json   # review, then: driftless apply plan.json"
+        after_help = "Examples:\n  driftless plan staging\n  # review, then: driftless apply plan.json\n  driftless plan staging --out plan.json"
     )]
     Plan {
         /// Environment to plan for (default: the only one in driftless.toml).
@@ -113,7 +113,7 @@ pub enum Command {
     },
     /// Plan, show the proof block, confirm, and apply.
     #[command(
-        after_help = "Examples:\n  driftless deploy staging -m 'Fix checkout copy'\n  driftless deploy staging --yes           # in CI (no terminal)\n  driftless deploy prod --tag v1.4 --yes     # then: driftless rollback prod --to v1.4\n  driftless deploy prod --preview pr-123 --expires 3d --yes   # its own URL, live untouched\n  driftless deploy prod --from-preview pr-123 --yes           # the reviewed bytes go live\n  driftless deploy prod --canary 10 --yes                     # to 10% of visitors first"
+        after_help = "Examples:\n  driftless deploy staging -m 'Fix checkout copy'\n  # in CI (no terminal)\n  driftless deploy staging --yes\n  # then: driftless rollback prod --to v1.4\n  driftless deploy prod --tag v1.4 --yes\n  # its own URL, live untouched\n  driftless deploy prod --preview pr-123 --expires 3d --yes\n  # the reviewed bytes go live\n  driftless deploy prod --from-preview pr-123 --yes\n  # to 10% of visitors first\n  driftless deploy prod --canary 10 --yes"
     )]
     Deploy {
         /// Environment to deploy to: exactly one, so staging and production are never
@@ -177,7 +177,7 @@ pub enum Command {
     },
     /// Copy FROM's live, verified release to TO byte for byte (never rebuilt).
     #[command(
-        after_help = "Examples:\n  driftless verify staging && driftless promote staging prod\n  driftless promote staging prod --release 20261121T101500Z-3fa9c1 --yes\n  driftless promote staging prod --from-preview pr-123    # the reviewed preview, verified at its URL"
+        after_help = "Examples:\n  driftless verify staging && driftless promote staging prod\n  driftless promote staging prod --release 20261121T101500Z-3fa9c1 --yes\n  # the reviewed preview, verified at its URL\n  driftless promote staging prod --from-preview pr-123"
     )]
     Promote {
         /// The environment whose live release is promoted (e.g. staging).
@@ -221,7 +221,7 @@ pub enum Command {
     },
     /// Unified diff of text files between the live release and another state.
     #[command(
-        after_help = "Examples:\n  driftless diff staging                      # live → your local build\n  driftless diff staging index.html\n  driftless diff staging --against store      # live → the bytes actually in the store (drift)\n  driftless diff prod --against staging       # prod live → staging live\n  driftless diff prod --against env:local     # an environment named like a keyword\n  driftless diff staging --against 20261121T101500Z-3fa9c1"
+        after_help = "Examples:\n  # live → your local build\n  driftless diff staging\n  driftless diff staging index.html\n  # live → the bytes actually in the store (drift)\n  driftless diff staging --against store\n  # prod live → staging live\n  driftless diff prod --against staging\n  # an environment named like a keyword\n  driftless diff prod --against env:local\n  driftless diff staging --against 20261121T101500Z-3fa9c1"
     )]
     Diff {
         /// Environment whose live release is the left side.
@@ -237,7 +237,7 @@ pub enum Command {
     },
     /// Download the live release into DIR and record it as this working copy's base.
     #[command(
-        after_help = "Examples:\n  driftless pull staging ./live-copy\n  driftless pull staging site --force       # replace the files of your build directory"
+        after_help = "Examples:\n  driftless pull staging ./live-copy\n  # replace the files of your build directory\n  driftless pull staging site --force"
     )]
     Pull {
         /// Environment whose live release to download.
@@ -264,7 +264,7 @@ pub enum Command {
     },
     /// Make a previous release live again (a new release with the old content).
     #[command(
-        after_help = "Examples:\n  driftless rollback staging                  # to the previous release\n  driftless rollback staging --to HEAD~2      # two releases before live\n  driftless rollback staging --to v1.4        # a tag given at deploy\n  driftless rollback staging --to 20261121T1015   # an unambiguous prefix of an id"
+        after_help = "Examples:\n  # to the previous release\n  driftless rollback staging\n  # two releases before live\n  driftless rollback staging --to HEAD~2\n  # a tag given at deploy\n  driftless rollback staging --to v1.4\n  # an unambiguous prefix of an id\n  driftless rollback staging --to 20261121T1015"
     )]
     Rollback {
         /// Environment to roll back.
@@ -279,11 +279,15 @@ pub enum Command {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
-    /// Move an environment to the atomic layout: the live release is copied into a slot
-    /// and the live pointer (`current`) created; the in-place copies keep being served
-    /// until you root your web server at `current` and run it again with `--finish`.
+    /// Move an environment between the layouts, in two steps, with nothing unserved.
+    ///
+    /// To atomic: the live release is copied into a slot and the live pointer
+    /// (`current`) created; the in-place copies keep being served until you root your
+    /// web server at `current` and run it again with `--finish`. Back in place: the
+    /// live release is copied to the keys visitors read in place; `--finish` removes the
+    /// slots and the pointer once your server is rooted at the store again.
     #[command(
-        after_help = "Examples:\n  driftless migrate prod --layout atomic              # slot a + pointer; nothing visitors see changes\n  driftless migrate prod --layout atomic --finish     # then: remove the in-place copies\n  driftless migrate prod --layout in-place            # back: the live release copied in place\n  driftless migrate prod --layout in-place --finish   # then: remove the slots and the pointer"
+        after_help = "Examples:\n  # slot a + pointer; nothing visitors see changes\n  driftless migrate prod --layout atomic\n  # then: remove the in-place copies\n  driftless migrate prod --layout atomic --finish\n  # back: the live release copied in place\n  driftless migrate prod --layout in-place\n  # then: remove the slots and the pointer\n  driftless migrate prod --layout in-place --finish"
     )]
     Migrate {
         /// Environment to move.
@@ -339,7 +343,7 @@ pub enum Command {
     /// versioning, encryption, conditional writes), the distribution, the URL, alarms and
     /// the identity. One line per check with its fix; exit 1 on any failure.
     #[command(
-        after_help = "Examples:\n  driftless doctor               # self-check: config file, credentials, endpoint per environment\n  driftless doctor prod\n  driftless doctor prod --json | jq '.checks[] | select(.level != \"pass\")'"
+        after_help = "Examples:\n  # self-check: config file, credentials, endpoint per environment\n  driftless doctor\n  driftless doctor prod\n  driftless doctor prod --json | jq '.checks[] | select(.level != \"pass\")'"
     )]
     Doctor {
         /// Environment to audit. Without one: the self-check — which config file,
@@ -374,10 +378,14 @@ Examples:
     /// Show what `[edge]` compiles to for CloudFront (function, headers policy, error
     /// responses, and what visitors get); export it with Terraform, or publish it.
     #[command(after_help = "Examples:
-  driftless edge prod                          # the function's size, each rule, sample answers
-  driftless edge prod /docs /app/settings      # what a visitor gets for these paths
-  driftless edge prod --export infra/edge      # function.js, policy JSON, Terraform
-  driftless edge prod --apply                  # publish through the CloudFront API")]
+  # the function's size, each rule, sample answers
+  driftless edge prod
+  # what a visitor gets for these paths
+  driftless edge prod /docs /app/settings
+  # function.js, policy JSON, Terraform
+  driftless edge prod --export infra/edge
+  # publish through the CloudFront API
+  driftless edge prod --apply")]
     Edge {
         /// Environment whose live release the rules are compiled for.
         #[arg(add = ArgValueCompleter::new(env_names))]
@@ -404,11 +412,11 @@ the canary. Finishing is one pointer write; aborting is one write too, and needs
 CDN invalidation (each release has its own cache key).
 
 Examples:
-  driftless deploy prod --canary 10 --yes    # 10% of visitors get the new release
+  driftless deploy prod --canary 10 --yes    # 10% of visitors get it
   driftless canary prod                      # who gets what, since when
-  driftless canary prod --percent 50 --yes   # more visitors (those already on it stay)
+  driftless canary prod --percent 50 --yes   # more (those on it stay)
   driftless canary prod --finish --yes       # live for everyone
-  driftless canary prod --abort --yes        # everyone back on the live release"
+  driftless canary prod --abort --yes        # everyone back on live"
     )]
     Canary {
         /// Environment whose canary to show or end.
@@ -432,9 +440,10 @@ Examples:
   driftless sign prod                        # a JWT, for Authorization: Bearer
   driftless sign prod --cookie               # as the Cookie header's value
   driftless sign prod --expires 15m --kid k2026
-  driftless sign prod --cwt                  # a CBOR Web Token (with cwt = true)
+  driftless sign prod --cwt                  # a CBOR Web Token (cwt = true)
   driftless sign prod /app/report.pdf        # a signed URL (signed cookies)
-  curl -H \"Authorization: Bearer $(driftless sign prod)\" https://www.example.com/app/")]
+  curl -H \"Authorization: Bearer $(driftless sign prod)\" \\
+    https://www.example.com/app/")]
     Sign {
         /// Environment whose [edge.auth] the token is for.
         #[arg(add = ArgValueCompleter::new(env_names))]
@@ -505,7 +514,8 @@ Examples:
 plan lists them. The live release cannot be yanked: deploy without the file first.
 
 Example:
-  driftless yank prod 20261121T101500Z-3fa9c1 --reason 'committed .env with the API key'"
+  driftless yank prod 20261121T101500Z-3fa9c1 \\
+    --reason 'committed .env with the API key'"
     )]
     Yank {
         /// Environment of the release.
@@ -521,7 +531,7 @@ Example:
     },
     /// Preview an environment's live release (or a directory) with the edge rules.
     #[command(
-        after_help = "Examples:\n  driftless serve                  # the local build (site directory)\n  driftless serve staging --port 8081\n  driftless serve ./live-copy --port 0 --json   # any free port, printed as JSON"
+        after_help = "Examples:\n  # the local build (site directory)\n  driftless serve\n  driftless serve staging --port 8081\n  # any free port, printed as JSON\n  driftless serve ./live-copy --port 0 --json"
     )]
     Serve {
         /// An environment name or a directory (default: the site directory).
@@ -553,7 +563,7 @@ Example:
     /// Print the shell script that completes driftless's commands, options and
     /// environment names (read from driftless.toml as you type).
     #[command(
-        after_help = "Examples:\n  source <(driftless completions bash)                 # try it now; add to ~/.bashrc to keep it\n  driftless completions zsh > \"${fpath[1]}/_driftless\"\n  driftless completions fish > ~/.config/fish/completions/driftless.fish\n  driftless completions powershell >> $PROFILE"
+        after_help = "Examples:\n  # try it now; add to ~/.bashrc to keep it\n  source <(driftless completions bash)\n  driftless completions zsh > \"${fpath[1]}/_driftless\"\n  driftless completions fish > ~/.config/fish/completions/driftless.fish\n  driftless completions powershell >> $PROFILE"
     )]
     Completions {
         /// The shell to complete in.
@@ -570,7 +580,7 @@ Example:
     },
     /// Print the JSON Schema of driftless.toml (for editors; `init` points the config at it).
     #[command(
-        after_help = "Example:\n  driftless schema > driftless.schema.json   # then `#:schema ./driftless.schema.json` at the top of driftless.toml"
+        after_help = "Example:\n  # then `#:schema ./driftless.schema.json` at the top of driftless.toml\n  driftless schema > driftless.schema.json"
     )]
     Schema,
     /// Break the deploy lock (after showing who holds it).
@@ -661,4 +671,30 @@ fn serve_targets(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
     let mut out = env_names(current);
     out.extend(clap_complete::engine::PathCompleter::dir().complete(current));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression (issue 34, smaller): example lines of `migrate` and `promote` help
+    /// wrapped mid-comment. Every line of every command's examples fits 80 columns, so
+    /// no terminal wraps one (a comment longer than that goes on the line above).
+    #[test]
+    fn examples_fit_eighty_columns() {
+        use clap::CommandFactory as _;
+        let cli = super::Cli::command();
+        let mut long = Vec::new();
+        for cmd in cli.get_subcommands() {
+            let Some(help) = cmd.get_after_help() else {
+                continue;
+            };
+            let text = help.to_string();
+            let examples = text.split_once("Example").map_or("", |(_, e)| e);
+            for line in examples.lines().skip(1) {
+                if line.chars().count() > 80 {
+                    long.push(format!("{}: {line}", cmd.get_name()));
+                }
+            }
+        }
+        assert!(long.is_empty(), "example lines over 80 columns:\n{}", long.join("\n"));
+    }
 }
