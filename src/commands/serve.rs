@@ -415,6 +415,29 @@ impl Reader {
 }
 
 /// `len` bytes of `b` from `start` (fewer at its end).
+/// A single byte range that reaches past the end, as RFC 9110 §14.1.2 reads it: a
+/// suffix longer than the body selects all of it, a last position past the end stops at
+/// the end. Anything else is left to the parser.
+fn clamp_range(header: &str, total: u64) -> String {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return header.to_owned();
+    };
+    if total == 0 || spec.contains(',') {
+        return header.to_owned();
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return header.to_owned();
+    };
+    let end = total - 1;
+    match (first.trim().parse::<u64>(), last.trim().parse::<u64>()) {
+        (Err(_), Ok(suffix)) if first.trim().is_empty() && suffix > total => {
+            format!("bytes=0-{end}")
+        }
+        (Ok(a), Ok(b)) if b > end && a <= end => format!("bytes={a}-{end}"),
+        _ => header.to_owned(),
+    }
+}
+
 fn slice(b: &Bytes, start: u64, len: u64) -> Bytes {
     let s = usize::try_from(start).unwrap_or(usize::MAX).min(b.len());
     let e = usize::try_from(start.saturating_add(len))
@@ -716,7 +739,8 @@ async fn answer(s: &Served, asked: &Asked, sought: &Sought) -> Result<Response<B
                 // whole body, which HTTP allows).
                 let range = match (&asked.range, status) {
                     (Some(r), 200) => {
-                        match http_range_header::parse_range_header(r)
+                        let r = clamp_range(r, total);
+                        match http_range_header::parse_range_header(&r)
                             .and_then(|p| p.validate(total))
                         {
                             Ok(ranges) if ranges.len() == 1 => Some(Ok(ranges[0].clone())),

@@ -147,7 +147,13 @@ impl Pattern {
             }
         }
         if self.splat {
-            bound.push(("splat".into(), segs[n..].join("/")));
+            // The rest of the path as it was asked for, a trailing slash included: a
+            // directory's URL redirected to a directory's URL, in one hop.
+            let mut rest = segs[n..].join("/");
+            if !rest.is_empty() && path.ends_with('/') {
+                rest.push('/');
+            }
+            bound.push(("splat".into(), rest));
         }
         Some(bound)
     }

@@ -537,7 +537,7 @@ function redirect(path) {
       else ok = parts[j] === segs[j];
     }
     if (!ok) continue;
-    if (r[1]) b.splat = segs.slice(n).map(encodeURIComponent).join('/');
+    if (r[1]) b.splat = segs.slice(n).map(encodeURIComponent).join('/') + (segs.length > n && path.slice(-1) === '/' ? '/' : '');
     return [r[2], r[3].replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, function (m, k) {
       return Object.prototype.hasOwnProperty.call(b, k) ? b[k] : m;
     })];

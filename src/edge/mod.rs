@@ -309,7 +309,7 @@ mod tests {
             p.matches("/blog/2024/a/b/"),
             Some(vec![
                 ("year".into(), "2024".into()),
-                ("splat".into(), "a/b".into())
+                ("splat".into(), "a/b/".into())
             ])
         );
         assert_eq!(p.matches("/blog"), None);

@@ -599,6 +599,18 @@ fn directories_redirect_ranges_and_index_like_names() {
     assert!(head.contains("content-range: bytes 10-19/1000"), "{head}");
     assert_eq!(body, b"0123456789");
     assert_eq!(get(port, "/big.txt", "Range: bytes=5000-\r\n").0, 416);
+    // Regression (issue 34, smaller): a suffix longer than the body, or a last position
+    // past it, selects what there is (RFC 9110 §14.1.2), as nginx answers; they were 416.
+    let (status, head, body) = get(port, "/big.txt", "Range: bytes=-999999999\r\n");
+    assert_eq!(status, 206, "{head}");
+    assert!(head.contains("content-range: bytes 0-999/1000"), "{head}");
+    assert_eq!(body.len(), 1000);
+    let (status, head, body) = get(port, "/big.txt", "Range: bytes=990-5000\r\n");
+    assert_eq!(status, 206, "{head}");
+    assert!(head.contains("content-range: bytes 990-999/1000"), "{head}");
+    assert_eq!(body.len(), 10);
+    let (status, _, body) = get(port, "/big.txt", "Range: bytes=-10\r\n");
+    assert_eq!((status, body.len()), (206, 10));
 
     // verify passes on a site with index-like names, and lists what it checked.
     std::fs::write(
