@@ -221,7 +221,7 @@ pub enum Command {
     },
     /// Unified diff of text files between the live release and another state.
     #[command(
-        after_help = "Examples:\n  # live → your local build\n  driftless diff staging\n  driftless diff staging index.html\n  # live → the bytes actually in the store (drift)\n  driftless diff staging --against store\n  # prod live → staging live\n  driftless diff prod --against staging\n  # an environment named like a keyword\n  driftless diff prod --against env:local\n  driftless diff staging --against 20261121T101500Z-3fa9c1"
+        after_help = "Examples:\n  # live → your local build\n  driftless diff staging\n  driftless diff staging index.html\n  # live → the bytes actually in the store (drift)\n  driftless diff staging --against store\n  # prod live → staging live\n  driftless diff prod --against staging\n  # an environment named like a keyword\n  driftless diff prod --against env:local\n  driftless diff staging --against 20261121T101500Z-3fa9c1\n  # in CI: fail when the build is not what is live\n  driftless diff prod --exit-code"
     )]
     Diff {
         /// Environment whose live release is the left side.
@@ -232,6 +232,10 @@ pub enum Command {
         /// (its id or a prefix, a tag, HEAD~N).
         #[arg(long, default_value = "local", value_name = "STATE")]
         against: String,
+        /// Exit with status 1 when there are differences (as `git diff --exit-code`);
+        /// without it, `diff` exits 0 whether or not the two sides differ.
+        #[arg(long)]
+        exit_code: bool,
         /// Only these keys (files or directories).
         paths: Vec<String>,
     },

@@ -59,6 +59,9 @@ pub enum Error {
     /// Stopped by Ctrl-C at a safe point; the message says what is live.
     #[error("{0}")]
     Interrupted(String),
+    /// `diff --exit-code` found differences (exit status 1, as `git diff --exit-code`).
+    #[error("{0} file(s) differ")]
+    Differences(usize),
 }
 
 impl Error {
@@ -89,7 +92,7 @@ impl Error {
                 | ledger::LedgerError::Layout(_)
                 | ledger::LedgerError::Store(store::StoreError::Refused(_)),
             ) => 3,
-            Self::Store(_) | Self::Ledger(_) | Self::Other(_) => 1,
+            Self::Store(_) | Self::Ledger(_) | Self::Other(_) | Self::Differences(_) => 1,
             Self::Interrupted(_) => 130,
         }
     }
@@ -158,6 +161,7 @@ where
             match &e {
                 Error::Refused(msg) => eprintln!("driftless: refused: {msg}"),
                 Error::Interrupted(msg) => eprintln!("driftless: {msg}"),
+                Error::Differences(n) => eprintln!("driftless: {n} file(s) differ"),
                 other => eprintln!("driftless: error: {other}"),
             }
             let printed = ui::DOCUMENT_PRINTED.load(std::sync::atomic::Ordering::Relaxed);

@@ -107,7 +107,7 @@ pub(super) async fn diff(
     env: &str,
     against: &str,
     paths: &[String],
-) -> Result<(), Error> {
+) -> Result<usize, Error> {
     let ec = ctx.env(env).await?;
     let (_, live) = ec.ledger.live().await?;
     let left_manifest = live
@@ -232,5 +232,5 @@ pub(super) async fn diff(
     ctx.out.document_with(
         || serde_json::json!({ "left": left_name, "right": right_name, "changes": changes }),
     );
-    Ok(())
+    Ok(changes.len())
 }

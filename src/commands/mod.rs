@@ -199,8 +199,12 @@ async fn run_command(ctx: &Ctx, command: Command) -> Result<(), Error> {
         Command::Diff {
             env,
             against,
+            exit_code,
             paths,
-        } => diff::diff(ctx, &env, &against, &paths).await,
+        } => match diff::diff(ctx, &env, &against, &paths).await? {
+            n if n > 0 && exit_code => Err(Error::Differences(n)),
+            _ => Ok(()),
+        },
         Command::Pull { env, dir, force } => pull::pull(ctx, &env, &dir, force).await,
         Command::Adopt {
             env,

@@ -837,3 +837,24 @@ fn rollback_skips_what_cannot_be_restored() {
     assert_eq!(doc["result"], "refused", "{doc}");
     assert_eq!(doc["exit_status"], 3, "{doc}");
 }
+
+/// Regression (issue 34, smaller): what `diff`'s exit status means was not decided. It
+/// exits 0 whether or not the two sides differ (a report); `--exit-code` exits 1 when
+/// they do, as `git diff --exit-code`, for CI.
+#[test]
+fn diff_exits_one_on_differences_only_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Project::atomic(&tmp.path().join("w"), &tmp.path().join("store"), "");
+    p.write("index.html", "v1\n");
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0);
+    p.cmd(&["diff", "prod", "--exit-code"])
+        .expect(0)
+        .mentions(&["No differences"]);
+    p.write("index.html", "v2\n");
+    p.cmd(&["diff", "prod"]).expect(0).mentions(&["+v2"]);
+    p.cmd(&["diff", "prod", "--exit-code"])
+        .expect(1)
+        .mentions(&["+v2", "1 file(s) differ"]);
+    let j = p.cmd(&["diff", "prod", "--exit-code", "--json"]).expect(1).json();
+    assert_eq!(j["changes"].as_array().unwrap().len(), 1, "{j}");
+}
