@@ -699,6 +699,10 @@ mod tests {
                 }
             }
         }
-        assert!(long.is_empty(), "example lines over 80 columns:\n{}", long.join("\n"));
+        assert!(
+            long.is_empty(),
+            "example lines over 80 columns:\n{}",
+            long.join("\n")
+        );
     }
 }

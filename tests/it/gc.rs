@@ -208,7 +208,11 @@ fn gc_racing_deploys_and_rollbacks_never_loses_a_restorable_release() {
         .release_id();
     sites.insert(id, site);
     let (mut landed, mut collected) = (0, 0);
-    for round in 1..=12 {
+    // Rounds go on until both sides have won often enough (who wins the lock is the
+    // machine's timing, never the test's to assume), at most 40.
+    let mut round = 0;
+    while round < 40 && (round < 12 || landed < 3 || collected < 3) {
+        round += 1;
         // Odd rounds deploy a new version; even rounds roll back to the oldest
         // release log calls restorable (the one gc is about to take).
         let (writer, wanted) = if round % 2 == 1 {
@@ -289,9 +293,9 @@ fn gc_racing_deploys_and_rollbacks_never_loses_a_restorable_release() {
     }
     // Whoever loses the lock is refused (exit 3, nothing changed); both must have won
     // often enough for the rounds to mean something.
-    eprintln!("{landed} writers and {collected} gc runs of 12 landed");
-    assert!(landed >= 3, "only {landed} of 12 writers landed");
-    assert!(collected >= 3, "only {collected} of 12 gc runs landed");
+    eprintln!("{landed} writers and {collected} gc runs of {round} landed");
+    assert!(landed >= 3, "only {landed} of {round} writers landed");
+    assert!(collected >= 3, "only {collected} of {round} gc runs landed");
 }
 
 #[test]

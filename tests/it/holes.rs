@@ -855,6 +855,9 @@ fn diff_exits_one_on_differences_only_when_asked() {
     p.cmd(&["diff", "prod", "--exit-code"])
         .expect(1)
         .mentions(&["+v2", "1 file(s) differ"]);
-    let j = p.cmd(&["diff", "prod", "--exit-code", "--json"]).expect(1).json();
+    let j = p
+        .cmd(&["diff", "prod", "--exit-code", "--json"])
+        .expect(1)
+        .json();
     assert_eq!(j["changes"].as_array().unwrap().len(), 1, "{j}");
 }
