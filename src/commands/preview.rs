@@ -140,9 +140,10 @@ fn refuse_replacing(
 ) -> Result<(), Error> {
     let branch = git.and_then(|g| g.branch.as_deref());
     let held_given = held.given.as_deref().unwrap_or(name);
+    // The name itself (already a DNS label) means that preview, whoever made it.
     let other = match (held.branch.as_deref(), branch) {
         (Some(theirs), Some(ours)) => theirs != ours,
-        _ => held_given != raw,
+        _ => held_given != raw && raw != name,
     };
     if !other {
         return Ok(());
