@@ -79,6 +79,8 @@ pub(crate) async fn adopt(
         delta: None,
         files_if_dropped: None,
         base: None,
+        // The store's bytes, served with the rules live was served with.
+        edge: live.and_then(|l| l.edge.clone()),
     };
     ledger
         .write_release(&release, live)

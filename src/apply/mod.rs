@@ -127,6 +127,7 @@ fn new_release(plan: &Plan, head: &crate::ledger::Head, who: &Provenance<'_>) ->
             PlanKind::Preview { .. } => plan.base.as_ref().map(|b| b.id.clone()),
             _ => None,
         },
+        edge: plan.edge.clone(),
     }
 }
 

@@ -66,6 +66,28 @@ fn checklist(target: &Target, edge: &EdgeConfig, state: &str) -> Vec<(String, St
             Expect::Content(spa.clone()),
         ));
     }
+    // The release's own redirects: a sample of its exact ones (a pattern's answer
+    // depends on the path asked).
+    for r in edge
+        .redirects
+        .iter()
+        .filter(|r| {
+            crate::config::Pattern::parse(&r.from).is_ok_and(|p| {
+                !p.splat
+                    && p.parts
+                        .iter()
+                        .all(|x| matches!(x, crate::config::Part::Literal(_)))
+            })
+        })
+        .take(5)
+    {
+        let from = r.from.trim_start_matches('/');
+        plan.push((
+            "redirect".into(),
+            format!("/{}", encode_key(from)),
+            Expect::Redirect(r.status, crate::config::fill(&r.to, &[])),
+        ));
+    }
     let missing = format!("/driftless-verify-{token}.missing");
     plan.push(("unknown path is 404".into(), missing, Expect::Status(404)));
     plan.push((

@@ -52,6 +52,7 @@ async fn deploy_plan(ec: &EnvCtx<'_>, what: What, force: &[String]) -> Result<Pl
             git,
             tag: what.tag,
             preview: None,
+            edge: Some(crate::config::EdgeRules::of(&ec.ctx.config.edge)),
         },
         state,
         remote,

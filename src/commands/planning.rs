@@ -203,6 +203,8 @@ pub(super) async fn rollback_plan(
             git: target.git.clone(),
             tag: None,
             preview: None,
+            // The rules come back with the bytes.
+            edge: target.edge.clone(),
         },
     )
     .await

@@ -120,6 +120,7 @@ pub(super) async fn deploy(
             git,
             tag: None,
             preview: None,
+            edge: Some(crate::config::EdgeRules::of(&ctx.config.edge)),
         },
         state,
         remote,
@@ -379,6 +380,7 @@ pub(super) async fn make_live(
             git: reviewed.git.clone(),
             tag: what.tag,
             preview: Some(std::sync::Arc::new(reviewed.clone())),
+            edge: reviewed.edge.clone(),
         },
     )
     .await?;

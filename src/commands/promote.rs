@@ -87,6 +87,8 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
             tag: req.tag.clone(),
             // A preview is judged as a deploy of its build would be, against TO's live.
             preview: preview.as_ref().map(|_| std::sync::Arc::new(live.clone())),
+            // FROM's rules, identical by hash: TO gets rules only by promotion.
+            edge: live.edge.clone(),
         },
         Some(&fe.ledger),
     )

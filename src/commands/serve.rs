@@ -22,8 +22,32 @@ use crate::edge::{Outcome, resolve};
 use crate::ledger::{Entry, Ledger, Manifest};
 use crate::store::Attributes;
 
-/// The manifest served, when it was read, and the pointer it was read under.
-type Cached = (Arc<Manifest>, Instant, Option<String>);
+/// One release as `serve` answers for it: its files (with the assets it keeps), and the
+/// `[edge]` rules it carries over the environment's config (the config's own, for a
+/// release made before releases carried their rules, or a directory).
+struct View {
+    manifest: Manifest,
+    edge: EdgeConfig,
+    protected: Option<crate::edge::auth::Protected>,
+}
+
+impl View {
+    fn of(config: &EdgeConfig, release: Option<&crate::ledger::Release>, manifest: Manifest) -> Self {
+        let edge = match release.and_then(|r| r.edge.as_ref()) {
+            Some(rules) => config.with_rules(rules),
+            None => config.clone(),
+        };
+        let protected = edge.auth.as_ref().map(crate::edge::auth::Protected::of);
+        Self {
+            manifest,
+            edge,
+            protected,
+        }
+    }
+}
+
+/// The live view, when it was read, and the pointer it was read under.
+type Cached = (Arc<View>, Instant, Option<String>);
 
 enum Site {
     /// An environment's live release, re-read at most once a second.
@@ -73,7 +97,7 @@ enum Sought {
 
 /// What a preview's name leads to.
 enum Found {
-    Manifest(Arc<Manifest>),
+    Manifest(Arc<View>),
     /// No such preview (never made, deleted, or its first fill is still under way).
     Unknown,
     Expired,
@@ -85,19 +109,19 @@ struct Served {
     /// Host suffixes whose first label names a preview (".localhost", and the
     /// environment's `preview_url` host after `{name}`).
     preview_hosts: Vec<String>,
-    /// Manifests of previews and canaries by release (a release never changes its files).
-    releases: Mutex<std::collections::HashMap<String, Arc<Manifest>>>,
+    /// Views of previews and canaries by release (a release never changes its files).
+    releases: Mutex<std::collections::HashMap<String, Arc<View>>>,
     hidden: Vec<String>,
     /// The exact `Authorization` header value expected, if basic auth is on.
     auth: Option<String>,
-    /// `[edge.auth]`: the paths that need a token.
-    protected: Option<crate::edge::auth::Protected>,
     /// `[edge.auth] jwt`: the rules and secrets a token is checked against.
     jwt: Option<crate::edge::auth::JwtRules>,
     /// `[edge.auth] signed_cookies`: the public key CloudFront verifies with.
     signed: Option<rsa::RsaPublicKey>,
     /// `[retention] removed_releases` (kept keys are served until they expire).
     removed_releases: u32,
+    /// A directory's rules: the config's.
+    dir_view: Arc<View>,
 }
 
 impl Served {
@@ -150,7 +174,7 @@ impl Served {
         ledger: &Ledger,
         id: &str,
         kept: bool,
-    ) -> Result<Option<Arc<Manifest>>, Error> {
+    ) -> Result<Option<Arc<View>>, Error> {
         let mut cache = self.releases.lock().await;
         if let Some(m) = cache.get(id) {
             return Ok(Some(m.clone()));
@@ -166,7 +190,9 @@ impl Served {
         let m = Arc::new(if kept {
             self.served(release)
         } else {
-            release.manifest
+            let mut release = release;
+            let manifest = std::mem::take(&mut release.manifest);
+            View::of(&self.edge, Some(&release), manifest)
         });
         cache.insert(id.to_owned(), m.clone());
         Ok(Some(m))
@@ -175,24 +201,23 @@ impl Served {
     /// What the store serves of a live release: its files and the removed assets it
     /// keeps for open pages, while their grace lasts (after it, `gc` or the next deploy
     /// deletes them).
-    fn served(&self, live: crate::ledger::Release) -> Manifest {
+    fn served(&self, mut live: crate::ledger::Release) -> View {
         let now = jiff::Timestamp::now();
-        let mut m = live.manifest;
+        let mut m = std::mem::take(&mut live.manifest);
         let min = self.removed_releases;
-        for (k, kept) in live
-            .kept
+        for (k, kept) in std::mem::take(&mut live.kept)
             .into_iter()
             .filter(|(_, k)| !k.expired(now, min, false))
         {
             m.entry(k).or_insert(kept.entry);
         }
-        m
+        View::of(&self.edge, Some(&live), m)
     }
 
     /// The canary side of a live request, when a canary runs: the canary's manifest for
     /// a visitor whose bucket is below its share (`None`: live's), and the bucket to pin
     /// in a cookie when the visitor has none yet.
-    async fn canary(&self, asked: &Asked) -> Result<(Option<Arc<Manifest>>, Option<u8>), Error> {
+    async fn canary(&self, asked: &Asked) -> Result<(Option<Arc<View>>, Option<u8>), Error> {
         let Site::Env { ledger, .. } = &self.site else {
             return Ok((None, None));
         };
@@ -211,7 +236,7 @@ impl Served {
         Ok((self.release(ledger, &canary.release, true).await?, pin))
     }
 
-    async fn manifest(&self) -> Result<Option<Arc<Manifest>>, Error> {
+    async fn manifest(&self) -> Result<Option<Arc<View>>, Error> {
         let Site::Env { ledger, cache } = &self.site else {
             return Ok(None);
         };
@@ -243,7 +268,10 @@ impl Served {
         } else {
             ledger.live().await?.1
         };
-        let m = Arc::new(live.map_or_else(Manifest::new, |l| self.served(l)));
+        let m = Arc::new(live.map_or_else(
+            || View::of(&self.edge, None, Manifest::new()),
+            |l| self.served(l),
+        ));
         *cache = Some((m.clone(), Instant::now(), pointer));
         Ok(Some(m))
     }
@@ -476,9 +504,9 @@ fn without_port(host: &str) -> &str {
 /// `[edge.auth]`: the answer to a request for a protected path without a token that
 /// holds, as the function gives it (a path that does not decode, or asks for `//`, is
 /// left to the rules: 400 or a redirect, before any auth).
-fn token_refusal(s: &Served, asked: &Asked) -> Option<Response<Body>> {
+fn token_refusal(s: &Served, view: &View, asked: &Asked) -> Option<Response<Body>> {
     use crate::edge::auth;
-    let (rules, protected) = (s.edge.auth.as_ref()?, s.protected.as_ref()?);
+    let (rules, protected) = (view.edge.auth.as_ref()?, view.protected.as_ref()?);
     let path = crate::edge::decode_uri_component(&asked.path)?;
     if asked.path.contains("//") || !protected.covers(&path) {
         return None;
@@ -610,17 +638,20 @@ async fn handle(
     let asked = asked(&req, peer);
     drop(req);
     let sought = s.sought(asked.host.as_deref());
-    let mut resp = match answer(&s, &asked, &sought).await {
+    let (mut resp, view) = match answer(&s, &asked, &sought).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("driftless serve: {e}");
-            plain(
+            let failed = plain(
                 StatusCode::BAD_GATEWAY,
                 "driftless serve: the store could not be read\n",
-            )
+            );
+            (failed, None)
         }
     };
-    for (name, value) in &s.edge.headers {
+    // The headers of the release answered for (the config's, before one is known).
+    let headers = view.as_ref().map_or(&s.edge.headers, |v| &v.edge.headers);
+    for (name, value) in headers {
         if let (Ok(n), Ok(v)) = (
             HeaderName::try_from(name.as_str()),
             HeaderValue::try_from(value.as_str()),
@@ -638,12 +669,18 @@ async fn handle(
     resp
 }
 
-async fn answer(s: &Served, asked: &Asked, sought: &Sought) -> Result<Response<Body>, Error> {
-    let (method, path, auth) = (&asked.method, asked.path.as_str(), asked.auth.as_deref());
+/// The answer to one request, and the release view it was answered from (`None`:
+/// refused before one was chosen, or a directory).
+async fn answer(
+    s: &Served,
+    asked: &Asked,
+    sought: &Sought,
+) -> Result<(Response<Body>, Option<Arc<View>>), Error> {
+    let (method, auth) = (&asked.method, asked.auth.as_deref());
     if method != Method::GET && method != Method::HEAD {
-        return Ok(plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed\n",
+        return Ok((
+            plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+            None,
         ));
     }
     let previewing = matches!(sought, Sought::Preview(_));
@@ -656,10 +693,7 @@ async fn answer(s: &Served, asked: &Asked, sought: &Sought) -> Result<Response<B
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"driftless\""),
         );
-        return Ok(r);
-    }
-    if let Some(refused) = token_refusal(s, asked) {
-        return Ok(refused);
+        return Ok((r, None));
     }
     // A canary's visitors without the cookie get it on an answer from the store (what
     // the edge's viewer-response function sees), never on one the rules made.
@@ -678,10 +712,8 @@ async fn answer(s: &Served, asked: &Asked, sought: &Sought) -> Result<Response<B
         Sought::Preview(name) => match s.preview(name).await? {
             Found::Manifest(m) => Some(m),
             Found::Unknown => {
-                return Ok(plain(
-                    StatusCode::NOT_FOUND,
-                    &format!("no preview {name} here\n"),
-                ));
+                let r = plain(StatusCode::NOT_FOUND, &format!("no preview {name} here\n"));
+                return Ok((r, None));
             }
             Found::Expired => {
                 let mut r = Response::new(Body::from(crate::edge::expired_preview_page(name)));
@@ -692,10 +724,28 @@ async fn answer(s: &Served, asked: &Asked, sought: &Sought) -> Result<Response<B
                 );
                 r.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                return Ok(r);
+                return Ok((r, None));
             }
         },
     };
+    let view = manifest.clone().unwrap_or_else(|| s.dir_view.clone());
+    // The release's rules decide which paths need a token, as they decide the rest.
+    if let Some(refused) = token_refusal(s, &view, asked) {
+        return Ok((refused, Some(view)));
+    }
+    let r = route(s, asked, &view, manifest.as_deref().map(|v| &v.manifest), pin).await?;
+    Ok((r, Some(view)))
+}
+
+/// What the rules of `view` make of the request, and the bytes they point at.
+async fn route(
+    s: &Served,
+    asked: &Asked,
+    view: &View,
+    manifest: Option<&Manifest>,
+    pin: Option<u8>,
+) -> Result<Response<Body>, Error> {
+    let (method, path) = (&asked.method, asked.path.as_str());
     let files = match manifest {
         Some(_) => None,
         None => s.dir_files().await?,
@@ -706,7 +756,7 @@ async fn answer(s: &Served, asked: &Asked, sought: &Sought) -> Result<Response<B
         (None, None) => false,
     };
     let hidden: Vec<&str> = s.hidden.iter().map(String::as_str).collect();
-    match resolve(&s.edge, path, asked.query.as_deref(), &exists, &hidden) {
+    match resolve(&view.edge, path, asked.query.as_deref(), &exists, &hidden) {
         Outcome::BadRequest => Ok(plain(StatusCode::BAD_REQUEST, "bad request\n")),
         Outcome::NotFound => Ok(pinned(plain(StatusCode::NOT_FOUND, "not found\n"), pin)),
         Outcome::Redirect { status, location } => {
@@ -720,7 +770,7 @@ async fn answer(s: &Served, asked: &Asked, sought: &Sought) -> Result<Response<B
             Ok(r)
         }
         Outcome::Serve { key, status } => {
-            let Some(content) = s.content(&key, manifest.as_deref()).await? else {
+            let Some(content) = s.content(&key, manifest).await? else {
                 return Ok(pinned(plain(StatusCode::NOT_FOUND, "not found\n"), pin));
             };
             let total = content.len;
@@ -884,11 +934,7 @@ pub(super) async fn serve(
         releases: Mutex::new(std::collections::HashMap::new()),
         hidden,
         auth,
-        protected: config
-            .edge
-            .auth
-            .as_ref()
-            .map(crate::edge::auth::Protected::of),
+        dir_view: Arc::new(View::of(&config.edge, None, Manifest::new())),
         jwt,
         signed,
         removed_releases: config.retention.removed_releases,

@@ -68,13 +68,18 @@ async fn verify_target(
     };
     let env = shown.as_str();
     let (url, live) = (&target.url, &target.live);
+    // The release is checked with the rules it carries, not the checkout's.
+    let edge = match &live.edge {
+        Some(rules) => ctx.config.edge.with_rules(rules),
+        None => ctx.config.edge.clone(),
+    };
     let Run {
         checks,
         unreachable,
         started,
     } = crate::check::verify::run(
         target,
-        &ctx.config.edge,
+        &edge,
         &ec.cfg.state_prefix,
         ec.cfg.verify_p95_ms,
         timeout,
@@ -91,6 +96,7 @@ async fn verify_target(
         passed,
         failed: failed.clone(),
         checks: checks.clone(),
+        rules: live.edge.as_ref().map(crate::config::EdgeRules::digest),
     };
     ec.ledger.record_verification(&record).await?;
     let event = if failed.is_empty() {

@@ -459,7 +459,164 @@ impl Default for EdgeConfig {
     }
 }
 
+/// The rules of `[edge]` that shape what visitors get of one release, recorded with it:
+/// they go live with its content, roll back with it, show in its preview and travel in
+/// its promotion. What belongs to the environment instead — how tokens are checked (and
+/// their secrets), basic auth (its password hash), compression, the login page — stays
+/// in `driftless.toml`. No secret and no password hash is ever part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+pub struct EdgeRules {
+    pub directory_index: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spa_fallback: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_found: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<Redirect>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// `[edge.auth] protect` and `public`: the paths that need a token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protect: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public: Vec<String>,
+}
+
+impl EdgeRules {
+    /// The release-level rules `edge` declares.
+    pub fn of(edge: &EdgeConfig) -> Self {
+        let (protect, public) = edge
+            .auth
+            .as_ref()
+            .map_or((Vec::new(), Vec::new()), |a| (a.protect.clone(), a.public.clone()));
+        Self {
+            directory_index: edge.directory_index.clone(),
+            spa_fallback: edge.spa_fallback.clone(),
+            not_found: edge.not_found.clone(),
+            redirects: edge.redirects.clone(),
+            headers: edge.headers.clone(),
+            protect,
+            public,
+        }
+    }
+
+    /// SHA-256 of the rules (of their canonical JSON): what "identical rules" means.
+    pub fn digest(&self) -> String {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(
+            serde_json::to_vec(self).expect("rules serialise"),
+        ))
+    }
+
+    /// What changes from `before` to these rules, one line each, for people: redirects
+    /// added and removed, header values changed, paths newly protected or opened, the
+    /// directory index, SPA fallback and not-found page.
+    pub fn changes_from(&self, before: &Self) -> Vec<String> {
+        let mut out = Vec::new();
+        let shown = |r: &Redirect| format!("{} → {} ({})", r.from, r.to, r.status);
+        for r in &self.redirects {
+            if !before.redirects.contains(r) {
+                out.push(format!("redirect added: {}", shown(r)));
+            }
+        }
+        for r in &before.redirects {
+            if !self.redirects.contains(r) {
+                out.push(format!("redirect removed: {}", shown(r)));
+            }
+        }
+        let moved = self.redirects.iter().filter(|r| before.redirects.contains(r));
+        let kept: Vec<&Redirect> = before.redirects.iter().filter(|r| self.redirects.contains(r)).collect();
+        if !moved.clone().eq(kept.iter().copied()) {
+            out.push("redirects reordered (the first match wins)".into());
+        }
+        for (name, value) in &self.headers {
+            match before.headers.get(name) {
+                None => out.push(format!("header added: {name}: {value}")),
+                Some(v) if v != value => out.push(format!("header changed: {name}: {v} → {value}")),
+                Some(_) => {}
+            }
+        }
+        for name in before.headers.keys() {
+            if !self.headers.contains_key(name) {
+                out.push(format!("header removed: {name}"));
+            }
+        }
+        for p in &self.protect {
+            if !before.protect.contains(p) {
+                out.push(format!("newly protected: {p}"));
+            }
+        }
+        for p in &before.protect {
+            if !self.protect.contains(p) {
+                out.push(format!("no longer protected: {p}"));
+            }
+        }
+        for p in &self.public {
+            if !before.public.contains(p) {
+                out.push(format!("opened (public): {p}"));
+            }
+        }
+        for p in &before.public {
+            if !self.public.contains(p) {
+                out.push(format!("no longer public: {p}"));
+            }
+        }
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+        if self.directory_index != before.directory_index {
+            out.push(format!(
+                "directory index: {} → {}",
+                before.directory_index, self.directory_index
+            ));
+        }
+        if self.spa_fallback != before.spa_fallback {
+            out.push(format!(
+                "SPA fallback: {} → {}",
+                opt(&before.spa_fallback),
+                opt(&self.spa_fallback)
+            ));
+        }
+        if self.not_found != before.not_found {
+            out.push(format!(
+                "not-found page: {} → {}",
+                opt(&before.not_found),
+                opt(&self.not_found)
+            ));
+        }
+        out
+    }
+}
+
 impl EdgeConfig {
+    /// This environment's `[edge]` with a release's rules in place of the config's own:
+    /// what visitors of that release get. Protected paths stay protected even where the
+    /// environment no longer says how to check a token (every such request is refused).
+    pub fn with_rules(&self, rules: &EdgeRules) -> Self {
+        let mut out = self.clone();
+        out.directory_index.clone_from(&rules.directory_index);
+        out.spa_fallback.clone_from(&rules.spa_fallback);
+        out.not_found.clone_from(&rules.not_found);
+        out.redirects.clone_from(&rules.redirects);
+        out.headers.clone_from(&rules.headers);
+        match (&mut out.auth, rules.protect.is_empty()) {
+            (Some(a), _) => {
+                a.protect.clone_from(&rules.protect);
+                a.public.clone_from(&rules.public);
+            }
+            (None, true) => {}
+            (None, false) => {
+                out.auth = Some(AuthConfig {
+                    protect: rules.protect.clone(),
+                    public: rules.public.clone(),
+                    login_url: None,
+                    cookie: None,
+                    jwt: None,
+                    signed_cookies: None,
+                });
+            }
+        }
+        out
+    }
+
     /// `[edge.auth.jwt]`, if tokens are checked with a shared secret.
     pub fn jwt(&self) -> Option<&JwtConfig> {
         self.auth.as_ref().and_then(|a| a.jwt.as_ref())

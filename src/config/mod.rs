@@ -19,7 +19,7 @@ mod watch;
 
 pub(crate) use edge::COMPONENT;
 pub use edge::{
-    AuthConfig, BasicAuth, EdgeConfig, JwtConfig, Part, PathGlob, Pattern, Redirect,
+    AuthConfig, BasicAuth, EdgeConfig, EdgeRules, JwtConfig, Part, PathGlob, Pattern, Redirect,
     SHORT_PASSWORD, SignedCookiesConfig, fill, key_id_ok, location_literal, secret_len_for,
 };
 pub use notify::{EVENTS, Format, Webhook};

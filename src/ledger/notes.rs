@@ -21,6 +21,10 @@ pub struct Verification {
     /// Every check run, passed or not (records written before this field have none).
     #[serde(default)]
     pub checks: Vec<Check>,
+    /// SHA-256 of the `[edge]` rules the release was checked with (its own; `None`:
+    /// a release without recorded rules, or a verification made before they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<String>,
 }
 
 /// One HTTP check of `verify`.

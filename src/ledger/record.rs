@@ -173,6 +173,10 @@ pub struct Release {
     /// judged against what its build knew (stale base, reverts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
+    /// The `[edge]` rules the release is served with (`None`: made before releases
+    /// carried their rules; the environment's config applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<crate::config::EdgeRules>,
     pub manifest: Manifest,
     /// Keys a deploy removed from the site but leaves served for a grace period (skew
     /// protection: pages loaded from an earlier release still find their assets). Not
@@ -253,6 +257,10 @@ pub struct Record {
     /// How many files the release has (so `log` needs no manifest).
     #[serde(default)]
     pub files: Option<usize>,
+    #[serde(default)]
+    pub base: Option<String>,
+    #[serde(default)]
+    pub edge: Option<crate::config::EdgeRules>,
     /// Format 1: the whole manifest, one object per key.
     #[serde(default)]
     pub manifest: Option<Manifest>,
@@ -288,6 +296,10 @@ pub struct RecordOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     tag: Option<&'a str>,
     files: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edge: Option<&'a crate::config::EdgeRules>,
     #[serde(
         rename = "entries",
         serialize_with = "compact::option::serialize",
@@ -318,6 +330,8 @@ struct RecordHead {
     overrides: Vec<String>,
     #[serde(default)]
     tag: Option<String>,
+    #[serde(default)]
+    edge: Option<crate::config::EdgeRules>,
 }
 
 /// A checkpoint is written when the changes since the last one pass this share of the
@@ -383,6 +397,8 @@ impl Release {
             overrides: &self.overrides,
             tag: self.tag.as_deref(),
             files: self.manifest.len(),
+            base: self.base.as_deref(),
+            edge: self.edge.as_ref(),
             manifest: delta.is_none().then_some(&self.manifest),
             delta,
             kept: &self.kept,
@@ -412,6 +428,7 @@ impl Release {
             files: self.files_if_dropped.unwrap_or(self.manifest.len()),
             overrides: self.overrides.clone(),
             tag: self.tag.clone(),
+            edge: self.edge.as_ref().map(crate::config::EdgeRules::digest),
         }
     }
 }
@@ -434,6 +451,9 @@ pub struct ReleaseRef {
     pub overrides: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// SHA-256 of the `[edge]` rules it carries, if it carries them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
 }
 
 impl std::fmt::Display for ReleaseRef {
@@ -578,7 +598,8 @@ impl Ledger {
             kept: record.kept,
             delta,
             files_if_dropped: None,
-            base: None,
+            base: record.base,
+            edge: record.edge,
         })
     }
 
@@ -611,6 +632,7 @@ impl Ledger {
             files,
             overrides: head.overrides,
             tag: head.tag,
+            edge: head.edge.as_ref().map(crate::config::EdgeRules::digest),
         };
         Ok((r, head.parent))
     }

@@ -193,7 +193,26 @@ pub async fn of_preview(
         // back to live's history, as a deploy without a base does.
         return Ok(BaseResolution::none());
     }
-    let stale = (!since_base.is_empty()).then(|| Stale::Preview {
+    // What the build knew: live when the preview was made (its parent) — releases since
+    // then are news to it — and, in git, the builds before that whose commits it holds.
+    let mut moved = Vec::new();
+    let mut after = true;
+    for r in &since_base {
+        let parent = preview.parent.as_deref();
+        if parent == Some(r.id.as_str())
+            || matches!(&r.kind, ReleaseKind::Promote { release, .. } if Some(release.as_str()) == parent)
+        {
+            after = false;
+        }
+        let unknown_build = built_from_commit(r).is_some_and(|g| match (&repo, &commit) {
+            (Some(repo), Some(c)) => repo.is_ancestor(&g.commit, c) != Ancestry::Contained,
+            _ => false,
+        });
+        if after || unknown_build {
+            moved.push(r.summary());
+        }
+    }
+    let stale = (!moved.is_empty()).then(|| Stale::Preview {
         name: match &preview.kind {
             ReleaseKind::Preview { name } => name.clone(),
             _ => preview.id.clone(),
@@ -202,7 +221,7 @@ pub async fn of_preview(
         commit: commit.as_deref().map(|c| c[..c.len().min(10)].to_owned()),
         base: base.as_ref().map(|b| b.id.clone()).unwrap_or_default(),
         live: live.summary(),
-        since: since_base.iter().map(|r| r.summary()).collect(),
+        since: moved,
     });
     Ok(BaseResolution {
         base,

@@ -38,6 +38,9 @@ pub struct Request {
     /// build it was made from — its base resolved from what that build knew, the
     /// stale-base and revert guards run.
     pub preview: Option<std::sync::Arc<Release>>,
+    /// The `[edge]` rules the new release carries (the config's for a build; the
+    /// restored, promoted or reviewed release's otherwise).
+    pub edge: Option<crate::config::EdgeRules>,
 }
 
 /// Who plans, for which environment, under which config.
@@ -182,6 +185,7 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
         .filter(|_| !inputs.env.edge_reads_pointer() && !preview)
         .and_then(|c| super::invalidation::invalidation_for(&d.actions, c.wildcard_threshold));
     let manifest = d.manifest(req.desired);
+    let edge_changes = edge_changes(req.edge.as_ref(), live.as_deref());
     Plan {
         format: PLAN_FORMAT,
         kind: req.kind,
@@ -213,6 +217,19 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
         tag: req.tag,
         checked,
         canary: None,
+        edge: req.edge,
+        edge_changes,
+    }
+}
+
+/// How the new release's rules differ from live's, for the proof block.
+fn edge_changes(new: Option<&crate::config::EdgeRules>, live: Option<&Release>) -> Vec<String> {
+    match (new, live.map(|l| l.edge.as_ref())) {
+        (Some(n), Some(Some(l))) => n.changes_from(l),
+        (Some(_), Some(None)) => {
+            vec!["first release to carry its rules (live's were the environment's)".into()]
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -399,6 +416,7 @@ cache_control = "public, max-age=31536000, immutable"
                 git: None,
                 tag: None,
                 preview: None,
+                edge: None,
             };
             build(&inputs, request, facts)
         }

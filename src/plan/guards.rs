@@ -646,8 +646,17 @@ pub fn unverified(
     live: &Release,
     verification: Option<&crate::ledger::Verification>,
 ) -> Option<Refusal> {
+    let rules = live.edge.as_ref().map(crate::config::EdgeRules::digest);
     let message = match verification {
-        Some(v) if v.failed.is_empty() => return None,
+        // Its rules are part of what was verified: a verification of the bytes alone
+        // (made before releases carried rules) does not cover them.
+        Some(v) if v.failed.is_empty() && (rules.is_none() || v.rules == rules) => return None,
+        Some(v) if v.failed.is_empty() => format!(
+            "{from}'s live release {} was verified at {} by {}, but not its [edge] rules (that verification predates rules carried by releases)",
+            live.summary(),
+            short_time(v.at),
+            v.by
+        ),
         Some(v) => format!(
             "{from}'s live release {} failed verification ({} check(s)) at {} by {}",
             live.summary(),

@@ -313,6 +313,12 @@ pub struct Plan {
     /// live for the others, until `driftless canary ENV --finish` or `--abort`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<u8>,
+    /// The `[edge]` rules the new release carries: they go live with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<crate::config::EdgeRules>,
+    /// How they differ from live's, one line each (empty: the same rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edge_changes: Vec<String>,
 }
 
 /// What one guard said about a plan.
@@ -351,8 +357,9 @@ impl PlanKind {
 impl Plan {
     /// Nothing to write: no action, and no key newly kept for open pages (which changes
     /// the release even though no byte moves).
+    /// Nothing to write: no file, no kept asset, and the same `[edge]` rules as live.
     pub fn is_noop(&self) -> bool {
-        self.actions.is_empty() && self.retention.newly == 0
+        self.actions.is_empty() && self.retention.newly == 0 && self.edge_changes.is_empty()
     }
 
     pub fn refused(&self) -> bool {

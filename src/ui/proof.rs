@@ -144,6 +144,16 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
     if let Some(inv) = &plan.invalidation {
         let _ = writeln!(s, "{}", inv.describe());
     }
+    if !plan.edge_changes.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{} (they go live with the release):",
+            out.paint("Edge rules change", Style::Strong)
+        );
+        for c in &plan.edge_changes {
+            let _ = writeln!(s, "  {}", esc(c));
+        }
+    }
     if !plan.drift.is_empty() {
         let _ = writeln!(
             s,
@@ -466,6 +476,10 @@ struct PlanFields<'a> {
     retention: &'a crate::plan::skew::Settled,
     /// Every guard the plan ran and its verdict: passed, refused or overridden.
     guards: serde_json::Map<String, serde_json::Value>,
+    /// The `[edge]` rules the new release carries, their digest, and how they differ
+    /// from live's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edge: Option<serde_json::Value>,
 }
 
 fn is_unsettled(s: &&crate::plan::skew::Settled) -> bool {
@@ -503,6 +517,9 @@ impl Output {
                     .into_iter()
                     .map(|(g, v)| (g.name().to_owned(), serde_json::json!(v)))
                     .collect(),
+                edge: plan.edge.as_ref().map(|e| {
+                    serde_json::json!({ "rules": e, "sha256": e.digest(), "changes": plan.edge_changes })
+                }),
             },
             manifest: self.full.then_some(&plan.manifest),
         }

@@ -67,11 +67,26 @@ fn a_short_or_empty_token_secret_is_refused_everywhere_it_is_read() {
         let tmp = tempfile::tempdir().unwrap();
         let (p, port) = token_project(tmp.path(), &jwt_config(algorithms), secret);
         p.cmd(&["deploy", "prod", "--yes"]).expect(0);
-        for args in [
-            vec!["serve", "prod", "--port", &port.to_string()],
-            vec!["sign", "prod"],
-            vec!["verify", "prod", "--timeout", "2"],
-        ] {
+        // `serve` must refuse to start, not serve: waited for at most 20 s.
+        let mut serving = p
+            .cmd(&["serve", "prod", "--port", &port.to_string()])
+            .spawn();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(st) = serving.try_wait().unwrap() {
+                break st;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(20) {
+                let _ = serving.kill();
+                panic!("serve started with {secret:?} as the secret");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(serving.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(2), "{err}");
+        assert!(err.contains(said), "{err}");
+        for args in [vec!["sign", "prod"], vec!["verify", "prod", "--timeout", "2"]] {
             p.cmd(&args).expect(2).mentions(&[
                 said,
                 "edge.auth.jwt.keys.k1",

@@ -26,6 +26,7 @@ mod install;
 mod lifecycle;
 mod names;
 mod pipeline;
+mod release_edge;
 mod previews;
 mod retention;
 mod s3;
