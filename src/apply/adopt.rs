@@ -100,6 +100,7 @@ pub(crate) async fn adopt(
                     release: release.id.clone(),
                     complete: true,
                     cache: None,
+                    edge: None,
                 }),
             );
             ledger.set_slots(&slots, etag.as_deref()).await

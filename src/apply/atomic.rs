@@ -61,10 +61,12 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
             crate::plan::guards::canary_resolve(&s.plan.env)
         )));
     }
-    let pointer = ledger.pointer().await?;
+    let mut pointer = ledger.pointer().await?;
     let slot = pointer
         .as_ref()
-        .map_or("a", |p| crate::ledger::other_slot(&p.slot));
+        .map_or("a", |p| crate::ledger::other_slot(&p.slot))
+        .to_owned();
+    let slot = slot.as_str();
     let pending_etag = ledger
         .set_pending(
             &Pending {
@@ -86,6 +88,7 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
             release: release.id.clone(),
             complete: false,
             cache: None,
+            edge: None,
         }),
     );
     let slots_etag = ledger.set_slots(&slots, slots_etag.as_deref()).await?;
@@ -123,12 +126,69 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
         .map(|b| b.cache_id().to_owned())
         .filter(|c| *c != release.id);
     let cache_id = cache.clone().unwrap_or_else(|| release.id.clone());
+    // Behind CloudFront, the release's rules and routing facts go to the edge before
+    // the switch (the pointer's value names them): a rollback to what the slot held,
+    // with the same rules, reuses what was published with it.
+    let live_edge = pointer
+        .as_ref()
+        .and_then(|p| slots.get(&p.slot))
+        .and_then(|h| h.edge.clone());
+    let seen = pointer.clone();
+    let edge = match &s.plan.edge {
+        Some(rules) if ledger.edge_carried() => {
+            let token = match &seen {
+                Some(p) => p.token.clone(),
+                None => ledger.edge_token().await?,
+            };
+            let reused = before
+                .as_ref()
+                .filter(|_| cache.is_some())
+                .and_then(|b| b.edge.clone())
+                .filter(|e| super::edge::same_rules(e, rules));
+            match reused {
+                Some(e) => Some(e),
+                None => {
+                    let published = match super::edge::publish(
+                        ledger,
+                        &release,
+                        rules,
+                        live_edge.as_ref(),
+                        &token,
+                    )
+                    .await
+                    {
+                        Ok(p) => p,
+                        Err(e) => return Err(stop(e, ledger).await),
+                    };
+                    published.map(|done| {
+                        if done.written > 0 {
+                            s.out.say(format!(
+                                "edge: {} KeyValueStore key(s) written ({}) for the release's rules",
+                                done.written,
+                                crate::text::bytes(done.bytes as u64)
+                            ));
+                        }
+                        // The switch is conditional on the token after these writes.
+                        if let Some(p) = &seen {
+                            pointer = Some(crate::ledger::Pointer {
+                                slot: p.slot.clone(),
+                                token: done.token.clone(),
+                            });
+                        }
+                        done.held
+                    })
+                }
+            }
+        }
+        _ => None,
+    };
     slots.set(
         slot,
         Some(Held {
             release: release.id.clone(),
             complete: true,
             cache,
+            edge,
         }),
     );
     ledger.set_slots(&slots, Some(&slots_etag)).await?;
@@ -192,6 +252,11 @@ pub(super) async fn apply(s: &Switch<'_>, mut release: Release) -> Result<Releas
         Err(e) => return Err(e.into()),
     }
     failpoint("after-pointer").await;
+    // What the slot held before is no longer served from it: its edge data goes where
+    // nothing else names it.
+    if let Some(old) = before.as_ref().and_then(|b| b.edge.clone()) {
+        super::edge::prune(ledger, &[old]).await;
+    }
     ledger.project(slot).await?;
     ledger
         .swap_head(s.head, &release.id)

@@ -46,6 +46,7 @@ pub(crate) async fn to_atomic(
             release: live.id.clone(),
             complete: false,
             cache: None,
+            edge: None,
         }),
     );
     slots.in_place = Some(live.id.clone());
@@ -91,6 +92,7 @@ pub(crate) async fn to_atomic(
             release: live.id.clone(),
             complete: true,
             cache: None,
+            edge: None,
         }),
     );
     ledger.set_slots(&slots, Some(&etag)).await?;

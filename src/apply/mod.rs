@@ -29,6 +29,7 @@ use crate::store::{PutMode, StoreError};
 mod adopt;
 mod atomic;
 pub(crate) mod canary;
+pub(crate) mod edge;
 pub(crate) mod migrate;
 pub(crate) mod preview;
 pub(crate) mod promote;

@@ -63,6 +63,7 @@ pub(super) async fn apply(
         commit: plan.git.as_ref().map(|g| g.commit.clone()),
         branch: plan.git.as_ref().and_then(|g| g.branch.clone()),
         given: target.given.map(str::to_owned),
+        edge: None,
     };
     let incomplete = record(&release.id, false, None);
     ledger
@@ -100,11 +101,59 @@ pub(super) async fn apply(
         .filter(|b| b.complete && fill.written == 0 && fill.deleted == 0)
         .map(|b| b.cache_id().to_owned())
         .filter(|c| *c != release.id);
-    let done = record(&release.id, true, cache);
+    let mut done = record(&release.id, true, cache);
+    // Behind CloudFront its rules go to the edge first (its value will name them),
+    // cut like live's table so that it shares live's keys where it can.
+    if let (Some(rules), true) = (&plan.edge, ledger.edge_carried()) {
+        done.edge = publish_edge(ledger, &release, rules, out).await?;
+    }
     ledger.update_preview(name, |_| Some(done.clone())).await?;
     // Behind CloudFront the function learns the preview's release from here on.
     ledger.publish_preview(name, Some(&done)).await?;
+    if let Some(old) = before.and_then(|b| b.edge) {
+        super::edge::prune(ledger, &[old]).await;
+    }
     Ok((release, transfer))
+}
+
+/// A preview's edge data, written beside the pointer (conditional on the store's token,
+/// read again when another run wrote in between).
+async fn publish_edge(
+    ledger: &Ledger,
+    release: &Release,
+    rules: &crate::config::EdgeRules,
+    out: &dyn Report,
+) -> Result<Option<serde_json::Value>, Error> {
+    let mut tries = 0;
+    loop {
+        let pointer = ledger.pointer().await?;
+        let (slots, _) = ledger.slots().await?;
+        let base = pointer
+            .as_ref()
+            .and_then(|p| slots.get(&p.slot))
+            .and_then(|h| h.edge.clone());
+        let Some(token) = pointer.map(|p| p.token) else {
+            return Ok(None);
+        };
+        match super::edge::publish(ledger, release, rules, base.as_ref(), &token).await {
+            Ok(done) => {
+                if let Some(d) = &done
+                    && d.written > 0
+                {
+                    out.say(format!(
+                        "edge: {} KeyValueStore key(s) written ({}) for the preview's rules",
+                        d.written,
+                        crate::text::bytes(d.bytes as u64)
+                    ));
+                }
+                return Ok(done.map(|d| d.held));
+            }
+            Err(Error::Ledger(crate::ledger::LedgerError::Store(
+                crate::store::StoreError::Precondition { .. },
+            ))) if tries < 5 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Live's files, to fill a preview from by server-side copy where the bytes are the
@@ -178,8 +227,13 @@ pub(super) async fn reviewed(
 /// a preview), then its files. Returns how many files went. Its bytes in the snapshots
 /// go with the next `gc`.
 pub(crate) async fn delete(ledger: &Ledger, name: &str) -> Result<usize, Error> {
+    let (previews, _) = ledger.previews().await?;
+    let gone = previews.0.get(name).and_then(|p| p.edge.clone());
     ledger.publish_preview(name, None).await?;
     ledger.update_preview(name, |_| None).await?;
+    if let Some(e) = gone {
+        super::edge::prune(ledger, &[e]).await;
+    }
     let files = ledger.store().list(&preview_prefix(name)).await?;
     super::migrate::delete_all(ledger, files.iter().map(|m| (m.key.as_str(), None))).await?;
     Ok(files.len())

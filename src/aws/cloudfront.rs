@@ -175,6 +175,21 @@ pub struct Distribution {
 }
 
 impl Distribution {
+    /// This config without response headers policy `id` on the default cache behavior
+    /// (driftless's own, once headers come with each release); `None` when it has none.
+    pub fn without_policy(&self, id: &str) -> Option<Distribution> {
+        let mut config = self.config.clone();
+        let dcb = config.default_cache_behavior.as_mut()?;
+        if dcb.response_headers_policy_id.as_deref() != Some(id) {
+            return None;
+        }
+        dcb.response_headers_policy_id = None;
+        Some(Distribution {
+            etag: self.etag.clone(),
+            config,
+        })
+    }
+
     /// This config with the edge function `arn` (named `function`), the headers policy and
     /// the custom error responses (CloudFront API JSON) attached to the default cache
     /// behavior; `None` when it has them already. Refuses to replace another

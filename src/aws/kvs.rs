@@ -11,6 +11,9 @@ use aws_sdk_cloudfrontkeyvaluestore as kvs;
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use tokio::sync::OnceCell;
 
+/// The most bytes a KeyValueStore value holds.
+pub const VALUE_MAX: usize = 1024;
+
 /// Why a KeyValueStore request did not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum KvsError {
@@ -274,6 +277,53 @@ impl KeyValueStore {
             Ok(out) => Ok(out.e_tag().to_owned()),
             Err(e) => Err(self.write_failed(&e, key, etag)),
         }
+    }
+
+    /// Write `puts` and delete `deletes` in batches of 50 (UpdateKeys: all or nothing),
+    /// each only if the store's ETag is still what the batch before returned; the first
+    /// batch's is `etag`. Returns the ETag after the last.
+    pub async fn update_keys(
+        &self,
+        puts: &[(String, String)],
+        deletes: &[String],
+        etag: &str,
+    ) -> Result<String, KvsError> {
+        use aws_sdk_cloudfrontkeyvaluestore::types::{
+            DeleteKeyRequestListItem, PutKeyRequestListItem,
+        };
+        let arn = self.arn().await?;
+        let (_, data) = self.clients().await;
+        let mut etag = etag.to_owned();
+        let ops: Vec<(&str, Option<&str>)> = puts
+            .iter()
+            .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+            .chain(deletes.iter().map(|k| (k.as_str(), None)))
+            .collect();
+        for batch in ops.chunks(50) {
+            let mut call = data.update_keys().kvs_arn(&arn).if_match(&etag);
+            for (k, v) in batch {
+                call = match v {
+                    Some(v) => call.puts(
+                        PutKeyRequestListItem::builder()
+                            .key(*k)
+                            .value(*v)
+                            .build()
+                            .map_err(|e| KvsError::Failed(e.to_string()))?,
+                    ),
+                    None => call.deletes(
+                        DeleteKeyRequestListItem::builder()
+                            .key(*k)
+                            .build()
+                            .map_err(|e| KvsError::Failed(e.to_string()))?,
+                    ),
+                };
+            }
+            match call.send().await {
+                Ok(out) => out.e_tag().clone_into(&mut etag),
+                Err(e) => return Err(self.write_failed(&e, batch[0].0, &etag)),
+            }
+        }
+        Ok(etag)
     }
 
     /// Delete `key`, only if the store's ETag is still `etag`.

@@ -115,6 +115,7 @@ pub(super) async fn diff(
         .map(|l| l.manifest.clone())
         .unwrap_or_default();
     let left_name = env.to_owned();
+    let left_rules = live.as_ref().and_then(|l| l.edge.clone());
     let other_env;
     let known = || {
         ctx.config
@@ -129,7 +130,10 @@ pub(super) async fn diff(
         .strip_prefix("env:")
         .or_else(|| (!["local", "store"].contains(&against)).then_some(against))
         .filter(|name| ctx.config.envs.contains_key(*name));
+    // The `[edge]` rules of the right side, when it has recorded ones.
+    let mut right_rules = None;
     let (right, right_name) = if against == "local" {
+        right_rules = Some(crate::config::EdgeRules::of(&ctx.config.edge));
         (
             Side::Local(super::planning::scan_site(ctx)?.desired),
             "local build".to_owned(),
@@ -144,6 +148,7 @@ pub(super) async fn diff(
     } else if let Some(name) = other {
         other_env = ctx.env(name).await?;
         let (_, other_live) = other_env.ledger.live().await?;
+        right_rules = other_live.as_ref().and_then(|l| l.edge.clone());
         let m = other_live.map(|l| l.manifest).unwrap_or_default();
         (Side::Release(&other_env, m), name.to_owned())
     } else if let Some(name) = against.strip_prefix("env:") {
@@ -167,7 +172,12 @@ pub(super) async fn diff(
             )));
         }
         let r = ec.ledger.release(&id).await?;
+        right_rules = r.edge.clone();
         (Side::Release(&ec, r.manifest), id)
+    };
+    let edge = match (&left_rules, &right_rules) {
+        (Some(l), Some(r)) => r.changes_from(l),
+        _ => Vec::new(),
     };
     let left = Side::Release(&ec, left_manifest);
     let (ls, rs) = (left.shas(), right.shas());
@@ -217,7 +227,14 @@ pub(super) async fn diff(
         }
         changes.push(serde_json::json!({ "key": key, "status": status, "diff": unified }));
     }
-    if changes.is_empty() {
+    if !edge.is_empty() {
+        ctx.out
+            .say(format!("[edge] rules, {left_name} (live) → {right_name}:"));
+        for c in &edge {
+            ctx.out.say(format!("  {}", crate::text::esc(c)));
+        }
+    }
+    if changes.is_empty() && edge.is_empty() {
         ctx.out.say(format!(
             "No differences between {left_name} (live) and {right_name}."
         ));
@@ -230,7 +247,7 @@ pub(super) async fn diff(
         ctx.out.say(text_out.trim_end());
     }
     ctx.out.document_with(
-        || serde_json::json!({ "left": left_name, "right": right_name, "changes": changes }),
+        || serde_json::json!({ "left": left_name, "right": right_name, "changes": changes, "edge": edge }),
     );
-    Ok(changes.len())
+    Ok(changes.len() + edge.len())
 }

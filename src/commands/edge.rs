@@ -19,6 +19,7 @@ impl EnvCtx<'_> {
         let edge = &self.ctx.config.edge;
         let (_, live) = self.ledger.live().await?;
         let live_id = live.as_ref().map(|l| l.id.clone());
+        let live_release = live.clone();
         let (keys, from): (std::collections::BTreeSet<String>, String) = match live {
             Some(l) => (
                 l.manifest.into_keys().collect(),
@@ -36,18 +37,26 @@ impl EnvCtx<'_> {
             // HEAD is the truth: the slot that holds the live release whole is what the
             // function falls back to when the KeyValueStore cannot be read.
             let (slots, _) = self.ledger.slots().await?;
-            let last = live_id.and_then(|id| {
+            let held = live_id.and_then(|id| {
                 crate::ledger::SLOTS.iter().find_map(|s| {
                     slots
                         .get(s)
                         .filter(|h| h.complete && h.release == id)
-                        .map(|h| ((*s).to_owned(), h.cache_id().to_owned()))
+                        .map(|h| ((*s).to_owned(), h.clone()))
                 })
             });
+            let last_cells = match (&held, &live_release) {
+                (Some((_, h)), Some(l)) => last_cells(h, l, edge),
+                _ => std::collections::BTreeMap::new(),
+            };
             Some(crate::edge::cloudfront::Atomic {
                 pointer_key: crate::store::POINTER_KEY.to_owned(),
-                last_known_good: last,
+                last_known_good: held
+                    .as_ref()
+                    .map(|(s, h)| (s.clone(), h.cache_id().to_owned())),
                 preview_host: self.cfg.preview_host(),
+                last_root: held.and_then(|(_, h)| h.edge_root().cloned()),
+                last_cells,
             })
         } else {
             None
@@ -67,6 +76,46 @@ impl EnvCtx<'_> {
     pub(crate) fn hidden(&self) -> Vec<String> {
         vec![self.cfg.state_prefix.clone(), ".driftless-store/".into()]
     }
+}
+
+/// The buckets of the live release's table, when they are few and small: compiled into
+/// the function, so that the fallback routes right while the KeyValueStore cannot be read.
+fn last_cells(
+    held: &crate::ledger::Held,
+    live: &crate::ledger::Release,
+    config: &crate::config::EdgeConfig,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    const ROOM: usize = 1536;
+    let (Some(e), Some(root)) = (&held.edge, held.edge_root()) else {
+        return std::collections::BTreeMap::new();
+    };
+    let rules = live
+        .edge
+        .clone()
+        .unwrap_or_else(|| crate::config::EdgeRules::of(config));
+    let edge = crate::config::EdgeConfig::default().with_rules(&rules);
+    let layout = crate::edge::table::layout_in(e);
+    let Ok(data) = crate::edge::table::compile(
+        &edge,
+        live.served().map(|(k, _)| k.as_str()),
+        layout.as_ref(),
+    ) else {
+        return std::collections::BTreeMap::new();
+    };
+    let cells: std::collections::BTreeMap<String, serde_json::Value> = data
+        .values
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with(crate::edge::table::HEADERS_PREFIX))
+        .filter_map(|(k, v)| serde_json::from_str(&v).ok().map(|v| (k, v)))
+        .collect();
+    let size: usize = cells
+        .iter()
+        .map(|(k, v)| k.len() + v.to_string().len())
+        .sum();
+    if data.root != *root || size > ROOM {
+        return std::collections::BTreeMap::new();
+    }
+    cells
 }
 
 pub(super) async fn edge(

@@ -112,6 +112,24 @@ pub(super) async fn apply(
         response_guess.as_deref(),
     )?;
     let mut steps = Vec::new();
+    // Headers that now come with each release: driftless's own policy comes off.
+    let own_policy = match (&c.atomic, &c.policy) {
+        (Some(_), None) => cf.find_policy(&c.name).await?.map(|(id, _)| id),
+        _ => None,
+    };
+    let dist_change = match &own_policy {
+        Some(id) => match dist_change.as_ref().unwrap_or(&dist).without_policy(id) {
+            Some(d) => {
+                steps.push(format!(
+                    "detach response headers policy {}: each release's [edge] headers are added by the viewer-response function, so they switch and roll back with it",
+                    c.name
+                ));
+                Some(d)
+            }
+            None => dist_change,
+        },
+        None => dist_change,
+    };
     // `[edge.auth.signed_cookies]`: the public key and key group CloudFront verifies
     // with, trusted by a cache behavior per protected pattern.
     let protection = protection(ec).await?;
@@ -152,6 +170,12 @@ pub(super) async fn apply(
         if let Some((slot, release)) = &p.first {
             steps.push(format!(
                 "write the first live pointer: slot {slot}, release {release} (nothing else is served)"
+            ));
+        }
+        if p.backfill > 0 {
+            steps.push(format!(
+                "write the [edge] rules of {} release(s) the slots and previews hold to the KeyValueStore, and name them in their pointers (from here on each release's rules go live with it)",
+                p.backfill
             ));
         }
     }
@@ -309,6 +333,15 @@ async fn publish(
             if let Some((slot, release)) = &p.first {
                 crate::apply::migrate::first_pointer(&ec.ledger, slot, release).await?;
             }
+            // Each release's rules beside the pointer before the function that reads
+            // them from it.
+            if p.backfill > 0 || p.first.is_some() {
+                crate::apply::edge::backfill(
+                    &ec.ledger,
+                    &crate::config::EdgeRules::of(&ec.ctx.config.edge),
+                )
+                .await?;
+            }
             // The secrets before the function that reads them.
             if let Some(wanted) = &p.secrets {
                 super::context::key_value_store(ec.cfg)
@@ -373,6 +406,16 @@ async fn publish(
             .map(|k| (k, crate::edge::cloudfront::RELEASE_PARAM)),
         response_arn.as_deref(),
     )?;
+    // Each release's headers come with it (the viewer-response function): driftless's
+    // own policy comes off the behavior.
+    let own_policy = match (&c.atomic, &c.policy) {
+        (Some(_), None) => cf.find_policy(&c.name).await?.map(|(id, _)| id),
+        _ => None,
+    };
+    let edged = match &own_policy {
+        Some(id) => edged.as_ref().unwrap_or(&dist).without_policy(id).or(edged),
+        None => edged,
+    };
     let (protect, public) = protected_globs(ec);
     let base = edged.as_ref().unwrap_or(&dist);
     let guarded = base.with_protected(
@@ -497,6 +540,9 @@ pub(super) struct PointerPlan {
     first: Option<(String, String)>,
     /// The token secrets' keys to make the store hold, when they differ.
     secrets: Option<BTreeMap<String, String>>,
+    /// Releases the slots and previews hold whose rules the edge does not have yet
+    /// (an environment moving to per-release rules).
+    backfill: usize,
 }
 
 /// The KeyValueStore keys of `[edge.auth.jwt]`: `auth:KID` → the secret, read from the
@@ -539,10 +585,25 @@ async fn pointer_plan(
         Some(_) => None,
         None => a.last_known_good.clone(),
     };
+    // What the slots and previews hold without their edge data (a first pointer names
+    // a slot without any).
+    let (slots, _) = ec.ledger.slots().await?;
+    let (previews, _) = ec.ledger.previews().await?;
+    let backfill = crate::ledger::SLOTS
+        .iter()
+        .filter_map(|s| slots.get(s))
+        .filter(|h| h.complete && h.edge.is_none())
+        .count()
+        + previews
+            .0
+            .values()
+            .filter(|p| p.complete && p.edge.is_none())
+            .count();
     Ok(PointerPlan {
         arn,
         first,
         secrets: None,
+        backfill,
     })
 }
 

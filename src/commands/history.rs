@@ -103,7 +103,15 @@ async fn collect_garbage(
     let collect = async || {
         let fresh = ec.ledger.plan_collection(policy, Timestamp::now()).await?;
         let doing = fresh.within(&shown);
+        // The edge data of the previews that go (behind CloudFront), removed after them.
+        let (previews, _) = ec.ledger.previews().await?;
+        let gone: Vec<serde_json::Value> = doing
+            .expired_previews
+            .iter()
+            .filter_map(|(name, _)| previews.0.get(name).and_then(|p| p.edge.clone()))
+            .collect();
         let freed = ec.ledger.collect(&doing, &ctx.actor).await?;
+        crate::apply::edge::prune(&ec.ledger, &gone).await;
         Ok::<_, Error>((doing, freed))
     };
     let result = match collect().await {

@@ -203,8 +203,12 @@ pub(super) async fn rollback_plan(
             git: target.git.clone(),
             tag: None,
             preview: None,
-            // The rules come back with the bytes.
-            edge: target.edge.clone(),
+            // The rules come back with the bytes (a release from before releases carried
+            // rules gets the config's).
+            edge: target
+                .edge
+                .clone()
+                .or_else(|| Some(crate::config::EdgeRules::of(&ec.ctx.config.edge))),
         },
     )
     .await

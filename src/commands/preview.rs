@@ -380,7 +380,10 @@ pub(super) async fn make_live(
             git: reviewed.git.clone(),
             tag: what.tag,
             preview: Some(std::sync::Arc::new(reviewed.clone())),
-            edge: reviewed.edge.clone(),
+            edge: reviewed
+                .edge
+                .clone()
+                .or_else(|| Some(crate::config::EdgeRules::of(&ctx.config.edge))),
         },
     )
     .await?;

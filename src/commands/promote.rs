@@ -88,7 +88,10 @@ pub(super) async fn promote(ctx: &Ctx, req: Request, force: &[String]) -> Result
             // A preview is judged as a deploy of its build would be, against TO's live.
             preview: preview.as_ref().map(|_| std::sync::Arc::new(live.clone())),
             // FROM's rules, identical by hash: TO gets rules only by promotion.
-            edge: live.edge.clone(),
+            edge: live
+                .edge
+                .clone()
+                .or_else(|| Some(crate::config::EdgeRules::of(&ctx.config.edge))),
         },
         Some(&fe.ledger),
     )

@@ -32,7 +32,11 @@ struct View {
 }
 
 impl View {
-    fn of(config: &EdgeConfig, release: Option<&crate::ledger::Release>, manifest: Manifest) -> Self {
+    fn of(
+        config: &EdgeConfig,
+        release: Option<&crate::ledger::Release>,
+        manifest: Manifest,
+    ) -> Self {
         let edge = match release.and_then(|r| r.edge.as_ref()) {
             Some(rules) => config.with_rules(rules),
             None => config.clone(),
@@ -733,7 +737,14 @@ async fn answer(
     if let Some(refused) = token_refusal(s, &view, asked) {
         return Ok((refused, Some(view)));
     }
-    let r = route(s, asked, &view, manifest.as_deref().map(|v| &v.manifest), pin).await?;
+    let r = route(
+        s,
+        asked,
+        &view,
+        manifest.as_deref().map(|v| &v.manifest),
+        pin,
+    )
+    .await?;
     Ok((r, Some(view)))
 }
 

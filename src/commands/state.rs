@@ -550,6 +550,18 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
         if let Some(m) = &s.message {
             out.say(format!("    {}", esc(m)));
         }
+        // Its `[edge]` rules, when they differ from the release before it.
+        if let Some(e) = &s.edge
+            && history
+                .get(i + 1)
+                .is_none_or(|older| older.edge.as_ref() != Some(e))
+        {
+            out.say(format!(
+                "    [edge] rules {} (changed; `driftless diff {env} --against {}` shows how)",
+                &e[..12],
+                history.get(i + 1).map_or("RELEASE", |o| o.id.as_str())
+            ));
+        }
         if let Some(w) = watched.get(&s.id) {
             let style = if w.healthy { Style::Good } else { Style::Bad };
             out.say(format!("    {}", out.paint(&w.describe(), style)));

@@ -485,10 +485,9 @@ pub struct EdgeRules {
 impl EdgeRules {
     /// The release-level rules `edge` declares.
     pub fn of(edge: &EdgeConfig) -> Self {
-        let (protect, public) = edge
-            .auth
-            .as_ref()
-            .map_or((Vec::new(), Vec::new()), |a| (a.protect.clone(), a.public.clone()));
+        let (protect, public) = edge.auth.as_ref().map_or((Vec::new(), Vec::new()), |a| {
+            (a.protect.clone(), a.public.clone())
+        });
         Self {
             directory_index: edge.directory_index.clone(),
             spa_fallback: edge.spa_fallback.clone(),
@@ -524,8 +523,15 @@ impl EdgeRules {
                 out.push(format!("redirect removed: {}", shown(r)));
             }
         }
-        let moved = self.redirects.iter().filter(|r| before.redirects.contains(r));
-        let kept: Vec<&Redirect> = before.redirects.iter().filter(|r| self.redirects.contains(r)).collect();
+        let moved = self
+            .redirects
+            .iter()
+            .filter(|r| before.redirects.contains(r));
+        let kept: Vec<&Redirect> = before
+            .redirects
+            .iter()
+            .filter(|r| self.redirects.contains(r))
+            .collect();
         if !moved.clone().eq(kept.iter().copied()) {
             out.push("redirects reordered (the first match wins)".into());
         }

@@ -63,6 +63,11 @@ pub struct Atomic {
     /// The host suffix after a preview's name (".preview.example.com"), when the
     /// environment has a `preview_url`: such hosts are served preview NAME.
     pub preview_host: Option<String>,
+    /// The rules of `last_known_good` (its root, see [`super::table`]), served with it.
+    pub last_root: Option<serde_json::Value>,
+    /// Its table's buckets, when they fit beside the code: routed right even when the
+    /// KeyValueStore cannot be read.
+    pub last_cells: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// The query-string parameter that carries the release into the cache key.
@@ -84,7 +89,7 @@ impl Function {
 
 /// A JavaScript string literal (JSON, with the two line separators JSON allows raw
 /// escaped, so any ES version parses it).
-fn js(s: &str) -> String {
+pub(super) fn js(s: &str) -> String {
     serde_json::to_string(s)
         .expect("strings serialise")
         .replace('\u{2028}', "\\u2028")
@@ -114,6 +119,10 @@ pub fn compile(
     auth_sha256: Option<&str>,
     atomic: Option<&Atomic>,
 ) -> Result<Function, String> {
+    // An atomic layout's function depends on no release: the rules come with the pointer.
+    if let Some(a) = atomic {
+        return super::function::viewer_request(edge, hidden, auth_sha256, a);
+    }
     // Keys in these lists are matched against the decoded path: a newline in a key
     // would split it (keys with control characters are refused at deploy anyway).
     if let Some(bad) = shape
@@ -267,7 +276,7 @@ pub fn compile(
 /// spaces that separate no two words, outside string, regex and comment text (and the
 /// import line). No string literal of the function spans lines, so each line is read
 /// alone.
-fn compact(code: &str) -> String {
+pub(super) fn compact(code: &str) -> String {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
     let mut out = String::with_capacity(code.len());
     for line in code.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -380,24 +389,47 @@ fn token_js(a: &crate::config::AuthConfig) -> Result<String, String> {
     if j.cwt {
         let _ = writeln!(out, "var CWT_MAX = {};", super::auth::CWT_MAX_BYTES);
         out.push_str(CWT);
-        out = out
-            .replacen(
-                "h = p.length === 3 ? obj(p[0]) : null;",
-                "h = p.length === 3 ? obj(p[0]) : p.length === 1 ? cwtOf(t) : null;",
-                1,
-            )
-            .replacen(
-                "try { return await cf.kvs().get(AUTH_KEY + k); }",
-                "try { p = await cf.kvs().get(AUTH_KEY + k); if (t.indexOf('.') < 0) await cf.cwt.validateToken(h.mac, { key: p }); return p; }",
-                1,
-            )
-            .replacen(
-                "  if (p.length !== 3 || typeof secret !== 'string') return false;",
-                "  if (p.length === 1) return typeof secret === 'string' && secret.length >= 32 && cwtHolds(t);\n  if (p.length !== 3 || typeof secret !== 'string') return false;",
-                1,
-            );
+        out = with_cwt(&out);
     }
     Ok(out)
+}
+
+/// [`TOKEN`] with CBOR Web Tokens accepted too.
+pub(super) fn with_cwt(code: &str) -> String {
+    code.replacen(
+        "h = p.length === 3 ? obj(p[0]) : null;",
+        "h = p.length === 3 ? obj(p[0]) : p.length === 1 ? cwtOf(t) : null;",
+        1,
+    )
+    .replacen(
+        "try { return await cf.kvs().get(AUTH_KEY + k); }",
+        "try { p = await cf.kvs().get(AUTH_KEY + k); if (t.indexOf('.') < 0) await cf.cwt.validateToken(h.mac, { key: p }); return p; }",
+        1,
+    )
+    .replacen(
+        "  if (p.length !== 3 || typeof secret !== 'string') return false;",
+        "  if (p.length === 1) return typeof secret === 'string' && secret.length >= 32 && cwtHolds(t);\n  if (p.length !== 3 || typeof secret !== 'string') return false;",
+        1,
+    )
+}
+
+/// [`TOKEN`] for the atomic layout's function: which paths are guarded is the release's
+/// (`guarded(R, path)`, defined with the function's other helpers).
+pub(super) fn token_code() -> String {
+    let start = TOKEN
+        .find("function bearer(")
+        .expect("TOKEN defines bearer");
+    TOKEN[start..]
+        .replacen(
+            "async function tokenKey(event) {",
+            "async function tokenKey(event, R) {",
+            1,
+        )
+        .replacen("!guarded(path)", "!guarded(R, path)", 1)
+}
+
+pub(super) fn cwt_code() -> &'static str {
+    CWT
 }
 
 /// CBOR Web Tokens at the edge, as [`super::auth::cwt_holds`] checks them. The runtime's
@@ -584,9 +616,15 @@ function handler(event) {
 /// The code with the fallback release (`LAST = …;`) left out: two functions that differ
 /// only there have the same rules (the fallback follows every deploy).
 pub fn without_fallback(code: &str) -> std::borrow::Cow<'_, str> {
+    // The fallback's table, a line of its own (atomic layout).
+    let code: std::borrow::Cow<'_, str> =
+        match code.lines().find(|l| l.starts_with("var LAST_CELLS")) {
+            Some(line) => code.replacen(&format!("{line}\n"), "", 1).into(),
+            None => code.into(),
+        };
     // Compacted (as published since CWTs), or as published before.
     let Some(at) = code.find(",LAST=").or_else(|| code.find(", LAST = ")) else {
-        return code.into();
+        return code;
     };
     let end = code[at..].find(";\n").map_or(code.len(), |e| at + e);
     format!("{}{}", &code[..at], &code[end..]).into()
@@ -594,7 +632,7 @@ pub fn without_fallback(code: &str) -> std::borrow::Cow<'_, str> {
 
 /// A visitor's canary bucket, as [`super::visitor_bucket`] computes it: the cookie's, else
 /// from SHA-256 of address and user agent.
-const BUCKET: &str = r#"function bucket(event) {
+pub(super) const BUCKET: &str = r#"function bucket(event) {
   var req = event.request, c = req.cookies && req.cookies[COOKIE], ua = req.headers['user-agent'];
   if (c && /^\d{1,2}$/.test(c.value)) return +c.value;
   var h = crypto.createHash('sha256').update(event.viewer.ip + ' ' + (ua ? ua.value : '')).digest('hex');
@@ -781,7 +819,16 @@ fn security_header(
 
 /// The response headers policy (`ResponseHeadersPolicyConfig`, as the CloudFront API
 /// takes it) for `[edge] headers`; `None` without headers.
-pub fn headers_policy(edge: &EdgeConfig, name: &str) -> Result<Option<serde_json::Value>, String> {
+///
+/// With `defer` (the atomic layout) the policy sets a header only where the answer has
+/// none: each release's own headers, set by the viewer-response function, win; the
+/// policy's — the environment's — are for what no function touches (CloudFront's error
+/// pages, the answers the viewer-request function makes itself).
+pub fn headers_policy(
+    edge: &EdgeConfig,
+    name: &str,
+    defer: bool,
+) -> Result<Option<serde_json::Value>, String> {
     if edge.headers.is_empty() {
         return Ok(None);
     }
@@ -794,6 +841,14 @@ pub fn headers_policy(edge: &EdgeConfig, name: &str) -> Result<Option<serde_json
                 security.insert(field.into(), value);
             }
             None => custom.push(serde_json::json!({ "Header": h, "Value": v, "Override": true })),
+        }
+    }
+    if defer {
+        for v in security.values_mut() {
+            v["Override"] = false.into();
+        }
+        for c in &mut custom {
+            c["Override"] = false.into();
         }
     }
     let mut config = serde_json::json!({

@@ -7,7 +7,9 @@
 
 pub mod auth;
 pub mod cloudfront;
+pub mod function;
 pub mod signed;
+pub mod table;
 
 use crate::config::EdgeConfig;
 use crate::config::Pattern;
@@ -130,7 +132,9 @@ pub fn compile_for(
     };
     let function = compile(edge, &shape, hidden, auth.as_deref(), atomic)?;
     let name = resource_name(env);
-    let policy = headers_policy(edge, &name)?;
+    // On the atomic layout the headers are each release's (the viewer-response function
+    // adds them); the policy, one per cache behavior, only fills in where none is set.
+    let policy = headers_policy(edge, &name, atomic.is_some())?;
     let errors = error_responses(edge, &shape);
     Ok(Compiled {
         name,
@@ -141,7 +145,7 @@ pub fn compile_for(
         keys,
         from,
         atomic: atomic.cloned(),
-        response: atomic.map(cloudfront::response_function),
+        response: atomic.map(function::viewer_response),
     })
 }
 

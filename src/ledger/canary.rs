@@ -38,6 +38,7 @@ impl Canary {
             slot: self.slot.clone(),
             release: self.cache.clone(),
             percent: self.percent,
+            edge: None,
         }
     }
 
@@ -128,9 +129,27 @@ impl Ledger {
         live_cache: &str,
         split: Option<&Split>,
     ) -> Result<super::Pointer> {
+        // Both sides keep their rules: the live slot's root and the canary slot's.
+        let (edge, split) = if self.live_pointer.carries_edge() {
+            let (slots, _) = self.slots().await?;
+            let root = |slot: &str| slots.get(slot).and_then(super::Held::edge_root).cloned();
+            let split = split.map(|s| Split {
+                edge: root(&s.slot),
+                ..s.clone()
+            });
+            (root(&seen.slot), split)
+        } else {
+            (None, split.cloned())
+        };
         let token = self
             .live_pointer
-            .write_split(&seen.slot, live_cache, split, &seen.token)
+            .write_split(
+                &seen.slot,
+                live_cache,
+                edge.as_ref(),
+                split.as_ref(),
+                &seen.token,
+            )
             .await?;
         Ok(super::Pointer {
             slot: seen.slot.clone(),

@@ -71,6 +71,9 @@ pub struct Preview {
     /// The name as it was given (`--preview feature/a_b`), when it differs from `name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub given: Option<String>,
+    /// Behind CloudFront: its release's edge data as published (see `Held::edge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<serde_json::Value>,
 }
 
 impl Preview {
@@ -120,7 +123,13 @@ impl Ledger {
     /// Tell the edge (where the live pointer is: a CloudFront KeyValueStore) about
     /// preview `name` as `preview` says, or that it is gone.
     pub async fn publish_preview(&self, name: &str, preview: Option<&Preview>) -> Result<()> {
-        let edge = preview.map(|p| (p.cache_id(), p.expires_at.as_second()));
+        let edge = preview.map(|p| {
+            (
+                p.cache_id(),
+                p.expires_at.as_second(),
+                p.edge.as_ref().and_then(|e| e.get("root")),
+            )
+        });
         Ok(self.live_pointer.publish_preview(name, edge).await?)
     }
 

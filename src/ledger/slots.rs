@@ -33,9 +33,24 @@ pub struct Held {
     /// CDN's cache key, so what was cached for these bytes stays good.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<String>,
+    /// Where the pointer carries the rules (behind CloudFront), the release's edge data
+    /// as published with it: `{"root": …, "layout": …}` (see `edge::table`). The
+    /// pointer names this root when it names the slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<serde_json::Value>,
 }
 
 impl Held {
+    /// Does the slot hold the release the cache id `id` names?
+    fn release_cache_matches(&self, id: &str) -> bool {
+        self.cache_id() == id || self.release == id
+    }
+
+    /// The root of the edge rules published with the slot's release.
+    pub fn edge_root(&self) -> Option<&serde_json::Value> {
+        self.edge.as_ref().and_then(|e| e.get("root"))
+    }
+
     /// The id the CDN's cache key carries for this slot's bytes.
     pub fn cache_id(&self) -> &str {
         self.cache.as_deref().unwrap_or(&self.release)
@@ -176,6 +191,38 @@ impl Ledger {
             .map(|(slot, token)| Pointer { slot, token }))
     }
 
+    /// The token edge data is written under: the pointer's, or (no pointer yet) the
+    /// store's.
+    pub async fn edge_token(&self) -> Result<String> {
+        Ok(match self.pointer().await? {
+            Some(p) => p.token,
+            None => self.live_pointer.token().await?,
+        })
+    }
+
+    /// Does the pointer carry each release's edge rules (behind CloudFront)?
+    pub fn edge_carried(&self) -> bool {
+        self.live_pointer.carries_edge()
+    }
+
+    /// Write edge data beside the pointer, conditional on `token` (the pointer's, as
+    /// read); returns the token the pointer's next write is conditional on.
+    pub async fn put_edge_values(
+        &self,
+        values: &[(String, String)],
+        token: &str,
+    ) -> Result<String> {
+        Ok(self.live_pointer.put_values(values, token).await?)
+    }
+
+    /// Remove edge data nothing names any more.
+    pub async fn delete_edge_values(&self, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        Ok(self.live_pointer.delete_values(keys).await?)
+    }
+
     /// Remove the live pointer, only if it is still `seen` (a move back in place).
     pub async fn remove_pointer(&self, seen: &Pointer) -> Result<()> {
         Ok(self.live_pointer.remove(&seen.token).await?)
@@ -196,9 +243,21 @@ impl Ledger {
         release: &str,
         seen: Option<&Pointer>,
     ) -> Result<Pointer> {
+        // The rules switch with the content: the root published with the slot's release.
+        let edge = if self.live_pointer.carries_edge() {
+            self.slots()
+                .await?
+                .0
+                .get(slot)
+                .filter(|h| h.release_cache_matches(release))
+                .and_then(Held::edge_root)
+                .cloned()
+        } else {
+            None
+        };
         let token = self
             .live_pointer
-            .write(slot, release, seen.map(|p| p.token.as_str()))
+            .write(slot, release, edge.as_ref(), seen.map(|p| p.token.as_str()))
             .await?;
         Ok(Pointer {
             slot: slot.to_owned(),

@@ -297,6 +297,7 @@ cache_control = "public, max-age=31536000, immutable"
             delta: None,
             files_if_dropped: None,
             base: None,
+            edge: None,
         })
     }
 

@@ -732,6 +732,7 @@ mod tests {
             files: 1,
             overrides: Vec::new(),
             tag: None,
+            edge: None,
         };
         let refusal = stale_base(
             "prod",

@@ -62,20 +62,20 @@ async fn pointer(store: &dyn Store) {
 /// exactly one of two racing switches wins.
 pub async fn pointer_cases(p: &dyn LivePointer) {
     assert_eq!(p.read().await.unwrap(), None, "no pointer yet");
-    let first = p.write("a", "r1", None).await.unwrap();
+    let first = p.write("a", "r1", None, None).await.unwrap();
     let (slot, token) = p.read().await.unwrap().expect("pointer written");
     assert_eq!((slot.as_str(), token.as_str()), ("a", first.as_str()));
     assert!(
         matches!(
-            p.write("b", "r2", None).await,
+            p.write("b", "r2", None, None).await,
             Err(StoreError::AlreadyExists { .. })
         ),
         "a second first pointer must be refused"
     );
-    let second = p.write("b", "r2", Some(&first)).await.unwrap();
+    let second = p.write("b", "r2", None, Some(&first)).await.unwrap();
     assert!(
         matches!(
-            p.write("a", "r1", Some(&first)).await,
+            p.write("a", "r1", None, Some(&first)).await,
             Err(StoreError::Precondition { .. })
         ),
         "a switch from a stale pointer must be refused"
@@ -84,8 +84,8 @@ pub async fn pointer_cases(p: &dyn LivePointer) {
     assert_eq!((slot.as_str(), token.as_str()), ("b", second.as_str()));
     // Two deployers switching from the same pointer: exactly one wins.
     let (x, y) = tokio::join!(
-        p.write("a", "r1", Some(&second)),
-        p.write("a", "r3", Some(&second))
+        p.write("a", "r1", None, Some(&second)),
+        p.write("a", "r3", None, Some(&second))
     );
     assert_eq!(
         usize::from(x.is_ok()) + usize::from(y.is_ok()),

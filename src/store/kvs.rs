@@ -15,6 +15,9 @@ use crate::aws::kvs::{KeyValueStore, KvsError};
 struct PointerValue {
     slot: String,
     release: String,
+    /// The live release's edge rules (see `edge::table`): they switch with it.
+    #[serde(default, rename = "e", skip_serializing_if = "Option::is_none")]
+    edge: Option<serde_json::Value>,
     /// A canary: the share of visitors served another slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     canary: Option<Split>,
@@ -30,13 +33,28 @@ impl From<KvsError> for StoreError {
     }
 }
 
-fn pointer_value(slot: &str, release: &str, canary: Option<Split>) -> String {
-    serde_json::to_string(&PointerValue {
+fn pointer_value(
+    slot: &str,
+    release: &str,
+    edge: Option<&serde_json::Value>,
+    canary: Option<Split>,
+) -> Result<String> {
+    let v = serde_json::to_string(&PointerValue {
         slot: slot.to_owned(),
         release: release.to_owned(),
+        edge: edge.cloned(),
         canary,
     })
-    .expect("a pointer serialises")
+    .expect("a pointer serialises");
+    // Checked when the rules are compiled; this is the last word before the edge.
+    if v.len() > crate::aws::kvs::VALUE_MAX {
+        return Err(StoreError::Refused(format!(
+            "the live pointer would be {} bytes, over the KeyValueStore's {} per value (the edge rules of a release and of its canary share it): nothing was changed",
+            v.len(),
+            crate::aws::kvs::VALUE_MAX
+        )));
+    }
+    Ok(v)
 }
 
 /// The live pointer kept in a CloudFront KeyValueStore.
@@ -63,8 +81,14 @@ impl LivePointer for KvsPointer {
         Ok(Some((value.slot, etag)))
     }
 
-    async fn write(&self, slot: &str, release: &str, expected: Option<&str>) -> Result<String> {
-        let value = pointer_value(slot, release, None);
+    async fn write(
+        &self,
+        slot: &str,
+        release: &str,
+        edge: Option<&serde_json::Value>,
+        expected: Option<&str>,
+    ) -> Result<String> {
+        let value = pointer_value(slot, release, edge, None)?;
         let etag = match expected {
             Some(e) => e.to_owned(),
             None => {
@@ -90,17 +114,52 @@ impl LivePointer for KvsPointer {
         &self,
         slot: &str,
         release: &str,
+        edge: Option<&serde_json::Value>,
         split: Option<&Split>,
         expected: &str,
     ) -> Result<String> {
-        let value = pointer_value(slot, release, split.cloned());
+        let value = pointer_value(slot, release, edge, split.cloned())?;
         Ok(self.0.put(POINTER_KEY, &value, expected).await?)
     }
 
-    async fn publish_preview(&self, name: &str, edge: Option<(&str, i64)>) -> Result<()> {
+    fn carries_edge(&self) -> bool {
+        true
+    }
+
+    async fn token(&self) -> Result<String> {
+        Ok(self.0.etag().await?)
+    }
+
+    async fn put_values(&self, values: &[(String, String)], expected: &str) -> Result<String> {
+        if values.is_empty() {
+            return Ok(expected.to_owned());
+        }
+        Ok(self.0.update_keys(values, &[], expected).await?)
+    }
+
+    async fn delete_values(&self, keys: &[String]) -> Result<()> {
+        let mut tries = 0;
+        loop {
+            let etag = self.0.etag().await?;
+            match self.0.update_keys(&[], keys, &etag).await {
+                Err(KvsError::Conflict { .. }) if tries < 5 => tries += 1,
+                other => return other.map(|_| ()).map_err(Into::into),
+            }
+        }
+    }
+
+    async fn publish_preview(
+        &self,
+        name: &str,
+        edge: Option<(&str, i64, Option<&serde_json::Value>)>,
+    ) -> Result<()> {
         let key = format!("{}{name}", super::PREVIEW_KEY_PREFIX);
-        let value = edge.map(|(release, expires)| {
-            serde_json::json!({ "release": release, "expires": expires }).to_string()
+        let value = edge.map(|(release, expires, root)| {
+            let mut v = serde_json::json!({ "release": release, "expires": expires });
+            if let Some(r) = root {
+                v["e"] = r.clone();
+            }
+            v.to_string()
         });
         // The ETag is the whole store's: a write of another key (a deploy's switch,
         // another preview) in between only means reading it again.

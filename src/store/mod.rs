@@ -284,17 +284,55 @@ pub trait LivePointer: Send + Sync + fmt::Debug {
     /// The slot visitors are served and the token to compare-and-swap against.
     async fn read(&self) -> Result<Option<(String, String)>>;
 
-    /// Point visitors at `slot` (holding `release`), only if the pointer is still
-    /// `expected` (`None`: only if there is none yet). Returns the new token.
-    async fn write(&self, slot: &str, release: &str, expected: Option<&str>) -> Result<String>;
+    /// Point visitors at `slot` (holding `release`, with its edge rules `edge` where the
+    /// pointer carries them), only if the pointer is still `expected` (`None`: only if
+    /// there is none yet). Returns the new token.
+    async fn write(
+        &self,
+        slot: &str,
+        release: &str,
+        edge: Option<&serde_json::Value>,
+        expected: Option<&str>,
+    ) -> Result<String>;
+
+    /// Does this pointer carry each release's edge rules (its root), with their data
+    /// beside it (a KeyValueStore read by the CloudFront function)? A pointer in the
+    /// store itself does not: `serve` reads the rules from the release.
+    fn carries_edge(&self) -> bool {
+        false
+    }
+
+    /// The token a write of edge data is conditional on when there is no pointer yet.
+    async fn token(&self) -> Result<String> {
+        Ok(String::new())
+    }
+
+    /// Write the edge data `values` (key → value) beside the pointer, only if nothing
+    /// was written since `expected`; returns the new token (the pointer's next write is
+    /// conditional on it).
+    async fn put_values(&self, values: &[(String, String)], expected: &str) -> Result<String> {
+        let _ = values;
+        Ok(expected.to_owned())
+    }
+
+    /// Remove edge data no pointer, split or preview names any more (best effort: a
+    /// key left behind only takes room).
+    async fn delete_values(&self, keys: &[String]) -> Result<()> {
+        let _ = keys;
+        Ok(())
+    }
 
     /// Remove the pointer, only if it is still `expected`.
     async fn remove(&self, expected: &str) -> Result<()>;
 
-    /// Tell the edge about preview `name`: the id in its cache key and when it expires
-    /// (unix seconds), or `None` once it is gone. Where the pointer is the store's own,
-    /// there is nothing to tell: `serve` reads the previews' record itself.
-    async fn publish_preview(&self, name: &str, edge: Option<(&str, i64)>) -> Result<()> {
+    /// Tell the edge about preview `name`: the id in its cache key, when it expires
+    /// (unix seconds) and its rules' root, or `None` once it is gone. Where the pointer is
+    /// the store's own, there is nothing to tell: `serve` reads the previews' record.
+    async fn publish_preview(
+        &self,
+        name: &str,
+        edge: Option<(&str, i64, Option<&serde_json::Value>)>,
+    ) -> Result<()> {
         let _ = (name, edge);
         Ok(())
     }
@@ -307,10 +345,11 @@ pub trait LivePointer: Send + Sync + fmt::Debug {
         &self,
         slot: &str,
         release: &str,
+        edge: Option<&serde_json::Value>,
         split: Option<&Split>,
         expected: &str,
     ) -> Result<String> {
-        let _ = (slot, release, split);
+        let _ = (slot, release, edge, split);
         Ok(expected.to_owned())
     }
 }
@@ -322,6 +361,9 @@ pub struct Split {
     pub slot: String,
     pub release: String,
     pub percent: u8,
+    /// The canary release's edge rules (its root), where the pointer carries them.
+    #[serde(default, rename = "e", skip_serializing_if = "Option::is_none")]
+    pub edge: Option<serde_json::Value>,
 }
 
 /// The pointer kept in the store itself ([`Store::pointer`]), whether the store is
@@ -342,7 +384,13 @@ where
         self.0.pointer().await
     }
 
-    async fn write(&self, slot: &str, _release: &str, expected: Option<&str>) -> Result<String> {
+    async fn write(
+        &self,
+        slot: &str,
+        _release: &str,
+        _edge: Option<&serde_json::Value>,
+        expected: Option<&str>,
+    ) -> Result<String> {
         self.0.set_pointer(slot, expected).await
     }
 

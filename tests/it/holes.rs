@@ -86,7 +86,10 @@ fn a_short_or_empty_token_secret_is_refused_everywhere_it_is_read() {
         std::io::Read::read_to_string(serving.stderr.as_mut().unwrap(), &mut err).unwrap();
         assert_eq!(status.code(), Some(2), "{err}");
         assert!(err.contains(said), "{err}");
-        for args in [vec!["sign", "prod"], vec!["verify", "prod", "--timeout", "2"]] {
+        for args in [
+            vec!["sign", "prod"],
+            vec!["verify", "prod", "--timeout", "2"],
+        ] {
             p.cmd(&args).expect(2).mentions(&[
                 said,
                 "edge.auth.jwt.keys.k1",
@@ -125,8 +128,15 @@ fn the_function_refuses_a_short_secret_in_the_key_value_store() {
         pointer_key: "current".into(),
         last_known_good: None,
         preview_host: None,
+        last_root: None,
+        last_cells: std::collections::BTreeMap::new(),
     };
     let keys = ["index.html", "app/page.html"];
+    // The release's rules, as the pointer carries them.
+    let root = driftless::edge::table::compile(&edge, keys.into_iter(), None)
+        .unwrap()
+        .root;
+    let pointer = serde_json::json!({ "slot": "a", "release": "r1", "e": root }).to_string();
     let c = driftless::edge::compile_for(
         &edge,
         "prod",
@@ -154,7 +164,7 @@ fn the_function_refuses_a_short_secret_in_the_key_value_store() {
         cases.push(serde_json::json!({
             "path": "/app/page.html",
             "headers": { "Authorization": format!("Bearer {}", forged(alg, secret)) },
-            "kvs": { "current": r#"{"slot":"a","release":"r1"}"#, "auth:k1": secret },
+            "kvs": { "current": pointer, "auth:k1": secret },
         }));
         want.push((
             format!("{alg} with a {}-character secret", secret.len()),
@@ -165,7 +175,7 @@ fn the_function_refuses_a_short_secret_in_the_key_value_store() {
         cases.push(serde_json::json!({
             "path": "/app/page.html",
             "headers": { "Authorization": format!("Bearer {}", cwt_by(secret)) },
-            "kvs": { "current": r#"{"slot":"a","release":"r1"}"#, "auth:k1": secret },
+            "kvs": { "current": pointer, "auth:k1": secret },
         }));
         want.push((
             format!("a CWT with a {}-character secret", secret.len()),

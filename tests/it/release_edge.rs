@@ -24,7 +24,11 @@ fn ask(port: u16, host: &str, path: &str) -> (u16, Option<String>, Option<String
             .find_map(|l| l.strip_prefix(&format!("{name}: ")))
             .map(str::to_owned)
     };
-    (status, header("location"), header("content-security-policy"))
+    (
+        status,
+        header("location"),
+        header("content-security-policy"),
+    )
 }
 
 #[test]
@@ -35,8 +39,13 @@ fn rules_go_live_with_the_release_and_roll_back_with_it() {
         "site = \"site\"\n[env.prod]\nstore = \"file://{}\"\nurl = \"http://127.0.0.1:{port}\"\npreview_url = \"http://{{name}}.localhost:{port}\"\n",
         tmp.path().join("store").display()
     );
-    let p = Project::with_config(&tmp.path().join("w"), &format!("{base}{}", rules("/new", "default-src 'self'")));
-    p.write("index.html", "home").write("new.html", "new").write("newer.html", "newer");
+    let p = Project::with_config(
+        &tmp.path().join("w"),
+        &format!("{base}{}", rules("/new", "default-src 'self'")),
+    );
+    p.write("index.html", "home")
+        .write("new.html", "new")
+        .write("newer.html", "newer");
     p.cmd(&["deploy", "prod", "--yes"]).expect(0);
     let _server = serve(&p, "prod", port);
     assert_eq!(
@@ -48,22 +57,39 @@ fn rules_go_live_with_the_release_and_roll_back_with_it() {
     set_rules(&p, &base, &rules("/newer", "default-src 'none'"));
     let plan = p.cmd(&["plan", "prod", "--json"]).expect(0).json();
     let changes = plan["edge"]["changes"].as_array().unwrap().clone();
-    assert!(changes.iter().any(|c| c == "redirect added: /old → /newer (301)"), "{changes:?}");
-    assert!(changes.iter().any(|c| c == "redirect removed: /old → /new (301)"), "{changes:?}");
+    assert!(
+        changes
+            .iter()
+            .any(|c| c == "redirect added: /old → /newer (301)"),
+        "{changes:?}"
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|c| c == "redirect removed: /old → /new (301)"),
+        "{changes:?}"
+    );
     assert!(
         changes.iter().any(|c| c
             == "header changed: Content-Security-Policy: default-src 'self' → default-src 'none'"),
         "{changes:?}"
     );
-    p.cmd(&["deploy", "prod", "--yes"])
-        .expect(0)
-        .mentions(&["Edge rules change (they go live with the release):", "redirect added: /old → /newer (301)"]);
+    p.cmd(&["deploy", "prod", "--yes"]).expect(0).mentions(&[
+        "Edge rules change (they go live with the release):",
+        "redirect added: /old → /newer (301)",
+    ]);
     assert_eq!(
         ask(port, "127.0.0.1", "/old"),
-        (301, Some("/newer".into()), Some("default-src 'none'".into()))
+        (
+            301,
+            Some("/newer".into()),
+            Some("default-src 'none'".into())
+        )
     );
     // A deploy of the same rules and bytes is nothing to do.
-    p.cmd(&["deploy", "prod", "--yes"]).expect(0).mentions(&["Nothing to do"]);
+    p.cmd(&["deploy", "prod", "--yes"])
+        .expect(0)
+        .mentions(&["Nothing to do"]);
 
     // The breaking CSP is rolled back with `rollback`, whatever the checkout says.
     p.cmd(&["rollback", "prod", "--yes"]).expect(0);
@@ -77,17 +103,37 @@ fn rules_go_live_with_the_release_and_roll_back_with_it() {
         .mentions(&["redirect", "/old"]);
 
     // A preview shows its own rules; live keeps its own.
-    set_rules(&p, &base, &rules("/preview-target", "default-src 'self' preview"));
-    p.cmd(&["deploy", "prod", "--preview", "pr-1", "--yes"]).expect(0);
+    set_rules(
+        &p,
+        &base,
+        &rules("/preview-target", "default-src 'self' preview"),
+    );
+    p.cmd(&["deploy", "prod", "--preview", "pr-1", "--yes"])
+        .expect(0);
     assert_eq!(
         ask(port, "pr-1.localhost", "/old"),
-        (301, Some("/preview-target".into()), Some("default-src 'self' preview".into()))
+        (
+            301,
+            Some("/preview-target".into()),
+            Some("default-src 'self' preview".into())
+        )
     );
     assert_eq!(ask(port, "127.0.0.1", "/old").1.as_deref(), Some("/new"));
     // Made live, the reviewed rules come with it.
-    p.cmd(&["deploy", "prod", "--from-preview", "pr-1", "--yes", "--force", "revert"])
-        .expect(0);
-    assert_eq!(ask(port, "127.0.0.1", "/old").1.as_deref(), Some("/preview-target"));
+    p.cmd(&[
+        "deploy",
+        "prod",
+        "--from-preview",
+        "pr-1",
+        "--yes",
+        "--force",
+        "revert",
+    ])
+    .expect(0);
+    assert_eq!(
+        ask(port, "127.0.0.1", "/old").1.as_deref(),
+        Some("/preview-target")
+    );
     // The log says which releases carry which rules.
     let log = p.cmd(&["log", "prod", "--json"]).expect(0).json();
     let digests: Vec<&str> = log["releases"]
@@ -98,7 +144,10 @@ fn rules_go_live_with_the_release_and_roll_back_with_it() {
         .collect();
     assert_eq!(digests.len(), 4, "{log}");
     assert_ne!(digests[0], digests[1], "{log}");
-    assert_eq!(digests[1], digests[3], "the rollback carries the first rules: {log}");
+    assert_eq!(
+        digests[1], digests[3],
+        "the rollback carries the first rules: {log}"
+    );
 }
 
 /// Promotion carries the rules staging verified, identical by hash; a protected
@@ -113,7 +162,10 @@ fn promotion_carries_the_verified_rules() {
         tmp.path().join("staging").display(),
         tmp.path().join("prod").display()
     );
-    let p = Project::with_config(&tmp.path().join("w"), &format!("{base}{}", rules("/new", "a")));
+    let p = Project::with_config(
+        &tmp.path().join("w"),
+        &format!("{base}{}", rules("/new", "a")),
+    );
     p.write("index.html", "home").write("new.html", "new");
     p.cmd(&["deploy", "staging", "--yes"]).expect(0);
     let _staging = serve(&p, "staging", sport);
@@ -121,14 +173,20 @@ fn promotion_carries_the_verified_rules() {
     // Someone edits the checkout's rules after staging verified: prod still gets
     // staging's, by hash.
     set_rules(&p, &base, &rules("/elsewhere", "b"));
-    let promoted = p.cmd(&["promote", "staging", "prod", "--yes", "--json"]).run();
+    let promoted = p
+        .cmd(&["promote", "staging", "prod", "--yes", "--json"])
+        .run();
     let staging_log = p.cmd(&["log", "staging", "--json"]).expect(0).json();
     let prod_log = p.cmd(&["log", "prod", "--json"]).expect(0).json();
     assert_eq!(
-        staging_log["releases"][0]["edge"], prod_log["releases"][0]["edge"],
+        staging_log["releases"][0]["edge"],
+        prod_log["releases"][0]["edge"],
         "{}",
         promoted.all()
     );
     let _prod = serve(&p, "prod", pport);
-    assert_eq!(ask(pport, "127.0.0.1", "/old"), (301, Some("/new".into()), Some("a".into())));
+    assert_eq!(
+        ask(pport, "127.0.0.1", "/old"),
+        (301, Some("/new".into()), Some("a".into()))
+    );
 }

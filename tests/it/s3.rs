@@ -408,7 +408,7 @@ async fn kvs_pointer_passes_the_pointer_cases_on_moto() {
     );
     let kvs = KvsPointer(KeyValueStore::with_settings(&name, &s.moto, (&s.key, &s.secret)).await);
     driftless::store::conformance::pointer_cases(&kvs).await;
-    driftless::store::LivePointer::write(&kvs, "b", "r9", None)
+    driftless::store::LivePointer::write(&kvs, "b", "r9", None, None)
         .await
         .unwrap();
     let value: serde_json::Value =

@@ -152,7 +152,10 @@ compress = true
     // name one store twice), the same store, the edge's url.
     let through_edge = Project::with_config(
         &tmp.path().join("through-edge"),
-        &config.replace(&format!("127.0.0.1:{port}"), &format!("127.0.0.1:{stale_port}")),
+        &config.replace(
+            &format!("127.0.0.1:{port}"),
+            &format!("127.0.0.1:{stale_port}"),
+        ),
     );
     through_edge
         .cmd(&["verify", "prod", "--timeout", "3"])

@@ -35,7 +35,7 @@ if(parts[j].charAt(0)===':'){ok=segs[j]!=='';b[parts[j].slice(1)]=encodeURICompo
 else ok=parts[j]===segs[j];
 }
 if(!ok)continue;
-if(r[1])b.splat=segs.slice(n).map(encodeURIComponent).join('/');
+if(r[1])b.splat=segs.slice(n).map(encodeURIComponent).join('/')+(segs.length>n&&path.slice(-1)==='/'?'/':'');
 return[r[2],r[3].replace(/:([A-Za-z_][A-Za-z0-9_]*)/g,function(m,k){
 return Object.prototype.hasOwnProperty.call(b,k)?b[k]:m;
 })];
