@@ -175,6 +175,16 @@ pub struct Distribution {
 }
 
 impl Distribution {
+    /// The response headers policy on the default cache behavior, if any.
+    pub fn headers_policy_id(&self) -> Option<&str> {
+        self.config
+            .default_cache_behavior
+            .as_ref()?
+            .response_headers_policy_id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+    }
+
     /// This config without response headers policy `id` on the default cache behavior
     /// (driftless's own, once headers come with each release); `None` when it has none.
     pub fn without_policy(&self, id: &str) -> Option<Distribution> {

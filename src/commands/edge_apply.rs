@@ -113,8 +113,9 @@ pub(super) async fn apply(
     )?;
     let mut steps = Vec::new();
     // Headers that now come with each release: driftless's own policy comes off.
-    let own_policy = match (&c.atomic, &c.policy) {
-        (Some(_), None) => cf.find_policy(&c.name).await?.map(|(id, _)| id),
+    // (Only asked when the behavior has a policy: CloudFront emulators may not know them.)
+    let own_policy = match (&c.atomic, &c.policy, dist.headers_policy_id()) {
+        (Some(_), None, Some(_)) => cf.find_policy(&c.name).await?.map(|(id, _)| id),
         _ => None,
     };
     let dist_change = match &own_policy {
@@ -408,8 +409,9 @@ async fn publish(
     )?;
     // Each release's headers come with it (the viewer-response function): driftless's
     // own policy comes off the behavior.
-    let own_policy = match (&c.atomic, &c.policy) {
-        (Some(_), None) => cf.find_policy(&c.name).await?.map(|(id, _)| id),
+    // (Only asked when the behavior has a policy: CloudFront emulators may not know them.)
+    let own_policy = match (&c.atomic, &c.policy, dist.headers_policy_id()) {
+        (Some(_), None, Some(_)) => cf.find_policy(&c.name).await?.map(|(id, _)| id),
         _ => None,
     };
     let edged = match &own_policy {

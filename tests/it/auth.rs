@@ -692,8 +692,9 @@ impl TokenSite {
     }
 }
 
-/// Every ask got what was expected, from `serve` and from the function, with at most two
-/// KeyValueStore reads.
+/// Every ask got what was expected, from `serve` and from the function, with at most three
+/// KeyValueStore reads (the pointer with the release's rules, a protected path's token
+/// secret, and one bucket of the release's routing table).
 fn agree(
     asks: &[Ask],
     expected: &[Seen],
@@ -717,7 +718,7 @@ fn agree(
             a.what, a.path
         );
         assert!(
-            reads[i] <= 2,
+            reads[i] <= 3,
             "{}: {} KeyValueStore reads",
             a.what,
             reads[i]

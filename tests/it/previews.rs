@@ -533,8 +533,14 @@ fn the_function_and_serve_answer_previews_alike_from_the_key_value_store() {
         .clone();
     assert_eq!(pr1["release"], release);
     let (items, bytes) = rt.block_on(kvs.usage()).unwrap();
-    assert_eq!(items, 3);
-    assert!(bytes < 300, "{bytes} bytes for a pointer and two previews");
+    // The pointer, two previews, and the one bucket of routing facts they all share
+    // (the same directories): each release's rules go with it.
+    let tables = rt.block_on(kvs.keys("t:")).unwrap().len();
+    assert_eq!((items, tables), (4, 1usize));
+    assert!(
+        bytes < 600,
+        "{bytes} bytes for a pointer, two previews and their table"
+    );
 
     // Published: the viewer-request function and, for previews, the viewer-response one.
     p.cmd(&["edge", &env, "--apply", "--yes"])
@@ -881,8 +887,22 @@ fn twenty_previews_cost_what_they_change_and_fit_the_key_value_store() {
         "KeyValueStore                      {items} keys, {bytes} bytes of 5242880"
     ));
     eprintln!("{}", rows.join("\n"));
-    assert_eq!(items, 21, "the live pointer and one key per preview");
-    assert!(bytes < 21 * 100, "{bytes} bytes");
+    // The live pointer, one key per preview, and the routing table they share: the
+    // previews change files, not directories, so no preview has a bucket of its own.
+    let tables = i64::try_from(
+        rt.block_on(kvs.keys("t:")).unwrap().len() + rt.block_on(kvs.keys("u:")).unwrap().len(),
+    )
+    .unwrap();
+    assert_eq!(
+        items,
+        21 + tables,
+        "the live pointer, one key per preview, {tables} table key(s)"
+    );
+    assert!(
+        tables <= 2,
+        "{tables} table keys for 20 previews of one shape"
+    );
+    assert!(bytes < 21 * 200 + 2048, "{bytes} bytes");
     // A first preview costs about one request per file (server-side copies), a re-deploy
     // about what a deploy of the same change costs.
     assert!(first <= FILES * 2 + 60, "{first} requests");
