@@ -190,3 +190,418 @@ fn promotion_carries_the_verified_rules() {
         (301, Some("/new".into()), Some("a".into()))
     );
 }
+
+/// Every file under `root`, as site keys.
+fn keys_under(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+/// What the edge data of real site sizes costs, and that it fits (issue 35, "any real
+/// site fits"): a site of 1,501 directories, one of 20,000 with 2,000 exact and 100
+/// pattern redirects, and the Rust documentation tree — KeyValueStore keys and bytes,
+/// what a one-file deploy and a deploy adding one directory write, every value within
+/// 1 KB and 23 such tables (2 slots, a canary, 20 distinct previews) within 5 MB.
+#[test]
+fn any_real_site_fits_the_key_value_store() {
+    use driftless::edge::table::compile;
+    let docs = std::path::Path::new(&std::env::var("HOME").unwrap())
+        .join(".rustup/toolchains")
+        .read_dir()
+        .unwrap()
+        .map(|e| e.unwrap().path().join("share/doc/rust/html"))
+        .find(|p| p.is_dir())
+        .expect("the Rust documentation tree (rustup's rust-docs)");
+    let blog: Vec<String> = (0..1501)
+        .map(|i| format!("posts/p{i}/index.html"))
+        .collect();
+    let big: Vec<String> = (0..20_000)
+        .map(|i| format!("docs/s{}/p{i}/index.html", i % 40))
+        .chain((0..80_000).map(|i| format!("assets/a{i}.js")))
+        .collect();
+    let redirects: String = (0..2000)
+        .map(|i| {
+            format!(
+                "{{ from = \"/old/p{i}\", to = \"/docs/s{}/p{i}/\" }},\n",
+                i % 40
+            )
+        })
+        .chain((0..100).map(|i| {
+            format!(
+                "{{ from = \"/r{}/:a/*\", to = \"/docs/:a/:splat\" }},\n",
+                i % 50
+            )
+        }))
+        .collect();
+    let plain: driftless::config::EdgeConfig =
+        toml::from_str("spa_fallback = \"index.html\"").unwrap();
+    let routed: driftless::config::EdgeConfig = toml::from_str(&format!(
+        "spa_fallback = \"index.html\"\nredirects = [\n{redirects}]\n"
+    ))
+    .unwrap();
+    let rust = keys_under(&docs);
+    let mut rows = Vec::new();
+    for (name, keys, edge) in [
+        ("1,501 directories", blog, &plain),
+        (
+            "20,000 directories, 100,000 files, 2,000 + 100 redirects",
+            big,
+            &routed,
+        ),
+        ("the Rust documentation (rustup)", rust, &plain),
+    ] {
+        let first = compile(edge, keys.iter().map(String::as_str), None).unwrap();
+        let layout = first.layout.clone().unwrap();
+        assert!(first.values.values().all(|v| v.len() <= 1024), "{name}");
+        assert!(
+            first.root_text().len() <= driftless::edge::table::ROOT_MAX,
+            "{name}"
+        );
+        // A full table is a fraction of the 5 MB: the slots' two and the previews'
+        // overrides of them fit many times over.
+        assert!(
+            first.bytes() < 1024 * 1024,
+            "{name}: {} bytes",
+            first.bytes()
+        );
+        // A one-file change: nothing new. A new directory: one bucket.
+        let mut changed = keys.clone();
+        changed.push("fresh.css".into());
+        let one_file = compile(edge, changed.iter().map(String::as_str), Some(&layout)).unwrap();
+        let new_keys = |d: &driftless::edge::table::EdgeData| {
+            d.values
+                .keys()
+                .filter(|k| !first.values.contains_key(*k))
+                .count()
+        };
+        changed.push("brand-new-dir/index.html".into());
+        let one_dir = compile(edge, changed.iter().map(String::as_str), Some(&layout)).unwrap();
+        assert_eq!(new_keys(&one_file), 0, "{name}");
+        assert_eq!(new_keys(&one_dir), 1, "{name}");
+        rows.push(format!(
+            "{name}: {} files; {} KeyValueStore keys, {} bytes ({} buckets shared, {} large folders), root {} bytes; a one-file deploy writes {} keys, adding a directory {}",
+            keys.len(),
+            first.values.len(),
+            first.bytes(),
+            layout.n,
+            layout.groups.len(),
+            first.root_text().len(),
+            new_keys(&one_file),
+            new_keys(&one_dir),
+        ));
+    }
+    eprintln!("{}", rows.join("\n"));
+}
+
+/// The rules of one release, as `[edge]` in driftless.toml (no headers: moto has no
+/// response headers policies; `each_release_is_served_with_its_own_headers` covers them).
+fn release_rules(redirect_to: &str, _release: &str, protect: &str) -> String {
+    format!(
+        "\n[edge]\nredirects = [{{ from = \"/old\", to = \"{redirect_to}\", status = 301 }}]\n\n[edge.auth]\nprotect = [{protect}]\n\n[edge.auth.jwt]\nkeys = {{ k1 = \"DRIFTLESS_TEST_EDGE_K1\" }}\n"
+    )
+}
+
+/// (status, location, the file served, X-Release) for each path.
+type Answer = (u16, Option<String>, Option<String>, Option<String>);
+
+/// The same conformance table per release at CloudFront (issue 35, Measure): the
+/// function exported once, before any of it, answers — against the KeyValueStore as each
+/// step leaves it (moto), and the bucket — exactly what `serve` answers: a deploy that
+/// adds directories, an extension-less page, a redirect and a protected path is right at
+/// the edge right after the switch with no `edge --apply`; a rollback restores the old
+/// rules; a preview answers its own redirect while live does not.
+#[test]
+fn each_release_is_routed_by_its_own_rules_at_the_edge() {
+    const K1: &str = "edge-release-test-secret-0123456789-0123456789-0123456789-abcd";
+    let s = crate::servers::servers();
+    let cf = s.behind_cloudfront(&s.moto, "er");
+    let env = cf.env.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!(
+        "{}url = \"http://127.0.0.1:{port}\"\npreview_url = \"http://{{name}}.preview.test:{port}\"\n",
+        cf.config("atomic")
+    );
+    let p = cf
+        .project(
+            &tmp.path().join("w"),
+            &format!("{base}{}", release_rules("/v1", "one", "\"/members/**\"")),
+        )
+        .envs(vec![("DRIFTLESS_TEST_EDGE_K1", K1.to_owned())]);
+    let page = |p: &Project, k: &str| {
+        p.write(k, &format!("file {k}"));
+    };
+    for k in ["index.html", "members/x.html", "docs/index.html"] {
+        page(&p, k);
+    }
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+    // The function as published now: no `edge --apply` after this.
+    let export = tmp.path().join("export");
+    p.cmd(&["edge", &env, "--export", export.to_str().unwrap()])
+        .expect(0);
+    let code = std::fs::read_to_string(export.join("function.js")).unwrap();
+    let response = std::fs::read_to_string(export.join("response-function.js")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kvs = s.key_value_store(&rt, &env);
+    let paths = [
+        "/",
+        "/old",
+        "/docs",
+        "/docs/",
+        "/newdir",
+        "/newdir/",
+        "/LICENSE",
+        "/admin/",
+        "/admin/index.html",
+        "/members/x.html",
+        "/missing",
+    ];
+    let token = driftless::edge::auth::mint_jwt(
+        "HS256",
+        "k1",
+        K1,
+        &serde_json::json!({ "exp": 4_102_444_800_i64 }),
+    )
+    .unwrap();
+    let _ = token;
+    let function = |host: &str| -> (Vec<Answer>, u64) {
+        let held: serde_json::Map<String, serde_json::Value> = rt
+            .block_on(kvs.keys(""))
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect();
+        let keys: Vec<String> = s
+            .keys_under(&s.moto, &cf.bucket, "www/")
+            .into_iter()
+            .filter(|k| k.starts_with("slots/") || k.starts_with("previews/"))
+            .collect();
+        let cases: Vec<serde_json::Value> = paths
+            .iter()
+            .map(|path| serde_json::json!({ "path": path, "headers": { "Host": host } }))
+            .collect();
+        let answers = crate::edge::harness(&serde_json::json!({
+            "code": code, "response": response, "errors": [], "site": keys, "state": [],
+            "kvs": held, "cases": cases, "count_reads": true,
+        }));
+        let most = answers
+            .iter()
+            .map(|a| a["reads"].as_u64().unwrap())
+            .max()
+            .unwrap();
+        let seen = answers
+            .iter()
+            .map(|a| {
+                let file = a["key"].as_str().map(|k| {
+                    let rest = k.split_once('/').unwrap().1;
+                    rest.split_once('/').unwrap().1.to_owned()
+                });
+                (
+                    u16::try_from(a["status"].as_u64().unwrap()).unwrap(),
+                    a["location"].as_str().map(str::to_owned),
+                    file,
+                    a["own"]["x-release"].as_str().map(str::to_owned),
+                )
+            })
+            .collect();
+        (seen, most)
+    };
+    let served = |host: &str| -> Vec<Answer> {
+        paths
+            .iter()
+            .map(|path| {
+                let (status, head, body) = get_from(port, host, path, "");
+                let header = |n: &str| {
+                    head.lines()
+                        .find_map(|l| l.strip_prefix(&format!("{n}: ")))
+                        .map(str::to_owned)
+                };
+                let body = String::from_utf8_lossy(&body).into_owned();
+                let file = body.strip_prefix("file ").map(str::to_owned);
+                // The function's own answers carry no release header (the environment's
+                // policy adds its headers there): compared where the origin answered.
+                let release = file.as_ref().and(header("x-release"));
+                (status, header("location"), file, release)
+            })
+            .collect()
+    };
+    let _server = serve(&p, &env, port);
+    let agree = |what: &str, host: &str| -> Vec<Answer> {
+        let (f, reads) = function(host);
+        let mut v = served(host);
+        // (`get_from` lower-cases the head.)
+        for a in &mut v {
+            a.1 = a.1.take().map(|l| l.to_ascii_lowercase());
+        }
+        let lower: Vec<Answer> = f
+            .iter()
+            .map(|a| {
+                (
+                    a.0,
+                    a.1.as_ref().map(|l| l.to_ascii_lowercase()),
+                    a.2.clone(),
+                    a.3.clone(),
+                )
+            })
+            .collect();
+        for (i, path) in paths.iter().enumerate() {
+            assert_eq!(
+                lower[i], v[i],
+                "{what}: {path}: the function and serve differ"
+            );
+        }
+        assert!(reads <= 3, "{what}: {reads} KeyValueStore reads");
+        eprintln!(
+            "{what}: {} paths alike, at most {reads} KeyValueStore reads",
+            paths.len()
+        );
+        f
+    };
+    let at = |a: &[Answer], path: &str| a[paths.iter().position(|p| *p == path).unwrap()].clone();
+
+    let one = agree("release 1", "127.0.0.1");
+    assert_eq!(at(&one, "/old").1.as_deref(), Some("/v1"));
+    assert_eq!(at(&one, "/docs").0, 301);
+
+    // Release 2: a new directory, an extension-less file, another redirect, a newly
+    // protected path — and no `edge --apply`.
+    std::fs::write(
+        p.dir.join("driftless.toml"),
+        format!(
+            "{base}{}",
+            release_rules("/v2", "two", "\"/members/**\", \"/admin/**\"")
+        ),
+    )
+    .unwrap();
+    for k in ["newdir/index.html", "LICENSE", "admin/index.html"] {
+        page(&p, k);
+    }
+    p.cmd(&["deploy", &env, "--yes"])
+        .expect(0)
+        .mentions(&["Edge rules change"]);
+    let two = agree("release 2", "127.0.0.1");
+    assert_eq!(at(&two, "/old").1.as_deref(), Some("/v2"));
+    assert_eq!(
+        (at(&two, "/newdir").0, at(&two, "/newdir").1.as_deref()),
+        (301, Some("/newdir/"))
+    );
+    assert_eq!(at(&two, "/newdir/").2.as_deref(), Some("newdir/index.html"));
+    assert_eq!(at(&two, "/LICENSE").2.as_deref(), Some("LICENSE"));
+    assert_eq!(
+        at(&two, "/admin/").0,
+        401,
+        "a newly protected path is protected at once"
+    );
+
+    // A rollback brings release 1's rules back with its bytes.
+    p.cmd(&["rollback", &env, "--yes"]).expect(0);
+    let back = agree("rolled back", "127.0.0.1");
+    assert_eq!(at(&back, "/old").1.as_deref(), Some("/v1"));
+    assert_eq!(at(&back, "/newdir").0, 404);
+
+    // A preview answers its own redirect; live keeps its own.
+    std::fs::write(
+        p.dir.join("driftless.toml"),
+        format!(
+            "{base}{}",
+            release_rules("/preview", "preview", "\"/members/**\"")
+        ),
+    )
+    .unwrap();
+    p.cmd(&["deploy", &env, "--preview", "pr-9", "--yes"])
+        .expect(0);
+    let previewed = agree("preview pr-9", "pr-9.preview.test");
+    assert_eq!(at(&previewed, "/old").1.as_deref(), Some("/preview"));
+    let live = agree("live beside the preview", "127.0.0.1");
+    assert_eq!(at(&live, "/old").1.as_deref(), Some("/v1"));
+    let (items, bytes) = rt.block_on(kvs.usage()).unwrap();
+    eprintln!("KeyValueStore after these steps: {items} keys, {bytes} bytes");
+}
+
+/// Each release's `[edge] headers` at CloudFront: the viewer-response function adds the
+/// headers of the release the pointer (or the preview's value) names, read from the
+/// KeyValueStore — so a rollback of a breaking header is one pointer write.
+#[test]
+fn each_release_is_served_with_its_own_headers() {
+    use driftless::edge::table::compile;
+    let atomic = driftless::edge::cloudfront::Atomic {
+        pointer_key: "current".into(),
+        last_known_good: None,
+        preview_host: Some(".preview.test".into()),
+        last_root: None,
+        last_cells: std::collections::BTreeMap::new(),
+    };
+    let response = driftless::edge::function::viewer_response(&atomic).code;
+    crate::edge::assert_runs_on_cloudfront(&response);
+    let release = |csp: &str| {
+        let edge: driftless::config::EdgeConfig = toml::from_str(&format!(
+            "headers = {{ \"Content-Security-Policy\" = \"{csp}\" }}"
+        ))
+        .unwrap();
+        compile(&edge, ["index.html"].into_iter(), None).unwrap()
+    };
+    let (good, broken) = (release("default-src 'self'"), release("default-src 'none'"));
+    let mut kvs = serde_json::Map::new();
+    for d in [&good, &broken] {
+        for (k, v) in &d.values {
+            kvs.insert(k.clone(), v.clone().into());
+        }
+    }
+    let pointer = |d: &driftless::edge::table::EdgeData| {
+        serde_json::json!({ "slot": "a", "release": "r", "e": d.root }).to_string()
+    };
+    let code = driftless::edge::function::viewer_request(
+        &driftless::config::EdgeConfig::default(),
+        &[],
+        None,
+        &atomic,
+    )
+    .unwrap()
+    .code;
+    let mut answers = Vec::new();
+    for (host, live, preview) in [
+        ("www.test", &broken, &good),
+        ("www.test", &good, &broken),
+        ("pr-1.preview.test", &good, &broken),
+    ] {
+        let mut held = kvs.clone();
+        held.insert("current".into(), pointer(live).into());
+        held.insert(
+            "preview:pr-1".into(),
+            serde_json::json!({ "release": "p", "expires": 4_102_444_800_i64, "e": preview.root })
+                .to_string()
+                .into(),
+        );
+        let a = crate::edge::harness(&serde_json::json!({
+            "code": code, "response": response, "errors": [], "site": ["slots/a/index.html", "previews/pr-1/index.html"],
+            "state": [], "kvs": held, "cases": [{ "path": "/", "headers": { "Host": host } }],
+        }));
+        answers.push(
+            a[0]["own"]["content-security-policy"]
+                .as_str()
+                .unwrap_or("none")
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        answers,
+        [
+            "default-src 'none'",
+            "default-src 'self'",
+            "default-src 'none'"
+        ],
+        "live, then rolled back (one pointer write), then a preview with its own"
+    );
+}
