@@ -317,6 +317,27 @@ pub(super) fn compact(code: &str) -> String {
         }
         out.push('\n');
     }
+    join_braces(&out)
+}
+
+/// Lines that open or close a block joined to their neighbour (`{` at the end of one,
+/// `}` at the start of the next) — never a line with `//` in it, whose comment would
+/// swallow what follows.
+fn join_braces(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut last_safe = false;
+    for line in code.lines() {
+        let safe = !line.contains("//") && !line.starts_with("import ");
+        // Every statement of the generated code ends with `;` or a brace: a line may
+        // follow the one before on the same line.
+        let ends = out.ends_with(";\n") || out.ends_with("{\n") || out.ends_with("}\n");
+        if last_safe && safe && ends {
+            out.pop(); // the newline
+        }
+        out.push_str(line);
+        out.push('\n');
+        last_safe = safe;
+    }
     out
 }
 
@@ -616,18 +637,39 @@ function handler(event) {
 /// The code with the fallback release (`LAST = …;`) left out: two functions that differ
 /// only there have the same rules (the fallback follows every deploy).
 pub fn without_fallback(code: &str) -> std::borrow::Cow<'_, str> {
-    // The fallback's table, a line of its own (atomic layout).
-    let code: std::borrow::Cow<'_, str> =
-        match code.lines().find(|l| l.starts_with("var LAST_CELLS")) {
-            Some(line) => code.replacen(&format!("{line}\n"), "", 1).into(),
-            None => code.into(),
+    let mut code: std::borrow::Cow<'_, str> = code.into();
+    // The fallback's table (`var LAST_CELLS={…};`, atomic layout) and the release itself
+    // (`,LAST={…}`; spaced as published before CWTs): each value is JSON, cut exactly.
+    for marker in [
+        "var LAST_CELLS=",
+        "var LAST_CELLS = ",
+        ",LAST=",
+        ", LAST = ",
+    ] {
+        let Some(at) = code.find(marker) else {
+            continue;
         };
-    // Compacted (as published since CWTs), or as published before.
-    let Some(at) = code.find(",LAST=").or_else(|| code.find(", LAST = ")) else {
-        return code;
-    };
-    let end = code[at..].find(";\n").map_or(code.len(), |e| at + e);
-    format!("{}{}", &code[..at], &code[end..]).into()
+        let value = at + marker.len();
+        let mut json =
+            serde_json::Deserializer::from_str(&code[value..]).into_iter::<serde_json::Value>();
+        // (`null` is no self-delimiting value to the stream reader: taken as it is.)
+        let len = if code[value..].starts_with("null") {
+            4
+        } else {
+            match json.next() {
+                Some(Ok(_)) => json.byte_offset(),
+                _ => continue,
+            }
+        };
+        // A declaration of its own goes with its `;`; a part of one only with its comma.
+        let end = if marker.starts_with("var") && code[value + len..].starts_with(';') {
+            value + len + 1
+        } else {
+            value + len
+        };
+        code = format!("{}{}", &code[..at], &code[end..]).into();
+    }
+    code
 }
 
 /// A visitor's canary bucket, as [`super::visitor_bucket`] computes it: the cookie's, else
@@ -1073,7 +1115,16 @@ mod tests {
         let compacted = compact(spaced);
         assert_eq!(
             without_fallback(&compacted),
-            "var POINTER=\"current\";\nfunction f(){}\n"
+            "var POINTER=\"current\";function f(){}\n"
+        );
+        // The atomic layout's fallback table too; nothing after it is cut.
+        let atomic = compact(
+            "var LAST_CELLS = {\"t:x:0\": {\"d\": \"a;b\"}};\nvar A = 1, LAST = {\"e\": {\"p\": [\";\"]}};\nfunction g() {}\n",
+        );
+        assert_eq!(without_fallback(&atomic), "var A=1;function g(){}\n");
+        assert_eq!(
+            without_fallback("var A=1,LAST=null;f();\n"),
+            "var A=1;f();\n"
         );
     }
 
@@ -1084,7 +1135,7 @@ mod tests {
         let code = "import cf from 'cloudfront';\n  // a comment  with  spaces\n  var a = b + +c, d = e - -f, s = 'x  y' + \"p  q\";\n\n  if (/a b\\/[/ ]c/.test(s)) return /x y/;\n  var n = Date.now() / 1000, t = typeof a === 'string';\n  return n / 2 / 3;\n";
         assert_eq!(
             compact(code),
-            "import cf from 'cloudfront';\n// a comment  with  spaces\nvar a=b+ +c,d=e- -f,s='x  y'+\"p  q\";\nif(/a b\\/[/ ]c/.test(s))return/x y/;\nvar n=Date.now()/1000,t=typeof a==='string';\nreturn n/2/3;\n"
+            "import cf from 'cloudfront';\n// a comment  with  spaces\nvar a=b+ +c,d=e- -f,s='x  y'+\"p  q\";if(/a b\\/[/ ]c/.test(s))return/x y/;var n=Date.now()/1000,t=typeof a==='string';return n/2/3;\n"
         );
     }
 
@@ -1135,6 +1186,8 @@ cwt = true
             pointer_key: "current".into(),
             last_known_good: Some(("a".into(), "20261206T000000Z-abcdef".into())),
             preview_host: Some(".preview.example.com".into()),
+            last_root: None,
+            last_cells: std::collections::BTreeMap::new(),
         };
         let f = compile(
             &edge,

@@ -309,6 +309,7 @@ mod tests {
                 release: "r1".into(),
                 complete: true,
                 cache: None,
+                edge: None,
             }),
         );
         s.set(
@@ -317,6 +318,7 @@ mod tests {
                 release: "r2".into(),
                 complete: false,
                 cache: None,
+                edge: None,
             }),
         );
         assert_eq!(s.releases().collect::<Vec<_>>(), ["r1", "r2"]);

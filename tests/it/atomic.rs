@@ -796,11 +796,14 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
     let cold = tmp.path().join("cold");
     std::fs::create_dir_all(&cold).unwrap();
     let code = std::fs::read_to_string(export2.join("function.js")).unwrap();
-    let at = code.find("LAST=").unwrap();
-    let end = at + code[at..].find(";\n").unwrap();
+    let at = code.find(",LAST=").unwrap() + ",LAST=".len();
+    let mut value =
+        serde_json::Deserializer::from_str(&code[at..]).into_iter::<serde_json::Value>();
+    value.next().unwrap().unwrap();
+    let end = at + value.byte_offset();
     std::fs::write(
         cold.join("function.js"),
-        format!("{}LAST=null{}", &code[..at], &code[end..]),
+        format!("{}null{}", &code[..at], &code[end..]),
     )
     .unwrap();
     std::fs::copy(
