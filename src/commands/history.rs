@@ -54,7 +54,7 @@ async fn collect_garbage(
 ) -> Result<(), Error> {
     let env = ec.cfg.name.as_str();
     let shown = ec.ledger.plan_collection(policy, now).await?;
-    show_collection(&ec, &policy, &shown);
+    show_collection(ec, &policy, &shown);
     if shown.is_empty() {
         ctx.out.say(format!("Nothing to collect on {env}."));
         ctx.out.document_with(

@@ -154,6 +154,21 @@ async fn plan_judged(
     } else {
         Vec::new()
     };
+    // Signed cookies behind CloudFront: the behaviors the release's patterns need.
+    let behaviors = match (&req.edge, ec.ctx.config.edge.signed_cookies()) {
+        (Some(_), Some(_)) if ec.cfg.edge_reads_pointer() => Some(
+            ec.ledger
+                .state_json::<serde_json::Value>("edge.json")
+                .await?
+                .and_then(|(v, _)| {
+                    serde_json::from_value::<Vec<String>>(v["behaviors"].clone()).ok()
+                })
+                .unwrap_or_default(),
+        ),
+        _ => None,
+    };
+    let edge =
+        crate::plan::guards::edge_protection(&ec.cfg.name, req.edge.as_ref(), behaviors.as_deref());
     let facts = Facts {
         state,
         remote,
@@ -161,7 +176,13 @@ async fn plan_judged(
         history_reverts,
         features,
     };
-    Ok(build(&ec.plan_inputs(), req, facts))
+    let checked = behaviors.is_some();
+    let mut plan = build(&ec.plan_inputs(), req, facts);
+    if checked {
+        plan.checked.push(Guard::Edge);
+    }
+    plan.refusals.extend(edge);
+    Ok(plan)
 }
 
 /// A plan with no scan (rollback, promotion): the state and the store, then the plan.

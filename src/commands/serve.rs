@@ -53,6 +53,9 @@ impl View {
 /// The live view, when it was read, and the pointer it was read under.
 type Cached = (Arc<View>, Instant, Option<String>);
 
+/// A directory's deployable files (key → path), and when they were walked.
+type Walked = (Arc<BTreeMap<String, PathBuf>>, Instant);
+
 enum Site {
     /// An environment's live release, re-read at most once a second.
     Env {
@@ -65,8 +68,8 @@ enum Site {
     Dir {
         root: PathBuf,
         rules: Vec<Rule>,
-        config: crate::config::Config,
-        files: Mutex<Option<(Arc<BTreeMap<String, PathBuf>>, Instant)>>,
+        config: Box<crate::config::Config>,
+        files: Mutex<Option<Walked>>,
     },
 }
 
@@ -917,7 +920,7 @@ pub(super) async fn serve(
                 Site::Dir {
                     root,
                     rules: config.rules.clone(),
-                    config: config.clone(),
+                    config: Box::new(config.clone()),
                     files: Mutex::new(Some((Arc::new(files), Instant::now()))),
                 },
                 what,

@@ -431,7 +431,7 @@ pub(super) async fn log(ctx: &Ctx, env: &str, limit: usize) -> Result<(), Error>
             aborted.push(r.summary());
         }
     }
-    aborted.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    aborted.sort_by_key(|r| std::cmp::Reverse(r.created_at));
     let out = &ctx.out;
     if history.is_empty() && aborted.is_empty() {
         out.say(format!("{env} has no releases yet."));

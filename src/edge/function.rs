@@ -13,8 +13,29 @@ use std::fmt::Write as _;
 
 use sha2::{Digest as _, Sha256};
 
-use super::cloudfront::{Atomic, CODE_BUDGET, Function, RELEASE_PARAM, RUNTIME, compact, js};
+use super::js::{
+    BUCKET, CODE_BUDGET, Function, RELEASE_PARAM, RUNTIME, compact, cwt_code, js, token_code,
+    with_cwt,
+};
 use crate::config::EdgeConfig;
+
+/// What the function of an atomic layout needs: where the slots are, and the release to
+/// serve when the KeyValueStore cannot be read (the live one when it was compiled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Atomic {
+    /// The KeyValueStore key of the live pointer.
+    pub pointer_key: String,
+    /// The slot and release live when the function was compiled, if any.
+    pub last_known_good: Option<(String, String)>,
+    /// The host suffix after a preview's name (".preview.example.com"), when the
+    /// environment has a `preview_url`: such hosts are served preview NAME.
+    pub preview_host: Option<String>,
+    /// The rules of `last_known_good` (its root, see [`super::table`]), served with it.
+    pub last_root: Option<serde_json::Value>,
+    /// Its table's buckets, when they fit beside the code: routed right even when the
+    /// KeyValueStore cannot be read.
+    pub last_cells: std::collections::BTreeMap<String, serde_json::Value>,
+}
 
 /// The viewer-request function of an atomic layout. `hidden`: key prefixes never served;
 /// `auth_sha256`: SHA-256 (hex) of the `Authorization` value basic auth accepts.
@@ -91,11 +112,11 @@ pub fn viewer_request(
                 j.leeway_seconds(),
                 js(super::auth::KEY_PREFIX)
             );
-            let mut t = super::cloudfront::token_code();
+            let mut t = token_code();
             if j.cwt {
                 let _ = writeln!(code, "var CWT_MAX = {};", super::auth::CWT_MAX_BYTES);
-                t.push_str(super::cloudfront::cwt_code());
-                t = super::cloudfront::with_cwt(&t);
+                t.push_str(cwt_code());
+                t = with_cwt(&t);
             }
             t
         }
@@ -104,7 +125,7 @@ pub fn viewer_request(
     };
     code.push_str(COMMON);
     code.push_str(&token);
-    code.push_str(super::cloudfront::BUCKET);
+    code.push_str(BUCKET);
     code.push_str(ROUTE);
     if let Some(suffix) = &atomic.preview_host {
         let _ = writeln!(
@@ -333,7 +354,7 @@ var PREVIEWS = {previews}, PREVIEW_KEY = {}, POINTER = {}, HEADERS = {}, COOKIE 
         js(super::table::HEADERS_PREFIX),
         js(super::CANARY_COOKIE),
         js(super::CANARY_COOKIE_ATTRIBUTES),
-        super::cloudfront::BUCKET,
+        BUCKET,
     );
     let code = compact(&code);
     let digest = hex::encode(Sha256::digest(code.as_bytes()));

@@ -8,8 +8,10 @@
 pub mod auth;
 pub mod cloudfront;
 pub mod function;
+pub mod js;
 pub mod signed;
 pub mod table;
+pub mod terraform;
 
 use crate::config::EdgeConfig;
 use crate::config::Pattern;

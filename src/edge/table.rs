@@ -493,8 +493,8 @@ fn layout(
                     .iter_mut()
                     .find(|(g, _)| name.starts_with(&format!("{}.", hex10(g))));
                 match grew {
-                    Some((_, m)) => *m = *m * 2,
-                    None => n = n * 2,
+                    Some((_, m)) => *m *= 2,
+                    None => n *= 2,
                 }
                 if n > BUCKETS_MAX || groups.values().any(|m| *m > BUCKETS_MAX) {
                     return Err(format!(

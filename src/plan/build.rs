@@ -186,6 +186,7 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
         .and_then(|c| super::invalidation::invalidation_for(&d.actions, c.wildcard_threshold));
     let manifest = d.manifest(req.desired);
     let edge_changes = edge_changes(req.edge.as_ref(), live.as_deref());
+    let edge_notes = edge_notes(inputs.env, &edge_changes);
     Plan {
         format: PLAN_FORMAT,
         kind: req.kind,
@@ -219,7 +220,32 @@ pub fn build(inputs: &Inputs<'_>, req: Request, facts: Facts) -> Plan {
         canary: None,
         edge: req.edge,
         edge_changes,
+        edge_notes,
     }
+}
+
+/// Where changed rules do not go live with the switch, said in the proof block.
+fn edge_notes(env: &EnvConfig, changes: &[String]) -> Vec<String> {
+    let name = &env.name;
+    let mut out = Vec::new();
+    if changes.is_empty() || env.cdn.is_none() {
+        return out;
+    }
+    if env.edge_reads_pointer() {
+        if changes
+            .iter()
+            .any(|c| c.starts_with("header") || c.starts_with("not-found"))
+        {
+            out.push(format!(
+                "at CloudFront the release's headers go on every answer from the bucket; CloudFront's own 404 page and the redirects and refusals the function makes carry the environment's (as `driftless edge {name} --apply` last published them), and the 404 page is the live release's"
+            ));
+        }
+    } else {
+        out.push(format!(
+            "in place, CloudFront serves the environment's rules: they change when `driftless edge {name} --apply` publishes them, not with this release (`serve` and `verify` follow the release); the atomic layout switches them with it (`driftless migrate {name} --layout atomic`)"
+        ));
+    }
+    out
 }
 
 /// How the new release's rules differ from live's, for the proof block.

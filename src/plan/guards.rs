@@ -685,6 +685,43 @@ pub fn unverified(
     })
 }
 
+/// `[edge.auth.signed_cookies]` behind CloudFront: CloudFront checks the cookies on a
+/// cache behavior per protected pattern, which is the distribution's — it cannot switch
+/// with a release. A release that protects a path the published behaviors do not cover
+/// is refused until `edge --apply` adds them (protection is never late: the behaviors
+/// come first, the content after). `published`: the behaviors' path patterns.
+pub fn edge_protection(
+    env: &str,
+    rules: Option<&crate::config::EdgeRules>,
+    published: Option<&[String]>,
+) -> Option<Refusal> {
+    let (rules, published) = (rules?, published?);
+    let missing: Vec<&String> = rules
+        .protect
+        .iter()
+        .chain(&rules.public)
+        .filter(|g| {
+            crate::aws::cloudfront::path_patterns(g)
+                .iter()
+                .any(|p| !published.contains(p))
+        })
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let list: Vec<&str> = missing.iter().map(|g| g.as_str()).collect();
+    Some(Refusal {
+        guard: Guard::Edge,
+        message: format!(
+            "the release protects {} with CloudFront signed cookies, which CloudFront checks on cache behaviors the distribution does not have yet: it would go live unprotected",
+            list.join(", ")
+        ),
+        key: None,
+        release: None,
+        resolve: format!("driftless edge {env} --apply (it adds the behaviors), then deploy again"),
+    })
+}
+
 /// Checked again under the lock, just before applying: a hold put since the plan.
 pub fn held_since_plan(env: &str, holds: &[Hold]) -> Option<String> {
     holds.first().map(|hold| {
@@ -715,6 +752,40 @@ pub fn unsafe_store(location: &str, ignored: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Signed cookies behind CloudFront: a release protecting a path the published
+    /// cache behaviors do not cover is refused (it would go live unprotected).
+    #[test]
+    fn protection_is_never_late() {
+        let rules = |protect: &[&str]| crate::config::EdgeRules {
+            directory_index: "index.html".into(),
+            spa_fallback: None,
+            not_found: None,
+            redirects: Vec::new(),
+            headers: std::collections::BTreeMap::new(),
+            protect: protect.iter().map(|p| (*p).to_owned()).collect(),
+            public: Vec::new(),
+        };
+        let published = ["/members/*".to_owned(), "/members".to_owned()];
+        assert!(
+            edge_protection("prod", Some(&rules(&["/members/**"])), Some(&published)).is_none()
+        );
+        let r = edge_protection(
+            "prod",
+            Some(&rules(&["/members/**", "/admin/**"])),
+            Some(&published),
+        )
+        .unwrap();
+        assert_eq!(r.guard, Guard::Edge);
+        assert!(r.message.contains("/admin/**"), "{}", r.message);
+        assert!(
+            r.resolve.contains("driftless edge prod --apply"),
+            "{}",
+            r.resolve
+        );
+        // Without signed cookies there is nothing to publish first.
+        assert!(edge_protection("prod", Some(&rules(&["/admin/**"])), None).is_none());
+    }
 
     /// Regression (issue 34, smaller): the stale-base refusal printed the release id
     /// twice when the stale build is not live itself.

@@ -152,6 +152,9 @@ pub enum Guard {
     Immutable,
     /// A canary is running: it is finished or aborted before live changes again.
     Canary,
+    /// The release's rules need something of the edge that only `edge --apply` sets up
+    /// (the cache behaviors CloudFront checks signed cookies on).
+    Edge,
 }
 
 impl Guard {
@@ -183,6 +186,7 @@ impl Guard {
             Self::Unverified => "unverified",
             Self::Immutable => "immutable",
             Self::Canary => "canary",
+            Self::Edge => "edge",
         }
     }
 
@@ -319,6 +323,9 @@ pub struct Plan {
     /// How they differ from live's, one line each (empty: the same rules).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edge_changes: Vec<String>,
+    /// What of those changes does not move with the switch, where it does not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edge_notes: Vec<String>,
 }
 
 /// What one guard said about a plan.

@@ -96,11 +96,14 @@ fn disk(dir: &Path) -> Option<(u64, u64)> {
         if unsafe { libc::statvfs(c.as_ptr(), &raw mut st) } != 0 {
             return None;
         }
-        let unit = u64::from(st.f_frsize);
-        Some((
-            u64::from(st.f_blocks).saturating_mul(unit),
-            u64::from(st.f_bavail).saturating_mul(unit),
-        ))
+        // (The fields' widths differ between platforms: 32 bits on some.)
+        #[allow(clippy::useless_conversion)]
+        let (unit, blocks, avail) = (
+            u64::from(st.f_frsize),
+            u64::from(st.f_blocks),
+            u64::from(st.f_bavail),
+        );
+        Some((blocks.saturating_mul(unit), avail.saturating_mul(unit)))
     }
     #[cfg(not(unix))]
     {

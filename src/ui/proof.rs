@@ -153,6 +153,9 @@ pub(crate) fn proof_block(out: &Output, plan: &Plan) -> String {
         for c in &plan.edge_changes {
             let _ = writeln!(s, "  {}", esc(c));
         }
+        for n in &plan.edge_notes {
+            let _ = writeln!(s, "  {} {}", out.paint("note:", Style::Warn), esc(n));
+        }
     }
     if !plan.drift.is_empty() {
         let _ = writeln!(
@@ -518,7 +521,7 @@ impl Output {
                     .map(|(g, v)| (g.name().to_owned(), serde_json::json!(v)))
                     .collect(),
                 edge: plan.edge.as_ref().map(|e| {
-                    serde_json::json!({ "rules": e, "sha256": e.digest(), "changes": plan.edge_changes })
+                    serde_json::json!({ "rules": e, "sha256": e.digest(), "changes": plan.edge_changes, "notes": plan.edge_notes })
                 }),
             },
             manifest: self.full.then_some(&plan.manifest),

@@ -524,7 +524,8 @@ fn every_argument_has_help() {
     for c in commands {
         let help = Run::new(Path::new("."), &[&c, "--help"]).expect(0).stdout;
         let mut section = "";
-        for line in help.lines() {
+        let lines: Vec<&str> = help.lines().collect();
+        for (i, &line) in lines.iter().enumerate() {
             if line.ends_with(':') && !line.starts_with(' ') {
                 section = line;
                 continue;
@@ -536,8 +537,14 @@ fn every_argument_has_help() {
                         && arg[1..].starts_with(|c: char| c.is_ascii_uppercase())))
             {
                 let (_, rest) = line.trim_start().split_once("  ").unwrap_or(("", ""));
+                // A command with a long description puts each help text on the next
+                // line, indented deeper.
+                let next = lines.get(i + 1).copied().unwrap_or("");
+                let below = next.len() - next.trim_start().len()
+                    > line.len() - line.trim_start().len()
+                    && !next.trim().is_empty();
                 assert!(
-                    !rest.trim().is_empty(),
+                    !rest.trim().is_empty() || below,
                     "`driftless {c}`: {:?} has no help text\n{help}",
                     line.trim()
                 );
