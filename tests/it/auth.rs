@@ -1014,6 +1014,30 @@ fn signed_cookies_behind_cloudfront_are_applied_and_audited() {
             "{source}: {minted}"
         );
     }
+
+    // A release that protects a path no behavior checks yet would go live unprotected:
+    // refused (guard edge) until `edge --apply` adds the behaviors, then it deploys.
+    std::fs::write(
+        &config,
+        text.replace(
+            "protect = [\"/members/**\"]",
+            "protect = [\"/members/**\", \"/admin/**\"]",
+        ),
+    )
+    .unwrap();
+    p.write("admin/index.html", "the admin page");
+    let refused = p.cmd(&["deploy", &env, "--yes", "--json"]).expect(3).json();
+    let text = refused.to_string();
+    assert!(text.contains("\"edge\""), "{refused}");
+    assert!(text.contains("/admin/**"), "{refused}");
+    assert!(
+        text.contains(&format!("driftless edge {env} --apply")),
+        "{refused}"
+    );
+    p.cmd(&["edge", &env, "--apply", "--yes"])
+        .expect(0)
+        .mentions(&["/admin/*"]);
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
 }
 
 /// With JWTs on `serve` (a local store): `sign` mints what gets in, as a bearer token or
