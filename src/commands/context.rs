@@ -133,21 +133,11 @@ impl Ctx {
     }
 }
 
-/// The CloudFront KeyValueStore that holds the live pointer of `cfg`'s environment
-/// behind CloudFront (named like its function, `driftless-ENV`).
 /// `ledger` with its live pointer in the environment's KeyValueStore.
 pub(crate) fn with_kvs_pointer(ledger: Ledger, cfg: &EnvConfig) -> Ledger {
     ledger.with_pointer(std::sync::Arc::new(crate::store::KvsPointer(
-        key_value_store(cfg),
+        crate::apply::edge::key_value_store(cfg),
     )))
-}
-
-pub(crate) fn key_value_store(cfg: &EnvConfig) -> crate::aws::kvs::KeyValueStore {
-    crate::aws::kvs::KeyValueStore::new(
-        &crate::edge::resource_name(&cfg.name),
-        &cfg.name,
-        cfg.profile.as_deref(),
-    )
 }
 
 async fn check_account(cfg: &EnvConfig, want: &str) -> Result<(), Error> {

@@ -135,7 +135,7 @@ pub(super) async fn deploy(
         )));
     }
     if canary.is_some() && ec.cfg.edge_reads_pointer() {
-        super::edge_apply::canary_ready(&ec).await?;
+        crate::apply::edge::environment::canary_ready(&ec.edge()).await?;
     }
     ec.finish_interrupted().await?;
     ec.clear_finished_lock().await?;

@@ -125,7 +125,7 @@ async fn pointer_checks(
 ) {
     let env = &ec.cfg.name;
     let apply = format!("driftless edge {env} --apply");
-    let kvs = super::context::key_value_store(ec.cfg);
+    let kvs = crate::apply::edge::key_value_store(ec.cfg);
     let arn = match kvs.find().await {
         Ok(Some(arn)) => arn,
         Ok(None) => {
@@ -364,7 +364,7 @@ async fn signed_cookie_checks(ec: &EnvCtx<'_>, distribution: &str, checks: &mut 
     let env = &ec.cfg.name;
     let id = "edge.signed_cookies";
     let apply = format!("driftless edge {env} --apply");
-    let p = match super::edge_apply::protection(ec).await {
+    let p = match crate::apply::edge::environment::protection(&ec.edge()).await {
         Ok(Some(p)) => p,
         Ok(None) => return,
         Err(e) => {

@@ -134,7 +134,7 @@ pub(super) async fn edge(
     let drift = if apply {
         None
     } else {
-        super::edge_apply::drift(&ec, &c).await?
+        crate::apply::edge::environment::drift(&ec.edge(), &c).await?
     };
     if let Some((moved, line)) = &drift {
         let style = if *moved { Style::Warn } else { Style::Good };

@@ -57,7 +57,7 @@ pub(super) async fn migrate(
         return Err(Error::Other("not confirmed; nothing was changed".into()));
     }
     if behind_cloudfront {
-        super::edge_apply::ensure_key_value_store(&ec).await?;
+        crate::apply::edge::environment::ensure_key_value_store(&ec.edge(), out).await?;
     }
     let lease = ec.lock("migrate").await?;
     let result = crate::apply::migrate::to_atomic(&ec.ledger, &live, out).await;
@@ -129,7 +129,7 @@ async fn published_function_is_current(
 ) -> Result<(), Error> {
     let env = &ec.cfg.name;
     let c = ec.compile_edge().await?;
-    match super::edge_apply::drift(ec, &c).await? {
+    match crate::apply::edge::environment::drift(&ec.edge(), &c).await? {
         Some((false, _)) => Ok(()),
         Some((true, why)) => Err(Error::Refused(format!(
             "CloudFront may still serve {env} {serving}: {why}); nothing was removed\n  → driftless edge {env} --apply, then run this again"

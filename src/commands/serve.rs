@@ -933,7 +933,7 @@ pub(super) async fn serve(
         Some(j) => Some(crate::edge::auth::JwtRules::of(j).map_err(Error::Usage)?),
         None => None,
     };
-    let signed = super::edge_apply::signed_public_key(config)?.map(|(_, key)| key);
+    let signed = crate::apply::edge::environment::signed_public_key(config)?.map(|(_, key)| key);
     let mut preview_hosts = Vec::new();
     if let Some(env) = target.and_then(|t| config.envs.get(t)) {
         preview_hosts.push(".localhost".to_owned());

@@ -160,7 +160,7 @@ async fn signed_cookies(
     // The Key-Pair-Id: the public key's id in CloudFront (what `edge --apply` made).
     let key_pair_id = match &ec.cfg.cdn {
         Some(cdn) => {
-            let p = super::edge_apply::protection(ec)
+            let p = crate::apply::edge::environment::protection(&ec.edge())
                 .await?
                 .expect("signed cookies are configured");
             let cf = crate::aws::cloudfront::CloudFront::connect(

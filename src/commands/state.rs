@@ -256,7 +256,7 @@ pub(super) async fn status(ctx: &Ctx, env: &str) -> Result<(), Error> {
     // The edge, when driftless publishes it: which side moved since.
     let edge = match &ec.cfg.cdn {
         Some(_) => match ec.compile_edge().await {
-            Ok(c) => super::edge_apply::drift(&ec, &c)
+            Ok(c) => crate::apply::edge::environment::drift(&ec.edge(), &c)
                 .await
                 .unwrap_or_else(|e| Some((true, format!("could not be read: {e}")))),
             Err(e) => Some((true, format!("[edge] does not compile: {e}"))),

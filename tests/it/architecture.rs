@@ -3,7 +3,10 @@
 //! - every room (a top-level module of `src/`) imports only rooms below it in [`LAYERS`];
 //! - the AWS SDK is reached only from `src/aws/` and the S3 store;
 //! - HEAD and release records are written only from `src/apply/`;
-//! - the files of one room do not import each other in a circle.
+//! - what goes to CloudFront (functions, policies, the distribution, the KeyValueStore's
+//!   edge data and secrets) is written only from `src/apply/edge/`;
+//! - the files of one room do not import each other in a circle;
+//! - no source file is over [`LINES_MAX`] lines.
 //!
 //! `docs/architecture.md` explains the layers; change both together.
 
@@ -54,6 +57,20 @@ const SDK_CRATES: &[&str] = &[
 const WRITERS: &[&str] = &[".swap_head(", ".write_release(", ".switch_pointer("];
 const WRITER_HOMES: &[&str] = &["apply/", "ledger/"];
 
+/// The calls that write to CloudFront (besides the pointer, a preview's value and a
+/// canary's split, which `apply/` writes through the ledger), and their one home.
+const EDGE_WRITERS: &[&str] = &[
+    ".publish_function(",
+    ".update_distribution(",
+    ".put_policy(",
+    ".ensure_cache_policy(",
+    ".ensure_signer(",
+    ".create_key_value_store(",
+    ".put_edge_values(",
+    ".delete_edge_values(",
+];
+const EDGE_HOMES: &[&str] = &["apply/edge/", "aws/", "ledger/"];
+
 #[test]
 fn rooms_import_only_rooms_below_them() {
     let files = sources();
@@ -101,6 +118,40 @@ fn outside(homes: &[&str], check: impl Fn(&str, &str) -> Vec<String>) -> Vec<Str
         .filter(|(path, _)| !homes.iter().any(|home| path.starts_with(home)))
         .flat_map(|(path, code)| check(path, code))
         .collect()
+}
+
+/// A file a newcomer can read through: past this, split it by concern.
+const LINES_MAX: usize = 900;
+
+#[test]
+fn no_source_file_is_over_the_line_limit() {
+    let long: Vec<String> = sources()
+        .iter()
+        .map(|(path, code)| (path, code.lines().count()))
+        .filter(|(_, n)| *n > LINES_MAX)
+        .map(|(path, n)| {
+            format!("src/{path}: {n} lines (at most {LINES_MAX}): split it by concern")
+        })
+        .collect();
+    assert!(long.is_empty(), "{}", report(&long));
+}
+
+/// "What goes to CloudFront, when, and in which order with the switch" has one home.
+#[test]
+fn cloudfront_is_written_from_apply_edge_alone() {
+    let problems = outside(EDGE_HOMES, |path, code| {
+        let code = code_only(code);
+        EDGE_WRITERS
+            .iter()
+            .filter(|writer| code.contains(**writer))
+            .map(|writer| {
+                format!(
+                    "src/{path} calls `{writer}…)`: what goes to CloudFront is written by apply/edge/ alone"
+                )
+            })
+            .collect()
+    });
+    assert!(problems.is_empty(), "{}", report(&problems));
 }
 
 #[test]
