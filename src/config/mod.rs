@@ -4,7 +4,6 @@
 //! guesses at a broken config is how the wrong thing reaches production.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -12,121 +11,33 @@ use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod auth;
 mod edge;
+mod key;
 mod notify;
 mod retention;
+mod store_url;
+#[cfg(test)]
+mod tests;
 mod watch;
 
-pub(crate) use edge::COMPONENT;
-pub use edge::{
-    AuthConfig, BasicAuth, EdgeConfig, EdgeRules, JwtConfig, Part, PathGlob, Pattern, Redirect,
-    SHORT_PASSWORD, SignedCookiesConfig, fill, key_id_ok, location_literal, secret_len_for,
+pub use auth::{
+    AuthConfig, BasicAuth, JwtConfig, PathGlob, SHORT_PASSWORD, SignedCookiesConfig, key_id_ok,
+    secret_len_for,
 };
+pub(crate) use edge::COMPONENT;
+pub use edge::{EdgeConfig, EdgeRules, Part, Pattern, Redirect, fill, location_literal};
+pub use key::{Invalid, Key};
 pub use notify::{EVENTS, Format, Webhook};
 pub use retention::{DEFAULT_GRACE, DEFAULT_KEEP_RELEASES, RawRetention, Retention};
+pub use store_url::{StoreUrl, parse_store_url};
+use store_url::{normalize, stores_overlap};
 pub use watch::{RawWatch, Watch};
 
 pub const FILE_NAME: &str = "driftless.toml";
 /// The config's JSON Schema (`driftless schema`), beside it, named in its `#:schema` line.
 pub const SCHEMA_FILE: &str = "driftless.schema.json";
 pub const DEFAULT_STATE_PREFIX: &str = ".driftless/";
-
-/// A place in `driftless.toml` (`edge.redirects[0].from`), to name its line in an error.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Key(Vec<Seg>);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
-    Name(String),
-    Index(usize),
-}
-
-impl Key {
-    /// `a.b.c` (names only; use [`Key::at`] for array elements).
-    pub fn of(dotted: &str) -> Self {
-        Self(dotted.split('.').map(|s| Seg::Name(s.to_owned())).collect())
-    }
-
-    /// This key, then `name`.
-    #[must_use]
-    pub fn then(mut self, name: &str) -> Self {
-        self.0.push(Seg::Name(name.to_owned()));
-        self
-    }
-
-    /// This key's element `i`.
-    #[must_use]
-    pub fn at(mut self, i: usize) -> Self {
-        self.0.push(Seg::Index(i));
-        self
-    }
-
-    /// Where the value at this key is in `text` (or, when the file does not set it, the
-    /// deepest table above it that it does).
-    fn span(&self, text: &str) -> Option<Range<usize>> {
-        use toml::de::DeValue;
-        let doc = toml::de::DeTable::parse(text).ok()?;
-        let mut found = None;
-        let mut table = Some(doc.get_ref());
-        let mut array: Option<&[Spanned<DeValue<'_>>]> = None;
-        for seg in &self.0 {
-            let value = match (seg, table, array) {
-                (Seg::Name(n), Some(t), _) => t
-                    .iter()
-                    .find(|(k, _)| k.get_ref() == n.as_str())
-                    .map(|(k, v)| (k.span(), v)),
-                (Seg::Index(i), _, Some(a)) => a.get(*i).map(|v| (v.span(), v)),
-                _ => None,
-            };
-            let Some((key_span, value)) = value else {
-                break;
-            };
-            (table, array) = (None, None);
-            found = Some(match value.get_ref() {
-                DeValue::Table(t) => {
-                    table = Some(t);
-                    key_span
-                }
-                DeValue::Array(a) => {
-                    array = Some(a);
-                    value.span()
-                }
-                _ => value.span(),
-            });
-        }
-        found
-    }
-}
-
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, seg) in self.0.iter().enumerate() {
-            match seg {
-                Seg::Name(n) if i == 0 => write!(f, "{n}")?,
-                Seg::Name(n) => write!(f, ".{n}")?,
-                Seg::Index(n) => write!(f, "[{n}]")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A value `driftless.toml` holds that cannot be used: where, and why (the message names
-/// the key as people write it).
-#[derive(Debug, Clone)]
-pub struct Invalid {
-    pub key: Key,
-    pub message: String,
-}
-
-impl Invalid {
-    pub fn new(key: Key, message: impl Into<String>) -> Self {
-        Self {
-            key,
-            message: message.into(),
-        }
-    }
-}
 
 /// A header value S3 and browsers accept: visible ASCII, spaces and tabs, not empty.
 pub fn check_header_value(value: &str) -> Result<(), String> {
@@ -503,79 +414,11 @@ fn unquoted_hint(text: &str, offset: usize) -> Option<String> {
     bare.then(|| format!("{key} = {value}: text values need quotes: {key} = \"{value}\""))
 }
 
-/// `a/./b/../c` → `a/c`, without touching the file system (paths may not exist yet).
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// Whether two stores are one, or one holds the other, in words.
-fn stores_overlap(a: &StoreUrl, b: &StoreUrl) -> Option<&'static str> {
-    let under = |outer: &str, inner: &str| {
-        let o = outer.trim_end_matches('/');
-        let i = inner.trim_end_matches('/');
-        o.is_empty() || i.starts_with(&format!("{o}/"))
-    };
-    let (x, y) = match (a, b) {
-        (StoreUrl::File(x), StoreUrl::File(y)) => (
-            normalize(x).to_string_lossy().into_owned(),
-            normalize(y).to_string_lossy().into_owned(),
-        ),
-        (
-            StoreUrl::S3 {
-                bucket: ba,
-                prefix: pa,
-            },
-            StoreUrl::S3 {
-                bucket: bb,
-                prefix: pb,
-            },
-        ) if ba == bb => (pa.clone(), pb.clone()),
-        _ => return None,
-    };
-    if x.trim_end_matches('/') == y.trim_end_matches('/') {
-        Some("are the same store")
-    } else if under(&x, &y) || under(&y, &x) {
-        Some("are one inside the other")
-    } else {
-        None
-    }
-}
-
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_deletes: default_max_deletes(),
             max_delete_share: default_max_delete_share(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreUrl {
-    /// A local directory (absolute).
-    File(PathBuf),
-    S3 {
-        bucket: String,
-        prefix: String,
-    },
-}
-
-impl fmt::Display for StoreUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::File(p) => write!(f, "file://{}", p.display()),
-            Self::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
-            Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
 }
@@ -1034,252 +877,4 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .map_or(before.len(), |i| before.len() - i - 1)
         + 1;
     (line, col)
-}
-
-/// `file://relative/dir`, `file:///absolute/dir`, or `s3://bucket[/prefix]`.
-pub fn parse_store_url(url: &str, base: &Path) -> Result<StoreUrl, String> {
-    if let Some(rest) = url.strip_prefix("file://") {
-        if rest.is_empty() {
-            return Err("file:// needs a directory, e.g. file://.driftless/local".into());
-        }
-        let p = Path::new(rest);
-        return Ok(StoreUrl::File(if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }));
-    }
-    if let Some(rest) = url.strip_prefix("s3://") {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        validate_bucket(bucket)?;
-        let prefix = prefix.trim_matches('/');
-        if !prefix.is_empty()
-            && let Some(reason) = crate::keys::key_problem(prefix)
-        {
-            return Err(format!("invalid object key {prefix:?}: {reason}"));
-        }
-        return Ok(StoreUrl::S3 {
-            bucket: bucket.to_owned(),
-            prefix: prefix.to_owned(),
-        });
-    }
-    Err(format!(
-        "{url:?} is not a store URL; use file://DIR or s3://BUCKET[/PREFIX]"
-    ))
-}
-
-fn validate_bucket(b: &str) -> Result<(), String> {
-    let ok_chars = b
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
-    let ends_ok = b
-        .chars()
-        .next()
-        .zip(b.chars().last())
-        .is_some_and(|(f, l)| f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric());
-    if (3..=63).contains(&b.len()) && ok_chars && ends_ok && !b.contains("..") {
-        Ok(())
-    } else {
-        Err(format!(
-            "{b:?} is not a valid S3 bucket name (3–63 lowercase letters, digits, '-' or '.')"
-        ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("driftless.toml"), Path::new("/proj"))
-    }
-
-    #[test]
-    fn full_example_parses() {
-        let c = parse(
-            r#"
-site = "dist"
-[env.local]
-store = "file://.driftless/local"
-[env.staging]
-store = "s3://example-site-staging/www"
-region = "us-east-1"
-url = "https://staging.example.com"
-cdn = { cloudfront = "E2EXAMPLE" }
-[env.prod]
-store = "s3://example-site-prod"
-account = "123456789012"
-promote_from = "staging"
-[[rules]]
-match = "assets/**"
-cache_control = "public, max-age=31536000, immutable"
-[[features]]
-name = "checkout"
-file = "index.html"
-contains = 'id="stripe-checkout"'
-[limits]
-max_deletes = 10
-[edge]
-spa_fallback = "index.html"
-"#,
-        )
-        .unwrap();
-        assert_eq!(c.site, Path::new("/proj/dist"));
-        assert_eq!(
-            c.envs["local"].store,
-            StoreUrl::File("/proj/.driftless/local".into())
-        );
-        assert_eq!(
-            c.envs["staging"].store,
-            StoreUrl::S3 {
-                bucket: "example-site-staging".into(),
-                prefix: "www".into()
-            }
-        );
-        assert_eq!(c.envs["prod"].promote_from.as_deref(), Some("staging"));
-        assert_eq!(c.envs["prod"].limits.max_deletes, 10);
-        assert!(c.rules[0].matches("assets/app.1234.js"));
-        assert!(!c.rules[0].matches("index.html"));
-    }
-
-    #[test]
-    fn errors_point_at_line_and_key() {
-        let err = parse("site = \"dist\"\n[env.prod]\nstore = \"ftp://x\"\n").unwrap_err();
-        let msg = err.to_string();
-        assert!(
-            msg.starts_with("driftless.toml:3:9: env.prod.store:"),
-            "{msg}"
-        );
-
-        let err = parse("site = \"dist\"\n[env.prod]\nstor = \"file://x\"\n").unwrap_err();
-        assert!(err.to_string().contains("driftless.toml:3:1"), "{err}");
-        assert!(err.to_string().contains("stor"), "{err}");
-
-        let err =
-            parse("site = \"dist\"\n[env.a]\nstore = \"file://a\"\npromote_from = \"nope\"\n")
-                .unwrap_err();
-        assert!(err.to_string().contains("promote_from"), "{err}");
-
-        let err = parse("site = [").unwrap_err();
-        assert!(err.to_string().starts_with("driftless.toml:1:"), "{err}");
-    }
-
-    /// Regression (issue 20.5): header values with control characters were accepted
-    /// (`serve` dropped them, S3 failed with a truncated message).
-    #[test]
-    fn header_values_are_checked_naming_key_and_line() {
-        let base = "site = \"dist\"\n[env.prod]\nstore = \"file://s\"\n";
-        for (tail, want) in [
-            (
-                "[[rules]]\nmatch = \"**\"\ncache_control = \"max-age=60\\r\\nX-Evil: 1\"\n",
-                "driftless.toml:6:17: rules[0].cache_control: \"max-age=60\\r\\nX-Evil: 1\" contains the control character '\\r'",
-            ),
-            (
-                "[[rules]]\nmatch = \"**\"\ncontent_type = \"text/html\\u0000\"\n",
-                "driftless.toml:6:16: rules[0].content_type:",
-            ),
-            (
-                "[edge]\nheaders = { \"X-Ok\" = \"1\", \"X-Bad\" = \"a\\nb\" }\n",
-                "driftless.toml:5:37: edge.headers.X-Bad:",
-            ),
-            (
-                "[edge]\nheaders = { \"Bad Name\" = \"1\" }\n",
-                "driftless.toml:5:26: edge.headers: \"Bad Name\" is not a header name",
-            ),
-            (
-                "[edge]\nredirects = [\n  { from = \"/a\", to = \"/b\" },\n  { from = \"/c\", to = \"/d\\r\\n\" },\n]\n",
-                "driftless.toml:7:23: edge.redirects[1].to:",
-            ),
-            (
-                "[[rules]]\nmatch = \"**\"\ncache_control = \"café\"\n",
-                "driftless.toml:6:17: rules[0].cache_control: \"café\" is not a valid header value",
-            ),
-        ] {
-            let err = parse(&format!("{base}{tail}")).unwrap_err().to_string();
-            assert!(err.starts_with(want), "{tail}\n{err}");
-        }
-    }
-
-    #[test]
-    fn glob_errors_have_a_line() {
-        let err = parse("site = \"dist\"\nignore = [\"*.map\", \"a[\"]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("driftless.toml:2:20: ignore:"), "{err}");
-    }
-
-    /// Regression (issue 20.14): every config error names file:line:col, and the
-    /// top-level [limits] is named as such (not as an environment's).
-    #[test]
-    fn every_config_error_has_a_line() {
-        let base = "site = \"dist\"\n[env.local]\nstore = \"file://s\"\n";
-        for (tail, want) in [
-            (
-                "[limits]\nmax_delete_share = 2.0\n",
-                "driftless.toml:5:20: limits.max_delete_share = 2:",
-            ),
-            (
-                "[env.local.limits]\nmax_delete_share = 2.0\n",
-                "driftless.toml:5:20: env.local.limits.max_delete_share = 2:",
-            ),
-            (
-                "[edge]\nredirects = [{ from = \"old\", to = \"/new\" }]\n",
-                "driftless.toml:5:23: edge.redirects[0].from:",
-            ),
-            (
-                "[edge]\nredirects = [{ from = \"/old\", to = \"/new\", status = 200 }]\n",
-                "driftless.toml:5:53: edge.redirects[0]:",
-            ),
-            (
-                "[retention]\nremoved_grace = \"soon\"\n",
-                "driftless.toml:5:17: retention.removed_grace:",
-            ),
-            (
-                "[env.local.watch]\ninterval = \"often\"\n",
-                "driftless.toml:5:12: env.local.watch.interval:",
-            ),
-            (
-                "[env.local.watch]\nerror_rate = 5.0\n",
-                "driftless.toml:5:14: env.local.watch.error_rate:",
-            ),
-            (
-                "[[notify]]\nurl = \"ftp://x\"\n",
-                "driftless.toml:5:7: notify[0].url:",
-            ),
-            (
-                "[env.local.cdn]\ncloudfront = \"E1\"\nwait_seconds = 9999\n",
-                "driftless.toml:6:16: env.local.cdn.wait_seconds = 9999:",
-            ),
-        ] {
-            let err = parse(&format!("{base}{tail}")).unwrap_err().to_string();
-            assert!(err.starts_with(want), "{tail}\n{err}");
-        }
-    }
-
-    #[test]
-    fn unknown_env_lists_known_ones() {
-        let c = parse(
-            "site = \"d\"\n[env.staging]\nstore=\"file://s\"\n[env.prod]\nstore=\"file://p\"\n",
-        )
-        .unwrap();
-        let err = c.env("production").unwrap_err().to_string();
-        assert!(err.contains("\"production\""), "{err}");
-        assert!(err.contains("prod, staging"), "{err}");
-    }
-
-    #[test]
-    fn store_urls() {
-        let base = Path::new("/p");
-        assert_eq!(
-            parse_store_url("file:///srv/x", base).unwrap(),
-            StoreUrl::File("/srv/x".into())
-        );
-        assert_eq!(
-            parse_store_url("file://rel", base).unwrap(),
-            StoreUrl::File("/p/rel".into())
-        );
-        assert!(parse_store_url("s3://Bad_Bucket", base).is_err());
-        assert!(parse_store_url("s3://ok-bucket/a/../b", base).is_err());
-        assert!(parse_store_url("https://x", base).is_err());
-    }
 }

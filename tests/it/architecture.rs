@@ -43,7 +43,7 @@ const LAYERS: &[&str] = &[
 const ROOT_ITEMS: &[&str] = &["Error"];
 
 /// Files allowed to name the AWS SDK crates.
-const SDK_HOMES: &[&str] = &["aws/", "store/s3.rs"];
+const SDK_HOMES: &[&str] = &["aws/", "store/s3/"];
 const SDK_CRATES: &[&str] = &[
     "aws_sdk_",
     "aws_config",

@@ -300,17 +300,7 @@ impl Plan {
         by: &crate::ledger::Actor,
         out: &dyn Report,
     ) -> Result<String, Error> {
-        let (arn, behaviors) = publish(
-            e,
-            &self.cf,
-            c,
-            (self.live, self.code_changed),
-            self.response,
-            (self.dist, self.protection.as_ref(), &self.previous),
-            self.pointer.as_ref(),
-            out,
-        )
-        .await?;
+        let (arn, behaviors) = publish(e, c, self, out).await?;
         let distribution = e
             .cfg
             .cdn
@@ -334,14 +324,27 @@ impl Plan {
 /// policy, and the distribution config that attaches both.
 async fn publish(
     e: &Env<'_>,
-    cf: &CloudFront,
     c: &Compiled,
-    (live, code_changed): (Option<LiveFunction>, bool),
-    response: Option<(Option<LiveFunction>, bool)>,
-    (dist, protection, previous): (Distribution, Option<&Protection>, &[String]),
-    pointer: Option<&PointerPlan>,
+    plan: Plan,
     out: &dyn Report,
 ) -> Result<(String, Vec<String>), Error> {
+    let Plan {
+        cf,
+        live,
+        code_changed,
+        response,
+        dist,
+        protection,
+        previous,
+        pointer,
+        ..
+    } = plan;
+    let (cf, protection, previous, pointer) = (
+        &cf,
+        protection.as_ref(),
+        previous.as_slice(),
+        pointer.as_ref(),
+    );
     let comment = format!("[edge] rules of driftless.toml for {}", e.cfg.name);
     // The store and the first pointer come first: the function, once attached, reads it.
     let kvs_arn = match pointer {
@@ -471,7 +474,7 @@ pub(crate) struct Protection {
 
 /// The signer `[edge.auth.signed_cookies]` asks for, its public key read from the file.
 pub(crate) async fn protection(e: &Env<'_>) -> Result<Option<Protection>, Error> {
-    let Some((pem, _)) = signed_public_key(&e.config)? else {
+    let Some((pem, _)) = signed_public_key(e.config)? else {
         return Ok(None);
     };
     Ok(Some(Protection {

@@ -75,6 +75,12 @@ macro_rules! with_condition {
     };
 }
 
+#[cfg(test)]
+mod tests;
+mod upload;
+
+use upload::Body;
+
 impl S3Store {
     /// CopyObject from `source` (`bucket/encoded-key`, possibly another bucket) to `to`,
     /// replacing the attributes, with `mode` as the condition on `to`.
@@ -347,44 +353,6 @@ impl S3Store {
         Ok(out)
     }
 
-    /// Upload `body` under `key` with `mode` as its condition: one PutObject, or parts
-    /// above the multipart threshold (each streamed from disk for a file).
-    async fn upload(
-        &self,
-        key: &str,
-        body: Body<'_>,
-        attrs: &Attributes,
-        mode: PutMode,
-    ) -> Result<String> {
-        let token = crate::digest::unique_token();
-        let one_part = mode != PutMode::Overwrite
-            && self
-                .one_part_conditional
-                .load(std::sync::atomic::Ordering::Relaxed)
-            && body.len() <= MAX_SINGLE_PUT as u64;
-        if body.len() > MULTIPART_THRESHOLD as u64 && !one_part {
-            return self
-                .conditional(key, &mode, &token, || {
-                    self.multipart(key, body, attrs, &mode, &token)
-                })
-                .await;
-        }
-        self.conditional(key, &mode, &token, || async {
-            let stream = body.stream(0, body.len()).await?;
-            let req = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(self.full(key))
-                .content_length(i64::try_from(body.len()).unwrap_or(i64::MAX))
-                .body(stream);
-            let req = with_condition!(with_attributes!(req, attrs, &token), &mode);
-            let out = req.send().await.map_err(|e| self.error(key, e))?;
-            Ok(normalize_etag(out.e_tag().unwrap_or_default()))
-        })
-        .await
-    }
-
     /// GetObject, of `range` when given (`bytes=a-b`); `None` for a missing key.
     async fn get_output(
         &self,
@@ -462,138 +430,6 @@ impl S3Store {
             }
         }
         Ok((objects, dirs))
-    }
-
-    /// Best effort: an abandoned upload only costs storage until the bucket's
-    /// lifecycle rule (or a later abort) removes it.
-    async fn abort_upload(&self, full: &str, upload_id: &str) {
-        let _ = self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(full)
-            .upload_id(upload_id)
-            .send()
-            .await;
-    }
-
-    async fn multipart(
-        &self,
-        key: &str,
-        body: Body<'_>,
-        attrs: &Attributes,
-        mode: &PutMode,
-        token: &str,
-    ) -> Result<String> {
-        let full = self.full(key);
-        let create = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&full);
-        let create = with_attributes!(create, attrs, token)
-            .send()
-            .await
-            .map_err(|e| self.error(key, e))?;
-        let upload_id = create.upload_id().unwrap_or_default().to_owned();
-        let part = PART_SIZE as u64;
-        let parts: Result<Vec<CompletedPart>> = futures::stream::iter(0..body.len().div_ceil(part))
-            .map(|i| {
-                let upload_id = upload_id.clone();
-                let full = full.clone();
-                let body = &body;
-                async move {
-                    let n = i32::try_from(i + 1).unwrap_or(i32::MAX);
-                    let start = i * part;
-                    let chunk = body.stream(start, part.min(body.len() - start)).await?;
-                    let out = self
-                        .client
-                        .upload_part()
-                        .bucket(&self.bucket)
-                        .key(&full)
-                        .upload_id(&upload_id)
-                        .part_number(n)
-                        .body(chunk)
-                        .send()
-                        .await
-                        .map_err(|e| self.error(key, e))?;
-                    Ok(CompletedPart::builder()
-                        .part_number(n)
-                        .set_e_tag(out.e_tag().map(str::to_owned))
-                        .build())
-                }
-            })
-            .buffered(4)
-            .try_collect()
-            .await;
-        let parts = match parts {
-            Ok(p) => p,
-            Err(e) => {
-                self.abort_upload(&full, &upload_id).await;
-                return Err(e);
-            }
-        };
-        let complete = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&full)
-            .upload_id(&upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            );
-        let result = with_condition!(complete, mode).send().await;
-        match result {
-            Ok(out) => Ok(normalize_etag(out.e_tag().unwrap_or_default())),
-            Err(e) => {
-                self.abort_upload(&full, &upload_id).await;
-                Err(self.error(key, e))
-            }
-        }
-    }
-}
-
-/// What an upload sends: bytes in memory, or a region of a local file streamed from disk.
-#[derive(Clone, Copy)]
-enum Body<'a> {
-    Bytes(&'a Bytes),
-    File {
-        path: &'a std::path::Path,
-        offset: u64,
-        len: u64,
-    },
-}
-
-impl Body<'_> {
-    fn len(&self) -> u64 {
-        match self {
-            Self::Bytes(b) => b.len() as u64,
-            Self::File { len, .. } => *len,
-        }
-    }
-
-    /// `len` bytes from `start` as a request body (re-readable, so a retry resends it).
-    async fn stream(&self, start: u64, len: u64) -> Result<ByteStream> {
-        match self {
-            Self::Bytes(b) => {
-                let s = usize::try_from(start).unwrap_or(usize::MAX);
-                let e = usize::try_from(start + len).unwrap_or(usize::MAX);
-                Ok(ByteStream::from(b.slice(s..e)))
-            }
-            Self::File { path, offset, .. } => ByteStream::read_from()
-                .path(path)
-                .offset(offset + start)
-                .length(aws_sdk_s3::primitives::Length::Exact(len))
-                .build()
-                .await
-                .map_err(|e| StoreError::Io {
-                    op: "read",
-                    path: path.display().to_string(),
-                    source: std::io::Error::other(e),
-                }),
-        }
     }
 }
 
@@ -905,125 +741,5 @@ impl Store for S3Store {
                 other => Err(other),
             },
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-    use super::*;
-
-    /// A scripted S3: every PUT is refused with 412 (as when a retry meets its own
-    /// earlier success), HEAD fails with 400 `heads_failing` times, then shows the
-    /// object carrying the write token of the PUT.
-    async fn scripted_s3(heads_failing: usize) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = format!("http://{}", listener.local_addr().unwrap());
-        let token = Arc::new(std::sync::Mutex::new(String::new()));
-        let heads = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(async move {
-            while let Ok((mut conn, _)) = listener.accept().await {
-                let (token, heads) = (token.clone(), heads.clone());
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 8192];
-                    let end = loop {
-                        let n = conn.read(&mut chunk).await.unwrap_or(0);
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                    let header = |name: &str| {
-                        head.lines().find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            (k.trim() == name).then(|| v.trim().to_owned())
-                        })
-                    };
-                    let len: usize = header("content-length")
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    while buf.len() < end + len {
-                        let n = conn.read(&mut chunk).await.unwrap_or(0);
-                        if n == 0 {
-                            break;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    let response = if head.starts_with("put ") {
-                        *token.lock().unwrap() =
-                            header(&format!("x-amz-meta-{META_WRITE}")).unwrap_or_default();
-                        let body = "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>";
-                        format!(
-                            "HTTP/1.1 412 Precondition Failed\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        )
-                    } else if heads.fetch_add(1, Ordering::SeqCst) < heads_failing {
-                        "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            .to_owned()
-                    } else {
-                        format!(
-                            "HTTP/1.1 200 OK\r\nETag: \"ours\"\r\nContent-Length: 2\r\nx-amz-meta-{META_WRITE}: {}\r\nConnection: close\r\n\r\n",
-                            token.lock().unwrap()
-                        )
-                    };
-                    let _ = conn.write_all(response.as_bytes()).await;
-                    let _ = conn.shutdown().await;
-                });
-            }
-        });
-        addr
-    }
-
-    async fn store(endpoint: String) -> S3Store {
-        S3Store::connect(&S3Settings {
-            bucket: "b".into(),
-            prefix: String::new(),
-            region: Some("us-east-1".into()),
-            endpoint: Some(endpoint),
-            profile: None,
-            static_credentials: Some(("k".into(), "s".into())),
-        })
-        .await
-    }
-
-    /// A retried write that meets its own earlier success is ours even when the HEAD
-    /// that tells fails at first; when it never answers, that is said, and never called
-    /// a change by someone else (the flake of faults::deploy_through_resets_and_503s).
-    #[tokio::test]
-    async fn a_write_whose_check_fails_is_not_blamed_on_someone_else() {
-        let put = async |heads_failing| {
-            store(scripted_s3(heads_failing).await)
-                .await
-                .put(
-                    "k",
-                    Bytes::from_static(b"hi"),
-                    &Attributes::default(),
-                    PutMode::Create,
-                )
-                .await
-        };
-        assert_eq!(put(1).await.unwrap(), "ours");
-        let put = put(usize::MAX).await;
-        match put {
-            Err(StoreError::Other(m)) => assert!(m.contains("could not be checked"), "{m}"),
-            other => panic!("expected 'could not be checked', got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn copy_source_is_percent_encoded() {
-        assert_eq!(
-            super::super::encode_key("a b/ü+%.html"),
-            "a%20b/%C3%BC%2B%25.html"
-        );
     }
 }

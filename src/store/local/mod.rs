@@ -24,9 +24,16 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 use fs_err as fs;
-use serde::{Deserialize, Serialize};
 
 use super::{Attributes, Object, ObjectMeta, PutMode, Result, Store, StoreError, validate_key};
+
+mod meta;
+mod reserve;
+#[cfg(test)]
+mod tests;
+
+use meta::Sidecar;
+use reserve::{RESERVE, disk};
 
 /// Backend-private directory inside the root; never listed, never a valid key.
 const INTERNAL: &str = ".driftless-store";
@@ -36,32 +43,6 @@ pub struct LocalStore {
     root: PathBuf,
     /// The metadata database, opened on first use (a read never creates it).
     db: std::sync::Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
-}
-
-const DB_FILE: &str = "meta.sqlite";
-
-fn db_err(e: rusqlite::Error) -> StoreError {
-    StoreError::Other(format!("local store metadata: {e}"))
-}
-
-impl LocalStore {
-    /// [`db_err`], saying so when the disk is full (SQLite calls it an I/O error).
-    fn db_failed(&self, e: rusqlite::Error) -> StoreError {
-        match disk(&self.root) {
-            Some((_, 0)) => StoreError::Other(format!(
-                "local store metadata: {e}: the disk of {} is full\n  → `driftless gc ENV` frees what no retained release needs (it keeps a reserve for this), or free space on the disk",
-                self.root.display()
-            )),
-            _ => db_err(e),
-        }
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-struct Sidecar {
-    etag: String,
-    fingerprint: String,
-    attrs: Attributes,
 }
 
 fn io(op: &'static str, path: &Path, source: std::io::Error) -> StoreError {
@@ -79,45 +60,6 @@ fn fs_io(op: &'static str, source: std::io::Error) -> StoreError {
         path: String::new(),
         source,
     }
-}
-
-/// The file a local store keeps in reserve (`.driftless-store/reserve`): space given back
-/// to `gc` when the disk is full, so that it can write its lock and records to free more.
-const RESERVE: &str = "reserve";
-
-/// The size of the file system of `dir` and the bytes free on it, if it can tell.
-fn disk(dir: &Path) -> Option<(u64, u64)> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt as _;
-        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-        // SAFETY: statvfs only writes into the struct it is given.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::statvfs(c.as_ptr(), &raw mut st) } != 0 {
-            return None;
-        }
-        // (The fields' widths differ between platforms: 32 bits on some.)
-        #[allow(clippy::useless_conversion)]
-        let (unit, blocks, avail) = (
-            u64::from(st.f_frsize),
-            u64::from(st.f_blocks),
-            u64::from(st.f_bavail),
-        );
-        Some((blocks.saturating_mul(unit), avail.saturating_mul(unit)))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        None
-    }
-}
-
-/// How much to keep in reserve on the file system of `dir`: 1% of it, at least 64 KiB
-/// and at most 1 MiB.
-fn reserve_size(dir: &Path) -> u64 {
-    const MIN: u64 = 64 * 1024;
-    const MAX: u64 = 1024 * 1024;
-    disk(dir).map_or(MIN, |(total, _)| (total / 100).clamp(MIN, MAX))
 }
 
 fn fingerprint(meta: &std::fs::Metadata) -> String {
@@ -149,163 +91,6 @@ impl LocalStore {
             root: root.into(),
             db: std::sync::Arc::default(),
         }
-    }
-
-    /// Run `f` on the metadata database. `create`: open (and create) it for a write; a
-    /// read of a store that has none gets `None`.
-    fn with_db<T>(
-        &self,
-        create: bool,
-        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
-    ) -> Result<Option<T>> {
-        let mut guard = self
-            .db
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if guard.is_none() {
-            let path = self.root.join(INTERNAL).join(DB_FILE);
-            if !create && !path.exists() {
-                return Ok(None);
-            }
-            fs::create_dir_all(self.root.join(INTERNAL)).map_err(|e| fs_io("create", e))?;
-            if create && !path.exists() {
-                self.make_reserve();
-            }
-            let conn = rusqlite::Connection::open(&path).map_err(|e| self.db_failed(e))?;
-            conn.busy_timeout(std::time::Duration::from_secs(60))
-                .map_err(|e| self.db_failed(e))?;
-            // WAL: readers never block the writer; NORMAL: no fsync per row (a crash of
-            // the machine may lose the newest rows: those objects then read as written
-            // outside driftless — refused as drift, never trusted).
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(|e| self.db_failed(e))?;
-            conn.pragma_update(None, "synchronous", "NORMAL")
-                .map_err(|e| self.db_failed(e))?;
-            conn.execute_batch(
-                "CREATE TABLE IF NOT EXISTS meta (
-                    key TEXT PRIMARY KEY,
-                    etag TEXT NOT NULL,
-                    fingerprint TEXT NOT NULL,
-                    attrs TEXT NOT NULL
-                ) WITHOUT ROWID",
-            )
-            .map_err(|e| self.db_failed(e))?;
-            *guard = Some(conn);
-        }
-        let conn = guard.as_ref().expect("opened above");
-        f(conn).map(Some).map_err(|e| self.db_failed(e))
-    }
-
-    /// Write the reserve file if it is missing (best effort: a disk without the room
-    /// for it simply has none).
-    fn make_reserve(&self) {
-        let dir = self.root.join(INTERNAL);
-        let path = dir.join(RESERVE);
-        if path.exists() {
-            return;
-        }
-        let tmp = dir.join(format!("{RESERVE}.tmp{}", std::process::id()));
-        let size = usize::try_from(reserve_size(&dir)).unwrap_or(64 * 1024);
-        // Real zeros, not a sparse file: the blocks must be taken to be given back.
-        let written =
-            std::fs::write(&tmp, vec![0u8; size]).and_then(|()| std::fs::rename(&tmp, &path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-    }
-
-    fn meta_row(&self, key: &str) -> Result<Option<Sidecar>> {
-        let row = self.with_db(false, |c| {
-            use rusqlite::OptionalExtension as _;
-            c.prepare_cached("SELECT etag, fingerprint, attrs FROM meta WHERE key = ?1")?
-                .query_row([key], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })
-                .optional()
-        })?;
-        match row.flatten() {
-            Some((etag, fingerprint, attrs)) => Ok(Some(Sidecar {
-                etag,
-                fingerprint,
-                attrs: serde_json::from_str(&attrs).unwrap_or_default(),
-            })),
-            // A store written by an earlier version: its sidecar file.
-            None => Ok(std::fs::read(self.sidecar_path(key))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())),
-        }
-    }
-
-    fn set_meta(&self, key: &str, meta: &Sidecar) -> Result<()> {
-        let attrs =
-            serde_json::to_string(&meta.attrs).map_err(|e| StoreError::Other(e.to_string()))?;
-        self.with_db(true, |c| {
-            c.prepare_cached(
-                "INSERT INTO meta (key, etag, fingerprint, attrs) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(key) DO UPDATE SET etag = ?2, fingerprint = ?3, attrs = ?4",
-            )?
-            .execute((key, &meta.etag, &meta.fingerprint, &attrs))
-        })?;
-        Ok(())
-    }
-
-    fn drop_meta(&self, key: &str) -> Result<()> {
-        self.with_db(false, |c| {
-            c.prepare_cached("DELETE FROM meta WHERE key = ?1")?
-                .execute([key])
-        })?;
-        let _ = std::fs::remove_file(self.sidecar_path(key));
-        Ok(())
-    }
-
-    /// Move an earlier version's sidecar files into the database, once (under the
-    /// write lock).
-    fn migrate_sidecars(&self) -> Result<()> {
-        let dir = self.root.join(INTERNAL).join("meta");
-        if !dir.is_dir() {
-            return Ok(());
-        }
-        eprintln!(
-            "driftless: moving the local store's per-object metadata into {} (once)",
-            self.root.join(INTERNAL).join(DB_FILE).display()
-        );
-        let mut rows = Vec::new();
-        let mut stack = vec![(dir.clone(), String::new())];
-        while let Some((d, prefix)) = stack.pop() {
-            for entry in std::fs::read_dir(&d).map_err(|e| io("list", &d, e))? {
-                let entry = entry.map_err(|e| io("list", &d, e))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if entry
-                    .file_type()
-                    .map_err(|e| io("list", &entry.path(), e))?
-                    .is_dir()
-                {
-                    stack.push((entry.path(), format!("{prefix}{name}/")));
-                } else if let Some(stem) = name.strip_suffix(".json")
-                    && let Ok(sc) = std::fs::read(entry.path())
-                    && let Ok(sc) = serde_json::from_slice::<Sidecar>(&sc)
-                {
-                    rows.push((format!("{prefix}{stem}"), sc));
-                }
-            }
-        }
-        self.with_db(true, |c| {
-            let tx = c.unchecked_transaction()?;
-            for (key, sc) in &rows {
-                let attrs = serde_json::to_string(&sc.attrs).unwrap_or_default();
-                tx.execute(
-                    "INSERT OR REPLACE INTO meta (key, etag, fingerprint, attrs) VALUES (?1, ?2, ?3, ?4)",
-                    (key, &sc.etag, &sc.fingerprint, &attrs),
-                )?;
-            }
-            tx.commit()
-        })?;
-        std::fs::remove_dir_all(&dir).map_err(|e| io("remove", &dir, e))?;
-        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -365,18 +150,6 @@ impl LocalStore {
 
     fn path(&self, key: &str) -> PathBuf {
         key.split('/').fold(self.root.clone(), |p, s| p.join(s))
-    }
-
-    fn sidecar_path(&self, key: &str) -> PathBuf {
-        let mut p = self.root.join(INTERNAL).join("meta");
-        for s in key.split('/') {
-            p.push(s);
-        }
-        p.set_file_name(format!(
-            "{}.json",
-            p.file_name().unwrap_or_default().to_string_lossy()
-        ));
-        p
     }
 
     /// Run `f` holding the store-wide write lock (an OS file lock, so it also excludes
@@ -910,143 +683,5 @@ impl Store for LocalStore {
             })
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn conformance() {
-        let dir = tempfile::tempdir().unwrap();
-        super::super::conformance::run(&LocalStore::new(dir.path().join("store"))).await;
-    }
-
-    #[tokio::test]
-    async fn out_of_band_edit_changes_etag_and_drops_attributes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(dir.path());
-        let attrs = Attributes {
-            content_type: Some("text/html".into()),
-            sha256: Some("abc".into()),
-            ..Attributes::default()
-        };
-        let etag = store
-            .put(
-                "index.html",
-                Bytes::from_static(b"one"),
-                &attrs,
-                PutMode::Create,
-            )
-            .await
-            .unwrap();
-        std::fs::write(dir.path().join("index.html"), b"two").unwrap();
-        let now = store.head("index.html").await.unwrap().unwrap();
-        assert_ne!(now.meta.etag, etag);
-        assert_eq!(now.attrs, Attributes::default());
-        let err = store
-            .put(
-                "index.html",
-                Bytes::from_static(b"three"),
-                &attrs,
-                PutMode::IfMatch(etag),
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Precondition { .. }), "{err}");
-    }
-
-    #[test]
-    fn compare_and_swap_holds_between_independent_handles() {
-        // Each thread has its own store handle (its own lock file descriptor), as two
-        // processes would; every increment must be serialised by If-Match.
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(LocalStore::new(&root).put(
-            "n",
-            Bytes::from_static(b"0"),
-            &Attributes::default(),
-            PutMode::Create,
-        ))
-        .unwrap();
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
-                let root = root.clone();
-                std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .build()
-                        .unwrap();
-                    let store = LocalStore::new(root);
-                    let mut done = 0;
-                    while done < 25 {
-                        let (obj, body) = rt.block_on(store.get("n")).unwrap().unwrap();
-                        let n: u32 = std::str::from_utf8(&body).unwrap().parse().unwrap();
-                        let next = Bytes::from((n + 1).to_string());
-                        let attrs = Attributes::default();
-                        let put = store.put("n", next, &attrs, PutMode::IfMatch(obj.meta.etag));
-                        match rt.block_on(put) {
-                            Ok(_) => done += 1,
-                            Err(StoreError::Precondition { .. }) => {}
-                            Err(e) => panic!("{e}"),
-                        }
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let (_, body) = rt
-            .block_on(LocalStore::new(&root).get("n"))
-            .unwrap()
-            .unwrap();
-        assert_eq!(&body[..], b"100");
-    }
-
-    /// A store written by an earlier version (one JSON sidecar per object) reads as
-    /// before, and the first write moves the sidecars into the database.
-    #[tokio::test]
-    async fn sidecars_of_earlier_versions_are_read_then_migrated() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::write(root.join("index.html"), "old").unwrap();
-        let meta = std::fs::metadata(root.join("index.html")).unwrap();
-        let sidecar = Sidecar {
-            etag: "nonce1".into(),
-            fingerprint: fingerprint(&meta),
-            attrs: Attributes {
-                content_type: Some("text/html".into()),
-                ..Attributes::default()
-            },
-        };
-        let sc = root.join(INTERNAL).join("meta").join("index.html.json");
-        std::fs::create_dir_all(sc.parent().unwrap()).unwrap();
-        std::fs::write(&sc, serde_json::to_vec(&sidecar).unwrap()).unwrap();
-
-        let store = LocalStore::new(root);
-        let head = store.head("index.html").await.unwrap().unwrap();
-        assert_eq!(head.meta.etag, "nonce1", "the old sidecar is read");
-        store
-            .put(
-                "other.txt",
-                Bytes::from_static(b"x"),
-                &Attributes::default(),
-                PutMode::Create,
-            )
-            .await
-            .unwrap();
-        assert!(
-            !root.join(INTERNAL).join("meta").exists(),
-            "sidecars were not migrated"
-        );
-        let again = LocalStore::new(root)
-            .head("index.html")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(again.meta.etag, "nonce1");
-        assert_eq!(again.attrs.content_type.as_deref(), Some("text/html"));
     }
 }
