@@ -605,3 +605,142 @@ fn each_release_is_served_with_its_own_headers() {
         "live, then rolled back (one pointer write), then a preview with its own"
     );
 }
+
+/// An atomic environment made before releases carried their rules (its pointer names no
+/// root, its slots hold no edge data): the next `edge --apply` writes each held
+/// release's rules to the KeyValueStore and names them in the pointer before the new
+/// function reads it, the pointer naming the same slot and release throughout (what an
+/// older function reads); the deploy after goes live with its own rules, and a rollback
+/// brings the older release's back by one pointer write.
+#[test]
+fn an_existing_atomic_environment_moves_to_per_release_rules() {
+    let s = crate::servers::servers();
+    let cf = s.behind_cloudfront(&s.moto, "mv");
+    let env = cf.env.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = cf.config("atomic");
+    let edge = |to: &str| {
+        format!("\n[edge]\nredirects = [{{ from = \"/old\", to = \"{to}\", status = 301 }}]\n")
+    };
+    let p = cf.project(&tmp.path().join("w"), &format!("{base}{}", edge("/v1")));
+    for k in ["index.html", "docs/index.html"] {
+        p.write(k, &format!("file {k}"));
+    }
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+    p.write("index.html", "file index.html, second");
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+
+    // Back to the state an earlier version left: no edge data anywhere.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kvs = s.key_value_store(&rt, &env);
+    let pointer = || -> serde_json::Value {
+        serde_json::from_str(&rt.block_on(kvs.get("current")).unwrap().unwrap()).unwrap()
+    };
+    let before = pointer();
+    assert!(before.get("e").is_some(), "{before}");
+    let mut old = before.clone();
+    old.as_object_mut().unwrap().remove("e");
+    let etag = rt.block_on(kvs.etag()).unwrap();
+    rt.block_on(kvs.put("current", &old.to_string(), &etag))
+        .unwrap();
+    for (k, _) in rt.block_on(kvs.keys("")).unwrap() {
+        if k.starts_with("t:") || k.starts_with("u:") || k.starts_with("h:") {
+            let etag = rt.block_on(kvs.etag()).unwrap();
+            rt.block_on(kvs.delete(&k, &etag)).unwrap();
+        }
+    }
+    let slots_key = s
+        .keys_under(&s.moto, &cf.bucket, "")
+        .into_iter()
+        .find(|k| k.ends_with("/slots.json"))
+        .expect("slots.json");
+    let url = format!("s3://{}/{slots_key}", cf.bucket);
+    let file = tmp.path().join("slots.json");
+    s.aws(&s.moto, &["s3", "cp", &url, file.to_str().unwrap()]);
+    let mut slots: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    for held in slots.as_object_mut().unwrap().values_mut() {
+        if let Some(h) = held.as_object_mut() {
+            h.remove("edge");
+        }
+    }
+    std::fs::write(&file, slots.to_string()).unwrap();
+    s.aws(
+        &s.moto,
+        &[
+            "s3",
+            "cp",
+            file.to_str().unwrap(),
+            &url,
+            "--content-type",
+            "application/json",
+        ],
+    );
+
+    // `edge` says what the move writes; `--apply` writes it.
+    p.cmd(&["edge", &env, "--apply", "--yes"])
+        .expect(0)
+        .mentions(&["write the [edge] rules of 2 release(s) the slots and previews hold"]);
+    let after = pointer();
+    assert_eq!(
+        (&after["slot"], &after["release"]),
+        (&old["slot"], &old["release"]),
+        "the same release stays live"
+    );
+    assert!(after.get("e").is_some(), "the pointer names its rules: {after}");
+    let tables = rt
+        .block_on(kvs.keys("t:"))
+        .unwrap()
+        .len();
+    assert!(tables > 0, "the routing table is back");
+
+    // At the edge, through the function as published: the rules and the routing facts.
+    let export = tmp.path().join("export");
+    p.cmd(&["edge", &env, "--export", export.to_str().unwrap()])
+        .expect(0);
+    let code = std::fs::read_to_string(export.join("function.js")).unwrap();
+    let ask = |paths: &[&str]| -> Vec<(u64, Option<String>)> {
+        let held: serde_json::Map<String, serde_json::Value> = rt
+            .block_on(kvs.keys(""))
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect();
+        let site: Vec<String> = s
+            .keys_under(&s.moto, &cf.bucket, "www/")
+            .into_iter()
+            .filter(|k| k.starts_with("slots/"))
+            .collect();
+        let cases: Vec<serde_json::Value> = paths
+            .iter()
+            .map(|path| serde_json::json!({ "path": path, "headers": { "Host": "www.test" } }))
+            .collect();
+        crate::edge::harness(&serde_json::json!({
+            "code": code, "errors": [], "site": site, "state": [], "kvs": held, "cases": cases,
+        }))
+        .iter()
+        .map(|a| {
+            (
+                a["status"].as_u64().unwrap(),
+                a["location"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+    };
+    assert_eq!(
+        ask(&["/old", "/docs"]),
+        [(301, Some("/v1".to_owned())), (301, Some("/docs/".to_owned()))]
+    );
+    // The next deploy goes live with its own rules; a rollback brings the earlier ones.
+    std::fs::write(
+        p.dir.join("driftless.toml"),
+        format!("{base}{}", edge("/v2")),
+    )
+    .unwrap();
+    p.write("index.html", "file index.html, third");
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+    assert_eq!(ask(&["/old"]), [(301, Some("/v2".to_owned()))]);
+    p.cmd(&["rollback", &env, "--yes"]).expect(0);
+    assert_eq!(ask(&["/old"]), [(301, Some("/v1".to_owned()))]);
+}
