@@ -182,6 +182,25 @@ async fn plan_judged(
         plan.checked.push(Guard::Edge);
     }
     plan.refusals.extend(edge);
+    // Behind CloudFront the release's rules go to the KeyValueStore: refused here, at
+    // plan time, when they would not fit it.
+    if let Some(rules) = &plan.edge
+        && plan.refusals.is_empty()
+        && let Some((message, resolve)) = crate::apply::edge::release::refused_for_room(
+            &ec.ledger,
+            plan.manifest.keys().map(String::as_str),
+            rules,
+        )
+        .await?
+    {
+        plan.refusals.push(crate::plan::Refusal {
+            guard: Guard::Edge,
+            message,
+            key: None,
+            release: None,
+            resolve,
+        });
+    }
     Ok(plan)
 }
 

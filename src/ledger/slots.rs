@@ -200,6 +200,12 @@ impl Ledger {
         })
     }
 
+    /// The bytes the edge data beside the pointer takes, and its limit (behind
+    /// CloudFront).
+    pub async fn edge_room(&self) -> Result<Option<(u64, u64)>> {
+        Ok(self.live_pointer.room().await?)
+    }
+
     /// Does the pointer carry each release's edge rules (behind CloudFront)?
     pub fn edge_carried(&self) -> bool {
         self.live_pointer.carries_edge()

@@ -130,6 +130,14 @@ impl LivePointer for KvsPointer {
         Ok(self.0.etag().await?)
     }
 
+    async fn room(&self) -> Result<Option<(u64, u64)>> {
+        let (_, bytes) = self.0.usage().await?;
+        Ok(Some((
+            u64::try_from(bytes).unwrap_or(0),
+            crate::aws::kvs::STORE_BYTES_MAX,
+        )))
+    }
+
     async fn put_values(&self, values: &[(String, String)], expected: &str) -> Result<String> {
         if values.is_empty() {
             return Ok(expected.to_owned());

@@ -302,6 +302,12 @@ pub trait LivePointer: Send + Sync + fmt::Debug {
         false
     }
 
+    /// The bytes the edge data beside the pointer takes now, and the most it may take
+    /// (a KeyValueStore holds 5 MB); `None` where the pointer carries none.
+    async fn room(&self) -> Result<Option<(u64, u64)>> {
+        Ok(None)
+    }
+
     /// The token a write of edge data is conditional on when there is no pointer yet.
     async fn token(&self) -> Result<String> {
         Ok(String::new())

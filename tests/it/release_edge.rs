@@ -744,3 +744,74 @@ fn an_existing_atomic_environment_moves_to_per_release_rules() {
     p.cmd(&["rollback", &env, "--yes"]).expect(0);
     assert_eq!(ask(&["/old"]), [(301, Some("/v1".to_owned()))]);
 }
+
+/// Behind CloudFront a release's rules go to the KeyValueStore, which holds 5 MB: a
+/// deploy whose routing data would not fit beside what the store holds is refused when
+/// it is planned (guard edge, exit 3, the bytes and the limit named, the commands that
+/// free room), with nothing written; a deploy that needs no new data still goes.
+#[test]
+fn a_release_that_would_not_fit_the_key_value_store_is_refused_at_plan_time() {
+    let s = crate::servers::servers();
+    let cf = s.behind_cloudfront(&s.moto, "kf");
+    let env = cf.env.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = cf.project(&tmp.path().join("w"), &cf.config("atomic"));
+    // Enough directories that the routing table has buckets of its own.
+    p.write("index.html", "home");
+    for i in 0..300 {
+        p.write(&format!("section-{i:03}/index.html"), &format!("page {i}"));
+    }
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kvs = s.key_value_store(&rt, &env);
+    // Someone else's data fills the store to within a pointer's value and 10 bytes.
+    let limit = driftless::aws::kvs::STORE_BYTES_MAX;
+    let (_, used) = rt.block_on(kvs.usage()).unwrap();
+    let mut room = limit - u64::try_from(used).unwrap() - 1024 - 10;
+    let mut junk = Vec::new();
+    while room > 0 {
+        let key = format!("other:{:05}", junk.len());
+        let take = usize::try_from(room.min(1000 + key.len() as u64)).unwrap();
+        if take <= key.len() {
+            break;
+        }
+        let value = "x".repeat(take - key.len());
+        room -= (key.len() + value.len()) as u64;
+        junk.push((key, value));
+    }
+    let etag = rt.block_on(kvs.etag()).unwrap();
+    rt.block_on(kvs.update_keys(&junk, &[], &etag)).unwrap();
+    let pointer = || rt.block_on(kvs.get("current")).unwrap().unwrap();
+    let live = pointer();
+
+    // A new directory needs a bucket written: refused before anything is.
+    p.write("section-new/index.html", "new");
+    let refused = p.cmd(&["deploy", &env, "--yes", "--json"]).expect(3).json();
+    // Refused by the plan (before any write), not by the apply.
+    assert_eq!(
+        refused["plan"]["refusals"][0]["guard"], "edge",
+        "{refused:#}"
+    );
+    let text = refused.to_string();
+    for part in [
+        "\"edge\"",
+        "more bytes",
+        &format!("of its {limit}"),
+        &format!("driftless-{env}"),
+        &format!("driftless previews {env} --delete NAME"),
+        &format!("driftless gc {env}"),
+    ] {
+        assert!(text.contains(part), "{part}: {refused}");
+    }
+    assert_eq!(pointer(), live, "nothing was written");
+    p.cmd(&["status", &env])
+        .expect(0)
+        .mentions(&["301 files, deploy"]);
+
+    // A change of bytes alone writes no edge data: it goes.
+    std::fs::remove_dir_all(p.dir.join("site/section-new")).unwrap();
+    p.write("section-001/index.html", "page 1, again");
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+    assert_ne!(pointer(), live);
+}

@@ -71,9 +71,83 @@ pub(crate) struct Published {
     pub(crate) bytes: usize,
 }
 
+/// `keys`' edge data by `rules` (its table cut as `base`'s where it fits), and the values
+/// of it the KeyValueStore does not hold yet.
+async fn to_write<'a>(
+    ledger: &Ledger,
+    keys: impl Iterator<Item = &'a str>,
+    rules: &EdgeRules,
+    base: Option<&serde_json::Value>,
+) -> Result<(crate::edge::table::EdgeData, Vec<(String, String)>), Error> {
+    let edge = EdgeConfig::default().with_rules(rules);
+    let base = base.and_then(layout_of);
+    let data = compile(&edge, keys, base.as_ref())
+        .map_err(|e| Error::Refused(format!("{e}: nothing was changed")))?;
+    let there = in_use(ledger).await?;
+    let values = data
+        .values
+        .iter()
+        .filter(|(k, _)| !there.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok((data, values))
+}
+
+/// Do `values` fit beside what the KeyValueStore holds? The refusal, in words, when not.
+/// The refusal is (what, the commands that resolve it).
+async fn room_for(
+    ledger: &Ledger,
+    values: &[(String, String)],
+) -> Result<Option<(String, String)>, Error> {
+    let bytes: u64 = values.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+    if bytes == 0 {
+        return Ok(None);
+    }
+    let Some((used, limit)) = ledger.edge_room().await? else {
+        return Ok(None);
+    };
+    // Room kept for the pointer's own value to grow (it names the root): at most one
+    // value.
+    let margin = crate::edge::table::VALUE_MAX as u64;
+    if used + bytes + margin <= limit {
+        return Ok(None);
+    }
+    let env = ledger.env();
+    Ok(Some((
+        format!(
+            "the release's [edge] rules and routing table need {bytes} more bytes ({} key(s)) of CloudFront KeyValueStore {}, which holds {used} of its {limit} ({margin} kept for the pointer): it would not fit",
+            values.len(),
+            crate::edge::resource_name(env),
+        ),
+        format!(
+            "delete previews no one needs (`driftless previews {env}` lists them; `driftless previews {env} --delete NAME`), or run `driftless gc {env}` to remove expired ones"
+        ),
+    )))
+}
+
+/// Before a deploy is planned through: would the edge data of a release of `keys` by
+/// `rules` fit the KeyValueStore? The refusal's message when not (nothing is written).
+pub(crate) async fn refused_for_room<'a>(
+    ledger: &Ledger,
+    keys: impl Iterator<Item = &'a str>,
+    rules: &EdgeRules,
+) -> Result<Option<(String, String)>, Error> {
+    if !ledger.edge_carried() {
+        return Ok(None);
+    }
+    let (slots, _) = ledger.slots().await?;
+    let live = ledger.pointer().await?.map(|p| p.slot);
+    let base = live
+        .and_then(|s| slots.get(&s).cloned())
+        .and_then(|h| h.edge);
+    let (_, values) = to_write(ledger, keys, rules, base.as_ref()).await?;
+    room_for(ledger, &values).await
+}
+
 /// Compile `release`'s edge data (by `rules`, its table cut as `base`'s where it fits)
 /// and write what the KeyValueStore does not hold yet, conditional on `token`. `None`
-/// where the pointer carries no rules.
+/// where the pointer carries no rules; refused, with nothing written, where it would
+/// not fit the store.
 pub(crate) async fn publish(
     ledger: &Ledger,
     release: &Release,
@@ -84,18 +158,14 @@ pub(crate) async fn publish(
     if !ledger.edge_carried() {
         return Ok(None);
     }
-    let edge = EdgeConfig::default().with_rules(rules);
-    let keys: Vec<&str> = release.served().map(|(k, _)| k.as_str()).collect();
-    let base = base.and_then(layout_of);
-    let data = compile(&edge, keys.into_iter(), base.as_ref())
-        .map_err(|e| Error::Refused(format!("{e}: nothing was changed")))?;
-    let there = in_use(ledger).await?;
-    let values: Vec<(String, String)> = data
-        .values
-        .iter()
-        .filter(|(k, _)| !there.contains(*k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let keys = release.served().map(|(k, _)| k.as_str());
+    let (data, values) = to_write(ledger, keys, rules, base).await?;
+    if let Some((why, resolve)) = room_for(ledger, &values).await? {
+        return Err(Error::Refused(format!(
+            "{}; nothing was changed\n  → {resolve}",
+            why.replacen(": it would not fit", ": it does not fit", 1)
+        )));
+    }
     let bytes = values.iter().map(|(k, v)| k.len() + v.len()).sum();
     let token = ledger.put_edge_values(&values, token).await?;
     Ok(Some(Published {
