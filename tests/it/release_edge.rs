@@ -212,7 +212,10 @@ fn keys_under(root: &std::path::Path) -> Vec<String> {
 /// site fits"): a site of 1,501 directories, one of 20,000 with 2,000 exact and 100
 /// pattern redirects, and the Rust documentation tree — KeyValueStore keys and bytes,
 /// what a one-file deploy and a deploy adding one directory write, every value within
-/// 1 KB and 23 such tables (2 slots, a canary, 20 distinct previews) within 5 MB.
+/// 1 KB, and what the store holds with both slots and 20 previews (each a change of
+/// its own) at once, within 5 MB (23 wholly unrelated tables of the largest site would
+/// not fit: such a deploy is refused when planned, see
+/// `a_release_that_would_not_fit_the_key_value_store_is_refused_at_plan_time`).
 #[test]
 fn any_real_site_fits_the_key_value_store() {
     use driftless::edge::table::compile;
@@ -289,6 +292,40 @@ fn any_real_site_fits_the_key_value_store() {
         let one_dir = compile(edge, changed.iter().map(String::as_str), Some(&layout)).unwrap();
         assert_eq!(new_keys(&one_file), 0, "{name}");
         assert_eq!(new_keys(&one_dir), 1, "{name}");
+        // Held at once: live, the idle slot (the deploy before, a directory apart) and 20
+        // previews, each a pull request of its own (a directory and an extension-less
+        // page in a different part of the site): what the KeyValueStore holds is the
+        // union of their values.
+        let mut held: std::collections::BTreeMap<String, usize> = first
+            .values
+            .iter()
+            .chain(&one_dir.values)
+            .map(|(k, v)| (k.clone(), k.len() + v.len()))
+            .collect();
+        let top: Vec<String> = keys
+            .iter()
+            .filter_map(|k| k.split_once('/').map(|(d, _)| d.to_owned()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for i in 0..20 {
+            let mut pr = keys.clone();
+            let dir = &top[i % top.len()];
+            pr.push(format!("{dir}/pr-{i}-new/index.html"));
+            pr.push(format!("{dir}/pr-{i}-LICENSE"));
+            let d = compile(edge, pr.iter().map(String::as_str), Some(&layout)).unwrap();
+            held.extend(d.values.iter().map(|(k, v)| (k.clone(), k.len() + v.len())));
+        }
+        let held_bytes: usize = held.values().sum();
+        assert!(
+            (held_bytes as u64) + 1024 < driftless::aws::kvs::STORE_BYTES_MAX,
+            "{name}: {held_bytes} bytes held"
+        );
+        rows.push(format!(
+            "{name}: with the idle slot and 20 previews held, {} keys, {held_bytes} bytes of 5,242,880 (23 unrelated tables would take {})",
+            held.len(),
+            23 * first.bytes()
+        ));
         rows.push(format!(
             "{name}: {} files; {} KeyValueStore keys, {} bytes ({} buckets shared, {} large folders), root {} bytes; a one-file deploy writes {} keys, adding a directory {}",
             keys.len(),
