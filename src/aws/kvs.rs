@@ -11,7 +11,6 @@ use aws_sdk_cloudfrontkeyvaluestore as kvs;
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use tokio::sync::OnceCell;
 
-
 /// The most a KeyValueStore holds, keys and values together (CloudFront's quota: 5 MB).
 pub const STORE_BYTES_MAX: u64 = 5 * 1024 * 1024;
 

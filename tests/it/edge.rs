@@ -616,8 +616,7 @@ fn edge_apply_on_moto_publishes_attaches_and_reports_drift() {
     )
     .unwrap();
     p.cmd(&["status", "prod"]).expect(0).mentions(&[
-        "config changed since driftless published the edge",
-        "driftless edge prod --apply",
+        "`driftless edge prod --apply` needed: the [edge] rules changed (in place they go live by `edge --apply`, not with a release)",
     ]);
     p.cmd(&["edge", "prod", "--apply", "--yes"])
         .expect(0)

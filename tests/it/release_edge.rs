@@ -725,11 +725,11 @@ fn an_existing_atomic_environment_moves_to_per_release_rules() {
         (&old["slot"], &old["release"]),
         "the same release stays live"
     );
-    assert!(after.get("e").is_some(), "the pointer names its rules: {after}");
-    let tables = rt
-        .block_on(kvs.keys("t:"))
-        .unwrap()
-        .len();
+    assert!(
+        after.get("e").is_some(),
+        "the pointer names its rules: {after}"
+    );
+    let tables = rt.block_on(kvs.keys("t:")).unwrap().len();
     assert!(tables > 0, "the routing table is back");
 
     // At the edge, through the function as published: the rules and the routing facts.
@@ -767,7 +767,10 @@ fn an_existing_atomic_environment_moves_to_per_release_rules() {
     };
     assert_eq!(
         ask(&["/old", "/docs"]),
-        [(301, Some("/v1".to_owned())), (301, Some("/docs/".to_owned()))]
+        [
+            (301, Some("/v1".to_owned())),
+            (301, Some("/docs/".to_owned()))
+        ]
     );
     // The next deploy goes live with its own rules; a rollback brings the earlier ones.
     std::fs::write(
@@ -851,4 +854,79 @@ fn a_release_that_would_not_fit_the_key_value_store_is_refused_at_plan_time() {
     p.write("section-001/index.html", "page 1, again");
     p.cmd(&["deploy", &env, "--yes"]).expect(0);
     assert_ne!(pointer(), live);
+}
+
+/// `status` says when `edge --apply` is needed and why: never for a deploy or for a
+/// release's own rules (they go with the release); for a feature switched on, naming it;
+/// for a distribution-level setting, naming what `edge --apply` would do.
+#[test]
+fn status_says_when_edge_apply_is_needed_and_why() {
+    let s = crate::servers::servers();
+    let cf = s.behind_cloudfront(&s.moto, "st");
+    let env = cf.env.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = cf.config("atomic");
+    // (No headers: moto has no response headers policies.)
+    let redirect =
+        |to: &str| format!("\n[edge]\nredirects = [{{ from = \"/old\", to = \"{to}\" }}]\n");
+    let config = tmp.path().join("w/driftless.toml");
+    let p = cf.project(&tmp.path().join("w"), &format!("{base}{}", redirect("/v1")));
+    p.write("index.html", "home").write("404.html", "missing");
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+    let fine = "is live with the rules of driftless.toml";
+    p.cmd(&["status", &env]).expect(0).mentions(&[fine]);
+    // A release's own rules change: they go with its deploy, no `edge --apply`.
+    std::fs::write(&config, format!("{base}{}", redirect("/v2"))).unwrap();
+    p.cmd(&["status", &env]).expect(0).mentions(&[fine]);
+    p.cmd(&["deploy", &env, "--yes"]).expect(0);
+    p.cmd(&["status", &env]).expect(0).mentions(&[fine]);
+    // A feature of the function's code: named.
+    let with_previews = format!(
+        "{}preview_url = \"https://{{name}}.preview.example.com\"\n{}",
+        base,
+        redirect("/v2")
+    );
+    std::fs::write(&config, &with_previews).unwrap();
+    p.cmd(&["status", &env]).expect(0).mentions(&[&format!(
+        "`driftless edge {env} --apply` needed: previews (preview_url) switched on"
+    )]);
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    p.cmd(&["status", &env]).expect(0).mentions(&[fine]);
+    // The distribution's own setting (CloudFront's 404 page): what the apply would do.
+    std::fs::write(
+        &config,
+        with_previews.replace("[edge]\n", "[edge]\nnot_found = \"404.html\"\n"),
+    )
+    .unwrap();
+    p.cmd(&["status", &env]).expect(0).mentions(&[
+        "the environment's settings at CloudFront changed",
+        &format!("`driftless edge {env} --apply` would"),
+        "error responses",
+    ]);
+    p.cmd(&["edge", &env, "--apply", "--yes"]).expect(0);
+    p.cmd(&["status", &env]).expect(0).mentions(&[fine]);
+    // Published by an older driftless whose function was other code: the version named.
+    let older = tmp.path().join("older.js");
+    let code = "function handler(event) { return event.request; }\n";
+    std::fs::write(&older, code).unwrap();
+    s.edit_function_by_hand(&format!("driftless-{env}"), &older, true);
+    let record = s
+        .keys_under(&s.moto, &cf.bucket, "")
+        .into_iter()
+        .find(|k| k.ends_with("/edge.json"))
+        .expect("edge.json");
+    let url = format!("s3://{}/{record}", cf.bucket);
+    let file = tmp.path().join("edge.json");
+    s.aws(&s.moto, &["s3", "cp", &url, file.to_str().unwrap()]);
+    let mut published: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    published["version"] = "0.0.1".into();
+    published["sha256"] = driftless::digest::hash_bytes(code.as_bytes()).into();
+    std::fs::write(&file, published.to_string()).unwrap();
+    s.aws(&s.moto, &["s3", "cp", file.to_str().unwrap(), &url]);
+    p.cmd(&["status", &env]).expect(0).mentions(&[&format!(
+        "`driftless edge {env} --apply` needed: driftless {} makes other function code than 0.0.1 did",
+        env!("CARGO_PKG_VERSION")
+    )]);
 }

@@ -29,6 +29,39 @@ pub(crate) struct Published {
     /// patterns): replaced by the next publish.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) behaviors: Vec<String>,
+    /// The driftless version that compiled the functions (their code is its).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) version: String,
+    /// The environment-level features the functions were compiled with ([`features`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) features: Vec<String>,
+}
+
+/// The environment-level settings the functions' code depends on, by name: what `status`
+/// names when one is switched on or off since the last `edge --apply`.
+fn features(e: &Env<'_>, c: &Compiled) -> Vec<String> {
+    let edge = &e.config.edge;
+    let mut out = Vec::new();
+    let mut on = |yes: bool, name: &str| {
+        if yes {
+            out.push(name.to_owned());
+        }
+    };
+    on(c.atomic.is_some(), "the atomic layout");
+    on(
+        c.atomic.as_ref().is_some_and(|a| a.preview_host.is_some()),
+        "previews (preview_url)",
+    );
+    on(edge.basic_auth.is_some(), "[edge.basic_auth]");
+    on(edge.jwt().is_some(), "[edge.auth.jwt]");
+    on(edge.jwt().is_some_and(|j| j.cwt), "CWT tokens");
+    on(
+        edge.signed_cookies().is_some(),
+        "[edge.auth.signed_cookies]",
+    );
+    on(c.policy.is_some(), "a response headers policy");
+    on(!c.errors.is_empty(), "custom error responses (not_found)");
+    out
 }
 
 fn sha(code: &str) -> String {
@@ -45,6 +78,9 @@ pub(crate) struct Plan {
     pub(crate) steps: Vec<String>,
     live: Option<LiveFunction>,
     code_changed: bool,
+    /// The live function differs from the compiled one only in the release it falls
+    /// back to (which follows every deploy): updating it is not needed.
+    fallback_only: bool,
     response: Option<(Option<LiveFunction>, bool)>,
     dist: Distribution,
     protection: Option<Protection>,
@@ -193,6 +229,14 @@ pub(crate) async fn plan(e: &Env<'_>, c: &Compiled) -> Result<Plan, Error> {
             ));
         }
     }
+    let fallback_only = !store_lost(live.as_ref())
+        && live
+            .as_ref()
+            .and_then(|l| l.code.as_deref())
+            .is_some_and(|l| {
+                crate::edge::cloudfront::without_fallback(l)
+                    == crate::edge::cloudfront::without_fallback(&c.function.code)
+            });
     let code_changed = code_changed || store_lost(live.as_ref());
     match (&live, code_changed) {
         (None, _) => steps.push(format!(
@@ -281,6 +325,7 @@ pub(crate) async fn plan(e: &Env<'_>, c: &Compiled) -> Result<Plan, Error> {
         steps,
         live,
         code_changed,
+        fallback_only,
         response,
         dist,
         protection,
@@ -290,6 +335,17 @@ pub(crate) async fn plan(e: &Env<'_>, c: &Compiled) -> Result<Plan, Error> {
 }
 
 impl Plan {
+    /// The steps that are needed, not a refresh: all but an update of the function whose
+    /// only change is the release it falls back to.
+    pub(crate) fn needed(&self, c: &Compiled) -> Vec<&str> {
+        let refresh = format!("update CloudFront Function {} (If-Match", c.name);
+        self.steps
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !(self.fallback_only && s.starts_with(&refresh)))
+            .collect()
+    }
+
     /// The writes, in the order the module's overview gives, under the environment's
     /// lock; then what was published is kept in the environment's state (`edge.json`).
     /// Returns the function's ARN.
@@ -314,6 +370,8 @@ impl Plan {
             by: by.clone(),
             at: jiff::Timestamp::now(),
             behaviors,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            features: features(e, c),
         };
         e.ledger.put_state_json("edge.json", &published).await?;
         Ok(arn)
@@ -701,21 +759,61 @@ pub(crate) async fn drift(e: &Env<'_>, c: &Compiled) -> Result<Option<(bool, Str
                 crate::text::short_time(p.at)
             ),
         )),
-        (Some(_), _) if same_rules => Some((
-            false,
-            format!(
-                "CloudFront Function {} is live with the rules of driftless.toml",
-                c.name
+        (Some(_), _) if same_rules => Some(match plan(e, c).await {
+            Ok(plan) if plan.needed(c).is_empty() => (
+                false,
+                format!(
+                    "CloudFront Function {} is live with the rules of driftless.toml",
+                    c.name
+                ),
             ),
-        )),
-        (Some(l), Some(p)) if l == p.sha256 => Some((
-            true,
-            format!(
-                "config changed since driftless published the edge ({}, by {}): run `driftless edge {env} --apply`",
-                crate::text::short_time(p.at),
-                crate::text::esc(&p.by.author)
+            Ok(plan) => (
+                true,
+                format!(
+                    "the environment's settings at CloudFront changed: `driftless edge {env} --apply` would {}",
+                    plan.needed(c).join("; ")
+                ),
             ),
-        )),
+            Err(err) => (
+                true,
+                format!("could not tell whether `driftless edge {env} --apply` is needed: {err}"),
+            ),
+        }),
+        (Some(l), Some(p)) if l == p.sha256 => {
+            let now = features(e, c);
+            let mut why = Vec::new();
+            let version = env!("CARGO_PKG_VERSION");
+            if !p.version.is_empty() && p.version != version {
+                why.push(format!(
+                    "driftless {version} makes other function code than {} did",
+                    p.version
+                ));
+            }
+            if !p.version.is_empty() {
+                for f in now.iter().filter(|f| !p.features.contains(f)) {
+                    why.push(format!("{f} switched on"));
+                }
+                for f in p.features.iter().filter(|f| !now.contains(f)) {
+                    why.push(format!("{f} switched off"));
+                }
+            }
+            if why.is_empty() {
+                why.push(if c.atomic.is_some() {
+                    "an environment-level [edge] setting changed (auth, previews, basic auth, what is never served)".to_owned()
+                } else {
+                    "the [edge] rules changed (in place they go live by `edge --apply`, not with a release)".to_owned()
+                });
+            }
+            Some((
+                true,
+                format!(
+                    "`driftless edge {env} --apply` needed: {} (last published {}, by {})",
+                    why.join("; "),
+                    crate::text::short_time(p.at),
+                    crate::text::esc(&p.by.author)
+                ),
+            ))
+        }
         (Some(l), p) => Some((
             true,
             format!(
