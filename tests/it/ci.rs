@@ -518,7 +518,17 @@ fn the_schema_validates_the_examples_and_the_readme() {
         repo().join("examples/driftless.toml"),
         repo().join("examples/github-actions/driftless.toml"),
     ];
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    // The README and the guides it links to.
+    let mut readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut guides: Vec<_> = std::fs::read_dir(repo().join("docs/guide"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    guides.sort();
+    for g in guides {
+        readme.push_str(&std::fs::read_to_string(g).unwrap());
+    }
     let samples = toml_samples(&readme);
     assert!(
         samples.len() >= 3,
