@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 
 use sha2::{Digest as _, Sha256};
 
-use super::js::{CWT, TOKEN, compact, js, with_cwt};
+use super::js::{ANSWER, CWT, TOKEN, compact, js, with_cwt};
 use crate::config::EdgeConfig;
 
 pub use super::function::Atomic;
@@ -163,6 +163,7 @@ pub fn compile(
         "var INDEX = {}, SPA = {spa}, HIDDEN = {hidden_js}, AUTH = {live_auth};",
         js(&edge.directory_index)
     );
+    code.push_str(ANSWER);
     code.push_str(BODY);
     if let Some(t) = &token {
         code.push_str(t);
@@ -237,19 +238,6 @@ fn token_js(a: &crate::config::AuthConfig) -> Result<String, String> {
 
 /// The decisions of [`super::resolve`], in the CloudFront Functions runtime.
 const BODY: &str = r#"
-function answer(code, text, headers) {
-  var r = { statusCode: code, statusDescription: text, headers: {} };
-  for (var k in headers) r.headers[k] = { value: headers[k] };
-  return r;
-}
-function query(q) {
-  var parts = [];
-  for (var k in q) {
-    var v = q[k], all = v.multiValue ? v.multiValue : [v];
-    for (var i = 0; i < all.length; i++) parts.push(all[i].value === '' ? k : k + '=' + all[i].value);
-  }
-  return parts.length ? '?' + parts.join('&') : '';
-}
 function has(list, key) { return list.indexOf('\n' + key + '\n') >= 0; }
 function denied(req, hash) {
   var given = req.headers.authorization, m = given && /^\s*basic\s+(.*)$/i.exec(given.value);

@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 use sha2::{Digest as _, Sha256};
 
 use super::js::{
-    BUCKET, CODE_BUDGET, Function, RELEASE_PARAM, RUNTIME, compact, cwt_code, js, token_code,
-    with_cwt,
+    ANSWER, BUCKET, CODE_BUDGET, Function, RELEASE_PARAM, RUNTIME, compact, cwt_code, js,
+    token_code, with_cwt,
 };
 use crate::config::EdgeConfig;
 
@@ -123,6 +123,7 @@ pub fn viewer_request(
         None if edge.signed_cookies().is_some() => NO_TOKEN_SIGNED.to_owned(),
         None => NO_TOKEN.to_owned(),
     };
+    code.push_str(ANSWER);
     code.push_str(COMMON);
     code.push_str(&token);
     code.push_str(BUCKET);
@@ -174,22 +175,9 @@ function holds() { return true; }
 function refuse() { return null; }
 ";
 
-/// What every request may need: answers, the query string, basic auth, the paths a
+/// What every request may need besides [`ANSWER`]: basic auth, the paths a
 /// release protects, its table and its redirects.
-const COMMON: &str = r#"function answer(code, text, headers) {
-  var r = { statusCode: code, statusDescription: text, headers: {} };
-  for (var k in headers) r.headers[k] = { value: headers[k] };
-  return r;
-}
-function query(q) {
-  var parts = [];
-  for (var k in q) {
-    var v = q[k], all = v.multiValue ? v.multiValue : [v];
-    for (var i = 0; i < all.length; i++) parts.push(all[i].value === '' ? k : k + '=' + all[i].value);
-  }
-  return parts.length ? '?' + parts.join('&') : '';
-}
-function sha(s, e) { return crypto.createHash('sha256').update(s).digest(e); }
+const COMMON: &str = r#"function sha(s, e) { return crypto.createHash('sha256').update(s).digest(e); }
 function denied(req, hash) {
   var given = req.headers.authorization, m = given && /^\s*basic\s+(.*)$/i.exec(given.value);
   if (!m || sha('Basic ' + m[1].replace(/\s+$/, ''), 'hex') !== hash) {

@@ -308,6 +308,22 @@ pub fn without_fallback(code: &str) -> std::borrow::Cow<'_, str> {
     code
 }
 
+/// An answer the function makes itself, and the query string as the viewer sent it.
+pub(super) const ANSWER: &str = r#"function answer(code, text, headers) {
+  var r = { statusCode: code, statusDescription: text, headers: {} };
+  for (var k in headers) r.headers[k] = { value: headers[k] };
+  return r;
+}
+function query(q) {
+  var parts = [];
+  for (var k in q) {
+    var v = q[k], all = v.multiValue ? v.multiValue : [v];
+    for (var i = 0; i < all.length; i++) parts.push(all[i].value === '' ? k : k + '=' + all[i].value);
+  }
+  return parts.length ? '?' + parts.join('&') : '';
+}
+"#;
+
 /// A visitor's canary bucket, as [`super::visitor_bucket`] computes it: the cookie's, else
 /// from SHA-256 of address and user agent.
 pub(super) const BUCKET: &str = r#"function bucket(event) {

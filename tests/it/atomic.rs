@@ -746,12 +746,7 @@ fn cloudfront_serves_the_slot_its_key_value_store_names() {
     // The KeyValueStore as it is: the pointer (with the live release's rules) and the
     // routing tables beside it.
     let live = |ptr: serde_json::Value| {
-        let mut all: serde_json::Map<String, serde_json::Value> = rt
-            .block_on(kvs.keys(""))
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k, v.into()))
-            .collect();
+        let mut all = crate::servers::Servers::kvs_values(&rt, &kvs);
         all.insert("current".into(), ptr.to_string().into());
         serde_json::Value::Object(all)
     };

@@ -591,12 +591,7 @@ impl TokenSite {
             .mentions(&["is up to date"]);
         let rt = tokio::runtime::Runtime::new().unwrap();
         let kvs = s.key_value_store(&rt, &env);
-        let held: serde_json::Map<String, serde_json::Value> = rt
-            .block_on(kvs.keys(""))
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k, v.into()))
-            .collect();
+        let held = crate::servers::Servers::kvs_values(&rt, &kvs);
         assert_eq!(held["auth:k1"], K1, "{held:?}");
         assert_eq!(held["auth:k0"], K0, "{held:?}");
         Self {

@@ -200,6 +200,18 @@ fn serve_answers_the_conformance_table() {
     check(&t, "driftless serve", &answers);
 }
 
+/// The atomic layout's function inputs for a test of the code alone: the pointer at
+/// `current`, no release compiled in, previews on `preview_host` (".preview.test").
+pub(crate) fn atomic(preview_host: Option<&str>) -> driftless::edge::cloudfront::Atomic {
+    driftless::edge::cloudfront::Atomic {
+        pointer_key: "current".into(),
+        last_known_good: None,
+        preview_host: preview_host.map(str::to_owned),
+        last_root: None,
+        last_cells: std::collections::BTreeMap::new(),
+    }
+}
+
 /// Run tests/edge/harness.cjs on `input`: its answers, one per case.
 pub(crate) fn harness(input: &serde_json::Value) -> Vec<serde_json::Value> {
     node_harness(&[], input)

@@ -124,13 +124,7 @@ fn the_function_refuses_a_short_secret_in_the_key_value_store() {
         "[auth]\nprotect = [\"/app/**\"]\n[auth.jwt]\nalgorithms = [\"HS256\", \"HS512\"]\nkeys = { k1 = \"X\" }\ncwt = true\n",
     )
     .unwrap();
-    let atomic = driftless::edge::cloudfront::Atomic {
-        pointer_key: "current".into(),
-        last_known_good: None,
-        preview_host: None,
-        last_root: None,
-        last_cells: std::collections::BTreeMap::new(),
-    };
+    let atomic = crate::edge::atomic(None);
     let keys = ["index.html", "app/page.html"];
     // The release's rules, as the pointer carries them.
     let root = driftless::edge::table::compile(&edge, keys.into_iter(), None)

@@ -414,12 +414,7 @@ fn each_release_is_routed_by_its_own_rules_at_the_edge() {
     .unwrap();
     let _ = token;
     let function = |host: &str| -> (Vec<Answer>, u64) {
-        let held: serde_json::Map<String, serde_json::Value> = rt
-            .block_on(kvs.keys(""))
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k, v.into()))
-            .collect();
+        let held = crate::servers::Servers::kvs_values(&rt, &kvs);
         let keys: Vec<String> = s
             .keys_under(&s.moto, &cf.bucket, "www/")
             .into_iter()
@@ -573,13 +568,7 @@ fn each_release_is_routed_by_its_own_rules_at_the_edge() {
 #[test]
 fn each_release_is_served_with_its_own_headers() {
     use driftless::edge::table::compile;
-    let atomic = driftless::edge::cloudfront::Atomic {
-        pointer_key: "current".into(),
-        last_known_good: None,
-        preview_host: Some(".preview.test".into()),
-        last_root: None,
-        last_cells: std::collections::BTreeMap::new(),
-    };
+    let atomic = crate::edge::atomic(Some(".preview.test"));
     let response = driftless::edge::function::viewer_response(&atomic).code;
     crate::edge::assert_runs_on_cloudfront(&response);
     let release = |csp: &str| {
@@ -738,12 +727,7 @@ fn an_existing_atomic_environment_moves_to_per_release_rules() {
         .expect(0);
     let code = std::fs::read_to_string(export.join("function.js")).unwrap();
     let ask = |paths: &[&str]| -> Vec<(u64, Option<String>)> {
-        let held: serde_json::Map<String, serde_json::Value> = rt
-            .block_on(kvs.keys(""))
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k, v.into()))
-            .collect();
+        let held = crate::servers::Servers::kvs_values(&rt, &kvs);
         let site: Vec<String> = s
             .keys_under(&s.moto, &cf.bucket, "www/")
             .into_iter()
@@ -969,13 +953,7 @@ fn the_function_routes_a_large_site_from_the_key_value_store() {
             .to_string()
             .into(),
     );
-    let atomic = driftless::edge::cloudfront::Atomic {
-        pointer_key: "current".into(),
-        last_known_good: None,
-        preview_host: None,
-        last_root: None,
-        last_cells: std::collections::BTreeMap::new(),
-    };
+    let atomic = crate::edge::atomic(None);
     let code = driftless::edge::function::viewer_request(
         &driftless::config::EdgeConfig::default(),
         &[],

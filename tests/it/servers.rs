@@ -239,6 +239,19 @@ impl Servers {
         ))
     }
 
+    /// What the KeyValueStore `kvs` holds, key → value, as the conformance harness takes
+    /// it.
+    pub fn kvs_values(
+        rt: &tokio::runtime::Runtime,
+        kvs: &driftless::aws::kvs::KeyValueStore,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        rt.block_on(kvs.keys(""))
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect()
+    }
+
     /// Every object under the S3 URL `url` on `endpoint`, path → bytes, downloaded with
     /// the AWS CLI (not driftless); paths under any of `skip` are left out.
     pub fn download(&self, endpoint: &str, url: &str, skip: &[&str]) -> BTreeMap<String, Vec<u8>> {
